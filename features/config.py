@@ -1,0 +1,67 @@
+"""Settings, read once at the edge (the CLI or the service) into a frozen object.
+
+Values come from, in order: explicit arguments, environment variables ``YIBAO_*``, a ``yibao.toml``
+file in the working directory (or the one named by ``YIBAO_CONFIG``), then defaults that work with zero
+setup (DuckDB warehouse, local MLflow under ``mlruns/``).
+
+>>> s = Settings(warehouse=Path("w.duckdb"))
+>>> s.identity_vault
+PosixPath('w.identity.duckdb')
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["Settings", "load_settings", "DEV_PSEUDONYM_KEY"]
+
+# Used only when no key is configured; the CLI warns when it is in use. A production deployment sets
+# YIBAO_PSEUDONYM_KEY (or pseudonym_key in yibao.toml) to a secret of its own.
+DEV_PSEUDONYM_KEY = "yibao-dev-key-not-for-production"
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse: Path = Path("data/warehouse.duckdb")
+    pseudonym_key: str = field(default=DEV_PSEUDONYM_KEY, repr=False)
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    # Ingest: rows whose time lies after this moment are "future dates"; None means now.
+    as_of: str | None = None
+
+    @property
+    def identity_vault(self) -> Path:
+        """Separate file holding clear resident IDs and names (身份信息), readable only by liaisons."""
+        return self.warehouse.with_name(self.warehouse.stem + ".identity.duckdb")
+
+    @property
+    def using_dev_key(self) -> bool:
+        return self.pseudonym_key == DEV_PSEUDONYM_KEY
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from the environment and ``yibao.toml``; keyword overrides that are not None win."""
+    values: dict = {}
+    cfg_path = Path(os.environ.get("YIBAO_CONFIG", "yibao.toml"))
+    if cfg_path.is_file():
+        with cfg_path.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    env_map = {
+        "YIBAO_WAREHOUSE": "warehouse",
+        "YIBAO_PSEUDONYM_KEY": "pseudonym_key",
+        "MLFLOW_TRACKING_URI": "tracking_uri",
+        "YIBAO_AS_OF": "as_of",
+    }
+    for env, name in env_map.items():
+        if os.environ.get(env):
+            values[name] = os.environ[env]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f for f in Settings.__dataclass_fields__}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"yibao.toml: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    if "warehouse" in values:
+        values["warehouse"] = Path(values["warehouse"])
+    return replace(Settings(), **values)

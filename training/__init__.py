@@ -1,0 +1,1 @@
+"""Training: the pooling-region simulator, training and evaluation pipelines, benchmark adapters."""
