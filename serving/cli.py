@@ -1,0 +1,260 @@
+"""The ``yibao`` command line: simulate a region, ingest extracts, manage the rule pack, run the main job.
+
+Every command prints a readable summary with Chinese labels, draws a progress bar on long steps, and
+with ``--json`` prints one machine-readable JSON object instead (nothing else on stdout).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.config import Settings, load_settings
+
+__all__ = ["app"]
+
+app = typer.Typer(help="医保基金反欺诈 (medical-insurance fund anti-fraud): screening, rules, clues.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+rules_app = typer.Typer(help="两库 rule pack (knowledge base / rule base).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+console = Console(stderr=True)
+JSON_OPT = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout.")
+WAREHOUSE_OPT = typer.Option(None, "--warehouse", "-w", help="Warehouse file (DuckDB). Default: data/warehouse.duckdb "
+                             "or YIBAO_WAREHOUSE.")
+
+
+def _emit(payload: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str, indent=1) + "\n")
+
+
+def _progress(as_json: bool):
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console, disable=as_json,
+                    transient=False)
+
+
+def _settings(warehouse: Optional[Path]) -> Settings:
+    try:
+        s = load_settings(warehouse=warehouse)
+    except ValueError as e:
+        console.print(f"[red]配置错误 (configuration error):[/red] {e}")
+        raise typer.Exit(2)
+    return s
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[red]错误 (error):[/red] {msg}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def simulate(
+    preset: str = typer.Option("tiny", help="Region size: tiny (~2k persons), small (~20k), city (~300k), province (~3M)."),
+    seed: int = typer.Option(7, help="Random seed: the same seed gives the same region, byte for byte."),
+    out: Path = typer.Option(Path("data/region"), help="Output folder, one sub-folder per table."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    scenarios: Optional[Path] = typer.Option(None, help="Scenario config (rates of each fraud type); default: built in."),
+    persons: Optional[int] = typer.Option(None, help="Override the preset's number of persons."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """模拟统筹区: write a simulated pooling region with labelled fraud in the national tables."""
+    from training.simulator import simulate as run
+
+    t0 = time.perf_counter()
+    with _progress(as_json) as bar:
+        task = bar.add_task("模拟 simulate", total=None)
+
+        def tick(_: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            report = run(preset, seed=seed, out=out, fmt=fmt, scenarios=scenarios, n_persons=persons, progress=tick)
+        except ValueError as e:
+            _fail(str(e))
+    payload = report.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
+    if as_json:
+        return _emit(payload, True)
+    t = Table(title=f"模拟统筹区 {preset} (seed {seed}) → {out}")
+    t.add_column("表 table")
+    t.add_column("行数 rows", justify="right")
+    for name, n in report.rows.items():
+        t.add_row(name, f"{n:,}")
+    console.print(t)
+    from features.contract import FRAUD_TYPES
+
+    t = Table(title="注入的违规场景 injected fraud (labels)")
+    for c in ("类型 type", "中文", "阳性 positives", "阴性 clean", "涉及金额 amount (元)"):
+        t.add_column(c, justify="right" if "amount" in c or "tives" in c or "clean" in c else "left")
+    for k, (zh, _) in FRAUD_TYPES.items():
+        t.add_row(k, zh, str(report.positives[k]), str(report.negatives[k]), f"{report.amount_at_stake[k]:,.2f}")
+    console.print(t)
+    console.print(f"用时 {payload['seconds']} s")
+
+
+@app.command()
+def ingest(
+    source: Path = typer.Argument(..., help="Folder with the extract tables (Parquet or CSV, file or folder per table)."),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """导入与校验: load an extract into the warehouse; bad rows go to quarantine (隔离), good rows go on."""
+    from features.ingest import ingest as run
+
+    s = _settings(warehouse)
+    if not source.exists():
+        _fail(f"数据目录不存在 (source folder not found): {source}")
+    if s.using_dev_key and not as_json:
+        console.print("[yellow]提示: 未配置 YIBAO_PSEUDONYM_KEY，身份证号使用开发密钥假名化 "
+                      "(no pseudonym key configured: using the development key).[/yellow]")
+    s.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with _progress(as_json) as bar:
+        task = bar.add_task("导入 ingest", total=None)
+
+        def tick(table: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"导入 ingest {table}")
+
+        try:
+            report = run(source, s, progress=tick)
+        except (FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+    payload = report.to_dict() | {"warehouse": str(s.warehouse), "seconds": round(time.perf_counter() - t0, 1)}
+    if as_json:
+        return _emit(payload, True)
+    _print_ingest(payload)
+
+
+def _print_ingest(payload: dict) -> None:
+    t = Table(title=f"导入结果 ingest → {payload['warehouse']}")
+    for c in ("表 table", "输入 in", "入库 loaded", "隔离 quarantined", "未变 unchanged"):
+        t.add_column(c, justify="left" if "table" in c else "right")
+    for name, c in payload["tables"].items():
+        t.add_row(name, f"{c['rows_in']:,}", f"{c['loaded']:,}", f"{c['quarantined']:,}", f"{c['unchanged']:,}")
+    console.print(t)
+    reasons = payload.get("reasons") or []
+    if reasons:
+        t = Table(title="隔离原因 quarantine reasons")
+        for c in ("表 table", "原因 reason", "行数 rows"):
+            t.add_column(c)
+        for r in reasons:
+            t.add_row(r["table"], r["reason_code"], f"{r['rows']:,}")
+        console.print(t)
+    for w in payload.get("problems") or []:
+        console.print(f"[yellow]注意:[/yellow] {w}")
+    console.print(f"用时 {payload['seconds']} s")
+
+
+@app.command()
+def quarantine(
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    table: Optional[str] = typer.Option(None, help="Only this table."),
+    reason: Optional[str] = typer.Option(None, help="Only this reason code (e.g. sum_mismatch)."),
+    limit: int = typer.Option(20, help="How many rows to list (0 = counts only)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """隔离区: what ingest set aside, counted per table and reason, with examples in plain words."""
+    from features.ingest import list_quarantine, quarantine_counts
+
+    s = _settings(warehouse)
+    if not s.warehouse.exists():
+        _fail(f"仓库不存在 (warehouse not found): {s.warehouse}; run `yibao ingest` first")
+    counts = quarantine_counts(s.warehouse)
+    rows = list_quarantine(s.warehouse, table=table, reason=reason, limit=limit) if limit else None
+    if as_json:
+        return _emit({"counts": counts.to_dict("records"),
+                      "rows": [] if rows is None else rows.drop(columns=["raw"], errors="ignore").to_dict("records")},
+                     True)
+    t = Table(title="隔离区 quarantine")
+    for c in counts.columns:
+        t.add_column(str(c))
+    for r in counts.itertuples(index=False):
+        t.add_row(*[str(v) for v in r])
+    console.print(t)
+    if rows is not None and len(rows):
+        t = Table(title="示例 examples")
+        for c in ("table_name", "row_key", "field", "reason"):
+            t.add_column(c, overflow="fold")
+        for r in rows.itertuples(index=False):
+            t.add_row(str(r.table_name), str(r.row_key), str(r.field), str(r.reason))
+        console.print(t)
+
+
+@rules_app.command("build-pack")
+def rules_build_pack(
+    source: Path = typer.Option(Path("../shared/reference/liangku"), help="Folder with the 14 两库 spreadsheets."),
+    effective_from: str = typer.Option("2024-01-01", help="Effective-from date stamped on every knowledge point."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """重建两库规则包: rebuild the committed rule pack from the national rule-batch spreadsheets."""
+    from models.rules.pack import DEFAULT_PACK, build_pack
+
+    if not source.is_dir():
+        _fail(f"两库目录不存在 (rule spreadsheets not found): {source}")
+    info = build_pack(source, DEFAULT_PACK, effective_from=effective_from)
+    if as_json:
+        return _emit(info.to_dict(), True)
+    console.print(f"规则包 rule pack {info.version} → {info.path}")
+    t = Table(title="知识点 knowledge points per rule kind")
+    t.add_column("rule_kind")
+    t.add_column("points", justify="right")
+    for k, v in info.points_per_rule_kind.items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+
+
+@app.command()
+def demo(
+    preset: str = typer.Option("small", help="Region size for the demo."),
+    seed: int = typer.Option(7, help="Random seed."),
+    workdir: Path = typer.Option(Path("data/demo"), help="Where the region and warehouse go."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """主流程 main job on the embedded default: simulate a region → ingest → screening steps that exist so far."""
+    from features.ingest import ingest as run_ingest
+    from training.simulator import simulate as run_sim
+
+    region = workdir / "region"
+    s = _settings(workdir / "warehouse.duckdb")
+    if s.warehouse.exists():
+        s.warehouse.unlink()
+        for extra in (s.warehouse.with_suffix(".duckdb.wal"), s.identity_vault):
+            extra.unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    steps = {}
+    with _progress(as_json) as bar:
+        task = bar.add_task("1/2 模拟 simulate", total=None)
+        t0 = time.perf_counter()
+        sim = run_sim(preset, seed=seed, out=region,
+                      progress=lambda _, d, n: bar.update(task, completed=d, total=n))
+        steps["simulate"] = {"seconds": round(time.perf_counter() - t0, 1), "rows": sim.rows}
+        task = bar.add_task("2/2 导入 ingest", total=None)
+        t0 = time.perf_counter()
+        rep = run_ingest(region, s, progress=lambda t, d, n: bar.update(task, completed=d, total=n))
+        steps["ingest"] = rep.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
+    payload = {"region": str(region), "warehouse": str(s.warehouse), "steps": steps,
+               "not_yet": ["rules (两库 rule engine)", "features", "models", "clue list (线索清单)"]}
+    if as_json:
+        return _emit(payload, True)
+    _print_ingest(steps["ingest"] | {"warehouse": str(s.warehouse)})
+    console.print(f"模拟区域 region: {region}  (标签 labels: {region / 'labels'})")
+    console.print(f"数据仓库 warehouse: {s.warehouse}")
+    console.print("查看隔离区: yibao quarantine --warehouse " + str(s.warehouse))
+    console.print("[yellow]尚未实现 not built yet:[/yellow] " + ", ".join(payload["not_yet"]))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
