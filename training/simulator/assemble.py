@@ -12,8 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.contract import FRAUD_TYPES
-
 from .care import CHRONIC, DAY, DIAG_CODE, DIAG_NAME, ER, IP, MED_TYPE, OP, PHARM, TYPES, T, Chunk, _ids
 from .reference import DEPTS, GIVEN_CHARS, SURNAMES
 from .world import World
@@ -153,8 +151,6 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
     for flag, code in (("htn", "I10.x00"), ("dm", "E11.900")):
         c = np.flatnonzero((kind == IP) & p[flag][enc["psn"]] & (diag != DIAG_IDX[code]))
         d_setl.append(setl_id[c]); d_code.append(np.full(len(c), DIAG_IDX[code])); d_main.append(np.full(len(c), "0"))
-    idx_of = {s: i for i, s in enumerate([])}
-    _ = idx_of
     ds = np.concatenate(d_setl)
     dc = np.concatenate(d_code)
     pos = np.searchsorted(setl_id, ds)  # setl ids are sorted by construction
@@ -248,7 +244,6 @@ def _labels(world, p, enc, lines, rings, setl_id, mdtrt_id, bkkp_sn, medfee, chu
     # institutions and doctors: partial sums for this chunk (added up across chunks)
     inst_code = world.inst["fixmedins_code"].to_numpy()
     line_inst = enc["inst"][lines["enc"]]
-    cap = world.cat["pric_uplmt_amt"].to_numpy()[lines["item"]]
     sel_price = _selected_price(world)[lines["item"]]
     for t in INST_TYPES:
         flag = world.inst[t].to_numpy() > 0
@@ -348,5 +343,3 @@ def _clean_pools(p, enc, lines, setl_id, mdtrt_id, bkkp_sn, rings, rng, labels) 
         "_hh": p["hh"],
     }
 
-
-_ = (CHRONIC, ER, OP, FRAUD_TYPES)

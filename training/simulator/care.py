@@ -21,7 +21,7 @@ import pandas as pd
 from features.contract import FRAUD_TYPES
 
 from .config import ScenarioConfig
-from .reference import CAUSE_FALL, CAUSE_THIRD_PARTY, DIAGS, GIVEN_CHARS, OTHER_REGIONS, SURNAMES
+from .reference import CAUSE_FALL, CAUSE_THIRD_PARTY, DIAGS, OTHER_REGIONS
 from .world import DEPT_ROLE, INST_CLINIC, INST_HOSPITAL, INST_PHARMACY, World
 
 __all__ = ["TYPES", "Chunk", "simulate_chunk"]
@@ -355,8 +355,12 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
     enc = E.frame()
     # the dead do not visit (unless someone uses their card: tagged dead_person above)
     die = p["die_day"][enc["psn"]]
-    alive = (die < 0) | (enc["day"] <= die) | (enc["tag"] >= 0)
+    alive = (die < 0) | (enc["day"] <= die) | (enc["tag"] == T["dead_person"])
     enc = {k: v[alive] for k, v in enc.items()}
+    die = p["die_day"][enc["psn"]]
+    # a stay that runs past the death ends with it (died in hospital)
+    dies_in_stay = (die >= 0) & (enc["tag"] != T["dead_person"]) & (enc["day"] + enc["los"] > die)
+    enc["los"] = np.where(dies_in_stay, np.maximum(die - enc["day"], 0), enc["los"])
     inrange = (enc["day"] >= 0) & (enc["day"] < nd)
     enc = {k: v[inrange] for k, v in enc.items()}
     enc["los"] = np.minimum(enc["los"], nd - 1 - enc["day"])
@@ -364,6 +368,10 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
     order = np.lexsort((enc["sec"], enc["day"], enc["psn"]))
     enc = {k: v[order] for k, v in enc.items()}
     enc["doc"] = _doctors(world, enc, rng)
+    for r in rings:  # the members of a collusive ring see the colluding doctors
+        if r["docs"]:
+            m = enc["ring"] == r["ring"]
+            enc["doc"][m] = rng.choice(np.asarray(r["docs"]), int(m.sum()))
     return enc, rings
 
 
@@ -442,7 +450,6 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
         first = np.maximum(2, (enc["los"][pick] * rng.uniform(0.4, 0.6, len(pick))).astype(int))
         gap = rng.integers(s.gap_days[0], s.gap_days[1] + 1, len(pick))
         rest = np.maximum(2, enc["los"][pick] - first)
-        E.parts[0]  # (lengths of original stays are shortened below through a mask of the frame)
         E.add(enc["psn"][pick], IP, enc["inst"][pick], enc["dept"][pick], enc["diag"][pick],
               enc["day"][pick] + first + gap, rng.integers(8, 17, len(pick)) * 3600, los=rest,
               tag=T["split_admission"])
@@ -550,9 +557,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
                                   docs=docs.tolist(), host=int(host), dept=int(dept)))
 
     # apply the structural edits to the honest frame: shortened stays, converted visits, bed-hold flags
-    E.parts[0:0] = []
     full = E.frame()
-    n_first = len(enc["psn"])
     idx = np.arange(len(full["psn"]))
     keep = ~np.isin(idx, list(drop))
     for e, first in _shorten.items():
@@ -561,8 +566,6 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
         full["tag"][e] = T["bed_hold"]
         full["flag"][e] |= F_LOWCARE
     E.parts = [{k: v[keep] for k, v in full.items()}]
-    _ = n_first
-    # ring doctors are pinned: collusive visits go to the colluding doctors
     return rings
 
 
@@ -594,7 +597,6 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     cat = world.cat
     inst = world.inst
     price = cat["price"].to_numpy()
-    days_per_unit = cat["days_per_unit"].to_numpy()
     lv = inst["level"].to_numpy()
     # services are priced at the cap at level 3, a little under it lower down
     level_price = np.select([lv == 3, lv == 2], [1.0, 0.95], 0.9)
@@ -711,7 +713,6 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     _inpatient_lines(world, sc, p, enc, rng, add, L, role, price, svc_price)
     lines = L.frame()
     lines = _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price)
-    # collusive and inflated visits carry pricey drugs and extra therapy
     return lines
 
 
@@ -768,7 +769,6 @@ def _inpatient_lines(world, sc, p, enc, rng, add, L, role, price, svc_price):
     e_ip = np.flatnonzero(kind == IP)
     los = enc["los"][e_ip]
     start = enc["day"] * DAY
-    tag_of = enc["tag"]
     # daily bed, nursing and ward-round fees (limited to once a day by batch 8-1)
     day_e = np.repeat(e_ip, los)
     day_n = np.concatenate([np.arange(k) for k in los]) if len(los) else np.array([], int)
@@ -824,7 +824,6 @@ def _inpatient_lines(world, sc, p, enc, rng, add, L, role, price, svc_price):
     add(e, rng.choice(mains, len(e)), sec_off=np.full(len(e), 2 * 3600 + 9 * 3600))
     # consumables for infusions
     add(e_ip, np.full(len(e_ip), role("consumable")[0]), cnt=np.maximum(1, los), sec_off=np.full(len(e_ip), 10 * 3600))
-    _ = tag_of
 
 
 def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
@@ -832,7 +831,6 @@ def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
     cat = world.cat
     inst = world.inst
     kind = enc["kind"]
-    ne = len(kind)
     add_parts = []
     start = enc["day"] * DAY + enc["sec"]
     sex = p["sex"][enc["psn"]]
@@ -886,7 +884,6 @@ def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
     keyd = np.unique(np.stack([e, day, items]), axis=1)
     extra(keyd[0], keyd[2], T["frequency_limit"], sec_off=keyd[1] * DAY + 20 * 3600)
     # unbundled surgery: a second operation through the same incision at full price
-    surg_items = np.concatenate(list(world.surgery_groups.values()))
     lines_surg = np.flatnonzero(np.isin(lines["item"], [g[0] for g in world.surgery_groups.values()]))
     s = sc["unbundled_surgery"]
     k = _n_cases(s.rate, len(lines_surg), s.min_cases) if len(lines_surg) else 0
@@ -897,7 +894,6 @@ def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
         second = np.array([grp_of[int(f)][2] for f in first])
         extra(lines["enc"][pick], second, T["unbundled_surgery"],
               sec_off=lines["sec"][pick] - start[lines["enc"][pick]] + 1800)
-    _ = surg_items
     lines = {c: np.concatenate([lines[c]] + [a[c] for a in add_parts]) for c in lines}
 
     # price over cap at offending institutions
@@ -935,7 +931,6 @@ def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
     order = np.lexsort((lines["sec"], lines["enc"]))
     lines = {c: v[order] for c, v in lines.items()}
     lines["amount"] = np.round(lines["cnt"] * lines["price"], 2)
-    _ = ne
     return lines
 
 

@@ -1,0 +1,163 @@
+"""The simulated pooling region: complete, labelled, consistent and reproducible."""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import pandas as pd
+import pytest
+
+from features.contract import FRAUD_TYPES, TABLES
+from models.rules.pack import load_pack
+from training.simulator import simulate
+
+
+def _read(region, table) -> pd.DataFrame:
+    return pd.read_parquet(region / table)
+
+
+def _con(region):
+    con = duckdb.connect()
+    for t in TABLES:
+        con.execute(f"create view {t} as select * from read_parquet('{region / t}/*.parquet')")
+    return con
+
+
+def test_every_contract_table_with_contract_fields(tiny_region):
+    for name, spec in TABLES.items():
+        df = _read(tiny_region, name)
+        assert len(df) > 0, name
+        missing = set(spec.required) - set(df.columns)
+        assert not missing, f"{name} lacks required {missing}"
+        assert set(df.columns) <= set(spec.names), f"{name} has fields outside the contract"
+
+
+def test_labels_cover_all_24_typology_ids_with_positives_and_clean_rows(tiny_region):
+    lab = _read(tiny_region, "labels")
+    pos = set(lab.loc[lab["label"] == 1, "fraud_type"])
+    neg = set(lab.loc[lab["label"] == 0, "fraud_type"])
+    assert pos == set(FRAUD_TYPES)
+    assert neg == set(FRAUD_TYPES)
+    assert not lab.duplicated(["entity_type", "entity_id", "fraud_type"]).any()
+    assert (lab.loc[lab["label"] == 1, "amount"] > 0).mean() > 0.95
+    assert set(lab["source"]) == {"simulated"}
+
+
+def test_labels_point_at_real_entities(tiny_region):
+    con = _con(tiny_region)
+    orphans = con.execute("""
+        select entity_type, count(*) from labels l where not (
+          (entity_type = 'line' and exists (select 1 from fee_list_d f where f.bkkp_sn = l.entity_id)) or
+          (entity_type = 'setl' and exists (select 1 from setl_d s where s.setl_id = l.entity_id)) or
+          (entity_type = 'mdtrt' and exists (select 1 from mdtrt_d m where m.mdtrt_id = l.entity_id)) or
+          (entity_type = 'psn' and exists (select 1 from psn_info p where p.psn_no = l.entity_id)) or
+          (entity_type = 'fixmedins' and exists (select 1 from fixmedins i where i.fixmedins_code = l.entity_id)) or
+          (entity_type = 'prac' and exists (select 1 from practitioner d where d.prac_code = l.entity_id)) or
+          entity_type = 'ring') group by 1""").fetchall()
+    assert orphans == []
+
+
+def test_rings_have_an_organiser_and_members(tiny_region):
+    lab = _read(tiny_region, "labels")
+    rings = lab[(lab["entity_type"] == "ring") & (lab["label"] == 1)]
+    assert set(rings["fraud_type"]) == {"drug_resale", "collusive_ring"}
+    for rid in rings["entity_id"]:
+        members = lab[(lab["ring_id"] == rid) & (lab["entity_type"] == "psn")]
+        assert (members["role"] == "organiser").sum() == 1
+        assert (members["role"] == "member").sum() >= 3
+
+
+def test_amounts_add_up(tiny_region):
+    con = _con(tiny_region)
+    bad_lines = con.execute("""select count(*) from fee_list_d
+        where abs(round(cnt * pric, 2) - det_item_fee_sumamt) > 0.011""").fetchone()[0]
+    assert bad_lines == 0
+    bad = con.execute("""select count(*) from setl_d s join (select setl_id, sum(det_item_fee_sumamt) l
+        from fee_list_d group by 1) f using (setl_id) where abs(s.medfee_sumamt - f.l) > 0.02""").fetchone()[0]
+    assert bad == 0
+    split = con.execute("""select count(*) from setl_d
+        where abs(medfee_sumamt - fund_pay_sumamt - psn_pay) > 0.011 or abs(acct_pay) > abs(psn_pay) + 0.001""").fetchone()[0]
+    assert split == 0
+
+
+def test_refunds_cancel_their_original(tiny_region):
+    con = _con(tiny_region)
+    n, unmatched = con.execute("""select count(*), count(*) filter (where o.setl_id is null or
+        abs(r.medfee_sumamt + o.medfee_sumamt) > 0.001) from setl_d r left join setl_d o on o.setl_id = r.init_setl_id
+        where r.refd_setl_flag = '1'""").fetchone()
+    assert n > 0 and unmatched == 0
+    neg_outside = con.execute("""select count(*) from fee_list_d f join setl_d s using (setl_id)
+        where f.cnt < 0 and s.refd_setl_flag = '0'""").fetchone()[0]
+    assert neg_outside == 0
+
+
+def test_resident_ids_have_valid_check_digits(tiny_region):
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    psn = _read(tiny_region, "psn_info")
+    for c, brdy in zip(psn["certno"].head(300), psn["brdy"].head(300)):
+        assert len(c) == 18
+        assert "10X98765432"[sum(int(d) * w for d, w in zip(c[:17], weights)) % 11] == c[17]
+        assert c[6:14] == pd.Timestamp(brdy).strftime("%Y%m%d")
+
+
+def test_dead_persons_have_care_after_death_only_when_labelled(tiny_region):
+    con = _con(tiny_region)
+    after = set(r[0] for r in con.execute("""select distinct s.psn_no from setl_d s join psn_info p using (psn_no)
+        where p.die_date is not null and s.setl_time::date > p.die_date + 1""").fetchall())
+    labelled = set(r[0] for r in con.execute("""select entity_id from labels where entity_type = 'psn'
+        and fraud_type = 'dead_person' and label = 1""").fetchall())
+    assert after and after == labelled
+
+
+def test_restricted_items_use_real_national_codes(tiny_region):
+    pack_codes = set(load_pack()["hilist_code"])
+    fee = _read(tiny_region, "fee_list_d")
+    lab = _read(tiny_region, "labels")
+    bad = lab[(lab["entity_type"] == "line") & (lab["label"] == 1) & lab["fraud_type"].isin(
+        ["gender_age_limit", "insurance_type_limit", "care_setting_limit", "institution_level_limit"])]
+    codes = set(fee.loc[fee["bkkp_sn"].isin(bad["entity_id"]), "hilist_code"])
+    assert codes and codes <= pack_codes
+    assert fee["hilist_code"].map(type).eq(str).all()
+
+
+def test_care_looks_real(tiny_region):
+    con = _con(tiny_region)
+    by_type = dict(con.execute("select med_type, count(*) from setl_d group by 1").fetchall())
+    for mt in ("11", "13", "140104", "140201", "21", "41"):
+        assert by_type.get(mt, 0) > 0, mt
+    weekend, weekday = con.execute("""select avg(n) filter (where dow in (0, 6)), avg(n) filter (where dow between 1 and 5)
+        from (select setl_time::date d, dayofweek(setl_time) dow, count(*) n from setl_d where med_type = '11'
+        group by all)""").fetchone()
+    assert weekend < weekday
+    ip = con.execute("select avg(ipt_days), avg(n) from mdtrt_d m join (select mdtrt_id, count(*) n from fee_list_d "
+                     "group by 1) using (mdtrt_id) where med_type = '21'").fetchone()
+    assert 4 < ip[0] < 20 and ip[1] > 20
+
+
+@pytest.mark.slow
+def test_same_seed_same_bytes_other_seed_other_region(tmp_path, tiny_region):
+    def digest(folder):
+        h = hashlib.sha256()
+        for f in sorted(folder.rglob("*.parquet")):
+            h.update(f.relative_to(folder).as_posix().encode())
+            h.update(f.read_bytes())
+        return h.hexdigest()
+
+    simulate("tiny", seed=7, out=tmp_path / "again")
+    assert digest(tmp_path / "again") == digest(tiny_region)
+    simulate("tiny", seed=8, out=tmp_path / "other")
+    assert digest(tmp_path / "other") != digest(tiny_region)
+
+
+def test_csv_output_follows_the_contract_formats(tmp_path):
+    simulate("tiny", seed=3, out=tmp_path, fmt="csv", n_persons=300)
+    setl = pd.read_csv(tmp_path / "setl_d" / "part-00000.csv", dtype=str)
+    assert setl["setl_time"].str.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}").all()
+    fee = pd.read_csv(tmp_path / "fee_list_d" / "part-00000.csv", dtype=str)
+    assert fee["hilist_code"].str.len().ge(15).all()
+
+
+def test_unknown_preset_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown preset"):
+        simulate("county", seed=1, out=tmp_path)
