@@ -74,7 +74,7 @@ class _Enc:
 
 
 # flags on encounters
-F_LOWCARE, F_LOWTHRESH, F_INFLATE, F_SURGERY, F_FAKE = 1, 2, 4, 8, 16
+F_LOWCARE, F_LOWTHRESH, F_INFLATE, F_SURGERY, F_FAKE, F_KEEP = 1, 2, 4, 8, 16, 32
 
 
 def simulate_chunk(world: World, sc: ScenarioConfig, chunk_no: int, psn_offset: int, n: int) -> Chunk:
@@ -342,6 +342,8 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
         same = rng.random(len(re)) < 0.5
         rdiag = np.where(same, enc["diag"][re], rng.choice(admit_diags, len(re)))
         inst = np.where(rng.random(len(re)) < 0.6, enc["inst"][re], p["pref_hosp"][enc["psn"][re]])
+        # an honest return to the same place for the same illness comes after the 15-day window
+        gap = np.where((inst == enc["inst"][re]) & (rdiag == enc["diag"][re]), rng.integers(16, 45, len(re)), gap)
         E.add(enc["psn"][re], IP, inst, _dept_at(world, inst, rdiag), rdiag, enc["day"][re] + enc["los"][re] + gap,
               rng.integers(8, 17, len(re)) * 3600, los=np.clip(rng.lognormal(np.log(6), 0.4, len(re)), 2, 30).astype(int))
 
@@ -353,6 +355,7 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
 
     rings = _fraud_encounters(world, sc, p, E, rng, chunk_no, dial_centre, rehab_centre, pharmacies, hospitals)
     enc = E.frame()
+    enc = _without_honest_care_during_stays(enc)
     # the dead do not visit (unless someone uses their card: tagged dead_person above)
     die = p["die_day"][enc["psn"]]
     alive = (die < 0) | (enc["day"] <= die) | (enc["tag"] == T["dead_person"])
@@ -373,6 +376,20 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
             m = enc["ring"] == r["ring"]
             enc["doc"][m] = rng.choice(np.asarray(r["docs"]), int(m.sum()))
     return enc, rings
+
+
+def _without_honest_care_during_stays(enc: dict) -> dict:
+    """An honest patient is in bed during a stay: no visits, purchases or second stays on the days between
+    admission and discharge (those that remain are fraud: card theft, bed hold)."""
+    n_days_max = 1 << 20
+    ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 2))
+    los = enc["los"][ip]
+    inside = np.repeat(enc["psn"][ip] * n_days_max + enc["day"][ip], los - 1) + (
+        np.concatenate([np.arange(1, k) for k in los]) if len(los) else np.array([], dtype=np.int64))
+    key = enc["psn"] * n_days_max + enc["day"]
+    honest = (enc["tag"] < 0) & ((enc["flag"] & F_KEEP) == 0)
+    drop = honest & np.isin(key, inside)
+    return {k: v[~drop] for k, v in enc.items()}
 
 
 def _convert_to_admission(E: _Enc, enc, idx, rng, los, *, tag, flag):
@@ -468,7 +485,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
         k = int(rng.integers(1, 4))
         days = enc["day"][e] + rng.integers(1, enc["los"][e], k)
         E.add(np.full(k, i), PHARM, p["pharm1"][i], DEPT_ROLE["pharmacy"], ACUTE[0], days,
-              rng.integers(9, 20, k) * 3600)
+              rng.integers(9, 20, k) * 3600, flag=F_KEEP)
 
     # low_threshold_admission: offending hospitals admit what an outpatient visit would treat
     lt = world.inst["low_threshold_admission"].to_numpy()
@@ -669,11 +686,12 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     # pharmacy purchases: OTC and chronic drugs; the card holder's own basket
     e = np.flatnonzero((kind == PHARM) & ((flag & F_FAKE) == 0))
     e = np.repeat(e, 1 + rng.poisson(1.0, len(e)))
-    chronic = rng.random(len(e)) < 0.5
+    has_chronic = (p["htn"] | p["dm"] | p["chd"] | p["copd"])[enc["psn"][e]]
+    chronic = has_chronic & (rng.random(len(e)) < 0.3)
     pool_c, pool_o = role("drug_chronic"), np.concatenate([role("drug_otc"), role("drug_acute")])
     items = np.where(chronic, rng.choice(pool_c, len(e)), rng.choice(pool_o, len(e)))
     infl = (flag[e] & F_INFLATE) > 0
-    cnt = np.where(infl, rng.integers(4, 10, len(e)), rng.integers(1, 3, len(e)))
+    cnt = np.where(infl, rng.integers(4, 10, len(e)), np.where(chronic, 1, rng.integers(1, 3, len(e))))
     dear = np.array([i for i in pool_c if price[i] >= 80] or [pool_c[-1]])
     items = np.where(infl, rng.choice(dear, len(e)), items)
     add(e, items, cnt=cnt)
