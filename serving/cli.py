@@ -23,8 +23,6 @@ __all__ = ["app"]
 
 app = typer.Typer(help="医保基金反欺诈 (medical-insurance fund anti-fraud): screening, rules, clues.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
-rules_app = typer.Typer(help="两库 rule pack (knowledge base / rule base).", no_args_is_help=True)
-app.add_typer(rules_app, name="rules")
 
 console = Console(stderr=True)
 JSON_OPT = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout.")
@@ -189,29 +187,6 @@ def quarantine(
         console.print(t)
 
 
-@rules_app.command("build-pack")
-def rules_build_pack(
-    source: Path = typer.Option(Path("../shared/reference/liangku"), help="Folder with the 14 两库 spreadsheets."),
-    effective_from: str = typer.Option("2024-01-01", help="Effective-from date stamped on every knowledge point."),
-    as_json: bool = JSON_OPT,
-) -> None:
-    """重建两库规则包: rebuild the committed rule pack from the national rule-batch spreadsheets."""
-    from models.rules.pack import DEFAULT_PACK, build_pack
-
-    if not source.is_dir():
-        _fail(f"两库目录不存在 (rule spreadsheets not found): {source}")
-    info = build_pack(source, DEFAULT_PACK, effective_from=effective_from)
-    if as_json:
-        return _emit(info.to_dict(), True)
-    console.print(f"规则包 rule pack {info.version} → {info.path}")
-    t = Table(title="知识点 knowledge points per rule kind")
-    t.add_column("rule_kind")
-    t.add_column("points", justify="right")
-    for k, v in info.points_per_rule_kind.items():
-        t.add_row(k, f"{v:,}")
-    console.print(t)
-
-
 @app.command()
 def demo(
     preset: str = typer.Option("small", help="Region size for the demo."),
@@ -250,6 +225,11 @@ def demo(
     console.print(f"数据仓库 warehouse: {s.warehouse}")
     console.print("查看隔离区: yibao quarantine --warehouse " + str(s.warehouse))
     console.print("[yellow]尚未实现 not built yet:[/yellow] " + ", ".join(payload["not_yet"]))
+
+
+from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on the shared app)
+
+app.add_typer(rules_app, name="rules")
 
 
 def main() -> None:  # pragma: no cover
