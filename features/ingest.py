@@ -1,0 +1,800 @@
+"""Ingest (数据入库): read the contract tables of an extract into the local DuckDB warehouse.
+
+Every row is validated against the data contract (``features.contract``). A row that fails any check
+goes to the ``quarantine`` table (隔离区) with its table, key, position, field and the reason in plain
+Chinese; the other rows are loaded. Nothing is dropped silently and no bad row stops the run. Loading
+the same extract again changes nothing: rows already in the warehouse (by key) and rows already in
+quarantine (by key, field, reason and content) are reported as ``unchanged``.
+
+The source is a folder with, per table, ``<table>.parquet``, ``<table>.csv`` or a sub-folder
+``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV is UTF-8 with a header
+and is read as text, so codes keep their leading zeros and bad values can be named.
+
+All work is set-based SQL in DuckDB: each table is staged (Parquet as a view over the files, CSV as
+temporary tables), all one-row checks run as one scan that keeps the suspicious rows, the checks that
+need other rows are joins, and the good rows go in with one ``INSERT ... SELECT``.
+
+Resident IDs (``psn_info.certno``) reach the warehouse only as keyed pseudonyms and names not at all;
+the clear values go to the identity vault (``Settings.identity_vault``), table ``psn_identity``.
+
+>>> import tempfile
+>>> from features.config import Settings
+>>> src = Path(tempfile.mkdtemp())
+>>> _ = (src / "fixmedins.csv").write_text(
+...     "fixmedins_code,fixmedins_name,fixmedins_type,admdvs\\nH001,市一院,hospital,220100\\n"
+...     "H002,社区站,clinic,220100\\nH002,社区站,clinic,220100\\n", encoding="utf-8")
+>>> report = ingest(src, Settings(warehouse=src / "w.duckdb"))
+>>> t = report.table("fixmedins")
+>>> t.rows_in, t.loaded, t.quarantined, dict(t.reasons)
+(3, 2, 1, {'duplicate_key': 1})
+>>> ingest(src, Settings(warehouse=src / "w.duckdb")).table("fixmedins").unchanged
+3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from features import warehouse
+from features.config import Settings
+from features.contract import CLAIM_TABLES, LOAD_ORDER, TABLES, TableSpec
+from features.pseudonym import hmac_params, pseudonym_sql
+from features.validate import (
+    CERTNO_LIKE,
+    ISSUE_COLUMNS,
+    OTHER_PERSONAL,
+    REASONS,
+    Column,
+    duplicate_key_sql,
+    mask_column_sql,
+    missing_parent_sql,
+    negative_fee_sql,
+    quote_ident,
+    row_checks,
+    settlement_total_sql,
+    sql_str,
+)
+
+__all__ = [
+    "ingest",
+    "IngestReport",
+    "TableReport",
+    "IngestError",
+    "list_quarantine",
+    "quarantine_counts",
+    "find_sources",
+    "TableSource",
+]
+
+list_quarantine = warehouse.list_quarantine
+quarantine_counts = warehouse.quarantine_counts
+
+Progress = Callable[[str, int, int], None]
+
+_INTERNAL = ("_row", "_file")
+_PARENT_TABLES = frozenset(parent for spec in TABLES.values() for _, parent, _ in spec.parents)
+_CSV_OPTIONS = "all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"'"
+_CSV_ERRORS_ZH = {
+    "TOO MANY COLUMNS": "列数多于表头",
+    "MISSING COLUMNS": "列数少于表头",
+    "UNQUOTED VALUE": "引号不匹配",
+    "LINE SIZE OVER MAXIMUM": "行过长",
+}
+
+
+class IngestError(ValueError):
+    """A problem that stops the whole run, such as a source folder that does not exist."""
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """What happened to one table. Invariant: ``rows_in == loaded + quarantined + unchanged``."""
+
+    table: str
+    status: str  # 'ok', 'missing' or 'error'
+    files: tuple[str, ...] = ()
+    rows_in: int = 0
+    loaded: int = 0
+    quarantined: int = 0  # rows quarantined by this run (a row failing several checks counts once)
+    unchanged: int = 0  # rows already in the warehouse or already in quarantine
+    reasons: tuple[tuple[str, int], ...] = ()  # (reason_code, rows newly quarantined for it)
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """Counts of one ingest run (入库报告), per table and per (table, reason_code)."""
+
+    batch_id: str
+    source: str
+    warehouse: str
+    started_at: str
+    finished_at: str
+    as_of: str
+    tables: tuple[TableReport, ...]
+    ignored_files: tuple[str, ...] = ()
+
+    def table(self, name: str) -> TableReport:
+        for t in self.tables:
+            if t.table == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def reason_counts(self) -> dict[tuple[str, str], int]:
+        return {(t.table, code): n for t in self.tables for code, n in t.reasons}
+
+    @property
+    def missing_tables(self) -> tuple[str, ...]:
+        return tuple(t.table for t in self.tables if t.status == "missing")
+
+    @property
+    def missing_claim_tables(self) -> tuple[str, ...]:
+        return tuple(t for t in self.missing_tables if t in CLAIM_TABLES)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {t.table: t.error for t in self.tables if t.status == "error" and t.error}
+
+    @property
+    def ok(self) -> bool:
+        """No table failed and no claim table is missing."""
+        return not self.errors and not self.missing_claim_tables
+
+    def total(self, what: str) -> int:
+        """Sum of ``rows_in``, ``loaded``, ``quarantined`` or ``unchanged`` over the tables."""
+        return sum(getattr(t, what) for t in self.tables)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Plain-words warnings: missing claim tables, tables that could not be loaded, skipped checks."""
+        out = [f"缺少理赔表 (claim table missing): {t}" for t in self.missing_claim_tables]
+        out += [f"{t}: {e}" for t, e in self.errors.items()]
+        out += [f"{t.table}: {n}" for t in self.tables if t.status == "ok" for n in t.notes]
+        if self.ignored_files:
+            out.append(f"未识别、已忽略的文件 (ignored): {', '.join(self.ignored_files)}")
+        return tuple(out)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (for ``--json`` and the ingest log); ``tables`` is keyed by table name."""
+        d = asdict(self)
+        d["tables"] = {t.pop("table"): t | {"reasons": dict(t["reasons"])} for t in d["tables"]}
+        d["reasons"] = [
+            {"table": tbl, "reason_code": code, "reason": REASONS.get(code, code), "rows": n}
+            for (tbl, code), n in self.reason_counts.items()
+        ]
+        d["totals"] = {k: self.total(k) for k in ("rows_in", "loaded", "quarantined", "unchanged")}
+        d["missing_tables"] = list(self.missing_tables)
+        d["missing_claim_tables"] = list(self.missing_claim_tables)
+        d["errors"] = self.errors
+        d["problems"] = list(self.problems)
+        return d
+
+
+def ingest(source: Path, settings: Settings, *, progress: Progress | None = None) -> IngestReport:
+    """Validate and load the extract in ``source`` into ``settings.warehouse``.
+
+    ``progress(table, done, total)`` is called each time a table is finished (in ``LOAD_ORDER``).
+    Raises :class:`IngestError` when ``source`` is not a folder or holds no contract table; problems of a
+    single table (unreadable file, missing required column) are reported in its :class:`TableReport`
+    and the other tables go on.
+    """
+    source = Path(source)
+    if not source.is_dir():
+        raise IngestError(f"源目录不存在或不是文件夹 (source folder not found): {source}")
+    sources, source_errors, ignored = find_sources(source)
+    if not sources and not source_errors:
+        raise IngestError(
+            f"{source} 中没有契约表 (no contract table found); 期望 <表名>.parquet、<表名>.csv 或 <表名>/ "
+            f"文件夹, 表名: {', '.join(LOAD_ORDER)}"
+        )
+    as_of = _as_of(settings)
+    started = datetime.now()
+    batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    run = _Run(settings=settings, batch_id=batch_id, ingested_at=started.replace(microsecond=0), as_of=as_of)
+    reports: dict[str, TableReport] = {}
+    try:
+        connection = warehouse.connect(settings.warehouse)
+    except duckdb.Error as exc:  # most often: another process has the warehouse open
+        raise IngestError(f"无法打开仓库 (cannot open warehouse) {settings.warehouse}: {_first_line(exc)}") from exc
+    with connection as con:
+        warehouse.ensure_schema(con)
+        run.con = con
+        for name in LOAD_ORDER:
+            if name in source_errors:
+                reports[name] = TableReport(name, "error", error=source_errors[name])
+            elif name not in sources:
+                note = ("缺少理赔表 (claim table missing)" if name in CLAIM_TABLES
+                        else "可选表未提供 (optional table not provided)")
+                reports[name] = TableReport(name, "missing", notes=(note,))
+            else:
+                try:
+                    run.staged[name] = _stage(con, sources[name])
+                except _TableError as exc:
+                    reports[name] = TableReport(name, "error", files=_names(sources[name].files), error=str(exc))
+        for done, name in enumerate(LOAD_ORDER, start=1):
+            if name in run.staged:
+                try:
+                    reports[name] = run.process(name)
+                except duckdb.Error as exc:
+                    reports[name] = TableReport(
+                        name, "error", files=run.staged[name].file_names,
+                        error=f"读取或入库失败 (failed to read or load): {_first_line(exc)}",
+                    )
+            if progress is not None:
+                progress(name, done, len(LOAD_ORDER))
+        finished = datetime.now()
+        report = IngestReport(
+            batch_id=batch_id,
+            source=str(source.resolve()),
+            warehouse=str(Path(settings.warehouse).resolve()),
+            started_at=started.isoformat(timespec="seconds"),
+            finished_at=finished.isoformat(timespec="seconds"),
+            as_of=as_of.isoformat(sep=" ", timespec="seconds"),
+            tables=tuple(reports[name] for name in LOAD_ORDER),
+            ignored_files=tuple(ignored),
+        )
+        con.execute(
+            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?)",
+            [batch_id, report.source, started, finished, json.dumps(report.to_dict(), ensure_ascii=False)],
+        )
+    return report
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """The files of one table in a source folder, in the order their rows are numbered."""
+
+    table: str
+    fmt: str  # 'parquet' or 'csv'
+    files: tuple[Path, ...]
+
+
+def find_sources(source: Path) -> tuple[dict[str, TableSource], dict[str, str], list[str]]:
+    """The files of each contract table in ``source``.
+
+    Returns (table -> source, table -> error for ambiguous or empty sources, names that are ignored).
+    """
+    found: dict[str, TableSource] = {}
+    errors: dict[str, str] = {}
+    used: set[str] = set()
+    for name in TABLES:
+        candidates = [p for p in (source / f"{name}.parquet", source / f"{name}.csv", source / f"{name}.csv.gz",
+                                  source / name) if p.exists()]
+        used.update(p.name for p in candidates)
+        if not candidates:
+            continue
+        if len(candidates) > 1:
+            errors[name] = f"表 {name} 有多个来源 (more than one source): {', '.join(p.name for p in candidates)}"
+            continue
+        path = candidates[0]
+        if path.is_file():
+            found[name] = TableSource(name, "parquet" if path.suffix == ".parquet" else "csv", (path,))
+            continue
+        parts = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+        parquet = [p for p in parts if p.name.endswith(".parquet")]
+        csv = [p for p in parts if p.name.endswith((".csv", ".csv.gz"))]
+        if parquet and csv:
+            errors[name] = f"文件夹 {path} 同时有 Parquet 和 CSV 文件 (mixed formats)"
+        elif parquet:
+            found[name] = TableSource(name, "parquet", tuple(parquet))
+        elif csv:
+            found[name] = TableSource(name, "csv", tuple(csv))
+        else:
+            errors[name] = f"文件夹 {path} 中没有 .parquet 或 .csv 文件 (no part files)"
+    ignored = sorted(
+        p.name for p in source.iterdir()
+        if p.name not in used and not p.name.startswith(".")
+        and (p.is_dir() or p.name.endswith((".parquet", ".csv", ".csv.gz")))
+    )
+    return found, errors, ignored
+
+
+# -- private ----------------------------------------------------------------------------------------
+
+
+class _TableError(Exception):
+    """A problem with one table that makes it impossible to load; the run goes on with the others."""
+
+
+@dataclass
+class _Staged:
+    spec: TableSpec
+    relation: str  # temp view with _row, _file and the source columns (lower-case names)
+    files: tuple[Path, ...]
+    source_columns: tuple[str, ...]  # all staged source columns, contract and extra
+    columns: dict[str, Column]  # the contract fields present, with their staged types
+    rows: int  # rows readable into the stage
+    rejects: str | None = None  # temp table of CSV lines that could not be read (issue rows + key/raw)
+    rejected: int = 0
+    reject_headers: dict[int, list[str]] = field(default_factory=dict)  # file number -> its CSV header
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        return _names(self.files)
+
+    def rejected_field_sql(self, name: str) -> str | None:
+        """SQL over ``self.rejects`` for the (naively split) value of column ``name`` of an unreadable line."""
+        cases = [f"WHEN {i} THEN trim(parts[{h.index(name) + 1}], '\"')"
+                 for i, h in self.reject_headers.items() if name in h]
+        return f"CASE _file {' '.join(cases)} END" if cases else None
+
+
+@dataclass
+class _Run:
+    settings: Settings
+    batch_id: str
+    ingested_at: datetime
+    as_of: datetime
+    con: duckdb.DuckDBPyConnection | None = None
+    staged: dict[str, _Staged] = field(default_factory=dict)
+    processed: set[str] = field(default_factory=set)
+    _duplicates: dict[str, str] = field(default_factory=dict)
+    _has_rows: dict[str, bool] = field(default_factory=dict)  # warehouse table -> has rows (refreshed on load)
+    _issue_count: dict[str, int] = field(default_factory=dict)
+
+    def process(self, name: str) -> TableReport:
+        st = self.staged[name]
+        issues = self.issues(st)
+        counts = self.load(st, issues)
+        if name in _PARENT_TABLES:
+            self._keep_quarantined_keys(st, issues)
+        self.processed.add(name)
+        return TableReport(name, "ok", files=st.file_names, notes=tuple(st.notes), **counts)
+
+    def _keep_quarantined_keys(self, st: _Staged, issues: str) -> None:
+        """Keys of this extract's rows that did not reach the warehouse, for the children's parent check.
+
+        After a parent table is processed, every key of its extract is either in the warehouse or here,
+        so children look up the big warehouse table plus this small one instead of the whole extract.
+        """
+        (key,) = st.spec.key  # parents are single-key tables
+        rejected = f"UNION SELECT row_key FROM {st.rejects}" if st.rejects else ""
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE qkeys_{st.spec.name} AS
+            SELECT DISTINCT {st.columns[key].key_text} AS k FROM {st.relation}
+            WHERE _row IN (SELECT _row FROM {issues}) {rejected}""")
+
+    # -- checks
+
+    def duplicates(self, st: _Staged) -> str:
+        """Temp table of duplicate-key issue rows of ``st`` (computed once, also used by other tables)."""
+        name = st.spec.name
+        if name not in self._duplicates:
+            rel = f"dup_{name}"
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {duplicate_key_sql(st.spec, st.relation, st.columns)}")
+            self._duplicates[name] = rel
+        return self._duplicates[name]
+
+    def issues(self, st: _Staged) -> str:
+        """Temp table of all issue rows of ``st`` (columns ``ISSUE_COLUMNS``)."""
+        con, spec = self.con, st.spec
+        checks = row_checks(spec, st.columns, as_of=self.as_of)
+        suspicious = f"sus_{spec.name}"
+        cond = " OR ".join(f"({c.when})" for c in checks)
+        (n_suspicious,) = con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {suspicious} AS SELECT * FROM {st.relation} WHERE {cond}").fetchone()
+        # Usually no row is suspicious, and few checks fire: only those get a (long) query of their own.
+        parts = []
+        if n_suspicious:
+            fired = con.execute(
+                "SELECT " + ", ".join(f"coalesce(bool_or({c.when}), false)" for c in checks) + f" FROM {suspicious}"
+            ).fetchone()
+            parts = [c.select_sql(suspicious) for c, hit in zip(checks, fired) if hit]
+        parts.append(f"SELECT * FROM {self.duplicates(st)}")
+        for fld, parent, parent_field in spec.parents:
+            sql = self._parent_sql(st, fld, parent, parent_field)
+            if sql:
+                parts.append(sql)
+        if spec.name == "setl_d" and "fee_list_d" in self.staged:
+            fee = self.staged["fee_list_d"]
+            unreadable = fee.rejected_field_sql("setl_id")
+            parts.append(settlement_total_sql(
+                st.relation, st.columns, fee.relation, fee.columns, fee_duplicates=self.duplicates(fee),
+                unreadable_setl_ids=f"SELECT {unreadable} AS setl_id FROM {fee.rejects}" if unreadable else None,
+            ))
+        if spec.name == "fee_list_d":
+            setl = self.staged.get("setl_d")
+            has_wh = self._warehouse_has_rows("setl_d")
+            if setl is not None or has_wh:
+                parts.append(negative_fee_sql(
+                    st.relation, st.columns,
+                    setl_relation=setl.relation if setl else None, setl_columns=setl.columns if setl else None,
+                    setl_warehouse="main.setl_d" if has_wh else None,
+                ))
+        rel = f"iss_{spec.name}"
+        cols = ", ".join(ISSUE_COLUMNS)
+        union = " UNION ALL ".join(f"SELECT {cols} FROM ({p})" for p in parts)
+        (self._issue_count[spec.name],) = con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {union}").fetchone()
+        return rel
+
+    def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
+        lookups = []
+        if self._warehouse_has_rows(parent):
+            lookups.append((f"main.{quote_ident(parent)}", f"p.{quote_ident(parent_field)}"))
+        if parent in self.processed:
+            lookups.append((f"qkeys_{parent}", "p.k"))
+        elif parent in self.staged:  # staged but not loaded: look in the whole extract
+            pst = self.staged[parent]
+            lookups.append((pst.relation, replace(pst.columns[parent_field], alias="p").join_text))
+        if not lookups:
+            st.notes.append(
+                f"未检查 {fld} → {parent}.{parent_field}: 上级表既不在本批数据中也不在仓库里 "
+                f"(parent table {parent} not available; check skipped)"
+            )
+            return None
+        return missing_parent_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], lookups)
+
+    def _warehouse_has_rows(self, table: str) -> bool:
+        if table not in self._has_rows:
+            self._has_rows[table] = bool(self.con.execute(f"SELECT 1 FROM main.{quote_ident(table)} LIMIT 1").fetchall())
+        return self._has_rows[table]
+
+    # -- load
+
+    def load(self, st: _Staged, issues: str) -> dict:
+        con, name = self.con, st.spec.name
+        issue_rows = 0
+        if self._issue_count.get(name):
+            issue_rows = con.execute(f"SELECT count(DISTINCT _row) FROM {issues}").fetchone()[0]
+        cand = f"qc_{name}" if issue_rows or st.rejects else None
+        bad_rows = new_rows = 0
+        reasons: list = []
+        if cand:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {cand} AS {self._quarantine_sql(st, issues)}")
+            bad_rows, new_rows = con.execute(f"""
+                SELECT count(DISTINCT _row), count(DISTINCT _row) FILTER (WHERE is_new) FROM {cand}""").fetchone()
+            reasons = con.execute(f"""
+                SELECT reason_code, count(DISTINCT _row) FROM {cand} WHERE is_new GROUP BY 1 ORDER BY 1""").fetchall()
+        qcols = ", ".join(c for c, _ in warehouse.QUARANTINE_COLUMNS)
+        insert = self._insert_sql(st, issues)
+        params = hmac_params(self.settings.pseudonym_key) if "$hmac_" in insert else None
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if cand:
+                con.execute(f"INSERT INTO quarantine ({qcols}) SELECT {qcols} FROM {cand} WHERE is_new")
+            loaded = con.execute(insert, params).fetchone()[0]
+            con.execute("COMMIT")
+            self._has_rows.pop(name, None)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if name == "psn_info":
+            try:
+                self._write_identities(st, issues)
+            except duckdb.Error as exc:  # the rows are in; the vault catches up on the next ingest
+                st.notes.append(f"身份库未写入 (identity vault not written): {_first_line(exc)}")
+        if cand:
+            con.execute(f"DROP TABLE {cand}")
+        bad_rows, new_rows = int(bad_rows), int(new_rows)
+        clean = st.rows - int(issue_rows)
+        return {
+            "rows_in": st.rows + st.rejected,
+            "loaded": int(loaded),
+            "quarantined": new_rows,
+            "unchanged": (bad_rows - new_rows) + (clean - int(loaded)),
+            "reasons": tuple((code, int(n)) for code, n in reasons),
+        }
+
+    def _quarantine_sql(self, st: _Staged, issues: str) -> str:
+        """Candidate quarantine rows with ``is_new`` (not yet in the quarantine table)."""
+        name = st.spec.name
+        key = " || '|' || ".join(f"coalesce({st.columns[k].key_text}, '')" for k in st.spec.key)
+        raw = "json_object(" + ", ".join(
+            f"{sql_str(c)}, {mask_column_sql(c, f'CAST({quote_ident(c)} AS VARCHAR)')}"
+            if (c in CERTNO_LIKE or c in OTHER_PERSONAL) else f"{sql_str(c)}, {quote_ident(c)}"
+            for c in st.source_columns
+        ) + ")"
+        files = "[" + ", ".join(sql_str(f) for f in st.file_names) + "]"
+        rows = f"""
+            SELECT _row, _file, {key} AS row_key, {raw} AS raw
+            FROM {st.relation} WHERE _row IN (SELECT _row FROM {issues})"""
+        rejected = ""
+        if st.rejects:
+            rejected = f"UNION ALL SELECT DISTINCT _row, _file, row_key, raw FROM {st.rejects}"
+        all_issues = f"SELECT {', '.join(ISSUE_COLUMNS)} FROM {issues}"
+        if st.rejects:
+            all_issues += f" UNION ALL SELECT {', '.join(ISSUE_COLUMNS)} FROM {st.rejects}"
+        sep = "chr(31)"
+        return f"""
+            WITH r AS ({rows} {rejected}),
+            h AS (SELECT *, md5(raw) AS row_hash FROM r),
+            o AS (SELECT *, row_number() OVER (PARTITION BY row_key, row_hash ORDER BY _row) AS occ FROM h),
+            rid AS (SELECT *, md5({sql_str(name)} || {sep} || row_key || {sep} || row_hash || {sep} || occ) AS row_id
+                    FROM o),
+            q AS (
+                SELECT md5(rid.row_id || {sep} || coalesce(i.field, '') || {sep} || i.reason_code || {sep} || i.check_id)
+                           AS quarantine_id,
+                       rid.row_id, {sql_str(name)} AS table_name, rid.row_key, i._row AS row_number, i.field,
+                       i.reason_code, i.check_id,
+                       {sql_str(name + ' 第')} || i._row || '行'
+                           || CASE WHEN i.field IS NULL THEN '' ELSE ' 字段 ' || i.field END || ': ' || i.detail AS reason,
+                       i.value, list_extract({files}, rid._file + 1) AS source_file,
+                       {sql_str(self.batch_id)} AS batch_id,
+                       TIMESTAMP '{self.ingested_at.isoformat(sep=" ")}' AS ingested_at,
+                       rid.raw, i._row
+                FROM ({all_issues}) i JOIN rid USING (_row)
+                QUALIFY row_number() OVER (PARTITION BY quarantine_id ORDER BY i._row) = 1
+            )
+            SELECT q.*, quarantine_id NOT IN (
+                SELECT quarantine_id FROM main.quarantine WHERE table_name = {sql_str(name)}) AS is_new
+            FROM q"""
+
+    def _insert_sql(self, st: _Staged, issues: str) -> str:
+        spec = st.spec
+        cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
+        values = []
+        for f in spec.fields:
+            c = cols.get(f.name)
+            if c is None or (spec.name == "psn_info" and f.name == "psn_name"):
+                values.append(f"CAST(NULL AS {f.sql_type})")
+            elif spec.name == "psn_info" and f.name == "certno":
+                values.append(pseudonym_sql(c.text))
+            else:
+                values.append(f"CAST({c.value} AS {f.sql_type})")
+        target = quote_ident(spec.name)
+        names = ", ".join(quote_ident(f.name) for f in spec.fields)
+        where = f"s._row NOT IN (SELECT _row FROM {issues})"
+        source = f"{st.relation} s"
+        if self._warehouse_has_rows(spec.name):
+            # Keys are projected first: a correlated expression would make DuckDB deduplicate all keys.
+            keys = ", ".join(f"{cols[k].join_text} AS _k{i}" for i, k in enumerate(spec.key))
+            match = " AND ".join(f"w.{quote_ident(k)} = s._k{i}" for i, k in enumerate(spec.key))
+            source = f"(SELECT *, {keys} FROM {st.relation} s) s"
+            where += f" AND NOT EXISTS (SELECT 1 FROM main.{target} w WHERE {match})"
+        return f"""
+            INSERT INTO main.{target} ({names}, _ingest_batch)
+            SELECT {", ".join(values)}, {sql_str(self.batch_id)}
+            FROM {source}
+            WHERE {where}"""
+
+    def _write_identities(self, st: _Staged, issues: str) -> None:
+        """Clear resident IDs and names of the loaded persons go to the identity vault only."""
+        cert, name = st.columns.get("certno"), st.columns.get("psn_name")
+        if cert is None and name is None:
+            return
+        vault = Path(self.settings.identity_vault)
+        vault.parent.mkdir(parents=True, exist_ok=True)
+        con = self.con
+        con.execute(f"ATTACH {sql_str(str(vault))} AS vault")
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS vault.psn_identity (psn_no VARCHAR, certno_pseudonym VARCHAR, "
+                        "certno VARCHAR, psn_name VARCHAR, _ingest_batch VARCHAR)")
+            psn = st.columns["psn_no"].text
+            cert_sql = f"upper({cert.text})" if cert else "CAST(NULL AS VARCHAR)"
+            pseud = pseudonym_sql(cert.text) if cert else "CAST(NULL AS VARCHAR)"
+            name_sql = name.text if name else "CAST(NULL AS VARCHAR)"
+            con.execute(f"""
+                INSERT INTO vault.psn_identity
+                SELECT {psn}, {pseud}, {cert_sql}, {name_sql}, {sql_str(self.batch_id)}
+                FROM {st.relation}
+                WHERE _row NOT IN (SELECT _row FROM {issues})
+                  AND ({cert_sql} IS NOT NULL OR {name_sql} IS NOT NULL)
+                  AND {psn} NOT IN (SELECT psn_no FROM vault.psn_identity)""", hmac_params(self.settings.pseudonym_key))
+        finally:
+            con.execute("DETACH vault")
+        try:
+            os.chmod(vault, 0o600)  # clear identities: readable by the owner only
+        except OSError:
+            pass
+
+
+def _stage(con: duckdb.DuckDBPyConnection, src: TableSource) -> _Staged:
+    spec = TABLES[src.table]
+    empty = [str(p) for p in src.files if p.stat().st_size == 0]
+    if empty:
+        raise _TableError(f"文件为空 (empty file): {', '.join(empty)}")
+    if src.fmt == "parquet":
+        return _stage_parquet(con, spec, src.files)
+    return _stage_csv(con, spec, src.files)
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
+    paths = [str(p.resolve()) for p in files]
+    for path in paths:
+        cols = _describe(con, f"SELECT * FROM read_parquet({sql_str(path)})", path)
+        _require(spec, path, cols)
+    file_list = "[" + ", ".join(sql_str(p) for p in paths) + "]"
+    try:
+        counts = dict(con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata({file_list})").fetchall())
+    except duckdb.Error as exc:
+        raise _TableError(f"无法读取 Parquet 元数据 (cannot read Parquet metadata): {_first_line(exc)}") from exc
+    offsets, total = [], 0
+    for path in paths:
+        offsets.append(total)
+        total += int(counts.get(path, 0))
+    scan = f"read_parquet({file_list}, union_by_name = true, file_row_number = true)"
+    cols = _describe(con, f"SELECT * FROM {scan}", ", ".join(paths))
+    select, source_columns = _renames(spec, cols)
+    offs = "[" + ", ".join(str(o) for o in offsets) + "]::BIGINT[]"
+    rel = f"stg_{spec.name}"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {rel} AS
+        SELECT list_extract({offs}, CAST(file_index AS INTEGER) + 1) + file_row_number + 1 AS _row,
+               CAST(file_index AS INTEGER) AS _file, {select}
+        FROM {scan}""")
+    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel), total)
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
+    name = spec.name
+    parts, reject_parts, offset, accepted, rejected = [], [], 0, 0, 0
+    reject_headers: dict[int, list[str]] = {}
+    for i, p in enumerate(files):
+        path = str(p.resolve())
+        part, rej, scan = f"stgpart_{name}_{i}", f"rej_{name}_{i}", f"rejscan_{name}_{i}"
+        try:
+            (n_ok,) = con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {part} AS SELECT * FROM read_csv({sql_str(path)}, {_CSV_OPTIONS},
+                    store_rejects = true, rejects_table = '{rej}', rejects_scan = '{scan}')""").fetchone()
+        except duckdb.Error as exc:
+            raise _TableError(f"无法读取文件 (cannot read file) {path}: {_first_line(exc)}") from exc
+        cols = _describe(con, f"SELECT * FROM {part}", path)
+        _require(spec, path, cols)
+        select, _ = _renames(spec, cols)
+        n_bad = con.execute(f"SELECT count(DISTINCT line) FROM {rej}").fetchone()[0]
+        if n_bad:
+            # Rows that were rejected leave gaps: accepted row a sits at a + (rejects before it).
+            adj = f"adj_{name}_{i}"
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {adj} AS
+                SELECT t, max(j) AS j FROM (
+                    SELECT CAST(line AS BIGINT) - 1 - row_number() OVER (ORDER BY line) AS t,
+                           row_number() OVER (ORDER BY line) AS j
+                    FROM (SELECT DISTINCT line FROM {rej})) GROUP BY t""")
+            parts.append(f"""
+                SELECT {offset} + p._a + coalesce(adj.j, 0) AS _row, {i} AS _file, {select}
+                FROM (SELECT rowid + 1 AS _a, * FROM {part}) p ASOF LEFT JOIN {adj} adj ON p._a > adj.t""")
+            reject_parts.append(_rejects_sql(spec, rej, [c for c, _ in cols], offset, i))
+            reject_headers[i] = [_norm(c) for c, _ in cols]
+        else:
+            parts.append(f"SELECT {offset} + rowid + 1 AS _row, {i} AS _file, {select} FROM {part}")
+        offset += n_ok + n_bad
+        accepted += n_ok
+        rejected += n_bad
+    rel = f"stg_{name}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {rel} AS " + " UNION ALL BY NAME ".join(parts))
+    rejects = None
+    if reject_parts:
+        rejects = f"rejiss_{name}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} AS " + " UNION ALL ".join(reject_parts))
+    types = _describe(con, f"SELECT * FROM {rel}", name)
+    source_columns = tuple(_norm(c) for c, _ in types if c not in _INTERNAL)
+    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel, types), accepted, rejects, rejected,
+                   reject_headers)
+
+
+def _rejects_sql(spec: TableSpec, rej: str, header: list[str], offset: int, file_no: int) -> str:
+    """Issue rows (plus row_key and raw) for the CSV lines DuckDB could not read."""
+    lower = [_norm(c) for c in header]
+    pos = {c: i + 1 for i, c in enumerate(lower)}
+
+    def part(i: int) -> str:
+        return f"trim(parts[{i}], '\"')"
+
+    key = " || '|' || ".join(f"coalesce({part(pos[k])}, '')" if k in pos else "''" for k in spec.key)
+    # Mask personal columns by position, then anything shaped like a resident ID anywhere in the line.
+    pieces, start = [], 1
+    for i, c in enumerate(lower, start=1):
+        if c in CERTNO_LIKE or c in OTHER_PERSONAL:
+            pieces += [f"parts[{start}:{i - 1}]", f"[{mask_column_sql(c, f'parts[{i}]')}]"]
+            start = i + 1
+    masked_parts = f"list_concat({', '.join(pieces + [f'parts[{start}:]'])})" if pieces else "parts"
+    id_like = r"(^|[^0-9A-Za-z])([0-9]{6})[0-9]{11}([0-9Xx])([^0-9A-Za-z]|$)"
+    line = (f"CASE WHEN len(parts) = {len(lower)} THEN array_to_string({masked_parts}, ',') "
+            f"ELSE regexp_replace(csv_line, {sql_str(id_like)}, '\\1\\2***********\\3\\4', 'g') END")
+    value_cases = " ".join(
+        f"WHEN {i} THEN {mask_column_sql(c, part(i))}" for c, i in pos.items()
+    )
+    errors_zh = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in _CSV_ERRORS_ZH.items())
+    return f"""
+        SELECT {offset} + CAST(line AS BIGINT) - 1 AS _row, {file_no} AS _file,
+               CASE WHEN et LIKE 'INVALID%' THEN lower(column_name) END AS field,
+               CASE WHEN et LIKE 'INVALID%' THEN 'broken_encoding' ELSE 'malformed_line' END AS reason_code,
+               'csv:' || lower(replace(et, ' ', '_')) AS check_id,
+               bad_value AS value,
+               CASE WHEN et LIKE 'INVALID%'
+                    THEN '含非法 UTF-8 字节，整行无法读取 (' || coalesce(bad_value, '') || '，非法字节显示为 ?)'
+                    ELSE '整行无法解析：' || CASE et {errors_zh} ELSE et END END AS detail,
+               {key} AS row_key,
+               json_object('csv_line', {line}, 'error', error_message) AS raw,
+               parts
+        FROM (
+            SELECT *, CASE WHEN et LIKE 'INVALID%' THEN CASE CAST(column_idx AS BIGINT) {value_cases} END END AS bad_value
+            FROM (SELECT *, CAST(error_type AS VARCHAR) AS et, string_split(csv_line, ',') AS parts FROM {rej}))"""
+
+
+def _describe(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> list[tuple[str, str]]:
+    try:
+        return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {sql}").fetchall()]
+    except duckdb.Error as exc:
+        raise _TableError(f"无法读取文件 (cannot read file) {what}: {_first_line(exc)}") from exc
+
+
+def _require(spec: TableSpec, path: str, cols: list[tuple[str, str]]) -> None:
+    have = {_norm(c) for c, _ in cols}
+    missing = [f for f in spec.required if f not in have]
+    if missing:
+        raise _TableError(
+            f"文件 {path} 缺少必填列 (required column(s) missing): {', '.join(missing)}；整表未入库 (table skipped)"
+        )
+
+
+def _renames(spec: TableSpec, cols: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+    """SELECT list renaming source columns to lower case; error when two names collide."""
+    seen: dict[str, str] = {}
+    items = []
+    for c, _ in cols:
+        n = _norm(c)
+        if n in _INTERNAL or c in ("file_index", "file_row_number"):
+            continue
+        if n in seen:
+            raise _TableError(f"表 {spec.name} 的列名重复 (duplicate column): {seen[n]!r} 和 {c!r}")
+        seen[n] = c
+        items.append(f"{quote_ident(c)} AS {quote_ident(n)}")
+    return ", ".join(items), tuple(seen)
+
+
+def _columns(
+    spec: TableSpec, con: duckdb.DuckDBPyConnection, rel: str, described: list[tuple[str, str]] | None = None
+) -> dict[str, Column]:
+    """The contract fields in ``rel`` with their types; text columns trimmed only if some value needs it."""
+    # DuckDB keeps the source spelling of a column renamed to a case variant: match names lower-cased.
+    types = {_norm(n): t for n, t in (described or _describe(con, f"SELECT * FROM {rel}", rel))}
+    present = [f for f in spec.fields if f.name in types]
+    lost = [f for f in spec.required if f not in types]
+    if lost:
+        raise _TableError(f"表 {spec.name} 缺少必填列 (required column(s) missing): {', '.join(lost)}")
+    text = [f.name for f in present if str(types[f.name]).upper() == "VARCHAR"]
+    padded: set[str] = set()
+    if text:
+        flags = con.execute("SELECT " + ", ".join(
+            f"coalesce(bool_or({quote_ident(n)} LIKE ' %' OR {quote_ident(n)} LIKE '% '), false)" for n in text
+        ) + f" FROM {rel}").fetchone()
+        padded = {n for n, flag in zip(text, flags) if flag}
+    return {f.name: Column(f, str(types[f.name]), trim=f.name in padded) for f in present}
+
+
+def _norm(name: str) -> str:
+    return name.replace("\ufeff", "").strip().lower()
+
+
+def _names(files: tuple[Path, ...]) -> tuple[str, ...]:
+    return tuple(str(p.resolve()) for p in files)
+
+
+_ID_LIKE = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})[0-9]{11}([0-9Xx])(?![0-9A-Za-z])")
+
+
+def _first_line(exc: BaseException) -> str:
+    """First line of an error, with anything shaped like a resident ID masked (errors reach reports)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return _ID_LIKE.sub(r"\1***********\2", line)
+
+
+def _as_of(settings: Settings) -> datetime:
+    """The cut-off for future dates: ``settings.as_of`` (a date means the end of that day) or now."""
+    if settings.as_of is None:
+        return datetime.now().replace(microsecond=0)
+    text = str(settings.as_of).strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise IngestError(
+            f"as_of 不是日期或时间 (not a date/time): {text!r}; 例如 2024-12-31 或 2024-12-31 23:59:59"
+        ) from exc
+    if len(text) == 10:
+        moment = moment.replace(hour=23, minute=59, second=59)
+    return moment.replace(microsecond=0, tzinfo=None)

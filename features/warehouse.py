@@ -1,0 +1,159 @@
+"""The local warehouse (数据仓库): one DuckDB file holding the contract tables, the quarantine (隔离区) of
+rows that failed validation, and the ingest log.
+
+Warehouse tables have exactly the contract fields, typed by ``Field.sql_type``, plus ``_ingest_batch``
+(which ingest run loaded the row). Clear resident IDs and names are never stored here; they live in the
+separate identity vault (``Settings.identity_vault``).
+
+>>> import tempfile
+>>> w = Path(tempfile.mkdtemp()) / "w.duckdb"
+>>> with connect(w) as con:
+...     ensure_schema(con)
+>>> list(quarantine_counts(w).columns)
+['table', 'reason_code', 'reason', 'rows']
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.contract import TABLES, TableSpec
+from features.validate import REASONS, quote_ident
+
+__all__ = [
+    "QUARANTINE_COLUMNS",
+    "connect",
+    "ensure_schema",
+    "table_ddl",
+    "list_quarantine",
+    "quarantine_counts",
+]
+
+# Column, DuckDB type. ``raw`` is the source row as JSON with personal fields masked.
+QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("quarantine_id", "VARCHAR"),  # md5 of row_id, field, reason_code, check_id: makes re-ingest a no-op
+    ("row_id", "VARCHAR"),  # md5 of table, row_key, hash of the raw row and its occurrence
+    ("table_name", "VARCHAR"),
+    ("row_key", "VARCHAR"),
+    ("row_number", "BIGINT"),
+    ("field", "VARCHAR"),
+    ("reason_code", "VARCHAR"),
+    ("check_id", "VARCHAR"),
+    ("reason", "VARCHAR"),
+    ("value", "VARCHAR"),
+    ("source_file", "VARCHAR"),
+    ("batch_id", "VARCHAR"),
+    ("ingested_at", "TIMESTAMP"),
+    ("raw", "VARCHAR"),
+)
+
+_LISTED = ("table_name", "row_key", "row_number", "field", "reason_code", "reason", "value", "source_file",
+           "ingested_at", "batch_id", "raw")
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with as many threads as this process may use and 60 % of its memory."""
+    path = Path(path)
+    if read_only and not path.is_file():
+        raise FileNotFoundError(f"仓库文件不存在 (warehouse not found): {path}")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"threads": str(_cores()), "memory_limit": _memory_limit()}
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would draw over the CLI's
+    return con
+
+
+def table_ddl(spec: TableSpec) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for one contract table."""
+    cols = [f"{quote_ident(f.name)} {f.sql_type}" for f in spec.fields]
+    cols.append("_ingest_batch VARCHAR")
+    return f"CREATE TABLE IF NOT EXISTS {quote_ident(spec.name)} ({', '.join(cols)})"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the contract tables, ``quarantine`` and ``ingest_log`` when they do not exist yet."""
+    cols = ", ".join(f"{name} {typ}" for name, typ in QUARANTINE_COLUMNS)
+    ddl = [table_ddl(spec) for spec in TABLES.values()]
+    ddl.append(f"CREATE TABLE IF NOT EXISTS quarantine ({cols})")
+    ddl.append("CREATE TABLE IF NOT EXISTS ingest_log (batch_id VARCHAR, source VARCHAR, started_at TIMESTAMP, "
+               "finished_at TIMESTAMP, report VARCHAR)")
+    con.execute(";\n".join(ddl))
+
+
+def list_quarantine(
+    warehouse: Path,
+    *,
+    table: str | None = None,
+    reason: str | None = None,
+    limit: int | None = 100,
+) -> pd.DataFrame:
+    """Quarantined rows (隔离数据), optionally of one table and one reason code, in source order."""
+    if table is not None and table not in TABLES:
+        raise ValueError(f"未知的表 (unknown table) {table!r}; 可选: {', '.join(TABLES)}")
+    if reason is not None and reason not in REASONS:
+        raise ValueError(f"未知的原因代码 (unknown reason code) {reason!r}; 可选: {', '.join(REASONS)}")
+    where, params = [], []
+    if table is not None:
+        where.append("table_name = ?")
+        params.append(table)
+    if reason is not None:
+        where.append("reason_code = ?")
+        params.append(reason)
+    sql = f"SELECT {', '.join(_LISTED)} FROM quarantine"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY table_name, row_number, field, reason_code"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with connect(warehouse, read_only=True) as con:
+        if not _has_table(con, "quarantine"):
+            return pd.DataFrame(columns=list(_LISTED))
+        return con.execute(sql, params).df()
+
+
+def quarantine_counts(warehouse: Path) -> pd.DataFrame:
+    """Quarantined rows per table and reason: ``table, reason_code, reason`` (中文), ``rows``."""
+    with connect(warehouse, read_only=True) as con:
+        if not _has_table(con, "quarantine"):
+            df = pd.DataFrame({"table": [], "reason_code": [], "rows": []})
+        else:
+            df = con.execute(
+                "SELECT table_name AS \"table\", reason_code, count(DISTINCT row_id) AS rows FROM quarantine "
+                "GROUP BY ALL ORDER BY 1, 2"
+            ).df()
+    df.insert(2, "reason", df["reason_code"].map(REASONS).fillna(""))
+    return df.astype({"rows": "int64"})
+
+
+# -- private helpers ------------------------------------------------------------------------------
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?", [name]
+    ).fetchall()
+    return bool(rows)
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _memory_limit() -> str:
+    """60 % of the physical memory, or of the cgroup limit when a container sets a lower one."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if text.isdigit():
+            total = min(total, int(text))
+    except OSError:
+        pass
+    return f"{max(256, int(total * 0.6) // 2**20)}MB"

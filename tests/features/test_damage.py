@@ -1,0 +1,44 @@
+"""``damage_region`` against the ingest: what it breaks is exactly what lands in quarantine."""
+
+from __future__ import annotations
+
+from features.config import Settings
+from features.ingest import ingest, list_quarantine
+from features.validate import REASONS
+
+from conftest import KEY, mini_region, write_region
+from damage import damage_region
+
+KINDS = set(REASONS) - {"malformed_line"}
+
+
+def _roundtrip(src, tmp_path, *, seed: int, per_kind: int = 2) -> set[str]:
+    expected = damage_region(src, tmp_path / "damaged", seed=seed, per_kind=per_kind)
+    settings = Settings(warehouse=tmp_path / "w.duckdb", pseudonym_key=KEY)
+    report = ingest(tmp_path / "damaged", settings)
+    q = list_quarantine(settings.warehouse, limit=None)
+    got = {(r.table_name, r.row_key, r.field, r.reason_code) for r in q.itertuples()}
+    want = {(t, *e) for t, entries in expected.items() for e in entries}
+    assert want <= got, f"not quarantined: {want - got}"
+    assert {g[:2] for g in got} == {w[:2] for w in want}, "rows quarantined that were not damaged"
+    for t in report.tables:
+        assert t.status == "ok" and t.rows_in == t.loaded + t.quarantined + t.unchanged
+    return {code for _, _, _, code in want}
+
+
+def test_damaged_mini_region(tmp_path):
+    src = write_region(mini_region(), tmp_path / "clean", fmt="parquet", folder=True, parts=2)
+    kinds = _roundtrip(src, tmp_path, seed=3, per_kind=1)
+    assert len(kinds) >= 9, kinds
+
+
+def test_damaged_simulated_region(tiny_region, tmp_path):
+    assert _roundtrip(tiny_region, tmp_path, seed=11) == KINDS
+
+
+def test_same_seed_same_damage(tmp_path):
+    src = write_region(mini_region(), tmp_path / "clean", fmt="parquet", folder=True)
+    a = damage_region(src, tmp_path / "a", seed=5, per_kind=1)
+    b = damage_region(src, tmp_path / "b", seed=5, per_kind=1)
+    assert a == b
+    assert (tmp_path / "a" / "fee_list_d.csv").read_bytes() == (tmp_path / "b" / "fee_list_d.csv").read_bytes()
