@@ -166,8 +166,11 @@ def quarantine(
     s = _settings(warehouse)
     if not s.warehouse.exists():
         _fail(f"仓库不存在 (warehouse not found): {s.warehouse}; run `yibao ingest` first")
-    counts = quarantine_counts(s.warehouse)
-    rows = list_quarantine(s.warehouse, table=table, reason=reason, limit=limit) if limit else None
+    try:
+        counts = quarantine_counts(s.warehouse)
+        rows = list_quarantine(s.warehouse, table=table, reason=reason, limit=limit) if limit else None
+    except ValueError as e:
+        _fail(str(e))
     if as_json:
         return _emit({"counts": counts.to_dict("records"),
                       "rows": [] if rows is None else rows.drop(columns=["raw"], errors="ignore").to_dict("records")},

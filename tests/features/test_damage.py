@@ -34,6 +34,13 @@ def test_damaged_mini_region(tmp_path):
 
 def test_damaged_simulated_region(tiny_region, tmp_path):
     assert _roundtrip(tiny_region, tmp_path, seed=11) == KINDS
+    # re-ingesting the same damaged extract changes nothing: no new rows, no new quarantine entries
+    settings = Settings(warehouse=tmp_path / "w.duckdb", pseudonym_key=KEY)
+    before = len(list_quarantine(settings.warehouse, limit=None))
+    again = ingest(tmp_path / "damaged", settings)
+    assert len(list_quarantine(settings.warehouse, limit=None)) == before
+    for t in again.tables:
+        assert t.loaded == 0 and t.rows_in == t.unchanged + t.quarantined, t
 
 
 def test_same_seed_same_damage(tmp_path):
