@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
 fi
-uv sync --frozen --extra dev --python python3.11 --quiet
+uv sync --frozen --all-extras --python python3.11 --quiet
 echo "环境就绪 environment ready: .venv (yibao: .venv/bin/yibao)"
