@@ -161,3 +161,19 @@ def test_csv_output_follows_the_contract_formats(tmp_path):
 def test_unknown_preset_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown preset"):
         simulate("county", seed=1, out=tmp_path)
+
+
+def test_a_region_written_in_several_chunks_has_unique_keys(tmp_path):
+    from dataclasses import replace
+
+    from training.simulator.config import PRESETS
+
+    preset = replace(PRESETS["tiny"], n_persons=1500, chunk_persons=600)
+    simulate(preset, seed=5, out=tmp_path)
+    assert len(list((tmp_path / "fee_list_d").glob("part-*.parquet"))) == 3
+    for table in ("setl_d", "mdtrt_d", "fee_list_d", "psn_info", "setl_list_diag_d", "labels"):
+        df = _read(tmp_path, table)
+        key = list(TABLES[table].key)
+        assert not df.duplicated(key).any(), table
+    lab = _read(tmp_path, "labels")
+    assert set(lab.loc[lab["label"] == 1, "fraud_type"]) == set(FRAUD_TYPES)
