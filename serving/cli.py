@@ -233,6 +233,8 @@ def demo(
 from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on the shared app)
 
 app.add_typer(rules_app, name="rules")
+from serving.cli_graph import graph_app  # noqa: E402
+app.add_typer(graph_app, name="graph")
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,251 @@
+"""Build the graph outputs into the warehouse (``yibao graph build``): edges, the co-visit projection,
+communities, ring candidates and per-node graph features.
+
+Tables written (each replaced on every build):
+
+=========================  =======================================================================
+``graph_edges``            the heterogeneous graph (``features.graph.edges.read_edges``)
+``graph_covisit_pairs``    the significant person pairs of the projection, per layer
+``graph_communities``      one row per community of 2+ persons (``features.graph.stats``)
+``graph_membership``       ``node_type='psn', node_id, community_id``, betweenness, organiser rank
+``ring_candidates``        communities that look like rings (疑似团伙), riskiest first, with a reason
+``graph_node_features``    one row per node (``psn``, ``prac``, ``fixmedins``, ``pharmacy``): degree,
+                           weighted degree, amount, co-visit degree, community size and risk,
+                           betweenness, ``ppr_fraud`` (cross-fitted, no node sees its own label)
+``graph_build_log``        when, with which options, how long each step took
+=========================  =======================================================================
+
+The features pipeline left-joins ``graph_node_features`` on ``(node_type, node_id)``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from features.graph.communities import detect_communities, resolve_method
+from features.graph.edges import read_edges, read_visits
+from features.graph.pagerank import cross_fitted_pagerank
+from features.graph.projection import co_visit_graph, projection_pairs
+from features.graph.stats import community_stats, membership, ring_candidates
+from features.warehouse import connect
+
+__all__ = ["GraphConfig", "GraphReport", "build_graph", "build_in", "OUTPUT_TABLES", "STEPS"]
+
+OUTPUT_TABLES = ("graph_edges", "graph_covisit_pairs", "graph_communities", "graph_membership", "ring_candidates",
+                 "graph_node_features", "graph_build_log")
+STEPS = ("edges", "projection", "communities", "stats", "pagerank", "write")
+STEP_LABELS = {"edges": "读取边 edges", "projection": "共现投影 projection", "communities": "社区发现 communities",
+               "stats": "社区画像 stats", "pagerank": "欺诈关联度 PPR", "write": "写入仓库 write"}
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Options of a graph build (defaults tuned on the simulator's ``small`` region, docs/graph.md)."""
+
+    method: str = "auto"
+    seed: int = 0
+    resolution: float = 1.0
+    window_days: int = 1
+    min_shared: int = 2
+    min_shops: int = 3
+    min_lift: float = 5.0
+    min_surprise: float = 4.0
+    max_crowd: int = 200
+    visit_hub: str = "fixmedins"
+    candidate_min_size: int = 5
+    candidate_min_risk: float = 0.5
+    betweenness_k: int = 500
+    ppr_folds: int = 5
+    ppr_alpha: float = 0.85
+
+
+@dataclass
+class GraphReport:
+    warehouse: str
+    method: str
+    config: dict
+    seconds: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_graph(warehouse: Path, config: GraphConfig = GraphConfig(), *,
+                progress: Progress | None = None) -> GraphReport:
+    """Read the warehouse, build the graph outputs and write them back (see the module docstring)."""
+    with connect(Path(warehouse)) as con:
+        return build_in(con, config, progress=progress, warehouse=str(warehouse))
+
+
+def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig(), *,
+             progress: Progress | None = None, warehouse: str = "") -> GraphReport:
+    """:func:`build_graph` on an open connection."""
+    method = resolve_method(config.method)
+    rep = GraphReport(warehouse=warehouse, method=method, config=asdict(config))
+    tick = progress or (lambda *_: None)
+    clock = _Clock(rep, tick)
+
+    with clock("edges"):
+        visits = read_visits(con)
+        edges = read_edges(con)
+    with clock("projection"):
+        pairs = projection_pairs(visits, window_days=config.window_days, min_shared=config.min_shared,
+                                 min_shops=config.min_shops, min_lift=config.min_lift,
+                                 min_surprise=config.min_surprise, max_crowd=config.max_crowd,
+                                 visit_hub=config.visit_hub)
+        g = co_visit_graph(visits, pairs=pairs)
+    with clock("communities"):
+        communities = detect_communities(g, method=method, seed=config.seed, resolution=config.resolution)
+    with clock("stats"):
+        hits = _rule_hit_persons(con)
+        stats = community_stats(g, communities, visits, rule_hit_persons=hits)
+        members = membership(g, communities, seed=config.seed, k=config.betweenness_k)
+        cands = ring_candidates(stats, min_size=config.candidate_min_size, min_risk=config.candidate_min_risk)
+    with clock("pagerank"):
+        seeds = _fraud_seeds(con)
+        ppr = cross_fitted_pagerank(_ppr_edges(edges, pairs), seeds, n_folds=config.ppr_folds,
+                                    alpha=config.ppr_alpha)
+        nodes = node_features(edges, members, stats, cands, ppr)
+    rep.counts = {"visits": len(visits), "edges": len(edges), "projection_nodes": g.number_of_nodes(),
+                  "projection_edges": g.number_of_edges(), "communities": int((stats["size"] >= 2).sum()),
+                  "communities_3plus": int((stats["size"] >= 3).sum()), "ring_candidates": len(cands),
+                  "ppr_seeds": len(seeds), "rule_hits_available": hits is not None, "nodes": len(nodes)}
+    with clock("write"):
+        stats = stats.assign(in_ring_candidates=stats["community_id"].isin(cands["community_id"]))
+        _write(con, "graph_edges", edges)
+        _write(con, "graph_covisit_pairs", pairs)
+        _write(con, "graph_communities", stats)
+        _write(con, "graph_membership", members)
+        _write(con, "ring_candidates", cands)
+        _write(con, "graph_node_features", nodes)
+        log = pd.DataFrame([{"built_at": datetime.now().isoformat(timespec="seconds"), "method": method,
+                             "config": json.dumps(asdict(config)), "counts": json.dumps(rep.counts),
+                             "seconds": json.dumps(rep.seconds)}])
+        _write(con, "graph_build_log", log)
+    return rep
+
+
+def node_features(edges: pd.DataFrame, members: pd.DataFrame, stats: pd.DataFrame, cands: pd.DataFrame,
+                  ppr: pd.Series) -> pd.DataFrame:
+    """One row per node of the heterogeneous graph, keyed by ``(node_type, node_id)``.
+
+    Persons carry their community's size and risk; doctors, institutions and pharmacies the highest risk
+    among their patients' communities of 3+ and how many of their patients are in ring candidates.
+    """
+    both = pd.concat([
+        edges.rename(columns={"src_type": "node_type", "src_id": "node_id", "dst_type": "other_type",
+                              "dst_id": "other_id"}),
+        edges.rename(columns={"dst_type": "node_type", "dst_id": "node_id", "src_type": "other_type",
+                              "src_id": "other_id"}),
+    ], ignore_index=True)
+    # A person's money is counted once, on its institution and pharmacy edges (doctor edges repeat it).
+    money = both["amount"].where(both["kind"].isin(["care", "purchase"]) | (both["node_type"] != "psn"), 0.0)
+    money = money.where(~((both["kind"] == "works_at") & (both["node_type"] == "fixmedins")), 0.0)
+    both = both.assign(money=money)
+    nodes = (both.groupby(["node_type", "node_id"])
+             .agg(degree=("other_id", "nunique"), weighted_degree=("n_events", "sum"), amount=("money", "sum"))
+             .reset_index())
+    risk = stats.set_index("community_id")["risk_score"]
+    m = members.assign(community_risk=members["community_id"].map(risk).fillna(0.0),
+                       in_ring_candidate=members["community_id"].isin(set(cands["community_id"])))
+    nodes = nodes.merge(m.drop(columns=["community_id"]), on=["node_type", "node_id"], how="left")
+    # providers: their patients' communities
+    pm = both[(both["other_type"] == "psn") & (both["node_type"] != "psn")][["node_type", "node_id", "other_id"]]
+    pm = pm.merge(m[["node_id", "community_size", "community_risk", "in_ring_candidate"]]
+                  .rename(columns={"node_id": "other_id"}), on="other_id")
+    pm = pm[pm["community_size"] >= 3]
+    prov = (pm.groupby(["node_type", "node_id"])
+            .agg(patients_community_risk=("community_risk", "max"), ring_patients=("in_ring_candidate", "sum"))
+            .reset_index())
+    nodes = nodes.merge(prov, on=["node_type", "node_id"], how="left")
+    is_psn = nodes["node_type"] == "psn"
+    nodes["community_risk"] = np.where(is_psn, nodes["community_risk"], nodes["patients_community_risk"])
+    nodes = nodes.drop(columns=["patients_community_risk"])
+    nodes["ring_patients"] = nodes["ring_patients"].fillna(0).astype("int64")
+    for col in ("community_size", "covisit_degree", "organiser_rank"):
+        nodes[col] = nodes[col].fillna(0).astype("int64")
+    for col in ("covisit_strength", "betweenness", "community_risk"):
+        nodes[col] = nodes[col].fillna(0.0).astype(float)
+    nodes["in_ring_candidate"] = nodes["in_ring_candidate"].astype("boolean").fillna(False).astype(bool)
+    nodes["ppr_fraud"] = ppr.reindex(pd.MultiIndex.from_frame(nodes[["node_type", "node_id"]])).fillna(0.0).to_numpy()
+    return nodes.sort_values(["node_type", "node_id"]).reset_index(drop=True)
+
+
+# -- private helpers ------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self, rep: GraphReport, tick: Progress):
+        self.rep, self.tick, self.done = rep, tick, 0
+
+    def __call__(self, step: str):
+        clock = self
+
+        class _Ctx:
+            def __enter__(self_inner):
+                clock.tick(step, clock.done, len(STEPS))
+                self_inner.t0 = time.perf_counter()
+
+            def __exit__(self_inner, *exc):
+                clock.rep.seconds[step] = round(time.perf_counter() - self_inner.t0, 2)
+                clock.done += 1
+                clock.tick(step, clock.done, len(STEPS))
+                return False
+
+        return _Ctx()
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
+                            "AND table_name = ?", [name]).fetchall())
+
+
+def _rule_hit_persons(con: duckdb.DuckDBPyConnection) -> set | None:
+    """Persons with a rule hit, or None when the rule engine has not written ``rule_hits`` yet."""
+    if not _has_table(con, "rule_hits"):
+        return None
+    cols = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'rule_hits' "
+                                      "AND database_name = current_database()").fetchall()}
+    if "psn_no" not in cols:
+        return None
+    return {r[0] for r in con.execute("SELECT DISTINCT psn_no FROM rule_hits WHERE psn_no IS NOT NULL").fetchall()}
+
+
+def _fraud_seeds(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Known fraud: positive labels of persons, doctors and institutions (an institution's code is tried
+    as both ``fixmedins`` and ``pharmacy``; the one not in the graph is ignored)."""
+    if not _has_table(con, "labels"):
+        return []
+    rows = con.execute("SELECT DISTINCT entity_type, entity_id FROM labels WHERE label = 1 "
+                       "AND entity_type IN ('psn', 'prac', 'fixmedins') ORDER BY 1, 2").fetchall()
+    out = []
+    for t, i in rows:
+        out += [("fixmedins", i), ("pharmacy", i)] if t == "fixmedins" else [(t, i)]
+    return out
+
+
+def _ppr_edges(edges: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The heterogeneous graph plus the projection's person–person ties (PageRank walks both)."""
+    pp = pd.DataFrame({"src_type": "psn", "src_id": pairs["psn_a"], "dst_type": "psn", "dst_id": pairs["psn_b"],
+                       "n_events": (pairs["shared_days"] + pairs["shared_shops"]).astype(float)})
+    return pd.concat([edges[["src_type", "src_id", "dst_type", "dst_id", "n_events"]], pp], ignore_index=True)
+
+
+def _write(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> None:
+    con.register("_graph_out", df)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _graph_out")
+    finally:
+        con.unregister("_graph_out")

@@ -1,0 +1,126 @@
+"""Edges of the patient–doctor–institution–pharmacy graph (就医关系图), read from the warehouse with SQL.
+
+Two tables come out of the warehouse, both without refunds (退费: the reversal settlement with
+``refd_setl_flag = '1'`` and the original it cancels are both left out):
+
+``visits``
+    one row per encounter (就诊, ``mdtrt_d``): ``psn_no``, ``hub_type`` (``fixmedins`` for a visit to a
+    hospital or clinic, ``pharmacy`` for a purchase at a retail pharmacy, 药店购药), ``hub_id`` (the
+    institution), ``prac_code`` (the attending doctor, 主诊医师 ``chfpdr_code``; null at pharmacies),
+    ``dept_id`` (``fixmedins_code/adm_dept_codg``), ``fixmedins_code``, ``visit_date``, ``amount`` (yuan,
+    医疗费总额). The co-visit projection (``features.graph.projection``) is built from it.
+``edges``
+    the heterogeneous graph, one row per linked pair of nodes and kind of link: ``src_type``,
+    ``src_id``, ``dst_type``, ``dst_id``, ``kind`` (``visit`` person–doctor, ``billing`` person–doctor
+    through fee lines billed by another doctor than the attending one, ``care`` person–institution,
+    ``purchase`` person–pharmacy, ``works_at`` doctor–institution), ``n_events``, ``amount``,
+    ``first_date``, ``last_date``.
+
+Node types are ``psn`` (参保人), ``prac`` (医师/药师), ``fixmedins`` (hospital or clinic, 医疗机构) and
+``pharmacy`` (零售药店); node ids are the contract codes (``psn_no``, ``prac_code``, ``fixmedins_code``).
+
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> _ = con.execute(_DEMO_SQL)
+>>> v = read_visits(con)
+>>> v[["psn_no", "hub_type", "hub_id", "amount"]].values.tolist()
+[['P1', 'fixmedins', 'H1', 100.0], ['P2', 'pharmacy', 'S1', 30.0]]
+>>> e = read_edges(con)
+>>> sorted(e["kind"])
+['care', 'purchase', 'visit', 'works_at']
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+__all__ = ["NODE_TYPES", "read_visits", "read_edges"]
+
+NODE_TYPES = ("psn", "prac", "fixmedins", "pharmacy")
+
+# Settlements that count: not a reversal, not reversed by one.
+_LIVE_SETL = """
+    SELECT s.mdtrt_id, sum(s.medfee_sumamt)::DOUBLE AS amount
+    FROM setl_d s
+    WHERE s.refd_setl_flag IS DISTINCT FROM '1'
+      AND s.setl_id NOT IN (SELECT init_setl_id FROM setl_d WHERE refd_setl_flag = '1' AND init_setl_id IS NOT NULL)
+    GROUP BY s.mdtrt_id
+"""
+
+_IS_PHARMACY = "(coalesce(f.fixmedins_type, '') = 'pharmacy' OR m.med_type = '41')"
+
+_VISITS_SQL = f"""
+    WITH live AS ({_LIVE_SETL})
+    SELECT m.psn_no,
+           CASE WHEN {_IS_PHARMACY} THEN 'pharmacy' ELSE 'fixmedins' END AS hub_type,
+           m.fixmedins_code AS hub_id,
+           CASE WHEN {_IS_PHARMACY} THEN NULL ELSE m.chfpdr_code END AS prac_code,
+           CASE WHEN {_IS_PHARMACY} THEN NULL ELSE m.fixmedins_code || '/' || coalesce(m.adm_dept_codg, '') END
+               AS dept_id,
+           m.fixmedins_code,
+           CAST(m.begntime AS DATE) AS visit_date,
+           live.amount
+    FROM mdtrt_d m
+    JOIN live USING (mdtrt_id)
+    LEFT JOIN fixmedins f USING (fixmedins_code)
+"""
+
+
+def read_visits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Encounters without refunds (see the module docstring), ordered by person, date and hub."""
+    df = con.execute(_VISITS_SQL + " ORDER BY m.psn_no, visit_date, hub_id, prac_code").df()
+    df["visit_date"] = pd.to_datetime(df["visit_date"])
+    return df
+
+
+def read_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The heterogeneous graph's weighted, dated edges (see the module docstring)."""
+    sql = f"""
+    WITH v AS ({_VISITS_SQL}),
+    billing AS (
+        SELECT fl.psn_no, fl.bilg_dr_code AS prac_code, count(DISTINCT fl.mdtrt_id) AS n_events,
+               sum(fl.det_item_fee_sumamt)::DOUBLE AS amount, min(CAST(fl.fee_ocur_time AS DATE)) AS first_date,
+               max(CAST(fl.fee_ocur_time AS DATE)) AS last_date
+        FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id)
+        WHERE fl.bilg_dr_code IS NOT NULL AND fl.bilg_dr_code IS DISTINCT FROM m.chfpdr_code
+          AND m.med_type <> '41'
+          AND fl.mdtrt_id IN (SELECT mdtrt_id FROM ({_LIVE_SETL}))
+        GROUP BY ALL
+    )
+    SELECT 'psn' AS src_type, psn_no AS src_id, 'prac' AS dst_type, prac_code AS dst_id, 'visit' AS kind,
+           count(*) AS n_events, sum(amount) AS amount, min(visit_date) AS first_date, max(visit_date) AS last_date
+    FROM v WHERE prac_code IS NOT NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'psn', psn_no, 'prac', prac_code, 'billing', n_events, amount, first_date, last_date FROM billing
+    UNION ALL
+    SELECT 'psn', psn_no, hub_type, fixmedins_code, CASE WHEN hub_type = 'pharmacy' THEN 'purchase' ELSE 'care' END,
+           count(*), sum(amount), min(visit_date), max(visit_date)
+    FROM v GROUP BY ALL
+    UNION ALL
+    SELECT 'prac', prac_code, 'fixmedins', fixmedins_code, 'works_at', count(*), sum(amount), min(visit_date),
+           max(visit_date)
+    FROM v WHERE prac_code IS NOT NULL GROUP BY ALL
+    """
+    df = con.execute(f"SELECT * FROM ({sql}) ORDER BY kind, src_id, dst_id").df()
+    df["n_events"] = df["n_events"].astype("int64")
+    return df
+
+
+# A two-person region for the doctest: one visit to doctor D1 at hospital H1, one purchase at pharmacy S1,
+# and a refunded visit that must not show up.
+_DEMO_SQL = """
+CREATE TABLE fixmedins AS SELECT * FROM (VALUES ('H1', 'hospital'), ('S1', 'pharmacy')) t(fixmedins_code, fixmedins_type);
+CREATE TABLE mdtrt_d AS SELECT * FROM (VALUES
+  ('M1', 'P1', 'H1', '11', TIMESTAMP '2024-03-01 09:00:00', 'D1'),
+  ('M2', 'P2', 'S1', '41', TIMESTAMP '2024-03-02 10:00:00', 'R1'),
+  ('M3', 'P2', 'H1', '11', TIMESTAMP '2024-03-03 10:00:00', 'D1'))
+  t(mdtrt_id, psn_no, fixmedins_code, med_type, begntime, chfpdr_code);
+ALTER TABLE mdtrt_d ADD COLUMN adm_dept_codg VARCHAR;
+CREATE TABLE setl_d AS SELECT * FROM (VALUES
+  ('S01', 'M1', 100.0, '0', NULL), ('S02', 'M2', 30.0, '0', NULL),
+  ('S03', 'M3', 50.0, '0', NULL), ('S04', 'M3', -50.0, '1', 'S03'))
+  t(setl_id, mdtrt_id, medfee_sumamt, refd_setl_flag, init_setl_id);
+CREATE TABLE fee_list_d AS SELECT * FROM (VALUES ('F1', 'M1', 'P1', 'D1', TIMESTAMP '2024-03-01 09:10:00', 100.0))
+  t(bkkp_sn, mdtrt_id, psn_no, bilg_dr_code, fee_ocur_time, det_item_fee_sumamt);
+"""

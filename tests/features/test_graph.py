@@ -1,0 +1,167 @@
+"""The co-visit graph: null model, communities, fallback, build and ring recovery on simulated regions."""
+
+from __future__ import annotations
+
+import duckdb
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.config import Settings
+from features.graph import communities as comm
+from features.graph.build import OUTPUT_TABLES, GraphConfig, build_graph
+from features.graph.communities import detect_communities
+from features.graph.evaluate import evaluate_rings
+from features.graph.projection import co_purchase_pairs, co_visit_graph, co_visit_pairs
+
+GROUP = [f"G{i}" for i in range(6)]
+
+
+def _planted_visits(seed: int = 3) -> pd.DataFrame:
+    """A planted group of six persons at clinic H1 on five days; 300 background persons visiting H1 and
+    H2 now and then; a busy hub (a department open every day) whose 40 regulars come three times a week."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    rows = []
+    for d in (10, 40, 75, 120, 200):
+        rows += [(p, "fixmedins", "H1", start + pd.Timedelta(days=d)) for p in GROUP]
+    for i in range(300):
+        for _ in range(rng.integers(1, 6)):
+            rows.append((f"N{i}", "fixmedins", rng.choice(["H1", "H2"]), start + pd.Timedelta(days=int(rng.integers(0, 365)))))
+    for i in range(40):
+        for d in rng.choice(365, 150, replace=False):
+            rows.append((f"B{i}", "fixmedins", "BUSY", start + pd.Timedelta(days=int(d))))
+    return pd.DataFrame(rows, columns=["psn_no", "hub_type", "hub_id", "visit_date"])
+
+
+def test_planted_group_is_one_community_and_hub_crowd_is_not():
+    visits = _planted_visits()
+    g = co_visit_graph(visits)
+    found = detect_communities(g, seed=0)
+    assert frozenset(GROUP) in found
+    busy = {n for n in g if str(n).startswith("B")}
+    assert not any(len(c & busy) >= 3 for c in found), "regulars of a busy hub must not form a ring"
+
+
+def test_null_model_demotes_the_busy_hub():
+    visits = _planted_visits()
+    raw = co_visit_pairs(visits, min_lift=0, min_surprise=0)
+    busy = raw[raw["psn_a"].str.startswith("B") & raw["psn_b"].str.startswith("B")]
+    group = raw[raw["psn_a"].isin(GROUP) & raw["psn_b"].isin(GROUP)]
+    # the busy regulars meet far more often than the group...
+    assert busy["shared_days"].median() > 10 * group["shared_days"].median() / 5
+    # ...but no more than chance says, while the group's five meetings are very unlikely
+    assert busy["lift"].max() < 2
+    assert group["surprise"].min() > 4
+    kept = co_visit_pairs(visits)
+    assert not kept["psn_a"].str.startswith("B").any()
+    assert len(kept[kept["psn_a"].isin(GROUP) & kept["psn_b"].isin(GROUP)]) == 15
+
+
+def test_co_purchase_layer_links_buyers_of_the_same_shops():
+    rows = [(p, s) for p in ("A", "B", "C") for s in ("S1", "S2", "S3", "S4")]
+    rows += [(f"X{i}", f"S{1 + i % 8}") for i in range(200)] + [(f"X{i}", f"S{1 + (i + 3) % 8}") for i in range(200)]
+    v = pd.DataFrame(rows, columns=["psn_no", "hub_id"]).assign(hub_type="pharmacy", visit_date=pd.Timestamp("2024-01-01"))
+    pairs = co_purchase_pairs(v)
+    assert set(map(tuple, pairs[["psn_a", "psn_b"]].values)) == {("A", "B"), ("A", "C"), ("B", "C")}
+
+
+def test_communities_are_deterministic_with_a_seed():
+    g = nx.planted_partition_graph(6, 8, 0.7, 0.05, seed=1)
+    for u, v in g.edges:
+        g[u][v]["weight"] = 1.0 + (u * v) % 3
+    for method in comm.available_methods():
+        assert detect_communities(g, method=method, seed=5) == detect_communities(g, method=method, seed=5)
+
+
+def test_networkx_fallback_when_leidenalg_and_igraph_are_missing(monkeypatch):
+    monkeypatch.setattr(comm, "_installed", lambda name: False)
+    assert comm.available_methods() == ["networkx"]
+    assert comm.resolve_method("auto") == "networkx"
+    with pytest.raises(ImportError):
+        comm.resolve_method("leiden")
+    g = co_visit_graph(_planted_visits())
+    assert frozenset(GROUP) in detect_communities(g, seed=0)
+
+
+def test_methods_agree_on_the_planted_group():
+    g = co_visit_graph(_planted_visits())
+    for method in comm.available_methods():
+        assert frozenset(GROUP) in detect_communities(g, method=method, seed=0), method
+
+
+@pytest.fixture(scope="session")
+def tiny_graph_warehouse(tiny_region, tmp_path_factory):
+    """The tiny region ingested and its graph built."""
+    from features.ingest import ingest
+
+    wh = tmp_path_factory.mktemp("graph") / "warehouse.duckdb"
+    ingest(tiny_region, Settings(warehouse=wh))
+    build_graph(wh, GraphConfig(seed=0))
+    return wh
+
+
+def test_build_writes_the_graph_tables(tiny_graph_warehouse):
+    with duckdb.connect(str(tiny_graph_warehouse), read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert set(OUTPUT_TABLES) <= tables
+        nodes = con.execute("SELECT * FROM graph_node_features").df()
+        comms = con.execute("SELECT * FROM graph_communities").df()
+    assert set(nodes["node_type"]) == {"psn", "prac", "fixmedins", "pharmacy"}
+    assert not nodes.duplicated(["node_type", "node_id"]).any()
+    assert {"degree", "weighted_degree", "community_size", "community_risk", "betweenness", "ppr_fraud"} <= set(nodes)
+    assert nodes["ppr_fraud"].notna().all() and (nodes["ppr_fraud"] >= 0).all()
+    assert {"size", "density", "synchrony", "rule_hit_share", "amount_concentration", "organisers",
+            "risk_score"} <= set(comms)
+    assert comms["rule_hit_share"].isna().all()  # no rule_hits table in this warehouse
+
+
+def test_eval_runs_on_tiny(tiny_graph_warehouse):
+    ev = evaluate_rings(tiny_graph_warehouse)
+    print(f"\ntiny: ring recovery {ev.recovery:.0%} of {len(ev.rings)}; false rings {ev.false_ring_count} "
+          f"of {len(ev.households)} households; organiser hit rate {ev.organiser_hit_rate:.0%}")
+    assert len(ev.rings) >= 2
+    assert set(ev.rings["fraud_type"]) == {"collusive_ring", "drug_resale"}
+    assert 0.0 <= ev.recovery <= 1.0
+
+
+def test_cli_graph_build_and_eval(tiny_graph_warehouse):
+    import json
+
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    res = CliRunner().invoke(app, ["graph", "eval", "--warehouse", str(tiny_graph_warehouse), "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert {"recovery", "rings", "households", "organiser_hit_rate"} <= set(payload)
+
+
+@pytest.mark.slow
+def test_rings_recovered_on_small(tmp_path):
+    """The issue's bar: ≥ 80 % of injected rings matched by a community at Jaccard ≥ 0.5 (small, seed 7)."""
+    from features.ingest import ingest
+    from training.simulator import simulate
+
+    simulate("small", seed=7, out=tmp_path / "region")
+    wh = tmp_path / "warehouse.duckdb"
+    ingest(tmp_path / "region", Settings(warehouse=wh))
+    build_graph(wh, GraphConfig(seed=0))
+    ev = evaluate_rings(wh)
+    print(f"\nsmall: ring recovery {ev.recovery:.0%} of {len(ev.rings)}; false rings {ev.false_ring_count} "
+          f"of {len(ev.households)} households; organiser hit rate {ev.organiser_hit_rate:.0%}")
+    assert len(ev.rings) >= 5
+    assert ev.recovery >= 0.8
+    assert ev.false_ring_count <= 2
+
+
+@pytest.mark.parametrize("module", ["edges", "projection", "communities", "stats", "pagerank", "evaluate"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"features.graph.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
