@@ -546,15 +546,19 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
             organiser, members = members[0], members[1:]
             if rtype == "drug_resale":
                 shops = rng.choice(pharmacies, min(len(pharmacies), int(rng.integers(3, 6))), replace=False)
+                # the broker takes buyers to the shops: on about half of a buyer's trips the broker buys
+                # too, at the same shop a little earlier the same day, which makes the broker the ring's hub
                 for i in members:
                     k = int(rng.integers(8, 20))
                     days = np.sort(rng.integers(0, nd, k))
-                    E.add(np.full(k, i), PHARM, rng.choice(shops, k), DEPT_ROLE["pharmacy"], DIAG_IDX["E11.900"],
-                          days, rng.integers(9, 19, k) * 3600, tag=T["drug_resale"], ring=ring_id, flag=F_INFLATE)
-                k = int(rng.integers(5, 12))
-                E.add(np.full(k, organiser), PHARM, rng.choice(shops, k), DEPT_ROLE["pharmacy"],
-                      DIAG_IDX["E11.900"], np.sort(rng.integers(0, nd, k)), rng.integers(9, 19, k) * 3600,
-                      tag=T["drug_resale"], ring=ring_id, flag=F_INFLATE)
+                    shop = rng.choice(shops, k)
+                    secs = rng.integers(9, 19, k) * 3600
+                    E.add(np.full(k, i), PHARM, shop, DEPT_ROLE["pharmacy"], DIAG_IDX["E11.900"],
+                          days, secs, tag=T["drug_resale"], ring=ring_id, flag=F_INFLATE)
+                    come = rng.random(k) < 0.5
+                    E.add(np.full(int(come.sum()), organiser), PHARM, shop[come], DEPT_ROLE["pharmacy"],
+                          DIAG_IDX["E11.900"], days[come], secs[come] - rng.integers(300, 1800, int(come.sum())),
+                          tag=T["drug_resale"], ring=ring_id, flag=F_INFLATE)
                 rings.append(dict(ring=ring_id, type=rtype, organiser=organiser, members=members, docs=[],
                                   shops=shops.tolist()))
             else:
@@ -566,7 +570,8 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
                 gdays = np.sort(rng.choice(nd, int(rng.integers(8, 16)), replace=False))
                 group = np.concatenate([[organiser], members])
                 for d in gdays:
-                    come = group[rng.random(len(group)) < 0.75]
+                    # the organiser brings the group every time; members come most times
+                    come = group[(rng.random(len(group)) < 0.75) | (group == organiser)]
                     E.add(come, OP, host, dept, DIAG_IDX["M54.500"], d,
                           9 * 3600 + rng.integers(0, 2 * 3600, len(come)), tag=T["collusive_ring"], ring=ring_id,
                           flag=F_INFLATE)
