@@ -235,6 +235,9 @@ from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on
 app.add_typer(rules_app, name="rules")
 from serving.cli_graph import graph_app  # noqa: E402
 app.add_typer(graph_app, name="graph")
+from serving.cli_features import features_app  # noqa: E402
+
+app.add_typer(features_app, name="features")
 
 
 def main() -> None:  # pragma: no cover
