@@ -711,9 +711,8 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
         herb = role("herb")[0]
         L.add(e, basket, n_box, price[basket], start[e], T["phantom_purchase"], dispensed=-1)
         ok = rest > 0
-        grams = np.round(rest[ok] / price[herb], 0)
-        L.add(e[ok], herb, grams, np.round(rest[ok] / np.maximum(grams, 1), 4) * 0 + price[herb], start[e[ok]] + 1,
-              T["phantom_purchase"], dispensed=-1)
+        # one dose (剂) of herbs priced at whatever makes the swipe a round sum
+        L.add(e[ok], herb, 1.0, rest[ok], start[e[ok]] + 1, T["phantom_purchase"], dispensed=-1)
 
     # dialysis and rehab sessions
     e = np.flatnonzero(kind == DIALYSIS)
