@@ -30,6 +30,9 @@ class Settings:
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     # Ingest: rows whose time lies after this moment are "future dates"; None means now.
     as_of: str | None = None
+    # The user's copy of the rule config (规则配置); while it does not exist the committed
+    # models/rules/rules.yaml is used. `yibao rules enable/disable` write it.
+    rules_config: Path = Path("data/rules.yaml")
 
     @property
     def identity_vault(self) -> Path:
@@ -53,6 +56,7 @@ def load_settings(**overrides) -> Settings:
         "YIBAO_PSEUDONYM_KEY": "pseudonym_key",
         "MLFLOW_TRACKING_URI": "tracking_uri",
         "YIBAO_AS_OF": "as_of",
+        "YIBAO_RULES_CONFIG": "rules_config",
     }
     for env, name in env_map.items():
         if os.environ.get(env):
@@ -62,6 +66,7 @@ def load_settings(**overrides) -> Settings:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"yibao.toml: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    if "warehouse" in values:
-        values["warehouse"] = Path(values["warehouse"])
+    for name in ("warehouse", "rules_config"):
+        if name in values:
+            values[name] = Path(values[name])
     return replace(Settings(), **values)

@@ -197,7 +197,7 @@ def demo(
     workdir: Path = typer.Option(Path("data/demo"), help="Where the region and warehouse go."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """主流程 main job on the embedded default: simulate a region → ingest → screening steps that exist so far."""
+    """主流程 main job on the embedded default: simulate a region → ingest → rules → steps that exist so far."""
     from features.ingest import ingest as run_ingest
     from training.simulator import simulate as run_sim
 
@@ -210,34 +210,65 @@ def demo(
     workdir.mkdir(parents=True, exist_ok=True)
     steps = {}
     with _progress(as_json) as bar:
-        task = bar.add_task("1/2 模拟 simulate", total=None)
+        task = bar.add_task("1/3 模拟 simulate", total=None)
         t0 = time.perf_counter()
         sim = run_sim(preset, seed=seed, out=region,
                       progress=lambda _, d, n: bar.update(task, completed=d, total=n))
         steps["simulate"] = {"seconds": round(time.perf_counter() - t0, 1), "rows": sim.rows}
-        task = bar.add_task("2/2 导入 ingest", total=None)
+        task = bar.add_task("2/3 导入 ingest", total=None)
         t0 = time.perf_counter()
         rep = run_ingest(region, s, progress=lambda t, d, n: bar.update(task, completed=d, total=n))
         steps["ingest"] = rep.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
+        task = bar.add_task("3/3 规则 rules", total=None)
+        from models.rules.config import DEFAULT_CONFIG, load_config
+        from models.rules.engine import run_rules
+
+        config = load_config(s.rules_config if s.rules_config.is_file() else DEFAULT_CONFIG)
+        rules = run_rules(s.warehouse, config,
+                          progress=lambda r, d, n: bar.update(task, completed=d, total=n, description=f"3/3 规则 {r}"))
+        steps["rules"] = _rules_by_typology(rules)
     payload = {"region": str(region), "warehouse": str(s.warehouse), "steps": steps,
-               "not_yet": ["rules (两库 rule engine)", "features", "models", "clue list (线索清单)"]}
+               "not_yet": ["features", "models", "clue list (线索清单)"]}
     if as_json:
         return _emit(payload, True)
     _print_ingest(steps["ingest"] | {"warehouse": str(s.warehouse)})
+    t = Table(title="规则命中 rule hits per typology (rule_hits)")
+    for c in ("违规类型 typology", "中文", "命中 hits", "涉及金额 at risk (元)"):
+        t.add_column(c, justify="right" if c.startswith(("命中", "涉及")) else "left")
+    for k, v in steps["rules"]["typologies"].items():
+        t.add_row(k, v["typology_zh"], f"{v['hits']:,}", f"{v['amount_at_risk']:,.2f}")
+    t.add_row("合计 total", "", f"{steps['rules']['hits']:,}", f"{steps['rules']['amount_at_risk']:,.2f}")
+    console.print(t)
     console.print(f"模拟区域 region: {region}  (标签 labels: {region / 'labels'})")
     console.print(f"数据仓库 warehouse: {s.warehouse}")
     console.print("查看隔离区: yibao quarantine --warehouse " + str(s.warehouse))
+    console.print("规则评估: yibao rules eval --warehouse " + str(s.warehouse))
     console.print("[yellow]尚未实现 not built yet:[/yellow] " + ", ".join(payload["not_yet"]))
+
+
+def _rules_by_typology(report) -> dict:
+    """Hits and amount at risk of a rules run, per typology id."""
+    from features.contract import FRAUD_TYPES
+
+    out: dict[str, dict] = {}
+    for r in report.rules:
+        t = out.setdefault(r.typology_id, {"typology_zh": FRAUD_TYPES[r.typology_id][0], "hits": 0,
+                                           "amount_at_risk": 0.0, "rules": []})
+        t["hits"] += r.hits
+        t["amount_at_risk"] = round(t["amount_at_risk"] + float(r.amount_at_risk), 2)
+        t["rules"].append(r.rule_id)
+    return {"run_id": report.run_id, "pack_version": report.pack_version, "hits": report.hits,
+            "amount_at_risk": float(report.amount_at_risk), "seconds": report.seconds, "typologies": out}
 
 
 from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on the shared app)
 
 app.add_typer(rules_app, name="rules")
-from serving.cli_graph import graph_app  # noqa: E402
-app.add_typer(graph_app, name="graph")
 from serving.cli_features import features_app  # noqa: E402
 
 app.add_typer(features_app, name="features")
+from serving.cli_graph import graph_app  # noqa: E402
+app.add_typer(graph_app, name="graph")
 
 
 def main() -> None:  # pragma: no cover

@@ -1,31 +1,89 @@
-"""``yibao rules ...``: the 两库 rule pack and the rule engine (build, list, run, evaluate, backtest)."""
+"""``yibao rules ...``: the 两库 rule pack and the rule engine (build, list, run, evaluate, backtest, switch).
+
+Which rule config is used: ``--config PATH`` when given, else the user's copy (``Settings.rules_config``,
+default ``data/rules.yaml``, env ``YIBAO_RULES_CONFIG``) when it exists, else the committed
+``models/rules/rules.yaml``. ``yibao rules enable/disable`` write the user's copy (made from the committed
+file the first time), never the committed file.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from serving.cli import JSON_OPT, _emit, _fail, console
+from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _fail, _progress, _settings
+from serving.cli import console as _narrow
 
-__all__ = ["rules_app"]
+# Rule tables are wide (Chinese basis and messages): give them room when stderr is not a terminal.
+console = _narrow if _narrow.is_terminal else Console(stderr=True, width=200)
+
+__all__ = ["rules_app", "effective_config_path"]
 
 rules_app = typer.Typer(help="两库 rule pack and rule engine (knowledge base / rule base).", no_args_is_help=True)
+
+CONFIG_OPT = typer.Option(None, "--config", "-c", help="Rule config (YAML). Default: the user copy "
+                          "(data/rules.yaml or YIBAO_RULES_CONFIG) if it exists, else models/rules/rules.yaml.")
+SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
+STATUS_ZH = {"same": "未变", "changed": "修改", "added": "新增", "removed": "删除", "enabled": "启用", "disabled": "停用"}
+
+
+def effective_config_path(option: Optional[Path], user_copy: Path) -> Path:
+    """The rule config a command uses (see the module docstring)."""
+    from models.rules.config import DEFAULT_CONFIG
+
+    if option is not None:
+        return option
+    return user_copy if user_copy.is_file() else DEFAULT_CONFIG
+
+
+def _load_config(path: Path):
+    from models.rules.config import RuleConfigError, load_config
+
+    try:
+        return load_config(path)
+    except RuleConfigError as e:
+        _fail(f"规则配置错误 (rule config error): {e}")
+
+
+def _require_warehouse(path: Path) -> None:
+    if not path.is_file():
+        _fail(f"仓库不存在 (warehouse not found): {path}; run `yibao ingest` first")
 
 
 @rules_app.command("build-pack")
 def rules_build_pack(
     source: Path = typer.Option(Path("../shared/reference/liangku"), help="Folder with the 14 两库 spreadsheets."),
     effective_from: str = typer.Option("2024-01-01", help="Effective-from date stamped on every knowledge point."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the pack (default: the committed pack file)."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Write the pack even when rows are malformed."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """重建两库规则包: rebuild the committed rule pack from the national rule-batch spreadsheets."""
-    from models.rules.pack import DEFAULT_PACK, build_pack
+    """重建两库规则包: rebuild the rule pack from the national rule-batch spreadsheets.
+
+    A malformed data row (a value the pack cannot read) is an error naming file, sheet, row and field;
+    blank rows and total/footnote rows are reported and left out.
+    """
+    from models.rules.pack import DEFAULT_PACK, MalformedSpreadsheet, build_pack
 
     if not source.is_dir():
         _fail(f"两库目录不存在 (rule spreadsheets not found): {source}")
-    info = build_pack(source, DEFAULT_PACK, effective_from=effective_from)
+    try:
+        info = build_pack(source, out or DEFAULT_PACK, effective_from=effective_from, strict=not keep_going)
+    except MalformedSpreadsheet as e:
+        if as_json:
+            _emit({"error": "malformed rows", "rows": [_skip_dict(r) for r in e.rows]}, True)
+        for r in e.rows[:50]:
+            console.print(f"[red]错误 error[/red] 文件 file {r.file} 工作表 sheet {r.sheet} 第 {r.row} 行 row "
+                          f"字段 field {r.field or '-'}: {r.reason}")
+        console.print(f"{len(e.rows)} 行无法读取, 规则包未写入 (pack not written); --keep-going writes it without them")
+        raise typer.Exit(1)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        _fail(f"两库表格错误 (spreadsheet error): {e}")
     if as_json:
         return _emit(info.to_dict(), True)
     console.print(f"规则包 rule pack {info.version} → {info.path}")
@@ -35,3 +93,231 @@ def rules_build_pack(
     for k, v in info.points_per_rule_kind.items():
         t.add_row(k, f"{v:,}")
     console.print(t)
+    for s in info.skipped:
+        console.print(f"[yellow]跳过 skipped[/yellow] 文件 {s.file} 工作表 {s.sheet} 第 {s.row} 行 "
+                      f"字段 {s.field or '-'}: {s.reason}")
+
+
+@rules_app.command("list")
+def rules_list(
+    summary: bool = typer.Option(False, "--summary", help="Knowledge points per 两库 batch and file instead."),
+    config: Optional[Path] = CONFIG_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """规则清单: the rules (id, typology, policy basis, enabled, thresholds), or with --summary the 两库 pack."""
+    from models.rules.pack import pack_version
+
+    if summary:
+        from models.rules.summary import pack_summary
+
+        rows = pack_summary()
+        total = sum(r.points for r in rows)
+        if as_json:
+            return _emit({"pack_version": pack_version(), "points": total, "files": [r.to_dict() for r in rows]}, True)
+        t = Table(title=f"两库知识点 knowledge points per batch — pack {pack_version()}")
+        for c in ("批次 batch", "文件 file", "知识点 points", "README", "说明 note"):
+            t.add_column(c, justify="right" if c.startswith(("知识点", "README")) else "left",
+                         overflow="fold")
+        for r in rows:
+            t.add_row(r.batch, f"{r.title_zh}\n{r.file}", f"{r.points:,}",
+                      f"{r.published:,}" if r.published is not None else "-",
+                      r.explanation or ("一致 equal" if r.matches else ""))
+        t.add_row("", "合计 total", f"{total:,}", f"{sum(r.published or 0 for r in rows):,}", "")
+        console.print(t)
+        return
+    s = _settings(None)
+    path = effective_config_path(config, s.rules_config)
+    cfg = _load_config(path)
+    if as_json:
+        return _emit({"config": str(cfg.path), "config_version": cfg.config_version, "pack_version": pack_version(),
+                      "rules": [r.to_dict() for r in cfg.rules]}, True)
+    from features.contract import FRAUD_TYPES
+
+    t = Table(title=f"规则 rules — {cfg.path} (config {cfg.config_version}, pack {pack_version()})")
+    for c in ("规则 rule", "违规类型 typology", "政策依据 basis", "启用 on", "版本 v", "风险 sev", "阈值 thresholds"):
+        t.add_column(c, overflow="fold")
+    for r in cfg.rules:
+        params = "\n".join(f"{k}={v}" for k, v in r.params.items()) or "-"
+        basis = r.basis_zh.replace("{point_id}", "〈每条命中的知识点 per hit〉")
+        t.add_row(f"{r.id}\n{r.name_zh}", f"{r.typology_id}\n{FRAUD_TYPES[r.typology_id][0]}", basis,
+                  ("是" if r.enabled else "[red]否[/red]") + ("" if r.realtime else "\n(仅批量)"), r.version,
+                  SEVERITY_ZH[r.severity], params)
+    console.print(t)
+
+
+@rules_app.command("run")
+def rules_run(
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    since: Optional[str] = typer.Option(None, help="Judge settlements from this date on (YYYY-MM-DD); "
+                                        "history before it is still read. Replaces those rules' hits from then on."),
+    rule: Optional[list[str]] = typer.Option(None, "--rule", help="Only this rule (repeatable)."),
+    config: Optional[Path] = CONFIG_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """规则筛查: run all enabled rules over the warehouse (set-based SQL) and write the hit table rule_hits."""
+    from models.rules.engine import RuleSqlError, run_rules
+
+    s = _settings(warehouse)
+    _require_warehouse(s.warehouse)
+    cfg = _load_config(effective_config_path(config, s.rules_config))
+    with _progress(as_json) as bar:
+        task = bar.add_task("规则 rules", total=len(cfg.enabled_rules))
+
+        def tick(rule_id: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"规则 {rule_id}" if rule_id else "规则 rules")
+
+        try:
+            report = run_rules(s.warehouse, cfg, since=since, rule_ids=rule or None, progress=tick)
+        except (RuleSqlError, ValueError, KeyError, FileNotFoundError) as e:
+            _fail(str(e))
+    if as_json:
+        return _emit(report.to_dict(), True)
+    _print_run(report)
+
+
+def _print_run(report) -> None:
+    from features.contract import FRAUD_TYPES
+
+    t = Table(title=f"规则命中 rule hits → {report.warehouse} (run {report.run_id}"
+                    + (f", since {report.since}" if report.since else "") + ")")
+    for c in ("规则 rule", "违规类型 typology", "命中 hits", "涉及金额 at risk (元)", "用时 s"):
+        t.add_column(c, justify="right" if c.startswith(("命中", "涉及", "用时")) else "left")
+    for r in report.rules:
+        t.add_row(r.rule_id, f"{r.typology_id} {FRAUD_TYPES[r.typology_id][0]}", f"{r.hits:,}",
+                  f"{r.amount_at_risk:,.2f}", f"{r.seconds:.2f}")
+    t.add_row("合计 total", "", f"{report.hits:,}", f"{report.amount_at_risk:,.2f}", f"{report.seconds:.1f}")
+    console.print(t)
+    console.print(f"两库版本 pack {report.pack_version}; 配置 config {report.config_path} ({report.config_version})")
+    if report.removed_rules:
+        console.print(f"已移除停用规则的命中 removed hits of rules no longer enabled: {', '.join(report.removed_rules)}")
+
+
+@rules_app.command("eval")
+def rules_eval(
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """规则评估: precision and recall per typology id of the hits in rule_hits against the labels."""
+    from models.rules.evaluate import evaluate
+
+    s = _settings(warehouse)
+    _require_warehouse(s.warehouse)
+    try:
+        report = evaluate(s.warehouse)
+    except ValueError as e:
+        _fail(str(e))
+    if as_json:
+        return _emit(report.to_dict(), True)
+    console.print(_eval_table(report, f"规则评估 rule evaluation — {s.warehouse}"))
+    console.print("层级 level: * = the rules' own level (the figure the targets apply to); others are roll-ups. "
+                  "其他违规 other fraud = hit entities positive for another typology.")
+
+
+def _eval_table(report, title: str) -> Table:
+    from features.contract import FRAUD_TYPES
+
+    t = Table(title=title)
+    for c in ("违规类型 typology", "层级 level", "命中 hits", "正确 TP", "其他违规 other", "阳性 positives",
+              "精确率 P", "召回率 R", "涉及金额 at risk", "查获金额 caught", "标签金额 labelled"):
+        t.add_column(c, justify="left" if c.startswith(("违规", "层级")) else "right")
+    for sc in report.scores:
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        style = None if sc.headline else "dim"
+        t.add_row(f"{sc.typology_id} {FRAUD_TYPES[sc.typology_id][0]}", sc.level + ("*" if sc.headline else ""),
+                  f"{sc.hits:,}", f"{sc.true_positives:,}", f"{sc.other_fraud:,}", f"{sc.positives:,}",
+                  fmt(sc.precision), fmt(sc.recall), f"{sc.amount_at_risk:,.2f}", f"{sc.amount_caught:,.2f}",
+                  f"{sc.amount_labelled:,.2f}", style=style)
+    return t
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    proposed: Path = typer.Option(..., "--config", "-c", help="The proposed rule config to compare."),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    current: Optional[Path] = typer.Option(None, help="The current config (default: the one in use)."),
+    since: Optional[str] = typer.Option(None, help="Only settlements from this date on."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """规则回测: hits and amounts per rule under the current and a proposed config, before switching."""
+    from models.rules.backtest import backtest
+    from models.rules.engine import RuleSqlError
+
+    s = _settings(warehouse)
+    _require_warehouse(s.warehouse)
+    cur = _load_config(effective_config_path(current, s.rules_config))
+    new = _load_config(proposed)
+    with _progress(as_json) as bar:
+        task = bar.add_task("回测 backtest", total=None)
+
+        def tick(label: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"回测 {label}")
+
+        try:
+            report = backtest(s.warehouse, cur, new, since=since, progress=tick)
+        except (RuleSqlError, ValueError) as e:
+            _fail(str(e))
+    if as_json:
+        return _emit(report.to_dict(), True)
+    t = Table(title=f"规则回测 backtest — 现行 {report.current_config} vs 拟用 {report.proposed_config}")
+    for c in ("规则 rule", "变化 change", "现行命中 hits now", "拟用命中 hits new", "新增 new only", "消失 dropped",
+              "现行金额 amount now", "拟用金额 amount new", "金额变化 Δ"):
+        t.add_column(c, justify="left" if c.startswith(("规则", "变化")) else "right", overflow="fold")
+    for d in report.rules:
+        change = STATUS_ZH[d.status]
+        if d.param_changes:
+            change += "\n" + "\n".join(f"{k}: {a} → {b}" for k, (a, b) in d.param_changes.items())
+        if d.current_version != d.proposed_version and d.current_version and d.proposed_version:
+            change += f"\nv{d.current_version} → v{d.proposed_version}"
+        t.add_row(d.rule_id, change, f"{d.current_hits:,}", f"{d.proposed_hits:,}", f"{d.only_proposed:,}",
+                  f"{d.only_current:,}", f"{d.current_amount:,.2f}", f"{d.proposed_amount:,.2f}",
+                  f"{d.amount_delta:+,.2f}")
+    console.print(t)
+    if report.current_eval and report.proposed_eval:
+        console.print(_eval_table(report.current_eval, "现行配置评估 current config vs labels"))
+        console.print(_eval_table(report.proposed_eval, "拟用配置评估 proposed config vs labels"))
+
+
+def _switch(rule_id: str, enabled: bool, config: Optional[Path], as_json: bool) -> None:
+    from models.rules.config import DEFAULT_CONFIG, RuleConfigError, set_enabled
+
+    s = _settings(None)
+    target = config or s.rules_config
+    created = False
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DEFAULT_CONFIG, target)
+        created = True
+    try:
+        cfg = set_enabled(target, rule_id, enabled)
+    except KeyError as e:
+        _fail(str(e.args[0]))
+    except RuleConfigError as e:
+        _fail(f"规则配置错误 (rule config error): {e}")
+    payload = {"config": str(target), "created": created, "rule_id": rule_id, "enabled": cfg.rule(rule_id).enabled}
+    if as_json:
+        return _emit(payload, True)
+    state = "启用 enabled" if enabled else "停用 disabled"
+    console.print(f"规则 {rule_id} 已{state} in {target}" + (" (copied from the committed rules.yaml)" if created else ""))
+    console.print("生效 takes effect on the next `yibao rules run`; compare first with `yibao rules backtest`.")
+
+
+@rules_app.command("enable")
+def rules_enable(rule_id: str = typer.Argument(..., help="Rule id, see `yibao rules list`."),
+                 config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file to edit "
+                                                       "(default: the user copy, Settings.rules_config)."),
+                 as_json: bool = JSON_OPT) -> None:
+    """启用规则: switch a rule on in the user's rule config copy."""
+    _switch(rule_id, True, config, as_json)
+
+
+@rules_app.command("disable")
+def rules_disable(rule_id: str = typer.Argument(..., help="Rule id, see `yibao rules list`."),
+                  config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file to edit "
+                                                        "(default: the user copy, Settings.rules_config)."),
+                  as_json: bool = JSON_OPT) -> None:
+    """停用规则: switch a rule off in the user's rule config copy."""
+    _switch(rule_id, False, config, as_json)
+
+
+def _skip_dict(s) -> dict:
+    return {"file": s.file, "sheet": s.sheet, "row": s.row, "field": s.field, "reason": s.reason}

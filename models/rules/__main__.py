@@ -10,25 +10,7 @@ import argparse
 from pathlib import Path
 
 from models.rules.pack import DEFAULT_PACK, build_pack
-
-# Counts stated in shared/reference/README.md, per file.
-PUBLISHED_COUNTS = {
-    "batch1-drug-gender.xlsx": 6472,
-    "batch1-drug-age.xlsx": 4398,
-    "batch1-item-gender.xlsx": 390,
-    "batch1-item-age.xlsx": 30,
-    "batch2-item-primary-secondary-surgery.xlsx": 378,
-    "batch3-drug-insurance-type.xlsx": 112,
-    "batch4-drug-care-setting.xlsx": 736,
-    "batch5-drug-institution-level.xlsx": 962,
-    "batch6-drug-course-length.xlsx": 1147,
-    "batch7-item-duplicate-charge.xlsx": 900,
-    "batch8-1-item-frequency.xlsx": 69,
-    "batch8-2-item-age.xlsx": 1,
-    "batch8-3-item-course-length.xlsx": 11,
-    "batch8-4-item-period-frequency.xlsx": 14,
-}
-
+from models.rules.summary import PUBLISHED_COUNTS
 
 def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[2]

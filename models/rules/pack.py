@@ -85,6 +85,7 @@ __all__ = [
     "TYPOLOGY_BY_RULE_KIND",
     "PackInfo",
     "SkippedRow",
+    "MalformedSpreadsheet",
     "build_pack",
     "load_pack",
     "pack_version",
@@ -158,6 +159,22 @@ class SkippedRow:
     sheet: str
     row: int
     reason: str
+    field: str | None = None  # the column header of the offending cell, when one cell is the cause
+
+    @property
+    def malformed(self) -> bool:
+        """A data row whose content could not be read (not a blank row or a total/footnote row)."""
+        return not (self.reason == "blank row" or "footer/total row" in self.reason)
+
+
+class MalformedSpreadsheet(ValueError):
+    """Rows of the spreadsheets that could not be read (``build_pack(strict=True)``): file, sheet, row, field."""
+
+    def __init__(self, rows: list[SkippedRow]):
+        self.rows = tuple(rows)
+        lines = [f"{r.file} / {r.sheet} / row {r.row} / field {r.field or '-'}: {r.reason}" for r in rows[:20]]
+        more = f"\n... and {len(rows) - 20} more" if len(rows) > 20 else ""
+        super().__init__(f"{len(rows)} malformed spreadsheet row(s):\n" + "\n".join(lines) + more)
 
 
 @dataclass(frozen=True)
@@ -194,13 +211,15 @@ class PackInfo:
 
 
 def build_pack(
-    source_dir: Path, out: Path = DEFAULT_PACK, *, effective_from: str = "2024-01-01"
+    source_dir: Path, out: Path = DEFAULT_PACK, *, effective_from: str = "2024-01-01", strict: bool = False
 ) -> PackInfo:
     """Compile the 14 两库 spreadsheets in *source_dir* into the Parquet pack at *out*.
 
     Writes *out* (zstd Parquet, sorted by ``point_id``, version in the key-value metadata) and a
     sidecar ``<out>.json``. The same spreadsheets and ``effective_from`` give a byte-identical file.
     Every data row becomes a knowledge point or a :class:`SkippedRow`; nothing is dropped silently.
+    With *strict*, a malformed row (not a blank or total/footnote row) raises
+    :class:`MalformedSpreadsheet`, naming file, sheet, row and field, and nothing is written.
     """
     source_dir = Path(source_dir)
     out = Path(out)
@@ -225,6 +244,8 @@ def build_pack(
         storage[source.file] = compiled.storage
         _check_every_row_accounted(source, sheets, compiled)
 
+    if strict and (bad := [r for r in skipped if r.malformed]):
+        raise MalformedSpreadsheet(bad)
     for p in points:
         p["effective_from"] = effective
         p["typology_id"] = TYPOLOGY_BY_RULE_KIND[p["rule_kind"]]
@@ -370,7 +391,11 @@ class _Sheet:
 
 
 class _Skip(Exception):
-    """A row that cannot become a knowledge point; the message is the reason."""
+    """A row that cannot become a knowledge point; the message is the reason, ``role`` the cell's column."""
+
+    def __init__(self, reason: str, role: str | None = None):
+        super().__init__(reason)
+        self.role = role
 
 
 def _read_workbook(path: Path) -> list[_Sheet]:
@@ -457,8 +482,8 @@ def _compile_file(source: _Source, sheets: list[_Sheet]) -> _Compiled:
             if not any(cells):
                 raise _Skip("blank row")
             if raw.get("code") is None:
-                raise _Skip(f"no code (footer/total row: {_first_text(cells)!r})")
-            code = _normalise_code(raw["code"], code_sheet, row, cols["code"], width, out.storage)
+                raise _Skip(f"no code (footer/total row: {_first_text(cells)!r})", "code")
+            code = _with_role("code", _normalise_code, raw["code"], code_sheet, row, cols["code"], width, out.storage)
             if rules:
                 rule_row, rule_raw, params = _drug_rule_for(raw, rules)
                 out.used_rule_rows.add((rule_sheets[0].name, rule_row))
@@ -474,14 +499,16 @@ def _compile_file(source: _Source, sheets: list[_Sheet]) -> _Compiled:
                 raw.setdefault("restriction", None)
                 raw["restriction"] = raw["restriction"] or restriction
                 if raw.get("related_code") is not None:
-                    raw["related_code"] = _normalise_code(
-                        raw["related_code"], code_sheet, row, cols["related_code"], width, out.storage
+                    raw["related_code"] = _with_role(
+                        "related_code", _normalise_code, raw["related_code"], code_sheet, row, cols["related_code"],
+                        width, out.storage
                     )
                 if source.rule_kind == "frequency" and raw.get("value") is None:
                     raw["value"] = f"{raw.get('count') or ''}{raw.get('unit') or ''}" or None
                 params = _parse(source.rule_kind, raw, f"{source.file} row {row}", out.warnings)
         except _Skip as skip:
-            out.skipped.append(SkippedRow(source.file, code_sheet.name, row, str(skip)))
+            out.skipped.append(SkippedRow(source.file, code_sheet.name, row, str(skip),
+                                          _header(code_sheet, cols, skip.role)))
             continue
         out.points.append(_point(source, code_sheet.name, row, rule_row, raw, params))
 
@@ -506,10 +533,10 @@ def _drug_rules(source: _Source, sheet: _Sheet, cols: dict[str, int], out: _Comp
             if name is None:
                 raise _Skip(f"no drug name (footer/total row: {_first_text(cells)!r})")
             if name in rules:
-                raise _Skip(f"drug {name!r} repeats row {rules[name][0]}")
+                raise _Skip(f"drug {name!r} repeats row {rules[name][0]}", "name")
             params = _parse(source.rule_kind, raw, f"{source.file}/{sheet.name} row {row}", out.warnings)
         except _Skip as skip:
-            out.skipped.append(SkippedRow(source.file, sheet.name, row, str(skip)))
+            out.skipped.append(SkippedRow(source.file, sheet.name, row, str(skip), _header(sheet, cols, skip.role)))
             continue
         rules[name] = (row, raw, params)
     return rules
@@ -517,7 +544,7 @@ def _drug_rules(source: _Source, sheet: _Sheet, cols: dict[str, int], out: _Comp
 
 def _drug_rule_for(raw: dict[str, str | None], rules: dict) -> tuple[int, dict, dict]:
     if raw.get("name") not in rules:
-        raise _Skip(f"drug {raw.get('name')!r} is not in Sheet1 (or its Sheet1 row was skipped)")
+        raise _Skip(f"drug {raw.get('name')!r} is not in Sheet1 (or its Sheet1 row was skipped)", "name")
     return rules[raw["name"]]
 
 
@@ -546,6 +573,20 @@ def _restriction_from_title(sheet_name: str) -> str | None:
     # e.g. “医疗服务项目重复收费”规则对应知识点明细 -> 重复收费
     match = re.search(r"[“\"]医疗服务项目(.+?)[”\"]", sheet_name)
     return match.group(1) if match else None
+
+
+def _with_role(role: str, fn, *args):
+    try:
+        return fn(*args)
+    except _Skip as skip:
+        raise _Skip(str(skip), skip.role or role) from None
+
+
+def _header(sheet: _Sheet, cols: dict[str, int], role: str | None) -> str | None:
+    """The column title (e.g. 限定对象) of a role, for error messages."""
+    if role is None or role not in cols:
+        return None
+    return sheet.header[cols[role]]
 
 
 def _first_text(cells: tuple[str | None, ...]) -> str:
@@ -606,30 +647,30 @@ def _parse(rule_kind: str, raw: dict[str, str | None], where: str, warnings: lis
     value, note = raw.get("value"), raw.get("note") or ""
     params = dict(_NO_PARAMS)
     if rule_kind == "gender":
-        params["gend"] = _lookup(_GENDER, value, "限定性别")
+        params["gend"] = _lookup(_GENDER, value, "限定性别", "value")
     elif rule_kind == "age":
-        params["age_min"], params["age_max"] = _lookup(_AGE, value, "限定年龄")
+        params["age_min"], params["age_max"] = _lookup(_AGE, value, "限定年龄", "value")
     elif rule_kind == "insurance_type":
-        params["insurance_only"] = _lookup(_INSURANCE, value, "限定保险类型")
+        params["insurance_only"] = _lookup(_INSURANCE, value, "限定保险类型", "value")
     elif rule_kind == "care_setting":
-        params["care_setting"] = _lookup(_CARE_SETTING, value, "限定就医方式")
+        params["care_setting"] = _lookup(_CARE_SETTING, value, "限定就医方式", "value")
         if "急诊或住院" in note and params["care_setting"] == "inpatient":
             params["care_setting"] = "inpatient_or_emergency"
             warnings.append(f"{where}: value {value!r} but the note allows 急诊 too ({_short(note)}); kept the wider")
     elif rule_kind == "institution_level":
-        params["min_hosp_level"] = _lookup(_LEVEL, value, "限定机构等级")
+        params["min_hosp_level"] = _lookup(_LEVEL, value, "限定机构等级", "value")
         if f"限{value}及以上医疗机构" not in note:
             warnings.append(f"{where}: level {value!r} is qualified by the note, not encoded: {_short(note)}")
     elif rule_kind == "course_length":
         params.update(_course(raw, where, warnings))
     elif rule_kind == "duplicate_charge":
-        params["window"] = _lookup(_WINDOW, raw.get("window"), "频度")
+        params["window"] = _lookup(_WINDOW, raw.get("window"), "频度", "window")
     elif rule_kind == "frequency":
-        params["max_count"] = _integer(raw.get("count"), "限制数量")
-        params["count_unit"] = _lookup(_COUNT_UNIT, raw.get("unit"), "数量单位")
+        params["max_count"] = _integer(raw.get("count"), "限制数量", "count")
+        params["count_unit"] = _lookup(_COUNT_UNIT, raw.get("unit"), "数量单位", "unit")
     elif rule_kind == "period_frequency":
-        params["max_count"] = _integer(raw.get("count"), "频次上限")
-        params["period_days"] = _integer(raw.get("period"), "疗程周期")
+        params["max_count"] = _integer(raw.get("count"), "频次上限", "count")
+        params["period_days"] = _integer(raw.get("period"), "疗程周期", "period")
         params["min_interval_days"] = _interval(value)
         if params["min_interval_days"] not in (None, params["period_days"]) or (
             "每周" in (value or "") and params["period_days"] != 7
@@ -637,7 +678,7 @@ def _parse(rule_kind: str, raw: dict[str, str | None], where: str, warnings: lis
             warnings.append(f"{where}: 疗程周期 {params['period_days']} disagrees with the note {value!r}")
     elif rule_kind == "primary_secondary_surgery":
         if not value:
-            raise _Skip("no 限定值域 (surgery group)")
+            raise _Skip("no 限定值域 (surgery group)", "value")
         params["surgery_group"] = value
     else:
         raise ValueError(f"unknown rule kind {rule_kind!r}")
@@ -650,7 +691,7 @@ def _course(raw: dict[str, str | None], where: str, warnings: list[str]) -> dict
     if match is None:  # item course rules (batch 8-3) carry the limit as prose in 备注
         days = _days_in_text(value)
         if days is None:
-            raise _Skip(f"unmapped course length {value!r}")
+            raise _Skip(f"unmapped course length {value!r}", "value")
         return {"max_days": days, "min_interval_days": _interval(value)}
     days = int(match.group(1))
     in_note = _days_in_text(note)
@@ -687,16 +728,16 @@ def _interval(text: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _lookup(mapping: Mapping[str, Any], value: str | None, what: str) -> Any:
+def _lookup(mapping: Mapping[str, Any], value: str | None, what: str, role: str | None = None) -> Any:
     if value not in mapping:
-        raise _Skip(f"unmapped {what} {value!r}")
+        raise _Skip(f"unmapped {what} {value!r}", role)
     return mapping[value]
 
 
-def _integer(text: str | None, what: str) -> int:
+def _integer(text: str | None, what: str, role: str | None = None) -> int:
     match = re.fullmatch(r"(\d+)(?:\.0*)?", text or "")
     if not match:
-        raise _Skip(f"unmapped {what} {text!r}")
+        raise _Skip(f"unmapped {what} {text!r}", role)
     return int(match.group(1))
 
 

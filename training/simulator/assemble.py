@@ -162,7 +162,9 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
     diag_df = diag_df.drop_duplicates(["setl_id", "diag_code"]).reset_index(drop=True)
 
     # refunds (退费): a reversal settlement and negative lines, for a few honest outpatient settlements
-    cand = np.flatnonzero(np.isin(kind, [OP, PHARM, ER, CHRONIC]) & (enc["tag"] < 0) & (medfee > 0))
+    tainted = np.zeros(ne, dtype=bool)
+    tainted[lines["enc"][lines["tag"] >= 0]] = True
+    cand = np.flatnonzero(np.isin(kind, [OP, PHARM, ER, CHRONIC]) & (enc["tag"] < 0) & ~tainted & (medfee > 0))
     refund = np.sort(rng.choice(cand, int(len(cand) * 0.004), replace=False)) if len(cand) else np.array([], int)
     if len(refund):
         r = setl.iloc[refund].copy()

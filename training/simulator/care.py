@@ -389,6 +389,14 @@ def _without_honest_care_during_stays(enc: dict) -> dict:
     key = enc["psn"] * n_days_max + enc["day"]
     honest = (enc["tag"] < 0) & ((enc["flag"] & F_KEEP) == 0)
     drop = honest & np.isin(key, inside)
+    # two honest stays for the same illness at the same hospital are more than 15 days apart
+    ipx = np.flatnonzero((enc["kind"] == IP) & ~drop)
+    order = ipx[np.lexsort((enc["day"][ipx], enc["diag"][ipx], enc["inst"][ipx], enc["psn"][ipx]))]
+    same = ((enc["psn"][order][1:] == enc["psn"][order][:-1]) & (enc["inst"][order][1:] == enc["inst"][order][:-1])
+            & (enc["diag"][order][1:] == enc["diag"][order][:-1])
+            & (enc["day"][order][1:] - (enc["day"][order][:-1] + enc["los"][order][:-1]) <= 15))
+    later = order[1:][same]
+    drop[later[enc["tag"][later] < 0]] = True
     return {k: v[~drop] for k, v in enc.items()}
 
 
@@ -426,15 +434,16 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     for i in rng.choice(dead, _n_cases(s.rate, len(dead), s.min_cases), replace=False) if len(dead) else []:
         k = int(rng.integers(*[int(x) for x in s.intensity]))
         days = np.sort(rng.integers(p["die_day"][i] + 3, nd, k))
+        # the card is swiped at pharmacies and for outpatient visits (no refills: no days supply to overlap)
         pharm = rng.random(k) < 0.6
         inst = np.where(pharm, p["pharm1"][i], p["clinic"][i])
-        E.add(np.full(k, i), np.where(pharm, PHARM, CHRONIC), inst,
-              np.where(pharm, DEPT_ROLE["pharmacy"], DEPT_ROLE["internal"]), DIAG_IDX["I10.x00"], days,
+        E.add(np.full(k, i), np.where(pharm, PHARM, OP), inst,
+              np.where(pharm, DEPT_ROLE["pharmacy"], DEPT_ROLE["internal"]), DIAG_IDX["J06.900"], days,
               _office_secs(rng, k), tag=T["dead_person"])
 
     # card_theft: purchases while the holder is in hospital elsewhere
     s = sc["card_theft"]
-    ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 4) & (enc["tag"] < 0))
+    ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 4) & (enc["tag"] < 0) & (enc["day"] + enc["los"] < nd - 2))
     pick = rng.choice(ip, _n_cases(s.rate * n / max(len(ip), 1), len(ip), s.min_cases), replace=False) if len(ip) else []
     for e in pick:
         i = enc["psn"][e]
@@ -476,7 +485,8 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
 
     # bed_hold: in bed on paper, out and about in reality (visits and purchases elsewhere during the stay)
     s = sc["bed_hold"]
-    ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 5) & (enc["tag"] < 0) & ((enc["flag"] & F_SURGERY) == 0))
+    ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 5) & (enc["tag"] < 0) & ((enc["flag"] & F_SURGERY) == 0)
+                        & (enc["day"] + enc["los"] < nd - 2) & ~np.isin(enc["diag"], [DIAG_IDX["I63.900"]]))
     ip = np.setdiff1d(ip, list(_shorten))
     pick = rng.choice(ip, _n_cases(s.rate, len(ip), s.min_cases), replace=False) if len(ip) else np.array([], int)
     bed_hold = set(pick.tolist())
@@ -943,7 +953,8 @@ def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
     lines["tag"] = np.where(nonsel, T["vbp_noncompliance"], lines["tag"])
     # inflated (ring, cross-region) visits: pricey drugs and extra exams
     infl = np.flatnonzero(((enc["flag"] & F_INFLATE) > 0) & np.isin(kind, [OP]))
-    dear_items = np.concatenate([role("exam")[price[role("exam")] >= 150], dear])
+    acute = role("drug_acute")
+    dear_items = np.concatenate([role("exam")[price[role("exam")] >= 150], acute[price[acute] >= 20]])
     extra_e = np.repeat(infl, rng.integers(2, 5, len(infl)))
     items = rng.choice(dear_items, len(extra_e))
     add = dict(enc=extra_e, item=items, cnt=np.ones(len(extra_e)), price=svc_price(items, extra_e),

@@ -233,6 +233,13 @@ def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
         rel = pack.dropna(subset=["related_code"])
         for code, name in zip(rel["related_code"], rel["related_name"]):
             item_names.setdefault(name, code)
+    # a code restricted in one way is used only for that restriction: an honest bill must not break another
+    kinds_of = pack.groupby("hilist_code")["rule_kind"].agg(lambda k: frozenset(k)).to_dict()
+    patient_limits = {"gender", "age", "insurance_type", "care_setting", "institution_level", "course_length"}
+
+    def only(code, allowed: set) -> bool:
+        return kinds_of.get(code, frozenset()) <= allowed
+
     rows = []
     for i, (role, name, lt, ct, lv, price, grp, vbp, days) in enumerate(ORDINARY_ITEMS):
         if lt == "201":
@@ -254,14 +261,15 @@ def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
         ("drug_child", (pack["rule_kind"] == "age") & (pack["code_kind"] == "drug") & (pack["age_max"] <= 18), 3),
         ("drug_workinjury", pack["rule_kind"] == "insurance_type", 2),
         ("drug_ip_only", pack["rule_kind"] == "care_setting", 3),
-        ("drug_level2", (pack["rule_kind"] == "institution_level") & (pack["min_hosp_level"] >= 2), 3),
+        ("drug_level2", (pack["rule_kind"] == "institution_level") & (pack["min_hosp_level"] == 2), 3),
         ("drug_course", (pack["rule_kind"] == "course_length") & (pack["code_kind"] == "drug")
          & (pack["max_days"] <= 30), 3),
     ]
     taken = {r["hilist_code"] for r in rows}
     for role, mask, k in restricted:
         cand = pack[mask].drop_duplicates("hilist_name")
-        cand = cand[~cand["hilist_code"].isin(taken)]
+        own = set(cand["rule_kind"])
+        cand = cand[~cand["hilist_code"].isin(taken) & cand["hilist_code"].map(lambda c: only(c, own))]
         if len(cand) == 0:
             raise ValueError(f"rule pack has no knowledge point for simulator role {role}")
         pick = cand.iloc[np.sort(rng.choice(len(cand), min(k, len(cand)), replace=False))]
@@ -277,6 +285,9 @@ def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
     # Duplicate-charge pairs (batch 7) whose main and sub items we add to the catalogue.
     dup = pack[(pack["rule_kind"] == "duplicate_charge") & pack["window"].isin(["day", "visit"])]
     dup = dup[~dup["hilist_code"].isin(taken) & ~dup["related_code"].isin(taken)]
+    free = set(kinds_of) - {c for c, k in kinds_of.items() if k & patient_limits}
+    dup = dup[dup["hilist_code"].map(lambda c: c not in kinds_of or c in free)
+              & dup["related_code"].map(lambda c: c not in kinds_of or c in free)]
     dup = dup.drop_duplicates("hilist_code").drop_duplicates("related_code")
     pick = dup.iloc[np.sort(rng.choice(len(dup), min(6, len(dup)), replace=False))]
     pair_rows = []
@@ -290,7 +301,9 @@ def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
         pair_rows.append((len(rows) - 2, len(rows) - 1, p["window"]))
     # Primary/secondary surgery groups (batch 2): two groups with three operations each.
     surg = pack[pack["rule_kind"] == "primary_secondary_surgery"]
-    groups = sorted(surg["surgery_group"].dropna().unique())[:2]
+    surg = surg[surg["hilist_code"].map(lambda c: c in free) & ~surg["hilist_code"].isin(taken)]
+    sizes = surg.drop_duplicates(["surgery_group", "hilist_code"]).groupby("surgery_group").size()
+    groups = sorted(sizes[sizes >= 3].index)[:2]
     surgery_groups = {}
     for g in groups:
         ops = surg[surg["surgery_group"] == g].drop_duplicates("hilist_code").head(3)

@@ -1,0 +1,153 @@
+"""Benchmark of the rule engine (run on demand; figures go to docs/benchmarks.md, section "Rules").
+
+    .venv/bin/python benchmarks/bench_rules.py --warehouse /tmp/r3/small.duckdb [--visits 500] [--json]
+
+1. Batch: all enabled rules over the whole warehouse (``run_rules``: writes ``rule_hits`` into it), wall time
+   and hits per rule.
+2. Precheck: ``--visits`` settlements sampled at random (seeded) among those with at least ``--lookback``
+   days of history before them; each is rebuilt as a visit dict from the warehouse and checked by one
+   long-lived :class:`Prechecker` (history from the warehouse, the visit's own settlement left out of it).
+   Latency per visit (in-process, parsing of the visit dict included) as p50/p95/p99/max, overall and by
+   care type, and the number of rules that ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.rules.config import load_config  # noqa: E402
+from models.rules.engine import run_rules  # noqa: E402
+from models.rules.precheck import Prechecker, Visit  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", type=Path, required=True)
+    parser.add_argument("--visits", type=int, default=500)
+    parser.add_argument("--lookback", type=int, default=180)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object only.")
+    args = parser.parse_args(argv)
+
+    out: dict = {"machine": _machine(), "warehouse": str(args.warehouse), "rows": _rows(args.warehouse)}
+    if not args.skip_batch:
+        t0 = time.perf_counter()
+        report = run_rules(args.warehouse, load_config())
+        out["batch"] = {"seconds": round(time.perf_counter() - t0, 1), "hits": report.hits,
+                        "amount_at_risk": float(report.amount_at_risk),
+                        "rules": {r.rule_id: {"hits": r.hits, "seconds": r.seconds} for r in report.rules}}
+        _say(args, f"batch: {out['batch']['seconds']} s, {report.hits:,} hits")
+    out["precheck"] = _precheck(args)
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    else:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    return 0
+
+
+def _precheck(args) -> dict:
+    with duckdb.connect(str(args.warehouse), read_only=True) as con:
+        start = con.execute("SELECT min(setl_time) FROM setl_d").fetchall()[0][0]
+        ids = [r[0] for r in con.execute(
+            "SELECT setl_id FROM setl_d WHERE refd_setl_flag <> '1' AND setl_time >= ? ORDER BY setl_id",
+            [start + __import__("datetime").timedelta(days=args.lookback)]).fetchall()]
+        rng = random.Random(args.seed)
+        sample = rng.sample(ids, min(args.visits, len(ids)))
+        visits = [_visit(con, sid) for sid in sample]
+    t0 = time.perf_counter()
+    checker = Prechecker(args.warehouse, lookback_days=args.lookback)
+    setup = time.perf_counter() - t0
+    checker.check(visits[0])  # the first call warms DuckDB's caches; it is timed separately
+    first = None
+    times, by_type, n_rules, n_hits = [], {}, [], 0
+    for i, raw in enumerate(visits):
+        t = time.perf_counter()
+        visit = Visit.from_dict(raw)
+        hits = checker.check(visit)
+        dt = (time.perf_counter() - t) * 1000
+        if i == 0:
+            first = dt
+        times.append(dt)
+        kind = _care(raw["setl"]["med_type"])
+        by_type.setdefault(kind, []).append(dt)
+        n_rules.append(len(checker.relevant_rules(visit)))
+        n_hits += len(hits)
+    checker.close()
+    return {"visits": len(times), "lookback_days": args.lookback, "setup_seconds": round(setup, 2),
+            "first_ms": round(first, 1), "ms": _pcts(times),
+            "by_care_type": {k: _pcts(v) | {"n": len(v)} for k, v in sorted(by_type.items())},
+            "rules_run": {"mean": round(statistics.mean(n_rules), 2), "max": max(n_rules)}, "hits": n_hits}
+
+
+def _visit(con, setl_id: str) -> dict:
+    def rows(sql):
+        cur = con.execute(sql, [setl_id])
+        names = [d[0] for d in cur.description]
+        return [{k: _clean(v) for k, v in zip(names, r) if k != "_ingest_batch"} for r in cur.fetchall()]
+
+    setl = rows("SELECT * FROM setl_d WHERE setl_id = ?")[0]
+    mdtrt = rows("SELECT m.* FROM mdtrt_d m JOIN setl_d s USING (mdtrt_id) WHERE s.setl_id = ?")
+    return {"setl": setl, "mdtrt": mdtrt[0] if mdtrt else None,
+            "lines": rows("SELECT * FROM fee_list_d WHERE setl_id = ?"),
+            "diagnoses": rows("SELECT * FROM setl_list_diag_d WHERE setl_id = ?")}
+
+
+def _clean(v):
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _care(med_type: str) -> str:
+    return {"21": "inpatient", "41": "pharmacy", "13": "emergency"}.get(med_type, "outpatient")
+
+
+def _pcts(xs: list[float]) -> dict:
+    s = sorted(xs)
+
+    def q(p):
+        return round(s[min(len(s) - 1, max(0, math.ceil(p * len(s)) - 1))], 1)
+
+    return {"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1], 1)}
+
+
+def _rows(path: Path) -> dict:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                for t in ("setl_d", "fee_list_d", "psn_info")}
+
+
+def _machine() -> dict:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cores = os.cpu_count()
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cores": cores, "cpu": cpu, "memory_gb": round(mem, 1), "python": platform.python_version(),
+            "duckdb": duckdb.__version__}
+
+
+def _say(args, msg: str) -> None:
+    if not args.json:
+        print(msg, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
