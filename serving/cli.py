@@ -55,6 +55,14 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _existing_warehouse(warehouse: Optional[Path]) -> Settings:
+    """Settings for a command that reads a warehouse which must already exist."""
+    s = _settings(warehouse)
+    if not s.warehouse.is_file():
+        _fail(f"仓库不存在 (warehouse not found): {s.warehouse}; run `yibao ingest` first")
+    return s
+
+
 @app.command()
 def simulate(
     preset: str = typer.Option("tiny", help="Region size: tiny (~2k persons), small (~20k), city (~300k), province (~3M)."),
@@ -163,9 +171,7 @@ def quarantine(
     """隔离区: what ingest set aside, counted per table and reason, with examples in plain words."""
     from features.ingest import list_quarantine, quarantine_counts
 
-    s = _settings(warehouse)
-    if not s.warehouse.exists():
-        _fail(f"仓库不存在 (warehouse not found): {s.warehouse}; run `yibao ingest` first")
+    s = _existing_warehouse(warehouse)
     try:
         counts = quarantine_counts(s.warehouse)
         rows = list_quarantine(s.warehouse, table=table, reason=reason, limit=limit) if limit else None
@@ -268,6 +274,7 @@ from serving.cli_features import features_app  # noqa: E402
 
 app.add_typer(features_app, name="features")
 from serving.cli_graph import graph_app  # noqa: E402
+
 app.add_typer(graph_app, name="graph")
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _fail, _settings, console
+from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _existing_warehouse, _fail, console
 
 __all__ = ["features_app"]
 
@@ -40,9 +40,7 @@ def features_build(
     """构建特征表: one feature table per level (feat_setl, feat_psn, feat_prac, feat_fixmedins, feat_pharmacy)."""
     from features.build import FEATURE_TABLES, FeatureBuildError, build_features, stage_blocks
 
-    s = _settings(warehouse)
-    if not s.warehouse.exists():
-        _fail(f"仓库不存在 (warehouse not found): {s.warehouse}; run `yibao ingest` first")
+    s = _existing_warehouse(warehouse)
     names = tuple(table) if table else FEATURE_TABLES
     t0 = time.perf_counter()
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _fail, _progress, _settings, console
+from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _existing_warehouse, _fail, _progress, console
 
 __all__ = ["graph_app"]
 
@@ -30,9 +30,7 @@ def graph_build(
     from features.graph.build import STEP_LABELS, STEPS, GraphConfig, build_graph
     from features.graph.communities import resolve_method
 
-    s = _settings(warehouse)
-    if not s.warehouse.is_file():
-        _fail(f"仓库文件不存在 (warehouse not found): {s.warehouse}")
+    s = _existing_warehouse(warehouse)
     try:
         resolve_method(method)
     except (ValueError, ImportError) as e:
@@ -72,9 +70,7 @@ def graph_eval(
     """团伙识别评估: does each labelled ring have a community matching it (Jaccard ≥ 0.5)?"""
     from features.graph.evaluate import RECOVERED_AT, evaluate_rings
 
-    s = _settings(warehouse)
-    if not s.warehouse.is_file():
-        _fail(f"仓库文件不存在 (warehouse not found): {s.warehouse}")
+    s = _existing_warehouse(warehouse)
     try:
         ev = evaluate_rings(s.warehouse)
     except Exception as e:  # noqa: BLE001 - missing tables: tell the user what to run

@@ -15,6 +15,7 @@ import pytest
 
 from models.rules import DEFAULT_PACK, PACK_COLUMNS, build_pack, load_pack, pack_version
 from models.rules.pack import _normalise_code, _Sheet
+from models.rules.summary import PUBLISHED_COUNTS
 
 REPO = Path(__file__).resolve().parents[2]
 LIANGKU = REPO.parent / "shared" / "reference" / "liangku"
@@ -36,22 +37,7 @@ POINTS_PER_RULE_KIND = {
     "primary_secondary_surgery": 378,
 }
 # shared/reference/README.md; batch 8-1 counts its 合计 and 备注 footer rows as two more.
-README_COUNTS = {
-    "batch1-drug-gender.xlsx": 6472,
-    "batch1-drug-age.xlsx": 4398,
-    "batch1-item-gender.xlsx": 390,
-    "batch1-item-age.xlsx": 30,
-    "batch2-item-primary-secondary-surgery.xlsx": 378,
-    "batch3-drug-insurance-type.xlsx": 112,
-    "batch4-drug-care-setting.xlsx": 736,
-    "batch5-drug-institution-level.xlsx": 962,
-    "batch6-drug-course-length.xlsx": 1147,
-    "batch7-item-duplicate-charge.xlsx": 900,
-    "batch8-1-item-frequency.xlsx": 69,
-    "batch8-2-item-age.xlsx": 1,
-    "batch8-3-item-course-length.xlsx": 11,
-    "batch8-4-item-period-frequency.xlsx": 14,
-}
+README_COUNTS = PUBLISHED_COUNTS  # shared/reference/README.md; batch 8-1 counts its 合计 and 备注 rows too
 TYPOLOGY_IDS = {
     "gender_age_limit", "insurance_type_limit", "care_setting_limit", "institution_level_limit",
     "course_length_limit", "duplicate_charge", "frequency_limit", "unbundled_surgery",
