@@ -203,7 +203,7 @@ def demo(
     workdir: Path = typer.Option(Path("data/demo"), help="Where the region and warehouse go."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """主流程 main job on the embedded default: simulate a region → ingest → rules → steps that exist so far."""
+    """主流程 main job on the embedded default: simulate → ingest → rules → graph → features (the steps built so far)."""
     from features.ingest import ingest as run_ingest
     from training.simulator import simulate as run_sim
 
@@ -216,25 +216,40 @@ def demo(
     workdir.mkdir(parents=True, exist_ok=True)
     steps = {}
     with _progress(as_json) as bar:
-        task = bar.add_task("1/3 模拟 simulate", total=None)
+        task = bar.add_task("1/5 模拟 simulate", total=None)
         t0 = time.perf_counter()
         sim = run_sim(preset, seed=seed, out=region,
                       progress=lambda _, d, n: bar.update(task, completed=d, total=n))
         steps["simulate"] = {"seconds": round(time.perf_counter() - t0, 1), "rows": sim.rows}
-        task = bar.add_task("2/3 导入 ingest", total=None)
+        task = bar.add_task("2/5 导入 ingest", total=None)
         t0 = time.perf_counter()
         rep = run_ingest(region, s, progress=lambda t, d, n: bar.update(task, completed=d, total=n))
         steps["ingest"] = rep.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
-        task = bar.add_task("3/3 规则 rules", total=None)
+        task = bar.add_task("3/5 规则 rules", total=None)
         from models.rules.config import DEFAULT_CONFIG, load_config
         from models.rules.engine import run_rules
 
         config = load_config(s.rules_config if s.rules_config.is_file() else DEFAULT_CONFIG)
         rules = run_rules(s.warehouse, config,
-                          progress=lambda r, d, n: bar.update(task, completed=d, total=n, description=f"3/3 规则 {r}"))
+                          progress=lambda r, d, n: bar.update(task, completed=d, total=n, description=f"3/5 规则 {r}"))
         steps["rules"] = _rules_by_typology(rules)
+        from features.build import build_features
+        from features.graph.build import build_graph
+
+        task = bar.add_task("4/5 关系图 graph", total=None)
+        t0 = time.perf_counter()
+        graph = build_graph(s.warehouse, progress=lambda st, d, n: bar.update(task, completed=d, total=n,
+                                                                          description=f"4/5 关系图 {st}"))
+        steps["graph"] = {"seconds": round(time.perf_counter() - t0, 1), "method": graph.method,
+                          "counts": graph.counts}
+        task = bar.add_task("5/5 特征 features", total=None)
+        t0 = time.perf_counter()
+        feats = build_features(s.warehouse, progress=lambda st, d, n: bar.update(task, completed=d, total=n,
+                                                                                 description=f"5/5 特征 {st}"))
+        steps["features"] = {"seconds": round(time.perf_counter() - t0, 1),
+                             "tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in feats.tables}}
     payload = {"region": str(region), "warehouse": str(s.warehouse), "steps": steps,
-               "not_yet": ["features", "models", "clue list (线索清单)"]}
+               "not_yet": ["models (LightGBM, SHAP)", "clue list (线索清单)", "service and web page"]}
     if as_json:
         return _emit(payload, True)
     _print_ingest(steps["ingest"] | {"warehouse": str(s.warehouse)})
@@ -245,6 +260,11 @@ def demo(
         t.add_row(k, v["typology_zh"], f"{v['hits']:,}", f"{v['amount_at_risk']:,.2f}")
     t.add_row("合计 total", "", f"{steps['rules']['hits']:,}", f"{steps['rules']['amount_at_risk']:,.2f}")
     console.print(t)
+    g = steps["graph"]["counts"]
+    console.print(f"关系图 graph ({steps['graph']['method']}): " + ", ".join(f"{k} {v:,}" for k, v in g.items()
+                                                                       if isinstance(v, int)))
+    console.print("特征表 feature tables: " + ", ".join(f"{k} {v['rows']:,}×{v['columns']}"
+                                                     for k, v in steps["features"]["tables"].items()))
     console.print(f"模拟区域 region: {region}  (标签 labels: {region / 'labels'})")
     console.print(f"数据仓库 warehouse: {s.warehouse}")
     console.print("查看隔离区: yibao quarantine --warehouse " + str(s.warehouse))
