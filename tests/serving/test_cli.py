@@ -1,0 +1,51 @@
+"""The `yibao` command line end to end: the main job and the foundation commands, with --json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from serving.cli import app
+
+runner = CliRunner()
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_main_job_runs_every_built_step_on_a_tiny_region(tmp_path):
+    out = _json(runner.invoke(app, ["demo", "--preset", "tiny", "--workdir", str(tmp_path), "--json"]))
+    steps = out["steps"]
+    assert steps["simulate"]["rows"]["fee_list_d"] > 10_000
+    assert all(t["quarantined"] == 0 for t in steps["ingest"]["tables"].values())
+    assert steps["rules"]["hits"] > 0 and steps["rules"]["amount_at_risk"] > 0
+    assert steps["graph"]["counts"]["communities"] > 0
+    assert steps["features"]["tables"]["feat_psn"]["rows"] == steps["simulate"]["rows"]["psn_info"]
+    assert (tmp_path / "warehouse.duckdb").is_file()
+
+
+def test_simulate_ingest_quarantine_with_json(tmp_path):
+    region, wh = tmp_path / "r", tmp_path / "w.duckdb"
+    sim = _json(runner.invoke(app, ["simulate", "--preset", "tiny", "--persons", "300", "--seed", "2", "--out",
+                                    str(region), "--json"]))
+    assert sim["rows"]["psn_info"] == 300
+    ing = _json(runner.invoke(app, ["ingest", str(region), "--warehouse", str(wh), "--json"]))
+    assert ing["tables"]["fee_list_d"]["loaded"] == sim["rows"]["fee_list_d"]
+    again = _json(runner.invoke(app, ["ingest", str(region), "--warehouse", str(wh), "--json"]))
+    assert again["tables"]["fee_list_d"]["unchanged"] == sim["rows"]["fee_list_d"]
+    q = _json(runner.invoke(app, ["quarantine", "--warehouse", str(wh), "--json"]))
+    assert q["rows"] == []
+
+
+def test_clear_errors_for_missing_inputs(tmp_path):
+    r = runner.invoke(app, ["ingest", str(tmp_path / "nowhere"), "--warehouse", str(tmp_path / "w.duckdb")])
+    assert r.exit_code == 2 and "source folder not found" in r.output
+    r = runner.invoke(app, ["quarantine", "--warehouse", str(tmp_path / "none.duckdb")])
+    assert r.exit_code == 2 and "warehouse not found" in r.output
+    r = runner.invoke(app, ["simulate", "--preset", "county", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "unknown preset" in r.output
