@@ -296,6 +296,9 @@ app.add_typer(features_app, name="features")
 from serving.cli_graph import graph_app  # noqa: E402
 
 app.add_typer(graph_app, name="graph")
+from serving.cli_benchmark import benchmark_app  # noqa: E402
+
+app.add_typer(benchmark_app, name="benchmark")
 
 
 def main() -> None:  # pragma: no cover

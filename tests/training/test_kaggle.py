@@ -1,0 +1,59 @@
+"""The Kaggle provider-fraud benchmark (part a): real third-party data, skipped when it is absent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from serving.cli import app
+from training.benchmarks.kaggle import FEATURES_DIR, LEAKING_COLUMNS, load_split, run_kaggle_benchmark
+
+BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
+FEATURES = BENCHMARKS / FEATURES_DIR
+needs_data = pytest.mark.skipif(not FEATURES.is_dir(), reason=f"Kaggle benchmark data not found at {FEATURES}")
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_kaggle_benchmark(BENCHMARKS, seed=0)
+
+
+@needs_data
+def test_split_drops_leaking_columns_and_keeps_the_fixed_sizes():
+    split = load_split(FEATURES)
+    assert (len(split.X_train), len(split.X_test)) == (4328, 1082)
+    assert (len(split.y_train), len(split.y_test)) == (4328, 1082)
+    assert (int(split.y_train.sum()), int(split.y_test.sum())) == (403, 103)
+    for col in (*LEAKING_COLUMNS, "Provider"):
+        assert col not in split.X_train.columns and col not in split.X_test.columns
+    assert list(split.X_train.columns) == list(split.X_test.columns)
+    assert split.X_train.shape[1] == 102
+
+
+@needs_data
+@pytest.mark.slow
+def test_benchmark_beats_amount_ranking_on_test(report):
+    assert report.chosen in report.cv
+    assert report.test["model"]["pr_auc"] > report.test["amount_ranking"]["pr_auc"]
+    assert report.test["model"]["roc_auc"] > 0.9
+    assert report.test["amount_ranking"]["pr_auc"] == pytest.approx(0.705, abs=0.001)  # README anchor
+    assert set(report.to_dict()) >= {"cv", "test", "chosen", "seed", "dropped_columns"}
+
+
+@needs_data
+@pytest.mark.slow
+def test_cli_json_gives_the_same_figures_for_the_same_seed(report):
+    result = CliRunner().invoke(app, ["benchmark", "kaggle", "--data", str(BENCHMARKS), "--seed", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["test"] == report.test and payload["cv"] == report.cv
+    assert any("(b)" in item and "not built yet" in item for item in payload["not_yet"])
+
+
+def test_missing_data_folder_is_skipped_with_a_message(tmp_path):
+    result = CliRunner().invoke(app, ["benchmark", "kaggle", "--data", str(tmp_path / "absent")])
+    assert result.exit_code == 0
+    assert "skipped:" in result.output and "not found" in result.output

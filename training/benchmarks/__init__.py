@@ -1,0 +1,1 @@
+"""Benchmarks of the project's models on real, labelled third-party data (run on demand)."""
