@@ -501,6 +501,8 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     lt = world.inst["low_threshold_admission"].to_numpy()
     op = np.flatnonzero((enc["kind"] == OP) & (lt[enc["inst"]] > 0) & np.isin(enc["diag"], LOW_THRESHOLD_DIAGS))
     conv = op[rng.random(len(op)) < lt[enc["inst"][op]]]
+    # one such admission per person: two of them within 15 days would also read as a split admission
+    conv = conv[np.unique(enc["psn"][conv], return_index=True)[1]]
     _convert_to_admission(E, enc, conv, rng, rng.integers(3, 7, len(conv)), tag=T["low_threshold_admission"],
                           flag=F_LOWTHRESH)
     drop = set(conv.tolist())
@@ -791,7 +793,8 @@ def _chronic_drugs(world, p, enc, rng, add, role):
     dpu = cat["days_per_unit"].to_numpy()[item]
     add(e, item, cnt=np.ceil(30 / np.maximum(dpu, 1)))
     # diabetics: HbA1c every few months (batch 8-4 period limit: once per 15 days)
-    hb = e[(d == DIAG_IDX["E11.900"]) & (rng.random(len(e)) < 0.3)]
+    # (on honest refills only: an extra refill a few days later would repeat it inside batch 8-4's 15 days)
+    hb = e[(d == DIAG_IDX["E11.900"]) & (enc["tag"][e] < 0) & (rng.random(len(e)) < 0.3)]
     add(hb, np.full(len(hb), role("lab_hba1c")[0]))
 
 
@@ -804,8 +807,9 @@ def _inpatient_lines(world, sc, p, enc, rng, add, L, role, price, svc_price):
     # daily bed, nursing and ward-round fees (limited to once a day by batch 8-1)
     day_e = np.repeat(e_ip, los)
     day_n = np.concatenate([np.arange(k) for k in los]) if len(los) else np.array([], int)
-    for r, hour in (("bed", 7), ("nursing", 8), ("consult_ip", 9)):
-        add(day_e, np.full(len(day_e), role(r)[0]), sec_off=day_n * DAY + hour * 3600)
+    # the ward posts daily charges in its end-of-day batch (23:0x), whatever the admission time
+    for r, minute in (("bed", 1), ("nursing", 2), ("consult_ip", 3)):
+        add(day_e, np.full(len(day_e), role(r)[0]), sec_off=day_n * DAY + 23 * 3600 + minute * 60 - enc["sec"][day_e])
     # daily drugs: fewer on low-care (bed-hold) stays, and oral drugs only on low-threshold stays
     low = (flag[day_e] & F_LOWCARE) > 0
     per_day = np.where(low, rng.random(len(day_e)) < 0.2, 1 + rng.poisson(2.0, len(day_e)))
@@ -914,7 +918,9 @@ def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
     day = rng.integers(0, np.maximum(enc["los"][e], 1))
     items = rng.choice([role("bed")[0], role("nursing")[0], role("consult_ip")[0]], len(e))
     keyd = np.unique(np.stack([e, day, items]), axis=1)
-    extra(keyd[0], keyd[2], T["frequency_limit"], sec_off=keyd[1] * DAY + 20 * 3600)
+    # the extra charge is keyed in by hand during the day, outside the ward's batch
+    extra(keyd[0], keyd[2], T["frequency_limit"],
+          sec_off=keyd[1] * DAY + rng.integers(10, 17, keyd.shape[1]) * 3600 - enc["sec"][keyd[0]])
     # unbundled surgery: a second operation through the same incision at full price
     lines_surg = np.flatnonzero(np.isin(lines["item"], [g[0] for g in world.surgery_groups.values()]))
     s = sc["unbundled_surgery"]
