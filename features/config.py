@@ -7,6 +7,8 @@ setup (DuckDB warehouse, local MLflow under ``mlruns/``).
 >>> s = Settings(warehouse=Path("w.duckdb"))
 >>> s.identity_vault
 PosixPath('w.identity.duckdb')
+>>> s.clue_db_url
+'sqlite:///clues.db'
 """
 
 from __future__ import annotations
@@ -33,11 +35,21 @@ class Settings:
     # The user's copy of the rule config (规则配置); while it does not exist the committed
     # models/rules/rules.yaml is used. `yibao rules enable/disable` write it.
     rules_config: Path = Path("data/rules.yaml")
+    # Clue store (线索库): a SQLAlchemy URL; empty means SQLite beside the warehouse (see clue_db_url).
+    # PostgreSQL: postgresql+psycopg://user:password@host:5432/dbname
+    clue_db: str = ""
+    # Days a high-risk clue may stay unverified before it is flagged overdue (逾期) for cross-checking.
+    clue_sla_days: int = 30
 
     @property
     def identity_vault(self) -> Path:
         """Separate file holding clear resident IDs and names (身份信息), readable only by liaisons."""
         return self.warehouse.with_name(self.warehouse.stem + ".identity.duckdb")
+
+    @property
+    def clue_db_url(self) -> str:
+        """Where the clue store lives: ``clue_db`` when set, else ``sqlite:///<warehouse folder>/clues.db``."""
+        return self.clue_db or f"sqlite:///{self.warehouse.parent / 'clues.db'}"
 
     @property
     def using_dev_key(self) -> bool:
@@ -57,6 +69,8 @@ def load_settings(**overrides) -> Settings:
         "MLFLOW_TRACKING_URI": "tracking_uri",
         "YIBAO_AS_OF": "as_of",
         "YIBAO_RULES_CONFIG": "rules_config",
+        "YIBAO_CLUE_DB": "clue_db",
+        "YIBAO_CLUE_SLA_DAYS": "clue_sla_days",
     }
     for env, name in env_map.items():
         if os.environ.get(env):
@@ -69,4 +83,9 @@ def load_settings(**overrides) -> Settings:
     for name in ("warehouse", "rules_config"):
         if name in values:
             values[name] = Path(values[name])
+    if "clue_sla_days" in values:
+        try:
+            values["clue_sla_days"] = int(values["clue_sla_days"])
+        except (TypeError, ValueError):
+            raise ValueError(f"clue_sla_days must be a whole number of days, not {values['clue_sla_days']!r}") from None
     return replace(Settings(), **values)

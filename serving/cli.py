@@ -299,6 +299,11 @@ app.add_typer(graph_app, name="graph")
 from serving.cli_benchmark import benchmark_app  # noqa: E402
 
 app.add_typer(benchmark_app, name="benchmark")
+from serving.cli_clues import clues_app, labels_app, users_app  # noqa: E402
+
+app.add_typer(clues_app, name="clues")
+app.add_typer(users_app, name="users")
+app.add_typer(labels_app, name="labels")
 
 
 def main() -> None:  # pragma: no cover

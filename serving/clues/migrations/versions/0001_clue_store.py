@@ -1,0 +1,143 @@
+"""The clue store: clues, transitions, comments, audit log, screening runs, users.
+
+``audit_log`` and ``clue_transition`` are append-only: on PostgreSQL a trigger function rejects UPDATE,
+DELETE and TRUNCATE; on SQLite triggers reject UPDATE and DELETE.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+APPEND_ONLY = ("audit_log", "clue_transition")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "clue",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("clue_key", sa.String(200), nullable=False, unique=True),
+        sa.Column("entity_type", sa.String(20), nullable=False),
+        sa.Column("entity_id", sa.String(160), nullable=False),
+        sa.Column("entity_name", sa.String(200)),
+        sa.Column("region", sa.String(6)),
+        sa.Column("priority", sa.Float, nullable=False),
+        sa.Column("p_fraud", sa.Float, nullable=False),
+        sa.Column("amount_at_risk", sa.Float, nullable=False),
+        sa.Column("risk_level", sa.String(10), nullable=False),
+        sa.Column("typologies", sa.JSON, nullable=False),
+        sa.Column("sources", sa.JSON, nullable=False),
+        sa.Column("reasons", sa.JSON, nullable=False),
+        sa.Column("rule_hits", sa.JSON, nullable=False),
+        sa.Column("evidence", sa.JSON, nullable=False),
+        sa.Column("state", sa.String(30), nullable=False),
+        sa.Column("assignee", sa.String(80)),
+        sa.Column("outcome", sa.String(20)),
+        sa.Column("decided_at", sa.DateTime),
+        sa.Column("confirmed_amount", sa.Float),
+        sa.Column("recovered_amount", sa.Float),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        sa.Column("first_seen_run", sa.String(80)),
+        sa.Column("last_seen_run", sa.String(80)),
+        sa.Column("due_at", sa.DateTime),
+        sa.Column("overdue_flagged_at", sa.DateTime),
+    )
+    op.create_index("ix_clue_region", "clue", ["region"])
+    op.create_index("ix_clue_priority", "clue", ["priority"])
+    op.create_index("ix_clue_state", "clue", ["state"])
+    op.create_table(
+        "clue_transition",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("clue_id", sa.Integer, sa.ForeignKey("clue.id"), nullable=False),
+        sa.Column("from_state", sa.String(30), nullable=False),
+        sa.Column("to_state", sa.String(30), nullable=False),
+        sa.Column("actor", sa.String(80), nullable=False),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("detail", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_clue_transition_clue_id", "clue_transition", ["clue_id"])
+    op.create_table(
+        "clue_comment",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("clue_id", sa.Integer, sa.ForeignKey("clue.id"), nullable=False),
+        sa.Column("actor", sa.String(80), nullable=False),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+    )
+    op.create_index("ix_clue_comment_clue_id", "clue_comment", ["clue_id"])
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("actor", sa.String(80), nullable=False),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("action", sa.String(40), nullable=False),
+        sa.Column("clue_id", sa.Integer),
+        sa.Column("detail", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_audit_log_clue_id", "audit_log", ["clue_id"])
+    op.create_table(
+        "screening_run",
+        sa.Column("run_id", sa.String(80), primary_key=True),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.Column("finished_at", sa.DateTime),
+        sa.Column("counts", sa.JSON, nullable=False),
+    )
+    op.create_table(
+        "user",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("username", sa.String(80), nullable=False, unique=True),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("region", sa.String(6), nullable=False),
+        sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("active", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        # No colons or percent signs below: the text goes through SQLAlchemy and the driver as is.
+        op.execute("""
+            CREATE FUNCTION clue_store_append_only() RETURNS trigger LANGUAGE plpgsql AS $body$
+            BEGIN
+                RAISE EXCEPTION USING
+                    ERRCODE = 'insufficient_privilege',
+                    MESSAGE = TG_TABLE_NAME || ' 只能追加 (is append-only), ' || TG_OP || ' rejected';
+            END
+            $body$""")
+        for table in APPEND_ONLY:
+            op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                       "FOR EACH ROW EXECUTE FUNCTION clue_store_append_only()")
+            op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION clue_store_append_only()")
+    elif dialect == "sqlite":
+        for table in APPEND_ONLY:
+            for verb in ("UPDATE", "DELETE"):
+                op.execute(f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} BEGIN "
+                           f"SELECT RAISE(ABORT, '{table} 只能追加 (is append-only), {verb} rejected'); END")
+
+
+def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for table in APPEND_ONLY:
+        if dialect == "postgresql":
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+        elif dialect == "sqlite":
+            for verb in ("update", "delete"):
+                op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
+    if dialect == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS clue_store_append_only()")
+    for table in ("user", "screening_run", "audit_log", "clue_comment", "clue_transition", "clue"):
+        op.drop_table(table)

@@ -1,0 +1,1 @@
+"""Migration scripts of the clue store, oldest first (Alembic skips this file)."""

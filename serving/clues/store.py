@@ -1,0 +1,842 @@
+"""The clue store (线索库) and the investigator workflow on it.
+
+The screening job writes clues with :meth:`ClueStore.upsert_clues`, one per entity (``clue_key =
+entity_type:entity_id``): a re-run refreshes scores, reasons and evidence of the clues it finds again and
+never touches their workflow state; clues it no longer finds stay. Investigators list, read, move and
+comment clues; every read of a list or a detail and every change is written to the append-only audit
+log (审计日志) in the same transaction. Who may see and do what is decided in
+:mod:`serving.clues.access` only.
+
+SQLite by default (one file next to the warehouse), PostgreSQL by URL (``postgresql+psycopg://...``);
+:func:`open_store` migrates the schema to the newest revision first.
+
+>>> from serving.clues.access import User
+>>> store = open_store("sqlite://")
+>>> store.upsert_clues("run-1", [{"entity_type": "fixmedins", "entity_id": "H001", "region": "220102",
+...     "p_fraud": 0.9, "amount_at_risk": 50000.0, "typologies": ["fake_treatment"], "sources": ["model"]}])
+UpsertCounts(new=1, updated=0, unchanged=0)
+>>> boss = User("wang", "admin")
+>>> store.transition(1, "assigned", boss, assignee="wang")["state_zh"]
+'已分派'
+>>> store.transition(1, "confirmed", boss, confirmed_amount=1.0)
+Traceback (most recent call last):
+...
+serving.clues.workflow.IllegalTransition: 线索 #1 (fixmedins:H001) 不能从「已分派」转到「查实」; 允许: 核查中 verifying, 已分派 assigned, 排除 dismissed / clue #1 (fixmedins:H001) cannot move from assigned to confirmed; allowed: verifying, assigned, dismissed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Text, cast, create_engine, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from features.contract import FRAUD_TYPES
+from serving.clues import access
+from serving.clues.access import User, mask_id
+from serving.clues.models import (
+    CLUE_ENTITY_TYPES,
+    CLUE_SOURCES,
+    RISK_LEVELS,
+    ROLES,
+    AuditLog,
+    Clue,
+    ClueComment,
+    ClueTransition,
+    ScreeningRun,
+    UserAccount,
+)
+from serving.clues.workflow import (
+    CLEARED_STATES,
+    OPEN_STATES,
+    OUTCOME_OF,
+    STATES,
+    TRANSFER_STATES,
+    UnknownState,
+    allowed_targets,
+    check_transition,
+)
+
+__all__ = [
+    "ClueStore",
+    "open_store",
+    "store_for",
+    "migrate",
+    "UpsertCounts",
+    "ClueNotFound",
+    "ClueInputError",
+    "UserError",
+    "SYSTEM",
+    "AGE_BANDS",
+    "SORTS",
+    "LABEL_ENTITY_TYPE",
+]
+
+# The actor of writes that no person makes (the screening job, the terminal at setup).
+SYSTEM = User("system", "admin")
+# Age of a clue in days since it was first raised: (label, lowest day, highest day or None).
+AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (("0-7", 0, 7), ("8-30", 8, 30), ("31-90", 31, 90),
+                                                      (">90", 91, None))
+SORTS = {"priority": "优先级从高到低", "age": "最早的在前", "amount": "涉及金额从高到低"}
+# Clue entity type -> the entity_type of its label (features.contract.ENTITY_TYPES).
+LABEL_ENTITY_TYPE = {"psn": "psn", "prac": "prac", "fixmedins": "fixmedins", "pharmacy": "fixmedins", "ring": "ring"}
+# Risk level when the screening job gives none, from P(fraud).
+_RISK_CUTS = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
+_CLUE_FIELDS = {"entity_type", "entity_id", "entity_name", "region", "p_fraud", "amount_at_risk", "risk_level",
+                "typologies", "sources", "reasons", "rule_hits", "evidence"}
+_MAX_LIMIT = 1000
+
+
+class ClueNotFound(LookupError):
+    """No such clue, or not one the user may see (the two are not told apart)."""
+
+
+class ClueInputError(ValueError):
+    """Clues from the screening job that do not fit the store; nothing of the batch was written."""
+
+
+class UserError(ValueError):
+    """A user account that cannot be created or changed as asked."""
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """What one :meth:`ClueStore.upsert_clues` call did."""
+
+    new: int
+    updated: int
+    unchanged: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def open_store(url: str, *, sla_days: int = 30, identity_vault: Path | None = None,
+               clock: Callable[[], datetime] | None = None) -> ClueStore:
+    """Connect to the store at ``url``, migrate it to the newest schema, and return it.
+
+    ``url``: ``sqlite:///path/clues.db`` (the folder is created), ``sqlite://`` (in memory, for tests)
+    or ``postgresql+psycopg://user:pass@host/db``. ``identity_vault`` is the DuckDB file of clear
+    identities (``Settings.identity_vault``) used by :meth:`ClueStore.resolve_identity`.
+    """
+    engine = _engine(url)
+    migrate(engine)
+    return ClueStore(engine, sla_days=sla_days, identity_vault=identity_vault, clock=clock)
+
+
+def store_for(settings, *, clock: Callable[[], datetime] | None = None) -> ClueStore:
+    """:func:`open_store` with the URL, SLA and identity vault of a :class:`features.config.Settings`."""
+    return open_store(settings.clue_db_url, sla_days=settings.clue_sla_days,
+                      identity_vault=Path(settings.identity_vault), clock=clock)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations in ``serving/clues/migrations`` up to ``revision`` (no alembic.ini)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+class ClueStore:
+    """Clues, their workflow and users on one database (see the module docstring)."""
+
+    def __init__(self, engine: Engine, *, sla_days: int = 30, identity_vault: Path | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        if sla_days < 1:
+            raise ValueError(f"sla_days must be at least 1, not {sla_days}")
+        self.engine = engine
+        self.sla_days = sla_days
+        self.identity_vault = identity_vault
+        self._clock = clock or _now
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ClueStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- screening ----------------------------------------------------------------------------------
+
+    def upsert_clues(self, run_id: str, clues: list[dict]) -> UpsertCounts:
+        """Write the clues of screening run ``run_id``: new ones are added, known ones refreshed.
+
+        Each clue is a dict with ``entity_type`` (psn, prac, fixmedins, pharmacy, ring), ``entity_id``,
+        ``p_fraud`` (0..1) and ``amount_at_risk`` (元), and optionally ``entity_name``, ``region`` (6-digit
+        admdvs), ``risk_level`` (high/medium/low; default from p_fraud), ``typologies`` (ids of
+        ``FRAUD_TYPES``), ``sources`` (model, rule, graph, report, referral), ``reasons`` (list of
+        ``{text_zh, feature, value, peer_value, contribution}``), ``rule_hits`` (list of
+        ``{rule_id, typology, hits, amount_at_risk}``) and ``evidence`` (``{setl_id: [...], psn_no: [...],
+        graph: {...}}``). Priority is ``p_fraud * amount_at_risk``.
+
+        A known clue gets the new scores, reasons, rule hits and evidence; its typologies and sources
+        are merged with the old ones; its state, assignee and amounts are never touched. A high-risk clue
+        gets an SLA deadline ``sla_days`` after it was first raised (or after it first became high risk).
+        """
+        rows = _validated(clues)
+        now = self._clock()
+        new = updated = unchanged = 0
+        with self._sessions.begin() as s:
+            known: dict[str, Clue] = {}
+            keys = [r["clue_key"] for r in rows]
+            for i in range(0, len(keys), 500):
+                for c in s.scalars(select(Clue).where(Clue.clue_key.in_(keys[i:i + 500]))):
+                    known[c.clue_key] = c
+            for r in rows:
+                c = known.get(r["clue_key"])
+                if c is None:
+                    c = Clue(**r, state="new", created_at=now, updated_at=now, first_seen_run=run_id,
+                             last_seen_run=run_id, due_at=self._due(r["risk_level"], now))
+                    s.add(c)
+                    known[c.clue_key] = c
+                    new += 1
+                    continue
+                merged = dict(r, typologies=_union(c.typologies, r["typologies"]),
+                              sources=_union(c.sources, r["sources"]))
+                changed = {k: v for k, v in merged.items() if getattr(c, k) != v}
+                c.last_seen_run = run_id
+                if not changed:
+                    unchanged += 1
+                    continue
+                for k, v in changed.items():
+                    setattr(c, k, v)
+                if c.due_at is None and c.risk_level == "high":
+                    c.due_at = self._due("high", now)
+                c.updated_at = now
+                updated += 1
+            counts = UpsertCounts(new, updated, unchanged)
+            run = s.get(ScreeningRun, run_id)
+            if run is None:
+                s.add(ScreeningRun(run_id=run_id, started_at=now, finished_at=now,
+                                   counts=counts.to_dict() | {"clues": len(rows)}))
+            else:  # a run may write its clues in several batches
+                total = dict(run.counts)
+                for k, v in (counts.to_dict() | {"clues": len(rows)}).items():
+                    total[k] = total.get(k, 0) + v
+                run.counts, run.finished_at = total, now
+            self._audit(s, SYSTEM, "upsert", None, {"run_id": run_id} | counts.to_dict())
+        return counts
+
+    def runs(self) -> list[dict]:
+        """The screening runs that fed the store, newest first."""
+        with self._sessions() as s:
+            return [{"run_id": r.run_id, "started_at": _ts(r.started_at), "finished_at": _ts(r.finished_at),
+                     "counts": r.counts}
+                    for r in s.scalars(select(ScreeningRun).order_by(ScreeningRun.started_at.desc()))]
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def list(self, user: User, *, state: str | None = None, entity_type: str | None = None,
+             typology: str | None = None, source: str | None = None, region: str | None = None,
+             min_priority: float | None = None, overdue: bool | None = None, sort: str = "priority",
+             limit: int = 50, offset: int = 0) -> dict:
+        """The ranked clue list (线索清单) ``user`` may see, filtered; audited as ``list``.
+
+        ``region`` is an admdvs prefix; ``overdue=True`` keeps high-risk clues past their SLA deadline
+        that are still open; ``sort`` is one of :data:`SORTS`. Returns ``{total, limit, offset, items}``
+        with one summary dict per clue.
+        """
+        access.require("list", user)
+        filters = {"state": state, "entity_type": entity_type, "typology": typology, "source": source,
+                   "region": region, "min_priority": min_priority, "overdue": overdue, "sort": sort}
+        _check_choice("state", state, STATES)
+        _check_choice("entity_type", entity_type, CLUE_ENTITY_TYPES)
+        _check_choice("typology", typology, FRAUD_TYPES)
+        _check_choice("source", source, CLUE_SOURCES)
+        _check_choice("sort", sort, SORTS)
+        if not 0 < limit <= _MAX_LIMIT or offset < 0:
+            raise ValueError(f"limit must be 1..{_MAX_LIMIT} and offset ≥ 0 (got limit={limit}, offset={offset})")
+        now = self._clock()
+        q = select(Clue).where(access.visible(user))
+        if state:
+            q = q.where(Clue.state == state)
+        if entity_type:
+            q = q.where(Clue.entity_type == entity_type)
+        if typology:
+            q = q.where(cast(Clue.typologies, Text).contains(f'"{typology}"', autoescape=True))
+        if source:
+            q = q.where(cast(Clue.sources, Text).contains(f'"{source}"', autoescape=True))
+        if region:
+            q = q.where(Clue.region.startswith(region, autoescape=True))
+        if min_priority is not None:
+            q = q.where(Clue.priority >= min_priority)
+        if overdue is not None:
+            late = (Clue.risk_level == "high") & Clue.state.in_(OPEN_STATES) & (Clue.due_at < now)
+            q = q.where(late if overdue else ~late | Clue.due_at.is_(None))
+        order = {"priority": (Clue.priority.desc(),), "age": (Clue.created_at.asc(),),
+                 "amount": (Clue.amount_at_risk.desc(),)}[sort]
+        with self._sessions.begin() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            items = [self._summary(c, now) for c in s.scalars(q.order_by(*order, Clue.id).limit(limit).offset(offset))]
+            self._audit(s, user, "list", None, {k: v for k, v in filters.items() if v is not None}
+                        | {"returned": len(items), "total": total})
+        return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+    def get(self, clue_id: int, user: User) -> dict:
+        """One clue in full: scores, reasons, rule hits, evidence, transitions, comments; audited as ``read_detail``.
+
+        ``allowed_transitions`` lists the moves this user may make now (empty for roles that may not move).
+        """
+        with self._sessions.begin() as s:
+            c = self._visible_clue(s, clue_id, user, "read_detail")
+            detail = self._detail(s, c, user)
+            self._audit(s, user, "read_detail", c.id, {"clue_key": c.clue_key})
+        return detail
+
+    def statistics(self, user: User, now: datetime | None = None) -> dict:
+        """Counts and amounts by state, source, typology, region and age band over the clues ``user`` sees.
+
+        ``share_cleared`` is the 清仓见底 progress: clues dismissed, transferred or closed over all clues.
+        Age bands (days since first raised) count every clue and, separately, the open ones (the backlog).
+        """
+        access.require("statistics", user)
+        now = now or self._clock()
+        cols = (Clue.state, Clue.sources, Clue.typologies, Clue.region, Clue.created_at, Clue.amount_at_risk,
+                Clue.confirmed_amount, Clue.recovered_amount, Clue.risk_level, Clue.due_at)
+        with self._sessions.begin() as s:
+            rows = s.execute(select(*cols).where(access.visible(user))).all()
+            out = _statistics(rows, now)
+            self._audit(s, user, "statistics", None, {"total": out["total"]})
+        return out
+
+    def overdue(self, user: User, now: datetime | None = None) -> list[dict]:
+        """High-risk clues still open past their SLA deadline (逾期), each with a cross-checker to offer.
+
+        The first time a clue is found overdue it is flagged (``overdue_flagged_at``). The suggested
+        cross-checker (交叉检查) is an active investigator whose region does not cover the clue's region,
+        the one with the fewest open clues assigned, so that another region verifies it.
+        """
+        access.require("overdue", user)
+        now = now or self._clock()
+        with self._sessions.begin() as s:
+            q = (select(Clue).where(access.visible(user), Clue.risk_level == "high", Clue.state.in_(OPEN_STATES),
+                                    Clue.due_at < now).order_by(Clue.due_at, Clue.id))
+            late = list(s.scalars(q))
+            investigators = list(s.scalars(select(UserAccount).where(UserAccount.role == "investigator",
+                                                                     UserAccount.active.is_(True))))
+            load = dict(s.execute(select(Clue.assignee, func.count()).where(Clue.state.in_(OPEN_STATES))
+                                  .group_by(Clue.assignee)).all())
+            out = []
+            for c in late:
+                if c.overdue_flagged_at is None:
+                    c.overdue_flagged_at = now
+                others = [u for u in investigators
+                          if not (c.region or "").startswith(u.region) and u.username != c.assignee]
+                pick = min(others, key=lambda u: (load.get(u.username, 0), u.username), default=None)
+                out.append(self._summary(c, now) | {
+                    "overdue_days": (now - c.due_at).days,
+                    "cross_check": None if pick is None else {"username": pick.username, "region": pick.region,
+                                                              "open_clues": load.get(pick.username, 0)},
+                })
+            self._audit(s, user, "overdue", None, {"overdue": len(out), "clue_ids": [o["id"] for o in out]})
+        return out
+
+    # -- workflow -----------------------------------------------------------------------------------
+
+    def transition(self, clue_id: int, to_state: str, user: User, reason: str | None = None, *,
+                   confirmed_amount: float | None = None, recovered_amount: float | None = None,
+                   assignee: str | None = None) -> dict:
+        """Move a clue to ``to_state`` as ``user``, recording who, when and why; returns the new detail.
+
+        The allowed moves and what each needs are :data:`serving.clues.workflow.TRANSITIONS` and
+        ``REQUIREMENTS``: ``confirmed`` needs ``confirmed_amount`` (查实金额), ``dismissed`` a ``reason``,
+        ``assigned`` an ``assignee`` (default: the user). ``recovered_amount`` (追回金额) may be given on
+        any move of a confirmed clue. Raises ``IllegalTransition``, ``AccessDenied`` or ``ClueNotFound``.
+        """
+        if to_state not in STATES:
+            raise UnknownState(f"未知状态 (unknown state) {to_state!r}; 可用 (known): {', '.join(STATES)}")
+        reason = mask_id(reason.strip()) if reason else None
+        for name, value in (("confirmed_amount", confirmed_amount), ("recovered_amount", recovered_amount)):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} 必须是非负金额 (must be a non-negative amount): {value}")
+        confirmed_amount = None if confirmed_amount is None else round(float(confirmed_amount), 2)
+        recovered_amount = None if recovered_amount is None else round(float(recovered_amount), 2)
+        if to_state == "assigned" and assignee is None:
+            assignee = user.username
+        now = self._clock()
+        with self._sessions.begin() as s:
+            c = self._visible_clue(s, clue_id, user, "transition", lock=True)
+            check_transition(c.id, c.clue_key, c.state, to_state, reason=reason, confirmed_amount=confirmed_amount,
+                             assignee=assignee)
+            if confirmed_amount is not None and to_state != "confirmed":
+                raise ValueError(f"查实金额只在转到「查实」时填写 (confirmed_amount is recorded when moving to "
+                                 f"confirmed, not {to_state})")
+            if recovered_amount is not None and "confirmed" not in (c.outcome, to_state):
+                raise ValueError(f"线索 #{c.id} 未查实, 不能登记追回金额 (clue not confirmed: no recovered amount)")
+            if to_state == "assigned":
+                a = s.scalar(select(UserAccount).where(UserAccount.username == assignee))
+                if assignee != user.username and (a is None or not a.active or a.role not in ("investigator", "admin")):
+                    raise UserError(f"承办人 {assignee} 不是在用的核查人员 (assignee is not an active investigator)")
+                c.assignee = assignee
+            detail = {k: v for k, v in (("confirmed_amount", confirmed_amount), ("recovered_amount", recovered_amount),
+                                        ("assignee", assignee if to_state == "assigned" else None)) if v is not None}
+            s.add(ClueTransition(clue_id=c.id, from_state=c.state, to_state=to_state, actor=user.username,
+                                 role=user.role, at=now, reason=reason, detail=detail))
+            if to_state in OUTCOME_OF:
+                c.outcome, c.decided_at = OUTCOME_OF[to_state], now
+            elif to_state in OPEN_STATES:  # reopened: no longer a decided outcome (label)
+                c.outcome, c.decided_at = None, None
+            if confirmed_amount is not None:
+                c.confirmed_amount = confirmed_amount
+            if recovered_amount is not None:
+                c.recovered_amount = recovered_amount
+            from_state, c.state, c.updated_at = c.state, to_state, now
+            s.flush()
+            self._audit(s, user, "transition", c.id, {"from": from_state, "to": to_state} | detail)
+            out = self._detail(s, c, user)
+        return out
+
+    def comment(self, clue_id: int, user: User, text: str) -> dict:
+        """Add a comment (核查意见) to a clue; resident IDs in the text are masked. Returns the comment."""
+        text = (text or "").strip()
+        if not text:
+            raise ValueError("评论不能为空 (empty comment)")
+        if len(text) > 4000:
+            raise ValueError(f"评论过长 (comment too long): {len(text)} > 4000 characters")
+        now = self._clock()
+        with self._sessions.begin() as s:
+            c = self._visible_clue(s, clue_id, user, "comment", lock=True)
+            row = ClueComment(clue_id=c.id, actor=user.username, role=user.role, at=now, text=mask_id(text))
+            s.add(row)
+            c.updated_at = now
+            s.flush()
+            self._audit(s, user, "comment", c.id, {"comment_id": row.id})
+            return _comment(row)
+
+    # -- labels -------------------------------------------------------------------------------------
+
+    def export_labels(self, path: Path, user: User = SYSTEM) -> dict:
+        """Write the verified outcomes as rows of the ``labels`` table for ``yibao ingest`` (retraining).
+
+        One row per clue and typology: ``label`` 1 for confirmed clues (also when later transferred or
+        closed), 0 for dismissed ones; ``amount`` the confirmed amount, split over the typologies by their
+        rule-hit amounts (equally when there are none), 0 for dismissed; ``source`` ``verified_clue``;
+        ``decided_at`` the moment of the decision. Pharmacies become ``fixmedins``. Clues without a
+        typology cannot be labels and are counted as ``skipped``.
+
+        ``path`` ending in ``.csv`` (UTF-8, no BOM) or ``.parquet`` is written as is; any other path is a
+        folder that gets ``labels.parquet`` (ready for ``yibao ingest FOLDER``).
+        """
+        import pandas as pd
+
+        access.require("export_labels", user)
+        path = Path(path)
+        if path.suffix not in (".csv", ".parquet"):
+            path = path / "labels.parquet"
+        with self._sessions.begin() as s:
+            decided = list(s.scalars(select(Clue).where(Clue.outcome.is_not(None)).order_by(Clue.id)))
+            rows, skipped = [], 0
+            for c in decided:
+                if not c.typologies:
+                    skipped += 1
+                    continue
+                label = 1 if c.outcome == "confirmed" else 0
+                shares = _split((c.confirmed_amount or 0.0) if label else 0.0, c.typologies, c.rule_hits)
+                for typology, amount in shares.items():
+                    rows.append({"entity_type": LABEL_ENTITY_TYPE[c.entity_type], "entity_id": c.entity_id,
+                                 "label": label, "fraud_type": typology, "amount": amount,
+                                 "source": "verified_clue", "decided_at": _ts(c.decided_at),
+                                 "ring_id": c.entity_id if c.entity_type == "ring" else None, "role": None})
+            summary = {"path": str(path), "rows": len(rows), "clues": len(decided) - skipped,
+                       "positives": sum(r["label"] for r in rows), "negatives": sum(1 - r["label"] for r in rows),
+                       "skipped_without_typology": skipped}
+            self._audit(s, user, "export_labels", None, summary)
+        cols = ["entity_type", "entity_id", "label", "fraud_type", "amount", "source", "decided_at", "ring_id", "role"]
+        df = pd.DataFrame(rows, columns=cols).astype({"entity_type": "string", "entity_id": "string",
+                                                      "fraud_type": "string", "source": "string",
+                                                      "decided_at": "string", "ring_id": "string", "role": "string"})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".csv":
+            df.to_csv(path, index=False, encoding="utf-8")
+        else:
+            df.to_parquet(path, index=False)
+        return summary
+
+    # -- identities ---------------------------------------------------------------------------------
+
+    def resolve_identity(self, clue_id: int, user: User, psn_no: str | None = None) -> list[dict]:
+        """Clear resident IDs and names (身份信息) of the persons of a clue, from the identity vault.
+
+        Only for roles that may (:func:`serving.clues.access.may_resolve_identity`) and only for persons
+        the clue names (its entity, or ``evidence["psn_no"]``); ``psn_no`` picks one of them. Every call
+        is audited with the person numbers resolved, never with the IDs.
+        """
+        with self._sessions.begin() as s:
+            c = self._visible_clue(s, clue_id, user, "resolve_identity")
+            persons = ([c.entity_id] if c.entity_type == "psn" else []) + list((c.evidence or {}).get("psn_no", []))
+            if psn_no is not None:
+                if psn_no not in persons:
+                    raise ClueNotFound(f"线索 #{c.id} 不涉及人员 {psn_no} (person not part of clue #{c.id})")
+                persons = [psn_no]
+            found = _read_vault(self.identity_vault, persons)
+            self._audit(s, user, "resolve_identity", c.id, {"psn_no": persons, "found": len(found)})
+        return found
+
+    # -- users --------------------------------------------------------------------------------------
+
+    def create_user(self, username: str, role: str, region: str = "", actor: User = SYSTEM) -> str:
+        """Create an account and return its token, once (only its SHA-256 is kept).
+
+        An investigator needs a region (admdvs prefix, 2 to 6 digits); for the other roles a region
+        narrows what they see ('' = all regions).
+        """
+        access.require("manage_users", actor)
+        username = (username or "").strip()
+        if not re.fullmatch(r"[A-Za-z0-9_.@\-\u4e00-\u9fff]{1,80}", username):
+            raise UserError(f"用户名无效 (invalid username): {username!r}")
+        if role not in ROLES:
+            raise UserError(f"未知角色 (unknown role) {role!r}; 可用 (known): {', '.join(ROLES)}")
+        region = (region or "").strip()
+        if region and not re.fullmatch(r"[0-9]{2,6}", region):
+            raise UserError(f"地区应为 2-6 位行政区划代码前缀 (region must be a 2-6 digit admdvs prefix): {region!r}")
+        if role == "investigator" and not region:
+            raise UserError("核查人员必须有地区 (an investigator needs a region)")
+        token = secrets.token_urlsafe(32)
+        with self._sessions.begin() as s:
+            if s.scalar(select(UserAccount.id).where(UserAccount.username == username)) is not None:
+                raise UserError(f"用户已存在 (user exists): {username}")
+            s.add(UserAccount(username=username, role=role, region=region, token_sha256=_token_hash(token),
+                              active=True, created_at=self._clock()))
+            self._audit(s, actor, "create_user", None, {"username": username, "role": role, "region": region})
+        return token
+
+    def reset_token(self, username: str, actor: User = SYSTEM) -> str:
+        """A new token for ``username`` (the old one stops working); returned once."""
+        access.require("manage_users", actor)
+        token = secrets.token_urlsafe(32)
+        with self._sessions.begin() as s:
+            u = self._account(s, username)
+            u.token_sha256 = _token_hash(token)
+            self._audit(s, actor, "reset_token", None, {"username": username})
+        return token
+
+    def set_active(self, username: str, active: bool, actor: User = SYSTEM) -> None:
+        """Enable or disable an account (a disabled account's token is refused)."""
+        access.require("manage_users", actor)
+        with self._sessions.begin() as s:
+            self._account(s, username).active = active
+            self._audit(s, actor, "set_active", None, {"username": username, "active": active})
+
+    def authenticate(self, token: str | None) -> User | None:
+        """The active user holding ``token``, or None."""
+        if not token:
+            return None
+        with self._sessions() as s:
+            u = s.scalar(select(UserAccount).where(UserAccount.token_sha256 == _token_hash(token),
+                                                   UserAccount.active.is_(True)))
+            return None if u is None else User(u.username, u.role, u.region)
+
+    def user(self, username: str) -> User | None:
+        """The active account ``username`` as a :class:`User`, or None (for the terminal's ``--user``)."""
+        with self._sessions() as s:
+            u = s.scalar(select(UserAccount).where(UserAccount.username == username, UserAccount.active.is_(True)))
+            return None if u is None else User(u.username, u.role, u.region)
+
+    def users(self) -> list[dict]:
+        """Every account (without token hashes)."""
+        with self._sessions() as s:
+            return [{"username": u.username, "role": u.role, "role_zh": ROLES[u.role], "region": u.region,
+                     "active": u.active, "created_at": _ts(u.created_at)}
+                    for u in s.scalars(select(UserAccount).order_by(UserAccount.username))]
+
+    # -- audit --------------------------------------------------------------------------------------
+
+    def audit_log(self, *, clue_id: int | None = None, action: str | None = None, limit: int = 1000) -> list[dict]:
+        """Entries of the audit log, oldest first (for admins and tests; reading it is not audited)."""
+        q = select(AuditLog).order_by(AuditLog.id)
+        if clue_id is not None:
+            q = q.where(AuditLog.clue_id == clue_id)
+        if action is not None:
+            q = q.where(AuditLog.action == action)
+        with self._sessions() as s:
+            return [{"id": a.id, "at": _ts(a.at), "actor": a.actor, "role": a.role, "action": a.action,
+                     "clue_id": a.clue_id, "detail": a.detail} for a in s.scalars(q.limit(limit))]
+
+    # -- private ------------------------------------------------------------------------------------
+
+    def _due(self, risk_level: str, now: datetime) -> datetime | None:
+        return now + timedelta(days=self.sla_days) if risk_level == "high" else None
+
+    def _audit(self, s: Session, user: User, action: str, clue_id: int | None, detail: dict) -> None:
+        s.add(AuditLog(at=self._clock(), actor=user.username, role=user.role, action=action, clue_id=clue_id,
+                       detail=detail))
+
+    def _visible_clue(self, s: Session, clue_id: int, user: User, action: str, *, lock: bool = False) -> Clue:
+        """The clue if ``user`` may see it and do ``action``; a refusal is audited, then raised."""
+        if not access.allowed(action, user):
+            self._refuse(s, user, action, clue_id, "role")
+            access.require(action, user)
+        q = select(Clue).where(Clue.id == clue_id, access.visible(user))
+        c = s.scalar(q.with_for_update(of=Clue) if lock else q)
+        if c is None:
+            self._refuse(s, user, action, clue_id, "not_visible")
+            raise ClueNotFound(f"线索 #{clue_id} 不存在或无权查看 (clue #{clue_id} not found or not visible)")
+        return c
+
+    def _refuse(self, s: Session, user: User, action: str, clue_id: int, why: str) -> None:
+        # Committed at once: the refusal stays in the log although the caller's transaction then fails.
+        # Callers check access before any change of their own, so nothing else is committed with it.
+        self._audit(s, user, "denied", clue_id, {"attempted": action, "why": why})
+        s.commit()
+
+    def _summary(self, c: Clue, now: datetime) -> dict:
+        return {
+            "id": c.id, "clue_key": c.clue_key, "entity_type": c.entity_type,
+            "entity_type_zh": CLUE_ENTITY_TYPES[c.entity_type], "entity_id": c.entity_id,
+            "entity_name": c.entity_name, "region": c.region, "priority": c.priority, "p_fraud": c.p_fraud,
+            "amount_at_risk": c.amount_at_risk, "risk_level": c.risk_level, "risk_level_zh": RISK_LEVELS[c.risk_level],
+            "typologies": list(c.typologies), "typologies_zh": [FRAUD_TYPES[t][0] for t in c.typologies],
+            "sources": list(c.sources), "sources_zh": [CLUE_SOURCES[x] for x in c.sources],
+            "state": c.state, "state_zh": STATES[c.state], "assignee": c.assignee,
+            "confirmed_amount": c.confirmed_amount, "recovered_amount": c.recovered_amount,
+            "created_at": _ts(c.created_at), "updated_at": _ts(c.updated_at), "due_at": _ts(c.due_at),
+            "age_days": (now - c.created_at).days,
+            "overdue": bool(c.risk_level == "high" and c.state in OPEN_STATES and c.due_at and c.due_at < now),
+            "first_seen_run": c.first_seen_run, "last_seen_run": c.last_seen_run,
+        }
+
+    def _detail(self, s: Session, c: Clue, user: User) -> dict:
+        transitions = s.scalars(select(ClueTransition).where(ClueTransition.clue_id == c.id)
+                                .order_by(ClueTransition.id))
+        comments = s.scalars(select(ClueComment).where(ClueComment.clue_id == c.id).order_by(ClueComment.id))
+        moves = allowed_targets(c.state) if access.allowed("transition", user) else ()
+        return self._summary(c, self._clock()) | {
+            "reasons": c.reasons, "rule_hits": c.rule_hits, "evidence": c.evidence,
+            "outcome": c.outcome, "decided_at": _ts(c.decided_at), "overdue_flagged_at": _ts(c.overdue_flagged_at),
+            "transitions": [{"from_state": t.from_state, "to_state": t.to_state, "to_state_zh": STATES[t.to_state],
+                             "actor": t.actor, "role": t.role, "at": _ts(t.at), "reason": t.reason, **t.detail}
+                            for t in transitions],
+            "comments": [_comment(x) for x in comments],
+            "allowed_transitions": [{"state": m, "state_zh": STATES[m]} for m in moves],
+            "may_comment": access.allowed("comment", user),
+        }
+
+    def _account(self, s: Session, username: str) -> UserAccount:
+        u = s.scalar(select(UserAccount).where(UserAccount.username == username))
+        if u is None:
+            raise UserError(f"用户不存在 (no such user): {username}")
+        return u
+
+
+# -- module private ---------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _engine(url: str) -> Engine:
+    kw: dict[str, Any] = {"json_serializer": lambda o: json.dumps(o, ensure_ascii=False)}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path in ("", ":memory:"):
+            kw |= {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kw |= {"connect_args": {"timeout": 30}}
+    engine = create_engine(url, **kw)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # transactions are begun by _sqlite_begin, not by the driver
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA journal_mode = WAL")  # readers do not block the one writer (CLI beside the service)
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # Every transaction of the store writes (at least its audit entry): take the write lock up front, so
+    # that two processes moving the same clue run one after the other instead of both reading "verifying"
+    # (PostgreSQL gets the same from SELECT ... FOR UPDATE).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _check_choice(name: str, value: str | None, choices: Iterable[str]) -> None:
+    choices = list(choices)
+    if value is not None and value not in choices:
+        raise ValueError(f"未知的 {name} (unknown {name}) {value!r}; 可用 (known): {', '.join(choices)}")
+
+
+def _union(old: list, new: list) -> list:
+    return list(dict.fromkeys([*(old or []), *new]))
+
+
+def _scrub(value: Any) -> Any:
+    """Mask resident IDs in every string of a JSON-like value."""
+    if isinstance(value, str):
+        return mask_id(value)
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _validated(clues: list[dict]) -> list[dict]:
+    """The clues as column values, or :class:`ClueInputError` naming every problem."""
+    problems, rows, seen = [], [], {}
+    for i, raw in enumerate(clues):
+        where = f"clue {i} ({raw.get('entity_type')}:{raw.get('entity_id')})"
+        bad = []
+        unknown = set(raw) - _CLUE_FIELDS
+        if unknown:
+            bad.append(f"unknown field(s) {sorted(unknown)}")
+        et, eid = raw.get("entity_type"), raw.get("entity_id")
+        if et not in CLUE_ENTITY_TYPES:
+            bad.append(f"entity_type must be one of {list(CLUE_ENTITY_TYPES)}")
+        if eid is None or not str(eid).strip():
+            bad.append("entity_id is empty")
+        elif access.contains_resident_id(str(eid)):
+            bad.append("entity_id looks like a resident ID (居民身份证号): use the pseudonymised psn_no")
+        p, amount = raw.get("p_fraud"), raw.get("amount_at_risk")
+        if not isinstance(p, int | float) or not 0 <= p <= 1:
+            bad.append(f"p_fraud must be a probability in [0, 1], not {p!r}")
+        if not isinstance(amount, int | float) or not math.isfinite(amount) or amount < 0:
+            bad.append(f"amount_at_risk must be a non-negative amount, not {amount!r}")
+        region = raw.get("region")
+        if region is not None and not re.fullmatch(r"[0-9]{6}", str(region)):
+            bad.append(f"region must be a 6-digit admdvs code, not {region!r}")
+        typologies = list(raw.get("typologies") or [])
+        if set(typologies) - set(FRAUD_TYPES):
+            bad.append(f"unknown typologies {sorted(set(typologies) - set(FRAUD_TYPES))}")
+        sources = list(raw.get("sources") or [])
+        if set(sources) - set(CLUE_SOURCES):
+            bad.append(f"unknown sources {sorted(set(sources) - set(CLUE_SOURCES))}; known: {list(CLUE_SOURCES)}")
+        risk = raw.get("risk_level")
+        if risk is not None and risk not in RISK_LEVELS:
+            bad.append(f"risk_level must be one of {list(RISK_LEVELS)}")
+        reasons = raw.get("reasons") or []
+        if not isinstance(reasons, list) or not all(isinstance(r, dict) and r.get("text_zh") for r in reasons):
+            bad.append("reasons must be a list of {text_zh, feature, value, peer_value, contribution}")
+        if not isinstance(raw.get("rule_hits") or [], list) or not isinstance(raw.get("evidence") or {}, dict):
+            bad.append("rule_hits must be a list and evidence a dict")
+        key = f"{et}:{str(eid).strip()}" if eid is not None else None
+        if key in seen:
+            bad.append(f"same entity as clue {seen[key]}: one clue per entity")
+        seen[key] = i
+        if bad:
+            problems.append(f"{where}: {'; '.join(bad)}")
+            continue
+        p, amount = float(p), round(float(amount), 2)
+        rows.append({
+            "clue_key": key, "entity_type": et, "entity_id": str(eid).strip(),
+            "entity_name": mask_id(raw.get("entity_name")), "region": None if region is None else str(region),
+            "p_fraud": p, "amount_at_risk": amount, "priority": round(p * amount, 2),
+            "risk_level": risk or next(level for cut, level in _RISK_CUTS if p >= cut),
+            "typologies": list(dict.fromkeys(typologies)), "sources": list(dict.fromkeys(sources)),
+            "reasons": _scrub(reasons), "rule_hits": _scrub(list(raw.get("rule_hits") or [])),
+            "evidence": _scrub(dict(raw.get("evidence") or {})),
+        })
+    if problems:
+        shown = "\n".join(problems[:20]) + (f"\n... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ClueInputError(f"{len(problems)} 条线索无法写入, 整批未写 ({len(problems)} clue(s) rejected, "
+                             f"nothing written):\n{shown}")
+    return rows
+
+
+def _split(total: float, typologies: list[str], rule_hits: list[dict]) -> dict[str, float]:
+    """``total`` over ``typologies`` in proportion to their rule-hit amounts; cents add up exactly."""
+    weights = {t: 0.0 for t in typologies}
+    for h in rule_hits or []:
+        if isinstance(h, dict) and h.get("typology") in weights:
+            weights[h["typology"]] += float(h.get("amount_at_risk") or 0)
+    if sum(weights.values()) <= 0:
+        weights = {t: 1.0 for t in typologies}
+    cents, whole = round(total * 100), sum(weights.values())
+    shares = {t: int(cents * w // whole) for t, w in weights.items()}
+    shares[typologies[0]] += cents - sum(shares.values())
+    return {t: c / 100 for t, c in shares.items()}
+
+
+def _statistics(rows, now: datetime) -> dict:
+    def bucket() -> dict:
+        return {"count": 0, "amount_at_risk": 0.0, "confirmed_amount": 0.0, "recovered_amount": 0.0}
+
+    def add(b: dict, r) -> None:
+        b["count"] += 1
+        b["amount_at_risk"] += r.amount_at_risk or 0.0
+        b["confirmed_amount"] += r.confirmed_amount or 0.0
+        b["recovered_amount"] += r.recovered_amount or 0.0
+
+    by_state = {k: bucket() | {"label_zh": v} for k, v in STATES.items()}
+    by_source = {k: bucket() | {"label_zh": v} for k, v in CLUE_SOURCES.items()}
+    by_typology: dict[str, dict] = {}
+    by_region: dict[str, dict] = {}
+    by_age = {label: bucket() | {"open": 0} for label, _, _ in AGE_BANDS}
+    total, overdue = bucket(), 0
+    for r in rows:
+        add(total, r)
+        add(by_state[r.state], r)
+        for x in r.sources:
+            add(by_source[x], r)
+        for t in r.typologies:
+            add(by_typology.setdefault(t, bucket() | {"label_zh": FRAUD_TYPES[t][0]}), r)
+        add(by_region.setdefault(r.region or "", bucket()), r)
+        age = (now - r.created_at).days
+        band = next(label for label, lo, hi in AGE_BANDS if hi is None or age <= hi)
+        add(by_age[band], r)
+        by_age[band]["open"] += r.state in OPEN_STATES
+        overdue += bool(r.risk_level == "high" and r.state in OPEN_STATES and r.due_at and r.due_at < now)
+    cleared = sum(by_state[s]["count"] for s in CLEARED_STATES)
+    for group in (total, *by_state.values(), *by_source.values(), *by_typology.values(), *by_region.values(),
+                  *by_age.values()):
+        for k in ("amount_at_risk", "confirmed_amount", "recovered_amount"):
+            group[k] = round(group[k], 2)
+    return {
+        "total": total["count"], "amount_at_risk": total["amount_at_risk"],
+        "confirmed_amount": total["confirmed_amount"], "recovered_amount": total["recovered_amount"],
+        "open": sum(by_state[s]["count"] for s in OPEN_STATES), "cleared": cleared,
+        "share_cleared": round(cleared / total["count"], 4) if total["count"] else None,
+        "transferred": sum(by_state[s]["count"] for s in TRANSFER_STATES), "overdue": overdue,
+        "by_state": by_state, "by_source": by_source,
+        "by_typology": dict(sorted(by_typology.items(), key=lambda kv: -kv[1]["count"])),
+        "by_region": dict(sorted(by_region.items())), "by_age": by_age,
+    }
+
+
+def _comment(row: ClueComment) -> dict:
+    return {"id": row.id, "actor": row.actor, "role": row.role, "at": _ts(row.at), "text": row.text}
+
+
+def _read_vault(vault: Path | None, persons: list[str]) -> list[dict]:
+    import duckdb
+
+    if not persons:
+        return []
+    if vault is None or not Path(vault).is_file():
+        raise FileNotFoundError(f"身份库不存在 (identity vault not found): {vault}")
+    with duckdb.connect(str(vault), read_only=True) as con:
+        rows = con.execute("SELECT psn_no, certno, psn_name FROM psn_identity WHERE psn_no IN "
+                           f"({', '.join('?' for _ in persons)}) ORDER BY psn_no", persons).fetchall()
+    return [{"psn_no": p, "certno": c, "psn_name": n} for p, c, n in rows]
