@@ -299,6 +299,10 @@ app.add_typer(graph_app, name="graph")
 from serving.cli_benchmark import benchmark_app  # noqa: E402
 
 app.add_typer(benchmark_app, name="benchmark")
+from serving.cli_train import promote_command, train_command  # noqa: E402
+
+app.command("train")(train_command)
+app.command("promote")(promote_command)
 from serving.cli_clues import clues_app, labels_app, users_app  # noqa: E402
 
 app.add_typer(clues_app, name="clues")

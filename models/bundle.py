@@ -1,0 +1,94 @@
+"""The trained scorers as one object (模型包): what training produces, MLflow stores and the service loads.
+
+A :class:`ScorerBundle` holds one :class:`~models.scorers.FraudScorer` per level, the features each
+expects, the recovery share per level (for amounts at risk), the peer medians used in reason sentences,
+and where it came from (seed, evaluation window, rule-pack version). ``score`` gives P(fraud) for rows of a
+level's feature table; ``explain`` gives the top reasons in Chinese for a few rows.
+
+The bundle is pickled with joblib; :func:`load_registered` fetches a registered version or alias
+(``champion``) from MLflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from models.explain import Reason, top_reasons
+from models.scorers import FraudScorer
+
+__all__ = ["ScorerBundle", "BUNDLE_FILE", "MODEL_NAME", "load_registered"]
+
+BUNDLE_FILE = "scorer_bundle.joblib"
+MODEL_NAME = "yibao-fraud"
+
+
+@dataclass
+class ScorerBundle:
+    scorers: dict[str, FraudScorer]
+    features: dict[str, list[str]]
+    shares: dict[str, float]
+    medians: dict[str, pd.DataFrame]
+    peer_columns: dict[str, str | None] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def levels(self) -> list[str]:
+        return list(self.scorers)
+
+    def score(self, level: str, frame: pd.DataFrame) -> np.ndarray:
+        """P(fraud) for each row of ``frame`` (a feature table of ``level``; extra columns are ignored,
+        missing feature columns are an error naming them)."""
+        scorer = self._scorer(level)
+        return scorer.predict_proba(frame[self._present(level, frame)].reindex(
+            columns=self.features[level]))[:, 1]
+
+    def explain(self, level: str, frame: pd.DataFrame, *, n: int = 3) -> list[list[Reason]]:
+        """Top ``n`` reasons per row of ``frame`` (SHAP on the level's model, see :mod:`models.explain`)."""
+        scorer = self._scorer(level)
+        X = frame[self._present(level, frame)].reindex(columns=self.features[level])
+        contrib = scorer.contributions(X)
+        group_col = self.peer_columns.get(level)
+        groups = frame[group_col].reset_index(drop=True) if group_col and group_col in frame.columns else None
+        return top_reasons(level if level != "setl" else "setl", contrib.values.reset_index(drop=True),
+                           X.reset_index(drop=True), self.medians[level], groups=groups, n=n)
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self, path, compress=3)
+        return path
+
+    @staticmethod
+    def load(path: Path) -> ScorerBundle:
+        obj = joblib.load(Path(path))
+        if not isinstance(obj, ScorerBundle):
+            raise TypeError(f"{path} is not a ScorerBundle")
+        return obj
+
+    def _scorer(self, level: str) -> FraudScorer:
+        if level not in self.scorers:
+            raise KeyError(f"模型包中没有层级 (no model for level) {level!r}; 有: {', '.join(self.scorers)}")
+        return self.scorers[level]
+
+    def _present(self, level: str, frame: pd.DataFrame) -> list[str]:
+        missing = [c for c in self.features[level] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{level}: 缺少特征列 (missing feature columns) {missing[:8]}"
+                             f"{' …' if len(missing) > 8 else ''}")
+        return self.features[level]
+
+
+def load_registered(tracking_uri: str, ref: str = "champion", *, name: str = MODEL_NAME) -> ScorerBundle:
+    """Load a registered bundle: ``ref`` is an alias (``champion``) or a version number."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    mv = client.get_model_version(name, ref) if str(ref).isdigit() else client.get_model_version_by_alias(name, ref)
+    mlflow.set_tracking_uri(tracking_uri)
+    local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"bundle/{BUNDLE_FILE}")
+    return ScorerBundle.load(Path(local))

@@ -1,0 +1,140 @@
+"""Reasons in Chinese (风险原因): the top SHAP factors of a score as sentences an investigator reads.
+
+Each factor that pushed an entity's score up becomes one sentence with the entity's value and its peer
+group's median, e.g. ``该定点零售药店近365天整数金额交易占比 87%，同类药店中位数 12%``. Values are
+formatted by what the column measures: shares as percentages, amounts in 元, counts as whole numbers,
+z-scores as standard deviations above the peer mean.
+
+>>> sentence("pharmacy", "round_share", 0.87, 0.12)
+'该定点零售药店整数金额占比 87.0%，同类中位数 12.0%'
+>>> sentence("fixmedins", "z_exams_per_visit", 4.2, 0.0)
+'该定点医疗机构次均检查数(同组z分数) 4.2（高于同组均值 4.2 个标准差），同类中位数 0.0'
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from features.catalogue import TABLES, rule_hit_columns
+from models.ranking import ENTITY_ZH
+
+__all__ = ["Reason", "GRAPH_ZH", "column_zh", "sentence", "peer_medians", "top_reasons"]
+
+GRAPH_ZH = {
+    "g_degree": "关系图关联数", "g_weighted_degree": "关系图加权关联数", "g_amount": "关系图涉及金额(元)",
+    "g_community_size": "所在社区人数", "g_covisit_degree": "同行就医关联人数", "g_covisit_strength": "同行就医强度",
+    "g_betweenness": "关系图中介中心性", "g_organiser_rank": "组织者排名", "g_community_risk": "所在社区风险分",
+    "g_ring_patients": "关联团伙人数", "g_in_ring_candidate": "属于疑似团伙",
+    # ring level (graph_communities)
+    "size": "团伙人数", "n_edges": "同行关系数", "density": "关系密度", "weight": "同行次数",
+    "co_purchase_share": "同时购药占比", "n_visits": "就诊次数", "amount": "涉及金额(元)", "synchrony": "同步就医程度",
+    "max_turnout": "单日最多到场比例", "amount_concentration": "金额集中度", "top_provider_share": "集中于一家机构的比例",
+    "rule_hit_share": "成员规则命中比例", "risk_score": "团伙风险分", "in_ring_candidates": "已列入疑似团伙",
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One factor of a score: the sentence and the numbers behind it."""
+
+    feature: str
+    text_zh: str
+    value: float | None
+    peer_value: float | None
+    contribution: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@lru_cache(maxsize=None)
+def _catalogue_zh() -> dict[str, str]:
+    out = {c.name: c.zh for c in rule_hit_columns()}
+    for t in TABLES.values():
+        out.update({c.name: c.zh for c in t.columns if c.zh})
+    return out
+
+
+def column_zh(feature: str) -> str:
+    """Chinese name of a feature column (the column name itself when none is known)."""
+    for prefix, what in (("z_", "同组z分数"), ("pct_", "同组百分位")):
+        if feature.startswith(prefix) and feature[len(prefix):] in _catalogue_zh():
+            return f"{column_zh(feature[len(prefix):])}({what})"
+    return GRAPH_ZH.get(feature) or _catalogue_zh().get(feature) or feature
+
+
+def sentence(level: str, feature: str, value, peer) -> str:
+    """One reason sentence for ``feature`` of an entity at ``level`` (see the module docstring)."""
+    who = "该" + ENTITY_ZH.get(level, "对象")
+    name = column_zh(feature)
+    v, p = _fmt(feature, value), _fmt(feature, peer)
+    extra = ""
+    if feature.startswith("z_") and value is not None and not pd.isna(value) and float(value) > 0:
+        extra = f"（高于同组均值 {float(value):.1f} 个标准差）"
+    return f"{who}{name} {v}{extra}，同类中位数 {p}"
+
+
+def peer_medians(frame: pd.DataFrame, features: list[str], *, group: str | None = None) -> pd.DataFrame:
+    """Median of each feature per peer group (one row ``__all__`` for the whole level)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns have no median
+        return _medians(frame, features, group)
+
+
+def _medians(frame: pd.DataFrame, features: list[str], group: str | None) -> pd.DataFrame:
+    overall = frame[features].median(numeric_only=True).to_frame("__all__").T
+    if group and group in frame.columns:
+        per = frame.groupby(group)[features].median(numeric_only=True)
+        return pd.concat([per, overall])
+    return overall
+
+
+def top_reasons(level: str, contributions: pd.DataFrame, values: pd.DataFrame, medians: pd.DataFrame, *,
+                groups: pd.Series | None = None, n: int = 3) -> list[list[Reason]]:
+    """The ``n`` factors that raised each row's score most (positive SHAP only), as :class:`Reason` lists.
+
+    ``contributions`` and ``values`` are aligned (rows × features); ``groups`` gives each row's peer group
+    (a row of ``medians``), else the level's overall median is used."""
+    out: list[list[Reason]] = []
+    cols = list(contributions.columns)
+    contrib = contributions.to_numpy(dtype=float)
+    for i in range(len(contributions)):
+        order = np.argsort(-contrib[i], kind="mergesort")[:n]
+        g = groups.iloc[i] if groups is not None and groups.iloc[i] in medians.index else "__all__"
+        row = []
+        for j in order:
+            if contrib[i, j] <= 0:
+                break
+            f = cols[j]
+            v = values.iloc[i][f]
+            p = medians.loc[g, f] if f in medians.columns else None
+            row.append(Reason(f, sentence(level, f, v, p), _num(v), _num(p), round(float(contrib[i, j]), 4)))
+        out.append(row)
+    return out
+
+
+def _num(x) -> float | None:
+    if x is None or pd.isna(x):
+        return None
+    return round(float(x), 4)
+
+
+def _fmt(feature: str, x) -> str:
+    if x is None or pd.isna(x):
+        return "无"
+    x = float(x)
+    if feature.endswith(("_share", "_ratio")) or feature.startswith("pct_") or feature in (
+            "density", "synchrony", "max_turnout", "amount_concentration"):
+        return f"{x * 100:.1f}%"
+    if feature.startswith("z_"):
+        return f"{x:.1f}"
+    if "amt" in feature or "amount" in feature or feature.endswith("_fee"):
+        return f"{x:,.2f} 元"
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.2f}"
