@@ -46,14 +46,15 @@ def test_benchmark_beats_amount_ranking_on_test(report):
 @needs_data
 @pytest.mark.slow
 def test_cli_json_gives_the_same_figures_for_the_same_seed(report):
-    result = CliRunner().invoke(app, ["benchmark", "kaggle", "--data", str(BENCHMARKS), "--seed", "0", "--json"])
+    result = CliRunner().invoke(app, ["benchmark", "kaggle", "--data", str(BENCHMARKS), "--part", "a", "--seed", "0",
+                                      "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["test"] == report.test and payload["cv"] == report.cv
-    assert any("(b)" in item and "not built yet" in item for item in payload["not_yet"])
+    assert set(payload) == {"a"}
+    assert payload["a"]["test"] == report.test and payload["a"]["cv"] == report.cv
 
 
 def test_missing_data_folder_is_skipped_with_a_message(tmp_path):
-    result = CliRunner().invoke(app, ["benchmark", "kaggle", "--data", str(tmp_path / "absent")])
+    result = CliRunner().invoke(app, ["benchmark", "kaggle", "--data", str(tmp_path / "absent"), "--part", "a"])
     assert result.exit_code == 0
     assert "skipped:" in result.output and "not found" in result.output
