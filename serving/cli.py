@@ -200,10 +200,12 @@ def quarantine(
 def demo(
     preset: str = typer.Option("small", help="Region size for the demo."),
     seed: int = typer.Option(7, help="Random seed."),
-    workdir: Path = typer.Option(Path("data/demo"), help="Where the region and warehouse go."),
+    workdir: Path = typer.Option(Path("data/demo"), help="Where the region, warehouse and clue store go."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: settings, "
+                                               "sqlite:///mlruns/mlflow.db)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """主流程 main job on the embedded default: simulate → ingest → rules → graph → features (the steps built so far)."""
+    """主流程 main job: simulate → ingest → rules → graph → features → train → promote → screen → clue list."""
     from features.ingest import ingest as run_ingest
     from training.simulator import simulate as run_sim
 
@@ -216,40 +218,63 @@ def demo(
     workdir.mkdir(parents=True, exist_ok=True)
     steps = {}
     with _progress(as_json) as bar:
-        task = bar.add_task("1/5 模拟 simulate", total=None)
+        task = bar.add_task("1/8 模拟 simulate", total=None)
         t0 = time.perf_counter()
         sim = run_sim(preset, seed=seed, out=region,
                       progress=lambda _, d, n: bar.update(task, completed=d, total=n))
         steps["simulate"] = {"seconds": round(time.perf_counter() - t0, 1), "rows": sim.rows}
-        task = bar.add_task("2/5 导入 ingest", total=None)
+        task = bar.add_task("2/8 导入 ingest", total=None)
         t0 = time.perf_counter()
         rep = run_ingest(region, s, progress=lambda t, d, n: bar.update(task, completed=d, total=n))
         steps["ingest"] = rep.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
-        task = bar.add_task("3/5 规则 rules", total=None)
+        task = bar.add_task("3/8 规则 rules", total=None)
         from models.rules.config import DEFAULT_CONFIG, load_config
         from models.rules.engine import run_rules
 
         config = load_config(s.rules_config if s.rules_config.is_file() else DEFAULT_CONFIG)
         rules = run_rules(s.warehouse, config,
-                          progress=lambda r, d, n: bar.update(task, completed=d, total=n, description=f"3/5 规则 {r}"))
+                          progress=lambda r, d, n: bar.update(task, completed=d, total=n, description=f"3/8 规则 {r}"))
         steps["rules"] = _rules_by_typology(rules)
         from features.build import build_features
         from features.graph.build import build_graph
 
-        task = bar.add_task("4/5 关系图 graph", total=None)
+        task = bar.add_task("4/8 关系图 graph", total=None)
         t0 = time.perf_counter()
         graph = build_graph(s.warehouse, progress=lambda st, d, n: bar.update(task, completed=d, total=n,
-                                                                          description=f"4/5 关系图 {st}"))
+                                                                          description=f"4/8 关系图 {st}"))
         steps["graph"] = {"seconds": round(time.perf_counter() - t0, 1), "method": graph.method,
                           "counts": graph.counts}
-        task = bar.add_task("5/5 特征 features", total=None)
+        task = bar.add_task("5/8 特征 features", total=None)
         t0 = time.perf_counter()
         feats = build_features(s.warehouse, progress=lambda st, d, n: bar.update(task, completed=d, total=n,
-                                                                                 description=f"5/5 特征 {st}"))
+                                                                                 description=f"5/8 特征 {st}"))
         steps["features"] = {"seconds": round(time.perf_counter() - t0, 1),
                              "tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in feats.tables}}
+        from training.promote import compare, promote
+        from training.train import TrainConfig, train
+
+        task = bar.add_task("6/8 训练 train", total=None)
+        uri = tracking_uri or s.tracking_uri
+        trained = train(s.warehouse, TrainConfig(seed=seed), tracking_uri=uri, out_dir=workdir / "report",
+                        progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=f"6/8 {st}"))
+        steps["train"] = trained.to_dict()
+        task = bar.add_task("7/8 晋级 promote", total=None)
+        cmp = compare(uri, s.warehouse, candidate=trained.model_version)
+        if cmp.recommended:
+            promote(uri, cmp.candidate, reason="demo: " + cmp.reason)
+        steps["promote"] = {"candidate": cmp.candidate, "champion_before": cmp.champion,
+                            "promoted": cmp.recommended, "reason": cmp.reason}
+        bar.update(task, completed=1, total=1)
+        from serving.cli_screen import run_screening
+
+        task = bar.add_task("8/8 筛查 screen", total=None)
+        screen_summary, clues = run_screening(
+            s, bundle_path=None if cmp.recommended else trained.report_dir / "scorer_bundle.joblib", tracking_uri=uri,
+            progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=f"8/8 {st}"))
+        steps["screen"] = screen_summary
     payload = {"region": str(region), "warehouse": str(s.warehouse), "steps": steps,
-               "not_yet": ["models (LightGBM, SHAP)", "clue list (线索清单)", "service and web page"]}
+               "clues": [{k: c[k] for k in ("entity_type", "entity_id", "p_fraud", "amount_at_risk", "sources")}
+                         for c in clues[:20]]}
     if as_json:
         return _emit(payload, True)
     _print_ingest(steps["ingest"] | {"warehouse": str(s.warehouse)})
@@ -269,7 +294,17 @@ def demo(
     console.print(f"数据仓库 warehouse: {s.warehouse}")
     console.print("查看隔离区: yibao quarantine --warehouse " + str(s.warehouse))
     console.print("规则评估: yibao rules eval --warehouse " + str(s.warehouse))
-    console.print("[yellow]尚未实现 not built yet:[/yellow] " + ", ".join(payload["not_yet"]))
+    h = steps["train"]["headline"]
+    console.print("模型评估 (交叉拟合) precision@100: " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                               h["precision_at_100"].items())
+                  + " · 金额召回@500: " + ", ".join(f"{k} {v:.2f}" for k, v in h["amount_recall_at_500"].items()))
+    console.print(f"评估报告 report: {steps['train']['report_dir']}/report.html · MLflow 版本 v{steps['train']['model_version']}"
+                  f" ({'已晋级 champion' if steps['promote']['promoted'] else '未晋级: ' + steps['promote']['reason']})")
+    from serving.cli_screen import print_clues
+
+    print_clues(clues)
+    console.print(f"线索库 clue store: {steps['screen']['store']} (新增 {steps['screen']['upsert']['new']}, "
+                  f"更新 {steps['screen']['upsert']['updated']}); 查看: yibao clues list --warehouse {s.warehouse}")
 
 
 def _rules_by_typology(report) -> dict:
@@ -303,11 +338,15 @@ from serving.cli_train import promote_command, train_command  # noqa: E402
 
 app.command("train")(train_command)
 app.command("promote")(promote_command)
+from serving.cli_screen import screen_command  # noqa: E402
+
+app.command("screen")(screen_command)
 from serving.cli_clues import clues_app, labels_app, users_app  # noqa: E402
 
 app.add_typer(clues_app, name="clues")
 app.add_typer(users_app, name="users")
 app.add_typer(labels_app, name="labels")
+
 
 
 def main() -> None:  # pragma: no cover

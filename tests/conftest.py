@@ -17,3 +17,35 @@ def tiny_region(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "region"
     simulate("tiny", seed=7, out=out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse(tiny_region, tmp_path_factory) -> Path:
+    """The tiny region ingested, with rule hits, the graph and the feature tables built (read-only use)."""
+    from features.build import build_features
+    from features.config import load_settings
+    from features.graph.build import build_graph
+    from features.ingest import ingest
+    from models.rules.config import DEFAULT_CONFIG, load_config
+    from models.rules.engine import run_rules
+
+    wh = tmp_path_factory.mktemp("tiny_wh") / "warehouse.duckdb"
+    settings = load_settings(warehouse=wh)
+    ingest(tiny_region, settings)
+    run_rules(wh, load_config(DEFAULT_CONFIG))
+    build_graph(wh)
+    build_features(wh)
+    return wh
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_warehouse, tmp_path_factory):
+    """Models trained on the tiny warehouse (seed 0), logged to a throwaway MLflow store and registered.
+
+    Returns ``(tracking_uri, TrainResult)``."""
+    from training.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_mlruns")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    result = train(tiny_warehouse, TrainConfig(seed=0), tracking_uri=uri, out_dir=root / "report")
+    return uri, result

@@ -52,10 +52,10 @@ def recall_at_k(y_sorted: np.ndarray, k: int) -> float:
 
 
 def level_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """ROC-AUC and PR-AUC of one level's scores (NaN when only one class is present)."""
+    """ROC-AUC and PR-AUC of one level's scores (None when only one class is present)."""
     y = np.asarray(y)
-    if y.min(initial=0) == y.max(initial=0):
-        return {"roc_auc": float("nan"), "pr_auc": float("nan"), "n": int(len(y)), "positives": int(y.sum())}
+    if len(np.unique(y)) < 2:  # one class only: nothing to rank
+        return {"roc_auc": None, "pr_auc": None, "n": int(len(y)), "positives": int(y.sum())}
     return {"roc_auc": round(float(roc_auc_score(y, score)), 4),
             "pr_auc": round(float(average_precision_score(y, score)), 4),
             "n": int(len(y)), "positives": int(y.sum())}

@@ -45,6 +45,17 @@ def configure(tracking_uri: str) -> None:
     mlflow.set_registry_uri(tracking_uri)
 
 
+def _experiment(tracking_uri: str, name: str) -> None:
+    """Use experiment ``name``; a new one on a local SQLite store keeps its artifacts beside the database
+    (``mlruns/artifacts``), not in whatever folder the command was started from."""
+    if mlflow.get_experiment_by_name(name) is None:
+        location = None
+        if tracking_uri.startswith("sqlite:///"):
+            location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+        mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(name)
+
+
 def flat_metrics(report: dict) -> dict[str, float]:
     """The report's figures as MLflow metric names (``combined.precision_at_100`` …)."""
     out: dict[str, float] = {}
@@ -67,7 +78,7 @@ def log_training(tracking_uri: str, experiment: str, config, report: dict, data:
     from dataclasses import asdict
 
     configure(tracking_uri)
-    mlflow.set_experiment(experiment)
+    _experiment(tracking_uri, experiment)
     window = bundle.meta.get("eval_window") or {}
     with mlflow.start_run(run_name=f"train-seed{config.seed}") as run:
         params = {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}

@@ -154,7 +154,8 @@ def fit_levels(d: LevelData, config: TrainConfig) -> tuple[FraudScorer, np.ndarr
     final = _scorer(config, len(d.frame)).fit(d.X, d.y)
     rep = {"mode": final.summary(), "metrics": level_metrics(d.y, p) if len(p) else {},
            "calibration": calibration_table(d.y, p).to_dict("records") if d.y.sum() >= 5 else [],
-           "evaluation": f"{_folds(d.y, config.folds)}-fold cross-fitting by entity"}
+           "evaluation": (f"{_folds(d.y, config.folds)}-fold cross-fitting by entity" if _folds(d.y, config.folds) >= 2
+                          else "in-sample only: too few labels of one class to cross-fit")}
     return final, p, rep
 
 

@@ -19,7 +19,8 @@ def _json(result) -> dict:
 
 @pytest.mark.slow
 def test_main_job_runs_every_built_step_on_a_tiny_region(tmp_path):
-    out = _json(runner.invoke(app, ["demo", "--preset", "tiny", "--workdir", str(tmp_path), "--json"]))
+    out = _json(runner.invoke(app, ["demo", "--preset", "tiny", "--workdir", str(tmp_path), "--tracking-uri",
+                                    f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", "--json"]))
     steps = out["steps"]
     assert steps["simulate"]["rows"]["fee_list_d"] > 10_000
     assert all(t["quarantined"] == 0 for t in steps["ingest"]["tables"].values())
@@ -27,6 +28,10 @@ def test_main_job_runs_every_built_step_on_a_tiny_region(tmp_path):
     assert steps["graph"]["counts"]["communities"] > 0
     assert steps["features"]["tables"]["feat_psn"]["rows"] == steps["simulate"]["rows"]["psn_info"]
     assert (tmp_path / "warehouse.duckdb").is_file()
+    assert steps["train"]["model_version"] == "1" and (tmp_path / "report" / "report.html").is_file()
+    assert steps["promote"]["promoted"]  # the first model becomes champion
+    assert steps["screen"]["clues"] > 0 and steps["screen"]["upsert"]["new"] == steps["screen"]["clues"]
+    assert out["clues"] and (tmp_path / "clues.db").is_file()
 
 
 def test_simulate_ingest_quarantine_with_json(tmp_path):

@@ -1,0 +1,224 @@
+"""Screening (筛查): champion models + rule hits + graph → one clue per entity, ranked by expected recovery.
+
+``screen(warehouse, bundle)`` scores every person, doctor, institution, pharmacy and ring of the
+warehouse with the bundle's scorers, ranks them with :func:`models.ranking.rank_clues` (priority =
+P(fraud) × amount at risk) and turns the entities worth verifying into clue dicts in the format of
+:meth:`serving.clues.store.ClueStore.upsert_clues`:
+
+- an entity becomes a clue when its P(fraud) reaches ``min_p`` (source ``model``; ``graph`` for rings)
+  or its rule hits put at least ``min_rule_amount`` yuan at risk (source ``rule``); the list keeps the
+  ``max_clues`` with the highest priority;
+- each clue gathers its rule hits (per rule: typology, hits, amount), the typologies of those hits and of
+  its labelled ring, the top reasons of its score in Chinese (SHAP), and evidence: the settlements behind
+  it (largest first) and its graph neighbourhood (the co-visit community and its members).
+
+Persons are named only by their pseudonymous ``psn_no``; no resident ID is read.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from models.bundle import ScorerBundle
+from models.ranking import rank_clues
+
+__all__ = ["ScreenResult", "screen", "CLUE_LEVELS"]
+
+CLUE_LEVELS = ("psn", "prac", "fixmedins", "pharmacy", "ring")
+_RULE_KEY = {"psn": "psn_no", "prac": "prac_code", "fixmedins": "fixmedins_code", "pharmacy": "fixmedins_code"}
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ScreenResult:
+    run_id: str
+    clues: list[dict]
+    candidates: int
+    seconds: float
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "clues": len(self.clues), "candidates": self.candidates,
+                "seconds": self.seconds, "by_type": self.by_type}
+
+
+def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_p: float = 0.3,
+           min_rule_amount: float = 500.0, n_reasons: int = 3, evidence_settlements: int = 20,
+           run_id: str | None = None, progress: Progress | None = None) -> ScreenResult:
+    """Score, rank and assemble clues (see the module docstring)."""
+    from training.dataset import load_level
+
+    t0 = time.perf_counter()
+    tick = progress or (lambda *_: None)
+    levels = [lv for lv in CLUE_LEVELS if lv in bundle.scorers]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        frames, parts = {}, []
+        for i, level in enumerate(levels):
+            tick(f"评分 {level}", i, len(levels) + 2)
+            d = load_level(con, level)
+            frames[level] = d
+            p = bundle.score(level, d.frame)
+            parts.append(pd.DataFrame({
+                "entity_type": level, "entity_id": d.ids.astype(str).to_numpy(), "p_fraud": p,
+                "rule_amount": d.frame["rule_amount"].fillna(0).to_numpy(dtype=float),
+                "exposure": d.frame["exposure"].to_numpy(dtype=float), "row": np.arange(len(d.frame))}))
+        ranked = rank_clues(pd.concat(parts, ignore_index=True), bundle.shares)
+        keep = ranked[((ranked["p_fraud"] >= min_p) | (ranked["rule_amount"] >= min_rule_amount))
+                      & (ranked["priority"] > 0)].head(max_clues)
+        tick("原因与证据 reasons and evidence", len(levels), len(levels) + 2)
+        clues = _assemble(con, keep, frames, bundle, min_p=min_p, min_rule_amount=min_rule_amount,
+                          n_reasons=n_reasons, n_setl=evidence_settlements)
+    finally:
+        con.close()
+    tick("完成 done", len(levels) + 2, len(levels) + 2)
+    by_type = {t: int(n) for t, n in keep["entity_type"].value_counts().sort_index().items()}
+    return ScreenResult(run_id or f"screen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", clues,
+                        int(len(ranked)), round(time.perf_counter() - t0, 1), by_type)
+
+
+# -- private helpers ------------------------------------------------------------------------------
+
+
+def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, min_p: float,
+              min_rule_amount: float, n_reasons: int, n_setl: int) -> list[dict]:
+    reasons: dict[tuple[str, str], list] = {}
+    for level, group in keep.groupby("entity_type", sort=True):
+        rows = frames[level].frame.iloc[group["row"].to_numpy()]
+        for eid, rs in zip(group["entity_id"], bundle.explain(level, rows, n=n_reasons)):
+            reasons[(level, eid)] = [r.to_dict() for r in rs]
+    members = _ring_members(con, keep)
+    hits = _rule_hits(con, keep, members)
+    settlements = _settlements(con, keep, members, n_setl)
+    names, regions = _names_regions(con, keep, frames)
+    community = _community_of(con, keep)
+    out = []
+    for r in keep.itertuples(index=False):
+        key = (r.entity_type, r.entity_id)
+        rh = hits.get(key, [])
+        sources = []
+        if r.p_fraud >= min_p:
+            sources.append("graph" if r.entity_type == "ring" else "model")
+        if r.rule_amount >= min_rule_amount or (rh and not sources):
+            sources.append("rule")
+        typologies = sorted({h["typology"] for h in rh})
+        if r.entity_type == "ring":
+            typologies = sorted(set(typologies) | {"collusive_ring"})
+        graph = {"community_id": r.entity_id if r.entity_type == "ring" else community.get(key),
+                 "members": members.get(r.entity_id, []) if r.entity_type == "ring" else []}
+        out.append({
+            "entity_type": r.entity_type, "entity_id": r.entity_id, "entity_name": names.get(key),
+            "region": regions.get(key), "p_fraud": float(r.p_fraud),
+            "amount_at_risk": float(r.amount_at_risk), "typologies": typologies, "sources": sources,
+            "reasons": reasons.get(key, []), "rule_hits": rh,
+            "evidence": {"setl_id": settlements.get(key, []), "graph": graph},
+        })
+    return out
+
+
+def _ring_members(con, keep: pd.DataFrame) -> dict[str, list[str]]:
+    rings = keep.loc[keep["entity_type"] == "ring", "entity_id"].tolist()
+    if not rings:
+        return {}
+    df = con.execute("""SELECT community_id, node_type, node_id FROM graph_membership
+                        WHERE community_id IN (SELECT unnest(?)) ORDER BY 1, 2, 3""", [rings]).df()
+    return {c: [f"{t}:{i}" for t, i in zip(g["node_type"], g["node_id"])] for c, g in df.groupby("community_id")}
+
+
+def _entity_keys(keep: pd.DataFrame, members: dict) -> pd.DataFrame:
+    rows = [(t, i, _RULE_KEY[t], i) for t, i in zip(keep["entity_type"], keep["entity_id"]) if t in _RULE_KEY]
+    for cid, ms in members.items():
+        rows += [("ring", cid, "psn_no", m.split(":", 1)[1]) for m in ms if m.split(":", 1)[0] in ("psn", "person")]
+    return pd.DataFrame(rows, columns=["entity_type", "entity_id", "column", "value"])
+
+
+def _rule_hits(con, keep: pd.DataFrame, members: dict) -> dict:
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rule_hits'").fetchall()[0][0]:
+        return {}
+    keys = _entity_keys(keep, members)
+    con.register("_clue_keys", keys)
+    try:
+        df = con.sql("""
+            SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*) AS hits,
+                   sum(CAST(h.amount_at_risk AS DOUBLE)) AS amount
+            FROM _clue_keys k JOIN rule_hits h ON k."column" = 'psn_no' AND h.psn_no = k.value
+            GROUP BY ALL
+            UNION ALL
+            SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*), sum(CAST(h.amount_at_risk AS DOUBLE))
+            FROM _clue_keys k JOIN rule_hits h ON k."column" = 'prac_code' AND h.prac_code = k.value
+            GROUP BY ALL
+            UNION ALL
+            SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*), sum(CAST(h.amount_at_risk AS DOUBLE))
+            FROM _clue_keys k JOIN rule_hits h ON k."column" = 'fixmedins_code' AND h.fixmedins_code = k.value
+            GROUP BY ALL ORDER BY 1, 2, amount DESC, 3
+        """).df()
+    finally:
+        con.unregister("_clue_keys")
+    out: dict = {}
+    for r in df.itertuples(index=False):
+        out.setdefault((r.entity_type, r.entity_id), []).append(
+            {"rule_id": r.rule_id, "typology": r.typology_id, "hits": int(r.hits),
+             "amount_at_risk": round(float(r.amount), 2)})
+    return out
+
+
+def _settlements(con, keep: pd.DataFrame, members: dict, n: int) -> dict:
+    keys = _entity_keys(keep, members)
+    con.register("_clue_keys", keys)
+    try:
+        df = con.sql(f"""
+            WITH s AS (
+                SELECT k.entity_type, k.entity_id, f.setl_id, f.fund_amt,
+                       row_number() OVER (PARTITION BY k.entity_type, k.entity_id
+                                          ORDER BY f.rh_amt_hits DESC, f.fund_amt DESC, f.setl_id) AS r
+                FROM _clue_keys k JOIN (
+                    SELECT 'psn_no' AS "column", psn_no AS value, setl_id, fund_amt, rh_amt_hits FROM feat_setl
+                    UNION ALL SELECT 'prac_code', prac_code, setl_id, fund_amt, rh_amt_hits FROM feat_setl
+                    UNION ALL SELECT 'fixmedins_code', fixmedins_code, setl_id, fund_amt, rh_amt_hits FROM feat_setl
+                ) f USING ("column", value))
+            SELECT entity_type, entity_id, setl_id FROM s WHERE r <= {int(n)} ORDER BY 1, 2, r
+        """).df()
+    finally:
+        con.unregister("_clue_keys")
+    return {k: g["setl_id"].tolist() for k, g in df.groupby(["entity_type", "entity_id"])}
+
+
+def _names_regions(con, keep: pd.DataFrame, frames: dict) -> tuple[dict, dict]:
+    inst = con.sql("SELECT fixmedins_code, fixmedins_name, admdvs FROM fixmedins").df().set_index("fixmedins_code")
+    prac = con.sql("SELECT prac_code, fixmedins_code FROM practitioner").df().set_index("prac_code")
+    psn = con.sql("SELECT psn_no, insu_admdvs FROM psn_info").df().set_index("psn_no")
+    names, regions = {}, {}
+    for t, i in zip(keep["entity_type"], keep["entity_id"]):
+        key = (t, i)
+        if t in ("fixmedins", "pharmacy") and i in inst.index:
+            names[key], regions[key] = inst.at[i, "fixmedins_name"], inst.at[i, "admdvs"]
+        elif t == "prac" and i in prac.index:
+            h = prac.at[i, "fixmedins_code"]
+            names[key] = f"医师 {i}（{inst.at[h, 'fixmedins_name'] if h in inst.index else h}）"
+            regions[key] = inst.at[h, "admdvs"] if h in inst.index else None
+        elif t == "psn" and i in psn.index:
+            names[key], regions[key] = f"参保人 {i}", psn.at[i, "insu_admdvs"]
+        elif t == "ring":
+            top = frames["ring"].frame.set_index("community_id").get("top_provider")
+            h = top.get(i) if top is not None else None
+            names[key] = f"疑似团伙 {i}"
+            regions[key] = inst.at[h, "admdvs"] if h in inst.index else None
+    return names, regions
+
+
+def _community_of(con, keep: pd.DataFrame) -> dict:
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'graph_membership'"
+                       ).fetchall()[0][0]:
+        return {}
+    df = con.sql("SELECT node_type, node_id, community_id FROM graph_membership").df()
+    kind = {"psn": "psn", "prac": "prac", "fixmedins": "fixmedins", "pharmacy": "pharmacy"}
+    lookup = {(t, i): c for t, i, c in zip(df["node_type"], df["node_id"], df["community_id"])}
+    return {(t, i): lookup.get((kind.get(t, t), i)) for t, i in zip(keep["entity_type"], keep["entity_id"])}

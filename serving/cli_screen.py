@@ -1,0 +1,80 @@
+"""``yibao screen``: champion models + rules + graph → ranked clues (线索) in the clue store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _existing_warehouse, _fail, _progress, console
+
+__all__ = ["screen_command", "run_screening", "print_clues"]
+
+_TYPE_ZH = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
+
+
+def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: str = "champion",
+                  tracking_uri: Optional[str] = None, max_clues: int = 1000, min_p: float = 0.3,
+                  progress=None) -> tuple[dict, list[dict]]:
+    """Screen the warehouse of ``settings`` and upsert the clues; returns (summary, clues)."""
+    from models.bundle import ScorerBundle, load_registered
+    from models.screening import screen
+    from serving.clues.store import open_store
+
+    if bundle_path is not None:
+        bundle = ScorerBundle.load(bundle_path)
+    else:
+        bundle = load_registered(tracking_uri or settings.tracking_uri, model_ref)
+    result = screen(settings.warehouse, bundle, max_clues=max_clues, min_p=min_p, progress=progress)
+    store = open_store(settings.clue_db_url, identity_vault=settings.identity_vault)
+    try:
+        counts = store.upsert_clues(result.run_id, result.clues)
+    finally:
+        store.close()
+    return result.to_dict() | {"store": settings.clue_db_url.split("@")[-1], "upsert": counts.to_dict(),
+                               "model": str(bundle_path) if bundle_path else model_ref}, result.clues
+
+
+def print_clues(clues: list[dict], n: int = 15) -> None:
+    t = Table(title=f"线索清单 clue list (前 {min(n, len(clues))} 条 / 共 {len(clues)} 条, 按期望追回金额排序)")
+    for c in ("名次", "对象 entity", "名称", "P(欺诈)", "涉嫌金额(元)", "期望追回(元)", "来源", "主要原因"):
+        t.add_column(c, justify="right" if c[0] in "名P涉期" and c != "名称" else "left", overflow="fold")
+    for i, c in enumerate(clues[:n], 1):
+        reason = c["reasons"][0]["text_zh"] if c["reasons"] else ""
+        t.add_row(str(i), f"{_TYPE_ZH.get(c['entity_type'], c['entity_type'])} {c['entity_id']}",
+                  c.get("entity_name") or "", f"{c['p_fraud']:.2f}", f"{c['amount_at_risk']:,.0f}",
+                  f"{c['p_fraud'] * c['amount_at_risk']:,.0f}", ",".join(c["sources"]), reason)
+    console.print(t)
+
+
+def screen_command(
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    bundle: Optional[Path] = typer.Option(None, help="A scorer bundle file instead of the registered champion."),
+    model: str = typer.Option("champion", help="Registered alias or version to use."),
+    max_clues: int = typer.Option(1000, help="Keep at most this many clues (highest expected recovery first)."),
+    min_p: float = typer.Option(0.3, help="A model score at least this high raises a clue on its own."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """筛查: score every entity with the champion models, gather rule hits and graph evidence, write clues."""
+    s = _existing_warehouse(warehouse)
+    with _progress(as_json) as bar:
+        task = bar.add_task("筛查 screen", total=None)
+        try:
+            summary, clues = run_screening(s, bundle_path=bundle, model_ref=model, max_clues=max_clues, min_p=min_p,
+                                           progress=lambda st, d, n: bar.update(task, completed=d, total=n,
+                                                                                description=st))
+        except (LookupError, FileNotFoundError, ValueError) as e:
+            _fail(f"{e}")
+        except Exception as e:  # MLflow: no registered model or alias yet
+            if type(e).__name__ == "MlflowException":
+                _fail(f"没有可用的模型 (no model '{model}' registered): 先运行 yibao train 和 yibao promote --yes "
+                      f"({str(e).splitlines()[0][:200]})")
+            raise
+    if as_json:
+        return _emit(summary, True)
+    print_clues(clues)
+    console.print(f"线索 clues: 新增 {summary['upsert']['new']}, 更新 {summary['upsert']['updated']}, "
+                  f"未变 {summary['upsert']['unchanged']} → {summary['store']}  (用时 {summary['seconds']} s)")
+    console.print("查看: yibao clues list / yibao clues show ID")
