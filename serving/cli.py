@@ -346,7 +346,9 @@ from serving.cli_clues import clues_app, labels_app, users_app  # noqa: E402
 app.add_typer(clues_app, name="clues")
 app.add_typer(users_app, name="users")
 app.add_typer(labels_app, name="labels")
+from serving.cli_serve import serve_command  # noqa: E402
 
+app.command("serve")(serve_command)
 
 
 def main() -> None:  # pragma: no cover

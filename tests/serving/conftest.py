@@ -1,6 +1,10 @@
-"""Fixtures for the serving tests: clue stores on SQLite and on a throwaway PostgreSQL server."""
+"""Fixtures for the serving tests: clue stores on SQLite and on a throwaway PostgreSQL server, and the
+running service on each."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +29,72 @@ def clue_db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'clues.db'}"
     return request.getfixturevalue("pg_server").new_database()
+
+
+# -- the running service (tests/serving/test_service.py, test_ui.py) -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def service_data(tiny_warehouse, tiny_trained, tmp_path_factory):
+    """The tiny warehouse and models of tests/conftest.py, the bundle as a file, the clues screened with it."""
+    from served import build_service_data
+
+    return build_service_data(tiny_warehouse, tiny_trained[1].bundle, tmp_path_factory.mktemp("service"))
+
+
+@pytest.fixture(scope="session")
+def launched(service_data, tmp_path_factory, request):
+    """Both servers started side by side (start-up takes seconds): SQLite with `yibao serve`, PostgreSQL
+    (when installed) with `bentoml serve serving.service:Screening`. backend -> Served, not yet ready."""
+    from served import Served, bentoml_argv, free_port, launch_server, seed_store, server_env
+
+    running: dict = {}
+    backends = ["sqlite"] + (["postgresql"] if find_binaries() is not None else [])
+    try:
+        for backend in backends:
+            folder = tmp_path_factory.mktemp(f"served_{backend}")
+            db_url = (f"sqlite:///{folder / 'clues.db'}" if backend == "sqlite"
+                      else request.getfixturevalue("pg_server").new_database())
+            tokens, ids = seed_store(db_url, service_data)
+            port = free_port()
+            if backend == "sqlite":
+                argv = [str(Path(sys.executable).with_name("yibao")), "serve", "--warehouse",
+                        str(service_data.warehouse), "--db", db_url, "--bundle", str(service_data.bundle),
+                        "--port", str(port)]
+            else:
+                argv = bentoml_argv(port)
+            proc = launch_server(argv, server_env(service_data, db_url), folder / "server.log")
+            running[backend] = Served(backend, f"http://127.0.0.1:{port}", db_url, tokens, ids,
+                                      folder / "server.log", service_data, proc)
+        yield running
+    finally:
+        for served in running.values():
+            served.stop()
+
+
+def _ready(launched: dict, backend: str):
+    from served import wait_ready
+
+    if backend not in launched:
+        pytest.skip("PostgreSQL is not installed: `apt-get install postgresql` to run the service on it")
+    served = launched[backend]
+    wait_ready(served.proc, int(served.base_url.rsplit(":", 1)[1]), served.log_path)
+    return served
+
+
+@pytest.fixture(scope="session")
+def served_sqlite(launched):
+    """The service on a SQLite clue store, started with `yibao serve`."""
+    return _ready(launched, "sqlite")
+
+
+@pytest.fixture(scope="session")
+def served_postgresql(launched):
+    """The service on a PostgreSQL clue store, started with `bentoml serve serving.service:Screening`."""
+    return _ready(launched, "postgresql")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request):
+    """The running service, once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"served_{request.param}")

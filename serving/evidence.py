@@ -1,0 +1,159 @@
+"""The claims behind a clue and its graph neighbourhood (线索证据), read from the warehouse read-only.
+
+A clue's ``evidence`` names settlements (``setl_id``) and, for a ring, its members
+(``graph.members``: ``"psn:<psn_no>"`` ...). :func:`claims` reads those settlements with their
+institution, doctor, diagnosis and amounts; :func:`neighbourhood` draws the entity's surroundings: the
+entity, the ring members, the people, doctors and institutions of the claims, and the edges between
+them from the warehouse graph (``graph_edges``: care, purchase, visit, works_at) when it exists, else
+from the claims themselves.
+
+The warehouse is opened read-only for each call and closed again, so that a batch job may write it
+meanwhile; when it cannot be opened (being written, moved) the answer says so instead of failing the
+clue page. Person numbers (psn_no) are pseudonyms; resident IDs are never selected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from serving.scoring import masked
+
+__all__ = ["claims", "neighbourhood", "MAX_CLAIMS", "MAX_NODES"]
+
+MAX_CLAIMS = 200
+MAX_NODES = 60
+NODE_ZH = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
+EDGE_ZH = {"care": "就医", "purchase": "购药", "visit": "就诊医师", "works_at": "执业于", "member": "成员",
+           "claim": "结算"}
+
+
+def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAIMS) -> dict:
+    """The settlements ``setl_ids`` (at most ``limit``): ``{available, note, total, rows}``."""
+    ids = [str(s) for s in dict.fromkeys(setl_ids or [])][:limit]
+    if not ids:
+        return {"available": True, "note": "线索证据中没有结算 (no settlements in the evidence)", "total": 0,
+                "rows": []}
+    con, note = _open(warehouse)
+    if con is None:
+        return {"available": False, "note": note, "total": len(setl_ids or []), "rows": []}
+    try:
+        cur = con.execute("""
+            SELECT s.setl_id, s.mdtrt_id, s.psn_no, s.fixmedins_code, i.fixmedins_name, s.med_type,
+                   strftime(s.setl_time, '%Y-%m-%d %H:%M') AS setl_time,
+                   CAST(s.medfee_sumamt AS DOUBLE) AS medfee_sumamt,
+                   CAST(s.fund_pay_sumamt AS DOUBLE) AS fund_pay_sumamt, CAST(s.psn_pay AS DOUBLE) AS psn_pay,
+                   m.chfpdr_code AS prac_code, coalesce(m.dscg_maindiag_name, s.dise_name) AS diagnosis,
+                   (SELECT count(*) FROM fee_list_d f WHERE f.setl_id = s.setl_id) AS n_lines
+            FROM setl_d s
+            LEFT JOIN fixmedins i USING (fixmedins_code)
+            LEFT JOIN mdtrt_d m USING (mdtrt_id)
+            WHERE s.setl_id IN (SELECT unnest($ids))
+            ORDER BY s.fund_pay_sumamt DESC, s.setl_id""", {"ids": ids})
+        cols = [d[0] for d in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    except duckdb.Error as e:
+        return {"available": False, "note": f"结算读取失败 (cannot read settlements): {type(e).__name__}",
+                "total": len(setl_ids), "rows": []}
+    finally:
+        con.close()
+    return masked({"available": True, "note": None, "total": len(setl_ids), "rows": rows,
+                   "fund_pay_sumamt": round(sum(r["fund_pay_sumamt"] or 0 for r in rows), 2)})
+
+
+def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
+                  max_nodes: int = MAX_NODES) -> dict:
+    """Nodes and edges around the clue's entity: ``{available, note, center, nodes, edges}``.
+
+    Each node is ``{id: "type:id", type, type_zh, label, role}`` (role ``center``, ``member`` or
+    ``linked``); each edge ``{source, target, kind, kind_zh, n_events, amount}``.
+    """
+    etype, eid = clue["entity_type"], str(clue["entity_id"])
+    center = f"{etype}:{eid}"
+    graph = (clue.get("evidence") or {}).get("graph") or {}
+    nodes: dict[str, dict] = {center: _node(center, "center", clue.get("entity_name"))}
+    edges: dict[tuple[str, str, str], dict] = {}
+    for m in (graph.get("members") or [])[:max_nodes]:
+        key = _key(m)
+        nodes.setdefault(key, _node(key, "member"))
+        if etype == "ring":
+            edges[(center, key, "member")] = _edge(center, key, "member")
+    for r in claim_rows:
+        for key in (f"psn:{r.get('psn_no')}", f"{_inst_type(r)}:{r.get('fixmedins_code')}",
+                    f"prac:{r.get('prac_code')}"):
+            if not key.endswith(":None") and len(nodes) < max_nodes:
+                nodes.setdefault(key, _node(key, "linked", r.get("fixmedins_name") if key.startswith(
+                    ("fixmedins:", "pharmacy:")) else None))
+    note = None
+    con, why = _open(warehouse)
+    if con is not None:
+        try:
+            _graph_edges(con, nodes, edges)
+        except duckdb.Error as e:
+            note = f"关系图读取失败 (cannot read graph edges): {type(e).__name__}"
+        finally:
+            con.close()
+    else:
+        note = why
+    if not any(e["kind"] != "member" for e in edges.values()):  # no warehouse graph: edges from the claims
+        for r in claim_rows:
+            p, h = f"psn:{r.get('psn_no')}", f"{_inst_type(r)}:{r.get('fixmedins_code')}"
+            if p in nodes and h in nodes:
+                e = edges.setdefault((p, h, "claim"), _edge(p, h, "claim"))
+                e["n_events"] += 1
+                e["amount"] = round(e["amount"] + float(r.get("fund_pay_sumamt") or 0), 2)
+    return masked({"available": note is None, "note": note, "center": center,
+                   "community_id": graph.get("community_id"), "nodes": list(nodes.values()),
+                   "edges": list(edges.values())})
+
+
+# -- private ------------------------------------------------------------------------------------------
+
+
+def _open(warehouse: Path | None) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
+    if warehouse is None or not Path(warehouse).is_file():
+        return None, "仓库不可用 (warehouse not available)"
+    try:
+        return duckdb.connect(str(warehouse), read_only=True), None
+    except duckdb.Error as e:  # e.g. held for writing by an ingest
+        return None, f"仓库暂不可读 (warehouse busy, try again): {type(e).__name__}"
+
+
+def _graph_edges(con, nodes: dict[str, dict], edges: dict) -> None:
+    have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "graph_edges" not in have:
+        return
+    pairs = [k.split(":", 1) for k in nodes if not k.startswith("ring:")]
+    if not pairs:
+        return
+    types = [t for t, _ in pairs]
+    ids = [i for _, i in pairs]
+    rows = con.execute("""
+        WITH n AS (SELECT unnest($types) AS t, unnest($ids) AS i)
+        SELECT e.src_type, e.src_id, e.dst_type, e.dst_id, e.kind, e.n_events, e.amount FROM graph_edges e
+        JOIN n a ON e.src_type = a.t AND e.src_id = a.i
+        JOIN n b ON e.dst_type = b.t AND e.dst_id = b.i
+        ORDER BY e.amount DESC NULLS LAST, 1, 2, 3, 4 LIMIT 500""", {"types": types, "ids": ids}).fetchall()
+    for st, si, dt, di, kind, n, amount in rows:
+        a, b = f"{st}:{si}", f"{dt}:{di}"
+        edges[(a, b, kind)] = {"source": a, "target": b, "kind": kind, "kind_zh": EDGE_ZH.get(kind, kind),
+                               "n_events": int(n or 0), "amount": round(float(amount or 0), 2)}
+
+
+def _key(member: str) -> str:
+    t, _, i = str(member).partition(":")
+    return f"{'psn' if t == 'person' else t}:{i}"
+
+
+def _inst_type(row: dict) -> str:
+    return "pharmacy" if row.get("med_type") == "41" else "fixmedins"
+
+
+def _node(key: str, role: str, label: str | None = None) -> dict:
+    t, _, i = key.partition(":")
+    return {"id": key, "type": t, "type_zh": NODE_ZH.get(t, t), "label": label or i, "role": role}
+
+
+def _edge(a: str, b: str, kind: str) -> dict:
+    return {"source": a, "target": b, "kind": kind, "kind_zh": EDGE_ZH[kind], "n_events": 0, "amount": 0.0}

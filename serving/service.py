@@ -1,0 +1,111 @@
+"""The BentoML service (筛查服务): pre-check of one visit, batch scoring, the clue API and the investigator page.
+
+Thin on purpose: it loads what training and the batch jobs produced (:func:`serving.runtime.load_runtime`:
+the champion bundle, the rule checker, the clue store) and calls functions from :mod:`serving.scoring`,
+:mod:`serving.api` and :mod:`models`.
+
+- ``POST /precheck``: one visit with its fee lines → rule hits, risk score, top reasons in Chinese,
+  for 事前提醒 (``mode: "pre"``) or 事中审核 (``mode: "during"``).
+- ``POST /score``: settlements by id or as feature rows → P(fraud); adaptive batching merges
+  concurrent requests into one model call.
+- ``/api/...``: the clue API (:mod:`serving.api`); ``/api/openapi.json``, and ``/docs.json`` for all routes.
+- ``/ui``: the investigator page.
+
+Every route but ``/ui`` and the health probes needs ``Authorization: Bearer <token>``
+(:mod:`serving.auth`). Run it with ``yibao serve`` or ``bentoml serve serving.service:Screening``.
+
+Configuration, read once here: the settings of :func:`features.config.load_settings` (warehouse, clue
+store URL, MLflow tracking URI), ``YIBAO_BUNDLE`` (a scorer bundle file instead of the registered
+champion), ``YIBAO_MODEL_REF`` (registry alias or version, default ``champion``), ``YIBAO_SERVE_WORKERS``
+and ``YIBAO_SERVE_THREADS`` (processes, and request threads per process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import bentoml
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+
+from features.config import load_settings
+from models.rules.precheck import VisitError
+from serving.api import create_clue_api, create_ui_app
+from serving.auth import BearerAuth
+from serving.clues.access import mask_id
+from serving.runtime import Runtime, install_log_redaction, load_runtime
+from serving.scoring import precheck_visit, score_settlements
+
+__all__ = ["Screening"]
+
+log = logging.getLogger("yibao.serving")
+
+
+def _runtime() -> Runtime | None:
+    try:
+        return bentoml.get_current_service().runtime
+    except Exception:  # not instantiated yet (start-up) or torn down
+        return None
+
+
+def _authenticator():
+    rt = _runtime()
+    return None if rt is None else rt.store.authenticate
+
+
+clue_api = create_clue_api(_runtime)
+ui_app = create_ui_app()
+
+
+@bentoml.asgi_app(clue_api, path="/api", name="clue_api")
+@bentoml.asgi_app(ui_app, path="/ui", name="ui")
+@bentoml.service(name="yibao_screening", workers=int(os.environ.get("YIBAO_SERVE_WORKERS", "1")),
+                 threads=int(os.environ.get("YIBAO_SERVE_THREADS", "4")), traffic={"timeout": 60})
+class Screening:
+    """医保基金反欺诈筛查服务: pre-check, scoring, clues (see the module docstring)."""
+
+    def __init__(self) -> None:
+        install_log_redaction()
+        bundle = os.environ.get("YIBAO_BUNDLE")
+        self.runtime = load_runtime(load_settings(), bundle_path=Path(bundle) if bundle else None,
+                                    model_ref=os.environ.get("YIBAO_MODEL_REF", "champion"))
+        log.info("yibao service ready: %s", {k: v for k, v in self.runtime.status().items() if k != "notes"})
+
+    @bentoml.api(route="/precheck")
+    def precheck(self, setl: dict[str, Any], lines: list[dict[str, Any]] | None = None,
+                 diagnoses: list[dict[str, Any]] | None = None, mdtrt: dict[str, Any] | None = None,
+                 mode: Literal["pre", "during"] = "pre") -> dict[str, Any]:
+        """预审 one visit: settlement, fee lines, diagnoses (contract field names) → hits, score, reasons."""
+        rt = self.runtime
+        if rt.checker is None:
+            raise ServiceUnavailable(rt.notes.get("warehouse", "pre-check not available"))
+        visit = {"setl": setl, "lines": lines or [], "diagnoses": diagnoses or []}
+        if mdtrt is not None:
+            visit["mdtrt"] = mdtrt
+        try:
+            return precheck_visit(visit, checker=rt.checker, bundle=rt.bundle, features=rt.features, mode=mode,
+                                  model_note=rt.notes.get("model") or rt.notes.get("features"))
+        except VisitError as e:
+            raise InvalidArgument(mask_id(str(e))) from None
+
+    @bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)
+    def score(self, settlements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """评分 settlements: ``{"setl_id": ...}`` or ``{"features": {...}}`` each → P(fraud), in order.
+
+        Concurrent requests are merged into one model call (adaptive batching). The latency cap is
+        generous: BentoML drops (503) a queued request whose estimated wait exceeds it, and a batch
+        reading older settlements from the warehouse can take a second on a busy machine.
+        """
+        rt = self.runtime
+        if rt.bundle is None or "setl" not in rt.bundle.scorers:
+            raise ServiceUnavailable(rt.notes.get("model", "no settlement model loaded"))
+        return score_settlements(settlements, bundle=rt.bundle, features=rt.features)
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.runtime.close()
+
+
+Screening.add_asgi_middleware(BearerAuth, authenticate=_authenticator)

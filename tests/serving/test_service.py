@@ -1,0 +1,320 @@
+"""The BentoML service over HTTP: a real server in a subprocess, on SQLite and on PostgreSQL.
+
+Pre-check and scoring, every workflow transition, the clue detail with claims and graph, auth on every
+route, role and region isolation, and no clear resident ID in answers, logs or the audit table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import duckdb
+import pytest
+
+from models.bundle import ScorerBundle
+from served import RESIDENT_ID
+from serving.clues.access import mask_id
+from serving.clues.workflow import TRANSITIONS
+from serving.scoring import visit_from_warehouse
+
+pytestmark = pytest.mark.slow
+
+MASKED_ID = mask_id(RESIDENT_ID)
+WRONG_TOKEN = "not-a-token-0123456789abcdefghijklmnop"
+
+
+def _visits(served, sql: str, n: int = 1) -> list[dict]:
+    with duckdb.connect(str(served.data.warehouse), read_only=True) as con:
+        ids = [r[0] for r in con.execute(sql).fetchall()][:n]
+        return [visit_from_warehouse(con, s) for s in ids]
+
+
+def _recent_visit(served) -> dict:
+    return _visits(served, "SELECT setl_id FROM feat_setl ORDER BY setl_time DESC, setl_id LIMIT 1")[0]
+
+
+def _hit_visit(served) -> dict:
+    return _visits(served, "SELECT setl_id FROM rule_hits WHERE rule_id = 'price_over_cap' "
+                           "ORDER BY setl_id LIMIT 1")[0]
+
+
+# -- pre-check and scoring ----------------------------------------------------------------------------
+
+
+def test_precheck_gives_rule_hits_risk_and_reasons_in_chinese(served):
+    with served.client("ana") as c:
+        r = c.post("/precheck", json=_hit_visit(served) | {"mode": "during"})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["mode_zh"] == "事中审核" and out["n_rule_hits"] >= 1
+        hit = next(h for h in out["rule_hits"] if h["rule_id"] == "price_over_cap")
+        assert hit["typology_zh"] == "超标准收费" and "限价" in hit["message_zh"] and hit["amount_at_risk"] > 0
+        assert out["decision"] == "review" and out["reasons_zh"][0] == out["rule_hits"][0]["message_zh"]
+
+        recent = _recent_visit(served)
+        out = c.post("/precheck", json=recent).json()
+        assert out["mode"] == "pre" and out["model_score_available"] is True
+        assert 0 <= out["p_fraud"] <= 1 and out["risk_level"] in ("high", "medium", "low")
+        assert out["model_reasons"] and all(any("\u4e00" <= ch <= "\u9fff" for ch in r["text_zh"])
+                                            for r in out["model_reasons"])
+        assert out["reasons_zh"]
+
+        changed = recent | {"lines": recent["lines"][:-1]} if len(recent["lines"]) > 1 else recent | {"lines": []}
+        out = c.post("/precheck", json=changed).json()
+        assert out["model_score_available"] is False and out["p_fraud"] is None and "rules only" in out["model_note"]
+
+        new = recent | {"setl": recent["setl"] | {"setl_id": "NEW-VISIT-1"}}
+        new["lines"] = [ln | {"setl_id": "NEW-VISIT-1"} for ln in recent["lines"]]
+        new["diagnoses"] = [d | {"setl_id": "NEW-VISIT-1"} for d in recent["diagnoses"]]
+        out = c.post("/precheck", json=new).json()
+        assert out["model_score_available"] is False and "feature" in out["model_note"]
+
+        r = c.post("/precheck", json={"setl": {"setl_id": "S1"}})
+        assert r.status_code == 400 and "mdtrt_id" in r.text
+
+
+def test_score_by_id_and_by_feature_row_with_adaptive_batching(served):
+    with duckdb.connect(str(served.data.warehouse), read_only=True) as con:
+        ids = [r[0] for r in con.execute("SELECT setl_id FROM feat_setl ORDER BY setl_id LIMIT 40").fetchall()]
+        row = con.execute("SELECT * FROM feat_setl WHERE setl_id = ?", [ids[0]]).df().iloc[0]
+    columns = ScorerBundle.load(served.data.bundle).features["setl"]
+    features = {c: (None if row[c] != row[c] else float(row[c])) for c in columns}
+    with served.client("li") as c:
+        out = c.post("/score", json={"settlements": [{"setl_id": ids[0]}, {"setl_id": "NO-SUCH"},
+                                                     {"features": features}, {"features": {"x": 1}}]})
+        assert out.status_code == 200, out.text
+        by_id, unknown, by_row, bad = out.json()
+        assert 0 <= by_id["p_fraud"] <= 1 and by_id["source"] == "feat_setl"
+        assert unknown["p_fraud"] is None and "not in feat_setl" in unknown["error"]
+        assert by_row["p_fraud"] == pytest.approx(by_id["p_fraud"], abs=1e-5)
+        assert bad["p_fraud"] is None and "missing feature columns" in bad["error"]
+
+    def one(setl_id: str) -> tuple[str, str | None]:
+        with served.client("li") as c:
+            r = c.post("/score", json={"settlements": [{"setl_id": setl_id}]})
+            assert r.status_code == 200 and r.text.startswith("["), r.text
+            (answer,) = r.json()
+            return setl_id, answer["setl_id"]
+
+    with ThreadPoolExecutor(16) as pool:  # concurrent requests are batched; each gets its own answer back
+        assert all(a == b for a, b in pool.map(one, ids))
+
+
+# -- the clue workflow --------------------------------------------------------------------------------
+
+
+def _paths_covering_every_transition() -> list[list[str]]:
+    """For each allowed move a→b: a shortest path new→a, then b, then a shortest path b→closed."""
+    def shortest(src: str, dst: str) -> list[str]:
+        prev, todo = {src: None}, deque([src])
+        while todo:
+            s = todo.popleft()
+            for t in TRANSITIONS[s]:
+                if t not in prev:
+                    prev[t] = s
+                    todo.append(t)
+        path = [dst]
+        while path[-1] != src:
+            path.append(prev[path[-1]])
+        return path[::-1]
+
+    return [shortest("new", a) + shortest(b, "closed") for a, targets in TRANSITIONS.items() for b in targets]
+
+
+def _move(c, clue_id: int, to_state: str, served):
+    body = {"to_state": to_state, "reason": f"测试 {to_state}"}
+    if to_state == "assigned":
+        body["assignee"] = "li"
+    if to_state == "confirmed":
+        body["confirmed_amount"] = 1234.5
+    return c.post(f"/api/clues/{clue_id}/transitions", json=body)
+
+
+def test_every_workflow_transition_over_http(served):
+    paths = _paths_covering_every_transition()
+    assert len(paths) == sum(len(t) for t in TRANSITIONS.values()) <= 24
+    done = set()
+    with served.client("li") as c:
+        for i, path in enumerate(paths):
+            clue_id = served.ids[f"wf{i}"]
+            for a, b in zip(path, path[1:]):
+                r = _move(c, clue_id, b, served)
+                assert r.status_code == 200, (path, a, b, r.text)
+                assert r.json()["state"] == b
+                done.add((a, b))
+            detail = c.get(f"/api/clues/{clue_id}").json()
+            assert [t["to_state"] for t in detail["transitions"]] == path[1:]
+            assert all(t["actor"] == "li" for t in detail["transitions"])
+    assert done == {(a, b) for a, ts in TRANSITIONS.items() for b in ts}
+
+
+def test_workflow_refusals_comments_and_recovered_amount(served):
+    clue = served.ids["wf23"]
+    with served.client("li") as c:
+        r = _move(c, clue, "closed", served)
+        assert r.status_code == 409 and "不能从「新线索」转到「办结」" in r.json()["detail"]
+        assert _move(c, clue, "assigned", served).status_code == 200
+        assert _move(c, clue, "verifying", served).status_code == 200
+        r = c.post(f"/api/clues/{clue}/transitions", json={"to_state": "confirmed"})
+        assert r.status_code == 409 and "查实金额" in r.json()["detail"]
+        r = c.post(f"/api/clues/{clue}/transitions", json={"to_state": "confirmed", "confirmed_amount": -5})
+        assert r.status_code == 422
+        assert c.post(f"/api/clues/{clue}/transitions", json={"to_state": "nowhere"}).status_code == 422
+        r = c.post(f"/api/clues/{clue}/transitions", json={"to_state": "confirmed", "confirmed_amount": 800})
+        assert r.status_code == 200 and r.json()["confirmed_amount"] == 800
+        r = c.post(f"/api/clues/{clue}/transitions", json={"to_state": "closed", "recovered_amount": 750,
+                                                           "reason": "已追回"})
+        assert r.status_code == 200 and r.json()["recovered_amount"] == 750 and r.json()["allowed_transitions"] == []
+        r = c.post(f"/api/clues/{clue}/comments", json={"text": f"病历与收费不符, 涉及证件 {RESIDENT_ID}"})
+        assert r.status_code == 200 and MASKED_ID in r.json()["text"] and RESIDENT_ID not in r.text
+        assert c.post(f"/api/clues/{clue}/comments", json={"text": ""}).status_code == 422
+
+
+def test_list_filters_sorting_detail_statistics_and_overdue(served):
+    with served.client("ana") as c:
+        everything = c.get("/api/clues", params={"limit": 1000}).json()
+        assert everything["total"] >= len(served.data.clues) + 26
+        priorities = [x["priority"] for x in everything["items"]]
+        assert priorities == sorted(priorities, reverse=True)
+        by_amount = c.get("/api/clues", params={"sort": "amount", "limit": 1000}).json()["items"]
+        assert [x["amount_at_risk"] for x in by_amount] == sorted((x["amount_at_risk"] for x in by_amount),
+                                                                  reverse=True)
+        persons = c.get("/api/clues", params={"entity_type": "psn"}).json()
+        assert persons["total"] >= 1 and {x["entity_type"] for x in persons["items"]} == {"psn"}
+        zj = c.get("/api/clues", params={"region": "33"}).json()
+        assert [x["id"] for x in zj["items"]] == [served.ids["zhejiang"]]
+        assert c.get("/api/clues", params={"state": "bogus"}).status_code == 422
+        assert c.get("/api/clues", params={"region": "22x"}).status_code == 422
+
+        clue_id = served.ids["screened"]
+        d = c.get(f"/api/clues/{clue_id}").json()
+        assert d["reasons"] and d["rule_hits"] and d["claims"]["available"] is True
+        assert [r["setl_id"] for r in d["claims"]["rows"]] and {r["setl_id"] for r in d["claims"]["rows"]} <= set(
+            d["evidence"]["setl_id"])
+        assert d["graph"]["center"] == f"{d['entity_type']}:{d['entity_id']}"
+        assert len(d["graph"]["nodes"]) > 1 and d["graph"]["edges"]
+        stats = c.get("/api/statistics").json()
+        assert stats["total"] == everything["total"] and sum(s["count"] for s in stats["by_state"].values()) == \
+            stats["total"]
+        assert isinstance(c.get("/api/overdue").json()["items"], list)
+        meta = c.get("/api/meta").json()
+        assert meta["states"]["confirmed"] == "查实" and "fake_treatment" in meta["typologies"]
+    with served.store() as store:
+        reads = store.audit_log(clue_id=clue_id, action="read_detail")
+        assert any(a["actor"] == "ana" for a in reads)
+
+
+# -- security -----------------------------------------------------------------------------------------
+
+
+def _routes(served) -> list[tuple[str, str]]:
+    """Every route of the OpenAPI spec (with concrete ids) and the BentoML infrastructure routes."""
+    with served.client("wang") as c:
+        spec = c.get("/docs.json").json()
+    routes = {(m.upper(), p.replace("{clue_id}", str(served.ids["wf0"]))) for p, ops in spec["paths"].items()
+              for m in ops if m in ("get", "post", "put", "delete", "patch")}
+    routes -= {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/healthz")}
+    return sorted(routes | {("GET", "/"), ("GET", "/docs.json"), ("GET", "/metrics"), ("GET", "/schema.json"),
+                            ("GET", "/api/openapi.json"), ("GET", "/api/nowhere"), ("POST", "/nowhere")})
+
+
+def test_every_route_refuses_a_missing_or_wrong_token(served):
+    routes = _routes(served)
+    assert {("POST", "/precheck"), ("POST", "/score"), ("GET", "/api/clues")} <= set(routes)
+    for headers in ({}, {"Authorization": f"Bearer {WRONG_TOKEN}"}, {"Authorization": f"Basic {WRONG_TOKEN}"},
+                    {"Authorization": "Bearer"}):
+        with served.client() as c:
+            for method, path in routes:
+                r = c.request(method, path, headers=headers, json={} if method == "POST" else None)
+                assert r.status_code == 401, (method, path, headers, r.status_code, r.text[:200])
+                assert r.json()["error"] == "unauthorized" and r.headers["www-authenticate"].startswith("Bearer")
+    with served.client() as c:  # the log-in page and the health probes only
+        assert c.get("/ui/").status_code == 200 and "访问令牌" in c.get("/ui/").text
+        assert c.get("/readyz").status_code == 200 and c.get("/livez").status_code == 200
+    with served.store() as store:  # a disabled account's token stops working at once
+        store.set_active("retired", False)
+    with served.client("retired") as c:
+        assert c.get("/api/me").status_code == 401
+
+
+def test_roles_and_regions_are_isolated(served):
+    visit = _recent_visit(served)
+    screened, zj, wf = served.ids["screened"], served.ids["zhejiang"], served.ids["wf22"]
+    with served.client("gong") as liaison:
+        assert liaison.post("/precheck", json=visit).status_code == 403
+        assert liaison.post("/score", json={"settlements": [{"setl_id": "x"}]}).status_code == 403
+        assert liaison.get("/metrics").status_code == 403
+        assert liaison.get(f"/api/clues/{screened}").status_code == 403
+        assert liaison.get("/api/overdue").status_code == 403
+        assert liaison.post(f"/api/clues/{wf}/comments", json={"text": "x"}).status_code == 403
+    with served.client("zhao") as other_region:
+        listed = other_region.get("/api/clues", params={"limit": 1000}).json()
+        assert {x["region"][:4] for x in listed["items"]} == {"3301"}
+        assert other_region.get(f"/api/clues/{screened}").status_code == 403
+        assert other_region.get("/api/clues/999999").status_code == 403  # the same answer: nothing leaks
+        assert _move(other_region, wf, "assigned", served).status_code == 403
+        assert other_region.get(f"/api/clues/{zj}").status_code == 200
+    with served.client("li") as investigator:
+        listed = investigator.get("/api/clues", params={"limit": 1000}).json()["items"]
+        assert listed and all(x["region"].startswith("2201") for x in listed)
+        assert investigator.get(f"/api/clues/{zj}").status_code == 403
+        assert investigator.get(f"/api/clues/{served.ids['person']}/identities").status_code == 403
+    with served.client("ana") as analyst:
+        assert _move(analyst, wf, "assigned", served).status_code == 403
+        assert analyst.get("/api/clues/999999").status_code == 404
+        assert analyst.post(f"/api/clues/{wf}/comments", json={"text": "请核查"}).status_code == 200
+    with served.client("li") as investigator:  # the liaison sees a clue once it goes to public security
+        for state in ("assigned", "verifying", "confirmed", "transferred_police"):
+            assert _move(investigator, wf, state, served).status_code == 200
+    with served.client("gong") as liaison:
+        seen = liaison.get("/api/clues", params={"limit": 1000}).json()["items"]
+        assert wf in [x["id"] for x in seen] and {x["state"] for x in seen} <= {"transferred_police", "closed"}
+        d = liaison.get(f"/api/clues/{wf}").json()
+        assert d["state"] == "transferred_police" and d["allowed_transitions"] == []
+        assert _move(liaison, wf, "closed", served).status_code == 403
+
+
+def test_no_resident_id_unmasked_in_answers_logs_or_audit(served):
+    person, certno = served.ids["person"], served.data.person_certno
+    with served.client("ana") as c:
+        d = c.get(f"/api/clues/{person}")
+        assert d.status_code == 200 and RESIDENT_ID not in d.text and MASKED_ID in d.text
+        assert certno not in d.text
+        assert c.get(f"/api/clues/{person}/identities").status_code == 403
+        visit = _recent_visit(served)
+        visit["setl"] = visit["setl"] | {"dise_name": f"证件号 {RESIDENT_ID}"}
+        r = c.post("/precheck", json=visit)
+        assert r.status_code == 200 and RESIDENT_ID not in r.text
+        bad = visit | {"setl": visit["setl"] | {"medfee_sumamt": RESIDENT_ID + "元"}}
+        r = c.post("/precheck", json=bad)
+        assert r.status_code == 400 and RESIDENT_ID not in r.text and "medfee_sumamt" in r.text
+        r = c.get("/api/clues", params={"region": RESIDENT_ID})
+        assert r.status_code == 422 and RESIDENT_ID not in r.text
+        r = c.get(f"/api/clues/{RESIDENT_ID}")
+        assert r.status_code == 422 and RESIDENT_ID not in r.text
+        for x in c.get("/api/clues", params={"limit": 1000}).json()["items"]:
+            assert RESIDENT_ID not in json.dumps(x, ensure_ascii=False)
+    with served.client("wang") as admin:  # an admin may resolve identities; the answer is the vault's
+        r = admin.get(f"/api/clues/{person}/identities")
+        assert r.status_code == 200 and r.json()["persons"][0]["certno"] == certno
+    log = served.log()
+    assert "precheck" in log or "/api/clues" in log  # the access log is there ...
+    assert RESIDENT_ID not in log and certno not in log  # ... without clear IDs
+    assert not any(token in log for token in served.tokens.values()) and WRONG_TOKEN not in log
+    with served.store() as store:
+        audit = json.dumps(store.audit_log(limit=100000), ensure_ascii=False)
+    assert RESIDENT_ID not in audit and certno not in audit
+    assert not any(token in audit for token in served.tokens.values())
+
+
+def test_openapi_spec_is_served(served):
+    with served.client("ana") as c:
+        api = c.get("/api/openapi.json").json()
+        assert "/clues/{clue_id}/transitions" in api["paths"]
+        every = c.get("/docs.json").json()
+        assert {"/precheck", "/score", "/api/clues", "/api/statistics"} <= set(every["paths"])
+        status = c.get("/api/status").json()
+        assert status["precheck"] is True and status["model_levels"][0] == "setl"
+        assert status["clue_store"] == served.backend
