@@ -349,6 +349,9 @@ app.add_typer(labels_app, name="labels")
 from serving.cli_serve import serve_command  # noqa: E402
 
 app.command("serve")(serve_command)
+from serving.cli_evidence import evidence_app  # noqa: E402
+
+app.add_typer(evidence_app, name="evidence")
 from serving.cli_inspection import credit_command, inspection_app  # noqa: E402
 
 app.command("credit")(credit_command)

@@ -490,6 +490,19 @@ class ClueStore:
             self._audit(s, user, "resolve_identity", c.id, {"psn_no": persons, "found": len(found)})
         return found
 
+    # -- evidence packages --------------------------------------------------------------------------
+
+    def record_export(self, clue_id: int, user: User, detail: dict) -> None:
+        """Audit that ``user`` exported an evidence package (证据包) of a clue they may see.
+
+        ``detail`` says what was exported (package hash, files, redaction); it must not hold resident
+        IDs or names (any that slip in are masked). Written as an ``export_evidence`` entry of the
+        append-only audit log; a clue ``user`` may not see is refused (and the refusal audited).
+        """
+        with self._sessions.begin() as s:
+            c = self._visible_clue(s, clue_id, user, "read_detail")
+            self._audit(s, user, "export_evidence", c.id, _scrub(dict(detail)))
+
     # -- users --------------------------------------------------------------------------------------
 
     def create_user(self, username: str, role: str, region: str = "", actor: User = SYSTEM) -> str:
