@@ -146,11 +146,15 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
     d_main = [np.full(ne, "1")]
     cause = enc["cause"]
     c = np.flatnonzero(cause >= 0)
-    d_setl.append(setl_id[c]); d_code.append(cause[c]); d_main.append(np.full(len(c), "0"))
+    d_setl.append(setl_id[c])
+    d_code.append(cause[c])
+    d_main.append(np.full(len(c), "0"))
     from .care import DIAG_IDX
     for flag, code in (("htn", "I10.x00"), ("dm", "E11.900")):
         c = np.flatnonzero((kind == IP) & p[flag][enc["psn"]] & (diag != DIAG_IDX[code]))
-        d_setl.append(setl_id[c]); d_code.append(np.full(len(c), DIAG_IDX[code])); d_main.append(np.full(len(c), "0"))
+        d_setl.append(setl_id[c])
+        d_code.append(np.full(len(c), DIAG_IDX[code]))
+        d_main.append(np.full(len(c), "0"))
     ds = np.concatenate(d_setl)
     dc = np.concatenate(d_code)
     pos = np.searchsorted(setl_id, ds)  # setl ids are sorted by construction
