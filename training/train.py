@@ -222,6 +222,10 @@ def _candidates(data: dict[str, LevelData], oof: dict[str, np.ndarray], shares: 
         else:
             part["ledger_id"] = part["entity_id"]
         parts.append(part)
+    if not parts:  # only the settlement level was trained: no entity candidates to rank
+        return rank_clues(pd.DataFrame(columns=["entity_type", "entity_id", "p_fraud", "rule_amount", "exposure",
+                                                "label", "label_amount", "fraud_types", "ledger_type", "ledger_id"]),
+                          shares)
     return rank_clues(pd.concat(parts, ignore_index=True), shares)
 
 

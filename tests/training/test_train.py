@@ -112,3 +112,9 @@ def test_bundle_scores_explain_and_refuse_missing_features(tiny_warehouse, tiny_
     assert len(reasons) == 3 and all(r and r[0].text_zh.startswith("该参保人") for r in reasons)
     with pytest.raises(ValueError, match="缺少特征列"):
         result.bundle.score("psn", d.frame.drop(columns=[d.features[0]]))
+
+
+def test_training_only_the_settlement_level_still_reports(tiny_warehouse, tmp_path):
+    r = train(tiny_warehouse, TrainConfig(seed=0, levels=("setl",)), tracking_uri=None, out_dir=tmp_path)
+    assert r.bundle.levels == ["setl"] and r.report["levels"]["setl"]["metrics"]["n"] > 0
+    assert r.report["rankings"]["combined"]["n_candidates"] == 0 and (tmp_path / "report.html").is_file()
