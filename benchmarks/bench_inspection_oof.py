@@ -2,8 +2,7 @@
 """Lift of risk-weighted inspection plans with out-of-fold model scores (no label the plan is judged on
 was seen by the model that scored that institution)."""
 import json
-import duckdb, numpy as np, pandas as pd
-from features.config import load_settings
+import duckdb
 from models.credit import institutions_from_warehouse, load_credit_config, rate_institutions
 from models.inspection import inspection_lift, load_inspection_config
 from training.dataset import load_level
