@@ -56,10 +56,24 @@ _ID = re.compile(r"[a-z][a-z0-9_]{1,60}")
 _CODE = re.compile(r"[0-9A-Za-z.]{1,20}")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _RULE_KEYS = {"id", "name_zh", "typology_id", "enabled", "version", "severity", "realtime", "basis_zh",
-              "message_zh", "sql", "params"}
+              "message_zh", "sql", "params", "precheck_when"}
 _REQUIRED_RULE_KEYS = ("id", "name_zh", "typology_id", "version", "severity", "basis_zh", "message_zh")
 _TOP_KEYS = {"config_version", "history_days", "codes", "rules"}
 _CODE_KEYS = {"hosp_level", "clinic_level", "pharmacy_level", "inpatient_med_types", "emergency_med_types"}
+# precheck_when: necessary conditions on a visit for a rule to be worth running on it (see Rule.precheck_when).
+PRECHECK_CONDITIONS = {
+    "med_type": "the settlement's med_type is one of these (codes, a $param, or inpatient / emergency)",
+    "med_type_not": "the settlement's med_type is none of these (same forms as med_type)",
+    "line": "some fee line has all of: in_pack (a code of the 两库 pack rows of these rule kinds), "
+            "list_type (one of these), prd_days_over (days supply above this), price_cap (a price cap)",
+    "prd_days_total": "the fee lines that meet `line` have at least this many days supply (prd_days) together "
+                      "(a number or a $param)",
+    "diag_prefix": "some diagnosis code starts with one of these (prefixes or a $param)",
+    "person_died": "the person register has a death date",
+    "history_med_type": "the person has a settlement of one of these med_types in the look-back before the visit "
+                        "(same forms as med_type)",
+}
+PRECHECK_LINE_CONDITIONS = ("in_pack", "list_type", "prd_days_over", "price_cap")
 
 
 class RuleConfigError(ValueError):
@@ -92,6 +106,9 @@ class Rule:
     realtime: bool = True  # also run by precheck (事前提醒/事中审核); institution-level rules are batch only
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     line: int | None = None  # where the entry starts in the config file
+    # Necessary conditions on a visit for the rule to fire on it (PRECHECK_CONDITIONS): precheck skips the
+    # rule on a visit that fails one. An optimisation only, never the rule itself: empty = always run.
+    precheck_when: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def placeholders(self) -> tuple[str, ...]:
@@ -107,7 +124,7 @@ class Rule:
                 "typology_zh": FRAUD_TYPES[self.typology_id][0], "version": self.version,
                 "severity": self.severity, "enabled": self.enabled, "realtime": self.realtime,
                 "basis_zh": self.basis_zh, "message_zh": self.message_zh, "sql": self.sql_path.name,
-                "params": dict(self.params)}
+                "params": dict(self.params), "precheck_when": _plain(self.precheck_when)}
 
 
 @dataclass(frozen=True)
@@ -296,11 +313,12 @@ def _rule(raw: Any, i: int, path: Path, lines: dict, seen: set[str]) -> Rule:
             fail(f"threshold names are lower-case identifiers, not {name!r}", f"params.{name}")
         if not _scalar_or_list(value):
             fail(f"must be a number, text, true/false or a list of them, not {value!r}", f"params.{name}")
+    when = _precheck_when(raw.get("precheck_when") or {}, params, fail)
     rule = Rule(id=raw["id"], name_zh=raw["name_zh"].strip(), typology_id=raw["typology_id"],
                 version=str(raw["version"]), severity=raw["severity"], basis_zh=raw["basis_zh"].strip(),
                 message_zh=raw["message_zh"].strip(), sql_path=sql_path, enabled=raw.get("enabled", True),
                 realtime=raw.get("realtime", True), params=MappingProxyType(dict(params)),
-                line=_line_of(lines, key))
+                line=_line_of(lines, key), precheck_when=when)
     for name in rule.placeholders:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             fail(f"placeholder {{{name}}} must name a field of the rule's detail", "message_zh")
@@ -310,6 +328,74 @@ def _rule(raw: Any, i: int, path: Path, lines: dict, seen: set[str]) -> Rule:
     if unused := sorted(set(params) - used):
         fail(f"not used by {sql_path.name}: {', '.join(unused)} (a typo?)", f"params.{unused[0]}")
     return rule
+
+
+def _precheck_when(raw: Any, params: Mapping[str, Any], fail) -> Mapping[str, Any]:
+    """Check a rule's ``precheck_when`` and resolve its ``$param`` references (frozen mapping)."""
+    if not isinstance(raw, dict):
+        fail("must be a mapping of condition -> value", "precheck_when")
+    out: dict[str, Any] = {}
+
+    def codes(value: Any, fld: str, *, classes: bool = False) -> Any:
+        if isinstance(value, str) and value.startswith("$"):
+            if value[1:] not in params:
+                fail(f"{value} is not a parameter of the rule (params: {', '.join(sorted(params)) or 'none'})", fld)
+            value = params[value[1:]]
+        elif classes and value in ("inpatient", "emergency"):
+            return value
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            fail("must be a non-empty list of quoted codes"
+                 + (", inpatient, emergency" if classes else "") + f" or a $param, not {value!r}", fld)
+        return tuple(value)
+
+    for name, value in raw.items():
+        fld = f"precheck_when.{name}"
+        if name not in PRECHECK_CONDITIONS:
+            fail(f"unknown condition {name!r}; known: {', '.join(PRECHECK_CONDITIONS)}", fld)
+        if name in ("med_type", "med_type_not", "history_med_type"):
+            out[name] = codes(value, fld, classes=True)
+        elif name == "diag_prefix":
+            out[name] = codes(value, fld)
+        elif name == "prd_days_total":
+            if isinstance(value, str) and value.startswith("$"):
+                if value[1:] not in params:
+                    fail(f"{value} is not a parameter of the rule (params: {', '.join(sorted(params)) or 'none'})", fld)
+                value = params[value[1:]]
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                fail(f"must be a number of days or a $param, not {value!r}", fld)
+            out[name] = value
+        elif name == "person_died":
+            if value is not True:
+                fail(f"must be true (leave it out otherwise), not {value!r}", fld)
+            out[name] = True
+        else:  # line
+            if not isinstance(value, dict) or not value:
+                fail(f"must be a mapping of {', '.join(PRECHECK_LINE_CONDITIONS)}", fld)
+            line: dict[str, Any] = {}
+            for k, v in value.items():
+                sub = f"{fld}.{k}"
+                if k not in PRECHECK_LINE_CONDITIONS:
+                    fail(f"unknown line condition {k!r}; known: {', '.join(PRECHECK_LINE_CONDITIONS)}", sub)
+                if k in ("in_pack", "list_type"):
+                    line[k] = codes(v, sub)
+                elif k == "prd_days_over":
+                    if not isinstance(v, (int, float)) or isinstance(v, bool):
+                        fail(f"must be a number, not {v!r}", sub)
+                    line[k] = v
+                elif v is not True:
+                    fail(f"must be true (leave it out otherwise), not {v!r}", sub)
+                else:
+                    line[k] = True
+            out[name] = MappingProxyType(line)
+    return MappingProxyType(out)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 def sql_params(sql: str) -> set[str]:

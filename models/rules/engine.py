@@ -51,6 +51,7 @@ __all__ = [
     "compute_hits",
     "prepare_session",
     "hit_select",
+    "rule_body",
     "base_statements",
     "check_rules",
     "ensure_rule_tables",
@@ -294,13 +295,14 @@ def base_statements() -> list[tuple[str, str]]:
 
 
 def hit_select(rule: Rule, *, pack_version: str, run_id: str = "precheck",
-               hit_time: datetime | None = None) -> tuple[str, dict[str, Any]]:
+               hit_time: datetime | None = None, rows: str | None = None) -> tuple[str, dict[str, Any]]:
     """The rule's SQL wrapped into a SELECT of :data:`HIT_COLUMNS`, and its named parameters.
 
-    Parameters are renamed ``$<rule id>__<name>`` so that several rules can share one statement.
+    Parameters are renamed ``$<rule id>__<name>`` so that several rules can share one statement. With
+    *rows*, a SELECT of rows the rule's SQL already returned (:data:`RULE_OUTPUT` columns) is wrapped
+    instead of the rule's SQL (precheck: the hits of rows found by an earlier statement).
     """
-    body = _PARAM.sub(lambda m: f"${rule.id}__{m.group(1)}", _strip_semicolon(rule.sql))
-    params = {f"{rule.id}__{k}": v for k, v in rule.params.items()}
+    body, params = rule_body(rule) if rows is None else (rows, {})
     hit_time_sql = "current_localtimestamp()" if hit_time is None else _lit(hit_time.isoformat(sep=" ")) + "::TIMESTAMP"
     evidence_key = "array_to_string(list_sort(coalesce(h.evidence, [])), ',')"
     select = f"""
@@ -320,6 +322,13 @@ FROM (
 ) h
 QUALIFY row_number() OVER (PARTITION BY hit_id) = 1"""
     return select, params
+
+
+def rule_body(rule: Rule) -> tuple[str, dict[str, Any]]:
+    """The rule's own SELECT (its SQL file, comments and final semicolon dropped) and its parameters,
+    renamed ``$<rule id>__<name>`` as in :func:`hit_select`."""
+    body = _PARAM.sub(lambda m: f"${rule.id}__{m.group(1)}", _strip_semicolon(rule.sql))
+    return body, {f"{rule.id}__{k}": v for k, v in rule.params.items()}
 
 
 def check_rules(con: duckdb.DuckDBPyConnection, rules: Iterable[Rule], pack_version: str = "check") -> None:

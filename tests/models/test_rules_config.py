@@ -45,6 +45,14 @@ def _line_of(path: Path, needle: str) -> int:
      "dead_person", "enabled", "must be true or false"),
     ("tolerance_yuan: 0.01", "tolerance_yuan: 0.01\n      tolerence: 1", "price_over_cap", "params.tolerence",
      "not used by price_over_cap.sql"),
+    ("precheck_when: {person_died: true}", "precheck_when: {person_dead: true}", "dead_person",
+     "precheck_when.person_dead", "unknown condition"),
+    ("precheck_when: {line: {in_pack: [gender]}}", "precheck_when: {line: {in_pak: [gender]}}", "liangku_gender",
+     "precheck_when.line.in_pak", "unknown line condition"),
+    ("precheck_when: {med_type: $purchase_med_types,", "precheck_when: {med_type: $purchase_med_typez,", "card_theft",
+     "precheck_when.med_type", "$purchase_med_typez is not a parameter"),
+    ("precheck_when: {diag_prefix: $injury_prefixes}", "precheck_when: {diag_prefix: S}", "third_party_liability",
+     "precheck_when.diag_prefix", "non-empty list"),
 ])
 def test_malformed_rule_names_file_line_rule_and_field(tmp_path, old, new, rule_id, field, message):
     path = _broken(tmp_path, old, new)

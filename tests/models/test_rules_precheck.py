@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 
+import duckdb
 import pytest
 
 from models.rules.precheck import Prechecker, Visit, VisitError, precheck
@@ -60,7 +64,105 @@ def test_only_the_rules_that_can_fire_run(checker, case_region_rows):
     outpatient = Visit.from_dict(case_region_rows.visit_dict("PRICE-HIT"))
     assert checker.relevant_rules(outpatient) == ("price_over_cap",)
     stay = Visit.from_dict(case_region_rows.visit_dict("FREQ-HIT"))
-    assert {"liangku_frequency", "split_admission", "bed_hold"} <= set(checker.relevant_rules(stay))
+    assert {"liangku_frequency", "bed_hold"} <= set(checker.relevant_rules(stay))
+    # split admission needs an earlier stay in the look-back (precheck_when.history_med_type)
+    assert "split_admission" not in checker.relevant_rules(stay)
+    assert "split_admission" in checker.relevant_rules(case_region_rows.visit_dict("SPLIT-HIT"))
+    assert "dead_person" in checker.relevant_rules(case_region_rows.visit_dict("DEAD-HIT"))
+    assert "dead_person" not in checker.relevant_rules(case_region_rows.visit_dict("DEAD-HIT"), {"die_date": None})
+
+
+def _ungated(config):
+    """The config with every rule's precheck_when removed: every real-time rule runs on every visit."""
+    return replace(config, rules=tuple(replace(r, precheck_when=MappingProxyType({})) for r in config.rules))
+
+
+def _key(hits):
+    return sorted((h.rule_id, h.hit_id, h.message_zh, h.amount_at_risk, h.evidence) for h in hits)
+
+
+def test_precheck_when_are_necessary_conditions(checker, case_warehouse, case_region_rows, tiny_warehouse):
+    """Skipping the rules whose precheck_when fails never loses a hit: the same hits as running them all."""
+    with Prechecker(case_warehouse, config=_ungated(checker.config)) as everything:
+        for setl in case_region_rows.rows["setl_d"]:
+            visit = case_region_rows.visit_dict(setl["setl_id"])
+            assert _key(checker.check(visit)) == _key(everything.check(visit)), setl["setl_id"]
+    with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
+        # the settlements the batch run hit, and as many without a hit
+        hit = [r[0] for r in con.execute("SELECT DISTINCT setl_id FROM rule_hits WHERE setl_id IS NOT NULL "
+                                         "ORDER BY 1 LIMIT 100").fetchall()]
+        clean = [r[0] for r in con.execute("SELECT setl_id FROM setl_d WHERE setl_id NOT IN (SELECT setl_id FROM "
+                                           "rule_hits WHERE setl_id IS NOT NULL) ORDER BY hash(setl_id) LIMIT 60"
+                                           ).fetchall()]
+        visits = [_warehouse_visit(con, s) for s in hit + clean]
+    found = 0
+    with Prechecker(tiny_warehouse) as gated, Prechecker(tiny_warehouse, config=_ungated(gated.config)) as everything:
+        for visit in visits:
+            hits = gated.check(visit)
+            assert _key(hits) == _key(everything.check(visit)), visit["setl"]["setl_id"]
+            found += len(hits)
+    assert found > 20  # the sample does exercise the rules
+
+
+def test_checks_from_many_threads_give_the_same_hits(case_warehouse, case_region_rows):
+    ids = [s["setl_id"] for s in case_region_rows.rows["setl_d"]]
+    visits = [case_region_rows.visit_dict(s) for s in ids]
+    with Prechecker(case_warehouse, sessions=2) as checker:
+        expected = [_key(checker.check(v)) for v in visits]
+        got: dict[int, list] = {}
+        errors: list[BaseException] = []
+
+        def work(offset: int) -> None:
+            try:
+                for i in range(offset, offset + 2 * len(visits)):
+                    got.setdefault(i % len(visits), []).append(_key(checker.check(visits[i % len(visits)])))
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert sum(len(v) for v in got.values()) == 4 * 2 * len(visits)
+    for i, results in got.items():
+        assert all(r == expected[i] for r in results), ids[i]
+    assert any(expected)
+
+
+def test_a_closed_checker_refuses(case_warehouse, case_region_rows):
+    checker = Prechecker(case_warehouse, sessions=1)
+    checker.close()
+    checker.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        checker.check(case_region_rows.visit_dict("PRICE-HIT"))
+
+
+def test_history_since_bounds_the_store(case_warehouse, case_region_rows):
+    visit = case_region_rows.visit_dict("SPLIT-HIT")  # the earlier stay ended 7 days before
+    with Prechecker(case_warehouse, history_since=datetime(2030, 1, 1), sessions=1) as recent_only:
+        assert recent_only.check(visit) == []
+
+
+def test_a_store_in_a_file_gives_the_same_hits(checker, case_warehouse, case_region_rows, tmp_path):
+    with Prechecker(case_warehouse, store_path=tmp_path / "store.duckdb", sessions=1) as on_disk:
+        for setl_id in SAME_AS_BATCH:
+            visit = case_region_rows.visit_dict(setl_id)
+            assert _key(on_disk.check(visit)) == _key(checker.check(visit)), setl_id
+    assert (tmp_path / "store.duckdb").is_file()
+
+
+def _warehouse_visit(con, setl_id: str) -> dict:
+    def rows(sql):
+        cur = con.execute(sql, [setl_id])
+        names = [d[0] for d in cur.description]
+        return [{k: v for k, v in zip(names, r) if k != "_ingest_batch"} for r in cur.fetchall()]
+
+    mdtrt = rows("SELECT m.* FROM mdtrt_d m JOIN setl_d s USING (mdtrt_id) WHERE s.setl_id = ?")
+    return {"setl": rows("SELECT * FROM setl_d WHERE setl_id = ?")[0], "mdtrt": mdtrt[0] if mdtrt else None,
+            "lines": rows("SELECT * FROM fee_list_d WHERE setl_id = ?"),
+            "diagnoses": rows("SELECT * FROM setl_list_diag_d WHERE setl_id = ?")}
 
 
 def test_a_visit_before_settlement_needs_only_keys_and_lines():
