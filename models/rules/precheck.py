@@ -1,16 +1,17 @@
 """Real-time rule check of one visit (事前提醒 / 事中审核): the hits a doctor or pharmacist sees before settling.
 
-:func:`precheck` takes one visit — settlement, fee lines, diagnoses (and optionally the visit row), in
-contract field names — and the person's recent history from the warehouse (``lookback_days``, default
-180), and returns the rule hits of that visit. It runs the very same rule SQL as ``yibao rules run``:
-a :class:`Prechecker` keeps one in-memory DuckDB connection with the warehouse attached read-only, the
-reference tables (institutions, catalogue, 两库 pack) copied once, and one statement that is the UNION ALL
-of every enabled real-time rule. Per visit it refills small tables with the person's history and the
-visit, moves the rule window to the visit's settlement time and runs that statement. Only the visit's
-own hits come back (the history is context: earlier stays, earlier prescriptions, earlier uses).
+A :class:`Prechecker` (build one per process, share it between threads) takes one visit — settlement,
+fee lines, diagnoses (and optionally the visit row), in contract field names — and the person's recent
+history (``lookback_days``, default 180) from a person-keyed store it loads from the warehouse at
+start-up, and returns the rule hits of that visit. It runs the very same rule SQL as ``yibao rules run``:
+per visit, the rules whose ``precheck_when`` (rules.yaml) holds run unchanged as one statement over the
+person's rows and the visit, with the rule window moved to the visit's settlement time, so only the
+visit's own hits come back (the history is context: earlier stays, earlier prescriptions, earlier uses).
+:func:`precheck` does the same with a checker kept per warehouse. See :class:`Prechecker`.
 
-What precheck cannot see: care not yet settled (an admission still open is not in ``setl_d``), and the
-institution-level rules (``realtime: false`` in rules.yaml, e.g. 集采 shares) that need a period.
+What precheck cannot see: care not yet settled (an admission still open is not in ``setl_d``),
+settlements made after the checker was built (its store is a snapshot), and the institution-level rules
+(``realtime: false`` in rules.yaml, e.g. 集采 shares) that need a period.
 
 >>> visit = Visit.from_dict({
 ...     "setl": {"setl_id": "S1", "mdtrt_id": "M1", "psn_no": "P1", "fixmedins_code": "H1", "med_type": "11",
