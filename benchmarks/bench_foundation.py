@@ -4,6 +4,9 @@ Run on demand (never in the test suite):
 
     .venv/bin/python benchmarks/bench_foundation.py --preset city --workdir bench
 
+To time the ingest alone on a region simulated earlier (``yibao simulate --preset city --seed 7 --out DIR``),
+pass ``--region DIR``: the simulation step is skipped and the region is left in place.
+
 Each step runs in its own process so that its peak memory (max RSS) is its own. Prints one line of
 figures per step and a JSON summary at the end; record them in docs/benchmarks.md.
 """
@@ -44,20 +47,36 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workdir", type=Path, default=Path("bench"))
     ap.add_argument("--keep", action="store_true", help="keep the region and warehouse afterwards")
+    ap.add_argument("--region", type=Path, help="ingest this existing simulated region instead of simulating one "
+                    "(not deleted afterwards; must not be inside --workdir)")
     args = ap.parse_args()
     work = args.workdir.resolve()
     region, wh = work / "region", work / "warehouse.duckdb"
+    if args.region is not None:
+        region = args.region.resolve()
+        if not (region / "simulation.json").is_file():
+            raise SystemExit(f"{region} is not a simulated region (no simulation.json)")
+        if region == work or work in region.parents:
+            raise SystemExit("--region must not be inside --workdir (the workdir is emptied first)")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     out = {"preset": args.preset, "seed": args.seed, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
            f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python {platform.python_version()}"}
 
-    secs, peak = _run_step(f"from pathlib import Path; from training.simulator import simulate; "
-                           f"simulate({args.preset!r}, seed={args.seed}, out=Path({str(region)!r}))")
-    rows = json.loads((region / "simulation.json").read_text())["rows"]
-    out["simulate"] = {"seconds": round(secs, 1), "peak_rss_gib": round(peak, 2), "rows": rows}
-    print(f"simulate {args.preset}: {secs:.1f} s, peak RSS {peak:.2f} GiB, "
-          f"{rows['setl_d']:,} settlements, {rows['fee_list_d']:,} fee lines", flush=True)
+    if args.region is None:
+        secs, peak = _run_step(f"from pathlib import Path; from training.simulator import simulate; "
+                               f"simulate({args.preset!r}, seed={args.seed}, out=Path({str(region)!r}))")
+        rows = json.loads((region / "simulation.json").read_text())["rows"]
+        out["simulate"] = {"seconds": round(secs, 1), "peak_rss_gib": round(peak, 2), "rows": rows}
+        print(f"simulate {args.preset}: {secs:.1f} s, peak RSS {peak:.2f} GiB, "
+              f"{rows['setl_d']:,} settlements, {rows['fee_list_d']:,} fee lines", flush=True)
+    else:
+        sim = json.loads((region / "simulation.json").read_text())
+        rows = sim["rows"]
+        out["region"] = str(region)
+        out["preset"], out["seed"] = sim.get("preset", "?"), sim.get("seed", "?")
+        print(f"region {region}: {rows['setl_d']:,} settlements, {rows['fee_list_d']:,} fee lines "
+              f"(simulation skipped)", flush=True)
 
     secs, peak2 = _run_step(f"from pathlib import Path; from features.config import Settings; "
                             f"from features.ingest import ingest; "

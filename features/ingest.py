@@ -54,12 +54,17 @@ from features.validate import (
     OTHER_PERSONAL,
     REASONS,
     Column,
+    bad_values_sql,
+    checked_by_value,
     duplicate_key_sql,
     mask_column_sql,
-    missing_parent_sql,
+    missing_parent_rows_sql,
+    missing_parent_values_sql,
     negative_fee_sql,
     quote_ident,
+    repeated_key_hashes_sql,
     row_checks,
+    settlement_lines_sql,
     settlement_total_sql,
     sql_str,
 )
@@ -81,6 +86,7 @@ quarantine_counts = warehouse.quarantine_counts
 Progress = Callable[[str, int, int], None]
 
 _INTERNAL = ("_row", "_file")
+_FEE_SETTLEMENTS = "fee_settlements"  # temp table of settlement_lines_sql, made by the checks of setl_d
 _PARENT_TABLES = frozenset(parent for spec in TABLES.values() for _, parent, _ in spec.parents)
 _CSV_OPTIONS = "all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"'"
 _CSV_ERRORS_ZH = {
@@ -222,6 +228,10 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
                     run.staged[name] = _stage(con, sources[name])
                 except _TableError as exc:
                     reports[name] = TableReport(name, "error", files=_names(sources[name].files), error=str(exc))
+        # Rows have no meaningful order in the warehouse (keys identify them, ``_row`` their source line):
+        # not keeping the scan order lets the inserts write in parallel without re-ordering. The CSV
+        # stages above are already numbered, so this must come after them.
+        con.execute("SET preserve_insertion_order = false")
         for done, name in enumerate(LOAD_ORDER, start=1):
             if name in run.staged:
                 try:
@@ -340,9 +350,11 @@ class _Run:
     con: duckdb.DuckDBPyConnection | None = None
     staged: dict[str, _Staged] = field(default_factory=dict)
     processed: set[str] = field(default_factory=set)
-    _duplicates: dict[str, str] = field(default_factory=dict)
+    _duplicates: dict[str, tuple[str, int]] = field(default_factory=dict)  # table -> (issue rows table, count)
+    _scanned: dict[str, tuple[str, int]] = field(default_factory=dict)  # table -> (suspicious rows table, count)
     _has_rows: dict[str, bool] = field(default_factory=dict)  # warehouse table -> has rows (refreshed on load)
     _issue_count: dict[str, int] = field(default_factory=dict)
+    _fee_settlements: bool = False  # the temp table _FEE_SETTLEMENTS exists
 
     def process(self, name: str) -> TableReport:
         st = self.staged[name]
@@ -351,6 +363,9 @@ class _Run:
         if name in _PARENT_TABLES:
             self._keep_quarantined_keys(st, issues)
         self.processed.add(name)
+        if name == "fee_list_d" and self._fee_settlements:
+            self.con.execute(f"DROP TABLE {_FEE_SETTLEMENTS}")  # millions of rows, no longer needed
+            self._fee_settlements = False
         return TableReport(name, "ok", files=st.file_names, notes=tuple(st.notes), **counts)
 
     def _keep_quarantined_keys(self, st: _Staged, issues: str) -> None:
@@ -361,38 +376,91 @@ class _Run:
         """
         (key,) = st.spec.key  # parents are single-key tables
         rejected = f"UNION SELECT row_key FROM {st.rejects}" if st.rejects else ""
+        bad = f"_row IN (SELECT _row FROM {issues})" if self._issue_count.get(st.spec.name) else "false"
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE qkeys_{st.spec.name} AS
             SELECT DISTINCT {st.columns[key].key_text} AS k FROM {st.relation}
-            WHERE _row IN (SELECT _row FROM {issues}) {rejected}""")
+            WHERE {bad} {rejected}""")
 
     # -- checks
 
-    def duplicates(self, st: _Staged) -> str:
-        """Temp table of duplicate-key issue rows of ``st`` (computed once, also used by other tables)."""
+    def scan(self, st: _Staged) -> tuple[str, int]:
+        """The one pass over all rows of ``st``: a temp table of the rows that fail a one-row check or
+        carry leading/trailing spaces in a text column, and its row count (computed once).
+
+        Trimming every value costs more than any check, so columns are read untrimmed until this pass
+        shows which ones have padded values; those (and only those) are trimmed from then on. Every
+        padded row is in the suspicious table, so the one-row checks of the trimmed columns can be
+        evaluated on that small table alone.
+        """
+        name = st.spec.name
+        if name not in self._scanned:
+            checks = row_checks(st.spec, st.columns, as_of=self.as_of)
+            by_value = {n: c for n, c in st.columns.items() if checked_by_value(c)}
+            conds = [f"({c.when})" for c in checks if not (c.value_only and c.field in by_value)]
+            conds += [c.maybe_padded for n, c in st.columns.items() if c.padded and n not in by_value]
+            if by_value:
+                # Codes and names: their checks run on the distinct values; rows are matched to the bad ones.
+                lists, bad = f"dv_{name}", f"bad_{name}"
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {lists} AS SELECT "
+                                 + ", ".join(f"list(DISTINCT {c.ref}) AS {c.ref}" for c in by_value.values())
+                                 + f" FROM {st.relation}")
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {bad} AS "
+                                 + bad_values_sql(checks, st.columns, lists))
+                self.con.execute(f"DROP TABLE {lists}")
+                with_bad = {r[0] for r in self.con.execute(f"SELECT DISTINCT col FROM {bad}").fetchall()}
+                for n, c in by_value.items():
+                    if c.field.required and c.nullable:
+                        conds.append(f"({c.ref} IS NULL)")
+                    if n in with_bad:
+                        conds.append(f"({c.ref} IN (SELECT v FROM {bad} WHERE col = {sql_str(n)}))")
+            padded = {n: c.padded for n, c in st.columns.items() if c.padded}
+            cond = " OR ".join(conds) or "false"
+            suspicious = f"sus_{name}"
+            (n,) = self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {suspicious} AS SELECT * FROM {st.relation} WHERE {cond}").fetchone()
+            if n and padded:
+                flags = self.con.execute(
+                    "SELECT " + ", ".join(f"coalesce(bool_or({p}), false)" for p in padded.values())
+                    + f" FROM {suspicious}").fetchone()
+                trim = {col for col, flag in zip(padded, flags) if flag}
+                st.columns = {k: replace(c, trim=k in trim) for k, c in st.columns.items()}
+            self._scanned[name] = (suspicious, int(n))
+        return self._scanned[name]
+
+    def duplicates(self, st: _Staged) -> tuple[str, int]:
+        """Temp table of duplicate-key issue rows of ``st`` and their number (computed once, also used
+        by other tables)."""
         name = st.spec.name
         if name not in self._duplicates:
-            rel = f"dup_{name}"
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {duplicate_key_sql(st.spec, st.relation, st.columns)}")
-            self._duplicates[name] = rel
+            self.scan(st)  # the keys must be trimmed if they are padded
+            rel, hashes = f"dup_{name}", f"duph_{name}"
+            spec, con = st.spec, self.con
+            (repeats,) = con.execute(f"CREATE OR REPLACE TEMP TABLE {hashes} AS "
+                                     + repeated_key_hashes_sql(spec, st.relation, st.columns)).fetchone()
+            n = 0
+            if repeats:
+                (n,) = con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS "
+                                   + duplicate_key_sql(spec, st.relation, st.columns, candidates=hashes)).fetchone()
+            else:  # no key repeats; only the columns of the (empty) result are needed
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS SELECT * FROM ("
+                            + duplicate_key_sql(spec, st.relation, st.columns) + ") LIMIT 0")
+            self._duplicates[name] = (rel, int(n))
         return self._duplicates[name]
 
     def issues(self, st: _Staged) -> str:
         """Temp table of all issue rows of ``st`` (columns ``ISSUE_COLUMNS``)."""
         con, spec = self.con, st.spec
-        checks = row_checks(spec, st.columns, as_of=self.as_of)
-        suspicious = f"sus_{spec.name}"
-        cond = " OR ".join(f"({c.when})" for c in checks)
-        (n_suspicious,) = con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {suspicious} AS SELECT * FROM {st.relation} WHERE {cond}").fetchone()
+        suspicious, n_suspicious = self.scan(st)
         # Usually no row is suspicious, and few checks fire: only those get a (long) query of their own.
         parts = []
         if n_suspicious:
+            checks = row_checks(spec, st.columns, as_of=self.as_of)
             fired = con.execute(
                 "SELECT " + ", ".join(f"coalesce(bool_or({c.when}), false)" for c in checks) + f" FROM {suspicious}"
             ).fetchone()
             parts = [c.select_sql(suspicious) for c, hit in zip(checks, fired) if hit]
-        parts.append(f"SELECT * FROM {self.duplicates(st)}")
+        parts.append(f"SELECT * FROM {self.duplicates(st)[0]}")
         for fld, parent, parent_field in spec.parents:
             sql = self._parent_sql(st, fld, parent, parent_field)
             if sql:
@@ -400,8 +468,12 @@ class _Run:
         if spec.name == "setl_d" and "fee_list_d" in self.staged:
             fee = self.staged["fee_list_d"]
             unreadable = fee.rejected_field_sql("setl_id")
+            fee_dup, n_fee_dup = self.duplicates(fee)  # also trims fee's keys if they are padded
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {_FEE_SETTLEMENTS} AS " + settlement_lines_sql(
+                st.relation, st.columns, fee.relation, fee.columns, fee_duplicates=fee_dup if n_fee_dup else None))
+            self._fee_settlements = True
             parts.append(settlement_total_sql(
-                st.relation, st.columns, fee.relation, fee.columns, fee_duplicates=self.duplicates(fee),
+                _FEE_SETTLEMENTS,
                 unreadable_setl_ids=f"SELECT {unreadable} AS setl_id FROM {fee.rejects}" if unreadable else None,
             ))
         if spec.name == "fee_list_d":
@@ -427,6 +499,10 @@ class _Run:
             lookups.append((f"qkeys_{parent}", "p.k"))
         elif parent in self.staged:  # staged but not loaded: look in the whole extract
             pst = self.staged[parent]
+            try:
+                self.scan(pst)  # its keys must be trimmed if they are padded
+            except duckdb.Error:
+                pass  # the parent's own report names the problem; its keys are compared untrimmed
             lookups.append((pst.relation, replace(pst.columns[parent_field], alias="p").join_text))
         if not lookups:
             st.notes.append(
@@ -434,7 +510,23 @@ class _Run:
                 f"(parent table {parent} not available; check skipped)"
             )
             return None
-        return missing_parent_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], lookups)
+        c = st.columns[fld]
+        # The values are looked up first; rows are read back only for values that are missing (rarely).
+        candidates = f"SELECT {c.key_text} AS v FROM {st.relation}"
+        if (st.spec.name, fld) == ("fee_list_d", "setl_id") and "setl_d" in self.processed and self._fee_settlements:
+            # The settlement-total check of setl_d has matched the fee lines' settlement keys with the
+            # extract's settlements (which are all in the warehouse or qkeys by now): only the keys it
+            # did not find, and those of repeated lines that it left out, are left to look up.
+            candidates = f"SELECT setl_id AS v FROM {_FEE_SETTLEMENTS} WHERE _row IS NULL"
+            dup, n_dup = self.duplicates(st)
+            if n_dup:
+                candidates += f" UNION ALL SELECT {c.key_text} FROM {st.relation} WHERE _row IN (SELECT _row FROM {dup})"
+        missing = f"mp_{st.spec.name}_{fld}"
+        (n,) = self.con.execute(f"CREATE OR REPLACE TEMP TABLE {missing} AS "
+                                + missing_parent_values_sql(c, candidates, lookups)).fetchone()
+        if not n:
+            return None
+        return missing_parent_rows_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], missing)
 
     def _warehouse_has_rows(self, table: str) -> bool:
         if table not in self._has_rows:
@@ -545,7 +637,8 @@ class _Run:
                 values.append(f"CAST({c.value} AS {f.sql_type})")
         target = quote_ident(spec.name)
         names = ", ".join(quote_ident(f.name) for f in spec.fields)
-        where = f"s._row NOT IN (SELECT _row FROM {issues})"
+        # Usually there is no bad row; then the insert need not look each row up among them.
+        where = f"s._row NOT IN (SELECT _row FROM {issues})" if self._issue_count.get(spec.name) else "true"
         source = f"{st.relation} s"
         if self._warehouse_has_rows(spec.name):
             # Keys are projected first: a correlated expression would make DuckDB deduplicate all keys.
@@ -616,6 +709,17 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
         total += int(counts.get(path, 0))
     scan = f"read_parquet({file_list}, union_by_name = true, file_row_number = true)"
     cols = _describe(con, f"SELECT * FROM {scan}", ", ".join(paths))
+    # Columns that every file has and whose statistics count no NULL in any row group.
+    never_null = set()
+    try:
+        for col, n_files, nulls, known in con.execute(
+            f"SELECT path_in_schema, count(DISTINCT file_name), sum(stats_null_count), "
+            f"bool_and(stats_null_count IS NOT NULL) FROM parquet_metadata({file_list}) GROUP BY 1"
+        ).fetchall():
+            if n_files == len(paths) and known and nulls == 0:
+                never_null.add(_norm(col))
+    except duckdb.Error:
+        pass  # no statistics: every column is checked for NULLs
     select, source_columns = _renames(spec, cols)
     offs = "[" + ", ".join(str(o) for o in offsets) + "]::BIGINT[]"
     rel = f"stg_{spec.name}"
@@ -624,7 +728,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
         SELECT list_extract({offs}, CAST(file_index AS INTEGER) + 1) + file_row_number + 1 AS _row,
                CAST(file_index AS INTEGER) AS _file, {select}
         FROM {scan}""")
-    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel), total)
+    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel, never_null=never_null), total)
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
@@ -747,23 +851,18 @@ def _renames(spec: TableSpec, cols: list[tuple[str, str]]) -> tuple[str, tuple[s
 
 
 def _columns(
-    spec: TableSpec, con: duckdb.DuckDBPyConnection, rel: str, described: list[tuple[str, str]] | None = None
+    spec: TableSpec, con: duckdb.DuckDBPyConnection, rel: str, described: list[tuple[str, str]] | None = None,
+    *, never_null: set[str] = frozenset(),
 ) -> dict[str, Column]:
-    """The contract fields in ``rel`` with their types; text columns trimmed only if some value needs it."""
+    """The contract fields in ``rel`` with their types, untrimmed (``_Run.scan`` finds padded columns);
+    those named in ``never_null`` are known to hold no NULL."""
     # DuckDB keeps the source spelling of a column renamed to a case variant: match names lower-cased.
     types = {_norm(n): t for n, t in (described or _describe(con, f"SELECT * FROM {rel}", rel))}
     present = [f for f in spec.fields if f.name in types]
     lost = [f for f in spec.required if f not in types]
     if lost:
         raise _TableError(f"表 {spec.name} 缺少必填列 (required column(s) missing): {', '.join(lost)}")
-    text = [f.name for f in present if str(types[f.name]).upper() == "VARCHAR"]
-    padded: set[str] = set()
-    if text:
-        flags = con.execute("SELECT " + ", ".join(
-            f"coalesce(bool_or({quote_ident(n)} LIKE ' %' OR {quote_ident(n)} LIKE '% '), false)" for n in text
-        ) + f" FROM {rel}").fetchone()
-        padded = {n for n, flag in zip(text, flags) if flag}
-    return {f.name: Column(f, str(types[f.name]), trim=f.name in padded) for f in present}
+    return {f.name: Column(f, str(types[f.name]), trim=False, nullable=f.name not in never_null) for f in present}
 
 
 def _norm(name: str) -> str:

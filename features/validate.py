@@ -23,7 +23,7 @@ NULLIF(trim("hilist_code"), '')
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from features.contract import Field, TableSpec, code_values
@@ -35,8 +35,13 @@ __all__ = [
     "Column",
     "Check",
     "row_checks",
+    "checked_by_value",
+    "bad_values_sql",
+    "repeated_key_hashes_sql",
     "duplicate_key_sql",
-    "missing_parent_sql",
+    "missing_parent_values_sql",
+    "missing_parent_rows_sql",
+    "settlement_lines_sql",
     "settlement_total_sql",
     "negative_fee_sql",
     "mask_column_sql",
@@ -111,6 +116,9 @@ class Column:
     # Whether values may carry leading/trailing spaces. Trimming every value of a 30M-row column is
     # the single most expensive thing the checks do, so the ingest turns it off for columns that have none.
     trim: bool = True
+    # Whether the column may hold NULLs; False when the Parquet statistics say it has none, which saves
+    # reading the column just to look for them.
+    nullable: bool = True
 
     @property
     def ref(self) -> str:
@@ -159,7 +167,27 @@ class Column:
     @property
     def is_missing(self) -> str:
         """Condition: no value (NULL, or empty text)."""
-        return f"({self.text} IS NULL)" if self._is_varchar else f"({self.ref} IS NULL)"
+        # Same as ``text IS NULL``, without building a NULLIF result for every row.
+        if self._is_varchar:
+            return f"({self.ref} IS NULL OR {self._clean} = '')" if self.nullable else f"({self._clean} = '')"
+        return f"({self.ref} IS NULL)" if self.nullable else "false"
+
+    @property
+    def padded(self) -> str | None:
+        """Condition: a text value with leading or trailing spaces (then the column must be trimmed)."""
+        if not self._is_varchar:
+            return None
+        return f"(prefix({self.ref}, ' ') OR suffix({self.ref}, ' '))"
+
+    @property
+    def maybe_padded(self) -> str | None:
+        """A cheaper condition that holds whenever ``padded`` does: any space at all, for the kinds
+        whose values normally have none (one substring search instead of two tests)."""
+        if not self._is_varchar:
+            return None
+        if self.field.kind in ("text", "datetime"):
+            return self.padded
+        return f"contains({self.ref}, ' ')"
 
     @property
     def shown(self) -> str:
@@ -213,6 +241,9 @@ class Column:
         """Condition: a value is present but does not parse as the field's kind."""
         if self.field.kind in _TEXT_KINDS:
             return None
+        if self._is_numeric or self._is_timestamp or self._is_date:
+            # Such a value is present exactly when it is not NULL: no need to format it as text first.
+            return f"({self.ref} IS NOT NULL AND {self.value} IS NULL)"
         return f"({self.text} IS NOT NULL AND {self.value} IS NULL)"
 
     @property
@@ -230,6 +261,19 @@ class Column:
         return (
             f"((contains({r}, '.') OR contains({r}, '+')) "
             f"AND regexp_full_match({self.text}, {sql_str(_FLOAT_CODE_RE)}))"
+        )
+
+    def float_like(self, text: str) -> str | None:
+        """``as_float`` of a value given by other SQL, ``text`` (its ``text`` or ``key_text``)."""
+        if self.field.kind not in _CODE_KINDS:
+            return None
+        if self._is_float:
+            return f"({text} IS NOT NULL)"
+        if not self._is_varchar:
+            return None
+        return (
+            f"((contains({text}, '.') OR contains({text}, '+')) "
+            f"AND regexp_full_match({text}, {sql_str(_FLOAT_CODE_RE)}))"
         )
 
     @property
@@ -254,6 +298,7 @@ class Check:
     when: str  # SQL condition
     value: str  # SQL VARCHAR: the offending value as shown
     detail: str  # SQL VARCHAR: plain Chinese words, including the value
+    value_only: bool = False  # ``when`` depends on the value of ``field`` alone
 
     def select_sql(self, relation: str) -> str:
         """Issue rows of this check over ``relation`` (which has ``_row`` and the staged columns)."""
@@ -288,12 +333,59 @@ def row_checks(spec: TableSpec, columns: dict[str, Column], *, as_of: datetime) 
     return checks
 
 
-def duplicate_key_sql(spec: TableSpec, relation: str, columns: dict[str, Column]) -> str:
-    """Issue rows for every repeat of a key inside the extract; the first occurrence is kept."""
+def checked_by_value(column: Column) -> bool:
+    """Whether the one-row checks of ``column`` are best run on its distinct values: codes, flags and
+    names, which take a few hundred or thousand distinct values over millions of rows (DuckDB lists the
+    distinct values of such a Parquet column almost for free). Not ids, and not personal fields."""
+    return column._is_varchar and column.field.kind in ("code", "flag", "text") and not column.field.personal
+
+
+def bad_values_sql(checks: list[Check], columns: dict[str, Column], lists: str) -> str | None:
+    """The distinct values of the ``checked_by_value`` columns that fail a one-field check or carry
+    leading/trailing spaces, as rows (``col``, ``v``); ``lists`` has one row with, per such column, the
+    list of its distinct values (under the column's name). NULLs are not in the lists: a missing
+    required value is still found row by row."""
+    parts = []
+    for name, c in columns.items():
+        if not checked_by_value(c):
+            continue
+        conds = [f"({k.when})" for k in checks if k.value_only and k.field == name] + [c.padded]
+        col = quote_ident(name)
+        parts.append(f"SELECT {sql_str(name)} AS col, {col} AS v FROM (SELECT unnest({col}) AS {col} FROM {lists}) "
+                     f"WHERE {' OR '.join(conds)}")
+    return " UNION ALL ".join(parts) or None
+
+
+def repeated_key_hashes_sql(spec: TableSpec, relation: str, columns: dict[str, Column]) -> str:
+    """The 64-bit hashes (column ``h``) that the keys of more than one row of ``relation`` have.
+
+    Sorting hashes and comparing neighbours is much cheaper than grouping the key strings (or even the
+    hashes) of millions of distinct keys. Equal keys have equal hashes, so when this is empty no key
+    repeats; otherwise ``duplicate_key_sql`` compares the real keys of the rows with these hashes (two
+    different keys with one hash are not duplicates).
+    """
+    keys = [columns[k].key_text for k in spec.key]
+    not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+    return f"""
+        SELECT DISTINCT h FROM (
+            SELECT h, lead(h) OVER (ORDER BY h) AS next_h
+            FROM (SELECT hash({', '.join(keys)}) AS h FROM {relation} WHERE {not_null}))
+        WHERE h = next_h"""
+
+
+def duplicate_key_sql(
+    spec: TableSpec, relation: str, columns: dict[str, Column], *, candidates: str | None = None
+) -> str:
+    """Issue rows for every repeat of a key inside the extract; the first occurrence is kept.
+
+    ``candidates``: a relation of ``repeated_key_hashes_sql`` (``h``); only rows with one of them are compared.
+    """
     keys = [columns[k].key_text for k in spec.key]
     names = [f"k{i}" for i in range(len(keys))]
     select_keys = ", ".join(f"{k} AS {n}" for k, n in zip(keys, names))
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+    if candidates:
+        not_null += f" AND hash({', '.join(keys)}) IN (SELECT h FROM {candidates})"
     key_str = " || '|' || ".join(f"k.{n}" for n in names)
     field = "|".join(spec.key)
     return f"""
@@ -306,69 +398,100 @@ def duplicate_key_sql(spec: TableSpec, relation: str, columns: dict[str, Column]
         WHERE k._row > d.first_row"""
 
 
-def missing_parent_sql(
-    spec: TableSpec,
-    field: str,
-    relation: str,
-    columns: dict[str, Column],
-    parent: TableSpec,
-    lookups: list[tuple[str, str]],
-) -> str:
-    """Issue rows whose ``field`` value is found in none of the parent ``lookups``.
+def missing_parent_values_sql(column: Column, candidates: str, lookups: list[tuple[str, str]]) -> str:
+    """The distinct values (column ``v``) of the query ``candidates`` found in none of the parent
+    ``lookups``. Codes that look like floats are left to ``code_as_float``.
 
     Each lookup is (relation, SQL of the parent key over alias ``p``), e.g. ``("main.setl_d", 'p."setl_id"')``.
+    The lookups run first and the rarely needed DISTINCT and float test on what they leave.
     """
+    is_float = column.float_like("v")
+    # MATERIALIZED: else DuckDB runs the float test before the lookups, on every row.
+    return f"""
+        WITH m AS MATERIALIZED (SELECT v FROM ({candidates}) s WHERE v IS NOT NULL AND {_not_in(lookups)})
+        SELECT DISTINCT v FROM m{f" WHERE NOT coalesce({is_float}, false)" if is_float else ""}"""
+
+
+def missing_parent_rows_sql(
+    spec: TableSpec, field: str, relation: str, columns: dict[str, Column], parent: TableSpec, missing: str
+) -> str:
+    """Missing-parent issue rows of ``relation``: those whose ``field`` is one of the ``missing`` values
+    (``missing_parent_values_sql``)."""
     c = columns[field]
-    skip_float = f" AND NOT coalesce({c.as_float}, false)" if c.as_float else ""
-    where = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {rel} p WHERE {expr} = s.v)" for rel, expr in lookups)
+    return f"""
+        WITH m AS (SELECT _row, {c.key_text} AS v FROM {relation} WHERE {c.key_text} IN (SELECT v FROM {missing}))
+        {_missing_parent_issues(spec, field, parent)}
+        FROM m"""
+
+
+def _not_in(lookups: list[tuple[str, str]]) -> str:
+    # NOT IN over non-NULL keys is the same anti-join as a correlated NOT EXISTS, and DuckDB runs it
+    # several times faster.
+    return " AND ".join(f"s.v NOT IN (SELECT {expr} FROM {rel} p WHERE {expr} IS NOT NULL)" for rel, expr in lookups)
+
+
+def _missing_parent_issues(spec: TableSpec, field: str, parent: TableSpec) -> str:
+    """SELECT list of missing-parent issue rows over ``m`` (``_row``, ``v``)."""
     label = f"{parent.name}（{parent.label_zh}）"
     field_zh = spec.field(field).label_zh
-    return f"""
-        SELECT s._row, {sql_str(field)} AS field, 'missing_parent' AS reason_code,
-               {sql_str("parent:" + parent.name)} AS check_id, s.v AS value,
-               {sql_str(field_zh)} || ' ' || s.v ||
-               {sql_str(f" 在 {label} 中不存在（本批数据和仓库里都没有）")} AS detail
-        FROM (SELECT _row, {c.key_text} AS v FROM {relation} WHERE {c.key_text} IS NOT NULL{skip_float}) s
-        WHERE {where}"""
+    return f"""SELECT m._row, {sql_str(field)} AS field, 'missing_parent' AS reason_code,
+               {sql_str("parent:" + parent.name)} AS check_id, m.v AS value,
+               {sql_str(field_zh)} || ' ' || m.v ||
+               {sql_str(f" 在 {label} 中不存在（本批数据和仓库里都没有）")} AS detail"""
 
 
-def settlement_total_sql(
+def settlement_lines_sql(
     setl_relation: str,
     setl_columns: dict[str, Column],
     fee_relation: str,
     fee_columns: dict[str, Column],
     *,
-    fee_duplicates: str,
-    unreadable_setl_ids: str | None = None,
+    fee_duplicates: str | None,
 ) -> str:
-    """Issue rows of settlements whose ``medfee_sumamt`` is not the sum of their fee lines.
+    """The settlement keys (``setl_id``) of the fee lines that need a second look: those with no
+    settlement in the extract (``_row`` NULL), and the settlements of the extract (``_row``, amount
+    ``amt``) whose amount is not the total of their lines (``total``, ``n`` lines, ``n_ok`` of them with
+    a parseable amount; each repeated fee line, ``fee_duplicates``, a relation of ``_row`` or None when
+    there are none, counted once).
 
-    Only settlements with fee lines in the extract are compared; repeated fee lines (``fee_duplicates``,
-    a relation of ``_row``) are counted once; a settlement with any unparseable line amount, or named in
-    ``unreadable_setl_ids`` (a query of ``setl_id``: fee lines that could not be read at all), is skipped.
-    Tolerance: max(0.01, 0.005 per line) yuan, for rounding per line.
+    ``settlement_total_sql`` reports the second kind; the first are the only fee-line settlement keys
+    that the missing-parent check still has to look up. Tolerance: max(0.01, 0.005 per line) yuan, for
+    rounding per line; a settlement with an unparseable line amount is not compared.
     """
     fs, fa = fee_columns["setl_id"], fee_columns["det_item_fee_sumamt"]
     ss, sm = setl_columns["setl_id"], setl_columns["medfee_sumamt"]
-    skip = ""
-    if unreadable_setl_ids:
-        skip = f"\n          AND s.setl_id NOT IN (SELECT setl_id FROM ({unreadable_setl_ids}) WHERE setl_id IS NOT NULL)"
+    repeated = f" AND _row NOT IN (SELECT _row FROM {fee_duplicates})" if fee_duplicates else ""
     return f"""
         WITH l AS (
             SELECT {fs.key_text} AS setl_id, sum({fa.value}) AS total, count(*) AS n, count({fa.value}) AS n_ok
             FROM {fee_relation}
-            WHERE {fs.key_text} IS NOT NULL AND _row NOT IN (SELECT _row FROM {fee_duplicates})
+            WHERE {fs.key_text} IS NOT NULL{repeated}
             GROUP BY 1
         ), s AS (
-            SELECT _row, {ss.key_text} AS setl_id, {sm.value} AS amt FROM {setl_relation}
+            SELECT _row, {ss.key_text} AS setl_id, {sm.value} AS amt FROM {setl_relation} WHERE {ss.key_text} IS NOT NULL
         )
+        SELECT l.*, s._row, s.amt FROM l LEFT JOIN s USING (setl_id)
+        WHERE s._row IS NULL
+           OR (l.n = l.n_ok AND s.amt IS NOT NULL AND abs(s.amt - l.total) > greatest(0.01, 0.005 * l.n))"""
+
+
+def settlement_total_sql(lines: str, *, unreadable_setl_ids: str | None = None) -> str:
+    """Issue rows of settlements whose ``medfee_sumamt`` is not the sum of their fee lines.
+
+    ``lines`` is a relation of ``settlement_lines_sql``. Only settlements with fee lines in the extract
+    are compared; a settlement named in ``unreadable_setl_ids`` (a query of ``setl_id``: fee lines that
+    could not be read at all) is skipped.
+    """
+    skip = ""
+    if unreadable_setl_ids:
+        skip = f"\n          AND s.setl_id NOT IN (SELECT setl_id FROM ({unreadable_setl_ids}) WHERE setl_id IS NOT NULL)"
+    return f"""
         SELECT s._row, 'medfee_sumamt' AS field, 'sum_mismatch' AS reason_code, 'sum_fee_lines' AS check_id,
                CAST(s.amt AS VARCHAR) AS value,
-               '医疗费总额 ' || s.amt || ' ≠ 费用明细合计 ' || l.total || '（' || l.n || ' 条明细，差 '
-                   || (s.amt - l.total) || '）' AS detail
-        FROM s JOIN l USING (setl_id)
-        WHERE l.n = l.n_ok AND s.amt IS NOT NULL
-          AND abs(s.amt - l.total) > greatest(0.01, 0.005 * l.n){skip}"""
+               '医疗费总额 ' || s.amt || ' ≠ 费用明细合计 ' || s.total || '（' || s.n || ' 条明细，差 '
+                   || (s.amt - s.total) || '）' AS detail
+        FROM {lines} s
+        WHERE s._row IS NOT NULL{skip}"""
 
 
 def negative_fee_sql(
@@ -465,7 +588,7 @@ def _field_checks(spec: TableSpec, c: Column, as_of: datetime) -> list[Check]:
             f.name, "future_date", "future_date", f"({c.value} > {limit})", c.shown,
             f"{sql_str(f.label_zh + ' ')} || {c.shown} || {sql_str(f' 晚于数据截止时间 {shown_limit}')}",
         ))
-    return out
+    return [replace(k, value_only=True) for k in out]
 
 
 def _table_checks(spec: TableSpec, columns: dict[str, Column]) -> list[Check]:

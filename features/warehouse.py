@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from features.contract import TABLES, TableSpec
 from features.validate import REASONS, quote_ident
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is returned: the ingest does not need it
+    import pandas as pd
 
 __all__ = [
     "QUARANTINE_COLUMNS",
@@ -104,6 +107,8 @@ def list_quarantine(
     if reason is not None:
         where.append("reason_code = ?")
         params.append(reason)
+    import pandas as pd
+
     sql = f"SELECT {', '.join(_LISTED)} FROM quarantine"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -118,6 +123,8 @@ def list_quarantine(
 
 def quarantine_counts(warehouse: Path) -> pd.DataFrame:
     """Quarantined rows per table and reason: ``table, reason_code, reason`` (中文), ``rows``."""
+    import pandas as pd
+
     with connect(warehouse, read_only=True) as con:
         if not _has_table(con, "quarantine"):
             df = pd.DataFrame({"table": [], "reason_code": [], "rows": []})
