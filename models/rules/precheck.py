@@ -52,10 +52,15 @@ from features.contract import TABLES
 from models.rules.config import RuleConfig, RuleConfigError, load_config
 from models.rules.engine import (ALL_TIME, HIT_COLUMNS, RULE_OUTPUT, _lit, base_statements, check_rules,
                                  hit_select, prepare_session, rule_body, store_pack)
+from models.rules.history import HistoryIndex
+from models.rules.kernels import KERNELS, Claims, Lookups, kernel_hits
 
-__all__ = ["Visit", "VisitError", "Hit", "Prechecker", "precheck", "DEFAULT_LOOKBACK_DAYS"]
+__all__ = ["Visit", "VisitError", "Hit", "Prechecker", "precheck", "DEFAULT_LOOKBACK_DAYS", "ENGINES"]
 
 DEFAULT_LOOKBACK_DAYS = 180
+# How check() evaluates a rule: its SQL ("sql"), its kernel where it has one ("auto"), or only kernels
+# ("python": every real-time rule must have one).
+ENGINES = ("auto", "python", "sql")
 _CLAIMS = ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info")
 
 
@@ -245,8 +250,10 @@ class Prechecker:
     def __init__(self, warehouse: Path, *, config: RuleConfig | None = None,
                  lookback_days: int = DEFAULT_LOOKBACK_DAYS, sessions: int = 2,
                  history_since: date | datetime | None = None, store_path: Path | None = None,
-                 threads: int = 1):
+                 threads: int = 1, engine: str = "auto"):
         t0 = time.perf_counter()
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         warehouse = Path(warehouse)
         if not warehouse.is_file():
             raise FileNotFoundError(f"仓库文件不存在 (warehouse not found): {warehouse}")
@@ -257,6 +264,9 @@ class Prechecker:
         self.warehouse, self.lookback_days = warehouse, lookback_days
         self.config = config or load_config()
         self.rules = tuple(r for r in self.config.enabled_rules if r.realtime)
+        self.engine = engine
+        if engine == "python" and (missing := [r.id for r in self.rules if r.id not in KERNELS]):
+            raise ValueError(f"engine='python': no kernel for rule(s) {', '.join(missing)} (use 'auto')")
         db = duckdb.connect(":memory:", config={"threads": str(os.cpu_count() or 1)})
         try:
             self.pack_version = _load_store(db, warehouse, history_since, store_path)
@@ -280,6 +290,15 @@ class Prechecker:
                 self._select[r.id] = hit_select(
                     r, pack_version=self.pack_version, run_id="precheck",
                     rows=f"SELECT {columns} FROM (SELECT unnest(${r.id}__rows::{row_type}) AS r)")[0]
+            self._kernels: dict[str, Any] = {}
+            self.index_seconds, self.index_bytes = 0.0, 0
+            if engine != "sql":
+                t1 = time.perf_counter()
+                self._index = HistoryIndex.from_store(db)
+                self._lookups = Lookups.build(db, self.config)
+                self._kernels = {r.id: r for r in self.rules if r.id in KERNELS}
+                self.index_seconds = round(time.perf_counter() - t1, 2)
+                self.index_bytes = self._index.nbytes
         except BaseException:
             db.close()
             raise
@@ -313,12 +332,26 @@ class Prechecker:
         rules = self.relevant_rules(v)
         if not rules:
             return []
-        session = self._free.get()
-        try:
-            rows = session.run(v, rules)
-        finally:
-            self._free.put(session)
-        return sorted((Hit.from_row(r) for r in rows), key=lambda h: (h.rule_id, h.entity_id, h.hit_id))
+        hits = []
+        by_kernel = [self._kernels[r] for r in rules if r in self._kernels]
+        if by_kernel:
+            claims = Claims(v, self._index, self._lookups, lookback_days=self.lookback_days)
+            hit_time = datetime.now()
+            hits = [Hit(**values) for rule in by_kernel
+                    for values in kernel_hits(rule, claims, pack_version=self.pack_version, hit_time=hit_time)]
+        by_sql = tuple(r for r in rules if r not in self._kernels)
+        if by_sql:
+            session = self._free.get()
+            try:
+                rows = session.run(v, by_sql)
+            finally:
+                self._free.put(session)
+            hits += [Hit.from_row(r) for r in rows]
+        return sorted(hits, key=lambda h: (h.rule_id, h.entity_id, h.hit_id))
+
+    def kernel_rules(self) -> tuple[str, ...]:
+        """Ids of the real-time rules this checker evaluates by their kernel (the others run their SQL)."""
+        return tuple(self._kernels)
 
     def close(self) -> None:
         """Wait for the calls under way, then free the in-memory database."""

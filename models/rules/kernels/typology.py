@@ -1,0 +1,276 @@
+"""Kernels of the typology rules (architecture.md): price cap, death, split admission, bed hold, card
+theft, over-prescription, third-party liability — one function per ``sql/<rule id>.sql``, which remains
+the reference (``tests/models/test_rules_kernels.py`` checks each kernel against it)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from models.rules.kernels.claims import ClaimLine, Claims, ClaimSetl
+from models.rules.kernels.hits import RuleRow, cents, duck_round
+from models.rules.kernels.liangku import _contains, _min, line_row
+from models.rules.kernels.registry import kernel
+
+__all__: list[str] = []  # the kernels register themselves (registry.KERNELS)
+
+_CARE_ITEM_TYPES = frozenset({"03", "04", "05", "06"})  # exams, labs, treatments, operations (+ drugs 101)
+
+
+@kernel("price_over_cap")
+def price_over_cap(params: dict[str, Any], c: Claims) -> list[RuleRow]:
+    """``price_over_cap.sql``: a line priced above the catalogue cap (else its own) by more than the tolerance."""
+    tolerance = params["tolerance_yuan"]
+    catalogue = c.lookups.catalogue
+    out = []
+    for ln in c.visit_lines:
+        if not ln.cnt > 0:
+            continue
+        listed = catalogue.get(ln.hilist_code)
+        cap = listed[0] if listed is not None and listed[0] is not None else ln.pric_uplmt_amt
+        if cap is None:
+            continue
+        over = (float(ln.pric) > float(cap) + tolerance if isinstance(tolerance, float)
+                else ln.pric > cap + Decimal(tolerance))
+        if over:
+            out.append(line_row(ln, {
+                "hilist_code": ln.hilist_code, "hilist_name": ln.hilist_name, "pric": ln.pric, "cap": cap,
+                "excess": cents(duck_round(float(ln.pric - cap) * ln.cnt, 2))}))
+    return out
+
+
+@kernel("dead_person")
+def dead_person(params: dict[str, Any], c: Claims) -> list[RuleRow]:
+    """``dead_person.sql``: care beginning more than ``grace_days`` after the register's death date."""
+    s = c.scope
+    if s is None or c.person is None or c.person.die_date is None:
+        return []
+    m = c.raw_mdtrts.get(s.mdtrt_id)
+    care_date = _care_date(s, m, use_begndate=True)
+    die = c.person.die_date
+    if not care_date > die + timedelta(days=params["grace_days"]):
+        return []
+    return [_setl_row(c, s, m.chfpdr_code if m is not None else None, {
+        "die_date": die.isoformat(), "care_date": care_date.isoformat(),
+        "days_after_death": (care_date - die).days})]
+
+
+@kernel("third_party_liability")
+def third_party_liability(params: dict[str, Any], c: Claims) -> list[RuleRow]:
+    """``third_party_liability.sql``: an injury whose external cause puts the cost on the work-injury fund
+    or a liable third party, paid by the medical fund."""
+    s = c.scope
+    if s is None:
+        return []
+    injury_prefixes, cause_prefixes = params["injury_prefixes"], params["third_party_cause_prefixes"]
+    diags = [d for d in c.diags if d.setl_id == s.setl_id]
+    injury = _min(d.diag_code for d in diags if d.in_scope and d.maindiag_flag == "1"
+                  and d.diag_code[:1] in injury_prefixes)
+    if injury is None:
+        return []
+    causes = [d for d in diags if d.diag_code[:1] in cause_prefixes or d.diag_code[:3] in cause_prefixes]
+    if not causes:
+        return []
+    paid = next((v for v in (s.hifp_pay, s.fund_pay_sumamt, s.medfee_sumamt) if v is not None), None)
+    if paid is None or not paid > 0:
+        return []
+    m = c.raw_mdtrts.get(s.mdtrt_id)
+    return [_setl_row(c, s, m.chfpdr_code if m is not None else None, {
+        "injury_code": injury, "cause_code": min(d.diag_code for d in causes),
+        "cause_name": _min(d.diag_name for d in causes), "fund_paid": s.hifp_pay})]
+
+
+@kernel("split_admission")
+def split_admission(params: dict[str, Any], c: Claims) -> list[RuleRow]:
+    """``split_admission.sql``: a readmission within ``max_gap_days`` of the previous discharge (same
+    institution when ``same_institution``), related main diagnosis."""
+    stays = [m for m in c.mdtrts.values() if m.care_class == "inpatient"]
+    if not any(m.in_scope for m in stays):
+        return []
+    same_place = params["same_institution"]
+    stays.sort(key=lambda m: (m.fixmedins_code if same_place else "", m.begntime, m.mdtrt_id))
+    relation = params["related_diagnosis"]
+    out = []
+    for prev, r in zip(stays, stays[1:]):
+        if same_place and prev.fixmedins_code != r.fixmedins_code:
+            continue
+        if not r.in_scope or not r.begntime >= prev.endtime:
+            continue
+        gap = (r.begin_date - prev.end_date).days
+        if gap > params["max_gap_days"] or not _related(relation, r.main_diag, prev.main_diag):
+            continue
+        lines = c.lines_of_mdtrt(r.mdtrt_id)
+        out.append(RuleRow(
+            "mdtrt", r.mdtrt_id, r.setl_id, r.mdtrt_id, r.psn_no, r.fixmedins_code, r.chfpdr_code,
+            tuple(sorted(ln.bkkp_sn for ln in lines)), _amount(lines, r.medfee_sumamt), r.setl_time,
+            {"prev_mdtrt_id": prev.mdtrt_id, "prev_discharge": prev.end_date.isoformat(),
+             "readmitted": r.begin_date.isoformat(), "gap_days": gap, "main_diag": r.main_diag,
+             "prev_diag": prev.main_diag}))
+    return out
+
+
+@kernel("bed_hold")
+def bed_hold(params: dict[str, Any], c: Claims) -> list[RuleRow]:
+    """``bed_hold.sql``: a stay with a settlement elsewhere on a day strictly inside it and fewer than
+    ``max_care_lines_per_day`` care lines per day."""
+    out = []
+    for st in c.mdtrts.values():
+        if st.care_class != "inpatient" or not st.in_scope or (st.end_date - st.begin_date).days < 2:
+            continue
+        active = [(a, day) for a, day in _activity(c)
+                  if a.psn_no == st.psn_no and a.mdtrt_id != st.mdtrt_id and a.fixmedins_code != st.fixmedins_code
+                  and st.begin_date < day < st.end_date]
+        if not active:
+            continue
+        days = (st.end_date - st.begin_date).days
+        lines = c.lines_of_mdtrt(st.mdtrt_id)
+        care = _care_lines(lines)
+        if not care / days < params["max_care_lines_per_day"]:
+            continue
+        active.sort(key=lambda x: (x[1], x[0].setl_id))
+        out.append(RuleRow(
+            "mdtrt", st.mdtrt_id, st.setl_id, st.mdtrt_id, st.psn_no, st.fixmedins_code, st.chfpdr_code,
+            tuple(sorted(ln.bkkp_sn for ln in lines)), _amount(lines, st.medfee_sumamt), st.setl_time,
+            {"admitted": st.begin_date.isoformat(), "discharged": st.end_date.isoformat(), "stay_days": days,
+             "care_lines_per_day": duck_round(care / days, 2), "active_days": len({d for _, d in active}),
+             "elsewhere": [a.setl_id for a, _ in active],
+             "elsewhere_fixmedins": sorted({a.fixmedins_code for a, _ in active})}))
+    return out
+
+
+@kernel("card_theft")
+def card_theft(params: dict[str, Any], c: Claims) -> list[RuleRow]:
+    """``card_theft.sql``: a purchase on a day the card holder lies in hospital elsewhere (the first such
+    stay), and that stay shows normal care (at least ``min_care_lines_per_day``)."""
+    p = c.scope
+    if p is None or not _contains(params["purchase_med_types"], p.med_type):
+        return []
+    day = _care_date(p, c.raw_mdtrts.get(p.mdtrt_id), use_begndate=False)
+    stays = sorted((st for st in c.mdtrts.values()
+                    if st.care_class == "inpatient" and (st.end_date - st.begin_date).days >= 2
+                    and st.psn_no == p.psn_no and st.fixmedins_code != p.fixmedins_code
+                    and st.begin_date < day < st.end_date), key=lambda st: (st.begin_date, st.mdtrt_id))
+    if not stays:
+        return []
+    st = stays[0]
+    days = (st.end_date - st.begin_date).days
+    care = _care_lines(c.lines_of_mdtrt(st.mdtrt_id))
+    if not care / days >= params["min_care_lines_per_day"]:
+        return []
+    return [_setl_row(c, p, None, {
+        "purchase_date": day.isoformat(), "stay_mdtrt_id": st.mdtrt_id, "stay_fixmedins_code": st.fixmedins_code,
+        "admitted": st.begin_date.isoformat(), "discharged": st.end_date.isoformat(),
+        "care_lines_per_day": duck_round(care / days, 2)})]
+
+
+@kernel("over_prescription")
+def over_prescription(params: dict[str, Any], c: Claims) -> list[RuleRow]:
+    """``over_prescription.sql``: a long prescription (≥ ``min_supply_days`` of one drug) while an earlier
+    long one from another institution still covers ≥ ``min_overlap_days`` of it."""
+    own = _prescriptions(c, c.visit_lines, params)
+    if not any(rx["in_scope"] for rx in own.values()):
+        return []
+    everything = _prescriptions(c, c.lines, params)
+    best: dict[tuple[str, str], tuple[tuple, dict, dict, int]] = {}
+    for a in everything.values():
+        if not a["in_scope"]:
+            continue
+        a_end = a["rx_date"] + timedelta(days=round(a["supply_days"]))
+        for b in everything.values():
+            if (b["psn_no"] != a["psn_no"] or b["drug"] != a["drug"] or b["fixmedins_code"] == a["fixmedins_code"]
+                    or b["setl_id"] == a["setl_id"]):
+                continue
+            if not (b["rx_date"] < a["rx_date"] or (b["rx_date"] == a["rx_date"] and b["setl_id"] < a["setl_id"])):
+                continue
+            b_end = b["rx_date"] + timedelta(days=round(b["supply_days"]))
+            if not b_end > a["rx_date"]:
+                continue
+            overlap = (min(b_end, a_end) - a["rx_date"]).days
+            if overlap < params["min_overlap_days"]:
+                continue
+            key = (-overlap, b["setl_id"])
+            slot = (a["setl_id"], a["drug"])
+            if slot not in best or key < best[slot][0]:
+                best[slot] = (key, a, b, overlap)
+    out = []
+    for _, a, b, overlap in best.values():
+        out.append(RuleRow(
+            "psn", a["psn_no"], a["setl_id"], a["mdtrt_id"], a["psn_no"], a["fixmedins_code"], a["prac_code"],
+            tuple(a["lines"]), a["amount"], a["setl_time"],
+            {"drug": a["drug"], "hilist_name": a["hilist_name"], "rx_date": a["rx_date"].isoformat(),
+             "supply_days": a["supply_days"], "earlier_setl_id": b["setl_id"],
+             "earlier_fixmedins_code": b["fixmedins_code"], "earlier_date": b["rx_date"].isoformat(),
+             "overlap_days": overlap}))
+    return out
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+
+def _setl_row(c: Claims, s: ClaimSetl, prac_code: str | None, detail: dict[str, Any]) -> RuleRow:
+    """A hit on a settlement: evidence and amount at risk = its lines (none: its total)."""
+    lines = c.lines_of_setl(s.setl_id)
+    return RuleRow("setl", s.setl_id, s.setl_id, s.mdtrt_id, s.psn_no, s.fixmedins_code, prac_code,
+                   tuple(sorted(ln.bkkp_sn for ln in lines)), _amount(lines, s.medfee_sumamt), s.setl_time, detail)
+
+
+def _amount(lines: list[ClaimLine], otherwise: Decimal | None) -> Decimal | None:
+    """``coalesce(sum(l.det_item_fee_sumamt), otherwise)``."""
+    return sum((ln.det_item_fee_sumamt for ln in lines), Decimal("0.00")) if lines else otherwise
+
+
+def _care_date(s: ClaimSetl, m: Any, *, use_begndate: bool) -> date:
+    """The day care began: the visit row's begin time, (dead_person: else the settlement's begin date),
+    else the settlement time."""
+    if m is not None and m.begntime is not None:
+        return m.begntime.date()
+    if use_begndate and s.begndate is not None:
+        return s.begndate
+    return s.setl_time.date()
+
+
+def _activity(c: Claims) -> list[tuple[ClaimSetl, date]]:
+    """``bed_hold.sql`` activity: every settlement that counts and the day it was active."""
+    raw = c.raw_mdtrts
+    return [(s, _care_date(s, raw.get(s.mdtrt_id), use_begndate=False)) for s in c.setls.values()]
+
+
+def _care_lines(lines: list[ClaimLine]) -> int:
+    return sum(1 for ln in lines if ln.list_type == "101" or ln.med_chrgitm_type in _CARE_ITEM_TYPES)
+
+
+def _related(relation: str, code: str | None, prev: str | None) -> bool:
+    if relation == "code":
+        return code is not None and prev is not None and code == prev
+    if relation == "category":
+        return code is not None and prev is not None and code[:3] == prev[:3]
+    return True
+
+
+def _prescriptions(c: Claims, lines: list[ClaimLine], params: dict[str, Any]) -> dict[tuple, dict]:
+    """``over_prescription.sql`` rx: per person, drug (generic name), settlement and institution, the long
+    prescriptions (days supply ≥ ``min_supply_days``)."""
+    catalogue, purchase = c.lookups.catalogue, params["purchase_med_types"]
+    groups: dict[tuple, list[ClaimLine]] = {}
+    for ln in lines:
+        if not (ln.cnt > 0 and ln.prd_days is not None and ln.prd_days > 0 and ln.list_type in ("101", "102")):
+            continue
+        if ln.setl.med_type is None or ln.setl.med_type in purchase:
+            continue
+        listed = catalogue.get(ln.hilist_code)
+        drug = listed[1] if listed is not None and listed[1] is not None else ln.hilist_code
+        groups.setdefault((ln.psn_no, drug, ln.setl_id, ln.fixmedins_code), []).append(ln)
+    out = {}
+    for (psn, drug, setl_id, fix), found in groups.items():
+        supply = sum(ln.prd_days for ln in found)
+        if not supply >= params["min_supply_days"]:
+            continue
+        first = found[0]
+        out[(psn, drug, setl_id, fix)] = {
+            "psn_no": psn, "drug": drug, "setl_id": setl_id, "fixmedins_code": fix,
+            "rx_date": min(ln.fee_date for ln in found), "supply_days": supply,
+            "lines": sorted(ln.bkkp_sn for ln in found),
+            "amount": sum((ln.det_item_fee_sumamt for ln in found), Decimal("0.00")),
+            "in_scope": first.setl.in_scope, "setl_time": first.setl.setl_time, "mdtrt_id": first.mdtrt_id,
+            "prac_code": _min(ln.bilg_dr_code for ln in found), "hilist_name": min(ln.hilist_name for ln in found)}
+    return out
