@@ -12,6 +12,9 @@
    is what the check costs when other processes share the cores) —, overall, by care type and by number
    of rules run; with ``--repeat N`` the sample is checked N times and each percentile is reported as the
    best and the median over the passes. Also the checker's set-up time and the memory its store takes.
+   ``--engine`` picks how the checker evaluates the rules (``auto``: the Python kernels where a rule has
+   one, its SQL otherwise; ``sql``; ``python``); ``--compare`` also checks every sampled visit with a
+   second, ``engine="sql"`` checker and reports any visit whose hits differ (every column but hit_time).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import duckdb
@@ -33,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.rules.config import load_config  # noqa: E402
 from models.rules.engine import run_rules  # noqa: E402
-from models.rules.precheck import Prechecker, Visit  # noqa: E402
+from models.rules.precheck import ENGINES, Hit, Prechecker, Visit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="Passes over the sampled visits (precheck).")
     parser.add_argument("--store-path", type=Path, help="Precheck's history store in this DuckDB file, not in memory.")
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help="How precheck evaluates the rules.")
+    parser.add_argument("--compare", action="store_true",
+                        help="Also check the sampled visits with engine='sql' and report differing hits.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object only.")
     args = parser.parse_args(argv)
 
@@ -75,7 +82,8 @@ def _precheck(args) -> dict:
         sample = rng.sample(ids, min(args.visits, len(ids)))
         visits = [_visit(con, sid) for sid in sample]
     rss0 = _rss_mb()
-    checker = Prechecker(args.warehouse, lookback_days=args.lookback, store_path=args.store_path)
+    checker = Prechecker(args.warehouse, lookback_days=args.lookback, store_path=args.store_path,
+                         engine=args.engine)
     rss = _rss_mb()
     t = time.perf_counter()
     checker.check(visits[0])  # the first call warms DuckDB's caches; it is timed separately
@@ -97,17 +105,46 @@ def _precheck(args) -> dict:
         runs.append({"ms": _pcts(times), "cpu_ms": _pcts(cpu), "hits": n_hits,
                      "by_care_type": {k: _pcts(v) | {"n": len(v)} for k, v in sorted(by_type.items())},
                      "by_rules_run": {k: _pcts(v) | {"n": len(v)} for k, v in sorted(by_rules.items())}})
-    n_rules = [len(checker.relevant_rules(Visit.from_dict(raw))) for raw in visits]
+    relevant = [checker.relevant_rules(Visit.from_dict(raw)) for raw in visits]
+    n_rules = [len(r) for r in relevant]
+    kernels = set(checker.kernel_rules())
+    compared = _compare(args, checker, visits) if args.compare else None
     checker.close()
-    out = {"visits": len(visits), "lookback_days": args.lookback, "setup_seconds": checker.setup_seconds,
+    out = {"visits": len(visits), "lookback_days": args.lookback, "engine": args.engine,
+           "setup_seconds": checker.setup_seconds, "index_seconds": checker.index_seconds,
+           "index_mb": round(checker.index_bytes / 2**20), "kernel_rules": sorted(kernels),
            "store": str(args.store_path or "memory"), "store_rss_mb": round(rss - rss0),
            "first_ms": round(first, 1), "repeats": len(runs),
            "rules_run": {"mean": round(statistics.mean(n_rules), 2), "max": max(n_rules),
-                         "none": sum(1 for n in n_rules if n == 0)}}
+                         "none": sum(1 for n in n_rules if n == 0),
+                         "visits_running_sql": sum(1 for r in relevant if set(r) - kernels)}}
+    if compared is not None:
+        out["compare_with_sql"] = compared
     for key in ("ms", "cpu_ms"):  # over the repeats: the best and the median of each percentile
         out[key] = {p: {"best": min(r[key][p] for r in runs), "median": round(statistics.median(r[key][p] for r in runs), 1)}
                     for p in ("p50", "p95", "p99", "max")}
     return out | {"runs": runs}
+
+
+def _compare(args, checker: Prechecker, visits: list[dict]) -> dict:
+    """Check *visits* again with an ``engine="sql"`` checker: visits whose hits differ (all columns but
+    hit_time), with the first few differences."""
+    def columns(h: Hit) -> tuple:
+        return tuple(json.dumps(getattr(h, f.name), sort_keys=True, ensure_ascii=False, default=str)
+                     if f.name == "detail" else getattr(h, f.name) for f in fields(h) if f.name != "hit_time")
+
+    differ, hits, examples = 0, 0, []
+    with Prechecker(args.warehouse, lookback_days=args.lookback, store_path=args.store_path, engine="sql") as sql:
+        for raw in visits:
+            a, b = sorted(map(columns, sql.check(raw))), sorted(map(columns, checker.check(raw)))
+            hits += len(a)
+            if a != b:
+                differ += 1
+                if len(examples) < 5:
+                    examples.append({"setl_id": raw["setl"]["setl_id"], "sql": [str(x) for x in a if x not in b],
+                                     "checker": [str(x) for x in b if x not in a]})
+    _say(args, f"compared with engine=sql: {differ} of {len(visits)} visits differ ({hits} hits)")
+    return {"visits": len(visits), "differing_visits": differ, "sql_hits": hits, "examples": examples}
 
 
 def _rss_mb() -> float:

@@ -3,10 +3,21 @@
 A :class:`Prechecker` (build one per process, share it between threads) takes one visit — settlement,
 fee lines, diagnoses (and optionally the visit row), in contract field names — and the person's recent
 history (``lookback_days``, default 180) from a person-keyed store it loads from the warehouse at
-start-up, and returns the rule hits of that visit. It runs the very same rule SQL as ``yibao rules run``:
-per visit, the rules whose ``precheck_when`` (rules.yaml) holds run unchanged as one statement over the
-person's rows and the visit, with the rule window moved to the visit's settlement time, so only the
-visit's own hits come back (the history is context: earlier stays, earlier prescriptions, earlier uses).
+start-up, and returns the rule hits of that visit. Per visit, only the rules whose ``precheck_when``
+(rules.yaml) holds are evaluated, each in one of two ways (``engine``):
+
+* **SQL** (the reference): the very same rule SQL as ``yibao rules run``, unchanged, as one statement over
+  the person's rows and the visit, with the rule window moved to the visit's settlement time, so only
+  the visit's own hits come back (the history is context: earlier stays, prescriptions, uses);
+* **kernel**: a small Python function per rule (:mod:`models.rules.kernels`) that computes the same rows
+  from the visit and the person's rows in a columnar index (:mod:`models.rules.history`), with no SQL
+  planned per visit — ~1 ms where the SQL takes ~10. The kernels are a second implementation of the
+  SQL, and ``tests/models/test_rules_kernels.py`` checks that they give identical hits (ids, evidence,
+  amounts, messages, detail) on the hand-built cases and a sample of the ``tiny`` region.
+
+``engine="auto"`` (default) uses a rule's kernel when it has one and its SQL otherwise (today every
+real-time rule has one, so no SQL runs per visit and the SQL path's store is let go after start-up);
+``"sql"`` runs the SQL for every rule; ``"python"`` requires a kernel for every rule.
 :func:`precheck` does the same with a checker kept per warehouse. See :class:`Prechecker`.
 
 What precheck cannot see: care not yet settled (an admission still open is not in ``setl_d``),
@@ -218,16 +229,24 @@ class Prechecker:
     slower), then lets the warehouse go: an ingest or a batch run may write it meanwhile. The store is a
     snapshot: build a new checker to see settlements made since.
 
+    With kernels (``engine`` ``"auto"`` or ``"python"``), start-up also builds the person-keyed columnar
+    :class:`~models.rules.history.HistoryIndex` out of the store (+2 s on ``small``) and the knowledge
+    point dicts (:class:`~models.rules.kernels.Lookups`); when every real-time rule has a kernel the
+    DuckDB store is then detached, since no SQL will read it (``sql_store`` says whether it is kept).
+
     Per visit, :meth:`check`:
 
     1. keeps only the rules that can fire on the visit, by their ``precheck_when`` in rules.yaml
        (necessary conditions such as "a line with a code of the rule's 两库 kinds" or "an inpatient
        settlement", read off the visit in Python); none left → no hits, no SQL at all;
-    2. points the contract tables (``setl_d``, ``fee_list_d`` ...: temp views) at the person's history in
+    2. evaluates the kept rules that have a kernel in Python (:func:`~models.rules.kernels.kernel_hits`
+       over the visit's :class:`~models.rules.kernels.Claims`); steps 3 and 4 are for the others (all of
+       them with ``engine="sql"``):
+    3. points the contract tables (``setl_d``, ``fee_list_d`` ...: temp views) at the person's history in
        the store — settlements of the last ``lookback_days`` before the visit, its own settlement left out
        — plus the visit itself, and moves the rule window to the visit's settlement time, so that only the
        visit's own settlements are in scope and only its hits come back;
-    3. runs the kept rules' own SQL, unchanged, as ONE statement headed by the claim views of
+    4. runs the kept rules' own SQL, unchanged, as ONE statement headed by the claim views of
        ``_base.sql`` they read (as CTEs, computed once for all of them), each rule returning its rows as a
        list; then, only for the rules that found rows, the batch run's own hit SELECT
        (:func:`~models.rules.engine.hit_select`) over those rows. A clean visit, the common case, never
@@ -241,7 +260,9 @@ class Prechecker:
     Thread safety: :meth:`check` may be called from many threads at once. The checker holds ``sessions``
     connections to its database (``cursor()``s, each with its own temp views and visit holders); a call
     takes a free one for its duration and waits while all are busy, so at most ``sessions`` visits are
-    checked at the same time (default 2: one per core; DuckDB releases the GIL while it works). Build one
+    checked at the same time (default 2: one per core; DuckDB releases the GIL while it works). Rules
+    evaluated by kernels take no connection: they run in the calling thread, holding the GIL (a millisecond
+    or two; the index and lookups are read-only, shared by all threads). Build one
     checker per process at start-up, share it, and :meth:`close` it at shutdown (or use ``with``).
 
     >>> # checker = Prechecker(Path("data/warehouse.duckdb")); hits = checker.check(visit_dict)
@@ -299,6 +320,12 @@ class Prechecker:
                 self._kernels = {r.id: r for r in self.rules if r.id in KERNELS}
                 self.index_seconds = round(time.perf_counter() - t1, 2)
                 self.index_bytes = self._index.nbytes
+            # every rule by its kernel: the SQL path's store will never be read, give its memory back
+            self.sql_store = any(r.id not in self._kernels for r in self.rules)
+            if not self.sql_store:
+                db.execute("DETACH store")
+                db.execute("SET memory_limit = '64MB'")  # DuckDB keeps freed blocks until its limit drops
+                db.execute("RESET memory_limit")
         except BaseException:
             db.close()
             raise
