@@ -17,8 +17,21 @@ pharmacies, following the plan's rules in this order (an institution is picked a
 Every draw uses one ``numpy.random.Generator`` made from the published ``seed``, over candidates in a
 fixed order, so the same seed, input and config give the same plan. A draw is uniform (双随机) unless
 ``weighting`` is ``credit`` (weight by credit grade, :mod:`models.credit`: 评价结果与检查频次挂钩) or
-``risk`` (weight = model P(fraud), at least ``risk_weight_floor``); weighted draws are successive
-draws without replacement, proportional to the weights.
+``risk`` (weight = the suspicion index of :func:`institution_risk`, at least ``risk_weight_floor``);
+weighted draws are successive draws without replacement, proportional to the weights.
+
+The suspicion index (疑点风险指数, 大数据筛查疑点) uses no label and no trained model, so the plan and its
+evaluation on the simulator's ground truth (:func:`inspection_lift`) see the same numbers: three shares
+of an institution's own activity that the typology catalogue names as violations,
+
+- ``billing_rule_share``: amount at risk of the rule hits on its fee lines, visits or on the
+  institution itself, over its fund usage (hits on a person or a settlement, e.g. 冒用死亡人员 or 盗刷,
+  are the insured's conduct and left out);
+- ``stock_gap_ratio``: drugs billed beyond the stock received (进销存, 串换药品/虚假购药);
+- ``dialysis_over_3_share``: patient-weeks with more than 3 haemodialysis sessions (虚假诊疗),
+
+combined as ``risk = 1 − Π(1 − share)``: the chance that at least one signal is real if each share were
+one.
 
 >>> inst = pd.DataFrame({"fixmedins_code": ["H1", "H2", "H3", "P1", "P2"],
 ...                      "fixmedins_type": ["hospital", "clinic", "hospital", "pharmacy", "pharmacy"],
@@ -39,6 +52,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
+import duckdb
 import numpy as np
 import pandas as pd
 import yaml
@@ -52,6 +66,9 @@ __all__ = [
     "load_inspection_config",
     "plan_inspection",
     "inspection_lift",
+    "RISK_SIGNALS",
+    "institution_risk",
+    "risk_signals_from_warehouse",
     "read_code_list",
     "plan_html",
 ]
@@ -59,7 +76,15 @@ __all__ = [
 DEFAULT_INSPECTION_CONFIG = Path(__file__).with_name("inspection.yaml")
 SELECTIONS: dict[str, str] = {"designated": "指定检查", "ranked_draw": "基金用量排名随机抽取",
                               "pharmacy_draw": "定点零售药店随机抽取", "lookback": "回头看"}
-WEIGHTINGS: dict[str, str] = {"none": "等概率 (双随机)", "credit": "按信用等级加权", "risk": "按模型风险加权"}
+WEIGHTINGS: dict[str, str] = {"none": "等概率 (双随机)", "credit": "按信用等级加权", "risk": "按疑点风险指数加权"}
+RISK_SIGNALS: dict[str, str] = {
+    "billing_rule_share": "机构计费规则命中金额占基金用量",
+    "stock_gap_ratio": "进销存差额占比 (超出购进的销售量)",
+    "dialysis_over_3_share": "每周透析超过 3 次的患者周占比",
+}
+# Rule hits on these entities are the institution's own billing; hits on a person or a settlement
+# (冒用死亡人员, 盗刷, 第三方责任 ...) are the insured's conduct, wherever it was settled.
+INSTITUTION_HIT_ENTITIES = ("fixmedins", "pharmacy", "line", "mdtrt")
 MEDICAL_TYPES = ("hospital", "clinic")
 _TYPE_ZH = {"hospital": "医院", "clinic": "诊所", "pharmacy": "药店"}
 _COLUMNS = ["order", "fixmedins_code", "fixmedins_name", "fixmedins_type", "region", "fund_amt", "fund_rank",
@@ -133,7 +158,7 @@ def plan_inspection(institutions: pd.DataFrame, *, seed: int, config: Inspection
 
     ``institutions``: ``fixmedins_code``, ``fixmedins_type`` (hospital/clinic/pharmacy), ``admdvs``,
     ``fund_amt`` (fund usage over the period, 元), optionally ``fixmedins_name``, ``grade`` (A–D, for
-    ``weighting="credit"``) and ``p_fraud`` (for ``weighting="risk"``). ``designated`` is a list of
+    ``weighting="credit"``) and ``risk`` (0–1, :func:`institution_risk`, for ``weighting="risk"``). ``designated`` is a list of
     codes or a mapping code → reason (Chinese).
     """
     cfg = config or InspectionConfig()
@@ -197,8 +222,10 @@ def inspection_lift(institutions: pd.DataFrame, fraud_codes: Iterable[str], *, s
     """Fraud institutions found by weighted plans against uniform plans of the same size (双随机).
 
     For each seed 0..seeds-1 a plan is drawn once per weighting and once uniformly; returns per
-    weighting the mean (and standard deviation) of fraud institutions among the targets, the mean of
-    the uniform plans, and the plan size. No look-back or designated targets, so the sizes match.
+    weighting the mean (and standard deviation, min, max) of fraud institutions among the targets, the
+    lift over the uniform plans' mean, the share of seeds where the weighted plan found more
+    (``share_more``) or fewer (``share_fewer``) than the uniform plan of the same seed, and the plan
+    size. No look-back or designated targets, so the sizes match.
     """
     cfg = config or InspectionConfig()
     fraud = {str(c) for c in fraud_codes}
@@ -218,9 +245,80 @@ def inspection_lift(institutions: pd.DataFrame, fraud_codes: Iterable[str], *, s
                            "std_found": round(float(a.std(ddof=1)) if len(a) > 1 else 0.0, 3),
                            "min_found": int(a.min()), "max_found": int(a.max())}
     base = out["plans"]["none"]["mean_found"]
+    uniform = np.asarray(plans["none"])
     for w in weightings:
+        found = np.asarray(plans[w])
         out["plans"][w]["lift"] = round(out["plans"][w]["mean_found"] / base, 2) if base else None
+        out["plans"][w]["share_more"] = round(float((found > uniform).mean()), 3)
+        out["plans"][w]["share_fewer"] = round(float((found < uniform).mean()), 3)
     return out
+
+
+def institution_risk(signals: pd.DataFrame) -> pd.DataFrame:
+    """The suspicion index (疑点风险指数) of each institution from label-free signals (module docstring).
+
+    ``signals``: ``fixmedins_code``, ``fund_amt`` (fund usage, 元), ``billing_rule_amt`` (amount at risk of
+    the institution's own rule hits, 元), ``stock_gap_ratio``, ``dialysis_over_3_share``; a missing
+    column or value counts as no signal. Returns ``fixmedins_code``, the three shares (clipped to 0–1),
+    ``risk`` and ``risk_zh`` (the non-zero signals, in Chinese), in the input order.
+
+    >>> s = pd.DataFrame({"fixmedins_code": ["H1", "H2", "P1"], "fund_amt": [1e6, 1e6, 0.0],
+    ...                   "billing_rule_amt": [0.0, 200_000.0, 0.0], "stock_gap_ratio": [None, None, 0.5],
+    ...                   "dialysis_over_3_share": [0.0, 0.5, None]})
+    >>> r = institution_risk(s)
+    >>> r["risk"].round(2).tolist()
+    [0.0, 0.6, 0.5]
+    >>> print(r.loc[1, "risk_zh"])
+    疑点风险指数 0.60: 机构计费规则命中金额占基金用量 20.0%; 每周透析超过 3 次的患者周占比 50.0%
+    """
+    s = signals.reset_index(drop=True)
+    fund, billed = _numeric(s, "fund_amt"), _numeric(s, "billing_rule_amt")
+    shares = pd.DataFrame({
+        # rule hits without any fund usage: a full signal (billing the fund for nothing it paid is odd)
+        "billing_rule_share": np.where(fund > 0, billed / fund.where(fund > 0, 1.0), (billed > 0).astype(float)),
+        "stock_gap_ratio": _numeric(s, "stock_gap_ratio"),
+        "dialysis_over_3_share": _numeric(s, "dialysis_over_3_share"),
+    }).clip(0.0, 1.0)
+    risk = 1.0 - (1.0 - shares).prod(axis=1)
+    out = pd.concat([s[["fixmedins_code"]].astype(str), shares], axis=1).assign(risk=risk.to_numpy())
+    out["risk_zh"] = [_risk_zh(r, row) for r, row in zip(out["risk"], shares.itertuples(index=False))]
+    return out
+
+
+def risk_signals_from_warehouse(warehouse: Path | duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The inputs of :func:`institution_risk` for every hospital, clinic and pharmacy of a warehouse.
+
+    Fund usage is ``fund_amt_365`` of ``feat_fixmedins`` / ``feat_pharmacy``; the rule amount sums every
+    hit of ``rule_hits`` on :data:`INSTITUTION_HIT_ENTITIES` (the feature tables count every hit too);
+    a table that is missing gives no signal."""
+    con, own = (duckdb.connect(str(warehouse), read_only=True), True) if isinstance(warehouse, (str, Path)) \
+        else (warehouse, False)
+    try:
+        columns = set(con.sql("SELECT table_name, column_name FROM information_schema.columns").fetchall())
+
+        def has(table: str, column: str) -> bool:
+            return (table, column) in columns
+
+        feats = [f"""SELECT fixmedins_code, fund_amt_365 AS fund_amt,
+                            {'stock_gap_ratio' if has(t, 'stock_gap_ratio') else 'NULL'}::DOUBLE AS stock_gap_ratio,
+                            {'dialysis_weeks_over_3_share' if has(t, 'dialysis_weeks_over_3_share') else 'NULL'}::DOUBLE
+                                AS dialysis_over_3_share FROM {t}"""
+                 for t in ("feat_fixmedins", "feat_pharmacy") if has(t, "fund_amt_365")]
+        union = " UNION ALL ".join(feats) or ("SELECT NULL::VARCHAR AS fixmedins_code, NULL::DOUBLE AS fund_amt, "
+                                              "NULL::DOUBLE AS stock_gap_ratio, NULL::DOUBLE AS dialysis_over_3_share")
+        entities = ", ".join(f"'{e}'" for e in INSTITUTION_HIT_ENTITIES)
+        hits = (f"SELECT fixmedins_code, sum(amount_at_risk)::DOUBLE AS billing_rule_amt FROM rule_hits "
+                f"WHERE entity_type IN ({entities}) GROUP BY 1") if has("rule_hits", "entity_type") else \
+            "SELECT NULL::VARCHAR AS fixmedins_code, NULL::DOUBLE AS billing_rule_amt"
+        return con.sql(f"""
+            SELECT f.fixmedins_code, coalesce(x.fund_amt, 0)::DOUBLE AS fund_amt,
+                   coalesce(h.billing_rule_amt, 0)::DOUBLE AS billing_rule_amt, x.stock_gap_ratio, x.dialysis_over_3_share
+            FROM fixmedins f LEFT JOIN ({union}) x USING (fixmedins_code) LEFT JOIN ({hits}) h USING (fixmedins_code)
+            WHERE f.fixmedins_type IN ('hospital', 'clinic', 'pharmacy')
+            ORDER BY f.fixmedins_code""").df()
+    finally:
+        if own:
+            con.close()
 
 
 def read_code_list(path: Path) -> list[str]:
@@ -291,9 +389,9 @@ def _weights(inst: pd.DataFrame, cfg: InspectionConfig) -> np.ndarray:
             raise ValueError("weighting 'credit' needs a grade column (run models.credit.rate_institutions)")
         return inst["grade"].map(dict(cfg.grade_weights)).fillna(1.0).to_numpy(dtype=float)
     if cfg.weighting == "risk":
-        if "p_fraud" not in inst:
-            raise ValueError("weighting 'risk' needs a p_fraud column (score with a model bundle)")
-        return np.maximum(inst["p_fraud"].astype(float).fillna(0.0).to_numpy(), cfg.risk_weight_floor)
+        if "risk" not in inst:
+            raise ValueError("weighting 'risk' needs a risk column (models.inspection.institution_risk)")
+        return np.maximum(inst["risk"].astype(float).fillna(0.0).to_numpy(), cfg.risk_weight_floor)
     return np.ones(len(inst))
 
 
@@ -307,7 +405,18 @@ def _draw(rng: np.random.Generator, pool: pd.DataFrame, k: int, cfg: InspectionC
 
 
 def _how(cfg: InspectionConfig) -> str:
-    return {"none": "随机", "credit": "按信用等级加权随机", "risk": "按模型风险加权随机"}[cfg.weighting]
+    return {"none": "随机", "credit": "按信用等级加权随机", "risk": "按疑点风险指数加权随机"}[cfg.weighting]
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series(0.0, index=frame.index)
+    return pd.to_numeric(frame[column], errors="coerce").astype(float).fillna(0.0)
+
+
+def _risk_zh(risk: float, shares) -> str:
+    found = [f"{RISK_SIGNALS[name]} {v:.1%}" for name, v in zip(RISK_SIGNALS, shares) if v > 0]
+    return f"疑点风险指数 {risk:.2f}: " + ("; ".join(found) if found else "无疑点信号")
 
 
 def _row(r, selection: str, weight: float, pool_size: int, reason: str) -> dict:

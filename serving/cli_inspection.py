@@ -26,8 +26,10 @@ CLUES_OPT = typer.Option(True, "--clues/--no-clues", help="Read confirmed and op
 
 
 def load_inputs(settings, *, bundle: Optional[Path], credit_config: Optional[Path], use_clues: bool = True):
-    """Institutions with fund usage, rule amounts, P(fraud), credit ratings, and the clue outcomes."""
+    """Institutions with fund usage, rule amounts, P(fraud), the suspicion index (``risk``, ``risk_zh``),
+    credit ratings, and the clue outcomes."""
     from models.credit import clue_outcomes, institutions_from_warehouse, load_credit_config, rate_institutions
+    from models.inspection import institution_risk, risk_signals_from_warehouse
 
     model = None
     if bundle is not None:
@@ -37,6 +39,8 @@ def load_inputs(settings, *, bundle: Optional[Path], credit_config: Optional[Pat
             _fail(f"模型文件不存在 (bundle not found): {bundle}")
         model = ScorerBundle.load(bundle)
     inst = institutions_from_warehouse(settings.warehouse, model)
+    risk = institution_risk(risk_signals_from_warehouse(settings.warehouse))
+    inst = inst.merge(risk[["fixmedins_code", "risk", "risk_zh"]], on="fixmedins_code", how="left")
     clues = None
     url = settings.clue_db_url
     if use_clues and not (url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file()):
@@ -129,7 +133,8 @@ def plan_command(
                                designated=designated)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    targets = plan.targets.merge(ratings[["fixmedins_code", "score", "grade"]], on="fixmedins_code", how="left")
+    targets = (plan.targets.merge(ratings[["fixmedins_code", "score", "grade"]], on="fixmedins_code", how="left")
+               .merge(inst[["fixmedins_code", "risk", "risk_zh"]], on="fixmedins_code", how="left"))
     out.mkdir(parents=True, exist_ok=True)
     csv_path, html_path = out / f"plan-{seed}.csv", out / f"plan-{seed}.html"
     targets.assign(seed=seed, weighting=cfg.weighting).to_csv(csv_path, index=False, encoding="utf-8")
@@ -157,7 +162,11 @@ def lift_command(
     credit_config: Optional[Path] = CREDIT_CONFIG_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """效果: fraud institutions (simulator ground truth) found by risk-weighted vs purely random plans."""
+    """效果: fraud institutions (simulator ground truth) found by risk-weighted vs purely random plans.
+
+    The risk weighting draws by the suspicion index, which uses no label, so the comparison is not
+    flattered by a model that saw the labels; ``credit`` includes the model factor when ``--bundle`` is
+    given (a bundle trained on these labels makes that row in-sample), ``credit_rules_only`` does not."""
     import duckdb
 
     from models.credit import load_credit_config, rate_institutions
@@ -176,12 +185,7 @@ def lift_command(
                         ).df()["entity_id"].tolist()
     finally:
         con.close()
-    weightings = ["credit"]
-    if inst["p_fraud"].notna().any():
-        weightings.insert(0, "risk")
-    else:
-        console.print("[yellow]没有模型 (no --bundle): 只比较按信用等级加权的抽查[/yellow]")
-    result = inspection_lift(inst, fraud, seeds=seeds, config=cfg, weightings=weightings)
+    result = inspection_lift(inst, fraud, seeds=seeds, config=cfg, weightings=["risk", "credit"])
     # The same draw with credit rated from rules and clues only: no model trained on these labels.
     rules_only = rate_institutions(inst.drop(columns=["p_fraud", "score", "grade"]), None, config=ccfg)
     inst_rules = inst.drop(columns=["score", "grade"]).merge(rules_only[["fixmedins_code", "grade"]],
@@ -193,11 +197,12 @@ def lift_command(
         return _emit(result, True)
     t = Table(title=f"抽查效果 lift: {result['seeds']} 个种子, 每个方案 {result['plan_size']} 家, "
                     f"{result['fraud_institutions']}/{result['institutions']} 家为违规机构 (模拟真值)")
-    for c in ("抽取方式", "平均查到违规机构", "标准差", "最少", "最多", "倍数"):
+    for c in ("抽取方式", "平均查到违规机构", "标准差", "最少", "最多", "倍数", "多于/少于同种子随机"):
         t.add_column(c)
     for w, p in result["plans"].items():
+        paired = f"{p['share_more']:.0%} / {p['share_fewer']:.0%}" if "share_more" in p else "—"
         t.add_row(f"{w} {p['weighting_zh']}", f"{p['mean_found']:.2f}", f"{p['std_found']:.2f}",
-                  str(p["min_found"]), str(p["max_found"]), str(p.get("lift", "—")))
+                  str(p["min_found"]), str(p["max_found"]), str(p.get("lift", "—")), paired)
     console.print(t)
 
 

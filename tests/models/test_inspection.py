@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.inspection import InspectionConfig, inspection_lift, load_inspection_config, plan_inspection, read_code_list
+from models.inspection import (InspectionConfig, inspection_lift, institution_risk, load_inspection_config,
+                               plan_inspection, read_code_list, risk_signals_from_warehouse)
 
 
 def _institutions() -> pd.DataFrame:
@@ -19,10 +20,10 @@ def _institutions() -> pd.DataFrame:
         for i in range(1, 7):
             rows.append({"fixmedins_code": f"H{region[-1]}{i:02d}", "fixmedins_type": "hospital" if i < 4 else "clinic",
                          "admdvs": region, "fund_amt": (7 - i) * 1e6, "fixmedins_name": f"医院{region}-{i}",
-                         "grade": "A", "p_fraud": 0.1})
+                         "grade": "A", "risk": 0.1})
     for i in range(1, 13):
         rows.append({"fixmedins_code": f"P{i:02d}", "fixmedins_type": "pharmacy", "admdvs": "220102",
-                     "fund_amt": (13 - i) * 1e4, "fixmedins_name": f"药店{i}", "grade": "A", "p_fraud": 0.1})
+                     "fund_amt": (13 - i) * 1e4, "fixmedins_name": f"药店{i}", "grade": "A", "risk": 0.1})
     return pd.DataFrame(rows)
 
 
@@ -106,7 +107,7 @@ def test_same_seed_same_plan_whatever_the_row_order():
 
 def test_weighting_by_credit_and_risk_changes_the_probabilities():
     inst = _institutions()
-    inst.loc[inst["fixmedins_code"] == "H203", ["grade", "p_fraud"]] = ["D", 0.95]
+    inst.loc[inst["fixmedins_code"] == "H203", ["grade", "risk"]] = ["D", 0.95]
     n = 150
 
     def share(weighting: str) -> float:
@@ -119,6 +120,8 @@ def test_weighting_by_credit_and_risk_changes_the_probabilities():
     assert share("risk") > 0.7                                           # 0.95 / (0.95 + 0.1 + 0.1)
     with pytest.raises(ValueError, match="grade"):
         plan_inspection(inst.drop(columns="grade"), seed=0, config=InspectionConfig(weighting="credit"))
+    with pytest.raises(ValueError, match="risk"):
+        plan_inspection(inst.drop(columns="risk"), seed=0, config=InspectionConfig(weighting="risk"))
     with pytest.raises(ValueError, match="weighting"):
         InspectionConfig(weighting="loudest")
 
@@ -126,10 +129,11 @@ def test_weighting_by_credit_and_risk_changes_the_probabilities():
 def test_lift_counts_fraud_found_by_weighted_and_uniform_plans():
     inst = _institutions()
     fraud = ["H203", "H303"]
-    inst.loc[inst["fixmedins_code"].isin(fraud), "p_fraud"] = 0.9
+    inst.loc[inst["fixmedins_code"].isin(fraud), "risk"] = 0.9
     out = inspection_lift(inst, fraud, seeds=30, config=CFG, weightings=["risk"])
     assert out["plan_size"] == 6 and out["fraud_institutions"] == 2
     assert out["plans"]["risk"]["mean_found"] > out["plans"]["none"]["mean_found"]
+    assert out["plans"]["risk"]["share_more"] > out["plans"]["risk"]["share_fewer"]
     json.dumps(out)
 
 
@@ -143,3 +147,44 @@ def test_config_file_and_code_lists(tmp_path):
     (tmp_path / "b.txt").write_text("# 2023 国家飞检\nH201\n\nP01\n", encoding="utf-8")
     assert read_code_list(tmp_path / "a.csv") == ["H201", "H302"]
     assert read_code_list(tmp_path / "b.txt") == ["H201", "P01"]
+
+
+def test_institution_risk_combines_label_free_shares():
+    signals = pd.DataFrame({
+        "fixmedins_code": ["H1", "H2", "H3", "P1", "P2"],
+        "fund_amt": [1e6, 1e6, 1e6, 5e4, 0.0],
+        "billing_rule_amt": [0.0, 100_000.0, 3e6, 0.0, 10.0],
+        "stock_gap_ratio": [np.nan, 0.0, 0.0, 0.2, np.nan],
+        "dialysis_over_3_share": [0.0, 0.5, np.nan, np.nan, np.nan],
+    })
+    r = institution_risk(signals.iloc[::-1]).set_index("fixmedins_code")
+    assert r.loc["H1", "risk"] == 0.0 and r.loc["H1", "risk_zh"].endswith("无疑点信号")
+    assert r.loc["H2", "billing_rule_share"] == pytest.approx(0.1)
+    assert r.loc["H2", "risk"] == pytest.approx(1 - 0.9 * 0.5)                # either signal may be real
+    assert r.loc["H3", "billing_rule_share"] == 1.0 == r.loc["H3", "risk"]     # shares are clipped to 1
+    assert r.loc["P1", "risk"] == pytest.approx(0.2) and "进销存" in r.loc["P1", "risk_zh"]
+    assert r.loc["P2", "risk"] == 1.0                                          # rule hits without fund usage
+    assert institution_risk(signals[["fixmedins_code"]])["risk"].eq(0).all()  # no signal columns: no risk
+
+
+def test_risk_signals_from_warehouse_count_only_the_institutions_own_rule_hits(tmp_path):
+    import duckdb
+
+    wh = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(wh))
+    con.execute("""CREATE TABLE fixmedins AS SELECT * FROM (VALUES ('H1', 'hospital'), ('P1', 'pharmacy'),
+                   ('X1', 'agency')) t(fixmedins_code, fixmedins_type)""")
+    con.execute("""CREATE TABLE feat_fixmedins AS SELECT 'H1' AS fixmedins_code, 1e6::DOUBLE AS fund_amt_365,
+                   0.0::DOUBLE AS stock_gap_ratio, 0.25::DOUBLE AS dialysis_weeks_over_3_share""")
+    con.execute("""CREATE TABLE feat_pharmacy AS SELECT 'P1' AS fixmedins_code, 5e4::DOUBLE AS fund_amt_365,
+                   0.3::DOUBLE AS stock_gap_ratio""")
+    con.execute("""CREATE TABLE rule_hits AS SELECT * FROM (VALUES ('H1', 'line', 1000.0), ('H1', 'mdtrt', 500.0),
+                   ('H1', 'fixmedins', 2000.0), ('H1', 'setl', 9e5), ('H1', 'psn', 9e5), ('P1', 'setl', 100.0))
+                   t(fixmedins_code, entity_type, amount_at_risk)""")
+    con.close()
+    s = risk_signals_from_warehouse(wh).set_index("fixmedins_code")
+    assert list(s.index) == ["H1", "P1"]
+    assert s.loc["H1", "billing_rule_amt"] == 3500.0 and s.loc["P1", "billing_rule_amt"] == 0.0
+    assert s.loc["H1", "dialysis_over_3_share"] == 0.25 and pd.isna(s.loc["P1", "dialysis_over_3_share"])
+    r = institution_risk(s.reset_index()).set_index("fixmedins_code")["risk"]
+    assert r["H1"] == pytest.approx(1 - (1 - 0.0035) * 0.75) and r["P1"] == pytest.approx(0.3)
