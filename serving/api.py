@@ -12,6 +12,7 @@
 | ``GET /clues/{id}`` | one clue: reasons, rule hits, claims, graph neighbourhood, history (audited) |
 | ``POST /clues/{id}/transitions`` | move a clue (assign, verify, confirm, dismiss, transfer, close) |
 | ``POST /clues/{id}/comments`` | add a comment (核查意见) |
+| ``POST /clues/{id}/evidence`` | the clue's signed evidence package as a zip (证据包; redacted by role; audited) |
 | ``GET /clues/{id}/identities`` | clear resident IDs of the clue's persons (admin; liaison on police cases; audited) |
 | ``GET /statistics`` | counts and amounts by state, source, typology, region, age |
 | ``GET /overdue`` | high-risk clues past the SLA with a cross-checker to offer |
@@ -30,13 +31,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -174,6 +176,32 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
     @app.post("/clues/{clue_id}/comments", summary="核查意见 add a comment")
     def comment(clue_id: int, body: CommentIn, user: User = Depends(current_user)) -> dict:
         return masked(rt().store.comment(clue_id, user, body.text))
+
+    @app.post("/clues/{clue_id}/evidence", summary="证据包 the clue's signed evidence package, zipped (audited)",
+              response_class=Response,
+              responses={200: {"content": {"application/zip": {}},
+                               "description": "the package folder as a zip; header X-Package-SHA256"}})
+    def evidence_package(clue_id: int, depth: int = Query(1, ge=0, le=3, description="hops of graph neighbourhood"),
+                         pdf: bool = Query(True, description="render report.pdf"),
+                         user: User = Depends(current_user)) -> Response:
+        """Same package as ``yibao evidence export``: identities in clear only for a liaison on a case
+        transferred to public security, pseudonyms otherwise. Signed with the key in YIBAO_EVIDENCE_KEY."""
+        from serving.evidence_export import export_package, zip_package
+
+        r = rt()
+        if r.settings.warehouse is None or not Path(r.settings.warehouse).is_file():
+            raise HTTPException(503, "数据仓库不可用 (warehouse not available)")
+        with tempfile.TemporaryDirectory(prefix="yibao-evidence-") as tmp:
+            folder = Path(tmp) / f"clue-{clue_id}-evidence"
+            try:
+                export_package(r.settings.warehouse, r.store, clue_id, user, folder, depth=depth,
+                               settings=r.settings, model_version=r.model_source, pdf=pdf)
+            except FileNotFoundError as e:  # no signing key configured on the server
+                raise HTTPException(503, str(e)) from None
+            package_hash = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+            body = zip_package(folder)
+        return Response(body, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="{folder.name}.zip"', "X-Package-SHA256": package_hash})
 
     @app.get("/clues/{clue_id}/identities", summary="身份信息 clear IDs of the clue's persons (audited)")
     def identities(clue_id: int, psn_no: str | None = None, user: User = Depends(current_user)) -> dict:

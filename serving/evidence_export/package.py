@@ -5,7 +5,9 @@ See ``docs/evidence.md`` for the files, their schema, redaction and signing.
 
 from __future__ import annotations
 
+import io
 import subprocess
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -128,6 +130,20 @@ def export_package(warehouse: Path, store, clue_id: int, user: User, out_dir: Pa
         # clear packages name who was revealed (person numbers only, never IDs), as resolve_identity does
         **({"psn_no_revealed": sorted(r.identities)} if clear else {})})
     return out_dir
+
+
+def zip_package(folder: Path) -> bytes:
+    """The package in ``folder`` as one zip archive (what the service hands a liaison to download).
+
+    Every file sits under a top folder named like ``folder``; unzipped, the folder verifies with
+    ``yibao evidence verify`` exactly as the original (the zip adds nothing to the package).
+    """
+    folder = Path(folder)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            zf.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    return buf.getvalue()
 
 
 # -- reading the warehouse --------------------------------------------------------------------------

@@ -14,13 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 __all__ = ["ServiceData", "Served", "build_service_data", "seed_store", "launch_server", "wait_ready", "free_port",
-           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "REGION"]
+           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "REGION", "paths_covering_every_transition", "move"]
 
 # A resident ID (valid birth date and form) that must never come back unmasked.
 RESIDENT_ID = "11010519491231002X"
@@ -40,6 +41,8 @@ class ServiceData:
     clues: list[dict]
     person: str  # a psn_no of the region, with a clear ID in the identity vault
     person_certno: str
+    evidence_key: Path  # the Ed25519 key pair the server signs evidence packages with
+    evidence_public_key: Path
 
 
 @dataclass
@@ -87,11 +90,17 @@ def build_service_data(warehouse: Path, bundle, folder: Path) -> ServiceData:
     from features.config import Settings
     from models.screening import screen
 
+    from serving.evidence_export import generate_keypair
+
     path = bundle.save(folder / "bundle.joblib")
-    clues = screen(warehouse, bundle, max_clues=12).clues
+    ranked = screen(warehouse, bundle, max_clues=60).clues
+    clues = ranked[:12]  # the 12 highest, and the first ring with members (for the evidence package tests)
+    clues += [c for c in ranked[12:] if c["entity_type"] == "ring" and c["evidence"]["graph"]["members"]][:1]
+    key, public_key = generate_keypair(folder / "evidence_keys")
     with duckdb.connect(str(Settings(warehouse=warehouse).identity_vault), read_only=True) as con:
         person, certno = con.execute("SELECT psn_no, certno FROM psn_identity ORDER BY psn_no LIMIT 1").fetchone()
-    return ServiceData(warehouse, path, Settings(warehouse=warehouse).identity_vault, clues, person, certno)
+    return ServiceData(warehouse, path, Settings(warehouse=warehouse).identity_vault, clues, person, certno,
+                       key, public_key)
 
 
 def seed_store(db_url: str, data: ServiceData) -> tuple[dict[str, str], dict[str, int]]:
@@ -117,6 +126,9 @@ def seed_store(db_url: str, data: ServiceData) -> tuple[dict[str, str], dict[str
     ids = {f"wf{i}": keys[f"fixmedins:WF-{i:02d}"] for i in range(WORKFLOW_CLUES)}
     ids |= {"zhejiang": keys["fixmedins:ZJ-001"], "person": keys[f"psn:{data.person}"],
             "screened": keys[_key(full[0])], "screened_ui": keys[_key(full[1])]}
+    rings = [c for c in data.clues if c["entity_type"] == "ring" and c["evidence"]["graph"]["members"]]
+    assert rings, f"the screening found no ring: {[_key(c) for c in data.clues]}"
+    ids["ring"] = keys[_key(rings[0])]
     return tokens, ids
 
 
@@ -152,7 +164,7 @@ def free_port() -> int:
 
 def server_env(data: ServiceData, db_url: str) -> dict[str, str]:
     return {"YIBAO_WAREHOUSE": str(data.warehouse), "YIBAO_CLUE_DB": db_url, "YIBAO_BUNDLE": str(data.bundle),
-            "YIBAO_SERVE_THREADS": "4"}
+            "YIBAO_SERVE_THREADS": "4", "YIBAO_EVIDENCE_KEY": str(data.evidence_key)}
 
 
 def bentoml_argv(port: int) -> list[str]:
@@ -176,3 +188,33 @@ def _clue(entity_type: str, entity_id: str, region: str, p: float, amount: float
             "region": region, "p_fraud": p, "amount_at_risk": amount,
             "typologies": typologies or ["fake_treatment"], "sources": ["model"], "reasons": reasons or [],
             "rule_hits": [], "evidence": {}}
+
+
+def paths_covering_every_transition() -> list[list[str]]:
+    """For each allowed move a→b: a shortest path new→a, then b, then a shortest path b→closed."""
+    from serving.clues.workflow import TRANSITIONS
+
+    def shortest(src: str, dst: str) -> list[str]:
+        prev, todo = {src: None}, deque([src])
+        while todo:
+            s = todo.popleft()
+            for t in TRANSITIONS[s]:
+                if t not in prev:
+                    prev[t] = s
+                    todo.append(t)
+        path = [dst]
+        while path[-1] != src:
+            path.append(prev[path[-1]])
+        return path[::-1]
+
+    return [shortest("new", a) + shortest(b, "closed") for a, targets in TRANSITIONS.items() for b in targets]
+
+
+def move(client: httpx.Client, clue_id: int, to_state: str, *, assignee: str = "li") -> httpx.Response:
+    """POST one workflow move with what it needs (承办人 to assign, 查实金额 to confirm)."""
+    body = {"to_state": to_state, "reason": f"测试 {to_state}"}
+    if to_state == "assigned":
+        body["assignee"] = assignee
+    if to_state == "confirmed":
+        body["confirmed_amount"] = 1234.5
+    return client.post(f"/api/clues/{clue_id}/transitions", json=body)

@@ -6,15 +6,17 @@ route, role and region isolation, and no clear resident ID in answers, logs or t
 
 from __future__ import annotations
 
+import io
 import json
-from collections import deque
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from models.bundle import ScorerBundle
-from served import RESIDENT_ID
+from served import RESIDENT_ID, move, paths_covering_every_transition
 from serving.clues.access import mask_id
 from serving.clues.workflow import TRANSITIONS
 from serving.scoring import visit_from_warehouse
@@ -105,35 +107,12 @@ def test_score_by_id_and_by_feature_row_with_adaptive_batching(served):
 # -- the clue workflow --------------------------------------------------------------------------------
 
 
-def _paths_covering_every_transition() -> list[list[str]]:
-    """For each allowed move a→b: a shortest path new→a, then b, then a shortest path b→closed."""
-    def shortest(src: str, dst: str) -> list[str]:
-        prev, todo = {src: None}, deque([src])
-        while todo:
-            s = todo.popleft()
-            for t in TRANSITIONS[s]:
-                if t not in prev:
-                    prev[t] = s
-                    todo.append(t)
-        path = [dst]
-        while path[-1] != src:
-            path.append(prev[path[-1]])
-        return path[::-1]
-
-    return [shortest("new", a) + shortest(b, "closed") for a, targets in TRANSITIONS.items() for b in targets]
-
-
 def _move(c, clue_id: int, to_state: str, served):
-    body = {"to_state": to_state, "reason": f"测试 {to_state}"}
-    if to_state == "assigned":
-        body["assignee"] = "li"
-    if to_state == "confirmed":
-        body["confirmed_amount"] = 1234.5
-    return c.post(f"/api/clues/{clue_id}/transitions", json=body)
+    return move(c, clue_id, to_state)
 
 
 def test_every_workflow_transition_over_http(served):
-    paths = _paths_covering_every_transition()
+    paths = paths_covering_every_transition()
     assert len(paths) == sum(len(t) for t in TRANSITIONS.values()) <= 24
     done = set()
     with served.client("li") as c:
@@ -318,3 +297,74 @@ def test_openapi_spec_is_served(served):
         status = c.get("/api/status").json()
         assert status["precheck"] is True and status["model_levels"][0] == "setl"
         assert status["clue_store"] == served.backend
+
+
+# -- evidence packages from the service (issue 7: the same export as the CLI, for the liaison) ----------
+
+
+def _unzip(content: bytes, where: Path) -> Path:
+    """Unzip a package download into ``where``; returns its one top folder."""
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        (top,) = {n.split("/", 1)[0] for n in zf.namelist()}
+        zf.extractall(where)
+    return Path(where) / top
+
+
+def test_evidence_package_over_http_clear_only_for_the_liaison_on_a_police_case(served, tmp_path):
+    import csv
+    import hashlib
+
+    from serving.evidence_export import verify_package
+
+    ring = served.ids["ring"]
+    with served.client("gong") as liaison:  # not transferred to public security: not the liaison's case
+        assert liaison.post(f"/api/clues/{ring}/evidence").status_code == 403
+    with served.client("ana") as analyst:
+        r = analyst.post(f"/api/clues/{ring}/evidence", params={"pdf": "false"})
+        assert r.status_code == 200, r.text[:300]
+        assert r.headers["content-type"] == "application/zip" and "attachment" in r.headers["content-disposition"]
+        ana = _unzip(r.content, tmp_path / "ana")
+        ana_hash = r.headers["x-package-sha256"]
+    with served.client("wang") as admin:
+        for state in ("assigned", "verifying", "confirmed", "transferred_police"):
+            body = {"to_state": state, "reason": "移送公安测试"} | (
+                {"assignee": "wang"} if state == "assigned" else {}) | (
+                {"confirmed_amount": 100.0} if state == "confirmed" else {})
+            assert admin.post(f"/api/clues/{ring}/transitions", json=body).status_code == 200
+    with served.client("gong") as liaison:
+        r = liaison.post(f"/api/clues/{ring}/evidence", params={"depth": 1})
+        assert r.status_code == 200, r.text[:300]
+        pol = _unzip(r.content, tmp_path / "police")
+        pol_hash = r.headers["x-package-sha256"]
+        assert liaison.post(f"/api/clues/{ring}/evidence", params={"depth": 9}).status_code == 422
+
+    for pkg, package_hash, mode in ((ana, ana_hash, "pseudonymised"), (pol, pol_hash, "clear")):
+        manifest = json.loads((pkg / "manifest.json").read_text("utf-8"))
+        assert manifest["redaction"] == mode and manifest["clue_id"] == ring
+        assert hashlib.sha256((pkg / "manifest.json").read_bytes()).hexdigest() == package_hash
+        assert verify_package(pkg, served.data.evidence_public_key).ok
+        assert {"case_graph.graphml", "case_graph.gexf", "i2_links.csv", "settlements.csv", "report.html"} <= {
+            p.name for p in pkg.iterdir()}
+    from serving.evidence_export.report import chromium_path
+
+    pdf = json.loads((pol / "manifest.json").read_text("utf-8"))["pdf"]["status"]
+    assert pdf == ("rendered" if chromium_path() else "skipped") and ((pol / "report.pdf").is_file() == (pdf == "rendered"))
+
+    # identities in clear for the liaison's police case only
+    persons = {row["psn"] for row in csv.DictReader((pol / "settlements.csv").read_text("utf-8").splitlines())}
+    with duckdb.connect(str(served.data.vault), read_only=True) as con:
+        ids = con.execute("SELECT psn_no, certno FROM psn_identity WHERE psn_no IN (SELECT unnest(?))",
+                          [sorted(persons)]).fetchall()
+    assert ids
+    ana_text = "\n".join(p.read_text("utf-8", errors="replace") for p in ana.rglob("*")
+                         if p.is_file() and p.suffix in (".csv", ".graphml", ".gexf", ".html", ".json"))
+    pol_text = (pol / "settlements.csv").read_text("utf-8") + (pol / "report.html").read_text("utf-8")
+    assert any(certno in pol_text for _, certno in ids)
+    assert not [p for p, certno in ids if certno in ana_text or p in ana_text]
+
+    (pol / "settlements.csv").write_text((pol / "settlements.csv").read_text("utf-8") + "x\n", encoding="utf-8")
+    assert not verify_package(pol, served.data.evidence_public_key).ok  # a changed file is caught
+
+    with served.store() as store:  # both exports audited with their package hash
+        audit = store.audit_log(clue_id=ring, action="export_evidence")
+    assert {(e["actor"], e["detail"]["package_sha256"]) for e in audit} >= {("ana", ana_hash), ("gong", pol_hash)}

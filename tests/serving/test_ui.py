@@ -1,7 +1,8 @@
 """The investigator page in a real browser: headless Debian Chromium driven by Playwright.
 
 Log in with a token, filter the clue list, open a clue (reasons, rule hits, claims, graph drawing),
-assign it, start verifying, confirm it with an amount, reload, and see the new state from the server.
+assign it, start verifying, confirm it with an amount, reload, and see the new state from the server;
+download the clue's evidence package with the page's button and verify it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def page():
             browser.close()
 
 
-def test_log_in_filter_open_confirm_reload(page, served_sqlite):
+def test_log_in_filter_open_confirm_reload(page, served_sqlite, tmp_path):
     from playwright.sync_api import expect
 
     s = served_sqlite
@@ -93,7 +94,23 @@ def test_log_in_filter_open_confirm_reload(page, served_sqlite):
     expect(page.locator("#clue-state")).to_have_text("查实")
     expect(page.locator("#clue-summary")).to_contain_text("4,321.50")
     expect(page.locator("#history tbody tr")).to_have_count(3)
+
+    expect(page.locator("#evidence-mode")).to_contain_text("化名")  # not a police case: pseudonyms
+    with page.expect_download(timeout=120_000) as download:
+        page.click("#evidence-btn")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    expect(page.locator("#evidence-message")).to_contain_text("已导出")
     assert errors == [], errors
+
+    import zipfile
+
+    from serving.evidence_export import verify_package
+
+    with zipfile.ZipFile(saved) as zf:
+        zf.extractall(tmp_path / "pkg")
+    (folder,) = (tmp_path / "pkg").iterdir()
+    assert verify_package(folder, s.data.evidence_public_key).ok
 
     with s.store() as store:
         assert store.get(clue_id, store.user("li"))["state"] == "confirmed"
