@@ -158,8 +158,8 @@ def plan_inspection(institutions: pd.DataFrame, *, seed: int, config: Inspection
 
     ``institutions``: ``fixmedins_code``, ``fixmedins_type`` (hospital/clinic/pharmacy), ``admdvs``,
     ``fund_amt`` (fund usage over the period, 元), optionally ``fixmedins_name``, ``grade`` (A–D, for
-    ``weighting="credit"``) and ``risk`` (0–1, :func:`institution_risk`, for ``weighting="risk"``). ``designated`` is a list of
-    codes or a mapping code → reason (Chinese).
+    ``weighting="credit"``) and ``risk`` (0–1, :func:`institution_risk`, for ``weighting="risk"``).
+    ``designated`` is a list of codes or a mapping code → reason (Chinese).
     """
     cfg = config or InspectionConfig()
     rng = np.random.default_rng(seed)
@@ -274,7 +274,7 @@ def institution_risk(signals: pd.DataFrame) -> pd.DataFrame:
     s = signals.reset_index(drop=True)
     fund, billed = _numeric(s, "fund_amt"), _numeric(s, "billing_rule_amt")
     shares = pd.DataFrame({
-        # rule hits without any fund usage: a full signal (billing the fund for nothing it paid is odd)
+        # rule hits without fund usage in the period: a full signal, as in the credit rating's rule factor
         "billing_rule_share": np.where(fund > 0, billed / fund.where(fund > 0, 1.0), (billed > 0).astype(float)),
         "stock_gap_ratio": _numeric(s, "stock_gap_ratio"),
         "dialysis_over_3_share": _numeric(s, "dialysis_over_3_share"),
