@@ -26,7 +26,7 @@ def benchmark_kaggle(
     part: str = typer.Option("all", "--part",
                              help="a: provider features, fixed split; b: raw inpatient claims through the data "
                                   "contract and the project pipeline, 5-fold CV; all: both."),
-    seed: int = typer.Option(0, help="Seed of the CV folds, the validation carve-outs and the models."),
+    seed: int = typer.Option(0, help="Seed of the CV folds and the models."),
     workdir: Path = typer.Option(Path("data/bench/kaggle-b"), "--workdir",
                                  help="(b) where the mapped region and its warehouse go (replaced on every run)."),
     providers: Optional[int] = typer.Option(None, "--providers", min=10,
@@ -60,13 +60,17 @@ def _part_a(data: Path, seed: int, as_json: bool) -> dict:
     if as_json:
         return {**report.to_dict(), "target_pr_auc": TARGET_PR_AUC}
 
-    cv = Table(title=f"(a) 5-fold CV on the train split ({report.n_train:,} providers, {report.fraud_train} fraud)")
+    cv = Table(title=f"(a) 5-fold CV on the train split ({report.n_train:,} providers, {report.fraud_train} fraud, "
+                   f"{report.n_model_features} features)")
     for col in ("recipe", "ROC-AUC", "PR-AUC"):
         cv.add_column(col, justify="left" if col == "recipe" else "right")
     for name, m in report.cv.items():
         mark = " ← chosen" if name == report.chosen else ""
         cv.add_row(name + mark, f"{m['roc_auc']:.3f} ± {m['roc_auc_sd']:.3f}", f"{m['pr_auc']:.3f} ± {m['pr_auc_sd']:.3f}")
     console.print(cv)
+    best = report.cv[report.chosen]
+    console.print(f"(a) chosen by CV PR-AUC on the train split: {report.chosen} = {report.chosen_description}; "
+                  f"CV PR-AUC {best['pr_auc']:.3f} ± {best['pr_auc_sd']:.3f}, ROC-AUC {best['roc_auc']:.3f}")
     t = Table(title=f"(a) Fixed test split ({report.n_test:,} providers, {report.fraud_test} fraud)")
     for col in ("method", "ROC-AUC", "PR-AUC"):
         t.add_column(col, justify="left" if col == "method" else "right")

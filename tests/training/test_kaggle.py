@@ -9,7 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from serving.cli import app
-from training.benchmarks.kaggle import FEATURES_DIR, LEAKING_COLUMNS, load_split, run_kaggle_benchmark
+import pandas as pd
+
+from training.benchmarks.kaggle import (FEATURES_DIR, LEAKING_COLUMNS, RECIPE_DESCRIPTIONS, add_ratios, load_split,
+                                        run_kaggle_benchmark)
 
 BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 FEATURES = BENCHMARKS / FEATURES_DIR
@@ -41,6 +44,8 @@ def test_benchmark_beats_amount_ranking_on_test(report):
     assert report.test["model"]["roc_auc"] > 0.9
     assert report.test["amount_ranking"]["pr_auc"] == pytest.approx(0.705, abs=0.001)  # README anchor
     assert set(report.to_dict()) >= {"cv", "test", "chosen", "seed", "dropped_columns"}
+    assert report.chosen_description == RECIPE_DESCRIPTIONS[report.chosen]
+    assert report.n_model_features == report.n_features + 11
 
 
 @needs_data
@@ -58,3 +63,17 @@ def test_missing_data_folder_is_skipped_with_a_message(tmp_path):
     result = CliRunner().invoke(app, ["benchmark", "kaggle", "--data", str(tmp_path / "absent"), "--part", "a"])
     assert result.exit_code == 0
     assert "skipped:" in result.output and "not found" in result.output
+
+
+def test_ratios_split_claims_by_setting_and_give_zero_without_inpatients():
+    X = pd.DataFrame({"ClaimCounts": [10.0, 4.0], "InClmsPct": [0.2, 0.0], "uniqBeneCount": [5.0, 0.0],
+                      "uniqATPhysnCount": [2.0, 1.0], "TotalInscClaimAmtReimbursed": [1000.0, 80.0],
+                      "MeanHospitalDays": [0.8, 0.0], "TotalProcCodeNum": [3.0, 0.0],
+                      "DeductibleAmtPaid_mean": [10.0, 0.0], "TotalIPAnnualReimbursementAmt": [3000.0, 0.0],
+                      "OPAnnualReimbursementAmt_sum": [1000.0, 0.0]})
+    r = add_ratios(X)
+    assert list(r.columns[:X.shape[1]]) == list(X.columns) and r.shape[1] == X.shape[1] + 11
+    assert r.IPClaims.tolist() == [2.0, 0.0] and r.OPClaims.tolist() == [8.0, 4.0]
+    assert r.ProcPerIPClaim.tolist() == [1.5, 0.0] and r.DaysPerIPClaim.tolist() == [4.0, 0.0]
+    assert r.AmtPerBene.tolist() == [200.0, 80.0]  # no beneficiary counted: divided by 1, not by 0
+    assert not r.isna().any().any()
