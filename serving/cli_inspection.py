@@ -39,6 +39,7 @@ def load_inputs(settings, *, bundle: Optional[Path], credit_config: Optional[Pat
             _fail(f"模型文件不存在 (bundle not found): {bundle}")
         model = ScorerBundle.load(bundle)
     inst = institutions_from_warehouse(settings.warehouse, model)
+    _warn_missing_inputs(settings.warehouse)
     risk = institution_risk(risk_signals_from_warehouse(settings.warehouse))
     inst = inst.merge(risk[["fixmedins_code", "risk", "risk_zh"]], on="fixmedins_code", how="left")
     clues = None
@@ -54,6 +55,20 @@ def load_inputs(settings, *, bundle: Optional[Path], credit_config: Optional[Pat
     cfg = load_credit_config(credit_config)
     ratings = rate_institutions(inst, clues, config=cfg)
     return inst.merge(ratings[["fixmedins_code", "score", "grade"]], on="fixmedins_code"), ratings, clues, cfg
+
+
+def _warn_missing_inputs(warehouse: Path) -> None:
+    """Say on stderr which warehouse tables the suspicion index and the fund ranking lack (they then count
+    as no signal, and a risk-weighted draw degrades towards a uniform one)."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    missing = [t for t in ("rule_hits", "feat_fixmedins", "feat_pharmacy") if t not in present]
+    if missing:
+        typer.echo(f"警告 (warning): 数据仓库缺少 {', '.join(missing)} — 基金用量与疑点风险指数不完整 "
+                   "(fund usage and the suspicion index are incomplete); run `yibao rules run` and "
+                   "`yibao features build` first", err=True)
 
 
 def credit_command(
