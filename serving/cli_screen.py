@@ -53,6 +53,8 @@ def screen_command(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     bundle: Optional[Path] = typer.Option(None, help="A scorer bundle file instead of the registered champion."),
     model: str = typer.Option("champion", help="Registered alias or version to use."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI of the registry (default: settings, "
+                                               "sqlite:///mlruns/mlflow.db)."),
     max_clues: int = typer.Option(1000, help="Keep at most this many clues (highest expected recovery first)."),
     min_p: float = typer.Option(0.3, help="A model score at least this high raises a clue on its own."),
     as_json: bool = JSON_OPT,
@@ -62,7 +64,8 @@ def screen_command(
     with _progress(as_json) as bar:
         task = bar.add_task("筛查 screen", total=None)
         try:
-            summary, clues = run_screening(s, bundle_path=bundle, model_ref=model, max_clues=max_clues, min_p=min_p,
+            summary, clues = run_screening(s, bundle_path=bundle, model_ref=model, tracking_uri=tracking_uri,
+                                           max_clues=max_clues, min_p=min_p,
                                            progress=lambda st, d, n: bar.update(task, completed=d, total=n,
                                                                                 description=st))
         except (LookupError, FileNotFoundError, ValueError) as e:

@@ -1,0 +1,169 @@
+"""End to end on a `small` region, as an office would run it: the README's main job, then the service.
+
+``yibao demo --preset small`` (simulate → ingest → rules → graph → features → train → promote → screen)
+in a subprocess, then ``yibao users add`` and ``yibao evidence keygen``, then ``yibao serve`` on the
+demo's warehouse, clue store and champion model; the tests call the running server over HTTP: pre-check,
+scoring, every workflow transition on screened clues, and a ring's evidence package exported by the
+public-security liaison and verified with the public key alone. A second ``yibao screen`` updates the
+clues instead of duplicating them. The same calls on the tiny region, on SQLite and PostgreSQL, are in
+test_service.py and test_evidence.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import duckdb
+import networkx as nx
+import pytest
+
+from served import free_port, launch_server, move, paths_covering_every_transition, wait_ready
+
+pytestmark = pytest.mark.slow
+
+YIBAO = str(Path(sys.executable).with_name("yibao"))
+
+
+def _yibao(*args: str, env: dict | None = None, timeout: float = 1800) -> dict:
+    """Run ``yibao ARGS --json``; its JSON answer (fails the test with the output when it exits non-zero)."""
+    import os
+
+    done = subprocess.run([YIBAO, *args, "--json"], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    assert done.returncode == 0, f"yibao {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """The demo on `small` (seed 7), three users, a signing key and the server on it; yields what tests need."""
+    work = tmp_path_factory.mktemp("e2e_small")
+    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+    demo = _yibao("demo", "--preset", "small", "--seed", "7", "--workdir", str(work), "--tracking-uri", uri)
+    warehouse = Path(demo["warehouse"])
+    common = ("--warehouse", str(warehouse))
+    tokens = {name: _yibao("users", "add", name, "--role", role, "--region", region, *common)["token"]
+              for name, role, region in (("wang", "admin", ""), ("ana", "analyst", ""), ("gong", "liaison", ""))}
+    keys = _yibao("evidence", "keygen", "--out", str(work / "keys"))
+    port = free_port()
+    log = work / "server.log"
+    proc = launch_server([YIBAO, "serve", *common, "--tracking-uri", uri, "--port", str(port)],
+                         {"YIBAO_EVIDENCE_KEY": keys["private_key"]}, log)
+    try:
+        wait_ready(proc, port, log)
+        yield {"work": work, "warehouse": warehouse, "demo": demo, "uri": uri, "tokens": tokens,
+               "public_key": Path(keys["public_key"]), "base": f"http://127.0.0.1:{port}", "log": log}
+    finally:
+        import os
+        import signal
+
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _client(small, user: str):
+    import httpx
+
+    return httpx.Client(base_url=small["base"], headers={"Authorization": f"Bearer {small['tokens'][user]}"},
+                        timeout=120)
+
+
+def test_the_demo_found_clues_with_a_champion_model(small):
+    steps = small["demo"]["steps"]
+    assert steps["ingest"]["tables"]  # every step ran and reported
+    assert steps["promote"]["promoted"] and steps["screen"]["upsert"]["new"] > 100
+    with _client(small, "ana") as c:
+        status = c.get("/api/status").json()
+        assert status["model"] and "setl" in status["model_levels"] and status["precheck"]
+        clues = c.get("/api/clues", params={"limit": 1000}).json()
+    assert clues["total"] == steps["screen"]["upsert"]["new"]
+    assert {"ring", "fixmedins", "psn"} <= {x["entity_type"] for x in clues["items"]}
+    priorities = [x["priority"] for x in clues["items"]]
+    assert priorities == sorted(priorities, reverse=True)  # ranked by expected recovery
+
+
+def test_precheck_and_scoring_over_http(small):
+    from serving.scoring import visit_from_warehouse
+
+    with duckdb.connect(str(small["warehouse"]), read_only=True) as con:
+        hit = con.execute("SELECT setl_id FROM rule_hits WHERE rule_id = 'price_over_cap' ORDER BY setl_id "
+                          "LIMIT 1").fetchone()[0]
+        recent = [r[0] for r in con.execute("SELECT setl_id FROM feat_setl ORDER BY setl_time DESC, setl_id "
+                                            "LIMIT 20").fetchall()]
+        visits = [visit_from_warehouse(con, s) for s in (hit, recent[0])]
+    with _client(small, "ana") as c:
+        r = c.post("/precheck", json=visits[0] | {"mode": "during"})  # 事中审核
+        assert r.status_code == 200, r.text[:500]
+        found = r.json()
+        assert "price_over_cap" in {h["rule_id"] for h in found["rule_hits"]}
+        assert all(h["message_zh"] for h in found["rule_hits"]) and found["decision"] == "review"
+        r = c.post("/precheck", json=visits[1])
+        assert r.status_code == 200 and r.json()["model_score_available"] is True
+        assert 0.0 <= r.json()["p_fraud"] <= 1.0 and r.json()["model_reasons"]
+        r = c.post("/score", json={"settlements": [{"setl_id": s} for s in recent]})
+        assert r.status_code == 200, r.text[:500]
+        scores = r.json()
+        assert len(scores) == len(recent) and all(0.0 <= s["p_fraud"] <= 1.0 for s in scores), scores[:3]
+
+
+def test_every_workflow_transition_on_screened_clues(small):
+    paths = paths_covering_every_transition()
+    with _client(small, "wang") as c:
+        items = c.get("/api/clues", params={"entity_type": "fixmedins", "limit": 1000}).json()["items"]
+        items += c.get("/api/clues", params={"entity_type": "psn", "limit": 1000}).json()["items"]
+        assert len(items) >= len(paths)
+        for path, clue in zip(paths, items[-len(paths):]):  # the lowest ranked: keep the top for other tests
+            for b in path[1:]:
+                r = move(c, clue["id"], b, assignee="wang")
+                assert r.status_code == 200 and r.json()["state"] == b, (path, b, r.text[:300])
+            history = c.get(f"/api/clues/{clue['id']}").json()["transitions"]
+            assert [t["to_state"] for t in history] == path[1:]
+
+
+def test_a_transferred_ring_package_from_the_service_verifies(small, tmp_path):
+    from serving.evidence_export import verify_package
+
+    with _client(small, "wang") as admin:
+        rings = admin.get("/api/clues", params={"entity_type": "ring", "limit": 1000}).json()["items"]
+        ring = next(r for r in rings if r["state"] == "new")["id"]
+        for state in ("assigned", "verifying", "confirmed", "transferred_police"):
+            assert move(admin, ring, state, assignee="wang").status_code == 200
+    with _client(small, "gong") as liaison:
+        r = liaison.post(f"/api/clues/{ring}/evidence")
+        assert r.status_code == 200, r.text[:500]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        (top,) = {n.split("/", 1)[0] for n in zf.namelist()}
+        zf.extractall(tmp_path)
+    pkg = tmp_path / top
+    result = verify_package(pkg, small["public_key"])
+    assert result.ok, result.problems
+    manifest = json.loads((pkg / "manifest.json").read_text("utf-8"))
+    assert manifest["redaction"] == "clear" and manifest["exported_by"]["role"] == "liaison"
+    graphml, gexf = nx.read_graphml(pkg / "case_graph.graphml"), nx.read_gexf(pkg / "case_graph.gexf")
+    assert graphml.number_of_nodes() == manifest["graph"]["nodes"] > 3
+    assert set(graphml.nodes) == set(gexf.nodes) and graphml.number_of_edges() == gexf.number_of_edges()
+    types = {d["node_type"] for _, d in graphml.nodes(data=True)}
+    assert "person" in types and types & {"institution", "pharmacy", "doctor"}
+    setl = list(csv.DictReader((pkg / "settlements.csv").read_text("utf-8").splitlines()))
+    assert len(setl) == manifest["counts"]["settlements"] > 0
+    (pkg / "extra.txt").write_text("added after export", encoding="utf-8")
+    assert not verify_package(pkg, small["public_key"]).ok
+
+
+def test_a_second_screening_updates_instead_of_duplicating(small):
+    with _client(small, "ana") as c:
+        before = c.get("/api/statistics").json()["total"]
+    again = _yibao("screen", "--warehouse", str(small["warehouse"]), "--tracking-uri", small["uri"])
+    assert again["upsert"]["new"] == 0 and again["upsert"]["updated"] + again["upsert"]["unchanged"] > 100
+    with _client(small, "ana") as c:
+        assert c.get("/api/statistics").json()["total"] == before
