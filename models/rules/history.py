@@ -2,7 +2,7 @@
 
 :class:`HistoryIndex` is built once, when a :class:`~models.rules.precheck.Prechecker` starts, from the
 checker's history store (the DuckDB copy of the claim tables): per table, the columns the kernels read,
-as one Arrow table sorted by person (``psn_no``) and, within a person, by settlement time, plus an array
+as one Arrow table sorted by person and, within a person, by settlement time, plus an array
 of offsets — person *i*'s rows are ``offsets[i]:offsets[i + 1]``. Text that repeats (institution, catalogue code
 and name, list type, doctor, a line's settlement ...) is dictionary-encoded, and amounts and quantities
 take 4 bytes where the data allows (the values read back are the same). A lookup is a dict
@@ -52,6 +52,8 @@ STORE_COLUMNS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "psn_info": (("gend", "brdy", "die_date"), None),
 }
 
+# Rows per query while the index is built (bounds the memory of the build).
+_BUILD_ROWS = 1_000_000
 # Keys unique per row (or nearly): not worth trying to dictionary-encode.
 _UNIQUE = {"setl_d": ("setl_id",), "fee_list_d": ("bkkp_sn",), "mdtrt_d": ("mdtrt_id",),
            "setl_list_diag_d": ("setl_id", "mdtrt_id")}
@@ -72,39 +74,69 @@ class HistoryIndex:
 
     @classmethod
     def from_store(cls, db: duckdb.DuckDBPyConnection, schema: str = "store") -> "HistoryIndex":
-        """Build the index from the checker's store (``{schema}.hist_<table>``, see ``precheck._load_store``)."""
+        """Build the index from the checker's store (``{schema}.hist_<table>``, see ``precheck._load_store``:
+        rows ordered by ``_psn_key``, a hash of ``psn_no``, which the build reads range by range)."""
         sources = {}
         for table, (columns, time_column) in STORE_COLUMNS.items():
             if time_column is None or table == "setl_d":
-                sources[table] = (f"{schema}.hist_{table}", columns, time_column)
+                sources[table] = (f"(SELECT * FROM {schema}.hist_{table} WHERE _psn_key BETWEEN {{lo}} AND {{hi}})",
+                                  columns, time_column)
             else:  # a line or diagnosis is in the window with its settlement: carry its time
                 cols = ", ".join(f"t.{c}" for c in columns)
-                sources[table] = (f"(SELECT t.psn_no, {cols}, s.setl_time FROM {schema}.hist_{table} t "
-                                  f"LEFT JOIN {schema}.hist_setl_d s ON s.setl_id = t.setl_id)", columns, "setl_time")
-        return cls.from_tables(db, sources)
+                sources[table] = (
+                    f"(SELECT t._psn_key, t.psn_no, {cols}, s.setl_time FROM {schema}.hist_{table} t "
+                    f"LEFT JOIN (SELECT setl_id, setl_time FROM {schema}.hist_setl_d WHERE _psn_key BETWEEN {{lo}} "
+                    f"AND {{hi}}) s ON s.setl_id = t.setl_id WHERE t._psn_key BETWEEN {{lo}} AND {{hi}})",
+                    columns, "setl_time")
+        return cls.from_tables(db, sources, key="_psn_key")
 
     @classmethod
     def from_tables(cls, db: duckdb.DuckDBPyConnection,
-                    sources: Mapping[str, tuple[str, tuple[str, ...], str | None]]) -> "HistoryIndex":
-        """Build the index from *sources*: per table, (a relation with ``psn_no``, its columns, the time column)."""
-        union = " UNION ".join(f"SELECT psn_no FROM {rel}" for rel, _, _ in sources.values())
-        db.execute(f"CREATE OR REPLACE TEMP TABLE _index_persons AS SELECT psn_no, "
-                   f"CAST(row_number() OVER (ORDER BY psn_no) - 1 AS INTEGER) AS _i FROM ({union}) "
+                    sources: Mapping[str, tuple[str, tuple[str, ...], str | None]], *,
+                    key: str | None = None) -> "HistoryIndex":
+        """Build the index from *sources*: per table, (a relation with ``psn_no``, its columns, the time column).
+
+        With *key*, a column of every relation that orders its rows by person (the store's hash of
+        ``psn_no``), persons are numbered in key order and each relation may hold ``{lo}`` and ``{hi}``:
+        the build reads it one range of keys at a time (each range a small slice of the store).
+        """
+        order_persons = f"{key}, psn_no" if key else "psn_no"
+        everyone = {"lo": 0, "hi": 2**64 - 1}
+        union = " UNION ".join(f"SELECT {order_persons} FROM {rel.format(**everyone)}"
+                               for rel, _, _ in sources.values())
+        db.execute(f"CREATE OR REPLACE TEMP TABLE _index_persons AS SELECT {order_persons}, "
+                   f"CAST(row_number() OVER (ORDER BY {order_persons}) - 1 AS INTEGER) AS _i FROM ({union}) "
                    f"WHERE psn_no IS NOT NULL")
-        names = db.sql("SELECT psn_no FROM _index_persons ORDER BY _i").to_arrow_table().column(0).to_pylist()
+        listed = db.sql(f"SELECT psn_no{', ' + key if key else ''} FROM _index_persons ORDER BY _i").to_arrow_table()
+        names = listed.column(0).to_pylist()
+        keys = listed.column(1).to_pylist() if key else None
         persons = {p: i for i, p in enumerate(names)}
         tables = {}
         for table, (rel, columns, time_column) in sources.items():
             order = f"_i, {time_column} NULLS FIRST" if time_column else "_i"
             keep = [*columns, time_column] if time_column and time_column not in columns else list(columns)
-            data = db.sql(f"SELECT p._i, {', '.join('t.' + c for c in keep)} FROM {rel} t "
-                          f"JOIN _index_persons p ON p.psn_no = t.psn_no ORDER BY {order}").to_arrow_table()
-            person = data.column("_i").to_numpy()
-            offsets = np.searchsorted(person, np.arange(len(names) + 1), "left").astype(np.int64)
-            times = _micros(data.column(time_column)) if time_column else None
-            tables[table] = _Table(_compact(data.select(list(columns)), plain=_UNIQUE.get(table, ())), times,
-                                   offsets)
-            del data, person
+            (rows,), = db.execute(f"SELECT count(*) FROM {rel.format(**everyone)} t "
+                                  f"WHERE psn_no IS NOT NULL").fetchall()
+            # a few queries over ranges of persons, each compacted before the next: the build's memory stays
+            # near one range's rows in full width, not the whole table's
+            bounds = np.linspace(0, len(names), max(1, -(-rows // _BUILD_ROWS)) + 1).astype(np.int64)
+            parts, person, times, limits = [], [], [], {}
+            for lo, hi in zip(bounds, bounds[1:]):
+                if hi <= lo:
+                    continue
+                span = {"lo": keys[lo], "hi": keys[hi - 1]} if keys else everyone
+                data = db.sql(f"SELECT p._i, {', '.join('t.' + c for c in keep)} FROM {rel.format(**span)} t "
+                              f"JOIN _index_persons p ON p.psn_no = t.psn_no WHERE p._i >= {lo} AND p._i < {hi} "
+                              f"ORDER BY {order}").to_arrow_table()
+                person.append(data.column("_i").to_numpy())
+                if time_column:
+                    times.append(_micros(data.column(time_column)))
+                parts.append(_stage(data.select(list(columns)), limits, plain=_UNIQUE.get(table, ())))
+                del data
+            offsets = np.searchsorted(np.concatenate(person), np.arange(len(names) + 1), "left").astype(np.int64)
+            tables[table] = _Table(_compact(parts, list(columns), limits),
+                                   np.concatenate(times) if time_column else None, offsets)
+            del parts, person, times
         db.execute("DROP TABLE _index_persons")
         return cls(persons, tables)
 
@@ -136,32 +168,56 @@ class HistoryIndex:
         return len(self._persons)
 
 
-def _compact(table: pa.Table, *, plain: tuple[str, ...] = ()) -> pa.Table:
-    """One chunk per column, each in the smallest type that gives back the same Python values: text that
-    repeats dictionary-encoded (the narrowest index), amounts as 32-bit decimals when they fit, numbers as
-    32-bit floats when no value changes."""
+def _stage(table: pa.Table, limits: dict[str, list], *, plain: tuple[str, ...] = ()) -> pa.Table:
+    """A range of rows made smaller before the next is read: text dictionary-encoded (but *plain*),
+    amounts as 64-bit decimals (their smallest and largest value kept in *limits*)."""
     columns = []
     for name, column in zip(table.column_names, table.columns):
         column = column.combine_chunks()
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
             column = column.cast(pa.string())
-            encoded = None if name in plain else pc.dictionary_encode(column)
-            if encoded is not None and len(encoded.dictionary) * 2 < len(column):
-                width = next(t for t in (pa.int8(), pa.int16(), pa.int32())
-                             if len(encoded.dictionary) < 2 ** (t.bit_width - 1))
-                column = encoded.cast(pa.dictionary(width, pa.string()))
-        elif pa.types.is_decimal(kind) and kind.scale == 2 and len(column):
-            largest = pc.max(pc.abs(column)).as_py()
-            narrow = pa.decimal32(9, 2) if largest is None or largest < 10_000_000 else pa.decimal64(18, 2)
-            column = column.cast(narrow)
-        elif pa.types.is_float64(kind):
-            single = column.cast(pa.float32(), safe=False)
-            if pc.all(pc.or_kleene(pc.equal(single.cast(pa.float64()), column), pc.is_nan(column))).as_py() \
-                    in (True, None):
-                column = single
+            if name not in plain:
+                column = pc.dictionary_encode(column)
+        elif pa.types.is_decimal(kind) and kind.precision <= 18:
+            extremes = pc.min_max(column)
+            seen = limits.setdefault(name, [])
+            seen += [v for v in (extremes["min"].as_py(), extremes["max"].as_py()) if v is not None]
+            column = column.cast(pa.decimal64(kind.precision, kind.scale))
         columns.append(column)
     return pa.table(columns, names=table.column_names)
+
+
+def _compact(parts: list[pa.Table], names: list[str], limits: dict[str, list]) -> pa.Table:
+    """The staged ranges as one table, one chunk per column, each in the smallest type that gives back the
+    same Python values: text that repeats dictionary-encoded (the narrowest index; text that hardly
+    repeats plain), amounts as 32-bit decimals when they fit, numbers as 32-bit floats when no value
+    changes."""
+    columns = []
+    for name in names:
+        chunks = pa.chunked_array([c for part in parts for c in part.column(name).chunks],
+                                  type=parts[0].column(name).type)
+        kind = chunks.type
+        if pa.types.is_dictionary(kind):
+            column = chunks.unify_dictionaries().combine_chunks()
+            size = len(column.dictionary)
+            if size * 2 < len(column):
+                width = next(t for t in (pa.int8(), pa.int16(), pa.int32()) if size < 2 ** (t.bit_width - 1))
+                column = column.cast(pa.dictionary(width, pa.string()))
+            else:
+                column = column.cast(pa.string())
+        else:
+            column = chunks.combine_chunks()
+        if pa.types.is_decimal(kind) and kind.scale == 2:
+            if all(-10_000_000 < v < 10_000_000 for v in limits.get(name, ())):
+                column = column.cast(pa.decimal32(9, 2))
+        elif pa.types.is_float64(kind):
+            single = column.cast(pa.float32(), safe=False)
+            same = pc.or_kleene(pc.equal(single.cast(pa.float64()), column), pc.is_nan(column))
+            if pc.all(same).as_py() in (True, None):
+                column = single
+        columns.append(column)
+    return pa.table(columns, names=names)
 
 
 def _micros(column: pa.ChunkedArray) -> np.ndarray:

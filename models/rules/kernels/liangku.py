@@ -265,8 +265,9 @@ def period_frequency(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         if period_days is None:
             continue
         after = a.fee_date - timedelta(days=period_days)
-        prior = [b for b in families[family] if b.psn_no == a.psn_no and b.fee_date > after
-                 and (b.fee_ocur_time < a.fee_ocur_time or (b.fee_ocur_time == a.fee_ocur_time and b.bkkp_sn < a.bkkp_sn))]
+        before = (a.fee_ocur_time, a.bkkp_sn)
+        prior = [b for b in families[family]
+                 if b.psn_no == a.psn_no and b.fee_date > after and (b.fee_ocur_time, b.bkkp_sn) < before]
         if not prior:
             continue
         count = sum(b.cnt for b in prior) + a.cnt

@@ -76,7 +76,8 @@ class Lookups:
             "SELECT hilist_code, pric_uplmt_amt, generic_name FROM hilist").fetchall()}
         type_level = {"clinic": config.clinic_level, "pharmacy": config.pharmacy_level}
         institutions = {}
-        for code, ftype, hosp_lv in db.execute("SELECT fixmedins_code, fixmedins_type, hosp_lv FROM fixmedins").fetchall():
+        for code, ftype, hosp_lv in db.execute(
+                "SELECT fixmedins_code, fixmedins_type, hosp_lv FROM fixmedins").fetchall():
             level = type_level.get(ftype)
             institutions[code] = (level if level is not None else config.hosp_level.get(hosp_lv), ftype)
         classes: dict[str, set[str]] = {}
