@@ -26,8 +26,10 @@ the window is a range of rows), every visit row of the person, and the person's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Mapping
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Callable, Mapping
 
 import duckdb
 import numpy as np
@@ -61,9 +63,9 @@ _UNIQUE = {"setl_d": ("setl_id",), "fee_list_d": ("bkkp_sn",), "mdtrt_d": ("mdtr
 
 @dataclass(frozen=True)
 class _Table:
-    columns: pa.Table             # the kernel columns, one chunk, sorted by (psn_no, time)
-    times: np.ndarray | None      # the ordering time in µs since the epoch (int64), or None
-    offsets: np.ndarray           # person i's rows: offsets[i]:offsets[i + 1]
+    columns: tuple["_Column", ...]  # the kernel columns, sorted by (person, time)
+    times: np.ndarray | None        # the ordering time in µs since the epoch (int64), or None
+    offsets: np.ndarray             # person i's rows: offsets[i]:offsets[i + 1]
 
 
 class HistoryIndex:
@@ -134,7 +136,8 @@ class HistoryIndex:
                 parts.append(_stage(data.select(list(columns)), limits, plain=_UNIQUE.get(table, ())))
                 del data
             offsets = np.searchsorted(np.concatenate(person), np.arange(len(names) + 1), "left").astype(np.int64)
-            tables[table] = _Table(_compact(parts, list(columns), limits),
+            compact = _compact(parts, list(columns), limits)
+            tables[table] = _Table(tuple(_Column.of(c) for c in compact.columns),
                                    np.concatenate(times) if time_column else None, offsets)
             del parts, person, times
         db.execute("DROP TABLE _index_persons")
@@ -155,14 +158,13 @@ class HistoryIndex:
             start, stop = start + lo, start + max(lo, hi)
         if stop <= start:
             return []
-        part = t.columns.slice(start, stop - start)
-        return list(zip(*(column.to_pylist() for column in part.columns)))
+        return list(zip(*(column.read(start, stop) for column in t.columns)))
 
     @property
     def nbytes(self) -> int:
-        """Memory the index holds (Arrow buffers, time and offset arrays; not the person dict)."""
-        return sum(t.columns.nbytes + (t.times.nbytes if t.times is not None else 0) + t.offsets.nbytes
-                   for t in self._tables.values())
+        """Memory the index holds (columns, time and offset arrays; not the person dict)."""
+        return sum(sum(c.nbytes for c in t.columns) + (t.times.nbytes if t.times is not None else 0)
+                   + t.offsets.nbytes for t in self._tables.values())
 
     def __len__(self) -> int:
         return len(self._persons)
@@ -220,6 +222,95 @@ def _compact(parts: list[pa.Table], names: list[str], limits: dict[str, list]) -
     return pa.table(columns, names=names)
 
 
+class _Column:
+    """One column of the index, and how a range of it is read back as Python values.
+
+    Arrow's own conversion (``to_pylist``) makes a new object per value — 1–3 µs for a dictionary
+    entry, a timestamp or a decimal; a person's history is hundreds of values per column. So text from a
+    small dictionary is kept as codes into a list of the (shared) strings, and times, dates and amounts
+    as numbers turned into Python values through a cache (a person's rows repeat them)."""
+
+    __slots__ = ("data", "nulls", "values", "convert", "arrow")
+
+    def __init__(self, data: np.ndarray | None = None, *, nulls: np.ndarray | None = None,
+                 values: list | None = None, convert: Callable[[Any], Any] | None = None,
+                 arrow: pa.Array | None = None):
+        self.data, self.nulls, self.values, self.convert, self.arrow = data, nulls, values, convert, arrow
+
+    @classmethod
+    def of(cls, arr: pa.Array | pa.ChunkedArray) -> "_Column":
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        kind = arr.type
+        nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+        if pa.types.is_dictionary(kind):
+            if len(arr.dictionary) > _LISTED_VALUES:  # e.g. a line's settlement: decoded by Arrow
+                return cls(arrow=arr)
+            codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            return cls(codes, values=[*arr.dictionary.to_pylist(), None])  # code -1 (null) reads None
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return cls(arrow=arr)
+        if pa.types.is_timestamp(kind):
+            return cls(_filled(arr.cast(pa.timestamp("us")).cast(pa.int64())), nulls=nulls, convert=_datetime)
+        if pa.types.is_date32(kind):
+            return cls(_filled(arr.cast(pa.int32())), nulls=nulls, convert=_date)
+        if pa.types.is_decimal(kind):
+            if kind.scale != 2:
+                return cls(arrow=arr)
+            width = pa.int32() if kind.bit_width == 32 else pa.int64() if kind.bit_width == 64 else None
+            if width is None:
+                return cls(arrow=arr)
+            return cls(_filled(arr.view(width)), nulls=nulls, convert=_cents)
+        if pa.types.is_floating(kind) or pa.types.is_integer(kind):
+            return cls(_filled(arr), nulls=nulls)
+        return cls(arrow=arr)
+
+    def read(self, start: int, stop: int) -> list:
+        if self.arrow is not None:
+            part = self.arrow.slice(start, stop - start)
+            if pa.types.is_dictionary(part.type):
+                part = part.dictionary.take(part.indices)
+            return part.to_pylist()
+        raw = self.data[start:stop].tolist()
+        if self.values is not None:
+            values = self.values
+            return [values[i] for i in raw]
+        if self.convert is not None:
+            raw = list(map(self.convert, raw))
+        if self.nulls is not None:
+            mask = self.nulls[start:stop]
+            if mask.any():
+                return [None if n else v for v, n in zip(raw, mask.tolist())]
+        return raw
+
+    @property
+    def nbytes(self) -> int:
+        if self.arrow is not None:
+            return self.arrow.nbytes
+        return self.data.nbytes + (self.nulls.nbytes if self.nulls is not None else 0)
+
+
+def _filled(arr: pa.Array) -> np.ndarray:
+    """The values as numpy (a null as 0: the null mask says which)."""
+    return arr.fill_null(0).to_numpy(zero_copy_only=False) if arr.null_count else arr.to_numpy(zero_copy_only=False)
+
+
+@lru_cache(maxsize=1 << 16)
+def _datetime(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+@lru_cache(maxsize=1 << 14)
+def _date(days: int) -> date:
+    return _EPOCH_DATE + timedelta(days=days)
+
+
+@lru_cache(maxsize=1 << 16)
+def _cents(cents: int) -> Decimal:
+    """An amount in cents as DECIMAL(18, 2) reads back (always two decimals: ``Decimal('0.00')``)."""
+    return (Decimal(cents) / 100).quantize(_CENT)
+
+
 def _micros(column: pa.ChunkedArray) -> np.ndarray:
     """Timestamps as µs since the epoch (a missing time sorts first and is never in a window)."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -228,6 +319,9 @@ def _micros(column: pa.ChunkedArray) -> np.ndarray:
 
 
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_DATE = date(1970, 1, 1)
+_CENT = Decimal("0.01")
+_LISTED_VALUES = 1 << 16  # a dictionary this small is kept as a list of Python strings
 
 
 def _us(t: datetime) -> int:
