@@ -2,12 +2,14 @@
 
 :class:`HistoryIndex` is built once, when a :class:`~models.rules.precheck.Prechecker` starts, from the
 checker's history store (the DuckDB copy of the claim tables): per table, the columns the kernels read,
-as one Arrow table sorted by person and, within a person, by settlement time, plus an array
-of offsets — person *i*'s rows are ``offsets[i]:offsets[i + 1]``. Text that repeats (institution, catalogue code
-and name, list type, doctor, a line's settlement ...) is dictionary-encoded, and amounts and quantities
-take 4 bytes where the data allows (the values read back are the same). A lookup is a dict
-probe, two binary searches on the settlement times (the look-back window) and the conversion of the
-person's few dozen rows into Python records: ~0.1–0.3 ms, against ~1 ms per table for a DuckDB lookup.
+sorted by person and, within a person, by settlement time, plus an array of offsets — person *i*'s rows
+are ``offsets[i]:offsets[i + 1]``. Text that repeats (institution, catalogue code and name, list type,
+doctor, a line's settlement ...) is dictionary-encoded, and amounts and quantities take 4 bytes where
+the data allows (the values read back are the same): 83 MB on ``small``, 1.3 GB on ``city``. A lookup is
+a dict probe, two binary searches on the settlement times (the look-back window) and the conversion of
+the person's rows into Python tuples — numpy slices, text through lists of shared strings, times, dates
+and amounts through caches: a few hundred µs for a long history, against ~1 ms per table for a lookup
+in the DuckDB store.
 
 The index holds what the SQL path's contract views hold for a person (``precheck._HISTORY``):
 settlements, their fee lines and diagnoses (each line and diagnosis carries its settlement's time, so
