@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import fields, replace
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 import duckdb
@@ -78,6 +79,18 @@ def test_kernels_give_the_sql_hits_before_settlement(case_checkers, case_region_
         _same(sql, python, stranger)
 
 
+def test_kernels_give_the_sql_hits_when_settled_late(case_checkers, case_region_rows):
+    """Every case settled 15 days after its care: more of the person's settlements are history by then —
+    the stay a pharmacy purchase fell in is settled, so card theft fires in precheck too."""
+    sql, python = case_checkers
+    rules = set()
+    for setl in case_region_rows.rows["setl_d"]:
+        visit = case_region_rows.visit_dict(setl["setl_id"])
+        visit["setl"]["setl_time"] = _as_datetime(visit["setl"]["setl_time"]) + timedelta(days=15)
+        rules |= {h.rule_id for h in _same(sql, python, visit)}
+    assert "card_theft" in rules
+
+
 def test_kernels_give_the_sql_hits_on_the_tiny_region(tiny_warehouse):
     """The settlements the batch run hit and a seeded sample of the others; the first UNGATED of them with
     every rule run on them, the rest with the rules their ``precheck_when`` keeps (as the service runs)."""
@@ -115,6 +128,10 @@ def test_a_rule_without_kernel_runs_its_sql(case_warehouse, case_region_rows, mo
         Prechecker(case_warehouse, engine="python", sessions=1)
     with pytest.raises(ValueError, match="engine must be one of"):
         Prechecker(case_warehouse, engine="duckdb", sessions=1)
+
+
+def _as_datetime(value) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def _warehouse_visit(con, setl_id: str) -> dict:
