@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["config", "engine", "evaluate", "backtest", "summary", "precheck"])
+@pytest.mark.parametrize("module", ["config", "engine", "evaluate", "backtest", "summary", "precheck", "history",
+                                    "kernels.duck"])
 def test_docstring_examples(module):
     mod = importlib.import_module(f"models.rules.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

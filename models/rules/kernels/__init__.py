@@ -12,7 +12,9 @@ history, exactly the rows the rule's SQL returns, in Python:
 * :class:`Claims` — the shared views of ``sql/_base.sql`` (settlements, lines, visits and diagnoses that
   count, refunds left out, the visit's settlement the only one in scope), computed on first use;
 * :data:`KERNELS` — rule id → kernel (``liangku.py``: the 两库 rules; ``typology.py``: the others), each
-  returning :class:`RuleRow` s that :func:`kernel_hits` wraps into hits as the engine's hit SELECT does.
+  returning :class:`RuleRow` s that :func:`kernel_hits` wraps into hits as the engine's hit SELECT does;
+* ``duck.py`` — DuckDB's semantics where the SQL's values depend on them (``round``, casts to text and
+  DECIMAL, ``date_sub``, three-valued logic, ``min`` ignoring NULLs).
 
 The SQL stays the reference: a rule without a kernel runs its SQL, and ``tests/models/test_rules_kernels.py``
 checks that every kernel gives the same hits as the SQL (ids, evidence, amounts, messages, detail) on the

@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
+from models.rules.history import HistoryIndex
 from models.rules.kernels.lookups import Lookups
+
+if TYPE_CHECKING:  # precheck imports the kernels
+    from models.rules.precheck import Visit
 
 __all__ = ["Claims", "ClaimSetl", "ClaimLine", "ClaimMdtrt", "ClaimDiag", "Person"]
 
@@ -142,7 +146,7 @@ class RawMdtrt:
 class Claims:
     """The claim views of one visit (see the module docstring); views are computed on first use."""
 
-    def __init__(self, visit: Any, history: Any, lookups: Lookups, *, lookback_days: int):
+    def __init__(self, visit: "Visit", history: HistoryIndex, lookups: Lookups, *, lookback_days: int):
         self.visit, self.history, self.lookups = visit, history, lookups
         self.psn_no: str = visit.setl.psn_no
         self.until: datetime = visit.setl.setl_time

@@ -5,29 +5,23 @@ A kernel returns :class:`RuleRow` s — the columns a rule's SQL returns (:data:
 ``int`` for integers, ``str`` for text and dates cast to text). :func:`hit_values` wraps one the way the
 SQL wrapper does: the hit id (MD5 of rule id, entity and the sorted evidence), the rule's version,
 typology, severity, the policy basis and message filled from ``detail`` as DuckDB casts each value to
-text, ``detail`` as its JSON round trip. :func:`duck_round` and :func:`duck_text` are DuckDB's
-``round(DOUBLE, n)`` and ``CAST(... AS VARCHAR)``, which the kernels use where the SQL does.
-
->>> duck_round(2.675, 2), round(2.675, 2)   # DuckDB rounds the scaled double half away from zero
-(2.68, 2.67)
->>> duck_text(Decimal("4.00")), duck_text(2.0), duck_text(None), duck_text(["a", "b"])
-('4.00', '2.0', '', '[a, b]')
+text (:func:`~models.rules.kernels.duck.duck_text`), ``detail`` as its JSON round trip.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Mapping
 
-__all__ = ["RuleRow", "hit_values", "duck_round", "duck_text", "cents"]
+from models.rules.kernels.duck import cents, duck_text
+
+__all__ = ["RuleRow", "hit_values", "line_row"]
 
 _PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -63,43 +57,10 @@ def hit_values(rule, row: RuleRow, *, pack_version: str, run_id: str, hit_time: 
     }
 
 
-def cents(value: Decimal | float | int | None) -> Decimal | None:
-    """``CAST(value AS DECIMAL(18, 2))``."""
-    if value is None:
-        return None
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    return Decimal(value).quantize(CENT)
-
-
-def duck_round(x: float | None, digits: int = 0) -> float | None:
-    """DuckDB's ``round(DOUBLE, digits)``: the value times 10^digits rounded half away from zero."""
-    if x is None:
-        return None
-    scale = 10.0 ** digits
-    y = x * scale
-    r = math.floor(abs(y))
-    if abs(y) - r >= 0.5:
-        r += 1
-    out = math.copysign(r, y) / scale
-    return x if math.isinf(out) or math.isnan(out) else out
-
-
-def duck_text(value: Any) -> str:
-    """``coalesce(CAST(value AS VARCHAR), '')`` for the types a rule's detail holds."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, Decimal)):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)  # DuckDB prints the shortest text that reads back the same double, as repr does
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join("NULL" if v is None else duck_text(v) for v in value) + "]"
-    if isinstance(value, (date, datetime)):
-        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    raise TypeError(f"no text form for {type(value).__name__}")
+def line_row(ln: Any, detail: dict[str, Any]) -> RuleRow:
+    """A hit on one fee line: evidence and amount at risk = the line."""
+    return RuleRow("line", ln.bkkp_sn, ln.setl_id, ln.mdtrt_id, ln.psn_no, ln.fixmedins_code, ln.bilg_dr_code,
+                   (ln.bkkp_sn,), ln.det_item_fee_sumamt, ln.setl.setl_time, detail)
 
 
 def _render(template: str, detail: Mapping[str, Any]) -> str:

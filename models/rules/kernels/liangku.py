@@ -8,14 +8,14 @@ mirrors, which remains the reference (``tests/models/test_rules_kernels.py`` che
 
 from __future__ import annotations
 
-import calendar
 from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from models.rules.kernels.claims import ClaimLine, Claims
-from models.rules.kernels.hits import RuleRow, duck_round, duck_text
+from models.rules.kernels.duck import contains, duck_round, full_years, no_dot_zero, sql_and, sql_min, sql_or
+from models.rules.kernels.hits import RuleRow, line_row
 from models.rules.kernels.registry import kernel
 
 __all__: list[str] = []  # the kernels register themselves (registry.KERNELS)
@@ -75,9 +75,9 @@ def insurance_type(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         if k is None or not ln.cnt > 0:
             continue
         only, point_id = k
-        maternity = _or(_contains(params["maternity_med_types"], ln.setl.med_type),
-                        _contains(params["maternity_insutypes"], ln.setl.insutype))
-        allowed = _and(None if only is None else only == "生育", maternity)
+        maternity = sql_or(contains(params["maternity_med_types"], ln.setl.med_type),
+                        contains(params["maternity_insutypes"], ln.setl.insutype))
+        allowed = sql_and(None if only is None else only == "生育", maternity)
         if allowed is False:  # NOT (...) holds only when (...) is false, not unknown
             out.append(line_row(ln, {
                 "hilist_code": ln.hilist_code, "hilist_name": ln.hilist_name, "insurance_only": only,
@@ -161,7 +161,7 @@ def course_length(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         lines = [ln for ln, _, _ in found]
         first = lines[0]
         out.append(RuleRow(
-            "psn", psn, setl_id, first.mdtrt_id, psn, first.fixmedins_code, _min(ln.bilg_dr_code for ln in lines),
+            "psn", psn, setl_id, first.mdtrt_id, psn, first.fixmedins_code, sql_min(ln.bilg_dr_code for ln in lines),
             tuple(sorted(ln.bkkp_sn for ln in lines)), sum((ln.det_item_fee_sumamt for ln in lines), Decimal("0.00")),
             first.setl.setl_time,
             {"hilist_code": min(ln.hilist_code for ln in lines), "hilist_name": min(ln.hilist_name for ln in lines),
@@ -243,7 +243,7 @@ def frequency(params: dict[str, Any], c: Claims) -> list[RuleRow]:
                     "hilist_code": ln.hilist_code, "hilist_name": ln.hilist_name,
                     "fee_date": ln.fee_date.isoformat(), "max_count": max_count,
                     "unit_zh": "小时" if unit == "hour" else "次", "days": days, "allowed": allowed,
-                    "total": _no_dot_zero(total), "point_id": point_id}))
+                    "total": no_dot_zero(total), "point_id": point_id}))
     return out
 
 
@@ -276,7 +276,7 @@ def period_frequency(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         prior.sort(key=lambda b: (b.fee_ocur_time, b.bkkp_sn))
         out.append(line_row(a, {
             "hilist_code": a.hilist_code, "hilist_name": a.hilist_name, "period_days": period_days,
-            "max_count": max_count, "count_in_period": _no_dot_zero(count),
+            "max_count": max_count, "count_in_period": no_dot_zero(count),
             "last_prior_date": max(b.fee_date for b in prior).isoformat(),
             "prior_lines": [b.bkkp_sn for b in prior], "point_id": point_id}))
     return out
@@ -319,26 +319,6 @@ def primary_secondary_surgery(params: dict[str, Any], c: Claims) -> list[RuleRow
 
 # -- shared helpers -------------------------------------------------------------------------------
 
-def line_row(ln: ClaimLine, detail: dict[str, Any]) -> RuleRow:
-    """A hit on one fee line: evidence and amount at risk = the line."""
-    return RuleRow("line", ln.bkkp_sn, ln.setl_id, ln.mdtrt_id, ln.psn_no, ln.fixmedins_code, ln.bilg_dr_code,
-                   (ln.bkkp_sn,), ln.det_item_fee_sumamt, ln.setl.setl_time, detail)
-
-
-def full_years(born: date, on: date) -> int:
-    """DuckDB's ``date_sub('year', born, on)``: whole years, a month ending early counting as complete.
-
-    >>> full_years(date(1996, 2, 29), date(2023, 2, 28)), full_years(date(2000, 5, 2), date(2010, 5, 1))
-    (27, 9)
-    """
-    if born > on:
-        return -full_years(on, born)
-    months = (on.year - born.year) * 12 + on.month - born.month
-    if on.day < born.day and on.day != calendar.monthrange(on.year, on.month)[1]:
-        months -= 1
-    return months // 12
-
-
 def _person(c: Claims, ln: ClaimLine, name: str) -> Any:
     """A register field of the line's person (``claim_line`` LEFT JOINs ``person`` on the line's psn_no)."""
     if ln.psn_no != c.psn_no or c.person is None:
@@ -368,31 +348,3 @@ def _above(pric: Decimal, cap: Decimal, ratio: Any) -> bool:
     if isinstance(ratio, float):
         return float(pric) > float(cap) * ratio + 0.005
     return pric > cap * Decimal(ratio) + Decimal("0.005")
-
-
-def _no_dot_zero(x: float) -> str:
-    """``regexp_replace(CAST(x AS VARCHAR), '\\.0$', '')``."""
-    text = duck_text(x)
-    return text[:-2] if text.endswith(".0") else text
-
-
-def _contains(values: Any, value: Any) -> bool | None:
-    """``list_contains(values, value)``: unknown (None) for a NULL value."""
-    return None if value is None else value in values
-
-
-def _or(a: bool | None, b: bool | None) -> bool | None:
-    if a is True or b is True:
-        return True
-    return None if a is None or b is None else False
-
-
-def _and(a: bool | None, b: bool | None) -> bool | None:
-    if a is False or b is False:
-        return False
-    return None if a is None or b is None else True
-
-
-def _min(values: Any) -> Any:
-    """SQL ``min``: NULLs ignored, NULL when none is left."""
-    return min((v for v in values if v is not None), default=None)

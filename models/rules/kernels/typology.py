@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from models.rules.kernels.claims import ClaimLine, Claims, ClaimSetl
-from models.rules.kernels.hits import RuleRow, cents, duck_round
-from models.rules.kernels.liangku import _contains, _min, line_row
+from models.rules.kernels.duck import cents, contains, duck_round, sql_min
+from models.rules.kernels.hits import RuleRow, line_row
 from models.rules.kernels.registry import kernel
 
 __all__: list[str] = []  # the kernels register themselves (registry.KERNELS)
@@ -65,7 +65,7 @@ def third_party_liability(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         return []
     injury_prefixes, cause_prefixes = params["injury_prefixes"], params["third_party_cause_prefixes"]
     diags = [d for d in c.diags if d.setl_id == s.setl_id]
-    injury = _min(d.diag_code for d in diags if d.in_scope and d.maindiag_flag == "1"
+    injury = sql_min(d.diag_code for d in diags if d.in_scope and d.maindiag_flag == "1"
                   and d.diag_code[:1] in injury_prefixes)
     if injury is None:
         return []
@@ -78,7 +78,7 @@ def third_party_liability(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     m = c.raw_mdtrts.get(s.mdtrt_id)
     return [_setl_row(c, s, m.chfpdr_code if m is not None else None, {
         "injury_code": injury, "cause_code": min(d.diag_code for d in causes),
-        "cause_name": _min(d.diag_name for d in causes), "fund_paid": s.hifp_pay})]
+        "cause_name": sql_min(d.diag_name for d in causes), "fund_paid": s.hifp_pay})]
 
 
 @kernel("split_admission")
@@ -144,7 +144,7 @@ def card_theft(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``card_theft.sql``: a purchase on a day the card holder lies in hospital elsewhere (the first such
     stay), and that stay shows normal care (at least ``min_care_lines_per_day``)."""
     p = c.scope
-    if p is None or not _contains(params["purchase_med_types"], p.med_type):
+    if p is None or not contains(params["purchase_med_types"], p.med_type):
         return []
     day = _care_date(p, c.raw_mdtrts.get(p.mdtrt_id), use_begndate=False)
     stays = sorted((st for st in c.mdtrts.values()
@@ -272,5 +272,5 @@ def _prescriptions(c: Claims, lines: list[ClaimLine], params: dict[str, Any]) ->
             "lines": sorted(ln.bkkp_sn for ln in found),
             "amount": sum((ln.det_item_fee_sumamt for ln in found), Decimal("0.00")),
             "in_scope": first.setl.in_scope, "setl_time": first.setl.setl_time, "mdtrt_id": first.mdtrt_id,
-            "prac_code": _min(ln.bilg_dr_code for ln in found), "hilist_name": min(ln.hilist_name for ln in found)}
+            "prac_code": sql_min(ln.bilg_dr_code for ln in found), "hilist_name": min(ln.hilist_name for ln in found)}
     return out
