@@ -64,7 +64,7 @@ from models.rules.config import RuleConfig, RuleConfigError, load_config
 from models.rules.engine import (ALL_TIME, HIT_COLUMNS, RULE_OUTPUT, _lit, base_statements, check_rules,
                                  hit_select, prepare_session, rule_body, store_pack)
 from models.rules.history import HistoryIndex
-from models.rules.kernels import KERNELS, Claims, Lookups, kernel_hits
+from models.rules.kernels import Claims, Lookups, kernel_for, kernel_hits
 
 __all__ = ["Visit", "VisitError", "Hit", "Prechecker", "precheck", "DEFAULT_LOOKBACK_DAYS", "ENGINES"]
 
@@ -287,7 +287,7 @@ class Prechecker:
         self.config = config or load_config()
         self.rules = tuple(r for r in self.config.enabled_rules if r.realtime)
         self.engine = engine
-        if engine == "python" and (missing := [r.id for r in self.rules if r.id not in KERNELS]):
+        if engine == "python" and (missing := [r.id for r in self.rules if kernel_for(r) is None]):
             raise ValueError(f"engine='python': no kernel for rule(s) {', '.join(missing)} (use 'auto')")
         db = duckdb.connect(":memory:", config={"threads": str(os.cpu_count() or 1)})
         try:
@@ -318,7 +318,7 @@ class Prechecker:
                 t1 = time.perf_counter()
                 self._index = HistoryIndex.from_store(db)
                 self._lookups = Lookups.build(db, self.config)
-                self._kernels = {r.id: r for r in self.rules if r.id in KERNELS}
+                self._kernels = {r.id: r for r in self.rules if kernel_for(r) is not None}
                 self.index_seconds = round(time.perf_counter() - t1, 2)
                 self.index_bytes = self._index.nbytes
             # every rule by its kernel: the SQL path's store will never be read, give its memory back

@@ -134,6 +134,22 @@ def _as_datetime(value) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def test_a_rule_pointed_at_other_sql_runs_that_sql(case_warehouse, case_region_rows, tmp_path):
+    """A config whose rule names another SQL file than the one its kernel re-implements: the SQL runs."""
+    from models.rules.config import SQL_DIR, load_config
+
+    config = load_config()
+    custom = tmp_path / "liangku_gender.sql"
+    custom.write_text((SQL_DIR / "liangku_gender.sql").read_text(encoding="utf-8"), encoding="utf-8")
+    config = replace(config, rules=tuple(replace(r, sql_path=custom) if r.id == "liangku_gender" else r
+                                         for r in config.rules))
+    with Prechecker(case_warehouse, config=config, sessions=1) as auto:
+        assert "liangku_gender" not in auto.kernel_rules() and auto.sql_store
+        assert [h.rule_id for h in auto.check(case_region_rows.visit_dict("GENDER-HIT"))] == ["liangku_gender"]
+    with pytest.raises(ValueError, match="no kernel for rule.*liangku_gender"):
+        Prechecker(case_warehouse, config=config, engine="python", sessions=1)
+
+
 def _warehouse_visit(con, setl_id: str) -> dict:
     def rows(sql):
         cur = con.execute(sql, [setl_id])

@@ -31,15 +31,18 @@ from models.rules.kernels import liangku, typology  # noqa: F401  (the kernels r
 from models.rules.kernels.claims import Claims
 from models.rules.kernels.hits import RuleRow, hit_values
 from models.rules.kernels.lookups import Lookups
-from models.rules.kernels.registry import KERNELS, Kernel
+from models.rules.kernels.registry import KERNELS, Kernel, kernel_for
 
-__all__ = ["KERNELS", "Kernel", "Claims", "Lookups", "RuleRow", "kernel_hits"]
+__all__ = ["KERNELS", "Kernel", "Claims", "Lookups", "RuleRow", "kernel_for", "kernel_hits"]
 
 
 def kernel_hits(rule, claims: Claims, *, pack_version: str, run_id: str = "precheck",
                 hit_time: datetime | None = None) -> list[dict[str, Any]]:
     """The hits of *rule* on the visit of *claims*, by its kernel: ``rule_hits`` columns, one per hit id."""
-    rows = KERNELS[rule.id](dict(rule.params), claims)
+    fn = kernel_for(rule)
+    if fn is None:
+        raise KeyError(f"no kernel for rule {rule.id} (its SQL: {rule.sql_path.name})")
+    rows = fn(dict(rule.params), claims)
     if not rows:
         return []
     hit_time = hit_time or datetime.now()
