@@ -98,3 +98,19 @@ def served_postgresql(launched):
 def served(request):
     """The running service, once on SQLite and once on PostgreSQL."""
     return request.getfixturevalue(f"served_{request.param}")
+
+
+# -- the main job on `small` (tests/serving/test_end_to_end_small.py, test_evidence.py) --------------------
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory) -> dict:
+    """``yibao demo --preset small --seed 7`` in a subprocess, as the README runs it: the demo's JSON answer
+    with ``workdir``, ``warehouse``, ``tracking_uri`` and ``bundle`` (the trained scorer bundle) added."""
+    from served import run_yibao
+
+    work = tmp_path_factory.mktemp("demo_small")
+    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+    demo = run_yibao("demo", "--preset", "small", "--seed", "7", "--workdir", str(work), "--tracking-uri", uri)
+    return demo | {"workdir": work, "warehouse": Path(demo["warehouse"]), "tracking_uri": uri,
+                   "bundle": work / "report" / "scorer_bundle.joblib"}

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 __all__ = ["ServiceData", "Served", "build_service_data", "seed_store", "launch_server", "wait_ready", "free_port",
-           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "REGION", "paths_covering_every_transition", "move"]
+           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "REGION", "paths_covering_every_transition", "move", "run_yibao", "YIBAO"]
 
 # A resident ID (valid birth date and form) that must never come back unmasked.
 RESIDENT_ID = "11010519491231002X"
@@ -31,6 +31,7 @@ USERS = {"wang": ("admin", ""), "li": ("investigator", "2201"), "zhao": ("invest
          "ana": ("analyst", ""), "gong": ("liaison", ""), "retired": ("investigator", "2201")}
 WORKFLOW_CLUES = 24
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+YIBAO = str(Path(sys.executable).with_name("yibao"))
 
 
 @dataclass
@@ -218,3 +219,14 @@ def move(client: httpx.Client, clue_id: int, to_state: str, *, assignee: str = "
     if to_state == "confirmed":
         body["confirmed_amount"] = 1234.5
     return client.post(f"/api/clues/{clue_id}/transitions", json=body)
+
+
+def run_yibao(*args: str, env: dict | None = None, timeout: float = 1800) -> dict:
+    """Run ``yibao ARGS --json`` in a subprocess; its JSON answer (fails with the output when it exits non-zero)."""
+    import json
+
+    done = subprocess.run([YIBAO, *args, "--json"], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, (f"yibao {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
+                                  f"{done.stderr[-3000:]}")
+    return json.loads(done.stdout[done.stdout.index("{"):])

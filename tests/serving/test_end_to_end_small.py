@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -23,30 +22,17 @@ import duckdb
 import networkx as nx
 import pytest
 
-from served import free_port, launch_server, move, paths_covering_every_transition, wait_ready
+from served import YIBAO, free_port, launch_server, move, paths_covering_every_transition, wait_ready
+from served import run_yibao as _yibao
 
 pytestmark = pytest.mark.slow
 
-YIBAO = str(Path(sys.executable).with_name("yibao"))
-
-
-def _yibao(*args: str, env: dict | None = None, timeout: float = 1800) -> dict:
-    """Run ``yibao ARGS --json``; its JSON answer (fails the test with the output when it exits non-zero)."""
-    import os
-
-    done = subprocess.run([YIBAO, *args, "--json"], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-    assert done.returncode == 0, f"yibao {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return json.loads(done.stdout[done.stdout.index("{"):])
-
-
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """The demo on `small` (seed 7), three users, a signing key and the server on it; yields what tests need."""
+def small(small_demo, tmp_path_factory):
+    """The demo on `small` (seed 7, conftest.py), three users, a signing key and the server on it; yields
+    what tests need."""
     work = tmp_path_factory.mktemp("e2e_small")
-    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
-    demo = _yibao("demo", "--preset", "small", "--seed", "7", "--workdir", str(work), "--tracking-uri", uri)
-    warehouse = Path(demo["warehouse"])
+    demo, uri, warehouse = small_demo, small_demo["tracking_uri"], small_demo["warehouse"]
     common = ("--warehouse", str(warehouse))
     tokens = {name: _yibao("users", "add", name, "--role", role, "--region", region, *common)["token"]
               for name, role, region in (("wang", "admin", ""), ("ana", "analyst", ""), ("gong", "liaison", ""))}

@@ -1,8 +1,9 @@
-"""Evidence packages (证据包) on the tiny region: screen → clue store → export a ring's package → read it back.
+"""Evidence packages (证据包): screen → clue store → export a ring's package → read it back.
 
-The tiny region (not small, as the issue says) keeps the suite fast; the package code does not depend on
-the region's size. One pseudonymised package (an analyst's) and one clear package (a liaison's, after the
-ring is transferred to public security) are exported once per module; the tests read them.
+Every test runs on the `tiny` region (tests/conftest.py) and on `small` (the README's main job, `yibao demo
+--preset small`, conftest.py `small_demo`). One pseudonymised package (an analyst's) and one clear package
+(a liaison's, after the ring is transferred to public security) are exported once per region; the tests
+read them.
 """
 
 from __future__ import annotations
@@ -30,14 +31,20 @@ ANALYST = User("ana", "analyst")
 LIAISON = User("gong", "liaison")
 
 
-@pytest.fixture(scope="module")
-def env(tiny_warehouse, tiny_trained, tmp_path_factory):
+@pytest.fixture(scope="module", params=["tiny", "small"])
+def env(request, tmp_path_factory):
     from features.config import Settings
+    from models.bundle import ScorerBundle
     from models.screening import screen
 
-    folder = tmp_path_factory.mktemp("evidence")
-    vault = Settings(warehouse=tiny_warehouse).identity_vault
-    clues = screen(tiny_warehouse, tiny_trained[1].bundle, max_clues=60).clues
+    if request.param == "tiny":
+        warehouse, bundle = request.getfixturevalue("tiny_warehouse"), request.getfixturevalue("tiny_trained")[1].bundle
+    else:
+        demo = request.getfixturevalue("small_demo")
+        warehouse, bundle = demo["warehouse"], ScorerBundle.load(demo["bundle"])
+    folder = tmp_path_factory.mktemp(f"evidence_{request.param}")
+    vault = Settings(warehouse=warehouse).identity_vault
+    clues = screen(warehouse, bundle, max_clues=60).clues
     rings = [c for c in clues if c["entity_type"] == "ring" and c["evidence"]["graph"]["members"]]
     assert rings, f"the screening found no ring: {sorted({c['entity_type'] for c in clues})}"
     store = open_store(f"sqlite:///{folder / 'clues.db'}", identity_vault=vault)
@@ -47,12 +54,12 @@ def env(tiny_warehouse, tiny_trained, tmp_path_factory):
     ids = {c["clue_key"]: c["id"] for c in store.list(SYSTEM, limit=1000)["items"]}
     ring_id = ids[f"ring:{rings[0]['entity_id']}"]
     priv, pub = generate_keypair(folder / "keys")
-    analyst_pkg = export_package(tiny_warehouse, store, ring_id, ANALYST, folder / "analyst_pkg", signing_key=priv)
+    analyst_pkg = export_package(warehouse, store, ring_id, ANALYST, folder / "analyst_pkg", signing_key=priv)
     for state, kw in (("assigned", {"assignee": "system"}), ("verifying", {}), ("confirmed", {"confirmed_amount": 1.0}),
                       ("transferred_police", {})):
         store.transition(ring_id, state, SYSTEM, "移送公安测试", **kw)
-    liaison_pkg = export_package(tiny_warehouse, store, ring_id, LIAISON, folder / "liaison_pkg", signing_key=priv)
-    yield {"store": store, "warehouse": tiny_warehouse, "vault": vault, "ring_id": ring_id, "priv": priv, "pub": pub,
+    liaison_pkg = export_package(warehouse, store, ring_id, LIAISON, folder / "liaison_pkg", signing_key=priv)
+    yield {"store": store, "warehouse": warehouse, "vault": vault, "ring_id": ring_id, "priv": priv, "pub": pub,
            "analyst": analyst_pkg, "liaison": liaison_pkg, "folder": folder, "ids": ids}
     store.close()
 
