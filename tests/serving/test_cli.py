@@ -18,20 +18,21 @@ def _json(result) -> dict:
 
 
 @pytest.mark.slow
-def test_main_job_runs_every_built_step_on_a_tiny_region(tmp_path):
-    out = _json(runner.invoke(app, ["demo", "--preset", "tiny", "--workdir", str(tmp_path), "--tracking-uri",
-                                    f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", "--json"]))
+def test_main_job_runs_every_built_step(small_demo):
+    """The README's main job, ``yibao demo --preset small --seed 7 --json``, run once per session by the
+    ``small_demo`` fixture (tests/serving/conftest.py) and shared with the end-to-end and evidence tests."""
+    out, work = small_demo, small_demo["workdir"]
     steps = out["steps"]
-    assert steps["simulate"]["rows"]["fee_list_d"] > 10_000
+    assert steps["simulate"]["rows"]["fee_list_d"] > 100_000
     assert all(t["quarantined"] == 0 for t in steps["ingest"]["tables"].values())
     assert steps["rules"]["hits"] > 0 and steps["rules"]["amount_at_risk"] > 0
     assert steps["graph"]["counts"]["communities"] > 0
     assert steps["features"]["tables"]["feat_psn"]["rows"] == steps["simulate"]["rows"]["psn_info"]
-    assert (tmp_path / "warehouse.duckdb").is_file()
-    assert steps["train"]["model_version"] == "1" and (tmp_path / "report" / "report.html").is_file()
+    assert (work / "warehouse.duckdb").is_file()
+    assert steps["train"]["model_version"] == "1" and (work / "report" / "report.html").is_file()
     assert steps["promote"]["promoted"]  # the first model becomes champion
     assert steps["screen"]["clues"] > 0 and steps["screen"]["upsert"]["new"] == steps["screen"]["clues"]
-    assert out["clues"] and (tmp_path / "clues.db").is_file()
+    assert out["clues"] and (work / "clues.db").is_file()
 
 
 def test_simulate_ingest_quarantine_with_json(tmp_path):
