@@ -4,7 +4,8 @@
 in a subprocess, then ``yibao users add`` and ``yibao evidence keygen``, then ``yibao serve`` on the
 demo's warehouse, clue store and champion model; the tests call the running server over HTTP: pre-check,
 scoring, every workflow transition on screened clues, and a ring's evidence package exported by the
-public-security liaison and verified with the public key alone. A second ``yibao screen`` updates the
+public-security liaison and verified with the public key alone — once with the demo's SQLite clue store
+and once with the clues screened into a real PostgreSQL database. A second ``yibao screen`` updates the
 clues instead of duplicating them. The same calls on the tiny region, on SQLite and PostgreSQL, are in
 test_service.py and test_evidence.py.
 """
@@ -27,24 +28,35 @@ from served import run_yibao as _yibao
 
 pytestmark = pytest.mark.slow
 
-@pytest.fixture(scope="module")
-def small(small_demo, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def small(request, small_demo, tmp_path_factory):
     """The demo on `small` (seed 7, conftest.py), three users, a signing key and the server on it; yields
-    what tests need."""
-    work = tmp_path_factory.mktemp("e2e_small")
+    what tests need. ``sqlite``: the demo's own clue store; ``postgresql``: the demo's warehouse screened
+    again by ``yibao screen`` into a fresh database on a real PostgreSQL server, which the server then uses."""
+    work = tmp_path_factory.mktemp(f"e2e_small_{request.param}")
     demo, uri, warehouse = small_demo, small_demo["tracking_uri"], small_demo["warehouse"]
     common = ("--warehouse", str(warehouse))
-    tokens = {name: _yibao("users", "add", name, "--role", role, "--region", region, *common)["token"]
+    if request.param == "sqlite":
+        clue_env, screened = {}, demo["steps"]["screen"]["upsert"]["new"]
+    else:
+        from pg_server import find_binaries
+
+        if find_binaries() is None:
+            pytest.skip("PostgreSQL is not installed (`apt-get install postgresql`; .ci/run installs it)")
+        clue_env = {"YIBAO_CLUE_DB": request.getfixturevalue("pg_server").new_database()}
+        screened = _yibao("screen", *common, "--tracking-uri", uri, env=clue_env)["upsert"]["new"]
+    tokens = {name: _yibao("users", "add", name, "--role", role, "--region", region, *common, env=clue_env)["token"]
               for name, role, region in (("wang", "admin", ""), ("ana", "analyst", ""), ("gong", "liaison", ""))}
     keys = _yibao("evidence", "keygen", "--out", str(work / "keys"))
     port = free_port()
     log = work / "server.log"
     proc = launch_server([YIBAO, "serve", *common, "--tracking-uri", uri, "--port", str(port)],
-                         {"YIBAO_EVIDENCE_KEY": keys["private_key"]}, log)
+                         {"YIBAO_EVIDENCE_KEY": keys["private_key"], **clue_env}, log)
     try:
         wait_ready(proc, port, log)
         yield {"work": work, "warehouse": warehouse, "demo": demo, "uri": uri, "tokens": tokens,
-               "public_key": Path(keys["public_key"]), "base": f"http://127.0.0.1:{port}", "log": log}
+               "public_key": Path(keys["public_key"]), "base": f"http://127.0.0.1:{port}", "log": log,
+               "backend": request.param, "clue_env": clue_env, "screened": screened}
     finally:
         import os
         import signal
@@ -71,8 +83,9 @@ def test_the_demo_found_clues_with_a_champion_model(small):
     with _client(small, "ana") as c:
         status = c.get("/api/status").json()
         assert status["model"] and "setl" in status["model_levels"] and status["precheck"]
+        assert status["clue_store"] == small["backend"]
         clues = c.get("/api/clues", params={"limit": 1000}).json()
-    assert clues["total"] == steps["screen"]["upsert"]["new"]
+    assert clues["total"] == small["screened"] > 100
     assert {"ring", "fixmedins", "psn"} <= {x["entity_type"] for x in clues["items"]}
     priorities = [x["priority"] for x in clues["items"]]
     assert priorities == sorted(priorities, reverse=True)  # ranked by expected recovery
@@ -149,7 +162,8 @@ def test_a_transferred_ring_package_from_the_service_verifies(small, tmp_path):
 def test_a_second_screening_updates_instead_of_duplicating(small):
     with _client(small, "ana") as c:
         before = c.get("/api/statistics").json()["total"]
-    again = _yibao("screen", "--warehouse", str(small["warehouse"]), "--tracking-uri", small["uri"])
+    again = _yibao("screen", "--warehouse", str(small["warehouse"]), "--tracking-uri", small["uri"],
+                   env=small["clue_env"])
     assert again["upsert"]["new"] == 0 and again["upsert"]["updated"] + again["upsert"]["unchanged"] > 100
     with _client(small, "ana") as c:
         assert c.get("/api/statistics").json()["total"] == before
