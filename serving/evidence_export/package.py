@@ -250,8 +250,9 @@ def _report_context(clue, user, r: Redactor, nxg, g, setl, hits, rule_run, creat
         rule_rows.append({"name": f"{name}（{rid}）" if name != rid else rid,
                           "typology": _typology_zh(h.get("typology")), "hits": h.get("hits", ""),
                           "amount": float(h.get("amount_at_risk") or 0.0), "basis": bases.get(rid) or basis})
-    reasons = [{"text": r.text(x.get("text_zh")), "value": _num(x.get("value")), "peer": _num(x.get("peer_value")),
-                "contribution": _num(x.get("contribution"))} for x in clue.get("reasons") or []]
+    reasons = [{"text": r.text(x.get("text_zh")), "value": _fmt(x.get("value"), ".4g"),
+                "peer": _fmt(x.get("peer_value"), ".4g"),
+                "contribution": _fmt(x.get("contribution"), ".4g")} for x in clue.get("reasons") or []]
     transitions = [{"at": t.get("at"), "to": f"{_state_zh(t.get('from_state'))} → {t.get('to_state_zh')}",
                     "actor": t.get("actor"), "reason": r.text(t.get("reason"))} for t in clue.get("transitions") or []]
     eid = r.person(clue["entity_id"]) if clue["entity_type"] == "psn" else clue["entity_id"]
@@ -303,19 +304,12 @@ def _code_version() -> dict:
     return {"commit": commit or "unknown", "dirty": dirty if commit else None}
 
 
-def _fmt(value) -> str:
+def _fmt(value, float_format: str = ".2f") -> str:
+    """A cell as text: None empty, floats by ``float_format`` (amounts: 2 decimals), the rest as str."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
-
-
-def _num(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
+        return format(value, float_format)
     return str(value)
 
 

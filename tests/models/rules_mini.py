@@ -372,3 +372,17 @@ def case_region() -> MiniRegion:
         if refund:
             r.refund(f"VBP-{inst}-NON")
     return r
+
+
+def warehouse_visit(con, setl_id: str) -> dict:
+    """Settlement ``setl_id`` of a warehouse as a pre-check visit dict, with the warehouse's own types
+    (Decimal, datetime; None kept), as the rule tests post it."""
+    def rows(sql):
+        cur = con.execute(sql, [setl_id])
+        names = [d[0] for d in cur.description]
+        return [{k: v for k, v in zip(names, r) if k != "_ingest_batch"} for r in cur.fetchall()]
+
+    mdtrt = rows("SELECT m.* FROM mdtrt_d m JOIN setl_d s USING (mdtrt_id) WHERE s.setl_id = ?")
+    return {"setl": rows("SELECT * FROM setl_d WHERE setl_id = ?")[0], "mdtrt": mdtrt[0] if mdtrt else None,
+            "lines": rows("SELECT * FROM fee_list_d WHERE setl_id = ?"),
+            "diagnoses": rows("SELECT * FROM setl_list_diag_d WHERE setl_id = ?")}

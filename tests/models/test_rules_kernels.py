@@ -18,6 +18,8 @@ import duckdb
 import pytest
 
 from models.rules.kernels import KERNELS
+from rules_mini import warehouse_visit
+
 from models.rules.precheck import Hit, Prechecker
 
 SAMPLE = 300  # settlements of the tiny region checked both ways, besides those the batch run hit
@@ -102,7 +104,7 @@ def test_kernels_give_the_sql_hits_on_the_tiny_region(tiny_warehouse):
         ids = [r[0] for r in con.execute("SELECT setl_id FROM setl_d ORDER BY setl_id").fetchall()]
         sample = sorted(set(hit) | set(random.Random(7).sample(ids, min(SAMPLE, len(ids)))))
         random.Random(7).shuffle(sample)
-        visits = [_warehouse_visit(con, s) for s in sample]
+        visits = [warehouse_visit(con, s) for s in sample]
     found: dict[str, int] = {}
     for config, part in ((load_config(), visits), (_ungated(load_config()), visits[:UNGATED])):
         with Prechecker(tiny_warehouse, config=config, engine="sql", sessions=1) as sql, \
@@ -149,14 +151,3 @@ def test_a_rule_pointed_at_other_sql_runs_that_sql(case_warehouse, case_region_r
     with pytest.raises(ValueError, match="no kernel for rule.*liangku_gender"):
         Prechecker(case_warehouse, config=config, engine="python", sessions=1)
 
-
-def _warehouse_visit(con, setl_id: str) -> dict:
-    def rows(sql):
-        cur = con.execute(sql, [setl_id])
-        names = [d[0] for d in cur.description]
-        return [{k: v for k, v in zip(names, r) if k != "_ingest_batch"} for r in cur.fetchall()]
-
-    mdtrt = rows("SELECT m.* FROM mdtrt_d m JOIN setl_d s USING (mdtrt_id) WHERE s.setl_id = ?")
-    return {"setl": rows("SELECT * FROM setl_d WHERE setl_id = ?")[0], "mdtrt": mdtrt[0] if mdtrt else None,
-            "lines": rows("SELECT * FROM fee_list_d WHERE setl_id = ?"),
-            "diagnoses": rows("SELECT * FROM setl_list_diag_d WHERE setl_id = ?")}

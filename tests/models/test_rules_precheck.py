@@ -11,6 +11,8 @@ from types import MappingProxyType
 import duckdb
 import pytest
 
+from rules_mini import warehouse_visit
+
 from models.rules.precheck import Prechecker, Visit, VisitError, precheck
 
 # The batch hits of these settlements must come back from precheck, with the same hit ids. Card theft
@@ -94,7 +96,7 @@ def test_precheck_when_are_necessary_conditions(checker, case_warehouse, case_re
         clean = [r[0] for r in con.execute("SELECT setl_id FROM setl_d WHERE setl_id NOT IN (SELECT setl_id FROM "
                                            "rule_hits WHERE setl_id IS NOT NULL) ORDER BY hash(setl_id) LIMIT 60"
                                            ).fetchall()]
-        visits = [_warehouse_visit(con, s) for s in hit + clean]
+        visits = [warehouse_visit(con, s) for s in hit + clean]
     found = 0
     with Prechecker(tiny_warehouse) as gated, Prechecker(tiny_warehouse, config=_ungated(gated.config)) as everything:
         for visit in visits:
@@ -152,17 +154,6 @@ def test_a_store_in_a_file_gives_the_same_hits(checker, case_warehouse, case_reg
             assert _key(on_disk.check(visit)) == _key(checker.check(visit)), setl_id
     assert (tmp_path / "store.duckdb").is_file()
 
-
-def _warehouse_visit(con, setl_id: str) -> dict:
-    def rows(sql):
-        cur = con.execute(sql, [setl_id])
-        names = [d[0] for d in cur.description]
-        return [{k: v for k, v in zip(names, r) if k != "_ingest_batch"} for r in cur.fetchall()]
-
-    mdtrt = rows("SELECT m.* FROM mdtrt_d m JOIN setl_d s USING (mdtrt_id) WHERE s.setl_id = ?")
-    return {"setl": rows("SELECT * FROM setl_d WHERE setl_id = ?")[0], "mdtrt": mdtrt[0] if mdtrt else None,
-            "lines": rows("SELECT * FROM fee_list_d WHERE setl_id = ?"),
-            "diagnoses": rows("SELECT * FROM setl_list_diag_d WHERE setl_id = ?")}
 
 
 def test_a_visit_before_settlement_needs_only_keys_and_lines():

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 __all__ = ["ServiceData", "Served", "build_service_data", "seed_store", "launch_server", "wait_ready", "free_port",
-           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "REGION", "paths_covering_every_transition", "move", "run_yibao", "YIBAO"]
+           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "REGION", "paths_covering_every_transition", "move", "run_yibao", "unzip_package", "YIBAO"]
 
 # A resident ID (valid birth date and form) that must never come back unmasked.
 RESIDENT_ID = "11010519491231002X"
@@ -230,3 +230,14 @@ def run_yibao(*args: str, env: dict | None = None, timeout: float = 1800) -> dic
     assert done.returncode == 0, (f"yibao {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
                                   f"{done.stderr[-3000:]}")
     return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+def unzip_package(content: bytes, where: Path) -> Path:
+    """Unzip an evidence-package download into ``where``; returns the package folder (its one top folder)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        (top,) = {n.split("/", 1)[0] for n in zf.namelist()}
+        zf.extractall(where)
+    return Path(where) / top

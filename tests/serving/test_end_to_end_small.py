@@ -13,17 +13,16 @@ test_service.py and test_evidence.py.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import subprocess
-import zipfile
 from pathlib import Path
 
 import duckdb
 import networkx as nx
 import pytest
 
-from served import YIBAO, free_port, launch_server, move, paths_covering_every_transition, wait_ready
+from served import (YIBAO, free_port, launch_server, move, paths_covering_every_transition, unzip_package,
+                    wait_ready)
 from served import run_yibao as _yibao
 
 pytestmark = pytest.mark.slow
@@ -140,10 +139,7 @@ def test_a_transferred_ring_package_from_the_service_verifies(small, tmp_path):
     with _client(small, "gong") as liaison:
         r = liaison.post(f"/api/clues/{ring}/evidence")
         assert r.status_code == 200, r.text[:500]
-    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
-        (top,) = {n.split("/", 1)[0] for n in zf.namelist()}
-        zf.extractall(tmp_path)
-    pkg = tmp_path / top
+    pkg = unzip_package(r.content, tmp_path)
     result = verify_package(pkg, small["public_key"])
     assert result.ok, result.problems
     manifest = json.loads((pkg / "manifest.json").read_text("utf-8"))

@@ -6,17 +6,14 @@ route, role and region isolation, and no clear resident ID in answers, logs or t
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from models.bundle import ScorerBundle
-from served import RESIDENT_ID, move, paths_covering_every_transition
+from served import RESIDENT_ID, move, paths_covering_every_transition, unzip_package
 from serving.clues.access import mask_id
 from serving.clues.workflow import TRANSITIONS
 from serving.scoring import visit_from_warehouse
@@ -302,14 +299,6 @@ def test_openapi_spec_is_served(served):
 # -- evidence packages from the service (issue 7: the same export as the CLI, for the liaison) ----------
 
 
-def _unzip(content: bytes, where: Path) -> Path:
-    """Unzip a package download into ``where``; returns its one top folder."""
-    with zipfile.ZipFile(io.BytesIO(content)) as zf:
-        (top,) = {n.split("/", 1)[0] for n in zf.namelist()}
-        zf.extractall(where)
-    return Path(where) / top
-
-
 def test_evidence_package_over_http_clear_only_for_the_liaison_on_a_police_case(served, tmp_path):
     import csv
     import hashlib
@@ -323,7 +312,7 @@ def test_evidence_package_over_http_clear_only_for_the_liaison_on_a_police_case(
         r = analyst.post(f"/api/clues/{ring}/evidence", params={"pdf": "false"})
         assert r.status_code == 200, r.text[:300]
         assert r.headers["content-type"] == "application/zip" and "attachment" in r.headers["content-disposition"]
-        ana = _unzip(r.content, tmp_path / "ana")
+        ana = unzip_package(r.content, tmp_path / "ana")
         ana_hash = r.headers["x-package-sha256"]
     with served.client("wang") as admin:
         for state in ("assigned", "verifying", "confirmed", "transferred_police"):
@@ -334,7 +323,7 @@ def test_evidence_package_over_http_clear_only_for_the_liaison_on_a_police_case(
     with served.client("gong") as liaison:
         r = liaison.post(f"/api/clues/{ring}/evidence", params={"depth": 1})
         assert r.status_code == 200, r.text[:300]
-        pol = _unzip(r.content, tmp_path / "police")
+        pol = unzip_package(r.content, tmp_path / "police")
         pol_hash = r.headers["x-package-sha256"]
         assert liaison.post(f"/api/clues/{ring}/evidence", params={"depth": 9}).status_code == 422
 

@@ -103,13 +103,11 @@ def test_log_in_filter_open_confirm_reload(page, served_sqlite, tmp_path):
     expect(page.locator("#evidence-message")).to_contain_text("已导出")
     assert errors == [], errors
 
-    import zipfile
+    from served import unzip_package
 
     from serving.evidence_export import verify_package
 
-    with zipfile.ZipFile(saved) as zf:
-        zf.extractall(tmp_path / "pkg")
-    (folder,) = (tmp_path / "pkg").iterdir()
+    folder = unzip_package(saved.read_bytes(), tmp_path / "pkg")
     assert verify_package(folder, s.data.evidence_public_key).ok
 
     with s.store() as store:

@@ -9,6 +9,7 @@ mirrors, which remains the reference (``tests/models/test_rules_kernels.py`` che
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,15 +22,20 @@ from models.rules.kernels.registry import kernel
 __all__: list[str] = []  # the kernels register themselves (registry.KERNELS)
 
 
+def _pointed_lines(c: Claims, kind: str) -> Iterator[tuple[ClaimLine, Any]]:
+    """The visit's lines billed (``cnt > 0``) with a knowledge point of ``kind``, with that point."""
+    points = c.lookups.points[kind]
+    for ln in c.visit_lines:
+        k = points.get(ln.hilist_code)
+        if k is not None and ln.cnt > 0:
+            yield ln, k
+
+
 @kernel("liangku_gender")
 def gender(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``liangku_gender.sql``: a code limited to one sex, billed for the other."""
-    points = c.lookups.points["gender"]
     out = []
-    for ln in c.visit_lines:
-        k = points.get(ln.hilist_code)
-        if k is None or not ln.cnt > 0:
-            continue
+    for ln, k in _pointed_lines(c, "gender"):
         limit, point_id = k
         psn = _person_gend(c, ln)
         if psn in ("1", "2") and psn != limit:
@@ -43,12 +49,8 @@ def gender(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 @kernel("liangku_age")
 def age(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``liangku_age.sql``: a code limited to an age group, outside it (full years; days for newborns)."""
-    points = c.lookups.points["age"]
     out = []
-    for ln in c.visit_lines:
-        k = points.get(ln.hilist_code)
-        if k is None or not ln.cnt > 0:
-            continue
+    for ln, k in _pointed_lines(c, "age"):
         brdy = _person(c, ln, "brdy")
         if brdy is None:
             continue
@@ -68,12 +70,8 @@ def age(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 def insurance_type(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``liangku_insurance_type.sql``: a 工伤- or 生育-only drug paid by the medical fund (生育 drugs allowed
     in maternity settlements)."""
-    points = c.lookups.points["insurance_type"]
     out = []
-    for ln in c.visit_lines:
-        k = points.get(ln.hilist_code)
-        if k is None or not ln.cnt > 0:
-            continue
+    for ln, k in _pointed_lines(c, "insurance_type"):
         only, point_id = k
         maternity = sql_or(contains(params["maternity_med_types"], ln.setl.med_type),
                         contains(params["maternity_insutypes"], ln.setl.insutype))
@@ -89,13 +87,9 @@ def insurance_type(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 def care_setting(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``liangku_care_setting.sql``: an inpatient-only drug outside an inpatient settlement (限急诊或住院:
     emergency allowed too)."""
-    points = c.lookups.points["care_setting"]
     classes = c.lookups.med_type_classes
     out = []
-    for ln in c.visit_lines:
-        k = points.get(ln.hilist_code)
-        if k is None or not ln.cnt > 0:
-            continue
+    for ln, k in _pointed_lines(c, "care_setting"):
         setting, point_id = k
         have = classes.get(ln.setl.med_type, frozenset())
         if "inpatient" in have or ("emergency" in have and setting == "inpatient_or_emergency"):
@@ -110,12 +104,8 @@ def care_setting(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 @kernel("liangku_institution_level")
 def institution_level(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``liangku_institution_level.sql``: a drug for 二级/三级 and above at a lower-level institution."""
-    points = c.lookups.points["institution_level"]
     out = []
-    for ln in c.visit_lines:
-        k = points.get(ln.hilist_code)
-        if k is None or not ln.cnt > 0:
-            continue
+    for ln, k in _pointed_lines(c, "institution_level"):
         least, point_id = k
         level = ln.setl.hosp_level
         if level is None or least is None or not level < least:
