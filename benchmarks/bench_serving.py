@@ -10,10 +10,11 @@
    free port, and waits until it answers.
 4. For each number of clients, starts a separate load-generator process (this script with
    ``--load-generator``; with ``--generator-processes P`` the clients are split over P such processes, so
-   that the generator's own GIL does not queue the answers it times): that many threads, each a closed loop of ``POST /precheck`` over one kept-alive
-   connection, cycling through the visits, for ``--duration`` seconds after ``--warmup`` seconds. It
-   reports latency percentiles as the client sees them (request sent to answer read), requests/s, and
-   the pre-check's own time as the server reports it (``milliseconds``: rules + model, without HTTP).
+   that the generator's own GIL does not queue the answers it times): that many threads, each a closed
+   loop of ``POST /precheck`` over one kept-alive connection (stdlib ``http.client``), cycling through
+   the visits, for ``--duration`` seconds after ``--warmup`` seconds. It reports latency percentiles as the client sees them (request sent to answer read), requests/s,
+   the pre-check's own time as the server reports it (``milliseconds``: rules + model, without HTTP),
+   and the CPU time per request of the server's processes and of the load generators.
 5. The same with ``GET /api/me`` (token check and routing, no pre-check work): what the HTTP stack alone
    costs, the ceiling the pre-check's own work is subtracted from.
 
@@ -105,6 +106,7 @@ def _run(args) -> dict:
         for endpoint, key in (("precheck", "precheck"), ("me", "http_stack_only")):
             for n in [int(x) for x in args.clients.split(",")]:
                 procs = []
+                server_cpu = _cpu_tree_s(server.pid)
                 n_procs = max(1, min(args.generator_processes, n))
                 for g in range(n_procs):  # the clients split as evenly as can be over the generator processes
                     cmd = [sys.executable, __file__, "--load-generator", "--url", url, "--token-file",
@@ -119,6 +121,10 @@ def _run(args) -> dict:
                         raise RuntimeError(f"load generator exited {proc.returncode}")
                     parts.append(json.loads(stdout))
                 r = out[key][str(n)] = _summary(parts, n, args.duration) | {"generator_processes": n_procs}
+                sent = sum(p["sent"] for p in parts)  # warm-up included, as the CPU times are
+                if server_cpu is not None and sent:
+                    r["server_cpu_ms_per_request"] = round((_cpu_tree_s(server.pid) - server_cpu) / sent * 1000, 2)
+                    r["generator_cpu_ms_per_request"] = round(sum(p["cpu_s"] for p in parts) / sent * 1000, 2)
                 print(f"{endpoint} {n:>3} clients: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, "
                       f"{r['requests_per_s']} req/s, errors {r['errors']}, server p50/p99 {r.get('server_p50_ms')}/"
                       f"{r.get('server_p99_ms')} ms", file=sys.stderr)
@@ -134,50 +140,67 @@ def _run(args) -> dict:
 
 
 def _generate_load(args) -> dict:
-    import httpx
+    """One load-generator process: ``--n-clients`` threads, each a closed loop over one kept-alive connection.
+
+    The client is the standard library's ``http.client`` (request line, headers and body in one write),
+    not httpx: it costs the shared cores about a third of the CPU per request, CPU that a hospital
+    system's client would spend on its own machine."""
+    import http.client
+    from urllib.parse import urlsplit
 
     token = args.token_file.read_text(encoding="utf-8").strip()
     bodies = [json.dumps(v).encode("utf-8") for v in json.loads(args.visits_file.read_text(encoding="utf-8"))]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    where = urlsplit(args.url)
     start_at = time.perf_counter() + args.warmup
     stop_at = start_at + args.duration
     latencies: list[list[float]] = [[] for _ in range(args.n_clients)]
     errors = [0] * args.n_clients
+    sent = [0] * args.n_clients
     model = [0] * args.n_clients
     server_ms: list[list[float]] = [[] for _ in range(args.n_clients)]
 
     def client(k: int) -> None:
         i = random.Random(args.seed + k).randrange(len(bodies))
-        with httpx.Client(base_url=args.url, headers=headers, timeout=30) as c:
+        c = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+        try:
             while True:
                 t = time.perf_counter()
                 if t >= stop_at:
                     return
                 try:
                     if args.endpoint == "me":
-                        r = c.get("/api/me")
+                        c.request("GET", "/api/me", headers=headers)
                     else:
-                        r = c.post("/precheck", content=bodies[i % len(bodies)])
+                        c.request("POST", "/precheck", body=bodies[i % len(bodies)], headers=headers)
+                    r = c.getresponse()
+                    data = r.read()
                     elapsed = time.perf_counter() - t
-                    ok = r.status_code == 200
+                    ok = r.status == 200
                     if ok and t >= start_at and args.endpoint == "precheck":
-                        answer = r.json()
+                        answer = json.loads(data)
                         model[k] += answer["model_score_available"]
                         server_ms[k].append(answer["milliseconds"])
-                except httpx.HTTPError:
+                except (OSError, http.client.HTTPException):
                     ok, elapsed = False, time.perf_counter() - t
+                    c.close()
+                    c = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+                sent[k] += 1
                 if t >= start_at:
                     latencies[k].append(elapsed)
                     errors[k] += not ok
                 i += 1
+        finally:
+            c.close()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(args.n_clients)]
+    cpu0 = time.process_time()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     return {"latencies_s": [x for per in latencies for x in per], "server_ms": [x for per in server_ms for x in per],
-            "errors": sum(errors), "with_model_score": sum(model)}
+            "errors": sum(errors), "with_model_score": sum(model), "sent": sum(sent), "cpu_s": time.process_time() - cpu0}
 
 
 def _summary(parts: list[dict], n_clients: int, duration: float) -> dict:
@@ -260,6 +283,20 @@ def _rss_tree_mb(pid: int) -> float | None:
     try:
         proc = psutil.Process(pid)
         return round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
+    except psutil.Error:
+        return None
+
+
+def _cpu_tree_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its children (the server's workers)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+        return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
     except psutil.Error:
         return None
 

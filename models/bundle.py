@@ -52,10 +52,22 @@ class ScorerBundle:
         scorer = self._scorer(level)
         X = frame[self._present(level, frame)].reindex(columns=self.features[level])
         contrib = scorer.contributions(X)
-        group_col = self.peer_columns.get(level)
-        groups = frame[group_col].reset_index(drop=True) if group_col and group_col in frame.columns else None
-        return top_reasons(level if level != "setl" else "setl", contrib.values.reset_index(drop=True),
-                           X.reset_index(drop=True), self.medians[level], groups=groups, n=n)
+        return top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
+                           self.medians[level], groups=self._groups(level, frame), n=n)
+
+    def _groups(self, level: str, frame: pd.DataFrame) -> pd.Series | None:
+        """Each row's peer group (the level's peer column), for the medians of the reason sentences."""
+        col = self.peer_columns.get(level)
+        return frame[col].reset_index(drop=True) if col and col in frame.columns else None
+
+    def score_and_explain(self, level: str, frame: pd.DataFrame, *, n: int = 3) -> tuple[np.ndarray, list[list[Reason]]]:
+        """:meth:`score` and :meth:`explain` of the same rows with one model pass (the pre-check's path)."""
+        scorer = self._scorer(level)
+        X = frame if frame.columns.equals(pd.Index(self.features[level])) else \
+            frame[self._present(level, frame)].reindex(columns=self.features[level])
+        p, contrib = scorer.score_with_contributions(X)
+        return p, top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
+                              self.medians[level], groups=self._groups(level, frame), n=n)
 
     def save(self, path: Path) -> Path:
         path = Path(path)

@@ -103,16 +103,21 @@ def top_reasons(level: str, contributions: pd.DataFrame, values: pd.DataFrame, m
     out: list[list[Reason]] = []
     cols = list(contributions.columns)
     contrib = contributions.to_numpy(dtype=float)
+    value_col = {c: k for k, c in enumerate(values.columns)}
+    vals = values.to_numpy(dtype=object)
+    median_col = {c: k for k, c in enumerate(medians.columns)}
+    median_row = {g: k for k, g in enumerate(medians.index)}
+    med = medians.to_numpy(dtype=object)
     for i in range(len(contributions)):
         order = np.argsort(-contrib[i], kind="mergesort")[:n]
-        g = groups.iloc[i] if groups is not None and groups.iloc[i] in medians.index else "__all__"
+        g = groups.iloc[i] if groups is not None and groups.iloc[i] in median_row else "__all__"
         row = []
         for j in order:
             if contrib[i, j] <= 0:
                 break
             f = cols[j]
-            v = values.iloc[i][f]
-            p = medians.loc[g, f] if f in medians.columns else None
+            v = vals[i, value_col[f]]
+            p = med[median_row[g], median_col[f]] if f in median_col else None
             row.append(Reason(f, sentence(level, f, v, p), _num(v), _num(p), round(float(contrib[i, j]), 4)))
         out.append(row)
     return out

@@ -148,18 +148,36 @@ class FraudScorer(ClassifierMixin, BaseEstimator):
         return self._percentile(X)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        raw = self.raw_score(X)
+        p = self._calibrated(self.raw_score(X))
+        return np.column_stack([1.0 - p, p])
+
+    def score_with_contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, Contributions]:
+        """P(fraud) and the SHAP values of the same rows, from one pass over the trees in supervised mode.
+
+        LightGBM's ``pred_contrib`` values and base add up to the log-odds margin, so the probability is
+        their sum through the sigmoid (then calibrated): the pre-check's model score and its reasons for
+        the price of one call. Same numbers as ``predict_proba`` and ``contributions``."""
+        if self.mode_ != "supervised":
+            return self.predict_proba(X)[:, 1], self.contributions(X)
+        X = self._frame(X)
+        raw = self.booster_.booster_.predict(X.to_numpy(), pred_contrib=True)
+        p = self._calibrated(1.0 / (1.0 + np.exp(-raw.sum(axis=1))))
+        return p, Contributions(pd.DataFrame(raw[:, :-1], columns=self.feature_names_in_, index=X.index),
+                                raw[:, -1], "log-odds")
+
+    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
+        """P(fraud) from the uncalibrated score (:meth:`raw_score`)."""
         if self.mode_ == "supervised":
             if self.calibration_ == "isotonic":
-                p = self.calibrator_.predict(raw)
+                # what IsotonicRegression(out_of_bounds="clip").predict computes, without its input checks
+                p = np.interp(raw, self.calibrator_.X_thresholds_, self.calibrator_.y_thresholds_)
             else:
                 p = self.calibrator_.predict_proba(_logit(raw)[:, None])[:, 1]
         elif self.calibrator_ is not None:
             p = self.calibrator_.predict_proba(raw[:, None])[:, 1]
         else:
             p = self.unlabelled_prior * raw
-        p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
-        return np.column_stack([1.0 - p, p])
+        return np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
@@ -200,6 +218,8 @@ class FraudScorer(ClassifierMixin, BaseEstimator):
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
         if missing:
             raise ValueError(f"missing feature columns: {missing[:10]}{' …' if len(missing) > 10 else ''}")
+        if X.columns.equals(pd.Index(self.feature_names_in_)):  # already in order (the pre-check's rows)
+            return X.astype(float, copy=False)
         return X[list(self.feature_names_in_)].astype(float)
 
     def _percentile(self, X: pd.DataFrame) -> np.ndarray:

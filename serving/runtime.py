@@ -6,12 +6,17 @@ named in ``Runtime.notes`` and the service runs without it: without a model the 
 hits only (``model_score_available: false``) and ``/score`` answers 503; without a warehouse the
 pre-check answers 503; the clue API needs only the store.
 
+Start-up ends with :func:`freeze_heap`: what was loaded stays for the life of the worker, and the
+garbage collector need not walk it again (on ``small`` a full collection over it took about 100 ms, a
+pause every request in flight waited out).
+
 Logging: :func:`install_log_redaction` adds a filter to the log handlers that masks resident IDs and
 drops bearer tokens from every record, whoever logs it.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -25,7 +30,7 @@ from serving.clues.access import mask_id
 from serving.clues.store import ClueStore, store_for
 from serving.scoring import SettlementFeatures
 
-__all__ = ["Runtime", "load_runtime", "install_log_redaction", "redact"]
+__all__ = ["Runtime", "load_runtime", "freeze_heap", "install_log_redaction", "redact"]
 
 log = logging.getLogger("yibao.serving")
 
@@ -60,6 +65,19 @@ class Runtime:
         if self.checker is not None:
             self.checker.close()
         self.store.close()
+
+
+def freeze_heap() -> float:
+    """Collect once, then move every live object out of the collector's reach (:func:`gc.freeze`).
+
+    Called when start-up is done. The runtime holds the rule history, features and models as hundreds of
+    thousands of long-lived objects; without this every full collection walks them all while the worker
+    holds the GIL. Objects made later (per request) are collected as usual. Returns the seconds taken.
+    """
+    started = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    return round(time.perf_counter() - started, 3)
 
 
 def load_runtime(settings: Settings, *, bundle_path: Path | None = None, model_ref: str = "champion",

@@ -286,9 +286,8 @@ def _model_score(v: Visit, bundle: ScorerBundle | None, features: SettlementFeat
     if len(v.lines) != n_lines or abs(posted - amount) > 0.01:
         return None, [], (f"提交的明细与已记录的结算不一致 ({len(v.lines)} 条 {posted:.2f} 元 vs 记录 {n_lines} 条 "
                           f"{amount:.2f} 元): 仅规则 (posted lines differ from the recorded settlement; rules only)")
-    p = float(bundle.score("setl", row)[0])
-    reasons = [r.to_dict() for r in bundle.explain("setl", row, n=n)[0]]
-    return round(p, 6), reasons, f"结算模型, 特征截至 {features.as_of} (settlement model, features as of {features.as_of})"
+    p, reasons = bundle.score_and_explain("setl", row, n=n)
+    return round(float(p[0]), 6), [r.to_dict() for r in reasons[0]], f"结算模型, 特征截至 {features.as_of} (settlement model, features as of {features.as_of})"
 
 
 def _max_level(*levels: str | None) -> str | None:

@@ -25,22 +25,28 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import bentoml
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+from bentoml.validators import ContentType
 
 from features.config import load_settings
 from models.rules.precheck import VisitError
 from serving.api import create_clue_api, create_ui_app
 from serving.auth import BearerAuth
 from serving.clues.access import mask_id
-from serving.runtime import Runtime, install_log_redaction, load_runtime
+from serving.runtime import Runtime, freeze_heap, install_log_redaction, load_runtime
 from serving.scoring import precheck_visit, score_settlements
 
 __all__ = ["Screening"]
 
 log = logging.getLogger("yibao.serving")
+
+# An answer in JSON. Saying so up front spares BentoML working the media type out from the answer's JSON
+# schema on every response (a tenth of the service's CPU per pre-check when it did).
+JSONAnswer = Annotated[dict[str, Any], ContentType("application/json")]
+JSONAnswers = Annotated[list[dict[str, Any]], ContentType("application/json")]
 
 
 def _runtime() -> Runtime | None:
@@ -52,7 +58,7 @@ def _runtime() -> Runtime | None:
 
 def _authenticator():
     rt = _runtime()
-    return None if rt is None else rt.store.authenticate
+    return None if rt is None else (rt.store.authenticate, rt.store.engine.dialect.name == "sqlite")
 
 
 clue_api = create_clue_api(_runtime)
@@ -71,12 +77,13 @@ class Screening:
         bundle = os.environ.get("YIBAO_BUNDLE")
         self.runtime = load_runtime(load_settings(), bundle_path=Path(bundle) if bundle else None,
                                     model_ref=os.environ.get("YIBAO_MODEL_REF", "champion"))
+        self.runtime.setup_seconds["freeze_heap"] = freeze_heap()
         log.info("yibao service ready: %s", {k: v for k, v in self.runtime.status().items() if k != "notes"})
 
     @bentoml.api(route="/precheck")
     def precheck(self, setl: dict[str, Any], lines: list[dict[str, Any]] | None = None,
                  diagnoses: list[dict[str, Any]] | None = None, mdtrt: dict[str, Any] | None = None,
-                 mode: Literal["pre", "during"] = "pre") -> dict[str, Any]:
+                 mode: Literal["pre", "during"] = "pre") -> JSONAnswer:
         """预审 one visit: settlement, fee lines, diagnoses (contract field names) → hits, score, reasons."""
         rt = self.runtime
         if rt.checker is None:
@@ -91,7 +98,7 @@ class Screening:
             raise InvalidArgument(mask_id(str(e))) from None
 
     @bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)
-    def score(self, settlements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def score(self, settlements: list[dict[str, Any]]) -> JSONAnswers:
         """评分 settlements: ``{"setl_id": ...}`` or ``{"features": {...}}`` each → P(fraud), in order.
 
         Concurrent requests are merged into one model call (adaptive batching). The latency cap is

@@ -95,6 +95,8 @@ _RISK_CUTS = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
 _CLUE_FIELDS = {"entity_type", "entity_id", "entity_name", "region", "p_fraud", "amount_at_risk", "risk_level",
                 "typologies", "sources", "reasons", "rule_hits", "evidence"}
 _MAX_LIMIT = 1000
+# Execution option of a connection that only reads (the token check): SQLite takes no write lock for it.
+READ_ONLY = "yibao_read_only"
 
 
 class ClueNotFound(LookupError):
@@ -552,10 +554,14 @@ class ClueStore:
         """The active user holding ``token``, or None."""
         if not token:
             return None
-        with self._sessions() as s:
-            u = s.scalar(select(UserAccount).where(UserAccount.token_sha256 == _token_hash(token),
-                                                   UserAccount.active.is_(True)))
-            return None if u is None else User(u.username, u.role, u.region)
+        # Every request of the service comes through here: one Core SELECT on a pooled connection,
+        # marked read-only so that SQLite does not take the write lock every other transaction takes.
+        t = UserAccount.__table__
+        q = select(t.c.username, t.c.role, t.c.region).where(t.c.token_sha256 == _token_hash(token),
+                                                             t.c.active.is_(True))
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as c:
+            row = c.execute(q).first()
+        return None if row is None else User(row.username, row.role, row.region)
 
     def user(self, username: str) -> User | None:
         """The active account ``username`` as a :class:`User`, or None (for the terminal's ``--user``)."""
@@ -691,7 +697,10 @@ def _sqlite_connect(dbapi_conn, _record) -> None:
 def _sqlite_begin(conn) -> None:
     # Every transaction of the store writes (at least its audit entry): take the write lock up front, so
     # that two processes moving the same clue run one after the other instead of both reading "verifying"
-    # (PostgreSQL gets the same from SELECT ... FOR UPDATE).
+    # (PostgreSQL gets the same from SELECT ... FOR UPDATE). A connection marked READ_ONLY (the token
+    # check) begins nothing: each of its statements reads a consistent snapshot on its own (WAL).
+    if conn.get_execution_options().get(READ_ONLY):
+        return
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -52,6 +52,24 @@ def test_contributions_explain_each_row(labels):
     assert np.isfinite(c.values.to_numpy()).all()
 
 
+@pytest.mark.parametrize("labels", ["many", "few"])
+def test_one_pass_score_and_contributions_equal_the_two_calls(labels):
+    # the pre-check's path (score_with_contributions) must give what predict_proba and contributions give,
+    # whatever order the columns come in
+    X, y = _data()
+    if labels == "few":
+        y = np.where(np.arange(len(y)) < 40, y, 0)
+    s = FraudScorer(seed=0).fit(X, y)
+    rows = X.iloc[::37]
+    for frame in (rows, rows[list(reversed(X.columns))]):
+        p, c = s.score_with_contributions(frame)
+        np.testing.assert_allclose(p, s.predict_proba(frame)[:, 1], rtol=0, atol=1e-12)
+        two = s.contributions(frame)
+        np.testing.assert_allclose(c.values.to_numpy(), two.values.to_numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(c.base, two.base, rtol=0, atol=1e-12)
+        assert list(c.values.columns) == list(X.columns)
+
+
 def test_same_seed_same_scores_and_errors_on_missing_columns():
     X, y = _data()
     a = FraudScorer(seed=3).fit(X, y).predict_proba(X)

@@ -110,6 +110,10 @@ def test_bundle_scores_explain_and_refuse_missing_features(tiny_warehouse, tiny_
     assert p.shape == (len(d.frame),) and np.all((p >= 0) & (p <= 1))
     reasons = result.bundle.explain("psn", d.frame.iloc[np.argsort(-p)[:3]])
     assert len(reasons) == 3 and all(r and r[0].text_zh.startswith("该参保人") for r in reasons)
+    top = d.frame.iloc[np.argsort(-p)[:3]]
+    p1, reasons1 = result.bundle.score_and_explain("psn", top)  # the pre-check's one-pass path: same answer
+    np.testing.assert_allclose(p1, np.sort(p)[::-1][:3], rtol=0, atol=1e-12)
+    assert reasons1 == reasons
     with pytest.raises(ValueError, match="缺少特征列"):
         result.bundle.score("psn", d.frame.drop(columns=[d.features[0]]))
 
