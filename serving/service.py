@@ -38,10 +38,12 @@ from serving.auth import BearerAuth
 from serving.clues.access import mask_id
 from serving.runtime import Runtime, freeze_heap, install_log_redaction, load_runtime
 from serving.scoring import precheck_visit, score_settlements
+from serving.timeout import install as install_request_timeout
 
 __all__ = ["Screening"]
 
 log = logging.getLogger("yibao.serving")
+install_request_timeout()  # before BentoML builds the app: see serving.timeout
 
 # An answer in JSON. Saying so up front spares BentoML working the media type out from the answer's JSON
 # schema on every response (a tenth of the service's CPU per pre-check when it did).
