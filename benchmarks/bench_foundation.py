@@ -9,6 +9,11 @@ pass ``--region DIR``: the simulation step is skipped and the region is left in 
 
 Each step runs in its own process so that its peak memory (max RSS) is its own. Prints one line of
 figures per step and a JSON summary at the end; record them in docs/benchmarks.md.
+
+The speed of the shared machine drifts by a third or more within a day. So that figures taken at
+different times can be compared, the ingest is followed by a reference step on the same data: a bare copy
+of the fee lines' Parquet into a new DuckDB file (``CREATE TABLE AS SELECT *``, no checks), the floor of
+any load. ``ingest.over_bare_copy`` is the ingest's time over that floor's.
 """
 
 from __future__ import annotations
@@ -86,6 +91,19 @@ def main() -> None:
                      "fee_lines_per_s": round(rows["fee_list_d"] / secs), "rows_per_s": round(total_rows / secs)}
     print(f"ingest: {secs:.1f} s, {rows['fee_list_d'] / secs:,.0f} fee lines/s, {total_rows / secs:,.0f} rows/s "
           f"(all tables)", flush=True)
+
+    fee = region / "fee_list_d"
+    fee_glob = str(fee / "*.parquet") if fee.is_dir() else str(region / "fee_list_d.parquet")
+    if fee.is_dir() or Path(fee_glob).is_file():
+        floor = work / "bare_copy.duckdb"
+        secs_floor, _ = _run_step(f"import duckdb; con = duckdb.connect({str(floor)!r}); con.execute('SET enable_progress_bar = false'); "
+                                  f"con.execute(\"CREATE TABLE fee_list_d AS SELECT * FROM read_parquet({fee_glob!r})\"); "
+                                  f"con.execute('CHECKPOINT'); con.close()")
+        floor.unlink(missing_ok=True)
+        out["ingest"]["bare_copy_seconds"] = round(secs_floor, 1)
+        out["ingest"]["over_bare_copy"] = round(out["ingest"]["seconds"] / secs_floor, 2)
+        print(f"reference: bare copy of the fee lines {secs_floor:.1f} s "
+              f"(ingest = {out['ingest']['over_bare_copy']}x that)", flush=True)
 
     secs, _ = _run_step(f"from pathlib import Path; from features.config import Settings; "
                         f"from features.ingest import ingest; "
