@@ -41,12 +41,17 @@ def test_few_labels_switch_to_the_unsupervised_fallback_and_say_so():
     assert p.max() <= none.unlabelled_prior + 1e-9
 
 
-@pytest.mark.parametrize("labels", ["many", "few"])
-def test_contributions_explain_each_row(labels):
+def _fitted(labels: str) -> tuple[pd.DataFrame, FraudScorer]:
+    """The data and a scorer fitted on it: supervised ("many" labels) or the fallback ("few")."""
     X, y = _data()
     if labels == "few":
         y = np.where(np.arange(len(y)) < 40, y, 0)
-    s = FraudScorer(seed=0).fit(X, y)
+    return X, FraudScorer(seed=0).fit(X, y)
+
+
+@pytest.mark.parametrize("labels", ["many", "few"])
+def test_contributions_explain_each_row(labels):
+    X, s = _fitted(labels)
     c = s.contributions(X.head(4))
     assert c.values.shape == (4, 3) and list(c.values.columns) == list(X.columns)
     assert np.isfinite(c.values.to_numpy()).all()
@@ -56,10 +61,7 @@ def test_contributions_explain_each_row(labels):
 def test_one_pass_score_and_contributions_equal_the_two_calls(labels):
     # the pre-check's path (score_with_contributions) must give what predict_proba and contributions give,
     # whatever order the columns come in
-    X, y = _data()
-    if labels == "few":
-        y = np.where(np.arange(len(y)) < 40, y, 0)
-    s = FraudScorer(seed=0).fit(X, y)
+    X, s = _fitted(labels)
     rows = X.iloc[::37]
     for frame in (rows, rows[list(reversed(X.columns))]):
         p, c = s.score_with_contributions(frame)
