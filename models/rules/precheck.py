@@ -48,6 +48,7 @@ import json
 import os
 import queue
 import re
+import tempfile
 import threading
 import time
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass, replace
@@ -218,6 +219,10 @@ class Hit:
 
 # -- the checker --------------------------------------------------------------------------------------
 
+# A warehouse file from this size on (``city`` is 0.7 GB) gets its history store in a temporary file when
+# only the kernels read it (see Prechecker): the store is read once, to build the index.
+FILE_STORE_FROM_BYTES = 256 * 2**20
+
 class Prechecker:
     """A long-lived rule checker for single visits: build it once, call :meth:`check` per visit.
 
@@ -233,7 +238,10 @@ class Prechecker:
     :class:`~models.rules.history.HistoryIndex` out of the store (+2 s on ``small``, +27 s on ``city``)
     and the knowledge point dicts (:class:`~models.rules.kernels.Lookups`); when every real-time rule has
     a kernel the DuckDB store is then detached, since no SQL will read it (``sql_store`` says whether it
-    is kept): 1.7 GiB stay resident on ``city`` instead of 4.3.
+    is kept): 1.7 GiB stay resident on ``city`` instead of 4.3. In that case, for a warehouse of
+    :data:`FILE_STORE_FROM_BYTES` or more, the store is written to a temporary DuckDB file (deleted once
+    the index is built) rather than kept in memory: the start-up peak on ``city`` falls from 8.0 to 4.8
+    GiB in the same time (53 s); a small warehouse keeps the in-memory store, a second faster.
 
     Per visit, :meth:`check`:
 
@@ -289,6 +297,11 @@ class Prechecker:
         self.engine = engine
         if engine == "python" and (missing := [r.id for r in self.rules if kernel_for(r) is None]):
             raise ValueError(f"engine='python': no kernel for rule(s) {', '.join(missing)} (use 'auto')")
+        temporary = None
+        if (store_path is None and engine != "sql" and all(kernel_for(r) is not None for r in self.rules)
+                and Path(warehouse).is_file() and Path(warehouse).stat().st_size >= FILE_STORE_FROM_BYTES):
+            temporary = tempfile.TemporaryDirectory(prefix="yibao-precheck-")  # read only to build the index
+            store_path = Path(temporary.name) / "store.duckdb"
         db = duckdb.connect(":memory:", config={"threads": str(os.cpu_count() or 1)})
         try:
             self.pack_version = _load_store(db, warehouse, history_since, store_path)
@@ -330,6 +343,9 @@ class Prechecker:
         except BaseException:
             db.close()
             raise
+        finally:
+            if temporary is not None:
+                temporary.cleanup()
         for session in self._sessions:
             self._free.put(session)
         self._db = db

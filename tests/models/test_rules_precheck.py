@@ -155,6 +155,32 @@ def test_a_store_in_a_file_gives_the_same_hits(checker, case_warehouse, case_reg
     assert (tmp_path / "store.duckdb").is_file()
 
 
+def test_a_large_warehouse_builds_its_store_in_a_temporary_file(checker, case_warehouse, case_region_rows,
+                                                                 tmp_path, monkeypatch):
+    # from FILE_STORE_FROM_BYTES on, the store the kernels' index is built from goes to a temporary file
+    # (a lower start-up peak on city), which is gone once the checker is built; same hits
+    import models.rules.precheck as precheck_module
+
+    monkeypatch.setattr(precheck_module, "FILE_STORE_FROM_BYTES", 0)
+    monkeypatch.setattr(precheck_module.tempfile, "tempdir", str(tmp_path))
+    stores = []
+    load_store = precheck_module._load_store
+
+    def spy(db, warehouse, since, store_path):
+        version = load_store(db, warehouse, since, store_path)
+        stores.append((store_path, store_path is not None and store_path.is_file()))
+        return version
+
+    monkeypatch.setattr(precheck_module, "_load_store", spy)
+    with Prechecker(case_warehouse, sessions=1) as large:
+        [(path, written)] = stores
+        assert written and path.parent.parent == tmp_path  # the store was written there ...
+        assert not large.sql_store and list(tmp_path.iterdir()) == []  # ... and is gone
+        for setl_id in SAME_AS_BATCH:
+            visit = case_region_rows.visit_dict(setl_id)
+            assert _key(large.check(visit)) == _key(checker.check(visit)), setl_id
+
+
 
 def test_a_visit_before_settlement_needs_only_keys_and_lines():
     visit = Visit.from_dict({
