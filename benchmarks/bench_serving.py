@@ -12,8 +12,8 @@
    ``--load-generator``; with ``--generator-processes P`` the clients are split over P such processes, so
    that the generator's own GIL does not queue the answers it times): that many threads, each a closed
    loop of ``POST /precheck`` over one kept-alive connection (stdlib ``http.client``), cycling through
-   the visits, for ``--duration`` seconds after ``--warmup`` seconds. It reports latency percentiles as the client sees them (request sent to answer read), requests/s,
-   the pre-check's own time as the server reports it (``milliseconds``: rules + model, without HTTP),
+   the visits, for ``--duration`` seconds after ``--warmup`` seconds. It reports latency percentiles as
+   the client sees them (request sent to answer read), requests/s, the pre-check's own time as the server reports it (``milliseconds``: rules + model, without HTTP),
    and the CPU time per request of the server's processes and of the load generators.
 5. The same with ``GET /api/me`` (token check and routing, no pre-check work): what the HTTP stack alone
    costs, the ceiling the pre-check's own work is subtracted from.

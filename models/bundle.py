@@ -43,15 +43,12 @@ class ScorerBundle:
     def score(self, level: str, frame: pd.DataFrame) -> np.ndarray:
         """P(fraud) for each row of ``frame`` (a feature table of ``level``; extra columns are ignored,
         missing feature columns are an error naming them)."""
-        scorer = self._scorer(level)
-        return scorer.predict_proba(frame[self._present(level, frame)].reindex(
-            columns=self.features[level]))[:, 1]
+        return self._scorer(level).predict_proba(self._features(level, frame))[:, 1]
 
     def explain(self, level: str, frame: pd.DataFrame, *, n: int = 3) -> list[list[Reason]]:
         """Top ``n`` reasons per row of ``frame`` (SHAP on the level's model, see :mod:`models.explain`)."""
-        scorer = self._scorer(level)
-        X = frame[self._present(level, frame)].reindex(columns=self.features[level])
-        contrib = scorer.contributions(X)
+        X = self._features(level, frame)
+        contrib = self._scorer(level).contributions(X)
         return top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
                            self.medians[level], groups=self._groups(level, frame), n=n)
 
@@ -62,10 +59,8 @@ class ScorerBundle:
 
     def score_and_explain(self, level: str, frame: pd.DataFrame, *, n: int = 3) -> tuple[np.ndarray, list[list[Reason]]]:
         """:meth:`score` and :meth:`explain` of the same rows with one model pass (the pre-check's path)."""
-        scorer = self._scorer(level)
-        X = frame if frame.columns.equals(pd.Index(self.features[level])) else \
-            frame[self._present(level, frame)].reindex(columns=self.features[level])
-        p, contrib = scorer.score_with_contributions(X)
+        X = self._features(level, frame)
+        p, contrib = self._scorer(level).score_with_contributions(X)
         return p, top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
                               self.medians[level], groups=self._groups(level, frame), n=n)
 
@@ -87,12 +82,17 @@ class ScorerBundle:
             raise KeyError(f"模型包中没有层级 (no model for level) {level!r}; 有: {', '.join(self.scorers)}")
         return self.scorers[level]
 
-    def _present(self, level: str, frame: pd.DataFrame) -> list[str]:
-        missing = [c for c in self.features[level] if c not in frame.columns]
+    def _features(self, level: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """The level's feature columns of ``frame``, in the model's order (``frame`` itself when it is
+        exactly that, as the pre-check's rows are); missing columns are an error naming them."""
+        features = self.features[level]
+        if frame.columns.equals(pd.Index(features)):
+            return frame
+        missing = [c for c in features if c not in frame.columns]
         if missing:
             raise ValueError(f"{level}: 缺少特征列 (missing feature columns) {missing[:8]}"
                              f"{' …' if len(missing) > 8 else ''}")
-        return self.features[level]
+        return frame[features]
 
 
 def load_registered(tracking_uri: str, ref: str = "champion", *, name: str = MODEL_NAME) -> ScorerBundle:

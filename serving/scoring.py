@@ -287,7 +287,8 @@ def _model_score(v: Visit, bundle: ScorerBundle | None, features: SettlementFeat
         return None, [], (f"提交的明细与已记录的结算不一致 ({len(v.lines)} 条 {posted:.2f} 元 vs 记录 {n_lines} 条 "
                           f"{amount:.2f} 元): 仅规则 (posted lines differ from the recorded settlement; rules only)")
     p, reasons = bundle.score_and_explain("setl", row, n=n)
-    return round(float(p[0]), 6), [r.to_dict() for r in reasons[0]], f"结算模型, 特征截至 {features.as_of} (settlement model, features as of {features.as_of})"
+    return (round(float(p[0]), 6), [r.to_dict() for r in reasons[0]],
+            f"结算模型, 特征截至 {features.as_of} (settlement model, features as of {features.as_of})")
 
 
 def _max_level(*levels: str | None) -> str | None:

@@ -223,6 +223,7 @@ class Hit:
 # only the kernels read it (see Prechecker): the store is read once, to build the index.
 FILE_STORE_FROM_BYTES = 256 * 2**20
 
+
 class Prechecker:
     """A long-lived rule checker for single visits: build it once, call :meth:`check` per visit.
 
@@ -297,8 +298,11 @@ class Prechecker:
         self.engine = engine
         if engine == "python" and (missing := [r.id for r in self.rules if kernel_for(r) is None]):
             raise ValueError(f"engine='python': no kernel for rule(s) {', '.join(missing)} (use 'auto')")
+        kernels = {r.id: r for r in self.rules if kernel_for(r) is not None} if engine != "sql" else {}
+        # every rule by its kernel: the SQL path's store is read only to build the index
+        self.sql_store = len(kernels) < len(self.rules)
         temporary = None
-        if (store_path is None and engine != "sql" and all(kernel_for(r) is not None for r in self.rules)
+        if (store_path is None and not self.sql_store
                 and Path(warehouse).is_file() and Path(warehouse).stat().st_size >= FILE_STORE_FROM_BYTES):
             temporary = tempfile.TemporaryDirectory(prefix="yibao-precheck-")  # read only to build the index
             store_path = Path(temporary.name) / "store.duckdb"
@@ -331,12 +335,10 @@ class Prechecker:
                 t1 = time.perf_counter()
                 self._index = HistoryIndex.from_store(db)
                 self._lookups = Lookups.build(db, self.config)
-                self._kernels = {r.id: r for r in self.rules if kernel_for(r) is not None}
+                self._kernels = kernels
                 self.index_seconds = round(time.perf_counter() - t1, 2)
                 self.index_bytes = self._index.nbytes
-            # every rule by its kernel: the SQL path's store will never be read, give its memory back
-            self.sql_store = any(r.id not in self._kernels for r in self.rules)
-            if not self.sql_store:
+            if not self.sql_store:  # no SQL will read the store: give its memory back
                 db.execute("DETACH store")
                 db.execute("SET memory_limit = '64MB'")  # DuckDB keeps freed blocks until its limit drops
                 db.execute("RESET memory_limit")
