@@ -129,6 +129,7 @@ class IngestReport:
     as_of: str
     tables: tuple[TableReport, ...]
     ignored_files: tuple[str, ...] = ()
+    batch_no: int = 0  # the run's number in ``ingest_log``; loaded rows carry it in ``_ingest_batch``
 
     def table(self, name: str) -> TableReport:
         for t in self.tables:
@@ -215,6 +216,10 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
         raise IngestError(f"无法打开仓库 (cannot open warehouse) {settings.warehouse}: {_first_line(exc)}") from exc
     with connection as con:
         warehouse.ensure_schema(con)
+        # The run is logged as it starts, so that a run that dies half-way still holds its number.
+        (run.batch_no,) = con.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingest_log").fetchone()
+        con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no) VALUES (?, ?, ?, ?)",
+                    [batch_id, str(source.resolve()), started, run.batch_no])
         run.con = con
         for name in LOAD_ORDER:
             if name in source_errors:
@@ -253,11 +258,10 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
             as_of=as_of.isoformat(sep=" ", timespec="seconds"),
             tables=tuple(reports[name] for name in LOAD_ORDER),
             ignored_files=tuple(ignored),
+            batch_no=run.batch_no,
         )
-        con.execute(
-            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?)",
-            [batch_id, report.source, started, finished, json.dumps(report.to_dict(), ensure_ascii=False)],
-        )
+        con.execute("UPDATE ingest_log SET finished_at = ?, report = ? WHERE batch_no = ?",
+                    [finished, json.dumps(report.to_dict(), ensure_ascii=False), run.batch_no])
     return report
 
 
@@ -347,6 +351,7 @@ class _Run:
     batch_id: str
     ingested_at: datetime
     as_of: datetime
+    batch_no: int = 0
     con: duckdb.DuckDBPyConnection | None = None
     staged: dict[str, _Staged] = field(default_factory=dict)
     processed: set[str] = field(default_factory=set)
@@ -550,13 +555,13 @@ class _Run:
             reasons = con.execute(f"""
                 SELECT reason_code, count(DISTINCT _row) FROM {cand} WHERE is_new GROUP BY 1 ORDER BY 1""").fetchall()
         qcols = ", ".join(c for c, _ in warehouse.QUARANTINE_COLUMNS)
-        insert = self._insert_sql(st, issues)
-        params = hmac_params(self.settings.pseudonym_key) if "$hmac_" in insert else None
+        pseudonyms = self._pseudonyms(st, issues)
+        insert = self._insert_sql(st, issues, pseudonyms)
         con.execute("BEGIN TRANSACTION")
         try:
             if cand:
                 con.execute(f"INSERT INTO quarantine ({qcols}) SELECT {qcols} FROM {cand} WHERE is_new")
-            loaded = con.execute(insert, params).fetchone()[0]
+            loaded = con.execute(insert).fetchone()[0]
             con.execute("COMMIT")
             self._has_rows.pop(name, None)
         except BaseException:
@@ -564,11 +569,12 @@ class _Run:
             raise
         if name == "psn_info":
             try:
-                self._write_identities(st, issues)
+                self._write_identities(st, issues, pseudonyms)
             except duckdb.Error as exc:  # the rows are in; the vault catches up on the next ingest
                 st.notes.append(f"身份库未写入 (identity vault not written): {_first_line(exc)}")
-        if cand:
-            con.execute(f"DROP TABLE {cand}")
+        for temp in (cand, pseudonyms):
+            if temp:
+                con.execute(f"DROP TABLE {temp}")
         bad_rows, new_rows = int(bad_rows), int(new_rows)
         clean = st.rows - int(issue_rows)
         return {
@@ -623,7 +629,23 @@ class _Run:
                 SELECT quarantine_id FROM main.quarantine WHERE table_name = {sql_str(name)}) AS is_new
             FROM q"""
 
-    def _insert_sql(self, st: _Staged, issues: str) -> str:
+    def _pseudonyms(self, st: _Staged, issues: str) -> str | None:
+        """Temp table (``_row``, ``certno_pseudonym``) of the keyed pseudonyms of the resident IDs of
+        ``st``'s good rows, or None when ``st`` has no resident IDs. Computed once for both the warehouse
+        and the identity vault: the two HMAC-SHA256 rounds per row are the costliest part of ``psn_info``.
+        """
+        cert = st.columns.get("certno") if st.spec.name == "psn_info" else None
+        if cert is None:
+            return None
+        rel = f"pseud_{st.spec.name}"
+        good = f"_row NOT IN (SELECT _row FROM {issues})" if self._issue_count.get(st.spec.name) else "true"
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {rel} AS
+            SELECT _row, {pseudonym_sql(cert.text)} AS certno_pseudonym FROM {st.relation}
+            WHERE {good} AND {cert.text} IS NOT NULL""", hmac_params(self.settings.pseudonym_key))
+        return rel
+
+    def _insert_sql(self, st: _Staged, issues: str, pseudonyms: str | None = None) -> str:
         spec = st.spec
         cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
         values = []
@@ -632,27 +654,31 @@ class _Run:
             if c is None or (spec.name == "psn_info" and f.name == "psn_name"):
                 values.append(f"CAST(NULL AS {f.sql_type})")
             elif spec.name == "psn_info" and f.name == "certno":
-                values.append(pseudonym_sql(c.text))
+                values.append("s._certno_pseudonym")  # from ``_pseudonyms``
             else:
                 values.append(f"CAST({c.value} AS {f.sql_type})")
         target = quote_ident(spec.name)
         names = ", ".join(quote_ident(f.name) for f in spec.fields)
         # Usually there is no bad row; then the insert need not look each row up among them.
         where = f"s._row NOT IN (SELECT _row FROM {issues})" if self._issue_count.get(spec.name) else "true"
-        source = f"{st.relation} s"
+        relation = st.relation
+        if pseudonyms:
+            relation = (f"(SELECT s.*, p.certno_pseudonym AS _certno_pseudonym FROM {st.relation} s "
+                        f"LEFT JOIN {pseudonyms} p ON p._row = s._row)")
+        source = f"{relation} s"
         if self._warehouse_has_rows(spec.name):
             # Keys are projected first: a correlated expression would make DuckDB deduplicate all keys.
             keys = ", ".join(f"{cols[k].join_text} AS _k{i}" for i, k in enumerate(spec.key))
             match = " AND ".join(f"w.{quote_ident(k)} = s._k{i}" for i, k in enumerate(spec.key))
-            source = f"(SELECT *, {keys} FROM {st.relation} s) s"
+            source = f"(SELECT *, {keys} FROM {relation} s) s"
             where += f" AND NOT EXISTS (SELECT 1 FROM main.{target} w WHERE {match})"
         return f"""
             INSERT INTO main.{target} ({names}, _ingest_batch)
-            SELECT {", ".join(values)}, {sql_str(self.batch_id)}
+            SELECT {", ".join(values)}, {int(self.batch_no)}
             FROM {source}
             WHERE {where}"""
 
-    def _write_identities(self, st: _Staged, issues: str) -> None:
+    def _write_identities(self, st: _Staged, issues: str, pseudonyms: str | None) -> None:
         """Clear resident IDs and names of the loaded persons go to the identity vault only."""
         cert, name = st.columns.get("certno"), st.columns.get("psn_name")
         if cert is None and name is None:
@@ -662,19 +688,21 @@ class _Run:
         con = self.con
         con.execute(f"ATTACH {sql_str(str(vault))} AS vault")
         try:
-            con.execute("CREATE TABLE IF NOT EXISTS vault.psn_identity (psn_no VARCHAR, certno_pseudonym VARCHAR, "
-                        "certno VARCHAR, psn_name VARCHAR, _ingest_batch VARCHAR)")
+            plain = "VARCHAR USING COMPRESSION uncompressed"  # all different: see warehouse.UNCOMPRESSED_COLUMNS
+            con.execute(f"CREATE TABLE IF NOT EXISTS vault.psn_identity (psn_no {plain}, certno_pseudonym {plain}, "
+                        f"certno {plain}, psn_name VARCHAR, _ingest_batch VARCHAR)")
             psn = st.columns["psn_no"].text
             cert_sql = f"upper({cert.text})" if cert else "CAST(NULL AS VARCHAR)"
-            pseud = pseudonym_sql(cert.text) if cert else "CAST(NULL AS VARCHAR)"
+            pseud = "p.certno_pseudonym" if pseudonyms else "CAST(NULL AS VARCHAR)"
+            source = f"{st.relation} s LEFT JOIN {pseudonyms} p ON p._row = s._row" if pseudonyms else f"{st.relation} s"
             name_sql = name.text if name else "CAST(NULL AS VARCHAR)"
             con.execute(f"""
                 INSERT INTO vault.psn_identity
                 SELECT {psn}, {pseud}, {cert_sql}, {name_sql}, {sql_str(self.batch_id)}
-                FROM {st.relation}
-                WHERE _row NOT IN (SELECT _row FROM {issues})
+                FROM {source}
+                WHERE s._row NOT IN (SELECT _row FROM {issues})
                   AND ({cert_sql} IS NOT NULL OR {name_sql} IS NOT NULL)
-                  AND {psn} NOT IN (SELECT psn_no FROM vault.psn_identity)""", hmac_params(self.settings.pseudonym_key))
+                  AND {psn} NOT IN (SELECT psn_no FROM vault.psn_identity)""")
         finally:
             con.execute("DETACH vault")
         try:

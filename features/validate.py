@@ -239,8 +239,18 @@ class Column:
     @property
     def bad_type(self) -> str | None:
         """Condition: a value is present but does not parse as the field's kind."""
-        if self.field.kind in _TEXT_KINDS:
+        kind = self.field.kind
+        if kind in _TEXT_KINDS:
             return None
+        if (self._is_timestamp or self._is_date) and kind in ("datetime", "date", "month"):
+            return None  # a typed time or date always converts
+        if self.src_type.upper() in _FLOAT_TYPES and kind in ("amount", "number"):
+            # The same conditions as ``value`` IS NULL, without the cast: DECIMAL(18,2) holds any float
+            # below 1e16 in size (the next float down is 1e16 - 2); NaN (which DuckDB sorts above every
+            # number) and infinities fail both.
+            if kind == "amount":
+                return f"(NOT (abs({self.ref}) < 1e16))"
+            return f"(NOT isfinite({self.ref}))"
         if self._is_numeric or self._is_timestamp or self._is_date:
             # Such a value is present exactly when it is not NULL: no need to format it as text first.
             return f"({self.ref} IS NOT NULL AND {self.value} IS NULL)"

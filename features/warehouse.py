@@ -2,7 +2,7 @@
 rows that failed validation, and the ingest log.
 
 Warehouse tables have exactly the contract fields, typed by ``Field.sql_type``, plus ``_ingest_batch``
-(which ingest run loaded the row). Clear resident IDs and names are never stored here; they live in the
+(the number of the ingest run that loaded the row: ``ingest_log.batch_no``). Clear resident IDs and names are never stored here; they live in the
 separate identity vault (``Settings.identity_vault``).
 
 >>> import tempfile
@@ -71,10 +71,32 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
     return con
 
 
+# Columns stored without compression (DuckDB ``USING COMPRESSION uncompressed``). Compressing a string
+# column whose values are (nearly) all different, such as a row's own id, is the costliest part of
+# writing it: on ``city`` the fee lines' ``bkkp_sn`` takes 1.0 s to write compressed and 0.45 s plain
+# (3.3x the space), a settlement or visit id 0.3 s against 0.15 s (2-3.6x the space). Timestamps take
+# a third more space plain and a third less time. Repeated ids (a fee line's ``setl_id``) and codes
+# compress 5-40x at no extra cost and keep DuckDB's choice. Figures: docs/benchmarks.md ("ingest").
+UNCOMPRESSED_COLUMNS: dict[str, frozenset[str]] = {
+    "fee_list_d": frozenset({"bkkp_sn"}),
+    "setl_d": frozenset({"setl_id", "mdtrt_id"}),
+    "mdtrt_d": frozenset({"mdtrt_id"}),
+    "setl_list_diag_d": frozenset({"setl_id", "mdtrt_id"}),
+    "psn_info": frozenset({"psn_no", "certno"}),  # certno holds the keyed pseudonym: 33 random characters
+}
+
+
 def table_ddl(spec: TableSpec) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for one contract table."""
-    cols = [f"{quote_ident(f.name)} {f.sql_type}" for f in spec.fields]
-    cols.append("_ingest_batch VARCHAR")
+    plain = UNCOMPRESSED_COLUMNS.get(spec.name, frozenset())
+    cols = [
+        f"{quote_ident(f.name)} {f.sql_type}"
+        + (" USING COMPRESSION uncompressed" if f.name in plain or f.sql_type == "TIMESTAMP" else "")
+        for f in spec.fields
+    ]
+    # A number, not the run's text id: a constant number costs nothing to store, a constant text as much
+    # as a code column (0.2 s per 10M rows).
+    cols.append("_ingest_batch BIGINT")
     return f"CREATE TABLE IF NOT EXISTS {quote_ident(spec.name)} ({', '.join(cols)})"
 
 
@@ -84,7 +106,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     ddl = [table_ddl(spec) for spec in TABLES.values()]
     ddl.append(f"CREATE TABLE IF NOT EXISTS quarantine ({cols})")
     ddl.append("CREATE TABLE IF NOT EXISTS ingest_log (batch_id VARCHAR, source VARCHAR, started_at TIMESTAMP, "
-               "finished_at TIMESTAMP, report VARCHAR)")
+               "finished_at TIMESTAMP, report VARCHAR, batch_no BIGINT)")
+    ddl.append("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS batch_no BIGINT")  # warehouses made before it
     con.execute(";\n".join(ddl))
 
 

@@ -300,6 +300,24 @@ def test_parquet_code_column_written_as_double_is_code_as_float(region, write, s
     assert report.table("hilist").quarantined == 3
 
 
+def test_parquet_float_amounts_that_do_not_fit_are_bad_type(region, write, settings):
+    # Typed float columns are checked without a cast: NaN, infinities and amounts of 1e16 yuan or more
+    # (beyond DECIMAL(18,2)) fail, the largest float below 1e16 loads.
+    _set(region, "setl_d", "S001", acct_pay="nan")
+    _set(region, "setl_d", "S002", acct_pay="-inf")
+    _set(region, "setl_d", "S003", hifp_pay="1e16")
+    _set(region, "setl_d", "S004", age="inf")
+    _set(region, "setl_d", "S005", hifp_pay="9999999999999998")
+    report = ingest(write(region, fmt="parquet"), settings)
+    got = {(k, f, c) for _, k, f, c in quarantined(settings, "setl_d")}
+    assert got == {("S001", "acct_pay", "bad_type"), ("S002", "acct_pay", "bad_type"),
+                   ("S003", "hifp_pay", "bad_type"), ("S004", "age", "bad_type")}
+    assert report.table("setl_d").loaded == 1
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        (hifp,) = con.execute("SELECT hifp_pay FROM setl_d WHERE setl_id = 'S005'").fetchone()
+    assert hifp > 9_999_999_999_999_990  # DuckDB's float-to-decimal conversion is not exact this far out
+
+
 def test_row_failing_several_checks_counts_once(region, write, settings):
     _set(region, "psn_info", "PSN002", gend="9", certno=wrong_check_digit(CERTNOS["PSN002"]), brdy="x")
     report = ingest(write(region), settings)
@@ -352,7 +370,23 @@ def test_second_ingest_of_the_same_extract_changes_nothing(region, write, settin
     q2 = list_quarantine(settings.warehouse, limit=None)
     assert len(q2) == len(q1)
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM ingest_log").fetchone()[0] == 2
+        log = con.execute("SELECT batch_no, batch_id, finished_at IS NOT NULL, report IS NOT NULL "
+                          "FROM ingest_log ORDER BY started_at").fetchall()
+        assert log == [(1, first.batch_id, True, True), (2, second.batch_id, True, True)]
+        assert (first.batch_no, second.batch_no) == (1, 2)
+        assert con.execute("SELECT DISTINCT _ingest_batch FROM fee_list_d").fetchall() == [(1,)]
+
+
+def test_batch_numbers_continue_in_a_warehouse_made_before_them(region, write, settings):
+    settings.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.warehouse)) as con:  # the ingest log as it was before batch numbers
+        con.execute("CREATE TABLE ingest_log (batch_id VARCHAR, source VARCHAR, started_at TIMESTAMP, "
+                    "finished_at TIMESTAMP, report VARCHAR)")
+        con.execute("INSERT INTO ingest_log VALUES ('20240101T000000-abcd0123', 'old', now(), now(), '{}')")
+    report = ingest(write(region), settings)
+    assert report.batch_no == 1 and report.to_dict()["batch_no"] == 1
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*), max(batch_no) FROM ingest_log").fetchone() == (2, 1)
 
 
 def test_fixed_row_loads_on_a_later_ingest(region, write, settings):
