@@ -74,7 +74,7 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
 # Columns stored without compression (DuckDB ``USING COMPRESSION uncompressed``). Compressing a string
 # column whose values are (nearly) all different, such as a row's own id, is the costliest part of
 # writing it: on ``city`` the fee lines' ``bkkp_sn`` takes 1.0 s to write compressed and 0.45 s plain
-# (3.3x the space), a settlement or visit id 0.3 s against 0.15 s (2-3.6x the space). Timestamps take
+# (3.3x the space), a settlement or visit id 0.3 s against 0.15 s (2.2-3.7x the space). Timestamps take
 # a third more space plain and a third less time. Repeated ids (a fee line's ``setl_id``) and codes
 # compress 5-40x at no extra cost and keep DuckDB's choice. Figures: docs/benchmarks.md ("ingest").
 UNCOMPRESSED_COLUMNS: dict[str, frozenset[str]] = {
