@@ -3,8 +3,10 @@
 Every row is validated against the data contract (``features.contract``). A row that fails any check
 goes to the ``quarantine`` table (隔离区) with its table, key, position, field and the reason in plain
 Chinese; the other rows are loaded. Nothing is dropped silently and no bad row stops the run. Loading
-the same extract again changes nothing: rows already in the warehouse (by key) and rows already in
-quarantine (by key, field, reason and content) are reported as ``unchanged``.
+the same extract again changes nothing: rows already in the warehouse (same key and content) and rows
+already in quarantine (by key, field, reason and content) are reported as ``unchanged``. A row whose key
+is loaded but whose content differs (a correction) is quarantined as ``changed_after_load``; the
+warehouse keeps what it has.
 
 The source is a folder with, per table, ``<table>.parquet``, ``<table>.csv`` or a sub-folder
 ``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV is UTF-8 with a header
@@ -111,7 +113,7 @@ class TableReport:
     rows_in: int = 0
     loaded: int = 0
     quarantined: int = 0  # rows quarantined by this run (a row failing several checks counts once)
-    unchanged: int = 0  # rows already in the warehouse or already in quarantine
+    unchanged: int = 0  # rows already in the warehouse (same content) or already in quarantine
     reasons: tuple[tuple[str, int], ...] = ()  # (reason_code, rows newly quarantined for it)
     error: str | None = None
     notes: tuple[str, ...] = ()
@@ -490,11 +492,55 @@ class _Run:
                     setl_relation=setl.relation if setl else None, setl_columns=setl.columns if setl else None,
                     setl_warehouse="main.setl_d" if has_wh else None,
                 ))
+        if self._warehouse_has_rows(spec.name):
+            changed = self._changed_sql(st)
+            if changed:
+                parts.append(changed)
         rel = f"iss_{spec.name}"
         cols = ", ".join(ISSUE_COLUMNS)
         union = " UNION ALL ".join(f"SELECT {cols} FROM ({p})" for p in parts)
-        (self._issue_count[spec.name],) = con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {union}").fetchone()
+        params = hmac_params(self.settings.pseudonym_key) if "$hmac_" in union else None
+        (self._issue_count[spec.name],) = con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {rel} AS {union}", params).fetchone()
         return rel
+
+    def _changed_sql(self, st: _Staged) -> str | None:
+        """Issue rows of the rows whose key is already in the warehouse with other content (更正数据).
+
+        Such a row is not loaded: the warehouse keeps the version it has (there is no upsert). It goes
+        to quarantine so that the correction is seen and nothing is dropped silently; the same extract
+        loaded again still changes nothing. Compared are the fields the extract carries, as they would
+        be loaded (the resident ID as its pseudonym; names are never stored).
+        """
+        spec = st.spec
+        cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
+        diffs = []
+        for f in spec.fields:
+            c = cols.get(f.name)
+            if c is None or f.name in spec.key or (spec.name, f.name) == ("psn_info", "psn_name"):
+                continue
+            new = (pseudonym_sql(c.text) if (spec.name, f.name) == ("psn_info", "certno")
+                   else f"CAST({c.value} AS {f.sql_type})")
+            diffs.append(f"CASE WHEN {new} IS DISTINCT FROM w.{quote_ident(f.name)} THEN {sql_str(f.name)} END")
+        if not diffs:
+            return None
+        keys = ", ".join(f"{st.columns[k].join_text} AS _k{i}" for i, k in enumerate(spec.key))
+        match = " AND ".join(f"w.{quote_ident(k)} = s._k{i}" for i, k in enumerate(spec.key))
+        key = " || '|' || ".join(f"s._k{i}" for i in range(len(spec.key)))
+        # A repeated key's later rows are quarantined as duplicates already; the warehouse holds the first.
+        dup, n_dup = self.duplicates(st)
+        repeated = f" AND s._row NOT IN (SELECT _row FROM {dup})" if n_dup else ""
+        return f"""
+            SELECT _row, split_part(changed, '、', 1) AS field, 'changed_after_load' AS reason_code,
+                   'changed_after_load' AS check_id, key AS value,
+                   '键 ' || key || ' 已于第 ' || batch || ' 批入库，本行内容不同（' || changed
+                       || '）；未覆盖，仓库保留原记录，请核对后处理' AS detail
+            FROM (
+                SELECT s._row, {key} AS key, CAST(w._ingest_batch AS VARCHAR) AS batch,
+                       concat_ws('、', {", ".join(diffs)}) AS changed
+                FROM (SELECT *, {keys} FROM {st.relation} s) s JOIN main.{quote_ident(spec.name)} w ON {match}
+                WHERE true{repeated})
+            WHERE changed <> ''"""
 
     def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
         lookups = []

@@ -63,6 +63,7 @@ REASONS: dict[str, str] = {
     "bad_certno": "身份证号不合规（校验位错误）",
     "duplicate_key": "主键重复",
     "malformed_line": "CSV 行无法解析",
+    "changed_after_load": "主键已入库但内容不同（更正数据，未覆盖）",
 }
 
 ISSUE_COLUMNS = ("_row", "field", "reason_code", "check_id", "value", "detail")

@@ -15,7 +15,7 @@ from features.contract import LOAD_ORDER, TABLES
 from features.ingest import IngestError, IngestReport, ingest, list_quarantine, quarantine_counts
 from features.pseudonym import pseudonymise
 
-from conftest import AS_OF, CERTNOS, KEY, mini_region, row_count, write_region
+from conftest import AS_OF, CERTNOS, KEY, mini_region, row_count, with_check_digit, write_region
 
 
 def wrong_check_digit(certno: str) -> str:
@@ -375,6 +375,37 @@ def test_second_ingest_of_the_same_extract_changes_nothing(region, write, settin
         assert log == [(1, first.batch_id, True, True), (2, second.batch_id, True, True)]
         assert (first.batch_no, second.batch_no) == (1, 2)
         assert con.execute("SELECT DISTINCT _ingest_batch FROM fee_list_d").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_corrected_row_is_quarantined_not_lost(region, write, settings, fmt):
+    ingest(write(region, fmt=fmt, name="a"), settings)
+    before = warehouse_counts(settings)
+    new_certno = with_check_digit("22010220150720009")
+    _set(region, "setl_d", "S003", hosp_lv="05")
+    _set(region, "fee_list_d", "F0006", bilg_dr_code="D001")
+    _set(region, "psn_info", "PSN003", certno=new_certno, psn_name="王小六")  # the name is never compared
+    src = write(region, fmt=fmt, name="b")
+    second = ingest(src, settings)
+    assert_invariant(second)
+    assert quarantined(settings) == {
+        ("setl_d", "S003", "hosp_lv", "changed_after_load"),
+        ("fee_list_d", "F0006", "bilg_dr_code", "changed_after_load"),
+        ("psn_info", "PSN003", "certno", "changed_after_load"),
+    }
+    for t in second.tables:
+        n = 1 if t.table in ("setl_d", "fee_list_d", "psn_info") else 0
+        assert (t.loaded, t.quarantined, t.unchanged) == (0, n, t.rows_in - n), t
+    assert warehouse_counts(settings) == before
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:  # the loaded version stays
+        assert con.execute("SELECT hosp_lv FROM setl_d WHERE setl_id = 'S003'").fetchone() == (None,)
+    q = list_quarantine(settings.warehouse, limit=None)
+    person = q[q.row_key == "PSN003"].iloc[0]
+    assert "第 1 批入库" in person.reason and "certno" in person.reason
+    assert not any(new_certno in str(v) for v in q.astype(str).to_numpy().ravel())  # masked everywhere
+    third = ingest(src, settings)
+    assert third.reason_counts == {} and len(list_quarantine(settings.warehouse, limit=None)) == 3
+    assert all(t.unchanged == t.rows_in for t in third.tables)
 
 
 def test_batch_numbers_continue_in_a_warehouse_made_before_them(region, write, settings):
