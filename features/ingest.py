@@ -514,16 +514,18 @@ class _Run:
         """
         spec = st.spec
         cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
-        diffs = []
+        differs = {}
         for f in spec.fields:
             c = cols.get(f.name)
             if c is None or f.name in spec.key or (spec.name, f.name) == ("psn_info", "psn_name"):
                 continue
             new = (pseudonym_sql(c.text) if (spec.name, f.name) == ("psn_info", "certno")
                    else f"CAST({c.value} AS {f.sql_type})")
-            diffs.append(f"CASE WHEN {new} IS DISTINCT FROM w.{quote_ident(f.name)} THEN {sql_str(f.name)} END")
-        if not diffs:
+            differs[f.name] = f"({new} IS DISTINCT FROM w.{quote_ident(f.name)})"
+        if not differs:
             return None
+        # Rows are first kept when any field differs (rarely); the list of fields is made for those only.
+        diffs = [f"CASE WHEN {cond} THEN {sql_str(name)} END" for name, cond in differs.items()]
         keys = ", ".join(f"{st.columns[k].join_text} AS _k{i}" for i, k in enumerate(spec.key))
         match = " AND ".join(f"w.{quote_ident(k)} = s._k{i}" for i, k in enumerate(spec.key))
         key = " || '|' || ".join(f"s._k{i}" for i in range(len(spec.key)))
@@ -539,8 +541,7 @@ class _Run:
                 SELECT s._row, {key} AS key, CAST(w._ingest_batch AS VARCHAR) AS batch,
                        concat_ws('、', {", ".join(diffs)}) AS changed
                 FROM (SELECT *, {keys} FROM {st.relation} s) s JOIN main.{quote_ident(spec.name)} w ON {match}
-                WHERE true{repeated})
-            WHERE changed <> ''"""
+                WHERE ({" OR ".join(differs.values())}){repeated})"""
 
     def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
         lookups = []
