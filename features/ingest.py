@@ -526,8 +526,7 @@ class _Run:
             return None
         # Rows are first kept when any field differs (rarely); the list of fields is made for those only.
         diffs = [f"CASE WHEN {cond} THEN {sql_str(name)} END" for name, cond in differs.items()]
-        keys = ", ".join(f"{st.columns[k].join_text} AS _k{i}" for i, k in enumerate(spec.key))
-        match = " AND ".join(f"w.{quote_ident(k)} = s._k{i}" for i, k in enumerate(spec.key))
+        keys, match = _warehouse_key_match(st)
         key = " || '|' || ".join(f"s._k{i}" for i in range(len(spec.key)))
         # A repeated key's later rows are quarantined as duplicates already; the warehouse holds the first.
         dup, n_dup = self.duplicates(st)
@@ -714,9 +713,7 @@ class _Run:
                         f"LEFT JOIN {pseudonyms} p ON p._row = s._row)")
         source = f"{relation} s"
         if self._warehouse_has_rows(spec.name):
-            # Keys are projected first: a correlated expression would make DuckDB deduplicate all keys.
-            keys = ", ".join(f"{cols[k].join_text} AS _k{i}" for i, k in enumerate(spec.key))
-            match = " AND ".join(f"w.{quote_ident(k)} = s._k{i}" for i, k in enumerate(spec.key))
+            keys, match = _warehouse_key_match(st)
             source = f"(SELECT *, {keys} FROM {relation} s) s"
             where += f" AND NOT EXISTS (SELECT 1 FROM main.{target} w WHERE {match})"
         return f"""
@@ -756,6 +753,15 @@ class _Run:
             os.chmod(vault, 0o600)  # clear identities: readable by the owner only
         except OSError:
             pass
+
+
+def _warehouse_key_match(st: _Staged) -> tuple[str, str]:
+    """SELECT items ``_k0, _k1, ...`` of the staged row's key, and the condition matching them (alias
+    ``s``) with a warehouse row (alias ``w``). The keys are projected first: a correlated expression
+    would make DuckDB deduplicate all keys."""
+    keys = ", ".join(f"{st.columns[k].join_text} AS _k{i}" for i, k in enumerate(st.spec.key))
+    match = " AND ".join(f"w.{quote_ident(k)} = s._k{i}" for i, k in enumerate(st.spec.key))
+    return keys, match
 
 
 def _stage(con: duckdb.DuckDBPyConnection, src: TableSource) -> _Staged:
