@@ -691,7 +691,8 @@ class _Run:
             WHERE {good} AND {cert.text} IS NOT NULL""", hmac_params(self.settings.pseudonym_key))
         return rel
 
-    def _insert_sql(self, st: _Staged, issues: str, pseudonyms: str | None = None) -> str:
+    def _insert_sql(self, st: _Staged, issues: str, pseudonyms: str | None) -> str:
+        """The INSERT of the good rows of ``st`` not yet in the warehouse (``pseudonyms``: see ``_pseudonyms``)."""
         spec = st.spec
         cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
         values = []
