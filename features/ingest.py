@@ -48,7 +48,7 @@ import duckdb
 
 from features import warehouse
 from features.config import Settings
-from features.contract import CLAIM_TABLES, LOAD_ORDER, TABLES, TableSpec
+from features.contract import CLAIM_TABLES, LOAD_ORDER, TABLES, Field, TableSpec
 from features.pseudonym import hmac_params, pseudonym_sql
 from features.validate import (
     CERTNO_LIKE,
@@ -208,6 +208,7 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
             f"文件夹, 表名: {', '.join(LOAD_ORDER)}"
         )
     as_of = _as_of(settings)
+    source_name = str(source.resolve())
     started = datetime.now()
     batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     run = _Run(settings=settings, batch_id=batch_id, ingested_at=started.replace(microsecond=0), as_of=as_of)
@@ -221,7 +222,7 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
         # The run is logged as it starts, so that a run that dies half-way still holds its number.
         (run.batch_no,) = con.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingest_log").fetchone()
         con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no) VALUES (?, ?, ?, ?)",
-                    [batch_id, str(source.resolve()), started, run.batch_no])
+                    [batch_id, source_name, started, run.batch_no])
         run.con = con
         for name in LOAD_ORDER:
             if name in source_errors:
@@ -253,7 +254,7 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
         finished = datetime.now()
         report = IngestReport(
             batch_id=batch_id,
-            source=str(source.resolve()),
+            source=source_name,
             warehouse=str(Path(settings.warehouse).resolve()),
             started_at=started.isoformat(timespec="seconds"),
             finished_at=finished.isoformat(timespec="seconds"),
@@ -517,10 +518,9 @@ class _Run:
         differs = {}
         for f in spec.fields:
             c = cols.get(f.name)
-            if c is None or f.name in spec.key or (spec.name, f.name) == ("psn_info", "psn_name"):
+            new = _loaded_value(spec, f, c, pseudonym=pseudonym_sql(c.text)) if c is not None else None
+            if new is None or f.name in spec.key:
                 continue
-            new = (pseudonym_sql(c.text) if (spec.name, f.name) == ("psn_info", "certno")
-                   else f"CAST({c.value} AS {f.sql_type})")
             differs[f.name] = f"({new} IS DISTINCT FROM w.{quote_ident(f.name)})"
         if not differs:
             return None
@@ -698,12 +698,8 @@ class _Run:
         values = []
         for f in spec.fields:
             c = cols.get(f.name)
-            if c is None or (spec.name == "psn_info" and f.name == "psn_name"):
-                values.append(f"CAST(NULL AS {f.sql_type})")
-            elif spec.name == "psn_info" and f.name == "certno":
-                values.append("s._certno_pseudonym")  # from ``_pseudonyms``
-            else:
-                values.append(f"CAST({c.value} AS {f.sql_type})")
+            value = _loaded_value(spec, f, c, pseudonym="s._certno_pseudonym") if c is not None else None
+            values.append(f"CAST(NULL AS {f.sql_type})" if value is None else value)
         target = quote_ident(spec.name)
         names = ", ".join(quote_ident(f.name) for f in spec.fields)
         # Usually there is no bad row; then the insert need not look each row up among them.
@@ -754,6 +750,16 @@ class _Run:
             os.chmod(vault, 0o600)  # clear identities: readable by the owner only
         except OSError:
             pass
+
+
+def _loaded_value(spec: TableSpec, f: Field, c: Column, *, pseudonym: str) -> str | None:
+    """SQL of the value the warehouse stores for field ``f`` of staged column ``c``; None for what it
+    never stores (names). ``pseudonym`` is the SQL of the resident ID's keyed pseudonym."""
+    if spec.name == "psn_info" and f.name == "psn_name":
+        return None
+    if spec.name == "psn_info" and f.name == "certno":
+        return pseudonym
+    return f"CAST({c.value} AS {f.sql_type})"
 
 
 def _warehouse_key_match(st: _Staged) -> tuple[str, str]:

@@ -6,9 +6,10 @@ SHA-256 is stored) on every request, so a disabled account is refused from its n
 default SQLite store the lookup is a read of a local file, tens of microseconds: it runs on the event loop,
 which saves two thread hand-overs per request. With a database server (PostgreSQL) it is a network round
 trip and runs in a worker thread, so that the loop is not held up meanwhile. No token, an unknown token
-or a disabled account: **401**. A role that may not use a route (:data:`ROUTE_ROLES`, e.g. a liaison calling ``/precheck``): **403**. The user found is put in
-the request scope (``scope["state"]["yibao_user"]``) for the clue API, which checks each clue action
-against :mod:`serving.clues.access`.
+or a disabled account: **401**. A role that may not use a route (:data:`ROUTE_ROLES`, e.g. a liaison
+calling ``/precheck``): **403**. The user found is put in the request scope
+(``scope["state"]["yibao_user"]``) for the clue API, which checks each clue action against
+:mod:`serving.clues.access`.
 
 The middleware never logs a token, and answers with the same body for a missing and a wrong one.
 
