@@ -68,14 +68,16 @@ def age(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 
 @kernel("liangku_insurance_type")
 def insurance_type(params: dict[str, Any], c: Claims) -> list[RuleRow]:
-    """``liangku_insurance_type.sql``: a 工伤- or 生育-only drug paid by the medical fund (生育 drugs allowed
-    in maternity settlements)."""
+    """``liangku_insurance_type.sql``: a 工伤- or 生育-only drug paid by the medical fund (工伤 drugs allowed in
+    work-injury settlements, 生育 drugs in maternity settlements)."""
     out = []
     for ln, k in _pointed_lines(c, "insurance_type"):
         only, point_id = k
         maternity = sql_or(contains(params["maternity_med_types"], ln.setl.med_type),
                         contains(params["maternity_insutypes"], ln.setl.insutype))
-        allowed = sql_and(None if only is None else only == "生育", maternity)
+        work_injury = contains(params["work_injury_insutypes"], ln.setl.insutype)
+        allowed = sql_or(sql_and(None if only is None else only == "生育", maternity),
+                         sql_and(None if only is None else only == "工伤", work_injury))
         if allowed is False:  # NOT (...) holds only when (...) is false, not unknown
             out.append(line_row(ln, {
                 "hilist_code": ln.hilist_code, "hilist_name": ln.hilist_name, "insurance_only": only,
@@ -120,20 +122,24 @@ def institution_level(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 @kernel("liangku_course_length")
 def course_length(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``liangku_course_length.sql``: uses beyond day N of a course (a gap of more than
-    ``new_course_after_days`` starts a new course); one row per person, settlement and course key."""
+    ``new_course_after_days`` beyond the course's minimum interval starts a new course); one row per person,
+    settlement and course key."""
     points = c.lookups.points["course_length"]
     if not any(ln.cnt > 0 and ln.hilist_code in points for ln in c.visit_lines):
         return []
     gap = params["new_course_after_days"]
     used = [ln for ln in c.lines if ln.cnt > 0 and ln.hilist_code in points]
     days: dict[tuple[str, str], set[date]] = {}
+    interval: dict[str, int] = {}
     for ln in used:
-        days.setdefault((ln.psn_no, points[ln.hilist_code][2]), set()).add(ln.fee_date)
+        _, _, key, course_interval = points[ln.hilist_code]
+        days.setdefault((ln.psn_no, key), set()).add(ln.fee_date)
+        interval[key] = course_interval
     started: dict[tuple[str, str, date], date] = {}
     for (psn, key), dates in days.items():
         prev = start = None
         for d in sorted(dates):
-            if prev is None or (d - prev).days > gap:
+            if prev is None or (d - prev).days > gap + interval[key]:
                 start = d
             started[(psn, key, d)] = start
             prev = d
@@ -141,7 +147,7 @@ def course_length(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     for ln in used:
         if not ln.setl.in_scope:
             continue
-        max_days, _, key = points[ln.hilist_code]
+        max_days, _, key, _ = points[ln.hilist_code]
         start = started[(ln.psn_no, key, ln.fee_date)]
         day = (ln.fee_date - start).days + 1
         if day > max_days:

@@ -31,9 +31,14 @@ _POINTS = {
                     "WHERE rule_kind = 'care_setting' GROUP BY hilist_code",
     "institution_level": "SELECT hilist_code, min(min_hosp_level), min(point_id) FROM rule_pack "
                          "WHERE rule_kind = 'institution_level' GROUP BY hilist_code",
-    "course_length": "SELECT hilist_code, min(max_days), min(point_id), "
-                     "min(batch || ':' || coalesce(CAST(rule_row AS VARCHAR), hilist_code)) FROM rule_pack "
-                     "WHERE rule_kind = 'course_length' AND max_days IS NOT NULL GROUP BY hilist_code",
+    "course_length": "SELECT hilist_code, max_days, point_id, course_key, "
+                     "max(min_interval_days) OVER (PARTITION BY course_key) FROM ("
+                     "SELECT c.hilist_code, min(c.max_days) AS max_days, min(c.point_id) AS point_id, "
+                     "min(c.batch || ':' || coalesce(CAST(c.rule_row AS VARCHAR), c.hilist_code)) AS course_key, "
+                     "coalesce(max(c.min_interval_days), max(p.period_days), 0) AS min_interval_days "
+                     "FROM rule_pack c LEFT JOIN rule_pack p ON p.rule_kind = 'period_frequency' "
+                     "AND p.hilist_code = c.hilist_code AND p.max_count = 1 "
+                     "WHERE c.rule_kind = 'course_length' AND c.max_days IS NOT NULL GROUP BY c.hilist_code)",
     "frequency": "SELECT hilist_code, min(max_count), min(count_unit), min(point_id) FROM rule_pack "
                  "WHERE rule_kind = 'frequency' GROUP BY hilist_code",
     "period_frequency": "SELECT hilist_code, left(hilist_code, 12), min(max_count), min(period_days), "
