@@ -103,6 +103,7 @@ INSTITUTIONS: Mapping[str, tuple[str, str, int]] = {
     "CF-H3": ("hospital", "02", 3),   # 三级甲等
     "CF-H2": ("hospital", "05", 2),   # 二级甲等
     "CF-H1": ("hospital", "08", 1),   # 一级甲等
+    "CF-C0": ("clinic", "11", 0),     # 社区卫生服务站: 基层医疗机构, no level of its own
 }
 _BY_LEVEL = {level: code for code, (_, _, level) in INSTITUTIONS.items()}
 # (med_type, insutype) a claim may be settled under, in order of preference when nothing asks for one.
@@ -167,6 +168,8 @@ class SuiteContext:
     duplicate_pairs: frozenset[tuple[str, str]]    # (main code, sub code) of batch 7
     surgery_groups: Mapping[str, frozenset[str]]   # code -> its surgery groups (batch 2)
     group_members: Mapping[str, tuple[str, ...]]   # surgery group -> codes, sorted
+    course_siblings: Mapping[str, tuple[str, ...]]  # drug code -> other codes of its generic drug (batch 6 row)
+    period_siblings: Mapping[str, tuple[str, ...]]  # item code -> its method variants of batch 8-4 (12 digits)
     course_gap_days: int                           # liangku_course_length new_course_after_days
     discounted_ratio: Decimal                      # liangku_primary_secondary_surgery discounted_max_ratio
     session_hours: int                             # liangku_primary_secondary_surgery session_hours
@@ -185,8 +188,12 @@ class SuiteContext:
         names = dict(zip(dup.related_code, dup.related_name))
         names.update(zip(pack.hilist_code, pack.hilist_name))
         surgery_rule = config.rule("liangku_primary_secondary_surgery").params
+        course = pack[(pack.rule_kind == "course_length") & pack.rule_row.notna()]
+        period = pack[pack.rule_kind == "period_frequency"]
         return cls(
             limits=_code_limits(pack), names=names,
+            course_siblings=_siblings(course.hilist_code, course.batch + ":" + course.rule_row.astype(str)),
+            period_siblings=_siblings(period.hilist_code, period.hilist_code.str[:12]),
             duplicate_pairs=frozenset(zip(dup.hilist_code, dup.related_code)),
             surgery_groups={c: frozenset(g) for c, g in groups.items()},
             group_members={g: tuple(sorted(c)) for g, c in members.items()},
@@ -479,14 +486,17 @@ def _care_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan]
 
 @_builder("institution_level")
 def _level_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan] | str:
-    """限机构等级: one level below the limit (violating) and at it (compliant)."""
+    """限机构等级: one level below the limit (violating) and at it (compliant); and a 基层 clinic (violating:
+    no level of its own)."""
     code, least = point["hilist_code"], int(point["min_hosp_level"])
     if least - 1 not in _BY_LEVEL or least not in _BY_LEVEL:
         return f"no institution one level below {least}"
     free = replace(ctx.limit(code), min_hosp_level=None)
     out = []
-    for verdict, level in (("violating", least - 1), ("compliant", least)):
-        words = f"{level}级医院 (level {level}; limit ≥ {least})"
+    for verdict, level in (("violating", least - 1), ("compliant", least), ("violating", 0)):
+        kind = INSTITUTIONS[_BY_LEVEL[level]][0]
+        words = (f"{level}级医院 (level {level}; limit ≥ {least})" if kind == "hospital"
+                 else f"基层医疗机构 ({kind}, no level; limit ≥ {least})")
         plan = _one_line_claim(ctx, code, [free], verdict, words, institution=_BY_LEVEL[level])
         if isinstance(plan, str):
             return plan
@@ -496,48 +506,62 @@ def _level_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan
 
 @_builder("course_length")
 def _course_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan] | str:
-    """限支付疗程: one course whose last use falls on course day N+1 (violating) or N (compliant).
+    """限支付疗程: one course whose last use falls on course day N+1 (violating) or N (compliant); for a drug
+    with other codes (another maker or package of the same generic drug), the same with the earlier uses
+    billed under another of its codes: they are one course.
 
     Uses are spread over the course with gaps the course keeps (at most ``new_course_after_days`` beyond the
     item's own minimum interval) and that the item allows (at least its interval: 间隔时间不短于N天, 每周一次);
     one outpatient visit per use, or one stay for a drug limited to inpatients. The hit is the last use.
     """
     code, limit = point["hilist_code"], int(point["max_days"])
-    lim = ctx.limit(code)
-    interval = lim.min_interval_days or 0
-    widest = ctx.course_gap_days + interval
+    earlier = [code] + list(ctx.course_siblings.get(code, ())[:1])
     out = []
-    for verdict, last in (("violating", limit + 1), ("compliant", limit)):
-        days = _use_days(last, smallest=max(interval, 1), widest=widest)
-        if days is None:
-            return (f"no course of {last} days with gaps between {max(interval, 1)} and {widest} days "
-                    f"(interval {interval}, course break after {ctx.course_gap_days})")
-        first, final = DAY0, DAY0 + timedelta(days=last - 1)
-        setting = _settlement_for([lim])
-        brdy = _birth_date([lim], first, final)
-        if isinstance(setting, str) or isinstance(brdy, str):
-            return setting if isinstance(setting, str) else brdy
-        gend = _sex_for([lim])
-        words = (f"疗程第{last}天用药 (last use on course day {last}; limit {limit} days; "
-                 f"{len(days)} uses, gaps {_gaps(days)})")
-        institution = _institution_for([lim])
-        uses = [DAY0 + timedelta(days=d - 1) for d in days]
-        if setting[0] in INPATIENT_MED_TYPES:  # one stay holds the whole course
-            lines = tuple(LinePlan(code, _at(u, 9), PLAIN_PRICE, target=(u == final and verdict == "violating"))
-                          for u in uses)
-            visits = (VisitPlan(*setting, institution, _at(first, 8), _at(final + timedelta(days=1), 10), lines),)
-        else:
-            visits = tuple(_day_visit(setting, institution, u, [LinePlan(
-                code, _at(u, 9), PLAIN_PRICE, target=(u == final and verdict == "violating"))]) for u in uses)
-        out.append(ClaimPlan(verdict, words, gend, brdy, visits))
+    for first_code in earlier:
+        for verdict, last in (("violating", limit + 1), ("compliant", limit)):
+            plan = _course_plan(ctx, code, first_code, limit, last, verdict)
+            if isinstance(plan, str):
+                return plan
+            out.append(plan)
     return out
+
+
+def _course_plan(ctx: SuiteContext, code: str, first_code: str, limit: int, last: int, verdict: str
+                 ) -> ClaimPlan | str:
+    """A course of *code* whose last use is on course day *last*, the uses before it billed as *first_code*."""
+    lims = [ctx.limit(code), ctx.limit(first_code)]
+    interval = max(lim.min_interval_days or 0 for lim in lims)
+    widest = ctx.course_gap_days + interval
+    days = _use_days(last, smallest=max(interval, 1), widest=widest)
+    if days is None:
+        return (f"no course of {last} days with gaps between {max(interval, 1)} and {widest} days "
+                f"(interval {interval}, course break after {ctx.course_gap_days})")
+    first, final = DAY0, DAY0 + timedelta(days=last - 1)
+    setting = _settlement_for(lims)
+    brdy = _birth_date(lims, first, final)
+    gend = _sex_for(lims)
+    if isinstance(setting, str) or isinstance(brdy, str) or gend is None:
+        return setting if isinstance(setting, str) else brdy if isinstance(brdy, str) else "sexes differ"
+    words = (f"疗程第{last}天用药 (last use on course day {last}; limit {limit} days; "
+             f"{len(days)} uses, gaps {_gaps(days)}"
+             + (f"; earlier uses as {first_code}" if first_code != code else "") + ")")
+    institution = _institution_for(lims)
+    uses = [DAY0 + timedelta(days=d - 1) for d in days]
+    lines = [LinePlan(code if u == final else first_code, _at(u, 9), PLAIN_PRICE,
+                      target=(u == final and verdict == "violating")) for u in uses]
+    if setting[0] in INPATIENT_MED_TYPES:  # one stay holds the whole course
+        visits = (VisitPlan(*setting, institution, _at(first, 8), _at(final + timedelta(days=1), 10), tuple(lines)),)
+    else:
+        visits = tuple(_day_visit(setting, institution, ln.time.date(), [ln]) for ln in lines)
+    return ClaimPlan(verdict, words, gend, brdy, visits)
 
 
 @_builder("duplicate_charge")
 def _duplicate_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan] | str:
     """重复收费: the sub-item inside the main item's window (violating) and just outside it (compliant):
-    单日 23:59:59 vs 00:00:00 the next day, 6小时 exactly 6 h vs 6 h 1 s, 同一小时 10:59:59 vs 11:00:00,
-    单次就诊 the same visit vs another visit the same day. The hit is the sub-item line."""
+    单日 23:59:59 vs 00:00:00 the next day in a stay (and, violating too, the sub-item in another visit to
+    the same institution that day), 6小时 exactly 6 h vs 6 h 1 s, 同一小时 10:59:59 vs 11:00:00, 单次就诊 the
+    same visit vs another visit the same day. The hit is the sub-item line."""
     main, sub, window = point["hilist_code"], point["related_code"], point["window"]
     lims = [ctx.limit(main), ctx.limit(sub)]
     gend, institution = _sex_for(lims), _institution_for(lims)
@@ -558,6 +582,13 @@ def _duplicate_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[Claim
                      LinePlan(sub, sub_time, PLAIN_PRICE, target=verdict == "violating"))
             visit = VisitPlan(*setting, institution, _at(DAY0, 20), _at(DAY0 + timedelta(days=1), 10), lines)
             out.append(ClaimPlan(verdict, words, gend, brdy, (visit,)))
+        day = _settlement_for(lims, inpatient=False)
+        if not isinstance(day, str):
+            visits = (_day_visit(day, institution, DAY0, [LinePlan(main, _at(DAY0, 9), PLAIN_PRICE)], end=_at(DAY0, 10)),
+                      _day_visit(day, institution, DAY0, [LinePlan(sub, _at(DAY0, 15), PLAIN_PRICE, target=True)],
+                                 begin=_at(DAY0, 14)))
+            out.append(ClaimPlan("violating", "同日同机构另一次就诊 (another visit to the institution that day)",
+                                 gend, brdy, visits))
         return out
     setting = _settlement_for(lims)
     brdy = _birth_date(lims, DAY0, DAY0)
@@ -592,8 +623,9 @@ def _duplicate_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[Claim
 @_builder("frequency")
 def _frequency_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan] | str:
     """限频次: N per day billed (compliant) vs one more (violating), in a 3-day stay (3×N vs 3×N+1: the
-    daily postings at 09:00 and an extra at 15:00, which is the hit) and, where the item may be billed
-    outside a stay, in a one-day visit (N vs N+1)."""
+    daily postings at 09:00 and an extra at 15:00, which is the hit; or a fourth daily posting on the
+    discharge day, which does not count as a day of stay) and, where the item may be billed outside a stay,
+    in a one-day visit (N vs N+1)."""
     code, n = point["hilist_code"], int(point["max_count"])
     unit = "小时" if point["count_unit"] == "hour" else "次"
     lim = ctx.limit(code)
@@ -605,8 +637,11 @@ def _frequency_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[Claim
         return stay if isinstance(stay, str) else brdy
     daily = [LinePlan(code, _at(DAY0 + timedelta(days=d), 9), PLAIN_PRICE, cnt=n) for d in range(3)]
     extra = LinePlan(code, _at(DAY0 + timedelta(days=1), 15), PLAIN_PRICE, target=True)
-    for verdict, lines in (("violating", daily + [extra]), ("compliant", daily)):
-        words = f"住院3天共{3 * n + (verdict == 'violating')}{unit} (3-day stay, {3 * n} allowed)"
+    discharge_day = LinePlan(code, _at(DAY0 + timedelta(days=3), 9), PLAIN_PRICE, cnt=n, target=True)
+    for verdict, lines, words in (
+            ("violating", daily + [extra], f"住院3天共{3 * n + 1}{unit} (3-day stay, {3 * n} allowed)"),
+            ("violating", daily + [discharge_day], f"出院日再收{n}{unit} (again on the discharge day; 3-day stay)"),
+            ("compliant", daily, f"住院3天共{3 * n}{unit} (3-day stay, {3 * n} allowed)")):
         visit = VisitPlan(*stay, institution, _at(DAY0, 8), _at(DAY0 + timedelta(days=3), 10), tuple(lines))
         out.append(ClaimPlan(verdict, words, gend, brdy, (visit,)))
     day = _settlement_for([lim], inpatient=False)
@@ -622,22 +657,26 @@ def _frequency_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[Claim
 @_builder("period_frequency")
 def _period_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan] | str:
     """限周期频次: max_count uses, then one more period_days - 1 days later (violating) or period_days days
-    later (compliant); one outpatient visit each. The hit is the later use."""
+    later (compliant); one outpatient visit each. The hit is the later use. For an item with method
+    variants (the same first 12 digits), the same with the first uses billed as a variant: they count
+    together."""
     code, n, period = point["hilist_code"], int(point["max_count"]), int(point["period_days"])
-    lim = ctx.limit(code)
-    gend, institution = _sex_for([lim]), _institution_for([lim])
-    setting = _settlement_for([lim])
-    brdy = _birth_date([lim], DAY0, DAY0 + timedelta(days=period))
-    if isinstance(setting, str) or isinstance(brdy, str):
-        return setting if isinstance(setting, str) else brdy
-    first = _day_visit(setting, institution, DAY0, [LinePlan(code, _at(DAY0, 9), PLAIN_PRICE, cnt=n)])
     out = []
-    for verdict, after in (("violating", period - 1), ("compliant", period)):
-        day = DAY0 + timedelta(days=after)
-        later = _day_visit(setting, institution, day, [LinePlan(code, _at(day, 9), PLAIN_PRICE,
-                                                                target=verdict == "violating")])
-        words = f"{after}天后再次收费 (again {after} days later; {n} per {period} days)"
-        out.append(ClaimPlan(verdict, words, gend, brdy, (first, later)))
+    for first_code in [code] + list(ctx.period_siblings.get(code, ())[:1]):
+        lims = [ctx.limit(code), ctx.limit(first_code)]
+        gend, institution = _sex_for(lims), _institution_for(lims)
+        setting = _settlement_for(lims)
+        brdy = _birth_date(lims, DAY0, DAY0 + timedelta(days=period))
+        if isinstance(setting, str) or isinstance(brdy, str) or gend is None:
+            return setting if isinstance(setting, str) else brdy if isinstance(brdy, str) else "sexes differ"
+        first = _day_visit(setting, institution, DAY0, [LinePlan(first_code, _at(DAY0, 9), PLAIN_PRICE, cnt=n)])
+        variant = f"; first as {first_code}" if first_code != code else ""
+        for verdict, after in (("violating", period - 1), ("compliant", period)):
+            day = DAY0 + timedelta(days=after)
+            later = _day_visit(setting, institution, day, [LinePlan(code, _at(day, 9), PLAIN_PRICE,
+                                                                    target=verdict == "violating")])
+            words = f"{after}天后再次收费 (again {after} days later; {n} per {period} days{variant})"
+            out.append(ClaimPlan(verdict, words, gend, brdy, (first, later)))
     return out
 
 
@@ -697,7 +736,7 @@ def claim_rows(claim: Claim, ctx: SuiteContext) -> dict[str, list[dict[str, Any]
             rows["fee_list_d"].append({
                 "bkkp_sn": _line_id(cid, i, j), "setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn,
                 "fixmedins_code": v.institution, "fee_ocur_time": ln.time,
-                "hilist_code": code_in_form(ln.code, claim.form, j + len(cid)), "hilist_name": ctx.names.get(ln.code, ln.code),
+                "hilist_code": code_in_form(ln.code, claim.form, _row_of(claim.point_id) + j), "hilist_name": ctx.names.get(ln.code, ln.code),
                 "list_type": "101" if drug else "201", "med_chrgitm_type": "09" if drug else ("06" if surgery else "05"),
                 "cnt": float(ln.cnt), "pric": ln.pric, "det_item_fee_sumamt": amount, "chrgitm_lv": "01",
                 "inscp_amt": amount, "pric_uplmt_amt": ctx.cap(ln.code), "bilg_dr_code": _doctor(v.institution),
@@ -1058,6 +1097,15 @@ def _code_limits(pack: pd.DataFrame) -> dict[str, CodeLimits]:
     return {code: CodeLimits(**lim) for code, lim in out.items()}
 
 
+def _siblings(codes: Iterable[str], keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Per code, the other codes with the same key, sorted."""
+    by_key: dict[str, set[str]] = defaultdict(set)
+    pairs = list(zip(codes, keys))
+    for code, key in pairs:
+        by_key[key].add(code)
+    return {code: tuple(sorted(by_key[key] - {code})) for code, key in pairs}
+
+
 def _interval(r: Mapping[str, Any]) -> int | None:
     """The days that must lie between two uses: 间隔时间不短于N天, or the period of a once-per-period item."""
     if not pd.isna(r["min_interval_days"]):
@@ -1112,7 +1160,7 @@ def _sex_for(lims: Sequence[CodeLimits]) -> str | None:
 
 
 def _institution_for(lims: Sequence[CodeLimits]) -> str:
-    """The highest-level institution: every level restriction allows it."""
+    """The highest-level hospital: every level restriction allows it."""
     return _BY_LEVEL[max(_BY_LEVEL)]
 
 
@@ -1202,6 +1250,11 @@ def _gaps(days: Sequence[int]) -> str:
 
 def _setl_id(claim_id: str, i: int) -> str:
     return f"{claim_id}.S{i}"
+
+
+def _row_of(point_id: str) -> int:
+    """The spreadsheet row in a point id (``b1-drug-age-000002`` → 2)."""
+    return int(point_id.rsplit("-", 1)[1])
 
 
 def _mdtrt_id(claim_id: str, i: int) -> str:
