@@ -277,6 +277,99 @@ def rules_backtest(
         console.print(_eval_table(report.proposed_eval, "拟用配置评估 proposed config vs labels"))
 
 
+@rules_app.command("conformance")
+def rules_conformance(
+    sample: Optional[int] = typer.Option(None, "--sample", "-n", min=1,
+                                         help="Points per batch (a seeded sample); default: every point."),
+    batch: Optional[list[str]] = typer.Option(None, "--batch", "-b", help="Only this batch (1, 2 … 8-4; repeatable)."),
+    engine: str = typer.Option("both", "--engine", help="sql (batch run) | precheck (kernels) | both."),
+    form: str = typer.Option("both", "--form", help="Code form of the claims: canonical | raw | both."),
+    seed: int = typer.Option(20250310, help="Seed of the sample."),
+    workdir: Optional[Path] = typer.Option(None, help="Keep the extract and warehouse here (default: a "
+                                           "temporary folder, removed)."),
+    config: Optional[Path] = CONFIG_OPT,
+    show: int = typer.Option(40, help="Failing claims to list (all with --json)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """两库一致性测试: a violating and a compliant test claim per knowledge point, through both engines.
+
+    Exits 1 when any expected verdict is missed (the failing points are listed with the reason).
+    """
+    from models.rules.conformance import ENGINES, FORMS, run_conformance
+
+    engines = ENGINES if engine == "both" else (engine,)
+    forms = FORMS if form == "both" else (form,)
+    if not set(engines) <= set(ENGINES):
+        _fail(f"--engine must be sql, precheck or both, not {engine!r}")
+    if not set(forms) <= set(FORMS):
+        _fail(f"--form must be canonical, raw or both, not {form!r}")
+    s = _settings(None)
+    cfg = _load_config(effective_config_path(config, s.rules_config))
+    with _progress(as_json) as bar:
+        task = bar.add_task("一致性测试 conformance", total=None)
+
+        def tick(label: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"一致性测试 {label}")
+
+        try:
+            report = run_conformance(config=cfg, sample=sample, seed=seed, batches=batch or None, engines=engines,
+                                     forms=forms, workdir=workdir, progress=tick)
+        except ValueError as e:
+            _fail(str(e))
+    if as_json:
+        _emit(report.to_dict(), True)
+    else:
+        _print_conformance(report, show)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_conformance(report, show: int) -> None:
+    title = (f"两库一致性测试 conformance — pack {report.pack_version}, "
+             + (f"{report.sample} points per batch (seed {report.seed})" if report.sample else "every point")
+             + f", {report.seconds.get('total', 0):.1f} s")
+    t = Table(title=title)
+    t.add_column("批次 batch")
+    t.add_column("知识点 points", justify="right")
+    t.add_column("覆盖 covered", justify="right")
+    for e in report.engines:
+        for f in report.forms:
+            t.add_column(f"{e} {f}\n判定达成 met / claims", justify="right")
+    for e in report.engines:
+        t.add_column(f"{e}\n知识点全过 points passed", justify="right")
+    totals = {"points": 0, "covered": 0}
+    for b in report.batches:
+        cells = [b.batch, f"{b.points:,}", f"{b.covered:,}"]
+        for e in report.engines:
+            for f in report.forms:
+                met, n = b.met[e].get(f, 0), b.claims.get(f, 0)
+                cells.append(("" if met == n else "[red]") + f"{met:,} / {n:,}")
+        cells += [f"{b.points_passed[e]:,}" for e in report.engines]
+        t.add_row(*cells)
+        totals["points"] += b.points
+        totals["covered"] += b.covered
+    total_cells = ["合计 total", f"{totals['points']:,}", f"{totals['covered']:,}"]
+    for e in report.engines:
+        for f in report.forms:
+            total_cells.append(f"{sum(b.met[e].get(f, 0) for b in report.batches):,} / "
+                               f"{sum(b.claims.get(f, 0) for b in report.batches):,}")
+    total_cells += [f"{sum(b.points_passed[e] for b in report.batches):,}" for e in report.engines]
+    t.add_row(*total_cells)
+    console.print(t)
+    console.print("用时 seconds: " + ", ".join(f"{k} {v}" for k, v in report.seconds.items()))
+    if report.quarantined:
+        console.print("入库隔离 quarantined by the ingest: " + ", ".join(f"{k} {v}" for k, v in report.quarantined.items()))
+    for u in report.uncovered:
+        console.print(f"[yellow]未覆盖 not covered[/yellow] {u.point_id} ({u.rule_id}): {u.reason}")
+    if report.failures:
+        console.print(f"[red]{report.missed:,} 项预期判定未达成 expected verdicts missed[/red] "
+                      f"({len({(f.engine, f.point_id) for f in report.failures}):,} point/engine pairs); first {show}:")
+        for f in report.failures[:show]:
+            console.print(f"  {f.engine:8} {f.point_id} {f.verdict} {f.form} — {f.boundary}: {f.reason}")
+    else:
+        console.print("[green]全部预期判定达成 every expected verdict met[/green]")
+
+
 def _switch(rule_id: str, enabled: bool, config: Optional[Path], as_json: bool) -> None:
     from models.rules.config import DEFAULT_CONFIG, RuleConfigError, set_enabled
 
