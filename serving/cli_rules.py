@@ -336,14 +336,15 @@ def _print_conformance(report, show: int) -> None:
     t.add_column("批次 batch")
     t.add_column("知识点 points", justify="right")
     t.add_column("覆盖 covered", justify="right")
+    t.add_column("附注 caveat", justify="right")
     for e in report.engines:
         for f in report.forms:
             t.add_column(f"{e} {f}\n判定达成 met / claims", justify="right")
     for e in report.engines:
         t.add_column(f"{e}\n知识点全过 points passed", justify="right")
-    totals = {"points": 0, "covered": 0}
+    totals = {"points": 0, "covered": 0, "with_caveat": 0}
     for b in report.batches:
-        cells = [b.batch, f"{b.points:,}", f"{b.covered:,}"]
+        cells = [b.batch, f"{b.points:,}", f"{b.covered:,}", f"{b.with_caveat:,}"]
         for e in report.engines:
             for f in report.forms:
                 met, n = b.met[e].get(f, 0), b.claims.get(f, 0)
@@ -352,7 +353,8 @@ def _print_conformance(report, show: int) -> None:
         t.add_row(*cells)
         totals["points"] += b.points
         totals["covered"] += b.covered
-    total_cells = ["合计 total", f"{totals['points']:,}", f"{totals['covered']:,}"]
+        totals["with_caveat"] += b.with_caveat
+    total_cells = ["合计 total", f"{totals['points']:,}", f"{totals['covered']:,}", f"{totals['with_caveat']:,}"]
     for e in report.engines:
         for f in report.forms:
             total_cells.append(f"{sum(b.met[e].get(f, 0) for b in report.batches):,} / "
@@ -365,6 +367,12 @@ def _print_conformance(report, show: int) -> None:
         console.print("入库隔离 quarantined by the ingest: " + ", ".join(f"{k} {v}" for k, v in report.quarantined.items()))
     for u in report.uncovered:
         console.print(f"[yellow]未覆盖 not covered[/yellow] {u.point_id} ({u.rule_id}): {u.reason}")
+    warnings: dict[str, list[str]] = {}
+    for c in report.caveats:
+        warnings.setdefault(c.warning, []).append(c.point_id)
+    for text, ids in warnings.items():
+        console.print(f"[yellow]附注 caveat[/yellow] {len(ids)} point(s) {ids[0]}{' …' if len(ids) > 1 else ''}: "
+                      f"only the encoded part is tested — {text}")
     if report.failures:
         console.print(f"[red]{report.missed:,} 项预期判定未达成 expected verdicts missed[/red] "
                       f"({len({(f.engine, f.point_id) for f in report.failures}):,} point/engine pairs); first {show}:")

@@ -40,8 +40,10 @@ reason. Generation is pure (:func:`point_claims`, :func:`generate`); :func:`run_
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import re
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -59,7 +61,7 @@ import pyarrow.parquet as pq
 from features.codes import item_code_forms
 from features.contract import TABLES
 from models.rules.config import RuleConfig
-from models.rules.pack import load_pack
+from models.rules.pack import DEFAULT_PACK, load_pack
 
 __all__ = [
     "ENGINES",
@@ -72,11 +74,13 @@ __all__ = [
     "ClaimPlan",
     "Claim",
     "Uncovered",
+    "Caveat",
     "Seen",
     "Failure",
     "BatchResult",
     "ConformanceReport",
     "sample_points",
+    "pack_caveats",
     "point_claims",
     "generate",
     "code_in_form",
@@ -287,6 +291,39 @@ class Uncovered:
     batch: str
     rule_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """A point tested as the pack encodes it, whose spreadsheet row says more (the pack's own warning: a
+    level qualified by an indication or a first prescription, a note wider than the value …): that part
+    is not tested."""
+
+    point_id: str
+    batch: str
+    rule_id: str
+    warning: str
+
+
+def pack_caveats(points: pd.DataFrame, warnings: Iterable[str]) -> list[Caveat]:
+    """The points the pack's build warnings (``liangku_pack.json``) name by spreadsheet row.
+
+    >>> pack = load_pack()
+    >>> [c.point_id for c in pack_caveats(pack, ["batch4-drug-care-setting.xlsx/Sheet1 row 5: note wider"])][:2]
+    ['b4-drug-care_setting-000022', 'b4-drug-care_setting-000023']
+    """
+    out = []
+    for text in warnings:
+        match = re.match(r"(?P<file>[^/]+\.xlsx)/(?P<sheet>[^ ]+) row (?P<row>\d+): ", text)
+        if match is None:  # a warning about a whole file, not a row
+            continue
+        row = int(match["row"])
+        mine = points[points.file == match["file"]]
+        named = mine[(mine.sheet == match["sheet"]) & (mine.row == row)]
+        if named.empty:  # a drug file's Sheet1: the rule row of its codes
+            named = mine[mine.rule_row == row]
+        out += [Caveat(p, b, f"liangku_{k}", text) for p, b, k in zip(named.point_id, named.batch, named.rule_kind)]
+    return sorted(out, key=lambda c: c.point_id)
 
 
 # -- choosing points ---------------------------------------------------------------------------------
@@ -866,17 +903,20 @@ class Failure:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One batch: points, points covered, claims, and per engine and code form the verdicts met."""
+    """One batch: points, points covered (and of them with a caveat), claims, and per engine and code form
+    the verdicts met."""
 
     batch: str
     points: int
     covered: int
+    with_caveat: int
     claims: Mapping[str, int]                 # form -> claims (= verdicts expected per engine)
     met: Mapping[str, Mapping[str, int]]      # engine -> form -> verdicts met
     points_passed: Mapping[str, int]          # engine -> covered points with every verdict met (all forms)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batch": self.batch, "points": self.points, "covered": self.covered, "claims": dict(self.claims),
+        return {"batch": self.batch, "points": self.points, "covered": self.covered,
+                "with_caveat": self.with_caveat, "claims": dict(self.claims),
                 "met": {e: dict(m) for e, m in self.met.items()}, "points_passed": dict(self.points_passed)}
 
 
@@ -893,6 +933,7 @@ class ConformanceReport:
     batches: tuple[BatchResult, ...]
     failures: tuple[Failure, ...]
     uncovered: tuple[Uncovered, ...]
+    caveats: tuple[Caveat, ...]
     quarantined: Mapping[str, int]            # ingest reason -> rows quarantined
     seconds: Mapping[str, float]
     workdir: str | None = None
@@ -911,6 +952,7 @@ class ConformanceReport:
                 "points": sum(b.points for b in self.batches), "covered": sum(b.covered for b in self.batches),
                 "missed": self.missed, "ok": self.ok, "batches": [b.to_dict() for b in self.batches],
                 "failures": [vars(f) for f in self.failures], "uncovered": [vars(u) for u in self.uncovered],
+                "caveats": [vars(c) for c in self.caveats],
                 "quarantined": dict(self.quarantined), "seconds": dict(self.seconds), "workdir": self.workdir}
 
 
@@ -933,12 +975,16 @@ def run_conformance(*, config: RuleConfig | None = None, pack: pd.DataFrame | No
     if unknown := set(engines) - set(ENGINES):
         raise ValueError(f"unknown engine(s) {sorted(unknown)}; engines: {', '.join(ENGINES)}")
     config = config or load_config()
-    pack = load_pack() if pack is None else pack
     seconds: dict[str, float] = {}
     t = time.perf_counter()
+    pack_given = pack is not None
+    pack = load_pack() if pack is None else pack
     ctx = SuiteContext.build(pack, config)
     points = sample_points(pack, sample, seed=seed, batches=list(batches) if batches is not None else None)
     claims, uncovered = generate(points, ctx, forms=forms)
+    sidecar = DEFAULT_PACK.with_suffix(".json")
+    caveats = pack_caveats(points, json.loads(sidecar.read_text(encoding="utf-8")).get("warnings", ())
+                           if not pack_given and sidecar.is_file() else ())
     seconds["generate"] = _lap(t)
     temporary = tempfile.TemporaryDirectory(prefix="yibao-conformance-") if workdir is None else None
     root = Path(temporary.name if temporary else workdir)
@@ -958,7 +1004,7 @@ def run_conformance(*, config: RuleConfig | None = None, pack: pd.DataFrame | No
         if temporary is not None:
             temporary.cleanup()
     seconds["total"] = round(sum(seconds.values()), 2)
-    return _report(points, claims, uncovered, outcomes, config=config, pack_version=pack_version(),
+    return _report(points, claims, uncovered, caveats, outcomes, config=config, pack_version=pack_version(),
                    sample=sample, seed=seed, engines=tuple(e for e in ENGINES if e in engines), forms=tuple(forms),
                    quarantined=quarantined, seconds=seconds, workdir=str(root) if workdir is not None else None)
 
@@ -1050,7 +1096,7 @@ def _run_precheck(claims: Sequence[Claim], ctx: SuiteContext, warehouse: Path, c
     return out
 
 
-def _report(points: pd.DataFrame, claims: Sequence[Claim], uncovered: Sequence[Uncovered],
+def _report(points: pd.DataFrame, claims: Sequence[Claim], uncovered: Sequence[Uncovered], caveats: Sequence[Caveat],
             outcomes: Mapping[str, Mapping[str, str | None]], **meta: Any) -> ConformanceReport:
     by_batch: dict[str, list[Claim]] = defaultdict(list)
     for c in claims:
@@ -1065,10 +1111,12 @@ def _report(points: pd.DataFrame, claims: Sequence[Claim], uncovered: Sequence[U
         covered = {c.point_id for c in mine}
         batches.append(BatchResult(
             batch=batch, points=int((points.batch == batch).sum()), covered=len(covered),
+            with_caveat=len({c.point_id for c in caveats if c.batch == batch and c.point_id in covered}),
             claims=dict(Counter(c.form for c in mine)),
             met={e: dict(Counter(c.form for c in mine if outcomes[e][c.claim_id] is None)) for e in outcomes},
             points_passed={e: len({p for p in covered if (e, p) not in failed}) for e in outcomes}))
     return ConformanceReport(batches=tuple(batches), failures=tuple(failures), uncovered=tuple(uncovered),
+                             caveats=tuple(caveats),
                              config_path=str(meta.pop("config").path), **meta)
 
 

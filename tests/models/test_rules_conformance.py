@@ -149,6 +149,8 @@ def test_fast_form_meets_every_expected_verdict():
     assert {f: sum(b.claims[f] for b in report.batches) for f in ("canonical", "raw")} == {
         f: sum(b.met["sql"][f] for b in report.batches) + sum(x.form == f for x in gap) for f in ("canonical", "raw")}
     assert sum(b.claims["canonical"] for b in report.batches) > 400
+    # levels qualified by an indication the pack does not encode (限三级综合医院眼科 …): listed, not hidden
+    assert any(c.batch == "5" and "qualified by the note" in c.warning for c in report.caveats)
 
 
 def _broken_sql(tmp_path, rule_id: str, old: str, new: str):
