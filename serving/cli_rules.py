@@ -289,6 +289,8 @@ def rules_conformance(
     engine: str = typer.Option("both", "--engine", help="sql (batch run) | precheck (kernels) | both."),
     form: str = typer.Option("both", "--form", help="Code form of the claims: canonical | raw | both."),
     seed: int = typer.Option(20250310, help="Seed of the sample."),
+    lookback_days: Optional[int] = typer.Option(None, "--lookback-days", min=1, help="Pre-check look-back "
+                                                "(default: the service's, 180 days)."),
     workdir: Optional[Path] = typer.Option(None, help="Keep the extract and warehouse here (default: a "
                                            "temporary folder, removed)."),
     config: Optional[Path] = CONFIG_OPT,
@@ -317,7 +319,7 @@ def rules_conformance(
 
         try:
             report = run_conformance(config=cfg, sample=sample, seed=seed, batches=batch or None, engines=engines,
-                                     forms=forms, workdir=workdir, progress=tick)
+                                     forms=forms, lookback_days=lookback_days, workdir=workdir, progress=tick)
         except ValueError as e:
             _fail(str(e))
     if as_json:
@@ -331,7 +333,7 @@ def rules_conformance(
 def _print_conformance(report, show: int) -> None:
     title = (f"两库一致性测试 conformance — pack {report.pack_version}, "
              + (f"{report.sample} points per batch (seed {report.seed})" if report.sample else "every point")
-             + f", {report.seconds.get('total', 0):.1f} s")
+             + f", pre-check look-back {report.lookback_days} days, {report.seconds.get('total', 0):.1f} s")
     t = Table(title=title)
     t.add_column("批次 batch")
     t.add_column("知识点 points", justify="right")

@@ -928,6 +928,7 @@ class ConformanceReport:
     config_path: str
     sample: int | None
     seed: int
+    lookback_days: int
     engines: tuple[str, ...]
     forms: tuple[str, ...]
     batches: tuple[BatchResult, ...]
@@ -948,7 +949,8 @@ class ConformanceReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"pack_version": self.pack_version, "config_path": self.config_path, "sample": self.sample,
-                "seed": self.seed, "engines": list(self.engines), "forms": list(self.forms),
+                "seed": self.seed, "lookback_days": self.lookback_days, "engines": list(self.engines),
+                "forms": list(self.forms),
                 "points": sum(b.points for b in self.batches), "covered": sum(b.covered for b in self.batches),
                 "missed": self.missed, "ok": self.ok, "batches": [b.to_dict() for b in self.batches],
                 "failures": [vars(f) for f in self.failures], "uncovered": [vars(u) for u in self.uncovered],
@@ -962,15 +964,20 @@ Progress = Callable[[str, int, int], None]
 def run_conformance(*, config: RuleConfig | None = None, pack: pd.DataFrame | None = None, sample: int | None = None,
                     seed: int = DEFAULT_SEED, batches: Iterable[str] | None = None,
                     engines: Sequence[str] = ENGINES, forms: Sequence[str] = FORMS,
-                    workdir: Path | None = None, progress: Progress | None = None) -> ConformanceReport:
+                    lookback_days: int | None = None, workdir: Path | None = None,
+                    progress: Progress | None = None) -> ConformanceReport:
     """Generate the claims of the chosen points, run them through the engines, judge every verdict.
 
     ``sample`` points per batch (seeded by ``seed``), or every point; ``workdir`` keeps the extract and the
-    warehouse (else a temporary folder, removed afterwards). The precheck looks back ``history_days`` of
-    the config (a 365-day course needs more than the service's default 180).
+    warehouse (else a temporary folder, removed afterwards). The pre-check looks back ``lookback_days``,
+    by default as the service's checker does (:data:`~models.rules.precheck.DEFAULT_LOOKBACK_DAYS`): a course
+    whose first use lies further back is not seen in real time, and the suite says so.
     """
     from models.rules.config import load_config
     from models.rules.pack import pack_version
+    from models.rules.precheck import DEFAULT_LOOKBACK_DAYS
+
+    lookback_days = lookback_days or DEFAULT_LOOKBACK_DAYS
 
     if unknown := set(engines) - set(ENGINES):
         raise ValueError(f"unknown engine(s) {sorted(unknown)}; engines: {', '.join(ENGINES)}")
@@ -998,14 +1005,14 @@ def run_conformance(*, config: RuleConfig | None = None, pack: pd.DataFrame | No
             seconds["sql"] = _lap(t)
         if "precheck" in engines:
             t = time.perf_counter()
-            outcomes["precheck"] = _run_precheck(claims, ctx, warehouse, config, not_loaded, progress)
+            outcomes["precheck"] = _run_precheck(claims, ctx, warehouse, config, not_loaded, lookback_days, progress)
             seconds["precheck"] = _lap(t)
     finally:
         if temporary is not None:
             temporary.cleanup()
     seconds["total"] = round(sum(seconds.values()), 2)
     return _report(points, claims, uncovered, caveats, outcomes, config=config, pack_version=pack_version(),
-                   sample=sample, seed=seed, engines=tuple(e for e in ENGINES if e in engines), forms=tuple(forms),
+                   sample=sample, seed=seed, lookback_days=lookback_days, engines=tuple(e for e in ENGINES if e in engines), forms=tuple(forms),
                    quarantined=quarantined, seconds=seconds, workdir=str(root) if workdir is not None else None)
 
 
@@ -1070,14 +1077,14 @@ def _run_sql(claims: Sequence[Claim], warehouse: Path, config: RuleConfig,
 
 
 def _run_precheck(claims: Sequence[Claim], ctx: SuiteContext, warehouse: Path, config: RuleConfig,
-                  not_loaded: Mapping[str, list[tuple[str, str]]], progress: Progress | None) -> dict[str, str | None]:
+                  not_loaded: Mapping[str, list[tuple[str, str]]], lookback_days: int,
+                  progress: Progress | None) -> dict[str, str | None]:
     """Check each claim's last visit with the kernels, its earlier visits read from the warehouse. The
     visit itself is posted, not read: only a quarantined person row or earlier visit leaves it unjudged."""
     from models.rules.precheck import Prechecker, VisitError
 
     out: dict[str, str | None] = {}
-    with Prechecker(warehouse, config=config, lookback_days=config.history_days, engine="python",
-                    sessions=1) as checker:
+    with Prechecker(warehouse, config=config, lookback_days=lookback_days, engine="python", sessions=1) as checker:
         for k, claim in enumerate(claims):
             if progress and k % 2000 == 0:
                 progress("precheck", k, len(claims))
@@ -1090,7 +1097,11 @@ def _run_precheck(claims: Sequence[Claim], ctx: SuiteContext, warehouse: Path, c
             except VisitError as e:
                 out[claim.claim_id] = f"precheck refused the visit: {e}"
                 continue
-            out[claim.claim_id] = judge(claim, hits)
+            reason = judge(claim, hits)
+            first, last = claim.plan.visits[0].begin, claim.plan.visits[-1].end
+            if reason is not None and (last - first).days >= lookback_days:
+                reason += f" (its first visit is {(last - first).days} days back; the pre-check looks back {lookback_days})"
+            out[claim.claim_id] = reason
     if progress:
         progress("precheck", len(claims), len(claims))
     return out
