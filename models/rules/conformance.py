@@ -172,7 +172,8 @@ class SuiteContext:
     duplicate_pairs: frozenset[tuple[str, str]]    # (main code, sub code) of batch 7
     surgery_groups: Mapping[str, frozenset[str]]   # code -> its surgery groups (batch 2)
     group_members: Mapping[str, tuple[str, ...]]   # surgery group -> codes, sorted
-    course_siblings: Mapping[str, tuple[str, ...]]  # drug code -> other codes of its generic drug (batch 6 row)
+    course_siblings: Mapping[str, tuple[str, ...]]  # code -> codes it shares a course with: the other codes of
+    #                                                 its generic drug (batch 6 row), an item's method variants
     period_siblings: Mapping[str, tuple[str, ...]]  # item code -> its method variants of batch 8-4 (12 digits)
     course_gap_days: int                           # liangku_course_length new_course_after_days
     discounted_ratio: Decimal                      # liangku_primary_secondary_surgery discounted_max_ratio
@@ -192,11 +193,12 @@ class SuiteContext:
         names = dict(zip(dup.related_code, dup.related_name))
         names.update(zip(pack.hilist_code, pack.hilist_name))
         surgery_rule = config.rule("liangku_primary_secondary_surgery").params
-        course = pack[(pack.rule_kind == "course_length") & pack.rule_row.notna()]
+        course = pack[pack.rule_kind == "course_length"]
         period = pack[pack.rule_kind == "period_frequency"]
         return cls(
             limits=_code_limits(pack), names=names,
-            course_siblings=_siblings(course.hilist_code, course.batch + ":" + course.rule_row.astype(str)),
+            course_siblings=_siblings(course.hilist_code, course.batch + ":" + course.rule_row.astype(str).where(
+                course.rule_row.notna(), course.hilist_code.str[:12])),
             period_siblings=_siblings(period.hilist_code, period.hilist_code.str[:12]),
             duplicate_pairs=frozenset(zip(dup.hilist_code, dup.related_code)),
             surgery_groups={c: frozenset(g) for c, g in groups.items()},
@@ -544,8 +546,9 @@ def _level_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan
 @_builder("course_length")
 def _course_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan] | str:
     """限支付疗程: one course whose last use falls on course day N+1 (violating) or N (compliant); for a drug
-    with other codes (another maker or package of the same generic drug), the same with the earlier uses
-    billed under another of its codes: they are one course.
+    with other codes (another maker or package of the same generic drug) or an item with method variants
+    (the same first 12 digits, e.g. 手功能评定(徒手)/(仪器)), the same with the earlier uses billed under
+    another of its codes: they are one course.
 
     Uses are spread over the course with gaps the course keeps (at most ``new_course_after_days`` beyond the
     item's own minimum interval) and that the item allows (at least its interval: 间隔时间不短于N天, 每周一次);

@@ -1,7 +1,9 @@
 -- 限支付疗程 (两库 batch 6 drugs, batch 8-3 service items): a drug or item paid beyond the course length
 -- the catalogue allows (e.g. 支付不超过14天).
 -- A course is the run of days on which a person uses the drug (all national codes of one generic drug
--- share a course: they come from the same Sheet1 row of the batch-6 file) or the item; a gap of more
+-- share a course: they come from the same Sheet1 row of the batch-6 file) or the item (its method
+-- variants share a course: the same first 12 digits, e.g. 手功能评定 and 手功能评定(徒手), as for the
+-- period limits of liangku_period_frequency); a gap of more
 -- than $new_course_after_days days beyond the item's own minimum interval starts a new course. The minimum
 -- interval is the point's 间隔时间不短于N天 (min_interval_days), else the period of a once-per-period
 -- batch 8-4 point of the same code (每周最多支付一次: 7), else 0: an assessment allowed once in 14 days and
@@ -11,7 +13,7 @@
 -- One hit per person and settlement with such uses; evidence and amount at risk = those lines.
 WITH point AS (
     SELECT c.hilist_code, min(c.max_days) AS max_days, min(c.point_id) AS point_id,
-           min(c.batch || ':' || coalesce(CAST(c.rule_row AS VARCHAR), c.hilist_code)) AS course_key,
+           min(c.batch || ':' || coalesce(CAST(c.rule_row AS VARCHAR), left(c.hilist_code, 12))) AS course_key,
            coalesce(max(c.min_interval_days), max(p.period_days), 0) AS min_interval_days
     FROM rule_pack c
     LEFT JOIN rule_pack p ON p.rule_kind = 'period_frequency' AND p.hilist_code = c.hilist_code AND p.max_count = 1
