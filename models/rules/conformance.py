@@ -47,8 +47,8 @@ import re
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time as clock, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -85,6 +85,7 @@ __all__ = [
     "generate",
     "code_in_form",
     "claim_rows",
+    "reference_rows",
     "visit_of",
     "judge",
     "write_extract",
@@ -136,14 +137,12 @@ class CodeLimits:
     min_hosp_level: int | None = None
     min_interval_days: int | None = None    # 间隔时间不短于N天, or the period of a once-per-period item
 
-    def allows_sex(self, gend: str) -> bool:
-        return self.gend is None or self.gend == gend
-
     def allows_settlement(self, med_type: str, insutype: str) -> bool:
         """Care setting (限就医方式) and insurance type (限保险类型) of a settlement."""
         if self.care_setting == "inpatient" and med_type not in INPATIENT_MED_TYPES:
             return False
-        if self.care_setting == "inpatient_or_emergency" and med_type not in INPATIENT_MED_TYPES | EMERGENCY_MED_TYPES:
+        if (self.care_setting == "inpatient_or_emergency"
+                and med_type not in INPATIENT_MED_TYPES | EMERGENCY_MED_TYPES):
             return False
         if self.insurance_only == "工伤" and insutype != WORK_INJURY:
             return False
@@ -197,8 +196,7 @@ class SuiteContext:
         period = pack[pack.rule_kind == "period_frequency"]
         return cls(
             limits=_code_limits(pack), names=names,
-            course_siblings=_siblings(course.hilist_code, course.batch + ":" + course.rule_row.astype(str).where(
-                course.rule_row.notna(), course.hilist_code.str[:12])),
+            course_siblings=_siblings(course.hilist_code, _course_keys(course)),
             period_siblings=_siblings(period.hilist_code, period.hilist_code.str[:12]),
             duplicate_pairs=frozenset(zip(dup.hilist_code, dup.related_code)),
             surgery_groups={c: frozenset(g) for c, g in groups.items()},
@@ -464,7 +462,8 @@ def _age_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPlan] 
                   ("compliant", _years_before(DAY0, n) + timedelta(days=1), f"{n}周岁前一日 (one day before {n})")]
     if low is not None:
         n = int(low)
-        cases += [("violating", _years_before(DAY0, n) + timedelta(days=1), f"{n}周岁前一日 (one day before {n}; limit ≥ {n})"),
+        cases += [("violating", _years_before(DAY0, n) + timedelta(days=1),
+                   f"{n}周岁前一日 (one day before {n}; limit ≥ {n})"),
                   ("compliant", _years_before(DAY0, n), f"满{n}周岁当日 (age {n} on the fee day)")]
     out = []
     for verdict, brdy, words in cases:
@@ -624,7 +623,8 @@ def _duplicate_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[Claim
             out.append(ClaimPlan(verdict, words, gend, brdy, (visit,)))
         day = _settlement_for(lims, inpatient=False)
         if not isinstance(day, str):
-            visits = (_day_visit(day, institution, DAY0, [LinePlan(main, _at(DAY0, 9), PLAIN_PRICE)], end=_at(DAY0, 10)),
+            visits = (_day_visit(day, institution, DAY0, [LinePlan(main, _at(DAY0, 9), PLAIN_PRICE)],
+                                 end=_at(DAY0, 10)),
                       _day_visit(day, institution, DAY0, [LinePlan(sub, _at(DAY0, 15), PLAIN_PRICE, target=True)],
                                  begin=_at(DAY0, 14)))
             out.append(ClaimPlan("violating", "同日同机构另一次就诊 (another visit to the institution that day)",
@@ -655,7 +655,8 @@ def _duplicate_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[Claim
         return f"unknown window {window!r}"
     out = []
     for verdict, sub_time, words in cases:
-        lines = [LinePlan(main, main_time, PLAIN_PRICE), LinePlan(sub, sub_time, PLAIN_PRICE, target=verdict == "violating")]
+        lines = [LinePlan(main, main_time, PLAIN_PRICE),
+                 LinePlan(sub, sub_time, PLAIN_PRICE, target=verdict == "violating")]
         out.append(ClaimPlan(verdict, words, gend, brdy, (_day_visit(setting, institution, DAY0, lines),)))
     return out
 
@@ -743,7 +744,8 @@ def _surgery_claims(point: Mapping[str, Any], ctx: SuiteContext) -> list[ClaimPl
     cases = (("violating", first + timedelta(hours=1), cap, "1小时后全价 (one hour later, full price)"),
              ("compliant", first + timedelta(hours=1), discounted,
               f"1小时后按{ctx.discounted_ratio}折价 (one hour later, discounted price)"),
-             ("violating", first + session, cap, f"相隔{ctx.session_hours}小时全价 (exactly {ctx.session_hours} h later, full price)"),
+             ("violating", first + session, cap,
+              f"相隔{ctx.session_hours}小时全价 (exactly {ctx.session_hours} h later, full price)"),
              ("compliant", first + session + timedelta(seconds=1), cap,
               f"相隔{ctx.session_hours}小时1秒全价 ({ctx.session_hours} h 1 s later: another session)"))
     out = []
@@ -776,8 +778,9 @@ def claim_rows(claim: Claim, ctx: SuiteContext) -> dict[str, list[dict[str, Any]
             rows["fee_list_d"].append({
                 "bkkp_sn": _line_id(cid, i, j), "setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn,
                 "fixmedins_code": v.institution, "fee_ocur_time": ln.time,
-                "hilist_code": code_in_form(ln.code, claim.form, _row_of(claim.point_id) + j), "hilist_name": ctx.names.get(ln.code, ln.code),
-                "list_type": "101" if drug else "201", "med_chrgitm_type": "09" if drug else ("06" if surgery else "05"),
+                "hilist_code": code_in_form(ln.code, claim.form, _row_of(claim.point_id) + j),
+                "hilist_name": ctx.names.get(ln.code, ln.code), "list_type": "101" if drug else "201",
+                "med_chrgitm_type": "09" if drug else ("06" if surgery else "05"),
                 "cnt": float(ln.cnt), "pric": ln.pric, "det_item_fee_sumamt": amount, "chrgitm_lv": "01",
                 "inscp_amt": amount, "pric_uplmt_amt": ctx.cap(ln.code), "bilg_dr_code": _doctor(v.institution),
                 "bilg_dept_codg": "A03"})
@@ -786,7 +789,8 @@ def claim_rows(claim: Claim, ctx: SuiteContext) -> dict[str, list[dict[str, Any]
         rows["mdtrt_d"].append({
             "mdtrt_id": mdtrt_id, "psn_no": psn, "fixmedins_code": v.institution, "med_type": v.med_type,
             "begntime": v.begin, "endtime": v.end, "dscg_maindiag_code": DIAGNOSIS, "adm_dept_codg": "A03",
-            "chfpdr_code": _doctor(v.institution), "ipt_days": (v.end.date() - v.begin.date()).days if inpatient else 0,
+            "chfpdr_code": _doctor(v.institution),
+            "ipt_days": (v.end.date() - v.begin.date()).days if inpatient else 0,
             "dscg_way": "1", "insu_admdvs": "220102", "pay_loc": "1"})
         rows["setl_d"].append({
             "setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn, "fixmedins_code": v.institution,
@@ -794,8 +798,9 @@ def claim_rows(claim: Claim, ctx: SuiteContext) -> dict[str, list[dict[str, Any]
             "medfee_sumamt": total, "fund_pay_sumamt": fund, "hifp_pay": fund, "psn_pay": total - fund,
             "acct_pay": Decimal("0.00"), "insu_admdvs": "220102", "refd_setl_flag": "0", "begndate": v.begin.date(),
             "enddate": v.end.date(), "hosp_lv": hosp_lv, "gend": plan.gend, "brdy": plan.brdy})
-        rows["setl_list_diag_d"].append({"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn, "maindiag_flag": "1",
-                                         "diag_code": DIAGNOSIS, "diag_type": "1", "diag_name": "急性上呼吸道感染"})
+        rows["setl_list_diag_d"].append({"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn,
+                                         "maindiag_flag": "1", "diag_code": DIAGNOSIS, "diag_type": "1",
+                                         "diag_name": "急性上呼吸道感染"})
     return rows
 
 
@@ -813,14 +818,16 @@ def reference_rows(claims: Iterable[Claim], ctx: SuiteContext) -> dict[str, list
     """Institutions, their doctors and the catalogue entries (canonical codes) of every code the claims use."""
     codes = sorted({ln.code for c in claims for v in c.plan.visits for ln in v.lines})
     return {
-        "fixmedins": [{"fixmedins_code": code, "fixmedins_name": f"一致性测试医院{level}", "fixmedins_type": kind,
-                       "admdvs": "220102", "hosp_lv": hosp_lv} for code, (kind, hosp_lv, level) in INSTITUTIONS.items()],
+        "fixmedins": [{"fixmedins_code": code, "fixmedins_name": f"一致性测试机构{level}", "fixmedins_type": kind,
+                       "admdvs": "220102", "hosp_lv": hosp_lv}
+                      for code, (kind, hosp_lv, level) in INSTITUTIONS.items()],
         "practitioner": [{"prac_code": _doctor(code), "fixmedins_code": code, "dept_codg": "A03", "caty": "A03",
                           "title": "主治医师"} for code in INSTITUTIONS],
         "hilist": [{"hilist_code": code, "hilist_name": ctx.names.get(code, code),
                     "list_type": "201" if code.startswith("00") else "101", "chrgitm_lv": "01",
                     "pric_uplmt_amt": ctx.cap(code), "generic_name": ctx.names.get(code, code),
-                    "med_chrgitm_type": ("06" if code in ctx.surgery_groups else "05") if code.startswith("00") else "09"}
+                    "med_chrgitm_type": "09" if not code.startswith("00") else "06" if code in ctx.surgery_groups
+                    else "05"}
                    for code in codes],
     }
 
@@ -830,19 +837,21 @@ def write_extract(claims: Sequence[Claim], ctx: SuiteContext, folder: Path, *, c
     the reference tables; rows written per table."""
     folder = Path(folder)
     counts: Counter[str] = Counter()
-    parts: list[dict[str, list[dict[str, Any]]]] = [reference_rows(claims, ctx)]
-    for start in range(0, len(claims), chunk):
+
+    def write(part: int, rows: Mapping[str, list[dict[str, Any]]]) -> None:
+        for table, got in rows.items():
+            if got:
+                (folder / table).mkdir(parents=True, exist_ok=True)
+                pq.write_table(_arrow(table, got), folder / table / f"part-{part:04d}.parquet")
+                counts[table] += len(got)
+
+    write(0, reference_rows(claims, ctx))
+    for part, start in enumerate(range(0, len(claims), chunk), start=1):
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for claim in claims[start:start + chunk]:
             for table, got in claim_rows(claim, ctx).items():
                 rows[table] += got
-        parts.append(rows)
-    for k, rows in enumerate(parts):
-        for table, got in rows.items():
-            if got:
-                (folder / table).mkdir(parents=True, exist_ok=True)
-                pq.write_table(_arrow(table, got), folder / table / f"part-{k:04d}.parquet")
-                counts[table] += len(got)
+        write(part, rows)
     return dict(counts)
 
 
@@ -876,7 +885,8 @@ def judge(claim: Claim, hits: Sequence[Seen]) -> str | None:
     lines = sorted({e for h in own for e in h.evidence})
     if claim.verdict == "compliant":
         if own:
-            return f"{claim.rule_id} fired on {_short_lines(lines)} (point {', '.join(sorted({str(h.point_id) for h in own}))})"
+            named = ", ".join(sorted({str(h.point_id) for h in own}))
+            return f"{claim.rule_id} fired on {_short_lines(lines)} (point {named})"
         return f"other rule(s) fired: {', '.join(others)}" if others else None
     if not own:
         return f"{claim.rule_id} did not fire" + (f" (but {', '.join(others)} did)" if others else "")
@@ -1015,7 +1025,8 @@ def run_conformance(*, config: RuleConfig | None = None, pack: pd.DataFrame | No
             temporary.cleanup()
     seconds["total"] = round(sum(seconds.values()), 2)
     return _report(points, claims, uncovered, caveats, outcomes, config=config, pack_version=pack_version(),
-                   sample=sample, seed=seed, lookback_days=lookback_days, engines=tuple(e for e in ENGINES if e in engines), forms=tuple(forms),
+                   sample=sample, seed=seed, lookback_days=lookback_days,
+                   engines=tuple(e for e in ENGINES if e in engines), forms=tuple(forms),
                    quarantined=quarantined, seconds=seconds, workdir=str(root) if workdir is not None else None)
 
 
@@ -1068,7 +1079,8 @@ def _run_sql(claims: Sequence[Claim], warehouse: Path, config: RuleConfig,
     hits: dict[str, list[Seen]] = defaultdict(list)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for rule_id, psn, evidence, point in con.execute(
-                "SELECT rule_id, psn_no, evidence, json_extract_string(detail, '$.point_id') FROM rule_hits").fetchall():
+                "SELECT rule_id, psn_no, evidence, json_extract_string(detail, '$.point_id') FROM rule_hits"
+        ).fetchall():
             hits[psn].append(Seen(rule_id, tuple(evidence or ()), point))
     out = {}
     for claim in claims:
@@ -1096,14 +1108,16 @@ def _run_precheck(claims: Sequence[Claim], ctx: SuiteContext, warehouse: Path, c
                 out[claim.claim_id] = "not judged, history quarantined by the ingest: " + _reasons(history)
                 continue
             try:
-                hits = [Seen(h.rule_id, h.evidence, h.detail.get("point_id")) for h in checker.check(visit_of(claim, ctx))]
+                found = checker.check(visit_of(claim, ctx))
+                hits = [Seen(h.rule_id, h.evidence, h.detail.get("point_id")) for h in found]
             except VisitError as e:
                 out[claim.claim_id] = f"precheck refused the visit: {e}"
                 continue
             reason = judge(claim, hits)
             first, last = claim.plan.visits[0].begin, claim.plan.visits[-1].end
             if reason is not None and (last - first).days >= lookback_days:
-                reason += f" (its first visit is {(last - first).days} days back; the pre-check looks back {lookback_days})"
+                reason += (f" (its first visit is {(last - first).days} days back; "
+                           f"the pre-check looks back {lookback_days})")
             out[claim.claim_id] = reason
     if progress:
         progress("precheck", len(claims), len(claims))
@@ -1157,6 +1171,13 @@ def _code_limits(pack: pd.DataFrame) -> dict[str, CodeLimits]:
         if kind in ("course_length", "period_frequency") and (gap := _interval(r)) is not None:
             lim["min_interval_days"] = max(gap, lim.get("min_interval_days") or 0)
     return {code: CodeLimits(**lim) for code, lim in out.items()}
+
+
+def _course_keys(course: pd.DataFrame) -> pd.Series:
+    """What a course is kept by (as liangku_course_length): a drug's generic drug (its batch-6 Sheet1 row),
+    an item's first 12 digits (its method variants together)."""
+    rows = course.rule_row.astype("string")
+    return course.batch + ":" + rows.where(course.rule_row.notna(), course.hilist_code.str[:12])
 
 
 def _siblings(codes: Iterable[str], keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -1222,8 +1243,9 @@ def _sex_for(lims: Sequence[CodeLimits]) -> str | None:
 
 
 def _institution_for(lims: Sequence[CodeLimits]) -> str:
-    """The highest-level hospital: every level restriction allows it."""
-    return _BY_LEVEL[max(_BY_LEVEL)]
+    """The highest-level institution every code allows (the 三级 hospital: every level restriction allows it)."""
+    return next(_BY_LEVEL[level] for level in sorted(_BY_LEVEL, reverse=True)
+                if all(lim.allows_level(level) for lim in lims))
 
 
 def _birth_date(lims: Sequence[CodeLimits], first: date, last: date) -> date | str:

@@ -62,7 +62,8 @@ def test_docstring_examples():
 
 def test_sample_takes_every_restriction_first(pack):
     sample = sample_points(pack, SAMPLE, seed=3)
-    assert sample.groupby("batch").size().to_dict() == {b: min(SAMPLE, n) for b, n in pack.groupby("batch").size().items()}
+    per_batch = pack.groupby("batch").size().items()
+    assert sample.groupby("batch").size().to_dict() == {b: min(SAMPLE, n) for b, n in per_batch}
     first = sample[sample.batch == "1"]
     assert set(first.file) == set(pack[pack.batch == "1"].file)            # drug and item, gender and age
     assert set(first.age_max.dropna().round(3)) == {0.077, 3.0, 18.0}      # newborn, infant, child
