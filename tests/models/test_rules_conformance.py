@@ -141,7 +141,7 @@ def test_raw_code_forms_are_restored_by_the_canonical_form(pack):
 
 def test_fast_form_meets_every_expected_verdict():
     """The CI form: every batch sampled, both engines, both code forms (the raw forms rely on the ingest and
-    the pre-check storing canonical codes), every verdict met but the contract gap above."""
+    the pre-check storing canonical codes), every verdict met but the two known gaps above."""
     report = run_conformance(sample=SAMPLE)
     assert {b.batch for b in report.batches} == {"1", "2", "3", "4", "5", "6", "7", "8-1", "8-2", "8-3", "8-4"}
     assert all(b.covered == b.points for b in report.batches) and not report.uncovered
