@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CODE_KINDS",
+    "FLOAT_CODE_RE",
     "REWRITES",
     "UNRESOLVED",
     "Canonical",
@@ -53,19 +54,24 @@ CODE_KINDS = ("list", "icd", "plain")
 
 # What a rewrite did, in plain words (the ingest report counts rows per kind).
 REWRITES: dict[str, str] = {
-    "fullwidth": "全角字符转为半角",
+    "fullwidth": "全角转半角",
     "padding": "去除空格",
     "case": "大小写统一",
-    "lost_zeros": "补回丢失的前导零（13位→15位国家项目编码）",
-    "local_suffix": "拆分本地后缀（后缀另存）",
-    "price_code": "9位价格项目编码映射为15位国家项目编码（唯一匹配）",
-    "icd_form": "ICD-10 编码格式统一（小数点、位数、大小写）",
+    "lost_zeros": "补回前导零(13→15位)",
+    "local_suffix": "拆分本地后缀(另存)",
+    "price_code": "9位价格编码→15位(唯一匹配)",
+    "icd_form": "ICD-10格式统一",
 }
 # Codes left as written, with the reason.
 UNRESOLVED: dict[str, str] = {
-    "price_code_ambiguous": "9位价格项目编码对应多个国家项目编码，未映射",
-    "price_code_unmatched": "9位价格项目编码在目录中无对应国家项目编码，未映射",
+    "price_code_ambiguous": "9位价格编码对应多个国家编码，未映射",
+    "price_code_unmatched": "9位价格编码在目录中无对应，未映射",
 }
+
+# Float spellings of what was an integer code ('310.0', '310.', '1.1020e+12', '1E12'): the digits are lost,
+# so such a code is not rewritten (the ingest quarantines it as ``code_as_float``). Also used by the ingest's
+# check, in DuckDB's regex syntax, which reads it the same way.
+FLOAT_CODE_RE = r"[+-]?[0-9]+\.0*|[+-]?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+"
 
 _ITEM15 = re.compile(r"00[0-9]{13}")
 _ITEM13 = re.compile(r"[1-9][0-9]{12}")
@@ -102,6 +108,8 @@ def canonical(kind: str, raw: str | None, *, known: Iterable[str] | None = None)
         raise ValueError(f"unknown code kind {kind!r}; one of {', '.join(CODE_KINDS)}")
     if raw is None:
         return Canonical(None, None)
+    if re.fullmatch(FLOAT_CODE_RE, str(raw).strip()):
+        return Canonical(raw, raw)
     text, rewrites = _clean(str(raw))
     if kind == "icd":
         code = _icd(text)
@@ -174,6 +182,9 @@ class CodeMap:
     ('001201000010000', '001201000010000')
     """
 
+    # A long-running service sees codes from its callers: the cache stops growing at this size.
+    MAX_CACHED = 200_000
+
     def __init__(self, kind: str, *, known: Iterable[str] | None = None):
         self.kind = kind
         self.known = frozenset(known or ())
@@ -182,7 +193,9 @@ class CodeMap:
     def get(self, raw: str | None) -> Canonical:
         c = self._cache.get(raw)
         if c is None:
-            c = self._cache[raw] = canonical(self.kind, raw, known=self.known)
+            c = canonical(self.kind, raw, known=self.known)
+            if len(self._cache) < self.MAX_CACHED:
+                self._cache[raw] = c
         return c
 
     def __call__(self, raw: str | None) -> str | None:

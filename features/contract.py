@@ -62,10 +62,22 @@ class Field:
     code_set: str | None = None  # name of the national code list in code_values.csv
     label_zh: str = ""
     personal: bool = False  # resident ID / name: never logged or shown unmasked
+    # Kind of canonical form (features.codes.CODE_KINDS) for codes that rules, features or the catalogue
+    # join on: the warehouse stores the canonical code under the field's name and the code as written
+    # in ``<name>_raw`` (NULL when it was already canonical).
+    canonical: str | None = None
 
     @property
     def sql_type(self) -> str:
         return SQL_TYPES[self.kind]
+
+    @property
+    def companions(self) -> tuple[str, ...]:
+        """Warehouse columns stored beside a canonical code: the code as written, and for catalogue
+        codes the local suffix split off it (``hilist_code_suffix``)."""
+        if self.canonical is None:
+            return ()
+        return (f"{self.name}_raw",) + ((f"{self.name}_suffix",) if self.canonical == "list" else ())
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,15 @@ class TableSpec:
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
+    @property
+    def canonical_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.canonical)
+
+    @property
+    def companion_columns(self) -> tuple[str, ...]:
+        """The warehouse's columns beyond the contract fields (``Field.companions``), all VARCHAR."""
+        return tuple(c for f in self.fields for c in f.companions)
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
@@ -98,8 +119,9 @@ class TableSpec:
         raise KeyError(f"{self.name} has no field {name!r}")
 
 
-def _f(name: str, kind: str, req: bool = False, code: str | None = None, zh: str = "", personal=False):
-    return Field(name, kind, req, code, zh, personal)
+def _f(name: str, kind: str, req: bool = False, code: str | None = None, zh: str = "", personal=False,
+       canonical: str | None = None):
+    return Field(name, kind, req, code, zh, personal, canonical)
 
 
 SETL_D = TableSpec(
@@ -147,9 +169,9 @@ MDTRT_D = TableSpec(
         _f("med_type", "code", True, "med_type", "医疗类别"),
         _f("begntime", "datetime", True, zh="开始时间"),
         _f("endtime", "datetime", True, zh="结束时间"),
-        _f("dscg_maindiag_code", "code", zh="出院主诊断代码"),
+        _f("dscg_maindiag_code", "code", zh="出院主诊断代码", canonical="icd"),
         _f("dscg_maindiag_name", "text", zh="出院主诊断名称"),
-        _f("adm_dept_codg", "code", zh="入院科室编码"),
+        _f("adm_dept_codg", "code", zh="入院科室编码", canonical="plain"),
         _f("chfpdr_code", "code", zh="主诊医师代码"),
         _f("ipt_days", "int", zh="住院天数"),
         _f("dscg_way", "code", zh="离院方式"),
@@ -171,7 +193,7 @@ FEE_LIST_D = TableSpec(
         _f("psn_no", "id", True, zh="人员编号"),
         _f("fixmedins_code", "code", True, zh="定点医药机构编号"),
         _f("fee_ocur_time", "datetime", True, zh="费用发生时间"),
-        _f("hilist_code", "code", True, zh="医保目录编码"),
+        _f("hilist_code", "code", True, zh="医保目录编码", canonical="list"),
         _f("hilist_name", "text", True, zh="医保目录名称"),
         _f("list_type", "code", True, "list_type", "目录类别"),
         _f("med_chrgitm_type", "code", True, "med_chrgitm_type", "医疗收费项目类别"),
@@ -182,10 +204,10 @@ FEE_LIST_D = TableSpec(
         _f("inscp_amt", "amount", zh="符合范围金额"),
         _f("pric_uplmt_amt", "amount", zh="定价上限金额"),
         _f("bilg_dr_code", "code", zh="开单医师代码"),
-        _f("bilg_dept_codg", "code", zh="开单科室编码"),
+        _f("bilg_dept_codg", "code", zh="开单科室编码", canonical="plain"),
         _f("prd_days", "number", zh="周期天数"),
         _f("hi_nego_drug_flag", "flag", zh="医保谈判药品标志"),
-        _f("med_list_codg", "code", zh="医疗目录编码"),
+        _f("med_list_codg", "code", zh="医疗目录编码", canonical="plain"),
     ),
     key=("bkkp_sn",),
     parents=(("setl_id", "setl_d", "setl_id"), ("mdtrt_id", "mdtrt_d", "mdtrt_id")),
@@ -200,7 +222,7 @@ SETL_LIST_DIAG_D = TableSpec(
         _f("mdtrt_id", "id", True, zh="就诊ID"),
         _f("psn_no", "id", True, zh="人员编号"),
         _f("maindiag_flag", "flag", True, zh="主诊断标志"),
-        _f("diag_code", "code", True, zh="诊断代码"),
+        _f("diag_code", "code", True, zh="诊断代码", canonical="icd"),
         _f("diag_type", "code", zh="诊断类别"),
         _f("diag_name", "text", zh="诊断名称"),
     ),
@@ -246,7 +268,7 @@ PRACTITIONER = TableSpec(
     (
         _f("prac_code", "code", True, zh="医师/药师代码"),
         _f("fixmedins_code", "code", True, zh="执业机构编号"),
-        _f("dept_codg", "code", zh="科室编码"),
+        _f("dept_codg", "code", zh="科室编码", canonical="plain"),
         _f("caty", "code", zh="专业/科别"),
         _f("title", "text", zh="职称"),
     ),
@@ -258,7 +280,7 @@ HILIST = TableSpec(
     "hilist",
     "医保目录",
     (
-        _f("hilist_code", "code", True, zh="医保目录编码"),
+        _f("hilist_code", "code", True, zh="医保目录编码", canonical="list"),
         _f("hilist_name", "text", True, zh="目录名称"),
         _f("list_type", "code", True, "list_type", "目录类别"),
         _f("chrgitm_lv", "code", code="chrgitm_lv", zh="收费项目等级"),
@@ -276,7 +298,7 @@ STOCK_MOVES = TableSpec(
     "进销存",
     (
         _f("fixmedins_code", "code", True, zh="定点医药机构编号"),
-        _f("hilist_code", "code", True, zh="医保目录编码"),
+        _f("hilist_code", "code", True, zh="医保目录编码", canonical="list"),
         _f("month", "month", True, zh="月份"),
         _f("opening_qty", "number", True, zh="期初数量"),
         _f("in_qty", "number", True, zh="入库数量"),
@@ -294,7 +316,7 @@ LABELS = TableSpec(
         _f("entity_type", "code", True, "entity_type", "实体类型"),
         _f("entity_id", "id", True, zh="实体ID"),
         _f("label", "int", True, zh="标签"),
-        _f("fraud_type", "code", True, "fraud_type", "违规类型"),
+        _f("fraud_type", "code", False, "fraud_type", "违规类型"),  # required when label = 1 (features.validate)
         _f("amount", "amount", True, zh="涉及金额"),
         _f("source", "code", True, "label_source", "来源"),
         _f("decided_at", "datetime", True, zh="认定时间"),

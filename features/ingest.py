@@ -48,6 +48,7 @@ from pathlib import Path
 import duckdb
 
 from features import warehouse
+from features.codes import REWRITES, UNRESOLVED, CodeMap
 from features.config import Settings
 from features.contract import CLAIM_TABLES, LOAD_ORDER, TABLES, Field, TableSpec
 from features.encoding import EncodingError, TextEncoding, detect_encoding, utf8_copy
@@ -119,6 +120,10 @@ class TableReport:
     reasons: tuple[tuple[str, int], ...] = ()  # (reason_code, rows newly quarantined for it)
     error: str | None = None
     notes: tuple[str, ...] = ()
+    # Codes written in another form and stored canonical (features.codes): (field, rewrite kind, rows),
+    # and codes left as written because they could not be placed: (field, reason, rows, example codes).
+    code_rewrites: tuple[tuple[str, str, int], ...] = ()
+    code_unresolved: tuple[tuple[str, str, int, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,8 @@ class IngestReport:
         out = [f"缺少理赔表 (claim table missing): {t}" for t in self.missing_claim_tables]
         out += [f"{t}: {e}" for t, e in self.errors.items()]
         out += [f"{t.table}: {n}" for t in self.tables if t.status == "ok" for n in t.notes]
+        out += [f"{t.table}.{fld}: {n} 行编码未能标准化 ({UNRESOLVED[why]}; 例: {', '.join(ex)})"
+                for t in self.tables for fld, why, n, ex in t.code_unresolved]
         if self.ignored_files:
             out.append(f"未识别、已忽略的文件 (ignored): {', '.join(self.ignored_files)}")
         return tuple(out)
@@ -185,6 +192,13 @@ class IngestReport:
             for (tbl, code), n in self.reason_counts.items()
         ]
         d["totals"] = {k: self.total(k) for k in ("rows_in", "loaded", "quarantined", "unchanged")}
+        d["code_rewrites"] = [
+            {"table": t.table, "field": fld, "rewrite": kind, "meaning": REWRITES[kind], "rows": n}
+            for t in self.tables for fld, kind, n in t.code_rewrites]
+        d["code_unresolved"] = [
+            {"table": t.table, "field": fld, "reason_code": why, "reason": UNRESOLVED[why], "rows": n,
+             "examples": list(ex)}
+            for t in self.tables for fld, why, n, ex in t.code_unresolved]
         d["missing_tables"] = list(self.missing_tables)
         d["missing_claim_tables"] = list(self.missing_claim_tables)
         d["errors"] = self.errors
@@ -238,6 +252,14 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
                     run.staged[name] = _stage(con, sources[name])
                 except _TableError as exc:
                     reports[name] = TableReport(name, "error", files=_names(sources[name].files), error=str(exc))
+        for name in LOAD_ORDER:  # parents first: the catalogue's codes are known before the fee lines'
+            if name in run.staged:
+                try:
+                    run.canonicalise(name)
+                except duckdb.Error as exc:
+                    reports[name] = TableReport(
+                        name, "error", files=run.staged.pop(name).file_names,
+                        error=f"编码标准化失败 (code normalisation failed): {_first_line(exc)}")
         # Rows have no meaningful order in the warehouse (keys identify them, ``_row`` their source line):
         # not keeping the scan order lets the inserts write in parallel without re-ordering. The CSV
         # stages above are already numbered, so this must come after them.
@@ -338,6 +360,11 @@ class _Staged:
     rejected: int = 0
     reject_headers: dict[int, list[str]] = field(default_factory=dict)  # file number -> its CSV header
     notes: list[str] = field(default_factory=list)
+    # Canonical codes (``_Run.canonicalise``): field -> the view's column holding the code as written.
+    raw_columns: dict[str, str] = field(default_factory=dict)
+    companions: set[str] = field(default_factory=set)  # companion columns the view provides
+    code_rewrites: tuple[tuple[str, str, int], ...] = ()
+    code_unresolved: tuple[tuple[str, str, int, tuple[str, ...]], ...] = ()
 
     @property
     def file_names(self) -> tuple[str, ...]:
@@ -365,6 +392,85 @@ class _Run:
     _has_rows: dict[str, bool] = field(default_factory=dict)  # warehouse table -> has rows (refreshed on load)
     _issue_count: dict[str, int] = field(default_factory=dict)
     _fee_settlements: bool = False  # the temp table _FEE_SETTLEMENTS exists
+    _known_items: frozenset[str] | None = None  # canonical catalogue codes (warehouse and extract)
+
+    def canonicalise(self, name: str) -> None:
+        """Put the canonical form of every code field of ``name`` (``Field.canonical``) in place of the code
+        as written, which moves to ``<field>_raw`` (features.codes): all checks, the insert and the
+        correction check then see canonical codes. The distinct codes are worked out once in Python; when
+        every code is already canonical (an extract in the national form) the staged rows are not touched.
+        """
+        st = self.staged[name]
+        fields = [f for f in st.spec.canonical_fields if f.name in st.columns
+                  and (st.columns[f.name]._is_varchar
+                       or (st.columns[f.name]._is_numeric and not st.columns[f.name]._is_float))]
+        if not fields:
+            return
+        texts = {f.name: f"CAST({quote_ident(f.name)} AS VARCHAR)" for f in fields}
+        sets = ", ".join(f"({quote_ident(f.name)})" for f in fields)
+        counts: dict[str, list[tuple[str, int]]] = {f.name: [] for f in fields}
+        rows = self.con.execute(
+            f"SELECT {', '.join(quote_ident(f.name) for f in fields)}, count(*) FROM "
+            f"(SELECT {', '.join(f'{t} AS {quote_ident(n)}' for n, t in texts.items())} FROM {st.relation}) "
+            f"GROUP BY GROUPING SETS ({sets})").fetchall()
+        for row in rows:
+            for f, value in zip(fields, row[:-1]):
+                if value is not None:
+                    counts[f.name].append((value, row[-1]))
+        rewrites, unresolved, joins, replaced, extra = [], [], [], [], []
+        for i, f in enumerate(fields):
+            known = self._catalogue_codes() if f.canonical == "list" else None
+            codes = CodeMap(f.canonical, known=known)
+            changed, kinds, left = [], {}, {}
+            for value, n in counts[f.name]:
+                c = codes.get(value)
+                if c.unresolved:
+                    left.setdefault(c.unresolved, [0, []])
+                    left[c.unresolved][0] += n
+                    left[c.unresolved][1].append(value)
+                if c.changed:
+                    changed.append((value, c.code, c.suffix))
+                    for kind in c.rewrites:
+                        kinds[kind] = kinds.get(kind, 0) + n
+            rewrites += [(f.name, kind, n) for kind, n in sorted(kinds.items())]
+            unresolved += [(f.name, why, n, tuple(sorted(ex)[:5])) for why, (n, ex) in sorted(left.items())]
+            if not changed:
+                continue
+            cmap, col = f"cmap_{name}_{i}", quote_ident(f.name)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {cmap} (raw VARCHAR, code VARCHAR, suffix VARCHAR)")
+            for lo in range(0, len(changed), 1000):
+                self.con.execute(f"INSERT INTO {cmap} VALUES " + ", ".join(
+                    "(" + ", ".join("NULL" if v is None else sql_str(v) for v in r) + ")"
+                    for r in changed[lo:lo + 1000]))
+            joins.append(f"LEFT JOIN {cmap} m{i} ON m{i}.raw = CAST(s.{col} AS VARCHAR)")
+            replaced.append(f"coalesce(m{i}.code, CAST(s.{col} AS VARCHAR)) AS {col}")
+            raw, *suffix = f.companions
+            extra.append(f"m{i}.raw AS {quote_ident(raw)}")
+            extra += [f"m{i}.suffix AS {quote_ident(c)}" for c in suffix]
+            st.raw_columns[f.name] = raw
+            st.companions.update(f.companions)
+            st.columns[f.name] = replace(st.columns[f.name], src_type="VARCHAR")
+        st.code_rewrites, st.code_unresolved = tuple(rewrites), tuple(unresolved)
+        if joins:
+            view = f"cstg_{name}"
+            self.con.execute(f"""
+                CREATE OR REPLACE TEMP VIEW {view} AS
+                SELECT s.* REPLACE ({", ".join(replaced)}), {", ".join(extra)}
+                FROM {st.relation} s {" ".join(joins)}""")
+            st.relation = view
+
+    def _catalogue_codes(self) -> frozenset[str]:
+        """Canonical catalogue codes of the warehouse and of this extract's ``hilist``: the national codes a
+        9-digit 价格项目 code may stand for."""
+        if self._known_items is None:
+            known = {r[0] for r in self.con.execute("SELECT DISTINCT hilist_code FROM main.hilist").fetchall()}
+            if "hilist" in self.staged:
+                hilist = self.staged["hilist"]
+                codes = CodeMap("list")
+                known |= {codes(r[0]) for r in self.con.execute(
+                    f"SELECT DISTINCT CAST(hilist_code AS VARCHAR) FROM {hilist.relation}").fetchall()}
+            self._known_items = frozenset(c for c in known if c)
+        return self._known_items
 
     def process(self, name: str) -> TableReport:
         st = self.staged[name]
@@ -376,7 +482,8 @@ class _Run:
         if name == "fee_list_d" and self._fee_settlements:
             self.con.execute(f"DROP TABLE {_FEE_SETTLEMENTS}")  # millions of rows, no longer needed
             self._fee_settlements = False
-        return TableReport(name, "ok", files=st.file_names, notes=tuple(st.notes), **counts)
+        return TableReport(name, "ok", files=st.file_names, notes=tuple(st.notes), code_rewrites=st.code_rewrites,
+                           code_unresolved=st.code_unresolved, **counts)
 
     def _keep_quarantined_keys(self, st: _Staged, issues: str) -> None:
         """Keys of this extract's rows that did not reach the warehouse, for the children's parent check.
@@ -639,7 +746,9 @@ class _Run:
         key = " || '|' || ".join(f"coalesce({st.columns[k].key_text}, '')" for k in st.spec.key)
         raw = "json_object(" + ", ".join(
             f"{sql_str(c)}, {mask_column_sql(c, f'CAST({quote_ident(c)} AS VARCHAR)')}"
-            if (c in CERTNO_LIKE or c in OTHER_PERSONAL) else f"{sql_str(c)}, {quote_ident(c)}"
+            if (c in CERTNO_LIKE or c in OTHER_PERSONAL)
+            else f"{sql_str(c)}, coalesce({quote_ident(st.raw_columns[c])}, {quote_ident(c)})" if c in st.raw_columns
+            else f"{sql_str(c)}, {quote_ident(c)}"
             for c in st.source_columns
         ) + ")"
         files = "[" + ", ".join(sql_str(f) for f in st.file_names) + "]"
@@ -702,8 +811,10 @@ class _Run:
             c = cols.get(f.name)
             value = _loaded_value(spec, f, c, pseudonym="s._certno_pseudonym") if c is not None else None
             values.append(f"CAST(NULL AS {f.sql_type})" if value is None else value)
+        companions = spec.companion_columns
+        values += [f"s.{quote_ident(c)}" if c in st.companions else "CAST(NULL AS VARCHAR)" for c in companions]
         target = quote_ident(spec.name)
-        names = ", ".join(quote_ident(f.name) for f in spec.fields)
+        names = ", ".join(quote_ident(n) for n in spec.names + companions)
         # Usually there is no bad row; then the insert need not look each row up among them.
         where = f"s._row NOT IN (SELECT _row FROM {issues})" if self._issue_count.get(spec.name) else "true"
         relation = st.relation

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from features.codes import FLOAT_CODE_RE as _FLOAT_CODE_RE
 from features.contract import Field, TableSpec, code_values
 from features.pseudonym import certno_valid_sql, mask_certno_sql, mask_name_sql
 
@@ -89,8 +90,6 @@ _KIND_ZH = {
 # Dates and times as Chinese spreadsheets write them: 2024/01/05, 2024/1/5, 2024/01/05 08:30:00.
 _SLASHED_DATE_RE = r"[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}"
 _SLASHED_DATETIME_RE = _SLASHED_DATE_RE + r" [0-9]{2}:[0-9]{2}:[0-9]{2}"
-# Float spellings of what was an integer code: '310.0', '310.', '1.1020e+12', '1E12'.
-_FLOAT_CODE_RE = r"[+-]?[0-9]+\.0*|[+-]?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+"
 # U+FFFD, the GBK reading of UTF-8 U+FFFD (锟斤拷), and UTF-8 read as Latin-1/CP1252: a lead byte
 # (Â..ô) followed by a continuation byte (U+0080..U+00BF or its CP1252 glyph).
 _MOJIBAKE_RE = (
@@ -636,6 +635,14 @@ def _table_checks(spec: TableSpec, columns: dict[str, Column]) -> list[Check]:
             f"(abs(CAST({a} AS DOUBLE) - {expected}) > 0.01 + 1e-9)", f"CAST({a} AS VARCHAR)",
             f"'明细项目费用总额 ' || {a} || ' ≠ 数量 ' || {n} || ' × 单价 ' || {p} || ' = ' "
             f"|| printf('%.2f', {expected})",
+        ))
+    if spec.name == "labels" and have("label"):
+        # A verified-clean outcome (label 0) may name no typology; a confirmed one must.
+        t, lab = columns.get("fraud_type"), columns["label"].value
+        out.append(Check(
+            "fraud_type", "missing_required", "required_when_positive",
+            f"({lab} = 1 AND {t.is_missing if t else 'true'})", "CAST(NULL AS VARCHAR)",
+            sql_str("违规类型为空：label = 1（认定违规）的标签必须注明违规类型"),
         ))
     if spec.name == "psn_info" and have("certno"):
         c = columns["certno"]

@@ -1,8 +1,10 @@
 """The local warehouse (数据仓库): one DuckDB file holding the contract tables, the quarantine (隔离区) of
 rows that failed validation, and the ingest log.
 
-Warehouse tables have exactly the contract fields, typed by ``Field.sql_type``, plus ``_ingest_batch``
-(the number of the ingest run that loaded the row: ``ingest_log.batch_no``). Clear resident IDs and names are never stored here; they live in the
+Warehouse tables have exactly the contract fields, typed by ``Field.sql_type``, plus the companions of
+canonical codes (``<field>_raw``: the code as written when it was not canonical; ``hilist_code_suffix``: a
+local suffix split off a catalogue code; see ``features.codes``) and ``_ingest_batch`` (the number of the
+ingest run that loaded the row: ``ingest_log.batch_no``). Clear resident IDs and names are never stored here; they live in the
 separate identity vault (``Settings.identity_vault``).
 
 >>> import tempfile
@@ -94,6 +96,7 @@ def table_ddl(spec: TableSpec) -> str:
         + (" USING COMPRESSION uncompressed" if f.name in plain or f.sql_type == "TIMESTAMP" else "")
         for f in spec.fields
     ]
+    cols += [f"{quote_ident(c)} VARCHAR" for c in spec.companion_columns]
     # A number, not the run's text id: a constant number costs nothing to store, a constant text as much
     # as a code column (0.2 s per 10M rows).
     cols.append("_ingest_batch BIGINT")
@@ -108,6 +111,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     ddl.append("CREATE TABLE IF NOT EXISTS ingest_log (batch_id VARCHAR, source VARCHAR, started_at TIMESTAMP, "
                "finished_at TIMESTAMP, report VARCHAR, batch_no BIGINT)")
     ddl.append("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS batch_no BIGINT")  # warehouses made before it
+    ddl += [f"ALTER TABLE {quote_ident(spec.name)} ADD COLUMN IF NOT EXISTS {quote_ident(c)} VARCHAR"
+            for spec in TABLES.values() for c in spec.companion_columns]  # warehouses made before canonical codes
     con.execute(";\n".join(ddl))
 
 

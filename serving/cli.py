@@ -140,6 +140,10 @@ def ingest(
         except (FileNotFoundError, ValueError) as e:
             _fail(str(e))
     payload = report.to_dict() | {"warehouse": str(s.warehouse), "seconds": round(time.perf_counter() - t0, 1)}
+    if "fee_list_d" not in report.missing_tables and not report.errors.get("fee_list_d"):
+        from models.rules.coverage import unmatched_in_warehouse
+
+        payload["unmatched_codes"] = [c.to_dict() for c in unmatched_in_warehouse(s.warehouse)]
     if as_json:
         return _emit(payload, True)
     _print_ingest(payload)
@@ -160,9 +164,30 @@ def _print_ingest(payload: dict) -> None:
         for r in reasons:
             t.add_row(r["table"], r["reason_code"], f"{r['rows']:,}")
         console.print(t)
+    rewrites = payload.get("code_rewrites") or []
+    if rewrites:
+        t = Table(title="编码标准化 codes brought to the national form (原值保存在 *_raw)")
+        for c in ("表.字段 table.field", "改写 rewrite", "行数 rows"):
+            t.add_column(c, justify="right" if "rows" in c else "left")
+        for r in rewrites:
+            t.add_row(f"{r['table']}.{r['field']}", r["meaning"], f"{r['rows']:,}")
+        console.print(t)
+    print_unmatched_codes(payload.get("unmatched_codes") or [])
     for w in payload.get("problems") or []:
         console.print(f"[yellow]注意:[/yellow] {w}")
     console.print(f"用时 {payload['seconds']} s")
+
+
+def print_unmatched_codes(codes: list[dict]) -> None:
+    """The codes that carry money but match nothing in the catalogue or the 两库 pack (ingest, rules run)."""
+    if not codes:
+        return
+    t = Table(title="目录和两库均无匹配的编码 codes matching nothing (前20/每种写法, by amount)")
+    for c in ("编码 code", "写法 form", "行数 lines", "金额 元"):
+        t.add_column(c, justify="right" if c.startswith(("行", "金")) else "left")
+    for c in codes:
+        t.add_row(c["written"], c["form_zh"], f"{c['lines']:,}", f"{c['amount']:,.2f}")
+    console.print(t)
 
 
 @app.command()

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _fail, _progress, _settings
+from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _fail, _progress, _settings, print_unmatched_codes
 from serving.cli import console as _narrow
 
 # Rule tables are wide (Chinese basis and messages): give them room when stderr is not a terminal.
@@ -190,6 +190,10 @@ def _print_run(report) -> None:
     console.print(f"两库版本 pack {report.pack_version}; 配置 config {report.config_path} ({report.config_version})")
     if report.removed_rules:
         console.print(f"已移除停用规则的命中 removed hits of rules no longer enabled: {', '.join(report.removed_rules)}")
+    print_unmatched_codes([c.to_dict() for c in report.unmatched_codes])
+    for r in report.silent_rules:
+        colour = "red" if r.level == "warning" else "yellow"
+        console.print(f"[{colour}]{'警告' if r.level == 'warning' else '提示'}:[/{colour}] {r.message_zh}")
 
 
 @rules_app.command("eval")

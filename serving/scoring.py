@@ -132,7 +132,7 @@ def precheck_visit(visit: Mapping[str, Any], *, checker: Prechecker, bundle: Sco
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(f'{k} ({v})' for k, v in MODES.items())}, not {mode!r}")
     t0 = time.perf_counter()
-    v = visit if isinstance(visit, Visit) else Visit.from_dict(visit)
+    v = checker.visit(visit)
     hits = [_hit(h) for h in checker.check(v)]
     p, reasons, note = _model_score(v, bundle, features, n_reasons, model_note)
     decision, decision_zh = decide(mode, hits, p)

@@ -39,6 +39,7 @@ import duckdb
 
 from features.warehouse import connect
 from models.rules.config import SQL_DIR, Rule, RuleConfig, RuleConfigError, load_config, sql_params
+from models.rules.coverage import silent_rules, unmatched_codes
 from models.rules.pack import DEFAULT_PACK, pack_version as read_pack_version
 
 __all__ = [
@@ -150,10 +151,20 @@ class RunReport:
     seconds: float
     rules: tuple[RuleRunStat, ...]
     removed_rules: tuple[str, ...] = ()
+    # Code coverage (models.rules.coverage): codes carrying money that match nothing, rules gone silent.
+    unmatched_codes: tuple = ()
+    silent_rules: tuple = ()
 
     @property
     def hits(self) -> int:
         return sum(r.hits for r in self.rules)
+
+    def rule(self, rule_id: str) -> RuleRunStat:
+        """The figures of one rule of the run."""
+        for r in self.rules:
+            if r.rule_id == rule_id:
+                return r
+        raise KeyError(rule_id)
 
     @property
     def amount_at_risk(self) -> Decimal:
@@ -164,6 +175,8 @@ class RunReport:
         d["rules"] = [asdict(r) | {"amount_at_risk": float(r.amount_at_risk)} for r in self.rules]
         d["hits"] = self.hits
         d["amount_at_risk"] = float(self.amount_at_risk)
+        d["unmatched_codes"] = [c.to_dict() for c in self.unmatched_codes]
+        d["silent_rules"] = [r.to_dict() for r in self.silent_rules]
         return d
 
 
@@ -210,11 +223,13 @@ def run_rules(
                 "SELECT DISTINCT rule_id FROM rule_hits WHERE NOT list_contains(?, rule_id) ORDER BY 1", [keep]
             ).fetchall())
             con.execute("DELETE FROM rule_hits WHERE NOT list_contains(?, rule_id)", [keep])
+        unmatched = unmatched_codes(con)
+        silent = silent_rules(con, config, unmatched=unmatched, run_id=run_id) if wanted is None else []
         report = RunReport(
             run_id=run_id, warehouse=str(warehouse), since=since_ts.isoformat(sep=" ") if since_ts else None,
             config_path=str(config.path), config_version=config.config_version, pack_version=version,
             started_at=started.isoformat(sep=" "), seconds=round(time.perf_counter() - t0, 2), rules=tuple(stats),
-            removed_rules=removed)
+            removed_rules=removed, unmatched_codes=tuple(unmatched), silent_rules=tuple(silent))
         con.execute(f"INSERT INTO rule_runs VALUES ({', '.join('?' * len(RUN_COLUMNS))})", [
             run_id, started, datetime.now().replace(microsecond=0), since_ts, str(config.path), config.sha256,
             config.config_version, version, json.dumps(report.to_dict()["rules"], ensure_ascii=False),

@@ -78,6 +78,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.codes import canonical
+
 __all__ = [
     "DEFAULT_PACK",
     "PACK_COLUMNS",
@@ -623,13 +625,14 @@ def _normalise_code(text: str, sheet: _Sheet, row: int, col: int, width: int, st
             raise _Skip(f"code {text!r} is wider than the file's {width} digits")
         if len(digits) < width:
             storage["zero_padded"] += 1
-        return digits.zfill(width)
+        return canonical("list", digits.zfill(width)).code
     storage["text"] += 1
     if not re.fullmatch(r"[0-9A-Z]+", text):
         raise _Skip(f"malformed code {text!r}")
     if text.isdigit() and len(text) != width:
         raise _Skip(f"code {text!r} has {len(text)} digits, the file's codes have {width}")
-    return text
+    # The form the ingest stores (features.codes): rules compare canonical codes only.
+    return canonical("list", text).code
 
 
 # ---------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from typing import Any, Callable, Mapping
 import duckdb
 import pyarrow as pa
 
+from features.codes import CodeMap
 from features.contract import TABLES
 from models.rules.config import RuleConfig, RuleConfigError, load_config
 from models.rules.engine import (ALL_TIME, HIT_COLUMNS, RULE_OUTPUT, _lit, base_statements, check_rules,
@@ -128,7 +129,11 @@ class Visit:
     diagnoses: tuple[Any, ...] = ()
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "Visit":
+    def from_dict(cls, raw: Mapping[str, Any], *, codes: Mapping[str, CodeMap] | None = None) -> "Visit":
+        """The visit of ``raw``, its codes in canonical form (``features.codes``, as the ingest stores them);
+        ``codes`` maps a code kind to its :class:`~features.codes.CodeMap` (a checker passes its own, which
+        knows the catalogue's codes for 9-digit 价格项目 codes)."""
+        codes = codes or _DEFAULT_CODES
         if not isinstance(raw, Mapping):
             raise VisitError("visit: must be a mapping with setl, lines and diagnoses")
         unknown = set(raw) - {"setl", "lines", "diagnoses", "mdtrt"}
@@ -137,13 +142,14 @@ class Visit:
         setl_raw = raw.get("setl")
         if not isinstance(setl_raw, Mapping):
             raise VisitError("visit.setl: 缺少结算信息 (the settlement is required, as a mapping)")
-        setl = _parse(SettlementRecord, "setl_d", setl_raw, "visit.setl")
+        setl = _parse(SettlementRecord, "setl_d", setl_raw, "visit.setl", codes)
         keys = {"setl_id": setl.setl_id, "mdtrt_id": setl.mdtrt_id, "psn_no": setl.psn_no,
                 "fixmedins_code": setl.fixmedins_code}
-        lines = tuple(_parse(LineRecord, "fee_list_d", _inherit(r, keys, f"visit.lines[{i}]"), f"visit.lines[{i}]")
+        lines = tuple(_parse(LineRecord, "fee_list_d", _inherit(r, keys, f"visit.lines[{i}]"), f"visit.lines[{i}]",
+                             codes)
                       for i, r in enumerate(_list(raw.get("lines", []), "visit.lines")))
         diags = tuple(_parse(DiagnosisRecord, "setl_list_diag_d", _inherit(r, keys, f"visit.diagnoses[{i}]"),
-                             f"visit.diagnoses[{i}]")
+                             f"visit.diagnoses[{i}]", codes)
                       for i, r in enumerate(_list(raw.get("diagnoses", []), "visit.diagnoses")))
         for i, line in enumerate(lines):
             if line.setl_id != setl.setl_id:
@@ -160,7 +166,7 @@ class Visit:
         base = {"mdtrt_id": setl.mdtrt_id, "psn_no": setl.psn_no, "fixmedins_code": setl.fixmedins_code,
                 "med_type": setl.med_type, "begntime": start, "endtime": end, "dscg_maindiag_code": main}
         mdtrt = _parse(VisitRecord, "mdtrt_d", {**base, **{k: v for k, v in mdtrt_raw.items() if v is not None}},
-                       "visit.mdtrt")
+                       "visit.mdtrt", codes)
         if mdtrt.mdtrt_id != setl.mdtrt_id:
             raise VisitError(f"visit.mdtrt.mdtrt_id: {mdtrt.mdtrt_id!r} is not the settlement's {setl.mdtrt_id!r}")
         return cls(setl=setl, mdtrt=mdtrt, lines=lines, diagnoses=diags)
@@ -313,6 +319,9 @@ class Prechecker:
             db.execute(f"SET disabled_optimizers = '{_DISABLED_OPTIMIZERS}'")
             self._died = frozenset(p for (p,) in db.execute(
                 "SELECT psn_no FROM store.hist_psn_info WHERE die_date IS NOT NULL").fetchall())
+            catalogue = [c for (c,) in db.execute("SELECT DISTINCT hilist_code FROM hilist").fetchall() if c]
+            self.codes = {kind: CodeMap(kind, known=catalogue if kind == "list" else None)
+                          for kind in _DEFAULT_CODES}
             self._gates = {r.id: _gate(r, self.config, db) for r in self.rules}
             self._history = _history_index(db, self.rules, self.config)
             self._probe = {r.id: _probe_select(r) for r in self.rules}
@@ -354,13 +363,17 @@ class Prechecker:
         self._closed = False
         self.setup_seconds = round(time.perf_counter() - t0, 2)
 
+    def visit(self, visit: Visit | Mapping[str, Any]) -> Visit:
+        """*visit* parsed (:meth:`Visit.from_dict`) with this checker's code maps; a :class:`Visit` as is."""
+        return visit if isinstance(visit, Visit) else Visit.from_dict(visit, codes=self.codes)
+
     def relevant_rules(self, visit: Visit | Mapping[str, Any], person: Mapping[str, Any] | None = None
                        ) -> tuple[str, ...]:
         """Ids of the rules worth running on *visit*; the others cannot fire on it (``precheck_when``).
 
         *person* (optional) overrides the register's death date (``{"die_date": ...}``).
         """
-        v = visit if isinstance(visit, Visit) else Visit.from_dict(visit)
+        v = self.visit(visit)
         died = v.setl.psn_no in self._died if person is None else person.get("die_date") is not None
         ctx = _GateInput(v, died, self._history.get(v.setl.psn_no, ()),
                          v.setl.setl_time - timedelta(days=self.lookback_days), v.setl.setl_time)
@@ -372,7 +385,7 @@ class Prechecker:
         Sorted by rule id, entity and hit id; an empty list when no rule fires. Raises :class:`VisitError`
         for a malformed visit.
         """
-        v = visit if isinstance(visit, Visit) else Visit.from_dict(visit)
+        v = self.visit(visit)
         if self._closed:
             raise RuntimeError("the Prechecker is closed")
         rules = self.relevant_rules(v)
@@ -737,12 +750,17 @@ def _inherit(raw: Any, keys: Mapping[str, Any], where: str) -> dict:
     return {**keys, **{k: v for k, v in raw.items() if v is not None}}
 
 
-def _parse(cls, table: str, raw: Mapping[str, Any], where: str):
+_DEFAULT_CODES = {kind: CodeMap(kind) for kind in ("list", "icd", "plain")}
+
+
+def _parse(cls, table: str, raw: Mapping[str, Any], where: str, codes: Mapping[str, CodeMap]):
     values = {}
     for f in TABLES[table].fields:
         value = raw.get(f.name)
         blank = value is None or (isinstance(value, str) and not value.strip())
         values[f.name] = None if blank else _value(value, f.kind, f"{where}.{f.name}")
+        if f.canonical and values[f.name] is not None:
+            values[f.name] = codes[f.canonical](values[f.name])
     for f in fields(cls):
         if f.default is MISSING and values.get(f.name) is None:
             raise VisitError(f"{where}.{f.name}: 缺少必填字段 (required field missing)")
