@@ -17,8 +17,9 @@ small and explainable:
    reading gets a score: 4 per byte that does not decode, 1 per implausible character (Latin letters
    with diacritics, Cyrillic, kana, Hangul, C1 controls, private use: ``ÖÐÎÄ`` is ``中文`` in GBK read as
    Latin-1), ½ per character outside GB2312 (the 6,763 common hanzi and their symbols: UTF-8 read as GBK
-   gives rare ones, ``涓枃``). The lower score wins; on a tie the reading with more CJK characters, then
-   UTF-8. A GBK file whose bytes happen to be valid UTF-8 is therefore read as GBK.
+   gives rare ones, ``涓枃``). The lower score wins, UTF-8 on a tie. A GBK file whose bytes happen to be
+   valid UTF-8 is therefore read as GBK, unless its every character reads in UTF-8 as one of the few
+   symbols and Greek letters a Chinese extract uses (``°C`` is also ``掳C``): then it ties, and UTF-8 wins.
 4. The winning reading may leave a few lines with bytes that do not decode (a damaged line): those lines
    are quarantined one by one as ``broken_encoding``. When they are more than half of the lines with
    non-ASCII bytes, the file is in neither encoding and is refused (:class:`EncodingError`, naming the
@@ -74,7 +75,6 @@ def _class(ranges) -> str:
 _IMPLAUSIBLE = re.compile(f"[^\\x00-\\x7f{_class(_NARROW + _WIDE + _SURROGATES)}]")
 _WIDE_FROM = np.array([a for a, _ in _WIDE], dtype=np.uint32)
 _WIDE_TO = np.array([b for _, b in _WIDE], dtype=np.uint32)
-_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _UNDECODED = re.compile("[\udc80-\udcff]")
 _UNDECODED_LINE = re.compile("[\udc80-\udcff][^\n]*")  # one match per line holding an undecoded byte
 _NON_ASCII_LINE = re.compile(b"[\x80-\xff][^\n]*")
@@ -130,7 +130,7 @@ def detect_encoding(path: Path) -> TextEncoding:
         return TextEncoding(utf8, nul_lines=tuple(nul_lines))
     readings = [_Reading(e, "utf-8" if e.startswith("utf-8") else e) for e in (utf8, "gb18030")]
     _score(path, readings)
-    best = min(readings, key=lambda r: (r.score, -r.cjk, r.encoding != utf8))
+    best = min(readings, key=lambda r: (r.score, r.encoding != utf8))
     bad_lines, first_bad = _undecodable(path, best.codec)
     if bad_lines and bad_lines * 2 > _non_ascii_lines(path):
         where = "；".join(f"按 {r.codec.upper()} 读，第 {_undecodable(path, r.codec)[1]} 字节起无法解码"
@@ -174,7 +174,6 @@ class _Reading:
     first_bad: int | None = None
     implausible: int = 0
     outside_gb2312: int = 0  # decoded non-ASCII characters GB2312 does not have
-    cjk: int = 0
 
     @property
     def score(self) -> float:
@@ -190,7 +189,6 @@ class _Reading:
             self.undecoded += undecoded
             self.bad_lines += len(_UNDECODED_LINE.findall(text))
         self.implausible += len(_IMPLAUSIBLE.findall(text))
-        self.cjk += len(_CJK.findall(text))
         ascii_chars = len(text.encode("ascii", "ignore"))
         gb2312_chars = (len(text.encode("gb2312", "ignore")) - ascii_chars) // 2
         self.outside_gb2312 += len(text) - ascii_chars - undecoded - gb2312_chars

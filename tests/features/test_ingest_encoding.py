@@ -108,6 +108,8 @@ def test_utf8_with_greek_letters_and_symbols_stays_utf8(tmp_path):
     path.write_text("hilist_code,hilist_name\nXA01,注射用重组人干扰素α-2b 10μg\nXA02,体温计 ±0.1°C\n"
                     "XA03,阿卜杜·热合曼\n", encoding="utf-8")
     assert detect_encoding(path).encoding == "utf-8"
+    path.write_text("code,range\nL01,36.0-37.2°C ±0.1\nL02,αβ\n", encoding="utf-8")  # valid GBK too, no hanzi
+    assert detect_encoding(path).encoding == "utf-8"
 
 
 def test_gbk_line_with_a_broken_character_is_quarantined_alone(region, write, settings):
