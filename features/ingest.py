@@ -9,8 +9,10 @@ is loaded but whose content differs (a correction) is quarantined as ``changed_a
 warehouse keeps what it has.
 
 The source is a folder with, per table, ``<table>.parquet``, ``<table>.csv`` or a sub-folder
-``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV is UTF-8 with a header
-and is read as text, so codes keep their leading zeros and bad values can be named.
+``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV has a header and is read
+as text, so codes keep their leading zeros and bad values can be named; it may be UTF-8 (with or without
+a byte-order mark) or GB18030/GBK, decided per file (``features.encoding``; GBK is read through a UTF-8
+copy).
 
 All work is set-based SQL in DuckDB: each table is staged (Parquet as a view over the files, CSV as
 temporary tables), all one-row checks run as one scan that keeps the suspicious rows, the checks that
