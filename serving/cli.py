@@ -353,7 +353,9 @@ def _rules_by_typology(report) -> dict:
 
 
 from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on the shared app)
+from serving.cli_exempt import exempt_app  # noqa: E402
 
+rules_app.add_typer(exempt_app, name="exempt")
 app.add_typer(rules_app, name="rules")
 from serving.cli_features import features_app  # noqa: E402
 

@@ -190,6 +190,9 @@ def _print_run(report) -> None:
     console.print(f"两库版本 pack {report.pack_version}; 配置 config {report.config_path} ({report.config_version})")
     if report.removed_rules:
         console.print(f"已移除停用规则的命中 removed hits of rules no longer enabled: {', '.join(report.removed_rules)}")
+    if report.exempted:
+        console.print(f"白名单: {report.exempted:,} 条命中由有效豁免覆盖，已移至 rule_hits_exempted "
+                      "(hits covered by exemptions in force; `yibao rules exempt list`)")
     print_unmatched_codes([c.to_dict() for c in report.unmatched_codes])
     for r in report.silent_rules:
         colour = "red" if r.level == "warning" else "yellow"

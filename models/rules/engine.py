@@ -40,6 +40,7 @@ import duckdb
 from features.warehouse import connect
 from models.rules.config import SQL_DIR, Rule, RuleConfig, RuleConfigError, load_config, sql_params
 from models.rules.coverage import silent_rules, unmatched_codes
+from models.rules.exemptions import apply_exemptions, ensure_exemption_tables
 from models.rules.pack import DEFAULT_PACK, pack_version as read_pack_version
 
 __all__ = [
@@ -154,6 +155,7 @@ class RunReport:
     # Code coverage (models.rules.coverage): codes carrying money that match nothing, rules gone silent.
     unmatched_codes: tuple = ()
     silent_rules: tuple = ()
+    exempted: int = 0  # hits set aside by exemptions in force (rule_hits_exempted), not in ``rules``' counts
 
     @property
     def hits(self) -> int:
@@ -206,6 +208,7 @@ def run_rules(
     with connect(Path(warehouse)) as con:
         _require_claims(con, warehouse)
         ensure_rule_tables(con)
+        ensure_exemption_tables(con)
         version = store_pack(con)
         prepare_session(con, config, since=since_ts, materialize=BATCH_MATERIALIZED)
         check_rules(con, rules, version)
@@ -223,13 +226,15 @@ def run_rules(
                 "SELECT DISTINCT rule_id FROM rule_hits WHERE NOT list_contains(?, rule_id) ORDER BY 1", [keep]
             ).fetchall())
             con.execute("DELETE FROM rule_hits WHERE NOT list_contains(?, rule_id)", [keep])
+            con.execute("DELETE FROM rule_hits_exempted WHERE NOT list_contains(?, rule_id)", [keep])
+        exempted = apply_exemptions(con)
         unmatched = unmatched_codes(con)
         silent = silent_rules(con, config, unmatched=unmatched, run_id=run_id) if wanted is None else []
         report = RunReport(
             run_id=run_id, warehouse=str(warehouse), since=since_ts.isoformat(sep=" ") if since_ts else None,
             config_path=str(config.path), config_version=config.config_version, pack_version=version,
             started_at=started.isoformat(sep=" "), seconds=round(time.perf_counter() - t0, 2), rules=tuple(stats),
-            removed_rules=removed, unmatched_codes=tuple(unmatched), silent_rules=tuple(silent))
+            removed_rules=removed, unmatched_codes=tuple(unmatched), silent_rules=tuple(silent), exempted=exempted)
         con.execute(f"INSERT INTO rule_runs VALUES ({', '.join('?' * len(RUN_COLUMNS))})", [
             run_id, started, datetime.now().replace(microsecond=0), since_ts, str(config.path), config.sha256,
             config.config_version, version, json.dumps(report.to_dict()["rules"], ensure_ascii=False),
@@ -417,10 +422,11 @@ def _run_one(con, rule: Rule, version: str, run_id: str, started: datetime, sinc
     sql, params = hit_select(rule, pack_version=version, run_id=run_id, hit_time=started)
     con.execute("BEGIN TRANSACTION")
     try:
-        if since is None:
-            con.execute("DELETE FROM rule_hits WHERE rule_id = ?", [rule.id])
-        else:
-            con.execute("DELETE FROM rule_hits WHERE rule_id = ? AND event_time >= ?", [rule.id, since])
+        for table in ("rule_hits", "rule_hits_exempted"):  # an exempted hit is set aside again if still found
+            if since is None:
+                con.execute(f"DELETE FROM {table} WHERE rule_id = ?", [rule.id])
+            else:
+                con.execute(f"DELETE FROM {table} WHERE rule_id = ? AND event_time >= ?", [rule.id, since])
         con.execute(f"CREATE OR REPLACE TEMP TABLE _new_hits AS {sql}", params)
         n, amount = con.execute("SELECT count(*), coalesce(sum(amount_at_risk), 0) FROM _new_hits").fetchone()
         # a hit found again keeps one row: drop older copies outside the window (an earlier full run)

@@ -65,6 +65,7 @@ from features.contract import TABLES
 from models.rules.config import RuleConfig, RuleConfigError, load_config
 from models.rules.engine import (ALL_TIME, HIT_COLUMNS, RULE_OUTPUT, _lit, base_statements, check_rules,
                                  hit_select, prepare_session, rule_body, store_pack)
+from models.rules.exemptions import read_exemptions
 from models.rules.history import HistoryIndex
 from models.rules.kernels import Claims, Lookups, kernel_for, kernel_hits
 
@@ -317,6 +318,8 @@ class Prechecker:
             self.pack_version = _load_store(db, warehouse, history_since, store_path)
             db.execute(f"SET threads = {int(threads)}")  # the load used every core; a check uses one
             db.execute(f"SET disabled_optimizers = '{_DISABLED_OPTIMIZERS}'")
+            # 白名单 in force when the checker starts (models.rules.exemptions): their hits are not reminded
+            self.exemptions = tuple(read_exemptions(db))
             self._died = frozenset(p for (p,) in db.execute(
                 "SELECT psn_no FROM store.hist_psn_info WHERE die_date IS NOT NULL").fetchall())
             catalogue = [c for (c,) in db.execute("SELECT DISTINCT hilist_code FROM hilist").fetchall() if c]
@@ -406,6 +409,9 @@ class Prechecker:
             finally:
                 self._free.put(session)
             hits += [Hit.from_row(r) for r in rows]
+        if self.exemptions and hits:
+            codes = {ln.bkkp_sn: ln.hilist_code for ln in v.lines}
+            hits = [h for h in hits if not any(e.covers(h, codes) for e in self.exemptions)]
         return sorted(hits, key=lambda h: (h.rule_id, h.entity_id, h.hit_id))
 
     def kernel_rules(self) -> tuple[str, ...]:
@@ -567,6 +573,8 @@ def _load_store(db: duckdb.DuckDBPyConnection, warehouse: Path, since: date | da
                        {"since": since} if "$since" in keep[table] else None)
         for table in ("fixmedins", "hilist"):
             db.execute(f"CREATE TABLE {table} AS SELECT * FROM wh.{table}")
+        if "rule_exemptions" in have:
+            db.execute("CREATE TABLE rule_exemptions AS SELECT * FROM wh.rule_exemptions")
     finally:
         db.execute("DETACH wh")
     return store_pack(db)
