@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from features.contract import TABLES
-from features.encoding import detect_encoding
+from features.encoding import detect_encoding, utf8_copy
 from features.ingest import ingest, list_quarantine
 
 _DATE = re.compile(r"\b([0-9]{4})-([0-9]{2})-([0-9]{2})\b")
@@ -187,11 +187,22 @@ def test_gzipped_gbk_csv(region, write, settings, tmp_path):
         assert ("长春市第一医院",) in con.execute("SELECT fixmedins_name FROM fixmedins").fetchall()
 
 
-def test_no_copy_is_left_beside_the_warehouse(region, write, settings):
+def test_gbk_is_read_through_a_copy_beside_the_warehouse_that_is_removed(region, write, settings, monkeypatch):
+    import features.ingest
+
+    made = []
+
+    def copy(path, text, target):
+        made.append(target)
+        return utf8_copy(path, text, target)
+
+    monkeypatch.setattr(features.ingest, "utf8_copy", copy)
     src = write(region)
     recode(src, encoding="gbk")
     ingest(src, settings)
-    assert not [p for p in settings.warehouse.parent.iterdir() if "yibao-utf8" in p.name]
+    assert len(made) == sum(not p.read_bytes().isascii() for p in src.glob("*.csv")) >= 5  # ASCII is UTF-8 too
+    assert {p.parent for p in made} == {settings.warehouse.parent.resolve()}
+    assert not [p for p in made if p.exists()]
 
 
 def test_slashed_times_are_the_same_values_and_other_forms_stay_bad(region, write, settings):
