@@ -71,6 +71,9 @@ def simulate(
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
     scenarios: Optional[Path] = typer.Option(None, help="Scenario config (rates of each fraud type); default: built in."),
     persons: Optional[int] = typer.Option(None, help="Override the preset's number of persons."),
+    dialect: str = typer.Option("national", help="How the extract writes codes (数据方言): national, lost-zeros "
+                                "(13-digit item codes), local-suffix, mixed (per institution; as CSV also "
+                                "GBK/UTF-8-BOM files, CRLF, 2024/01/05 dates)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """模拟统筹区: write a simulated pooling region with labelled fraud in the national tables."""
@@ -84,13 +87,15 @@ def simulate(
             bar.update(task, completed=done, total=total)
 
         try:
-            report = run(preset, seed=seed, out=out, fmt=fmt, scenarios=scenarios, n_persons=persons, progress=tick)
+            report = run(preset, seed=seed, out=out, fmt=fmt, scenarios=scenarios, n_persons=persons,
+                         dialect=dialect, progress=tick)
         except ValueError as e:
             _fail(str(e))
     payload = report.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
     if as_json:
         return _emit(payload, True)
-    t = Table(title=f"模拟统筹区 {preset} (seed {seed}) → {out}")
+    dialect_note = "" if dialect == "national" else f", 方言 dialect {dialect}"
+    t = Table(title=f"模拟统筹区 {preset} (seed {seed}{dialect_note}) → {out}")
     t.add_column("表 table")
     t.add_column("行数 rows", justify="right")
     for name, n in report.rows.items():
