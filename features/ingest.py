@@ -9,8 +9,10 @@ is loaded but whose content differs (a correction) is quarantined as ``changed_a
 warehouse keeps what it has.
 
 The source is a folder with, per table, ``<table>.parquet``, ``<table>.csv`` or a sub-folder
-``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV is UTF-8 with a header
-and is read as text, so codes keep their leading zeros and bad values can be named.
+``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV has a header and is read
+as text, so codes keep their leading zeros and bad values can be named; it may be UTF-8 (with or without
+a byte-order mark) or GB18030/GBK, decided per file (``features.encoding``; GBK is read through a UTF-8
+copy).
 
 All work is set-based SQL in DuckDB: each table is staged (Parquet as a view over the files, CSV as
 temporary tables), all one-row checks run as one scan that keeps the suspicious rows, the checks that
@@ -38,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -50,6 +53,7 @@ from features import warehouse
 from features.codes import REWRITES, UNRESOLVED, CodeMap
 from features.config import Settings
 from features.contract import CLAIM_TABLES, LOAD_ORDER, TABLES, Field, TableSpec
+from features.encoding import EncodingError, TextEncoding, detect_encoding, utf8_copy
 from features.pseudonym import hmac_params, pseudonym_sql
 from features.validate import (
     CERTNO_LIKE,
@@ -934,15 +938,20 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
     name = spec.name
     parts, reject_parts, offset, accepted, rejected = [], [], 0, 0, 0
     reject_headers: dict[int, list[str]] = {}
+    copies = _Utf8Copies(con)
     for i, p in enumerate(files):
         path = str(p.resolve())
         part, rej, scan = f"stgpart_{name}_{i}", f"rej_{name}_{i}", f"rejscan_{name}_{i}"
+        text, readable = copies.readable(p)  # the file itself, or a UTF-8 copy of it
         try:
             (n_ok,) = con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE {part} AS SELECT * FROM read_csv({sql_str(path)}, {_CSV_OPTIONS},
+                CREATE OR REPLACE TEMP TABLE {part} AS SELECT * FROM read_csv({sql_str(readable)}, {_CSV_OPTIONS},
                     store_rejects = true, rejects_table = '{rej}', rejects_scan = '{scan}')""").fetchone()
         except duckdb.Error as exc:
-            raise _TableError(f"无法读取文件 (cannot read file) {path}: {_first_line(exc)}") from exc
+            raise _TableError(f"无法读取文件 (cannot read file) {path}: "
+                              f"{_first_line(exc).replace(readable, path)}") from exc
+        finally:
+            copies.remove(readable)
         cols = _describe(con, f"SELECT * FROM {part}", path)
         _require(spec, path, cols)
         select, _ = _renames(spec, cols)
@@ -959,7 +968,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
             parts.append(f"""
                 SELECT {offset} + p._a + coalesce(adj.j, 0) AS _row, {i} AS _file, {select}
                 FROM (SELECT rowid + 1 AS _a, * FROM {part}) p ASOF LEFT JOIN {adj} adj ON p._a > adj.t""")
-            reject_parts.append(_rejects_sql(spec, rej, [c for c, _ in cols], offset, i))
+            reject_parts.append(_rejects_sql(spec, rej, [c for c, _ in cols], offset, i, text=text))
             reject_headers[i] = [_norm(c) for c, _ in cols]
         else:
             parts.append(f"SELECT {offset} + rowid + 1 AS _row, {i} AS _file, {select} FROM {part}")
@@ -978,8 +987,51 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
                    reject_headers)
 
 
-def _rejects_sql(spec: TableSpec, rej: str, header: list[str], offset: int, file_no: int) -> str:
-    """Issue rows (plus row_key and raw) for the CSV lines DuckDB could not read."""
+class _Utf8Copies:
+    """The UTF-8 files DuckDB reads for the CSV files of a table: the file itself when it is UTF-8, else a
+    UTF-8 copy (GB18030/GBK, or NUL bytes to mark) in a hidden folder beside the warehouse, on its disk
+    rather than in /tmp, removed as soon as DuckDB has read it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        (spill,) = con.execute("SELECT current_setting('temp_directory')").fetchone()
+        self.folder = Path(spill or ".").resolve().parent
+        self.made: set[str] = set()
+
+    def readable(self, path: Path) -> tuple[TextEncoding, str]:
+        """How ``path`` is encoded and the path of a UTF-8 version of it; :class:`_TableError` when it is
+        neither UTF-8 nor GB18030/GBK."""
+        try:
+            text = detect_encoding(path)
+        except EncodingError as exc:
+            raise _TableError(str(exc)) from exc
+        except OSError as exc:
+            raise _TableError(f"无法读取文件 (cannot read file) {path.resolve()}: {exc}") from exc
+        if not text.needs_copy:
+            return text, str(path.resolve())
+        try:
+            fd, copy = tempfile.mkstemp(prefix=".yibao-utf8-", suffix=".csv", dir=self.folder)
+        except OSError:
+            fd, copy = tempfile.mkstemp(prefix="yibao-utf8-", suffix=".csv")
+        os.close(fd)
+        self.made.add(copy)
+        try:
+            utf8_copy(path, text, Path(copy))
+        except BaseException:
+            self.remove(copy)
+            raise
+        return text, copy
+
+    def remove(self, readable: str) -> None:
+        """Remove ``readable`` if it is a copy made here."""
+        if readable in self.made:
+            self.made.discard(readable)
+            Path(readable).unlink(missing_ok=True)
+
+
+def _rejects_sql(spec: TableSpec, rej: str, header: list[str], offset: int, file_no: int, *,
+                 text: TextEncoding | None = None) -> str:
+    """Issue rows (plus row_key and raw) for the CSV lines DuckDB could not read; ``text`` is how the
+    file was decoded (its NUL lines and undecodable bytes reach DuckDB as invalid UTF-8)."""
     lower = [_norm(c) for c in header]
     pos = {c: i + 1 for i, c in enumerate(lower)}
 
@@ -1001,14 +1053,20 @@ def _rejects_sql(spec: TableSpec, rej: str, header: list[str], offset: int, file
         f"WHEN {i} THEN {mask_column_sql(c, part(i))}" for c, i in pos.items()
     )
     errors_zh = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in _CSV_ERRORS_ZH.items())
+    undecodable = "含无法按 GB18030/GBK 解码的字节" if text is not None and text.encoding == "gb18030" else "含非法 UTF-8 字节"
+    nul_lines = ", ".join(str(n) for n in text.nul_lines) if text is not None and text.nul_lines else None
+    invalid_zh = f"'{undecodable}，整行无法读取 (' || coalesce(bad_value, '') || '，非法字节显示为 ?)'"
+    if nul_lines:
+        invalid_zh = (f"CASE WHEN CAST(line AS BIGINT) IN ({nul_lines}) "
+                      f"THEN '含 NUL 字节 (0x00)，整行无法读取 (' || coalesce(bad_value, '') || '，NUL 显示为 ?)' "
+                      f"ELSE {invalid_zh} END")
     return f"""
         SELECT {offset} + CAST(line AS BIGINT) - 1 AS _row, {file_no} AS _file,
                CASE WHEN et LIKE 'INVALID%' THEN lower(column_name) END AS field,
                CASE WHEN et LIKE 'INVALID%' THEN 'broken_encoding' ELSE 'malformed_line' END AS reason_code,
                'csv:' || lower(replace(et, ' ', '_')) AS check_id,
                bad_value AS value,
-               CASE WHEN et LIKE 'INVALID%'
-                    THEN '含非法 UTF-8 字节，整行无法读取 (' || coalesce(bad_value, '') || '，非法字节显示为 ?)'
+               CASE WHEN et LIKE 'INVALID%' THEN {invalid_zh}
                     ELSE '整行无法解析：' || CASE et {errors_zh} ELSE et END END AS detail,
                {key} AS row_key,
                json_object('csv_line', {line}, 'error', error_message) AS raw,

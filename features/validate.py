@@ -83,10 +83,13 @@ _KIND_ZH = {
     "amount": ("金额", "数字（元，两位小数）"),
     "number": ("数值", "数字"),
     "int": ("整数", "整数"),
-    "datetime": ("时间", "YYYY-MM-DD HH:MM:SS"),
-    "date": ("日期", "YYYY-MM-DD"),
+    "datetime": ("时间", "YYYY-MM-DD HH:MM:SS 或 YYYY/MM/DD HH:MM:SS"),
+    "date": ("日期", "YYYY-MM-DD 或 YYYY/MM/DD"),
     "month": ("月份", "YYYY-MM"),
 }
+# Dates and times as Chinese spreadsheets write them: 2024/01/05, 2024/1/5, 2024/01/05 08:30:00.
+_SLASHED_DATE_RE = r"[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}"
+_SLASHED_DATETIME_RE = _SLASHED_DATE_RE + r" [0-9]{2}:[0-9]{2}:[0-9]{2}"
 # U+FFFD, the GBK reading of UTF-8 U+FFFD (锟斤拷), and UTF-8 read as Latin-1/CP1252: a lead byte
 # (Â..ô) followed by a continuation byte (U+0080..U+00BF or its CP1252 glyph).
 _MOJIBAKE_RE = (
@@ -212,11 +215,16 @@ class Column:
         if kind == "datetime":
             if self._is_timestamp or self._is_date:
                 return f"CAST({self.ref} AS TIMESTAMP)"
-            return f"CASE WHEN length({t}) = 19 THEN try_strptime({t}, '%Y-%m-%d %H:%M:%S') END"
+            # The contract's form first (no regex on it); the slashed form of Chinese spreadsheets second.
+            return (f"CASE WHEN length({t}) = 19 AND NOT contains({t}, '/') THEN try_strptime({t}, '%Y-%m-%d %H:%M:%S') "
+                    f"WHEN contains({t}, '/') AND regexp_full_match({t}, {sql_str(_SLASHED_DATETIME_RE)}) "
+                    f"THEN try_strptime({t}, '%Y/%m/%d %H:%M:%S') END")
         if kind == "date":
             if self._is_timestamp or self._is_date:
                 return f"CAST({self.ref} AS DATE)"
-            return f"CASE WHEN length({t}) = 10 THEN CAST(try_strptime({t}, '%Y-%m-%d') AS DATE) END"
+            return (f"CASE WHEN length({t}) = 10 AND NOT contains({t}, '/') THEN CAST(try_strptime({t}, '%Y-%m-%d') AS DATE) "
+                    f"WHEN contains({t}, '/') AND regexp_full_match({t}, {sql_str(_SLASHED_DATE_RE)}) "
+                    f"THEN CAST(try_strptime({t}, '%Y/%m/%d') AS DATE) END")
         if kind == "month":
             if self._is_timestamp or self._is_date:
                 return f"strftime({self.ref}, '%Y-%m')"

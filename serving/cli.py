@@ -71,6 +71,9 @@ def simulate(
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
     scenarios: Optional[Path] = typer.Option(None, help="Scenario config (rates of each fraud type); default: built in."),
     persons: Optional[int] = typer.Option(None, help="Override the preset's number of persons."),
+    dialect: str = typer.Option("national", help="How the extract writes codes (数据方言): national, lost-zeros "
+                                "(13-digit item codes), local-suffix, mixed (per institution; as CSV also "
+                                "GBK/UTF-8-BOM files, CRLF, 2024/01/05 dates)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """模拟统筹区: write a simulated pooling region with labelled fraud in the national tables."""
@@ -84,13 +87,15 @@ def simulate(
             bar.update(task, completed=done, total=total)
 
         try:
-            report = run(preset, seed=seed, out=out, fmt=fmt, scenarios=scenarios, n_persons=persons, progress=tick)
+            report = run(preset, seed=seed, out=out, fmt=fmt, scenarios=scenarios, n_persons=persons,
+                         dialect=dialect, progress=tick)
         except ValueError as e:
             _fail(str(e))
     payload = report.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
     if as_json:
         return _emit(payload, True)
-    t = Table(title=f"模拟统筹区 {preset} (seed {seed}) → {out}")
+    dialect_note = "" if dialect == "national" else f", 方言 dialect {dialect}"
+    t = Table(title=f"模拟统筹区 {preset} (seed {seed}{dialect_note}) → {out}")
     t.add_column("表 table")
     t.add_column("行数 rows", justify="right")
     for name, n in report.rows.items():
@@ -231,7 +236,7 @@ def demo(
     as_json: bool = JSON_OPT,
 ) -> None:
     """主流程 main job: simulate → ingest → rules → graph → features → train → promote → screen → clue list."""
-    from features.ingest import ingest as run_ingest
+    from serving.pipeline import run_pipeline
     from training.simulator import simulate as run_sim
 
     region = workdir / "region"
@@ -248,33 +253,11 @@ def demo(
         sim = run_sim(preset, seed=seed, out=region,
                       progress=lambda _, d, n: bar.update(task, completed=d, total=n))
         steps["simulate"] = {"seconds": round(time.perf_counter() - t0, 1), "rows": sim.rows}
-        task = bar.add_task("2/8 导入 ingest", total=None)
-        t0 = time.perf_counter()
-        rep = run_ingest(region, s, progress=lambda t, d, n: bar.update(task, completed=d, total=n))
-        steps["ingest"] = rep.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
-        task = bar.add_task("3/8 规则 rules", total=None)
-        from models.rules.config import DEFAULT_CONFIG, load_config
-        from models.rules.engine import run_rules
-
-        config = load_config(s.rules_config if s.rules_config.is_file() else DEFAULT_CONFIG)
-        rules = run_rules(s.warehouse, config,
-                          progress=lambda r, d, n: bar.update(task, completed=d, total=n, description=f"3/8 规则 {r}"))
-        steps["rules"] = _rules_by_typology(rules)
-        from features.build import build_features
-        from features.graph.build import build_graph
-
-        task = bar.add_task("4/8 关系图 graph", total=None)
-        t0 = time.perf_counter()
-        graph = build_graph(s.warehouse, progress=lambda st, d, n: bar.update(task, completed=d, total=n,
-                                                                          description=f"4/8 关系图 {st}"))
-        steps["graph"] = {"seconds": round(time.perf_counter() - t0, 1), "method": graph.method,
-                          "counts": graph.counts}
-        task = bar.add_task("5/8 特征 features", total=None)
-        t0 = time.perf_counter()
-        feats = build_features(s.warehouse, progress=lambda st, d, n: bar.update(task, completed=d, total=n,
-                                                                                 description=f"5/8 特征 {st}"))
-        steps["features"] = {"seconds": round(time.perf_counter() - t0, 1),
-                             "tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in feats.tables}}
+        task = bar.add_task("2-5/8 导入 规则 关系图 特征", total=None)
+        built = run_pipeline(s, source=region, stages=("ingest", "rules", "graph", "features"), fingerprints=False,
+                             progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
+        for st in built.stages:
+            steps[st.stage] = st.summary | {"seconds": st.seconds}
         from training.promote import compare, promote
         from training.train import TrainConfig, train
 
@@ -290,13 +273,13 @@ def demo(
         steps["promote"] = {"candidate": cmp.candidate, "champion_before": cmp.champion,
                             "promoted": cmp.recommended, "reason": cmp.reason}
         bar.update(task, completed=1, total=1)
-        from serving.cli_screen import run_screening
-
         task = bar.add_task("8/8 筛查 screen", total=None)
-        screen_summary, clues = run_screening(
-            s, bundle_path=None if cmp.recommended else trained.report_dir / "scorer_bundle.joblib", tracking_uri=uri,
+        screened = run_pipeline(
+            s, stages=("screen",), tracking_uri=uri, fingerprints=False,
+            bundle_path=None if cmp.recommended else trained.report_dir / "scorer_bundle.joblib",
             progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=f"8/8 {st}"))
-        steps["screen"] = screen_summary
+        steps["screen"] = screened.stage("screen").summary
+        clues = steps["screen"].pop("clues")
     payload = {"region": str(region), "warehouse": str(s.warehouse), "steps": steps,
                "clues": [{k: c[k] for k in ("entity_type", "entity_id", "p_fraud", "amount_at_risk", "sources")}
                          for c in clues[:20]]}
@@ -332,21 +315,6 @@ def demo(
                   f"更新 {steps['screen']['upsert']['updated']}); 查看: yibao clues list --warehouse {s.warehouse}")
 
 
-def _rules_by_typology(report) -> dict:
-    """Hits and amount at risk of a rules run, per typology id."""
-    from features.contract import FRAUD_TYPES
-
-    out: dict[str, dict] = {}
-    for r in report.rules:
-        t = out.setdefault(r.typology_id, {"typology_zh": FRAUD_TYPES[r.typology_id][0], "hits": 0,
-                                           "amount_at_risk": 0.0, "rules": []})
-        t["hits"] += r.hits
-        t["amount_at_risk"] = round(t["amount_at_risk"] + float(r.amount_at_risk), 2)
-        t["rules"].append(r.rule_id)
-    return {"run_id": report.run_id, "pack_version": report.pack_version, "hits": report.hits,
-            "amount_at_risk": float(report.amount_at_risk), "seconds": report.seconds, "typologies": out}
-
-
 from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on the shared app)
 from serving.cli_exempt import exempt_app  # noqa: E402
 
@@ -368,6 +336,9 @@ app.command("promote")(promote_command)
 from serving.cli_screen import screen_command  # noqa: E402
 
 app.command("screen")(screen_command)
+from serving.cli_run import run_command  # noqa: E402
+
+app.command("run")(run_command)
 from serving.cli_clues import clues_app, labels_app, users_app  # noqa: E402
 
 app.add_typer(clues_app, name="clues")

@@ -92,7 +92,7 @@ class _Damager:
                                  ("mdtrt_d", "begntime")])
         if pick:
             table, i, f = pick
-            self._set(table, i, f, self._get(table, i, f).replace("-", "/"), "bad_type")
+            self._set(table, i, f, self._get(table, i, f).replace("-", "."), "bad_type")
 
     def code_as_float(self) -> None:
         pick = self._pick_field([("fee_list_d", "hilist_code"), ("fee_list_d", "med_chrgitm_type"),

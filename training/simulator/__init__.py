@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 from features.contract import FRAUD_TYPES, TABLES
 
 from .config import PRESETS, Preset, ScenarioConfig, load_scenarios
+from .dialect import DIALECTS, DialectPlan, plan_dialect, rewrite
 from .world import World, build_world
 
-__all__ = ["simulate", "SimulationReport", "PRESETS", "load_scenarios"]
+__all__ = ["simulate", "SimulationReport", "PRESETS", "DIALECTS", "load_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class SimulationReport:
     positives: dict[str, int] = field(default_factory=dict)  # fraud_type -> positive label rows
     negatives: dict[str, int] = field(default_factory=dict)
     amount_at_stake: dict[str, float] = field(default_factory=dict)
+    dialect: str = "national"  # how codes and files are written (training.simulator.dialect)
+    dialect_plan: dict = field(default_factory=dict)  # the dialect's styles and, for CSV, file encodings
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,13 +50,18 @@ class SimulationReport:
 
 def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet",
              scenarios: Path | ScenarioConfig | None = None, n_persons: int | None = None,
+             dialect: str = "national",
              progress: Callable[[str, int, int], None] | None = None) -> SimulationReport:
     """Write a simulated region to ``out/<table>/part-NNNNN.<fmt>`` and return counts.
 
-    ``n_persons`` overrides the preset's size (for tests and benchmarks).
+    ``n_persons`` overrides the preset's size (for tests and benchmarks). ``dialect`` (:data:`DIALECTS`)
+    writes the same region with codes, and for ``mixed`` CSV also encodings, line ends and dates, the way
+    a 医保局's own extract writes them (``training.simulator.dialect``).
     """
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"format must be parquet or csv, not {fmt!r}")
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -70,14 +78,16 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
             shutil.rmtree(out / t, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     world = build_world(preset, sc, load_pack(), seed)
-    writer = _Writer(out, fmt)
+    plan = plan_dialect(dialect, institutions=world.inst[["fixmedins_code", "fixmedins_type"]],
+                        catalogue=world.cat["hilist_code"], seed=seed, tables=TABLES if fmt == "csv" else ())
+    writer = _Writer(out, fmt, plan)
     n_chunks = -(-preset.n_persons // preset.chunk_persons)
     labels, stock, clean = [], [], {}
     for c in range(n_chunks):
         lo = c * preset.chunk_persons
         n = min(preset.chunk_persons, preset.n_persons - lo)
         chunk = simulate_chunk(world, sc, c, lo, n)
-        for name, df in chunk.tables.items():
+        for name, df in rewrite(chunk.tables, plan).items():
             writer.write(name, df, c)
         labels.append(chunk.labels)
         stock.append(chunk.stock)
@@ -85,10 +95,11 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
             clean.setdefault(k, []).append(v)
         if progress:
             progress("simulate", c + 1, n_chunks)
-    writer.write("fixmedins", _fixmedins_table(world), 0)
-    writer.write("practitioner", _practitioner_table(world), 0)
-    writer.write("hilist", _hilist_table(world), 0)
-    writer.write("stock_moves", _stock_moves(world, pd.concat(stock, ignore_index=True), seed), 0)
+    reference = {"fixmedins": _fixmedins_table(world), "practitioner": _practitioner_table(world),
+                 "hilist": _hilist_table(world),
+                 "stock_moves": _stock_moves(world, pd.concat(stock, ignore_index=True), seed)}
+    for name, df in rewrite(reference, plan).items():
+        writer.write(name, df, 0)
     lab = _finish_labels(world, sc, preset, labels, clean, seed)
     writer.write("labels", lab, 0)
     pos = lab[lab["label"] == 1].groupby("fraud_type").size()
@@ -99,18 +110,25 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
     report = SimulationReport(
         out=str(out), preset=preset.name, seed=seed, fmt=fmt, rows=writer.rows,
         positives={k: int(pos.get(k, 0)) for k in FRAUD_TYPES}, negatives={k: int(neg.get(k, 0)) for k in FRAUD_TYPES},
-        amount_at_stake={k: round(float(stake.get(k, 0.0)), 2) for k in FRAUD_TYPES})
+        amount_at_stake={k: round(float(stake.get(k, 0.0)), 2) for k in FRAUD_TYPES},
+        dialect=dialect, dialect_plan=plan.summary() | writer.files_summary())
     (out / "simulation.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, sort_keys=True),
                                          encoding="utf-8")
     return report
 
 
 class _Writer:
-    """Writes contract tables with contract types; one part file per chunk."""
+    """Writes contract tables with contract types; one part file per chunk.
 
-    def __init__(self, out: Path, fmt: str):
+    CSV files are UTF-8 with LF line ends and ISO times, unless the dialect ``plan`` gives the table an
+    encoding (then also CRLF and its date style).
+    """
+
+    def __init__(self, out: Path, fmt: str, plan: DialectPlan | None = None):
         self.out, self.fmt = out, fmt
+        self.plan = plan
         self.rows: dict[str, int] = {}
+        self.encodings: dict[str, set[str]] = {}  # table -> encodings its CSV files were written in
 
     def write(self, name: str, df: pd.DataFrame, part: int) -> None:
         spec = TABLES[name]
@@ -118,11 +136,22 @@ class _Writer:
         folder = self.out / name
         folder.mkdir(exist_ok=True)
         path = folder / f"part-{part:05d}.{self.fmt}"
+        encoding = self.plan.encodings.get(name) if self.plan is not None else None
         if self.fmt == "parquet":
             pq.write_table(table, path, compression="zstd", row_group_size=1_000_000)
-        else:
+        elif encoding is None:
             pacsv.write_csv(_stringify(table), path)
+        else:
+            self.encodings.setdefault(name, set()).add(
+                _write_local_csv(_stringify(table, dates=self.plan.dates.get(name)), path, encoding,
+                                 crlf=self.plan.crlf))
         self.rows[name] = self.rows.get(name, 0) + table.num_rows
+
+    def files_summary(self) -> dict:
+        """Encodings the CSV files were written in, per table (only when a dialect chose them)."""
+        if not self.encodings:
+            return {}
+        return {"encodings": {t: "/".join(sorted(e)) for t, e in sorted(self.encodings.items())}}
 
 
 def _arrow_column(s: pd.Series, kind: str) -> pa.Array:
@@ -139,16 +168,55 @@ def _arrow_column(s: pd.Series, kind: str) -> pa.Array:
                     type=pa.string()) if s.dtype == object and s.isna().any() else pa.array(s.astype(str).to_numpy(), type=pa.string())
 
 
-def _stringify(table: pa.Table) -> pa.Table:
-    """CSV the contract way: times 'YYYY-MM-DD HH:MM:SS', amounts with two decimals."""
+def _stringify(table: pa.Table, *, dates: str | None = None) -> pa.Table:
+    """CSV the contract way: times 'YYYY-MM-DD HH:MM:SS', amounts with two decimals.
+
+    ``dates`` (a dialect's date style) writes times and dates with slashes instead: ``slash``
+    '2024/01/05 08:30:00', ``slash_short`` '2024/1/5 08:30:00'.
+    """
     cols = {}
     for name in table.column_names:
         col = table[name]
         if pa.types.is_timestamp(col.type):
-            cols[name] = pa.array(pd.Series(col.to_pandas()).dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object))
+            cols[name] = pa.array(_format_times(col, dates, with_time=True))
+        elif pa.types.is_date(col.type) and dates:
+            cols[name] = pa.array(_format_times(col, dates, with_time=False), type=pa.string())
         else:
             cols[name] = col
     return pa.table(cols)
+
+
+def _format_times(col: pa.ChunkedArray, dates: str | None, *, with_time: bool) -> np.ndarray:
+    s = pd.Series(pd.to_datetime(col.to_pandas()))
+    if dates is None:
+        return s.dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
+    if dates == "slash":
+        text = s.dt.strftime("%Y/%m/%d %H:%M:%S" if with_time else "%Y/%m/%d")
+    elif dates == "slash_short":
+        text = (s.dt.year.astype("Int64").astype(str) + "/" + s.dt.month.astype("Int64").astype(str) + "/"
+                + s.dt.day.astype("Int64").astype(str) + (s.dt.strftime(" %H:%M:%S") if with_time else ""))
+    else:
+        raise ValueError(f"unknown date style {dates!r}")
+    return text.where(s.notna(), None).to_numpy(dtype=object)
+
+
+def _write_local_csv(table: pa.Table, path: Path, encoding: str, *, crlf: bool) -> str:
+    """Write ``table`` as CSV in ``encoding`` (CRLF line ends if ``crlf``); returns the encoding used:
+    GB18030 when the text has characters GBK cannot encode."""
+    buffer = pa.BufferOutputStream()
+    pacsv.write_csv(table, buffer)
+    text = buffer.getvalue().to_pybytes().decode("utf-8")
+    if crlf:
+        if "\r" in text or text.count("\n") != table.num_rows + 1:
+            raise ValueError(f"{path.name}: a value holds a line break; cannot write CRLF line ends")
+        text = text.replace("\n", "\r\n")
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        encoding = "gb18030"
+        data = text.encode(encoding)
+    path.write_bytes(data)
+    return encoding
 
 
 def _fixmedins_table(world: World) -> pd.DataFrame:

@@ -1,0 +1,305 @@
+"""The batch pipeline as one declared thing (批处理流水线): stages, the tables they write, run in order.
+
+Every batch job of the system — the demo, the test fixtures, the transfer evaluation, the benchmarks —
+runs the same stages through :func:`run_pipeline`:
+
+| stage | reads | writes |
+|---|---|---|
+| ``ingest`` | the extract folder | the contract tables, ``quarantine``, ``ingest_log`` |
+| ``rules`` | claim tables, ``rule_pack``, ``rule_exemptions`` | ``rule_hits``, ``rule_hits_exempted``, ``rule_runs`` |
+| ``graph`` | claim tables, ``rule_hits`` | ``graph_*`` |
+| ``features`` | claim tables, ``rule_hits``, ``graph_*`` | ``feat_*`` |
+| ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | the clue list (clue store) |
+
+A stage is skipped when it is up to date: what it read (the state of the stages before it, the extract's
+files for ``ingest``, the rule config and pack for ``rules``, the model for ``screen``) has not changed since
+it last ran and its tables are there (``pipeline_state`` in the warehouse); ``force=True`` runs it anyway.
+For each table written the report gives the row count and an order-independent content fingerprint, so two
+runs or two engines can be compared without reading the tables.
+
+>>> [s.name for s in STAGES]
+['ingest', 'rules', 'graph', 'features', 'screen']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from features.config import Settings
+from features.contract import TABLES
+from features.warehouse import connect
+
+__all__ = ["Stage", "STAGES", "STAGE_NAMES", "StageReport", "PipelineReport", "run_pipeline", "fingerprint",
+           "PipelineError"]
+
+Progress = Callable[[str, int, int], None]
+
+
+class PipelineError(RuntimeError):
+    """A stage that cannot run: names the stage and the reason."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    zh: str
+    writes: tuple[str, ...]  # tables (a trailing * matches a prefix) the stage produces
+    after: tuple[str, ...]  # stages whose output it reads
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "导入", tuple(TABLES) + ("quarantine",), ()),
+    Stage("rules", "规则", ("rule_hits", "rule_hits_exempted"), ("ingest",)),
+    Stage("graph", "关系图", ("graph_*",), ("ingest", "rules")),
+    Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph")),
+    Stage("screen", "筛查", (), ("features", "graph", "rules")),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+@dataclass
+class StageReport:
+    stage: str
+    status: str  # ran | skipped (up to date) | failed
+    seconds: float = 0.0
+    tables: dict[str, dict] = field(default_factory=dict)  # table -> {rows, fingerprint}
+    summary: dict = field(default_factory=dict)
+    inputs: str = ""
+
+
+@dataclass
+class PipelineReport:
+    warehouse: str
+    engine: str
+    stages: list[StageReport]
+    seconds: float
+
+    def stage(self, name: str) -> StageReport:
+        return next(s for s in self.stages if s.stage == name)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iterable[str] = STAGE_NAMES,
+                 engine: str = "duckdb", rules_config=None, bundle_path: Path | None = None,
+                 model_ref: str = "champion", tracking_uri: str | None = None, force: bool = False,
+                 graph_config=None, fingerprints: bool = True, progress: Progress | None = None) -> PipelineReport:
+    """Run ``stages`` (in pipeline order, whatever order they are given in) on ``settings.warehouse``.
+
+    ``fingerprints=False`` gives row counts only (a content fingerprint reads every table written).
+    ``source`` is the extract folder (needed by ``ingest``); ``rules_config`` a :class:`RuleConfig` (default:
+    the user copy or the committed one); ``bundle_path`` a scorer bundle for ``screen`` instead of the
+    registered ``model_ref``. ``progress(description, done, total)`` is called as stages and their steps go.
+    """
+    if engine != "duckdb":
+        raise PipelineError(f"engine {engine!r}: only duckdb runs the whole pipeline yet")
+    wanted = set(stages)
+    unknown = wanted - set(STAGE_NAMES)
+    if unknown:
+        raise PipelineError(f"未知阶段 (unknown stage) {sorted(unknown)}; 可选: {', '.join(STAGE_NAMES)}")
+    if "ingest" in wanted and source is None:
+        raise PipelineError("ingest: 需要数据目录 --source (the extract folder is required)")
+    tick = progress or (lambda *_: None)
+    t0 = time.perf_counter()
+    reports = []
+    order = [s for s in STAGES if s.name in wanted]
+    for i, stage in enumerate(order):
+        tick(f"{i + 1}/{len(order)} {stage.zh} {stage.name}", i, len(order))
+        inputs = _inputs(stage, settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
+                         model_ref=model_ref)
+        if not force and _up_to_date(settings.warehouse, stage, inputs):
+            reports.append(StageReport(stage.name, "skipped", inputs=inputs,
+                                       tables=_tables_of(settings.warehouse, stage, fingerprints=fingerprints)))
+            continue
+        s0 = time.perf_counter()
+
+        def step(desc: str, done: int, total: int, _name=f"{i + 1}/{len(order)} {stage.zh}") -> None:
+            tick(f"{_name} {desc}".strip(), done, total)
+
+        summary = _RUNNERS[stage.name](settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
+                                       model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config,
+                                       progress=step)
+        report = StageReport(stage.name, "ran", round(time.perf_counter() - s0, 1),
+                             _tables_of(settings.warehouse, stage, fingerprints=fingerprints), summary, inputs)
+        _record(settings.warehouse, report)
+        reports.append(report)
+    tick("完成 done", len(order), len(order))
+    return PipelineReport(str(settings.warehouse), engine, reports, round(time.perf_counter() - t0, 1))
+
+
+# Columns that say when or in which run a row was written, not what it holds: left out of fingerprints.
+RUN_COLUMNS = frozenset({"_ingest_batch", "run_id", "hit_time", "exempted_at", "built_at", "batch_id", "ingested_at",
+                         "seconds"})
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
+    """Row count and an order-independent fingerprint of a table's content (the sum of its rows' hashes,
+    modulo 2^64, as 16 hex digits; the columns of :data:`RUN_COLUMNS` left out). Floating-point values are
+    rounded to 6 decimals first: a parallel sum may differ in its last bits from one run to the next."""
+    cols = [(c, t) for c, t in con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = ? ORDER BY column_index", [table]).fetchall() if c not in RUN_COLUMNS]
+    if not cols:
+        return 0, ""
+    row = ", ".join(f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
+    n, total = con.execute(f'SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) % 18446744073709551616 '
+                           f'FROM "{table}"').fetchone()
+    return int(n), f"{int(total):016x}"
+
+
+# -- stages -----------------------------------------------------------------------------------------
+
+
+def _ingest(settings: Settings, *, source, progress, **_) -> dict:
+    from features.ingest import ingest
+
+    report = ingest(Path(source), settings, progress=lambda t, d, n: progress(t, d, n))
+    return report.to_dict()
+
+
+def _rules(settings: Settings, *, rules_config, progress, **_) -> dict:
+    from models.rules.engine import run_rules
+
+    from features.contract import FRAUD_TYPES
+
+    report = run_rules(settings.warehouse, _rule_config(settings, rules_config),
+                       progress=lambda r, d, n: progress(r, d, n))
+    typologies: dict[str, dict] = {}
+    for r in report.rules:
+        t = typologies.setdefault(r.typology_id, {"typology_zh": FRAUD_TYPES[r.typology_id][0], "hits": 0,
+                                                  "amount_at_risk": 0.0, "rules": []})
+        t["hits"] += r.hits
+        t["amount_at_risk"] = round(t["amount_at_risk"] + float(r.amount_at_risk), 2)
+        t["rules"].append(r.rule_id)
+    return {"run_id": report.run_id, "pack_version": report.pack_version, "hits": report.hits,
+            "amount_at_risk": float(report.amount_at_risk), "exempted": report.exempted, "typologies": typologies,
+            "silent_rules": [r.message_zh for r in report.silent_rules if r.level == "warning"]}
+
+
+def _graph(settings: Settings, *, graph_config, progress, **_) -> dict:
+    from features.graph.build import GraphConfig, build_graph
+
+    report = build_graph(settings.warehouse, graph_config or GraphConfig(), progress=progress)
+    return {"method": report.method, "counts": report.counts}
+
+
+def _features(settings: Settings, *, progress, **_) -> dict:
+    from features.build import build_features
+
+    report = build_features(settings.warehouse, progress=progress)
+    return {"tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in report.tables}}
+
+
+def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progress, **_) -> dict:
+    from serving.cli_screen import run_screening
+
+    summary, clues = run_screening(settings, bundle_path=bundle_path, model_ref=model_ref,
+                                   tracking_uri=tracking_uri, progress=progress)
+    return summary | {"clues": clues}  # the whole list, for the caller to show (left out of the JSON report)
+
+
+_RUNNERS = {"ingest": _ingest, "rules": _rules, "graph": _graph, "features": _features, "screen": _screen}
+
+
+# -- state ------------------------------------------------------------------------------------------
+
+
+def _rule_config(settings: Settings, config):
+    from models.rules.config import DEFAULT_CONFIG, load_config
+
+    if config is not None:
+        return config
+    return load_config(settings.rules_config if settings.rules_config.is_file() else DEFAULT_CONFIG)
+
+
+def _inputs(stage: Stage, settings: Settings, *, source, rules_config, bundle_path, model_ref) -> str:
+    """A digest of what the stage reads: the states of the stages it follows plus its own inputs."""
+    parts = [stage.name]
+    state = _state(settings.warehouse)
+    parts += [f"{s}={state.get(s, {}).get('finished', '')}" for s in stage.after]
+    if stage.name == "ingest":
+        files = sorted(p for p in Path(source).rglob("*") if p.is_file())
+        parts += [f"{p.relative_to(source)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+    elif stage.name == "rules":
+        from models.rules.pack import DEFAULT_PACK, pack_version
+
+        cfg = _rule_config(settings, rules_config)
+        parts += [cfg.sha256, pack_version(DEFAULT_PACK), _exemptions_digest(settings.warehouse)]
+    elif stage.name == "screen":
+        parts.append(str(bundle_path) if bundle_path else f"registry:{model_ref}")
+        if bundle_path:
+            parts.append(str(Path(bundle_path).stat().st_mtime_ns))
+        else:  # the registry's alias may move: a screening with a registered model always runs
+            parts.append(datetime.now().isoformat())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _exemptions_digest(warehouse: Path) -> str:
+    if not Path(warehouse).is_file():
+        return ""
+    with connect(warehouse, read_only=True) as con:
+        if not _has(con, "rule_exemptions"):
+            return ""
+        (d,) = con.execute("SELECT string_agg(exemption_id || coalesce(CAST(revoked_at AS VARCHAR), '') "
+                           "|| CAST(expires_on AS VARCHAR), ',' ORDER BY exemption_id) || current_date "
+                           "FROM rule_exemptions").fetchone()  # the date: an exemption ends with a day
+    return d or ""
+
+
+def _state(warehouse: Path) -> dict[str, dict]:
+    if not Path(warehouse).is_file():
+        return {}
+    with connect(warehouse, read_only=True) as con:
+        if not _has(con, "pipeline_state"):
+            return {}
+        return {s: {"inputs": i, "finished": str(f)} for s, i, f in con.execute(
+            "SELECT stage, inputs, finished_at FROM pipeline_state").fetchall()}
+
+
+def _up_to_date(warehouse: Path, stage: Stage, inputs: str) -> bool:
+    state = _state(warehouse).get(stage.name)
+    if not state or state["inputs"] != inputs:
+        return False
+    return stage.name != "screen" and bool(_tables_of(warehouse, stage, fingerprints=False))
+
+
+def _record(warehouse: Path, report: StageReport) -> None:
+    with connect(warehouse) as con:
+        con.execute("CREATE TABLE IF NOT EXISTS pipeline_state (stage VARCHAR PRIMARY KEY, inputs VARCHAR, "
+                    "finished_at TIMESTAMP, seconds DOUBLE, tables VARCHAR)")
+        con.execute("INSERT OR REPLACE INTO pipeline_state VALUES (?, ?, ?, ?, ?)",
+                    [report.stage, report.inputs, datetime.now(), report.seconds,
+                     json.dumps(report.tables, ensure_ascii=False)])
+
+
+def _tables_of(warehouse: Path, stage: Stage, *, fingerprints: bool = True) -> dict[str, dict]:
+    """Row count (and fingerprint) of every table the stage writes that exists."""
+    if not stage.writes or not Path(warehouse).is_file():
+        return {}
+    with connect(warehouse, read_only=True) as con:
+        names = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                           "current_database() AND schema_name = 'main' ORDER BY 1").fetchall()]
+        out = {}
+        for name in names:
+            if any(name == w or (w.endswith("*") and name.startswith(w[:-1])) for w in stage.writes):
+                if fingerprints:
+                    n, fp = fingerprint(con, name)
+                    out[name] = {"rows": n, "fingerprint": fp}
+                else:
+                    out[name] = {"rows": con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]}
+    return out
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
+                            "AND table_name = ?", [table]).fetchall())
