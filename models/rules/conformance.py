@@ -983,15 +983,14 @@ def run_conformance(*, config: RuleConfig | None = None, pack: pd.DataFrame | No
 
     ``sample`` points per batch (seeded by ``seed``), or every point; ``workdir`` keeps the extract and the
     warehouse (else a temporary folder, removed afterwards). The pre-check looks back ``lookback_days``,
-    by default as the service's checker does (:data:`~models.rules.precheck.DEFAULT_LOOKBACK_DAYS`): a course
+    by default as the service's checker does (the config's ``history_days``): a course
     whose first use lies further back is not seen in real time, and the suite says so.
     """
     from models.rules.config import load_config
     from models.rules.pack import pack_version
-    from models.rules.precheck import DEFAULT_LOOKBACK_DAYS
 
-    lookback_days = lookback_days or DEFAULT_LOOKBACK_DAYS
-
+    config = config or load_config()
+    lookback_days = lookback_days or config.history_days  # the service's checker looks back as far
     if unknown := set(engines) - set(ENGINES):
         raise ValueError(f"unknown engine(s) {sorted(unknown)}; engines: {', '.join(ENGINES)}")
     config = config or load_config()

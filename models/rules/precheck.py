@@ -2,7 +2,7 @@
 
 A :class:`Prechecker` (build one per process, share it between threads) takes one visit — settlement,
 fee lines, diagnoses (and optionally the visit row), in contract field names — and the person's recent
-history (``lookback_days``, default 180) from a person-keyed store it loads from the warehouse at
+history (``lookback_days``, default the config's ``history_days``, 400) from a person-keyed store it loads from the warehouse at
 start-up, and returns the rule hits of that visit. Per visit, only the rules whose ``precheck_when``
 (rules.yaml) holds are evaluated, each in one of two ways (``engine``):
 
@@ -71,7 +71,9 @@ from models.rules.kernels import Claims, Lookups, kernel_for, kernel_hits
 
 __all__ = ["Visit", "VisitError", "Hit", "Prechecker", "precheck", "DEFAULT_LOOKBACK_DAYS", "ENGINES"]
 
-DEFAULT_LOOKBACK_DAYS = 180
+# None: the rule config's ``history_days`` (400 by default), as far back as the batch run reads, so that a
+# 365-day course limit is enforced in real time too (found by the conformance suite).
+DEFAULT_LOOKBACK_DAYS: int | None = None
 # How check() evaluates a rule: its SQL ("sql"), its kernel where it has one ("auto"), or only kernels
 # ("python": every real-time rule must have one).
 ENGINES = ("auto", "python", "sql")
@@ -286,7 +288,7 @@ class Prechecker:
     """
 
     def __init__(self, warehouse: Path, *, config: RuleConfig | None = None,
-                 lookback_days: int = DEFAULT_LOOKBACK_DAYS, sessions: int = 2,
+                 lookback_days: int | None = DEFAULT_LOOKBACK_DAYS, sessions: int = 2,
                  history_since: date | datetime | None = None, store_path: Path | None = None,
                  threads: int = 1, engine: str = "auto"):
         t0 = time.perf_counter()
@@ -295,12 +297,13 @@ class Prechecker:
         warehouse = Path(warehouse)
         if not warehouse.is_file():
             raise FileNotFoundError(f"仓库文件不存在 (warehouse not found): {warehouse}")
+        self.config = config or load_config()
+        lookback_days = self.config.history_days if lookback_days is None else lookback_days
         if lookback_days < 1:
             raise ValueError(f"lookback_days must be positive, not {lookback_days}")
         if sessions < 1:
             raise ValueError(f"sessions must be at least 1, not {sessions}")
         self.warehouse, self.lookback_days = warehouse, lookback_days
-        self.config = config or load_config()
         self.rules = tuple(r for r in self.config.enabled_rules if r.realtime)
         self.engine = engine
         if engine == "python" and (missing := [r.id for r in self.rules if kernel_for(r) is None]):
@@ -728,7 +731,7 @@ def _close_checkers() -> None:
         _CHECKERS.clear()
 
 
-def precheck(visit: Visit | Mapping[str, Any], *, warehouse: Path, lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+def precheck(visit: Visit | Mapping[str, Any], *, warehouse: Path, lookback_days: int | None = DEFAULT_LOOKBACK_DAYS,
              config: RuleConfig | None = None) -> list[Hit]:
     """The rule hits of one visit, judged with the person's last *lookback_days* days from *warehouse*.
 
