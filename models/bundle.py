@@ -5,6 +5,14 @@ expects, the recovery share per level (for amounts at risk), the peer medians us
 and where it came from (seed, evaluation window, rule-pack version). ``score`` gives P(fraud) for rows of a
 level's feature table; ``explain`` gives the top reasons in Chinese for a few rows.
 
+**Region-relative features.** A model shipped to a region it never saw meets other amounts, volumes and
+habits. For the entity levels named in ``region_scaled`` (persons, doctors, institutions, pharmacies,
+rings: always scored a whole region at a time) the scorers see each feature as its percentile among the
+region's own rows (:class:`RegionScale`), not its raw value, so "the top 1 % of this region's pharmacies by
+evening share" means the same in every region. ``score``/``explain`` take the region's rows as ``region``
+(default: the rows given). Reasons still quote the raw values. The settlement level (scored one visit at a
+time by the pre-check) keeps raw features.
+
 The bundle is pickled with joblib; :func:`load_registered` fetches a registered version or alias
 (``champion``) from MLflow.
 """
@@ -21,10 +29,37 @@ import pandas as pd
 from models.explain import Reason, top_reasons
 from models.scorers import FraudScorer
 
-__all__ = ["ScorerBundle", "BUNDLE_FILE", "MODEL_NAME", "load_registered"]
+__all__ = ["ScorerBundle", "RegionScale", "BUNDLE_FILE", "MODEL_NAME", "load_registered"]
 
 BUNDLE_FILE = "scorer_bundle.joblib"
 MODEL_NAME = "yibao-fraud"
+
+
+class RegionScale:
+    """Each feature's empirical distribution in one region: ``transform`` gives a value's percentile (0–1,
+    ties at their mid-rank) among the region's rows; missing values stay missing.
+
+    >>> region = pd.DataFrame({"x": [1.0, 2.0, 2.0, 10.0]})
+    >>> RegionScale(region, ["x"]).transform(pd.DataFrame({"x": [2.0, 50.0, None]}))["x"].tolist()
+    [0.5, 1.0, nan]
+    """
+
+    def __init__(self, region: pd.DataFrame, features: list[str]):
+        self.features = list(features)
+        self._sorted = {c: np.sort(pd.to_numeric(region[c], errors="coerce").dropna().to_numpy(dtype=float))
+                        for c in self.features}
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        for c in self.features:
+            v = pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float)
+            ref = self._sorted[c]
+            if len(ref) == 0:
+                out[c] = np.where(np.isnan(v), np.nan, 0.5)
+                continue
+            mid = (np.searchsorted(ref, v, "left") + np.searchsorted(ref, v, "right")) / (2.0 * len(ref))
+            out[c] = np.where(np.isnan(v), np.nan, mid)
+        return pd.DataFrame(out, index=X.index)
 
 
 @dataclass
@@ -35,32 +70,43 @@ class ScorerBundle:
     medians: dict[str, pd.DataFrame]
     peer_columns: dict[str, str | None] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    region_scaled: tuple[str, ...] = ()  # levels whose features are region percentiles (module docstring)
 
     @property
     def levels(self) -> list[str]:
         return list(self.scorers)
 
-    def score(self, level: str, frame: pd.DataFrame) -> np.ndarray:
+    def score(self, level: str, frame: pd.DataFrame, *, region: pd.DataFrame | None = None) -> np.ndarray:
         """P(fraud) for each row of ``frame`` (a feature table of ``level``; extra columns are ignored,
-        missing feature columns are an error naming them)."""
-        return self._scorer(level).predict_proba(self._features(level, frame))[:, 1]
+        missing feature columns are an error naming them); ``region``: all the region's rows of the level,
+        when ``frame`` is only some of them."""
+        return self._scorer(level).predict_proba(self._model_input(level, frame, region))[:, 1]
 
-    def explain(self, level: str, frame: pd.DataFrame, *, n: int = 3) -> list[list[Reason]]:
+    def explain(self, level: str, frame: pd.DataFrame, *, n: int = 3,
+                region: pd.DataFrame | None = None) -> list[list[Reason]]:
         """Top ``n`` reasons per row of ``frame`` (SHAP on the level's model, see :mod:`models.explain`)."""
         X = self._features(level, frame)
-        contrib = self._scorer(level).contributions(X)
+        contrib = self._scorer(level).contributions(self._model_input(level, frame, region))
         return top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
                            self.medians[level], groups=self._groups(level, frame), n=n)
+
+    def _model_input(self, level: str, frame: pd.DataFrame, region: pd.DataFrame | None) -> pd.DataFrame:
+        """What the level's scorer reads: the features, as region percentiles where the level is scaled."""
+        X = self._features(level, frame)
+        if level not in getattr(self, "region_scaled", ()):  # bundles saved before it scale nothing
+            return X
+        return RegionScale(self._features(level, frame if region is None else region), self.features[level]).transform(X)
 
     def _groups(self, level: str, frame: pd.DataFrame) -> pd.Series | None:
         """Each row's peer group (the level's peer column), for the medians of the reason sentences."""
         col = self.peer_columns.get(level)
         return frame[col].reset_index(drop=True) if col and col in frame.columns else None
 
-    def score_and_explain(self, level: str, frame: pd.DataFrame, *, n: int = 3) -> tuple[np.ndarray, list[list[Reason]]]:
+    def score_and_explain(self, level: str, frame: pd.DataFrame, *, n: int = 3, region: pd.DataFrame | None = None
+                          ) -> tuple[np.ndarray, list[list[Reason]]]:
         """:meth:`score` and :meth:`explain` of the same rows with one model pass (the pre-check's path)."""
         X = self._features(level, frame)
-        p, contrib = self._scorer(level).score_with_contributions(X)
+        p, contrib = self._scorer(level).score_with_contributions(self._model_input(level, frame, region))
         return p, top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
                               self.medians[level], groups=self._groups(level, frame), n=n)
 

@@ -93,7 +93,8 @@ def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, mi
     reasons: dict[tuple[str, str], list] = {}
     for level, group in keep.groupby("entity_type", sort=True):
         rows = frames[level].frame.iloc[group["row"].to_numpy()]
-        for eid, rs in zip(group["entity_id"], bundle.explain(level, rows, n=n_reasons)):
+        for eid, rs in zip(group["entity_id"], bundle.explain(level, rows, n=n_reasons,
+                                                               region=frames[level].frame)):
             reasons[(level, eid)] = [r.to_dict() for r in rs]
     members = _ring_members(con, keep)
     hits = _rule_hits(con, keep, members)

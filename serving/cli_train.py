@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _existing_warehouse, _fail, _progress, console
+from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _existing_warehouse, _fail, _progress, _settings, console
 
 __all__ = ["train_command", "promote_command"]
 
@@ -17,6 +17,8 @@ _RANKING_ZH = {"combined": "综合排序", "rules_alone": "仅规则", "amount_r
 
 def train_command(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
+    regions: Optional[str] = typer.Option(None, "--regions", help="Train on several regions: comma-separated "
+                                          "warehouse files or `yibao run` work folders (instead of --warehouse)."),
     seed: int = typer.Option(0, help="Random seed: the same seed and data give the same models and report."),
     test_months: int = typer.Option(3, help="Settlements of the last N months are the evaluation window."),
     folds: int = typer.Option(5, help="Cross-fitting folds for the entity levels."),
@@ -32,14 +34,19 @@ def train_command(
 ) -> None:
     """训练模型: LightGBM / 无监督 scorers per level, evaluation report, one MLflow run, a registered version."""
     from training.train import TrainConfig, train
+    from training.transfer import warehouse_of
 
-    s = _existing_warehouse(warehouse)
+    s = _settings(warehouse) if regions else _existing_warehouse(warehouse)
+    try:
+        sources = [warehouse_of(r.strip()) for r in regions.split(",") if r.strip()] if regions else s.warehouse
+    except FileNotFoundError as e:
+        _fail(str(e))
     config = TrainConfig(seed=seed, test_months=test_months, folds=folds, min_positives=min_positives,
                          unlabelled=unlabelled)
     with _progress(as_json) as bar:
         task = bar.add_task("训练 train", total=None)
         try:
-            result = train(s.warehouse, config, tracking_uri=tracking_uri or s.tracking_uri, out_dir=out_dir,
+            result = train(sources, config, tracking_uri=tracking_uri or s.tracking_uri, out_dir=out_dir,
                            register=not no_register,
                            progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
         except (FileNotFoundError, ValueError) as e:

@@ -70,10 +70,13 @@ class LevelData:
     level: Level
     frame: pd.DataFrame
     features: list[str]
+    # What the scorer reads when it is not the raw features: each region's rows as region percentiles
+    # (models.bundle.RegionScale), for the region-scaled levels.
+    scaled: pd.DataFrame | None = None
 
     @property
     def X(self) -> pd.DataFrame:
-        return self.frame[self.features]
+        return self.frame[self.features] if self.scaled is None else self.scaled
 
     @property
     def y(self) -> np.ndarray:

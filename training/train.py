@@ -28,21 +28,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from models.bundle import BUNDLE_FILE, MODEL_NAME, ScorerBundle
+from models.bundle import BUNDLE_FILE, MODEL_NAME, RegionScale, ScorerBundle
 from models.explain import peer_medians
 from models.ranking import rank_clues, recovery_share
 from models.scorers import FraudScorer
 from training.dataset import LEVELS, LevelData, load_levels
 from training.evaluate import CAPACITIES, calibration_table, evaluate_ranking, fraud_ledger, level_metrics
 
-__all__ = ["TrainConfig", "TrainResult", "train", "ENTITY_LEVELS", "fit_levels", "cross_fit"]
+__all__ = ["TrainConfig", "TrainResult", "train", "ENTITY_LEVELS", "fit_levels", "cross_fit", "load_regions"]
 
 ENTITY_LEVELS = ("psn", "prac", "fixmedins", "pharmacy", "ring")
 Progress = Callable[[str, int, int], None]
@@ -65,6 +65,9 @@ class TrainConfig:
     capacities: tuple[int, ...] = CAPACITIES
     levels: tuple[str, ...] = ("setl", *ENTITY_LEVELS)
     explain_top: int = 20
+    # Levels whose features the scorers read as percentiles within their own region (models.bundle), so that
+    # a model trained on some regions ranks another region's entities by what is unusual *there*.
+    region_scaled: tuple[str, ...] = ENTITY_LEVELS
 
 
 @dataclass
@@ -82,23 +85,20 @@ class TrainResult:
                 "seconds": self.seconds, "headline": self.report.get("headline", {})}
 
 
-def train(warehouse: Path, config: TrainConfig = TrainConfig(), *, tracking_uri: str | None = None,
+def train(warehouse: Path | Sequence[Path], config: TrainConfig = TrainConfig(), *, tracking_uri: str | None = None,
           experiment: str = "yibao-fraud", register: bool = True, out_dir: Path | None = None,
           progress: Progress | None = None) -> TrainResult:
-    """Train, evaluate and log one run (see the module docstring). ``tracking_uri=None`` skips MLflow."""
+    """Train, evaluate and log one run (see the module docstring). ``tracking_uri=None`` skips MLflow.
+
+    ``warehouse`` may be several regions' warehouses: their rows are pooled (ids prefixed ``r<i>:``, each
+    region's features scaled within it), the evaluation cross-fits over the pool."""
     t0 = time.perf_counter()
     tick = progress or (lambda *_: None)
-    warehouse = Path(warehouse)
+    warehouses = [Path(w) for w in warehouse] if isinstance(warehouse, (list, tuple)) else [Path(warehouse)]
     steps = len(config.levels) + 3
     tick("读取数据 loading", 0, steps)
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        data = load_levels(con, unlabelled=config.unlabelled, levels=config.levels)
-        ledger = fraud_ledger(con) if _has(con, "labels") else pd.DataFrame(
-            columns=["case_id", "fraud_type", "amount", "entity_type", "entity_id"])
-        pack_version = _rule_pack_version(con)
-    finally:
-        con.close()
+    data, ledger, pack_version = load_regions(warehouses, config)
+    warehouse = warehouses[0] if len(warehouses) == 1 else ",".join(map(str, warehouses))
     done = 1
     tick("读取数据 loading", done, steps)
 
@@ -119,8 +119,9 @@ def train(warehouse: Path, config: TrainConfig = TrainConfig(), *, tracking_uri:
         medians={lv: peer_medians(d.frame, d.features, group=_peer_column(d)) for lv, d in data.items()},
         peer_columns={lv: _peer_column(d) for lv, d in data.items()},
         meta={"seed": config.seed, "trained_at": datetime.now().isoformat(timespec="seconds"),
-              "warehouse": str(warehouse), "rule_pack_version": pack_version,
-              "eval_window": window if "setl" in config.levels else None, "config": _jsonable(asdict(config))})
+              "warehouse": str(warehouse), "regions": [str(w) for w in warehouses], "rule_pack_version": pack_version,
+              "eval_window": window if "setl" in config.levels else None, "config": _jsonable(asdict(config))},
+        region_scaled=tuple(lv for lv in config.region_scaled if lv in config.levels))
 
     tick("评估 evaluating", done, steps)
     clues = _candidates(data, oof, shares)
@@ -146,6 +147,48 @@ def train(warehouse: Path, config: TrainConfig = TrainConfig(), *, tracking_uri:
     report["run_id"], report["model_version"] = run_id, version
     (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return TrainResult(run_id, version, report, out_dir, bundle, round(time.perf_counter() - t0, 1), clues)
+
+
+def load_regions(warehouses: Sequence[Path], config: TrainConfig) -> tuple[dict[str, LevelData], pd.DataFrame,
+                                                                          str | None]:
+    """The training rows of one or more regions, the fraud ledger and the rule-pack version.
+
+    With several regions every id is prefixed with its region (``r0:``, ``r1:`` …) in the rows and the
+    ledger, so that entities of different regions never meet; the region-scaled levels get their ``scaled``
+    features region by region. The row column ``_region`` says which region a row came from."""
+    parts: dict[str, list[LevelData]] = {}
+    ledgers, versions = [], []
+    for i, path in enumerate(warehouses):
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            data = load_levels(con, unlabelled=config.unlabelled, levels=config.levels)
+            ledger = fraud_ledger(con) if _has(con, "labels") else pd.DataFrame(
+                columns=["case_id", "fraud_type", "amount", "entity_type", "entity_id"])
+            versions.append(_rule_pack_version(con))
+        finally:
+            con.close()
+        prefix = f"r{i}:" if len(warehouses) > 1 else ""
+        for level, d in data.items():
+            frame = d.frame.copy()
+            frame["_region"] = i
+            for col in {d.level.key, "ring_id"} & set(frame.columns):
+                frame[col] = frame[col].map(lambda v, p=prefix: None if v is None or v != v else f"{p}{v}")
+            scaled = None
+            if level in config.region_scaled:
+                scaled = RegionScale(frame, d.features).transform(frame[d.features])
+            parts.setdefault(level, []).append(LevelData(d.level, frame, d.features, scaled))
+        if prefix:
+            ledger = ledger.assign(case_id=prefix + ledger["case_id"].astype(str),
+                                   entity_id=prefix + ledger["entity_id"].astype(str))
+        ledgers.append(ledger)
+    out = {}
+    for level, ds in parts.items():
+        features = [c for c in ds[0].features if all(c in d.features for d in ds)]
+        frame = pd.concat([d.frame for d in ds], ignore_index=True)
+        scaled = (pd.concat([d.scaled[features] for d in ds], ignore_index=True)
+                  if ds[0].scaled is not None else None)
+        out[level] = LevelData(ds[0].level, frame, features, scaled)
+    return out, pd.concat(ledgers, ignore_index=True), next((v for v in versions if v), None)
 
 
 def fit_levels(d: LevelData, config: TrainConfig) -> tuple[FraudScorer, np.ndarray, dict]:
@@ -253,7 +296,8 @@ def _report(config, data, level_report, clues, ledger, shares, pack_version, bun
     for _, row in top.iterrows():
         d = data[row["entity_type"]]
         frame = d.frame[d.frame[d.level.key].astype(str) == row["entity_id"]]
-        reasons = bundle.explain(row["entity_type"], frame)[0] if len(frame) else []
+        region = d.frame[d.frame["_region"] == frame["_region"].iloc[0]] if len(frame) else None
+        reasons = bundle.explain(row["entity_type"], frame, region=region)[0] if len(frame) else []
         explained.append({"rank": int(row["rank"]), "entity_type": row["entity_type"], "entity_id": row["entity_id"],
                           "p_fraud": round(float(row["p_fraud"]), 4), "amount_at_risk": float(row["amount_at_risk"]),
                           "priority": float(row["priority"]), "label": int(row["label"]),

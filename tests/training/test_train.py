@@ -108,10 +108,11 @@ def test_bundle_scores_explain_and_refuse_missing_features(tiny_warehouse, tiny_
     d = load_level(tiny_warehouse, "psn")
     p = result.bundle.score("psn", d.frame)
     assert p.shape == (len(d.frame),) and np.all((p >= 0) & (p <= 1))
-    reasons = result.bundle.explain("psn", d.frame.iloc[np.argsort(-p)[:3]])
+    # a few rows of a region-scaled level are judged against the whole region's rows
+    reasons = result.bundle.explain("psn", d.frame.iloc[np.argsort(-p)[:3]], region=d.frame)
     assert len(reasons) == 3 and all(r and r[0].text_zh.startswith("该参保人") for r in reasons)
     top = d.frame.iloc[np.argsort(-p)[:3]]
-    p1, reasons1 = result.bundle.score_and_explain("psn", top)  # the pre-check's one-pass path: same answer
+    p1, reasons1 = result.bundle.score_and_explain("psn", top, region=d.frame)  # one pass: the same answer
     np.testing.assert_allclose(p1, np.sort(p)[::-1][:3], rtol=0, atol=1e-12)
     assert reasons1 == reasons
     with pytest.raises(ValueError, match="缺少特征列"):
