@@ -7,10 +7,12 @@
 -- 15+ days). Expected exams = the cell's mean elsewhere (a cell without other institutions gives no
 -- expectation: the visit is left out); observed/expected is the ratio, (O − E)/√E its Poisson z.
 -- A doctor (主诊医师, chfpdr_code) is hit with at least $min_visits_doctor comparable visits, a ratio of at
--- least $min_ratio_doctor, z ≥ $min_z and $min_excess_exams exams above expectation; an institution with
--- $min_visits_institution visits, a ratio of $min_ratio_institution, the same z and excess.
--- Evidence: the exam lines of its comparable visits (the $max_evidence_lines largest); amount at risk: the
--- excess share (O − E)/O of their amount.
+-- least $min_ratio_doctor, z ≥ $min_z and $min_excess_exams exams above expectation. An institution is hit
+-- on its own figures ($min_visits_institution visits, a ratio of $min_ratio_institution, the same z and
+-- excess) or through its hit doctors: it bills for them (定点医疗机构主体责任).
+-- Evidence: the exam lines of the comparable visits behind the hit (the doctor's; the institution's, or
+-- its hit doctors' when it is hit through them), the $max_evidence_lines largest; amount at risk: the
+-- excess share (O − E)/O of their exams' amount.
 WITH visit AS (
     SELECT m.mdtrt_id, m.fixmedins_code, m.chfpdr_code AS prac_code, m.care_class, m.in_scope, m.setl_time,
            i.hosp_level, coalesce(d.adm_dept_codg, '-') AS dept, coalesce(substr(m.main_diag, 1, 3), '-') AS diag_cat,
@@ -54,19 +56,43 @@ WITH visit AS (
            min(setl_time)
     FROM comparable
     GROUP BY fixmedins_code
+), scored AS (
+    SELECT *, observed / expected AS oe, (observed - expected) / sqrt(expected) AS z,
+           exam_amt * (observed - expected) / nullif(observed, 0) AS excess_amt
+    FROM ratio WHERE expected > 0
+), doctor AS (
+    SELECT * FROM scored
+    WHERE entity_type = 'prac' AND visits >= $min_visits_doctor AND oe >= $min_ratio_doctor AND z >= $min_z
+      AND observed - expected >= $min_excess_exams
+), institution AS (  -- on its own figures, or through its doctors (the institution bills for them)
+    SELECT s.*, coalesce(d.n_doctors, 0) AS n_doctors, coalesce(d.doctors, []) AS doctors, d.doctors_zh,
+           coalesce(d.excess_amt, 0) AS doctors_excess_amt,
+           s.visits >= $min_visits_institution AND s.oe >= $min_ratio_institution AND s.z >= $min_z
+               AND s.observed - s.expected >= $min_excess_exams AS own
+    FROM scored s
+    LEFT JOIN (SELECT fixmedins_code, count(*) AS n_doctors, list(entity_id ORDER BY entity_id) AS doctors,
+                      sum(excess_amt) AS excess_amt,
+                      string_agg(entity_id || ' ' || CAST(round(oe, 2) AS VARCHAR) || '倍', '、' ORDER BY oe DESC)
+                          AS doctors_zh
+               FROM doctor GROUP BY fixmedins_code) d USING (fixmedins_code)
+    WHERE s.entity_type = 'fixmedins'
 ), flagged AS (
-    SELECT *, observed / expected AS oe, (observed - expected) / sqrt(expected) AS z
-    FROM ratio
-    WHERE expected > 0 AND observed - expected >= $min_excess_exams
-      AND (observed - expected) / sqrt(expected) >= $min_z
-      AND CASE entity_type WHEN 'prac' THEN visits >= $min_visits_doctor AND observed / expected >= $min_ratio_doctor
-                           ELSE visits >= $min_visits_institution AND observed / expected >= $min_ratio_institution END
-), lines AS (
+    SELECT entity_type, entity_id, fixmedins_code, visits, observed, expected, oe, z, exam_amt, first_time,
+           excess_amt AS amount, true AS own, 0 AS n_doctors, []::VARCHAR[] AS doctors, NULL AS doctors_zh
+    FROM doctor
+    UNION ALL
+    SELECT entity_type, entity_id, fixmedins_code, visits, observed, expected, oe, z, exam_amt, first_time,
+           greatest(CASE WHEN own THEN excess_amt ELSE 0 END, doctors_excess_amt), own, n_doctors, doctors,
+           doctors_zh
+    FROM institution WHERE own OR n_doctors > 0
+), lines AS (        -- the exam lines of the visits behind the hit
     SELECT f.entity_type, f.entity_id, l.bkkp_sn, l.det_item_fee_sumamt,
            row_number() OVER (PARTITION BY f.entity_type, f.entity_id
                               ORDER BY l.det_item_fee_sumamt DESC, l.bkkp_sn) AS k
     FROM flagged f
-    JOIN comparable c ON CASE f.entity_type WHEN 'prac' THEN c.prac_code ELSE c.fixmedins_code END = f.entity_id
+    JOIN comparable c ON CASE WHEN f.entity_type = 'prac' THEN c.prac_code = f.entity_id
+                              WHEN f.own THEN c.fixmedins_code = f.entity_id
+                              ELSE c.fixmedins_code = f.entity_id AND list_contains(f.doctors, c.prac_code) END
     JOIN claim_line l ON l.mdtrt_id = c.mdtrt_id AND list_contains($exam_chrgitm_types, l.med_chrgitm_type)
 ), evidence AS (
     SELECT entity_type, entity_id, list(bkkp_sn ORDER BY bkkp_sn) FILTER (WHERE k <= $max_evidence_lines) AS evidence,
@@ -75,11 +101,18 @@ WITH visit AS (
 )
 SELECT f.entity_type, f.entity_id, NULL AS setl_id, NULL AS mdtrt_id, NULL AS psn_no, f.fixmedins_code,
        CASE WHEN f.entity_type = 'prac' THEN f.entity_id END AS prac_code, e.evidence,
-       round(f.exam_amt * (f.observed - f.expected) / f.observed, 2) AS amount_at_risk, f.first_time AS event_time,
-       {'who_zh': CASE f.entity_type WHEN 'prac' THEN '该医师' ELSE '本机构' END,
+       round(f.amount, 2) AS amount_at_risk, f.first_time AS event_time,
+       {'finding_zh': printf('%s%d人次就诊共开检查检验%s项，按同级同科室、同诊断、同合并症的其他机构水平应为%s项'
+                             || '（人次均%s对%s），为同类的%s倍',
+                             CASE f.entity_type WHEN 'prac' THEN '该医师' ELSE '本机构' END, f.visits,
+                             CAST(round(f.observed, 1) AS VARCHAR), CAST(round(f.expected, 1) AS VARCHAR),
+                             CAST(round(f.observed / f.visits, 2) AS VARCHAR),
+                             CAST(round(f.expected / f.visits, 2) AS VARCHAR), CAST(round(f.oe, 2) AS VARCHAR))
+                      || CASE WHEN f.entity_type = 'prac' THEN printf('（限度%s倍）', CAST($min_ratio_doctor AS VARCHAR))
+                              WHEN f.own THEN printf('（限度%s倍）', CAST($min_ratio_institution AS VARCHAR)) ELSE '' END
+                      || CASE WHEN f.n_doctors > 0 THEN printf('；其中%d名医师明显偏高（%s）', f.n_doctors, f.doctors_zh)
+                              ELSE '' END,
         'visits': f.visits, 'observed': round(f.observed, 1), 'expected': round(f.expected, 1),
-        'per_visit': round(f.observed / f.visits, 2), 'expected_per_visit': round(f.expected / f.visits, 2),
-        'ratio': round(f.oe, 2), 'z': round(f.z, 1),
-        'threshold_ratio': CASE f.entity_type WHEN 'prac' THEN $min_ratio_doctor ELSE $min_ratio_institution END,
+        'ratio': round(f.oe, 2), 'z': round(f.z, 1), 'own_figures': f.own, 'doctors': f.doctors,
         'exam_amount': CAST(round(f.exam_amt, 2) AS DECIMAL(18, 2)), 'n_lines': e.n_lines} AS detail
 FROM flagged f JOIN evidence e USING (entity_type, entity_id)
