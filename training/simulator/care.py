@@ -533,6 +533,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     s = sc["card_theft"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 4) & (enc["tag"] < 0) & (enc["day"] + enc["los"] < nd - 2))
     pick = rng.choice(ip, _n_cases(s.rate * n / max(len(ip), 1), len(ip), s.min_cases), replace=False) if len(ip) else []
+    theft_stays = list(pick)  # the holder really is in bed there: not a bed-hold stay as well
     for e in pick:
         i = enc["psn"][e]
         k = int(rng.integers(*[int(x) for x in s.intensity]))
@@ -575,7 +576,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     s = sc["bed_hold"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 5) & (enc["tag"] < 0) & ((enc["flag"] & F_SURGERY) == 0)
                         & (enc["day"] + enc["los"] < nd - 2) & ~np.isin(enc["diag"], [DIAG_IDX["I63.900"]]))
-    ip = np.setdiff1d(ip, list(_shorten))
+    ip = np.setdiff1d(ip, list(_shorten) + theft_stays)
     pick = rng.choice(ip, _n_cases(s.rate, len(ip), s.min_cases), replace=False) if len(ip) else np.array([], int)
     bed_hold = set(pick.tolist())
     for e in pick:

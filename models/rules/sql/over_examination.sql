@@ -1,11 +1,12 @@
 -- 过度检查: a doctor or an institution whose visits carry far more exams and labs (med_chrgitm_type in
 -- $exam_chrgitm_types: 检查费, 化验费) than the same visits get elsewhere.
 -- Case mix (indirect standardisation, as a standardised ratio): every visit at an institution of a type in
--- $institution_types is compared with the visits of the *other* institutions in its peer cell — same care
--- class, institution level, admission department, main diagnosis category (ICD-10, 3 characters),
--- number of other diagnoses (0, 1, 2, 3+: sicker patients) and, for stays, length band (≤3, 4-7, 8-14,
--- 15+ days). Expected exams = the cell's mean elsewhere (a cell without other institutions gives no
--- expectation: the visit is left out); observed/expected is the ratio, (O − E)/√E its Poisson z.
+-- $institution_types is compared with its peer cell — same care class, institution level, admission
+-- department, main diagnosis category (ICD-10, 3 characters), number of other diagnosis categories (0, 1,
+-- 2, 3+: sicker patients) and, for stays, length band (≤3, 4-7, 8-14, 15+ days). Expected exams = the
+-- cell's norm: the median of its institutions' mean exams per visit, so that neither the institution
+-- judged nor a few heavy examiners set it; a cell with fewer than $min_peer_institutions institutions has
+-- no norm and its visits are left out. Observed/expected is the ratio, (O − E)/√E its Poisson z.
 -- A doctor (主诊医师, chfpdr_code) is hit with at least $min_visits_doctor comparable visits, a ratio of at
 -- least $min_ratio_doctor, z ≥ $min_z and $min_excess_exams exams above expectation. An institution is hit
 -- on its own figures ($min_visits_institution visits, a ratio of $min_ratio_institution, the same z and
@@ -37,12 +38,17 @@ WITH visit AS (
     SELECT v.*, coalesce(c.other_diags, 0) AS other_diags, coalesce(e.exams, 0) AS exams,
            coalesce(e.exam_amt, 0) AS exam_amt
     FROM visit v LEFT JOIN comorbid c USING (mdtrt_id) LEFT JOIN exams e USING (mdtrt_id)
-), expected AS (     -- the cell's mean exams at the other institutions
-    SELECT *,
-           (sum(exams) OVER k - sum(exams) OVER ki) / nullif(count(*) OVER k - count(*) OVER ki, 0) AS expected
-    FROM cell
-    WINDOW k AS (PARTITION BY care_class, hosp_level, dept, diag_cat, other_diags, los_band),
-           ki AS (PARTITION BY care_class, hosp_level, dept, diag_cat, other_diags, los_band, fixmedins_code)
+), cell_norm AS (    -- the cell's norm: the median of its institutions' mean exams per visit
+    SELECT care_class, hosp_level, dept, diag_cat, other_diags, los_band, median(inst_mean) AS norm
+    FROM (SELECT care_class, hosp_level, dept, diag_cat, other_diags, los_band, fixmedins_code,
+                 avg(exams) AS inst_mean
+          FROM cell GROUP BY ALL)
+    GROUP BY ALL
+    HAVING count(*) >= $min_peer_institutions
+), expected AS (
+    SELECT c.*, n.norm AS expected
+    FROM cell c
+    LEFT JOIN cell_norm n USING (care_class, hosp_level, dept, diag_cat, other_diags, los_band)
 ), comparable AS (
     SELECT * FROM expected WHERE expected IS NOT NULL AND in_scope
 ), ratio AS (

@@ -11,14 +11,14 @@
 -- or at weekends) with the pharmacy's other purchases.
 -- Evidence: the lines of the burst purchases (the $max_evidence_lines largest; the detail counts them all
 -- and lists the first bursts with their settlements); amount at risk: their amount.
-WITH purchase AS (
-    SELECT s.setl_id, s.psn_no, s.fixmedins_code, s.setl_time, s.in_scope,
+WITH purchase AS (   -- the time of a purchase: its first line rung up at the counter (the settlement may post later)
+    SELECT s.setl_id, s.psn_no, s.fixmedins_code, min(l.fee_ocur_time) AS setl_time, s.in_scope,
            string_agg(l.hilist_code || '×' || CAST(l.cnt AS VARCHAR), ',' ORDER BY l.hilist_code, l.cnt) AS basket,
            sum(l.det_item_fee_sumamt) AS total, count(*) AS n_lines
     FROM claim_setl s
     JOIN claim_line l ON l.setl_id = s.setl_id
     WHERE list_contains($purchase_med_types, s.med_type)
-    GROUP BY s.setl_id, s.psn_no, s.fixmedins_code, s.setl_time, s.in_scope
+    GROUP BY s.setl_id, s.psn_no, s.fixmedins_code, s.in_scope
 ), chained AS (
     SELECT *,
            date_diff('second', lag(setl_time) OVER w, setl_time) AS gap_seconds
