@@ -6,11 +6,12 @@
 -- 2, 3+: sicker patients) and, for stays, length band (≤3, 4-7, 8-14, 15+ days). Expected exams = the
 -- cell's norm: the median of its institutions' mean exams per visit, so that neither the institution
 -- judged nor a few heavy examiners set it; a cell with fewer than $min_peer_institutions institutions has
--- no norm and its visits are left out. Observed/expected is the ratio, (O − E)/√E its Poisson z.
+-- no norm and its visits are left out. Observed/expected is the ratio.
 -- A doctor (主诊医师, chfpdr_code) is hit with at least $min_visits_doctor comparable visits, a ratio of at
--- least $min_ratio_doctor, z ≥ $min_z and $min_excess_exams exams above expectation. An institution is hit
--- on its own figures ($min_visits_institution visits, a ratio of $min_ratio_institution, the same z and
--- excess) or through its hit doctors: it bills for them (定点医疗机构主体责任).
+-- least $min_ratio_doctor — and above it beyond chance: z = (O − bar·E)/√(bar·E) ≥ $min_z, so that a few
+-- dozen visits cannot carry an honest doctor over the bar — and $min_excess_exams exams above expectation.
+-- An institution is hit on its own figures ($min_visits_institution visits, the bar $min_ratio_institution,
+-- the same z and excess) or through its hit doctors: it bills for them (定点医疗机构主体责任).
 -- Evidence: the exam lines of the comparable visits behind the hit (the doctor's; the institution's, or
 -- its hit doctors' when it is hit through them), the $max_evidence_lines largest; amount at risk: the
 -- excess share (O − E)/O of their exams' amount.
@@ -62,10 +63,13 @@ WITH visit AS (
            min(setl_time)
     FROM comparable
     GROUP BY fixmedins_code
-), scored AS (
-    SELECT *, observed / expected AS oe, (observed - expected) / sqrt(expected) AS z,
+), scored AS (      -- z: how far the observed exams lie above the bar (the ratio times the expectation)
+    SELECT *, observed / expected AS oe,
+           (observed - bar * expected) / sqrt(bar * expected) AS z,
            exam_amt * (observed - expected) / nullif(observed, 0) AS excess_amt
-    FROM ratio WHERE expected > 0
+    FROM (SELECT *, CASE entity_type WHEN 'prac' THEN $min_ratio_doctor ELSE $min_ratio_institution END AS bar
+          FROM ratio)
+    WHERE expected > 0
 ), doctor AS (
     SELECT * FROM scored
     WHERE entity_type = 'prac' AND visits >= $min_visits_doctor AND oe >= $min_ratio_doctor AND z >= $min_z
