@@ -56,7 +56,8 @@ def test_scheme_hits_carry_basis_message_and_typology(hits):
         rule = config.rule(hit.rule_id)
         assert not rule.realtime and hit.typology_id == rule.id
         assert hit.basis_zh and "{" not in hit.message_zh and "{" not in hit.basis_zh
-        assert hit.entity_type in ("fixmedins", "prac") and hit.fixmedins_code
+        assert hit.entity_type in ("fixmedins", "prac")
+        assert (hit.fixmedins_code == hit.entity_id) if hit.entity_type == "fixmedins" else hit.prac_code == hit.entity_id
         assert len(hit.evidence) > 0 and float(hit.amount_at_risk) > 0 and hit.event_time is not None
         assert isinstance(json.loads(hit.detail), dict)
 
@@ -84,7 +85,8 @@ def test_phantom_purchase_evidence_is_the_bursts(hits):
 def test_over_examination_doctor_and_institution(hits):
     doctor = _hit(hits, "over_examination", "D-OE-HIT")
     d = json.loads(doctor.detail)
-    assert doctor.entity_type == "prac" and doctor.prac_code == "D-OE-HIT" and doctor.fixmedins_code == "OE-HIT"
+    assert doctor.entity_type == "prac" and doctor.prac_code == "D-OE-HIT" and d["institution"] == "OE-HIT"
+    assert doctor.fixmedins_code is None  # the institution's own hit carries this excess: not counted twice
     assert (d["visits"], d["observed"], d["expected"], d["ratio"]) == (120, 360.0, 120.0, 3.0)
     assert float(doctor.amount_at_risk) == 7200.0 * 240 / 360  # the excess share of the exams' amount
     own = json.loads(_hit(hits, "over_examination", "OE-HIT").detail)

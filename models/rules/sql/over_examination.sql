@@ -12,6 +12,8 @@
 -- dozen visits cannot carry an honest doctor over the bar — and $min_excess_exams exams above expectation.
 -- An institution is hit on its own figures ($min_visits_institution visits, the bar $min_ratio_institution,
 -- the same z and excess) or through its hit doctors: it bills for them (定点医疗机构主体责任).
+-- A doctor's hit names the institution in its detail, not in fixmedins_code: the institution's own hit
+-- already carries the doctor's excess, and a sum of hits per institution must not count it twice.
 -- Evidence: the exam lines of the comparable visits behind the hit (the doctor's; the institution's, or
 -- its hit doctors' when it is hit through them), the $max_evidence_lines largest; amount at risk: the
 -- excess share (O − E)/O of their exams' amount.
@@ -109,12 +111,14 @@ WITH visit AS (
            count(*) AS n_lines
     FROM lines GROUP BY ALL
 )
-SELECT f.entity_type, f.entity_id, NULL AS setl_id, NULL AS mdtrt_id, NULL AS psn_no, f.fixmedins_code,
+SELECT f.entity_type, f.entity_id, NULL AS setl_id, NULL AS mdtrt_id, NULL AS psn_no,
+       CASE WHEN f.entity_type = 'fixmedins' THEN f.fixmedins_code END AS fixmedins_code,
        CASE WHEN f.entity_type = 'prac' THEN f.entity_id END AS prac_code, e.evidence,
        round(f.amount, 2) AS amount_at_risk, f.first_time AS event_time,
        {'finding_zh': printf('%s%d人次就诊共开检查检验%s项，按同级同科室、同诊断、同合并症的其他机构水平应为%s项'
                              || '（人次均%s对%s），为同类的%s倍',
-                             CASE f.entity_type WHEN 'prac' THEN '该医师' ELSE '本机构' END, f.visits,
+                             CASE f.entity_type WHEN 'prac' THEN '该医师（' || f.fixmedins_code || '）' ELSE '本机构' END,
+                             f.visits,
                              CAST(round(f.observed, 1) AS VARCHAR), CAST(round(f.expected, 1) AS VARCHAR),
                              CAST(round(f.observed / f.visits, 2) AS VARCHAR),
                              CAST(round(f.expected / f.visits, 2) AS VARCHAR), CAST(round(f.oe, 2) AS VARCHAR))
@@ -122,7 +126,7 @@ SELECT f.entity_type, f.entity_id, NULL AS setl_id, NULL AS mdtrt_id, NULL AS ps
                               WHEN f.own THEN printf('（限度%s倍）', CAST($min_ratio_institution AS VARCHAR)) ELSE '' END
                       || CASE WHEN f.n_doctors > 0 THEN printf('；其中%d名医师明显偏高（%s）', f.n_doctors, f.doctors_zh)
                               ELSE '' END,
-        'visits': f.visits, 'observed': round(f.observed, 1), 'expected': round(f.expected, 1),
+        'institution': f.fixmedins_code, 'visits': f.visits, 'observed': round(f.observed, 1), 'expected': round(f.expected, 1),
         'ratio': round(f.oe, 2), 'z': round(f.z, 1), 'own_figures': f.own, 'doctors': f.doctors,
         'exam_amount': CAST(round(f.exam_amt, 2) AS DECIMAL(18, 2)), 'n_lines': e.n_lines} AS detail
 FROM flagged f JOIN evidence e USING (entity_type, entity_id)
