@@ -42,7 +42,7 @@ ACUTE = np.array([DIAG_IDX[c] for c in ("J06.900", "J20.900", "K29.700", "M54.50
 LOW_THRESHOLD_DIAGS = np.array([DIAG_IDX[c] for c in ("J06.900", "K29.700", "M54.500", "I10.x00")])
 SURGICAL = {DIAG_IDX[c] for c in ("K80.200", "K35.800", "M17.900", "N40.x00", "N81.200", "S72.000", "S82.200")}
 # How exam-heavy a diagnosis is (case mix): a cold needs little, heart failure or a lung tumour a work-up.
-_EXAM_BY_DIAG = {"J06.900": 0.6, "J03.900": 0.7, "R51.x00": 1.2, "I25.100": 1.6, "I50.900": 2.4, "I63.900": 1.5,
+_EXAM_BY_DIAG = {"J06.900": 0.6, "J03.900": 0.7, "R51.x00": 1.2, "I25.100": 1.3, "I50.900": 3.5, "I63.900": 1.5,
                  "C34.900": 1.8, "J18.900": 1.3, "S06.000": 1.5, "F20.900": 0.6, "I69.300": 0.8, "K80.200": 1.3}
 DIAG_EXAM = np.array([_EXAM_BY_DIAG.get(c, 1.0) for c in DIAG_CODE])
 
@@ -80,6 +80,7 @@ class _Enc:
 # flags on encounters
 F_LOWCARE, F_LOWTHRESH, F_INFLATE, F_SURGERY, F_FAKE, F_KEEP = 1, 2, 4, 8, 16, 32
 F_FAMILY = 64  # a family at the pharmacy counter buying the same basket (honest look-alike of 空刷)
+F_SICK = 128   # an outpatient visit whose comorbidities (高血压, 糖尿病) are recorded and worked up
 
 
 def simulate_chunk(world: World, sc: ScenarioConfig, chunk_no: int, psn_offset: int, n: int) -> Chunk:
@@ -410,22 +411,25 @@ def _honest_scheme_lookalikes(world: World, p: dict, E: _Enc, rng, dial_centre, 
         k = int(rng.integers(1, 3))
         E.add(np.full(k, i), DIALYSIS, dial_centre[i], DEPT_ROLE["dialysis"], DIAG_IDX["N18.500"],
               rng.choice(sundays, k, replace=False), 8 * 3600 + rng.integers(0, 4 * 3600, k))
-    who = np.flatnonzero(p["psych"] & (rng.random(n) < 0.15))
+    who = np.flatnonzero(p["psych"] & (rng.random(n) < 0.25))
     if len(who):
         E.add(who, IP, rng.choice(_with_role(world, "psychiatry"), len(who)), DEPT_ROLE["psychiatry"],
-              DIAG_IDX["F20.900"], _days(world, rng, len(who)), 10 * 3600, los=rng.integers(60, 150, len(who)))
+              DIAG_IDX["F20.900"], rng.integers(0, max(1, nd - 160), len(who)), 10 * 3600,
+              los=rng.integers(60, 150, len(who)))
     centre = np.flatnonzero(inst["cardiac_centre"].to_numpy())
     cardio = _with_role(world, "cardiology", 2)
     who = np.flatnonzero(p["chd"] | (p["htn"] & (p["age"] > 65)))
     if len(who) and len(cardio):
         psn = np.repeat(who, rng.poisson(2.0, len(who)))
         m = len(psn)
-        at_centre = (rng.random(m) < 0.5) & (len(centre) > 0)
+        sick = p["htn"][psn] | p["dm"][psn]  # comorbid: referred to the centre more often
+        at_centre = (rng.random(m) < np.where(sick, 0.7, 0.3)) & (len(centre) > 0)
         own = p["pref_hosp"][psn]
         own = np.where(np.isin(own, cardio), own, rng.choice(cardio, m))
         where = np.where(at_centre, centre[0] if len(centre) else -1, own)
-        diag = np.where(rng.random(m) < np.where(at_centre, 0.6, 0.15), DIAG_IDX["I50.900"], DIAG_IDX["I25.100"])
-        E.add(psn, OP, where, DEPT_ROLE["cardiology"], diag, _days(world, rng, m), _office_secs(rng, m))
+        diag = np.where(rng.random(m) < np.where(at_centre, 0.7, 0.1), DIAG_IDX["I50.900"], DIAG_IDX["I25.100"])
+        E.add(psn, OP, where, DEPT_ROLE["cardiology"], diag, _days(world, rng, m), _office_secs(rng, m),
+              flag=np.where(sick, F_SICK, 0))
     # pharmacies
     evening = inst["evening_shop"].to_numpy()
     who = np.flatnonzero(evening[p["pharm1"]])
@@ -450,7 +454,8 @@ def _honest_scheme_lookalikes(world: World, p: dict, E: _Enc, rng, dial_centre, 
     shops = np.flatnonzero(near >= 0)
     if len(shops):
         enc = E.frame()
-        op = np.flatnonzero((enc["kind"] == OP) & np.isin(enc["inst"], near[shops]) & (rng.random(len(enc["kind"])) < 0.35))
+        op = np.flatnonzero(np.isin(enc["kind"], [OP, CHRONIC]) & np.isin(enc["inst"], near[shops])
+                            & (rng.random(len(enc["kind"])) < 0.5))
         shop_of = {int(near[s]): int(s) for s in shops}
         shop = np.array([shop_of[int(h)] for h in enc["inst"][op]], dtype=np.int64)
         day = enc["day"][op]
@@ -762,7 +767,8 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     doc_oe = world.prac["over_examination"].to_numpy()[edoc]
     extra = np.where(doc_oe > 0, doc_oe - 1, 0)
     # case mix: the diagnosis, and for a stay the comorbidities recorded with it (assemble.py: 高血压, 糖尿病)
-    comorbid = np.where(kind == IP, (p["htn"][enc["psn"]] & (enc["diag"] != DIAG_IDX["I10.x00"])).astype(int)
+    recorded = (kind == IP) | ((flag & F_SICK) > 0)
+    comorbid = np.where(recorded, (p["htn"][enc["psn"]] & (enc["diag"] != DIAG_IDX["I10.x00"])).astype(int)
                         + (p["dm"][enc["psn"]] & (enc["diag"] != DIAG_IDX["E11.900"])), 0)
     case_mix = DIAG_EXAM[enc["diag"]] * (1 + 0.25 * comorbid)
     base_exam = np.select([kind == OP, kind == ER, kind == IP, kind == CHRONIC], [0.25, 0.8, 1.5, 0.15], 0.0)
