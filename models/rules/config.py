@@ -50,6 +50,8 @@ DETERMINISTIC_TYPOLOGY_IDS = (
     "dead_person", "gender_age_limit", "insurance_type_limit", "care_setting_limit", "institution_level_limit",
     "course_length_limit", "duplicate_charge", "frequency_limit", "unbundled_surgery", "price_over_cap",
     "split_admission", "bed_hold", "over_prescription", "card_theft", "third_party_liability", "vbp_noncompliance",
+    # institution schemes (issue 16): batch rules over a period
+    "drug_substitution", "phantom_purchase", "over_examination", "fake_treatment",
 )
 
 _ID = re.compile(r"[a-z][a-z0-9_]{1,60}")

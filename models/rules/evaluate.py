@@ -1,9 +1,11 @@
 """Evaluation of the rule hits against the labels (规则评估): precision and recall per typology id.
 
 Hits are compared with the ``labels`` at the level the rule hits (its ``entity_type``): line hits with
-line labels, settlement hits with settlement labels, and so on. A hit also rolls up to the coarser
-levels through the keys it carries (``setl_id``, ``mdtrt_id``, ``psn_no``, ``fixmedins_code``), so a
-settlement-level rule is also scored against person labels where the typology has them.
+line labels, settlement hits with settlement labels, and so on. A typology whose rules hit more than one
+kind of entity (过度检查: doctors and institutions) is scored at each of them, each with its own hits. A hit
+also rolls up to the coarser levels through the keys it carries (``setl_id``, ``mdtrt_id``, ``psn_no``,
+``fixmedins_code``), so a settlement-level rule is also scored against person labels where the typology
+has them.
 
 * precision = distinct entities hit that are labelled positive for that typology / distinct entities hit
 * other fraud = hit entities that are not positive for the typology but are positive for another one
@@ -112,25 +114,29 @@ def evaluate(warehouse: Path, *, hits_table: str = "rule_hits",
     levels = con.execute(f"""
         SELECT typology_id, entity_type, count(*) AS n, list(DISTINCT rule_id ORDER BY rule_id) AS rules
         FROM {hits_table} GROUP BY ALL ORDER BY typology_id, n DESC""").fetchall()
-    by_type: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for typology, entity_type, _, rules in levels:
-        if typology not in by_type:  # the commonest entity type of the typology's hits
-            by_type[typology] = (entity_type, tuple(rules))
-        else:
-            by_type[typology] = (by_type[typology][0], tuple(sorted(set(by_type[typology][1]) | set(rules))))
+    by_type: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for typology, entity_type, _, rules in levels:  # commonest entity type first
+        by_type.setdefault(typology, []).append((entity_type, tuple(rules)))
     label_levels = dict(con.execute("""
         SELECT fraud_type, list(DISTINCT entity_type) FROM labels WHERE label = 1 GROUP BY 1""").fetchall())
     scores = []
-    for typology, (hit_level, rules) in sorted(by_type.items(), key=lambda kv: list(FRAUD_TYPES).index(kv[0])):
-        levels_here = [hit_level] + sorted(
-            lv for lv in label_levels.get(typology, []) if lv != hit_level and lv in LEVEL_KEY
-            and _FINER[lv] > _FINER.get(hit_level, 0))
-        for level in levels_here:
+    for typology, kinds in sorted(by_type.items(), key=lambda kv: list(FRAUD_TYPES).index(kv[0])):
+        hit_level, rules = kinds[0][0], tuple(sorted({r for _, rs in kinds for r in rs}))
+        if len(kinds) == 1:
+            own = [(hit_level, None)]  # every hit of the typology
+        else:  # each kind of entity with its own hits
+            own = [(lv, lv) for lv, _ in kinds if lv in LEVEL_KEY]
+        for level, only in own:
+            scores.append(_score(con, hits_table, typology, level, level, rules, only_entity=only))
+        hit_levels = {lv for lv, _ in kinds}
+        for level in sorted(lv for lv in label_levels.get(typology, []) if lv not in hit_levels and lv in LEVEL_KEY
+                            and _FINER[lv] > _FINER.get(hit_level, 0)):
             scores.append(_score(con, hits_table, typology, level, hit_level, rules))
     return EvalReport(warehouse=str(warehouse), scores=tuple(scores))
 
 
-def _score(con, table: str, typology: str, level: str, hit_level: str, rules: tuple[str, ...]) -> TypeScore:
+def _score(con, table: str, typology: str, level: str, hit_level: str, rules: tuple[str, ...],
+           only_entity: str | None = None) -> TypeScore:
     key = LEVEL_KEY[level]
     same_visit = level in ("line", "setl", "mdtrt")
     row = con.execute(f"""
@@ -138,6 +144,7 @@ def _score(con, table: str, typology: str, level: str, hit_level: str, rules: tu
             SELECT {key} AS eid, any_value(setl_id) AS setl_id, any_value(mdtrt_id) AS mdtrt_id,
                    sum(amount_at_risk) AS amount
             FROM {table} WHERE typology_id = $t AND {key} IS NOT NULL
+              AND (CAST($only AS VARCHAR) IS NULL OR entity_type = CAST($only AS VARCHAR))
             GROUP BY 1
         ), pos AS (
             SELECT entity_id, sum(amount) AS amount FROM labels
@@ -156,7 +163,7 @@ def _score(con, table: str, typology: str, level: str, hit_level: str, rules: tu
         SELECT count(*), count(*) FILTER (WHERE tp), count(*) FILTER (WHERE other_fraud),
                (SELECT count(*) FROM pos), coalesce(sum(amount), 0),
                coalesce(sum(label_amount) FILTER (WHERE tp), 0), (SELECT coalesce(sum(amount), 0) FROM pos)
-        FROM scored""", {"t": typology, "level": level, "same_visit": same_visit}).fetchone()
+        FROM scored""", {"t": typology, "level": level, "same_visit": same_visit, "only": only_entity}).fetchone()
     hits, tp, other, positives, amount, caught, labelled = row
     return TypeScore(typology_id=typology, level=level, hit_level=hit_level, hits=int(hits), true_positives=int(tp),
                      other_fraud=int(other), positives=int(positives), found=int(tp), amount_at_risk=float(amount),

@@ -177,3 +177,126 @@ def test_a_region_written_in_several_chunks_has_unique_keys(tmp_path):
         assert not df.duplicated(key).any(), table
     lab = _read(tmp_path, "labels")
     assert set(lab.loc[lab["label"] == 1, "fraud_type"]) == set(FRAUD_TYPES)
+
+
+# -- the institution schemes and their honest look-alikes (docs/simulator.md) ---------------------
+
+def _purchases(con):
+    """Pharmacy purchases with their basket, total and counter time, and whether the pharmacy is honest."""
+    con.execute("""create or replace temp view purchase as
+        select s.setl_id, s.psn_no, s.fixmedins_code, min(l.fee_ocur_time) as t, sum(l.det_item_fee_sumamt) as total,
+               string_agg(l.hilist_code || 'x' || l.cnt, ',' order by l.hilist_code, l.cnt) as basket,
+               s.fixmedins_code not in (select entity_id from labels where label = 1 and entity_type = 'fixmedins'
+                                        and fraud_type in ('phantom_purchase', 'drug_substitution')) as honest,
+               s.setl_id in (select entity_id from labels where label = 1 and fraud_type = 'phantom_purchase') as phantom
+        from setl_d s join fee_list_d l using (setl_id)
+        where s.med_type = '41' and s.refd_setl_flag = '0' group by s.setl_id, s.psn_no, s.fixmedins_code""")
+    con.execute("""create or replace temp view same_basket_run as
+        select fixmedins_code, honest, basket, total, bool_or(phantom) as phantom, count(distinct psn_no) as cards,
+               max(gap) as max_gap
+        from (select *, sum(case when gap is null or gap > 300 then 1 else 0 end)
+                          over (partition by fixmedins_code, basket, total order by t, setl_id) as run
+              from (select *, date_diff('second', lag(t) over (partition by fixmedins_code, basket, total
+                                                               order by t, setl_id), t) as gap from purchase))
+        group by fixmedins_code, honest, basket, total, run""")
+
+
+def test_phantom_swipes_come_in_bursts_of_one_basket_at_a_round_sum(tiny_region):
+    con = _con(tiny_region)
+    _purchases(con)
+    bursts = con.execute("""select cards, total from same_basket_run where phantom""").fetchall()
+    assert bursts and min(c for c, _ in bursts) >= 5
+    assert all(float(total) % 50 == 0 for _, total in bursts)
+    # the swipes go through the stock system: the basket drugs' sales have stock behind them
+    gap = con.execute("""
+        with billed as (select fixmedins_code, hilist_code, sum(cnt) as q from fee_list_d
+                        where setl_id in (select entity_id from labels where fraud_type = 'phantom_purchase')
+                          and list_type = '101' group by all)
+        select sum(b.q), sum(s.out) from billed b join (select fixmedins_code, hilist_code, sum(out_qty) as out
+                                                        from stock_moves group by all) s using (fixmedins_code, hilist_code)
+        """).fetchone()
+    assert gap[1] >= gap[0]
+
+
+def test_honest_pharmacies_have_families_queues_and_late_hours(tiny_region):
+    con = _con(tiny_region)
+    _purchases(con)
+    # families at the counter: 2-4 cards with one basket at one total within minutes — never 5
+    family = con.execute("""select max(cards) from same_basket_run where honest and cards >= 2""").fetchone()[0]
+    assert family is not None and 2 <= family <= 4
+    # a queue: customers in a row each within four minutes of the previous, with their own baskets (the
+    # hospitals of `tiny` are small: four in a row; on `small` they are longer)
+    queue = con.execute("""
+        select max(n) from (
+          select count(*) as n, count(distinct basket) as baskets from (
+            select *, sum(case when gap is null or gap > 240 then 1 else 0 end)
+                        over (partition by fixmedins_code order by t, setl_id) as run
+            from (select *, date_diff('second', lag(t) over (partition by fixmedins_code order by t, setl_id), t) as gap
+                  from purchase where honest))
+          group by fixmedins_code, run) where baskets = n""").fetchone()[0]
+    assert queue >= 4
+    late = con.execute("""select max(share) from (
+        select avg(case when hour(t) >= 19 or isodow(t) >= 6 then 1.0 else 0.0 end) as share
+        from purchase where honest group by fixmedins_code)""").fetchone()[0]
+    assert late >= 0.4
+
+
+def test_honest_stock_books_lag_but_balance(tiny_region):
+    con = _con(tiny_region)
+    honest = """fixmedins_code not in (select entity_id from labels where label = 1 and entity_type = 'fixmedins'
+                                      and fraud_type = 'drug_substitution')"""
+    lagging, negative = con.execute(f"""
+        with billed as (select fixmedins_code, hilist_code, strftime(fee_ocur_time, '%Y-%m') as month, sum(cnt) as q
+                        from fee_list_d where cnt > 0 and list_type = '101' group by all)
+        select count(*) filter (where b.q > s.out_qty), count(*) filter (where s.closing_qty < 0)
+        from stock_moves s join billed b using (fixmedins_code, hilist_code, month) where s.{honest}""").fetchone()
+    assert lagging > 0 and negative > 0
+    short = con.execute(f"""
+        with billed as (select fixmedins_code, hilist_code, sum(cnt) as q from fee_list_d
+                        where cnt > 0 and list_type = '101' group by all)
+        select sum(b.q - s.out) from billed b join (select fixmedins_code, hilist_code, sum(out_qty) as out
+            from stock_moves group by all) s using (fixmedins_code, hilist_code)
+        where b.{honest} and b.q > s.out""").fetchone()[0]
+    total = con.execute(f"select sum(cnt) from fee_list_d where cnt > 0 and list_type = '101' and {honest} "
+                        "and fixmedins_code in (select fixmedins_code from stock_moves)").fetchone()[0]
+    assert (short or 0) < 0.05 * total  # over the year the honest books hold the sales
+
+
+def test_focus_area_look_alikes(tiny_region):
+    con = _con(tiny_region)
+    fake = "select entity_id from labels where label = 1 and entity_type = 'fixmedins' and fraud_type = 'fake_treatment'"
+    weeks = dict(con.execute(f"""
+        select n, count(*) from (select psn_no, date_trunc('week', fee_ocur_time) w, count(distinct fee_ocur_time::date) n
+                                 from fee_list_d where hilist_name like '%血液透析%' and fixmedins_code not in ({fake})
+                                 group by all) group by n""").fetchall())
+    assert weeks.get(3, 0) > 10 * weeks.get(4, 0) > 0 and max(weeks) <= 4  # 3 a week, a rare make-up 4th
+    long_stays = con.execute("""select count(*) from mdtrt_d where med_type = '21' and dscg_maindiag_code = 'F20.900'
+                                and ipt_days >= 60""").fetchone()[0]
+    assert long_stays > 0
+
+
+def test_the_cardiac_centre_examines_more_for_sicker_patients(tiny_region):
+    con = _con(tiny_region)
+    rows = con.execute("""
+        select m.fixmedins_code, avg(case when m.dscg_maindiag_code = 'I50.900' then 1.0 else 0.0 end) as heart_failure,
+               sum(e.n) / count(*) as exams
+        from mdtrt_d m join fixmedins f using (fixmedins_code)
+        left join (select mdtrt_id, sum(cnt) n from fee_list_d where med_chrgitm_type in ('03', '04') group by 1) e
+               using (mdtrt_id)
+        where m.med_type = '11' and m.adm_dept_codg = 'A03.04' and f.hosp_lv in ('02', '03')
+        group by 1 order by heart_failure desc""").fetchall()
+    assert len(rows) >= 2
+    centre, others = rows[0], rows[1:]
+    assert centre[1] > 2 * max(r[1] for r in others)
+    assert centre[2] > 1.3 * max(r[2] for r in others)
+    positive = {r[0] for r in con.execute("select entity_id from labels where label = 1 and "
+                                          "fraud_type = 'over_examination'").fetchall()}
+    assert centre[0] not in positive
+
+
+def test_over_examination_runs_in_one_or_two_departments(tiny_region):
+    con = _con(tiny_region)
+    depts = con.execute("""
+        select p.fixmedins_code, count(distinct p.dept_codg) from labels l join practitioner p on p.prac_code = l.entity_id
+        where l.label = 1 and l.entity_type = 'prac' and l.fraud_type = 'over_examination' group by 1""").fetchall()
+    assert depts and all(1 <= n <= 2 for _, n in depts)

@@ -262,12 +262,32 @@ def _stock_moves(world: World, stock: pd.DataFrame, seed: int) -> pd.DataFrame:
         if opening[j] + in_q[j] < out_q[j]:
             in_q[j] = out_q[j] - opening[j]
         closing[j] = opening[j] + in_q[j] - out_q[j]
+    # honest bookkeeping lags (a look-alike of 进销存不符): some receipts and stock-outs are booked a month late
+    in_q, out_q = _booked_late(in_q, out_q, first, np.random.default_rng(np.random.SeedSequence([seed, 3, 9])))
+    for j in range(n):
+        opening[j] = opening0[j] if first[j] else closing[j - 1]
+        closing[j] = opening[j] + in_q[j] - out_q[j]  # may dip below zero until the late receipt (负库存)
     return pd.DataFrame({
         "fixmedins_code": world.inst["fixmedins_code"].to_numpy()[full["inst"]],
         "hilist_code": world.cat["hilist_code"].to_numpy()[full["item"]],
         "month": pd.to_datetime(full["month"].to_numpy().astype("datetime64[M]")).strftime("%Y-%m"),
         "opening_qty": opening, "in_qty": in_q, "out_qty": out_q, "closing_qty": closing,
     })
+
+
+def _booked_late(in_q: np.ndarray, out_q: np.ndarray, first: np.ndarray, rng: np.random.Generator,
+                 share: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+    """Honest lags of the stock books: goods that arrive at a month's end are booked as received the next
+    month, and a month-end batch of sales is booked out the next month — ``share`` of the months each,
+    30-80 % of the month's quantity moved to the next month of the same pharmacy and drug."""
+    in_q, out_q = in_q.copy(), out_q.copy()
+    last = np.r_[first[1:], True]
+    for q in (in_q, out_q):
+        j = np.flatnonzero(~last & (q > 0) & (rng.random(len(q)) < share))
+        moved = np.round(q[j] * rng.uniform(0.3, 0.8, len(j)))
+        q[j] -= moved
+        q[j + 1] += moved
+    return in_q, out_q
 
 
 def _finish_labels(world: World, sc: ScenarioConfig, preset: Preset, labels, clean, seed) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .care import CHRONIC, DAY, DIAG_CODE, DIAG_NAME, ER, IP, MED_TYPE, OP, PHARM, TYPES, T, Chunk, _ids
+from .care import CHRONIC, DAY, DIAG_CODE, DIAG_NAME, ER, F_SICK, IP, MED_TYPE, OP, PHARM, TYPES, T, Chunk, _ids
 from .reference import DEPTS, GIVEN_CHARS, SURNAMES
 from .world import World
 
@@ -150,8 +150,9 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
     d_code.append(cause[c])
     d_main.append(np.full(len(c), "0"))
     from .care import DIAG_IDX
+    recorded = (kind == IP) | ((enc["flag"] & F_SICK) > 0)  # stays, and visits that work the comorbidities up
     for flag, code in (("htn", "I10.x00"), ("dm", "E11.900")):
-        c = np.flatnonzero((kind == IP) & p[flag][enc["psn"]] & (diag != DIAG_IDX[code]))
+        c = np.flatnonzero(recorded & p[flag][enc["psn"]] & (diag != DIAG_IDX[code]))
         d_setl.append(setl_id[c])
         d_code.append(np.full(len(c), DIAG_IDX[code]))
         d_main.append(np.full(len(c), "0"))

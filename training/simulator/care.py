@@ -41,6 +41,10 @@ CAUSE_TP_IDX = np.arange(len(DIAGS) + 1, len(DIAG_CODE))
 ACUTE = np.array([DIAG_IDX[c] for c in ("J06.900", "J20.900", "K29.700", "M54.500", "R51.x00", "N39.000")])
 LOW_THRESHOLD_DIAGS = np.array([DIAG_IDX[c] for c in ("J06.900", "K29.700", "M54.500", "I10.x00")])
 SURGICAL = {DIAG_IDX[c] for c in ("K80.200", "K35.800", "M17.900", "N40.x00", "N81.200", "S72.000", "S82.200")}
+# How exam-heavy a diagnosis is (case mix): a cold needs little, heart failure or a lung tumour a work-up.
+_EXAM_BY_DIAG = {"J06.900": 0.6, "J03.900": 0.7, "R51.x00": 1.2, "I25.100": 1.3, "I50.900": 3.5, "I63.900": 1.5,
+                 "C34.900": 1.8, "J18.900": 1.3, "S06.000": 1.5, "F20.900": 0.6, "I69.300": 0.8, "K80.200": 1.3}
+DIAG_EXAM = np.array([_EXAM_BY_DIAG.get(c, 1.0) for c in DIAG_CODE])
 
 
 @dataclass
@@ -75,6 +79,8 @@ class _Enc:
 
 # flags on encounters
 F_LOWCARE, F_LOWTHRESH, F_INFLATE, F_SURGERY, F_FAKE, F_KEEP = 1, 2, 4, 8, 16, 32
+F_FAMILY = 64  # a family at the pharmacy counter buying the same basket (honest look-alike of 空刷)
+F_SICK = 128   # an outpatient visit whose comorbidities (高血压, 糖尿病) are recorded and worked up
 
 
 def simulate_chunk(world: World, sc: ScenarioConfig, chunk_no: int, psn_offset: int, n: int) -> Chunk:
@@ -267,9 +273,13 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
     if len(who):
         rehab_centre[who] = rng.choice(_with_role(world, "rehabilitation"), len(who))
         for i in who:
+            free = 0
             for _ in range(rng.integers(1, 3)):
                 s = rng.integers(0, nd - 30)
+                s = s if s >= free else free + (s % 30)  # a second course follows the first, never alongside it
                 days = s + np.arange(rng.integers(14, 28))
+                free = days[-1] + 14
+                days = days[days < nd]
                 days = days[((world.start.astype(int) + 3 + days) % 7) < 5]
                 E.add(np.full(len(days), i), REHAB, rehab_centre[i], DEPT_ROLE["rehabilitation"],
                       DIAG_IDX["I69.300"], days, 9 * 3600 + rng.integers(0, 6 * 3600, len(days)))
@@ -282,6 +292,9 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
     h = rng.integers(8, 21, m) * 3600 + rng.integers(0, 3600, m)
     E.add(psn, PHARM, inst, DEPT_ROLE["pharmacy"], np.where(chronic_diag[psn] >= 0, chronic_diag[psn], ACUTE[0]),
           _days(world, rng, m), h)
+    # honest look-alikes of the institution schemes, from their own random stream
+    la = np.random.default_rng(np.random.SeedSequence([world.seed, 2, chunk_no, 9]))
+    _honest_scheme_lookalikes(world, p, E, la, dial_centre, chronic_diag)
 
     # emergencies (急诊) and injuries (外伤, with the external cause as a second diagnosis)
     k = rng.poisson(0.08 + 0.15 * (age > 65))
@@ -378,6 +391,86 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
     return enc, rings
 
 
+def _honest_scheme_lookalikes(world: World, p: dict, E: _Enc, rng, dial_centre, chronic_diag) -> None:
+    """Honest care that resembles an institution scheme; the scheme rules must not flag it.
+
+    - 血液透析: a make-up session on a Sunday once or twice a year (4 sessions that week, before a holiday);
+    - 精神科: long honest stays (60-150 days) of some schizophrenia patients;
+    - 心内科: referred heart patients at the cardiac centre (world._honest_lookalikes), sicker than elsewhere
+      (heart failure more often): more exams per visit because of the case mix;
+    - 药店: late-opening shops with many evening and weekend sales; families at the counter together (2-4
+      cards a minute or two apart, half of them with the same basket); queues at the pharmacy beside a
+      hospital after the morning clinic (customers minutes apart, each with their own basket).
+    """
+    n, nd = p["n"], world.n_days
+    inst = world.inst
+    weekday = (world.start.astype(int) + 3 + np.arange(nd)) % 7
+    who = np.flatnonzero(dial_centre >= 0)
+    sundays = np.flatnonzero(weekday == 6)
+    for i in who:
+        k = int(rng.integers(1, 3))
+        E.add(np.full(k, i), DIALYSIS, dial_centre[i], DEPT_ROLE["dialysis"], DIAG_IDX["N18.500"],
+              rng.choice(sundays, k, replace=False), 8 * 3600 + rng.integers(0, 4 * 3600, k))
+    who = np.flatnonzero(p["psych"] & (rng.random(n) < 0.25))
+    if len(who):
+        E.add(who, IP, rng.choice(_with_role(world, "psychiatry"), len(who)), DEPT_ROLE["psychiatry"],
+              DIAG_IDX["F20.900"], rng.integers(0, max(1, nd - 160), len(who)), 10 * 3600,
+              los=rng.integers(60, 150, len(who)))
+    centre = np.flatnonzero(inst["cardiac_centre"].to_numpy())
+    cardio = _with_role(world, "cardiology", 2)
+    who = np.flatnonzero(p["chd"] | (p["htn"] & (p["age"] > 65)))
+    if len(who) and len(cardio):
+        psn = np.repeat(who, rng.poisson(2.0, len(who)))
+        m = len(psn)
+        sick = p["htn"][psn] | p["dm"][psn]  # comorbid: referred to the centre more often
+        at_centre = (rng.random(m) < np.where(sick, 0.7, 0.3)) & (len(centre) > 0)
+        own = p["pref_hosp"][psn]
+        own = np.where(np.isin(own, cardio), own, rng.choice(cardio, m))
+        where = np.where(at_centre, centre[0] if len(centre) else -1, own)
+        diag = np.where(rng.random(m) < np.where(at_centre, 0.7, 0.1), DIAG_IDX["I50.900"], DIAG_IDX["I25.100"])
+        E.add(psn, OP, where, DEPT_ROLE["cardiology"], diag, _days(world, rng, m), _office_secs(rng, m),
+              flag=np.where(sick, F_SICK, 0))
+    # pharmacies
+    evening = inst["evening_shop"].to_numpy()
+    who = np.flatnonzero(evening[p["pharm1"]])
+    psn = np.repeat(who, rng.poisson(1.5, len(who)))
+    m = len(psn)
+    weekend = np.flatnonzero(weekday >= 5)
+    day = np.where(rng.random(m) < 0.4, rng.choice(weekend, m), _days(world, rng, m))
+    E.add(psn, PHARM, p["pharm1"][psn], DEPT_ROLE["pharmacy"], np.where(chronic_diag[psn] >= 0, chronic_diag[psn],
+          ACUTE[0]), day, rng.integers(19, 23, m) * 3600 + rng.integers(0, 3600, m))
+    sizes = np.bincount(p["hh"])
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]  # a household's members are consecutive persons
+    hh = np.flatnonzero(sizes >= 2)
+    trips = np.repeat(hh, rng.poisson(0.5, len(hh)))
+    for h in trips:
+        members = starts[h] + np.arange(sizes[h])
+        k = int(rng.integers(2, len(members) + 1))
+        go = rng.choice(members, k, replace=False)
+        same = rng.random() < 0.5
+        E.add(go, PHARM, p["pharm1"][go[0]], DEPT_ROLE["pharmacy"], ACUTE[0], _days(world, rng, 1)[0],
+              int(rng.integers(9, 20)) * 3600 + np.cumsum(rng.integers(30, 180, k)), flag=F_FAMILY if same else 0)
+    near = inst["near_hospital"].to_numpy()
+    shops = np.flatnonzero(near >= 0)
+    if len(shops):
+        enc = E.frame()
+        op = np.flatnonzero(np.isin(enc["kind"], [OP, CHRONIC]) & np.isin(enc["inst"], near[shops])
+                            & (rng.random(len(enc["kind"])) < 0.5))
+        shop_of = {int(near[s]): int(s) for s in shops}
+        shop = np.array([shop_of[int(h)] for h in enc["inst"][op]], dtype=np.int64)
+        day = enc["day"][op]
+        # the queue after the morning clinic: from 10:00, a customer every one to four minutes
+        order = np.lexsort((enc["sec"][op], day, shop))
+        shop, day, psn = shop[order], day[order], enc["psn"][op][order]
+        first = np.r_[True, (shop[1:] != shop[:-1]) | (day[1:] != day[:-1])]
+        gaps = rng.integers(60, 240, len(shop))
+        cum = np.cumsum(gaps)
+        start = np.maximum.accumulate(np.where(first, np.arange(len(shop)), 0))
+        secs = 10 * 3600 + cum - cum[start] + gaps[start]
+        E.add(psn, PHARM, shop, DEPT_ROLE["pharmacy"], np.where(chronic_diag[psn] >= 0, chronic_diag[psn], ACUTE[0]),
+              day, secs)
+
+
 def _without_honest_care_during_stays(enc: dict) -> dict:
     """An honest patient is in bed during a stay: no visits, purchases or second stays on the days between
     admission and discharge (those that remain are fraud: card theft, bed hold)."""
@@ -445,6 +538,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     s = sc["card_theft"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 4) & (enc["tag"] < 0) & (enc["day"] + enc["los"] < nd - 2))
     pick = rng.choice(ip, _n_cases(s.rate * n / max(len(ip), 1), len(ip), s.min_cases), replace=False) if len(ip) else []
+    theft_stays = list(pick)  # the holder really is in bed there: not a bed-hold stay as well
     for e in pick:
         i = enc["psn"][e]
         k = int(rng.integers(*[int(x) for x in s.intensity]))
@@ -487,7 +581,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     s = sc["bed_hold"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 5) & (enc["tag"] < 0) & ((enc["flag"] & F_SURGERY) == 0)
                         & (enc["day"] + enc["los"] < nd - 2) & ~np.isin(enc["diag"], [DIAG_IDX["I63.900"]]))
-    ip = np.setdiff1d(ip, list(_shorten))
+    ip = np.setdiff1d(ip, list(_shorten) + theft_stays)
     pick = rng.choice(ip, _n_cases(s.rate, len(ip), s.min_cases), replace=False) if len(ip) else np.array([], int)
     bed_hold = set(pick.tolist())
     for e in pick:
@@ -524,15 +618,22 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
           enc["day"][extra] + rng.integers(5, 20, len(extra)), _office_secs(rng, len(extra)),
           tag=T["fake_treatment"], flag=F_FAKE)
 
-    # phantom_purchase: swipes with nothing dispensed, in evening bursts, same basket, round amounts
+    # phantom_purchase (空刷): in the evening an operator swipes cards from a pool collected from customers,
+    # one after the other (a card every one to four minutes), each for the session's basket at a round sum
     ph = world.inst["phantom_purchase"].to_numpy()
     sel = np.flatnonzero((enc["kind"] == PHARM) & (ph[enc["inst"]] > 0) & (enc["tag"] < 0))
-    if len(sel):
-        fake = np.repeat(sel, rng.poisson(ph[enc["inst"][sel]]))
-        burst_day = rng.integers(0, 12, len(fake)) * 30 + rng.integers(0, 4, len(fake))
-        E.add(enc["psn"][fake], PHARM, enc["inst"][fake], DEPT_ROLE["pharmacy"], enc["diag"][fake],
-              burst_day + (enc["inst"][fake] % 25), rng.integers(19 * 3600, 22 * 3600, len(fake)),
-              tag=T["phantom_purchase"], flag=F_FAKE)
+    for shop in np.unique(enc["inst"][sel]):
+        mine = sel[enc["inst"][sel] == shop]
+        customers = np.unique(enc["psn"][mine])
+        customers = customers[p["die_day"][customers] < 0]  # the living: a dead card is 冒用, another scheme
+        pool = rng.choice(customers, min(len(customers), int(rng.integers(20, 41))), replace=False)
+        to_swipe = int(rng.poisson(ph[shop] * len(mine)))
+        while to_swipe > 0 and len(pool):
+            k = min(int(rng.integers(6, 15)), len(pool), max(to_swipe, 6))
+            secs = int(rng.integers(19 * 3600, 21 * 3600)) + np.cumsum(rng.integers(60, 240, k))
+            E.add(rng.choice(pool, k, replace=False), PHARM, shop, DEPT_ROLE["pharmacy"], ACUTE[0],
+                  int(rng.integers(0, nd)), secs, tag=T["phantom_purchase"], flag=F_FAKE)
+            to_swipe -= k
 
     # cross_region: out-of-region insured with inflated claims here
     s = sc["cross_region"]
@@ -662,18 +763,24 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     # exams and labs, scaled by the institution's and the doctor's habits (and over-examination)
     inst_f = inst["exam_factor"].to_numpy()[einst]
     doc_f = world.prac["exam_factor"].to_numpy()[edoc]
-    # over-examination: driver doctors at their full intensity, their colleagues catch some of it
+    # over-examination: the doctors of the scheme's departments at the institution's intensity
     doc_oe = world.prac["over_examination"].to_numpy()[edoc]
-    inst_oe = inst["over_examination"].to_numpy()[einst]
-    extra = np.maximum(np.where(doc_oe > 0, doc_oe - 1, 0), np.where(inst_oe > 0, (inst_oe - 1) * 0.3, 0))
+    extra = np.where(doc_oe > 0, doc_oe - 1, 0)
+    # case mix: the diagnosis, and for a stay the comorbidities recorded with it (assemble.py: 高血压, 糖尿病)
+    recorded = (kind == IP) | ((flag & F_SICK) > 0)
+    comorbid = np.where(recorded, (p["htn"][enc["psn"]] & (enc["diag"] != DIAG_IDX["I10.x00"])).astype(int)
+                        + (p["dm"][enc["psn"]] & (enc["diag"] != DIAG_IDX["E11.900"])), 0)
+    case_mix = DIAG_EXAM[enc["diag"]] * (1 + 0.25 * comorbid)
     base_exam = np.select([kind == OP, kind == ER, kind == IP, kind == CHRONIC], [0.25, 0.8, 1.5, 0.15], 0.0)
     base_lab = np.select([kind == OP, kind == ER, kind == IP, kind == CHRONIC], [0.45, 1.4, 3.0, 0.35], 0.0)
     base_lab = base_lab + np.where(kind == IP, 0.3 * enc["los"], 0)
     lowcare = (flag & F_LOWCARE) > 0
     base_exam = np.where(lowcare, 0.2, base_exam)
     base_lab = np.where(lowcare, 0.5, base_lab)
-    honest_mult = inst_f * doc_f
-    extra_mult = extra * honest_mult
+    honest_mult = inst_f * doc_f * case_mix
+    # the scheme's target (every patient gets the package: 检查套餐) is set against the usual work-up of the
+    # case, not against the doctor's own habit
+    extra_mult = extra * case_mix
     for base, r in ((base_exam, "exam"), (base_lab, "lab")):
         items = role(r)
         for mult, tag in ((honest_mult, -1), (extra_mult, T["over_examination"])):
@@ -701,7 +808,7 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     _chronic_drugs(world, p, enc, rng, add, role)
 
     # pharmacy purchases: OTC and chronic drugs; the card holder's own basket
-    e = np.flatnonzero((kind == PHARM) & ((flag & F_FAKE) == 0))
+    e = np.flatnonzero((kind == PHARM) & ((flag & (F_FAKE | F_FAMILY)) == 0))
     e = np.repeat(e, 1 + rng.poisson(1.0, len(e)))
     has_chronic = (p["htn"] | p["dm"] | p["chd"] | p["copd"])[enc["psn"][e]]
     chronic = has_chronic & (rng.random(len(e)) < 0.3)
@@ -712,19 +819,30 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     dear = np.array([i for i in pool_c if price[i] >= 80] or [pool_c[-1]])
     items = np.where(infl, rng.choice(dear, len(e)), items)
     add(e, items, cnt=cnt)
+    # a family at the counter with the same basket: one item, the household's choice that day
+    e = np.flatnonzero((kind == PHARM) & ((flag & F_FAMILY) > 0))
+    if len(e):
+        both = np.concatenate([pool_c, pool_o])
+        key = p["hh"][enc["psn"][e]] * 1000 + enc["day"][e]
+        item = both[key % len(both)]
+        L.add(e, item, 1.0 + (key // 7) % 2, price[item], start[e] + 60)
 
-    # phantom swipes: one fixed basket per pharmacy plus herbs to reach a round amount
+    # phantom swipes: the session's basket (one per pharmacy and day) plus herbs to reach a round amount.
+    # The sales go through the pharmacy's stock system and the goods are bought in and sold on (回流药), so
+    # its 进销存 balances: the swipe pattern, not the stock, gives it away.
     e = np.flatnonzero((kind == PHARM) & ((flag & F_FAKE) > 0))
     if len(e):
-        basket = pool_c[einst[e] % len(pool_c)]
-        target = rng.choice([100.0, 200.0, 300.0, 500.0], len(e), p=[0.3, 0.35, 0.25, 0.1])
+        dear_pool = pool_c[price[pool_c] >= 20]
+        session = einst[e] * 7 + enc["day"][e]
+        basket = dear_pool[session % len(dear_pool)]
+        target = np.array([100.0, 200.0, 300.0, 500.0])[(einst[e] * 3 + enc["day"][e] * 5) % 4]
         n_box = np.maximum(1, np.floor((target * 0.8) / price[basket])).astype(int)
+        target = np.maximum(target, 50.0 * np.ceil((n_box * price[basket] + 5) / 50.0))
         rest = np.round(target - n_box * price[basket], 2)
         herb = role("herb")[0]
-        L.add(e, basket, n_box, price[basket], start[e], T["phantom_purchase"], dispensed=-1)
-        ok = rest > 0
+        L.add(e, basket, n_box, price[basket], start[e], T["phantom_purchase"])
         # one dose (剂) of herbs priced at whatever makes the swipe a round sum
-        L.add(e[ok], herb, 1.0, rest[ok], start[e[ok]] + 1, T["phantom_purchase"], dispensed=-1)
+        L.add(e, herb, 1.0, rest, start[e] + 1, T["phantom_purchase"])
 
     # dialysis and rehab sessions
     e = np.flatnonzero(kind == DIALYSIS)

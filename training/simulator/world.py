@@ -58,6 +58,8 @@ def build_world(preset: Preset, scenarios: ScenarioConfig, pack: pd.DataFrame, s
     districts = [f"2201{2 + i:02d}" for i in range(preset.n_districts)]
     inst = _institutions(preset, districts, rng)
     _assign_institution_fraud(inst, scenarios, rng)
+    # honest look-alikes of the institution schemes draw from their own stream: the rest stays as it was
+    _honest_lookalikes(inst, np.random.default_rng(np.random.SeedSequence([seed, 1, 9])))
     prac, inst_dept_docs = _practitioners(inst, rng)
     cat, dup_pairs, surgery_groups = _catalogue(pack, rng)
     return World(preset, seed, start, n_days, districts, inst, prac, cat, _day_weights(start, n_days),
@@ -129,8 +131,11 @@ def _institutions(preset: Preset, districts: list[str], rng: np.random.Generator
     inst["admdvs"] = inst["district"]
     inst["specialties"] = ["|".join(r) for r in inst["roles"]]
     # Honest variation between institutions: how much they examine, prescribe, and prefer 集采 products.
+    # Exams: case mix is explicit (the diagnosis and the recorded comorbidities set a visit's exams, care.py);
+    # what is left is the institution's habit, CV ~15 % and within 0.74-1.35: the range of the DRG
+    # 费用消耗指数 of same-level hospitals (0.8-1.3). Beyond it the habit is no longer honest variation.
     m = len(inst)
-    inst["exam_factor"] = np.exp(rng.normal(0, 0.25, m)) * np.where(inst["level"] == 3, 1.3, 1.0)
+    inst["exam_factor"] = np.exp(np.clip(rng.normal(0, 0.15, m), -0.3, 0.3)) * np.where(inst["level"] == 3, 1.3, 1.0)
     inst["vbp_share"] = np.clip(rng.normal(0.85, 0.07, m), 0.6, 0.98)
     inst["attract"] = np.exp(rng.normal(0, 0.5, m)) * np.where(inst["level"] == 3, 3.0,
                                                                np.where(inst["level"] == 2, 1.6, 1.0))
@@ -197,15 +202,10 @@ def _practitioners(inst: pd.DataFrame, rng: np.random.Generator):
             for _ in range(n):
                 rows.append(dict(inst=i, dept=DEPT_ROLE[role]))
     prac = pd.DataFrame(rows)
-    prac["exam_factor"] = np.exp(rng.normal(0, 0.2, len(prac)))
+    # a doctor's own habit on top of the institution's: CV ~20 %, within 0.69-1.45 (guideline practice)
+    prac["exam_factor"] = np.exp(np.clip(rng.normal(0, 0.2, len(prac)), -0.37, 0.37))
     prac["over_examination"] = 0.0
-    # In an over-examining institution, a few doctors drive it.
-    oe = inst["over_examination"].to_numpy()
-    for i in np.flatnonzero(oe > 0):
-        docs = np.flatnonzero(prac["inst"].to_numpy() == i)
-        k = max(1, len(docs) // 3)
-        drivers = rng.choice(docs, k, replace=False)
-        prac.loc[drivers, "over_examination"] = oe[i]
+    _over_examining_departments(inst, prac, rng)
     codes = []
     for j, (i, d) in enumerate(zip(prac["inst"], prac["dept"])):
         prefix = "Y" if inst.at[i, "kind"] == INST_PHARMACY else "D"
@@ -221,6 +221,58 @@ def _practitioners(inst: pd.DataFrame, rng: np.random.Generator):
         groups.setdefault((i, d), []).append(j)
         groups.setdefault((i, -1), []).append(j)
     return prac, {k: np.array(v) for k, v in groups.items()}
+
+
+# Clinical departments that see patients, weighted by how likely an exam-revenue scheme (科室创收指标) runs
+# there: the busy medical departments first.
+_SCHEME_DEPTS = {"internal": 4.0, "cardiology": 3.0, "general": 2.0, "orthopaedics": 1.5, "paediatrics": 1.0,
+                 "surgery": 1.0, "gynaecology": 1.0}
+
+
+def _over_examining_departments(inst: pd.DataFrame, prac: pd.DataFrame, rng: np.random.Generator) -> None:
+    """In an over-examining institution the scheme runs in one or two clinical departments: all their doctors
+    examine at the institution's intensity (the drivers); the other departments work as usual."""
+    oe = inst["over_examination"].to_numpy()
+    dept = prac["dept"].to_numpy()
+    where = prac["inst"].to_numpy()
+    for i in np.flatnonzero(oe > 0):
+        roles = [r for r in inst.at[i, "roles"] if r in _SCHEME_DEPTS]
+        w = np.array([_SCHEME_DEPTS[r] for r in roles])
+        k = min(len(roles), 1 + int(rng.random() < 0.4))
+        chosen = rng.choice(roles, k, replace=False, p=w / w.sum())
+        drivers = (where == i) & np.isin(dept, [DEPT_ROLE[r] for r in chosen])
+        prac.loc[drivers, "over_examination"] = oe[i]
+
+
+def _honest_lookalikes(inst: pd.DataFrame, rng: np.random.Generator) -> None:
+    """Honest institutions whose data resemble an institution scheme (the rules must not flag them):
+
+    - ``cardiac_centre``: a 三级 hospital with cardiology that takes the region's referred heart patients,
+      sicker than the average (heart failure): more exams per visit, because of the case mix;
+    - ``evening_shop``: pharmacies open late and at weekends, with many honest evening sales;
+    - ``near_hospital``: pharmacies beside a hospital (the hospital's index, else -1) that fill its
+      outpatients' prescriptions in queues, customers minutes apart after the morning clinic.
+    """
+    kind = inst["kind"].to_numpy()
+    level = inst["level"].to_numpy()
+    honest_exams = inst["over_examination"].to_numpy() == 0
+    cardio = np.array(["cardiology" in r for r in inst["roles"]])
+    cand = np.flatnonzero((kind == INST_HOSPITAL) & (level == 3) & cardio & honest_exams)
+    inst["cardiac_centre"] = False
+    if len(cand):
+        inst.loc[rng.choice(cand), "cardiac_centre"] = True
+    pharmacies = np.flatnonzero(kind == INST_PHARMACY)
+    honest = pharmacies[(inst["phantom_purchase"].to_numpy()[pharmacies] == 0)
+                        & (inst["drug_substitution"].to_numpy()[pharmacies] == 0)]
+    inst["evening_shop"] = False
+    inst.loc[honest[rng.random(len(honest)) < 0.25], "evening_shop"] = True
+    inst["near_hospital"] = -1
+    big = np.flatnonzero((kind == INST_HOSPITAL) & (level >= 2))
+    for d in inst["district"].unique():
+        here = honest[inst["district"].to_numpy()[honest] == d]
+        hosp = big[inst["district"].to_numpy()[big] == d]
+        if len(here) and len(hosp):
+            inst.loc[rng.choice(here), "near_hospital"] = int(rng.choice(hosp))
 
 
 def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
