@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import ScorerBundle
+from models.calibration import RegionCalibration, apply_calibration, model_id
 from models.ranking import rank_clues
 
 __all__ = ["ScreenResult", "screen", "CLUE_LEVELS"]
@@ -44,18 +45,25 @@ class ScreenResult:
     candidates: int
     seconds: float
     by_type: dict[str, int] = field(default_factory=dict)
+    calibration_zh: str = ""  # whether the scores are calibrated for this region (models.calibration)
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "clues": len(self.clues), "candidates": self.candidates,
-                "seconds": self.seconds, "by_type": self.by_type}
+                "seconds": self.seconds, "by_type": self.by_type, "calibration": self.calibration_zh}
 
 
 def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_p: float = 0.3,
            min_rule_amount: float = 500.0, n_reasons: int = 3, evidence_settlements: int = 20,
-           run_id: str | None = None, progress: Progress | None = None) -> ScreenResult:
-    """Score, rank and assemble clues (see the module docstring)."""
+           run_id: str | None = None, calibration: RegionCalibration | None = None,
+           progress: Progress | None = None) -> ScreenResult:
+    """Score, rank and assemble clues (see the module docstring). ``calibration``: the region's map of this
+    bundle's probabilities (``models.calibration``); a map fitted for another model is not applied."""
     from training.dataset import load_level
 
+    if calibration is not None and calibration.model_id != model_id(bundle.meta):
+        calibration = None
+    note = calibration.note_zh if calibration is not None else (
+        "模型概率未针对本地区校准：尚无本地区核实结果（yibao calibrate）；排序仍可用。")
     t0 = time.perf_counter()
     tick = progress or (lambda *_: None)
     levels = [lv for lv in CLUE_LEVELS if lv in bundle.scorers]
@@ -66,7 +74,7 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
             tick(f"评分 {level}", i, len(levels) + 2)
             d = load_level(con, level)
             frames[level] = d
-            p = bundle.score(level, d.frame)
+            p = apply_calibration(bundle.score(level, d.frame), calibration)
             parts.append(pd.DataFrame({
                 "entity_type": level, "entity_id": d.ids.astype(str).to_numpy(), "p_fraud": p,
                 "rule_amount": d.frame["rule_amount"].fillna(0).to_numpy(dtype=float),
@@ -82,7 +90,7 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
     tick("完成 done", len(levels) + 2, len(levels) + 2)
     by_type = {t: int(n) for t, n in keep["entity_type"].value_counts().sort_index().items()}
     return ScreenResult(run_id or f"screen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", clues,
-                        int(len(ranked)), round(time.perf_counter() - t0, 1), by_type)
+                        int(len(ranked)), round(time.perf_counter() - t0, 1), by_type, note)
 
 
 # -- private helpers ------------------------------------------------------------------------------

@@ -339,9 +339,10 @@ app.command("screen")(screen_command)
 from serving.cli_run import run_command  # noqa: E402
 
 app.command("run")(run_command)
-from serving.cli_evaluate import evaluate_app  # noqa: E402
+from serving.cli_evaluate import calibrate_command, evaluate_app  # noqa: E402
 
 app.add_typer(evaluate_app, name="evaluate")
+app.command("calibrate")(calibrate_command)
 from serving.cli_clues import clues_app, labels_app, users_app  # noqa: E402
 
 app.add_typer(clues_app, name="clues")

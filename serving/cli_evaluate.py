@@ -10,7 +10,7 @@ from rich.table import Table
 
 from serving.cli import JSON_OPT, _emit, _fail, _progress, _settings, console
 
-__all__ = ["evaluate_app"]
+__all__ = ["evaluate_app", "calibrate_command"]
 
 evaluate_app = typer.Typer(help="评估 evaluation of the clue list on regions the model never saw.",
                            no_args_is_help=True)
@@ -70,3 +70,33 @@ def transfer_command(
     console.print(f"标注团伙 {rings['labelled']} 个，进入{top[7:]}强 {len(rings[top])} 个"
                   + (f"；未进入: {', '.join(rings['missing'])}" if rings["missing"] else ""))
     console.print(f"用时 {report.seconds} s")
+
+
+def calibrate_command(
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w", help="The region's warehouse."),
+    bundle: Optional[Path] = typer.Option(None, help="A scorer bundle instead of the registered model."),
+    model: str = typer.Option("champion", help="Registered alias or version."),
+    sources: str = typer.Option("verified_clue,inspection", help="Label sources that count as verified outcomes "
+                                "(`simulated` only to try it on a simulated region)."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI of the registry."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """本地校准: fit the model's probabilities to this region's verified outcomes (at least 20)."""
+    from models.bundle import ScorerBundle, load_registered
+    from training.calibrate import calibrate_region
+
+    s = _settings(warehouse)
+    if not s.warehouse.is_file():
+        _fail(f"仓库不存在 (warehouse not found): {s.warehouse}")
+    try:
+        b = ScorerBundle.load(bundle) if bundle else load_registered(tracking_uri or s.tracking_uri, model)
+        cal = calibrate_region(s.warehouse, b, sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if as_json:
+        return _emit(cal.to_dict() | {"warehouse": str(s.warehouse)}, True)
+    console.print(cal.note_zh)
+    if cal.fitted:
+        console.print(f"logit p' = {cal.a:+.3f} + {cal.b:.3f}·logit p；对数损失 {cal.logloss_before} → "
+                      f"{cal.logloss_after}（留一 {cal.logloss_after_loo}），Brier {cal.brier_before} → {cal.brier_after}")
+        console.print(f"已保存 {s.warehouse.parent / 'calibration.json'}；之后的 yibao screen 用它（仅对同一模型）。")

@@ -20,6 +20,7 @@ def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: st
                   progress=None) -> tuple[dict, list[dict]]:
     """Screen the warehouse of ``settings`` and upsert the clues; returns (summary, clues)."""
     from models.bundle import ScorerBundle, load_registered
+    from models.calibration import CALIBRATION_FILE, RegionCalibration
     from models.screening import screen
     from serving.clues.store import open_store
 
@@ -27,7 +28,9 @@ def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: st
         bundle = ScorerBundle.load(bundle_path)
     else:
         bundle = load_registered(tracking_uri or settings.tracking_uri, model_ref)
-    result = screen(settings.warehouse, bundle, max_clues=max_clues, min_p=min_p, progress=progress)
+    calibration = RegionCalibration.load(settings.warehouse.parent / CALIBRATION_FILE)
+    result = screen(settings.warehouse, bundle, max_clues=max_clues, min_p=min_p, calibration=calibration,
+                    progress=progress)
     store = open_store(settings.clue_db_url, identity_vault=settings.identity_vault)
     try:
         counts = store.upsert_clues(result.run_id, result.clues)
@@ -78,6 +81,7 @@ def screen_command(
     if as_json:
         return _emit(summary, True)
     print_clues(clues)
+    console.print(summary["calibration"])
     console.print(f"线索 clues: 新增 {summary['upsert']['new']}, 更新 {summary['upsert']['updated']}, "
                   f"未变 {summary['upsert']['unchanged']} → {summary['store']}  (用时 {summary['seconds']} s)")
     console.print("查看: yibao clues list / yibao clues show ID")

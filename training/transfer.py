@@ -167,6 +167,7 @@ def evaluate_transfer(train: list[Path], test: Path, *, config=None, bundle_path
     tick("评估 judge", 2, 3)
     with duckdb.connect(str(test_wh), read_only=True) as con:
         judged = judge_clues(con, clues)
+        judged["calibration"] = _first_outcomes_calibration(con, bundle, clues)
     report = TransferReport([str(w) for w in train_whs], str(test_wh), model, judged, None,
                             round(time.perf_counter() - t0, 1))
     (out_dir / "transfer.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1), "utf-8")
@@ -175,6 +176,33 @@ def evaluate_transfer(train: list[Path], test: Path, *, config=None, bundle_path
         _log(tracking_uri, report, out_dir)
     tick("完成 done", 3, 3)
     return report
+
+
+def _first_outcomes_calibration(con: duckdb.DuckDBPyConnection, bundle, clues: pd.DataFrame,
+                                ns=(20, 50)) -> dict:
+    """What calibrating on the first n verified clues does: the region verifies its top n clues (their
+    truth is the labels), the map is fitted on them and judged leave-one-out (models.calibration)."""
+    from models.calibration import fit_region_calibration, model_id
+    from training.calibrate import scored_outcomes
+
+    lab = con.sql("SELECT entity_type, entity_id FROM labels WHERE label = 1").df()
+    positive = set(zip(lab["entity_type"], lab["entity_id"]))
+    from training.dataset import ring_truth
+
+    truth = ring_truth(con)
+    true_rings = set(truth.loc[truth["ring_share"] >= 0.5, "community_id"])
+    out = {}
+    for n in ns:
+        top = clues.head(n)
+        outcomes = pd.DataFrame({
+            "entity_type": top["entity_type"].map(_LEDGER_TYPE), "entity_id": top["entity_id"],
+            "label": [int(i in true_rings) if t == "ring" else int((_LEDGER_TYPE[t], i) in positive)
+                      for t, i in zip(top["entity_type"], top["entity_id"])]})
+        scored = scored_outcomes(con, bundle, outcomes)
+        cal = fit_region_calibration(scored["p_fraud"].to_numpy(dtype=float), scored["label"].to_numpy(dtype=int),
+                                     model_id=model_id(bundle.meta))
+        out[str(n)] = {k: v for k, v in cal.to_dict().items() if k not in ("model_id", "fitted_at")}
+    return out
 
 
 def _log(tracking_uri: str, report: TransferReport, out_dir: Path) -> None:

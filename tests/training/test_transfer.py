@@ -73,3 +73,37 @@ def test_warehouse_of_a_run_folder(tmp_path):
     assert warehouse_of(tmp_path) == tmp_path / "warehouse.duckdb"
     with pytest.raises(FileNotFoundError, match="yibao run"):
         warehouse_of(tmp_path / "nowhere")
+
+
+def test_a_region_calibrates_the_shipped_model_on_its_first_outcomes(tiny_warehouse, tiny_trained, tmp_path):
+    import shutil
+
+    from models.calibration import RegionCalibration
+    from models.screening import screen
+    from training.calibrate import calibrate_region, region_outcomes
+
+    _, result = tiny_trained
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_warehouse, wh)
+    with duckdb.connect(str(wh), read_only=True) as con:
+        outcomes = region_outcomes(con, sources=("simulated",))
+        assert region_outcomes(con).empty  # no verified outcomes in a simulated region
+    few = calibrate_region(wh, result.bundle, outcomes=outcomes.head(10), save=False)
+    assert not few.fitted and "未针对本地区校准" in few.note_zh and "10" in few.note_zh
+
+    cal = calibrate_region(wh, result.bundle, sources=("simulated",))
+    assert cal.fitted and cal.n >= 20 and 0 < cal.positives < cal.n
+    assert cal.logloss_after <= cal.logloss_before
+    assert RegionCalibration.load(tmp_path / "calibration.json") == cal
+
+    raw = screen(wh, result.bundle, max_clues=50)
+    calibrated = screen(wh, result.bundle, max_clues=50, calibration=cal)
+    assert "已按本地区" in calibrated.calibration_zh and "未针对" in raw.calibration_zh
+    p_raw = {(c["entity_type"], c["entity_id"]): c["p_fraud"] for c in raw.clues}
+    p_cal = {(c["entity_type"], c["entity_id"]): c["p_fraud"] for c in calibrated.clues}
+    shared = sorted(set(p_raw) & set(p_cal))
+    assert shared and any(abs(p_raw[k] - p_cal[k]) > 1e-6 for k in shared)
+    order = np.argsort([p_raw[k] for k in shared], kind="stable")  # the map is monotone
+    assert np.all(np.diff(np.array([p_cal[k] for k in shared])[order]) >= -1e-12)
+    other = RegionCalibration(**(cal.to_dict() | {"model_id": "another-model"}))
+    assert screen(wh, result.bundle, max_clues=5, calibration=other).calibration_zh == raw.calibration_zh
