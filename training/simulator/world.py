@@ -132,10 +132,11 @@ def _institutions(preset: Preset, districts: list[str], rng: np.random.Generator
     inst["specialties"] = ["|".join(r) for r in inst["roles"]]
     # Honest variation between institutions: how much they examine, prescribe, and prefer 集采 products.
     # Exams: case mix is explicit (the diagnosis and the recorded comorbidities set a visit's exams, care.py);
-    # what is left is the institution's habit, CV ~15 % and within 0.74-1.35: the range of the DRG
-    # 费用消耗指数 of same-level hospitals (0.8-1.3). Beyond it the habit is no longer honest variation.
+    # what is left is the institution's habit, CV ~15 % (the DRG 费用消耗指数 of same-level hospitals spans
+    # 0.8-1.3), log-normal and not cut off: an honest institution far out in the tail exists, and the
+    # over-examination rule must tell it from a scheme by volume and peers, not by our bounding it.
     m = len(inst)
-    inst["exam_factor"] = np.exp(np.clip(rng.normal(0, 0.15, m), -0.3, 0.3)) * np.where(inst["level"] == 3, 1.3, 1.0)
+    inst["exam_factor"] = np.exp(rng.normal(0, 0.15, m)) * np.where(inst["level"] == 3, 1.3, 1.0)
     inst["vbp_share"] = np.clip(rng.normal(0.85, 0.07, m), 0.6, 0.98)
     inst["attract"] = np.exp(rng.normal(0, 0.5, m)) * np.where(inst["level"] == 3, 3.0,
                                                                np.where(inst["level"] == 2, 1.6, 1.0))
@@ -202,8 +203,9 @@ def _practitioners(inst: pd.DataFrame, rng: np.random.Generator):
             for _ in range(n):
                 rows.append(dict(inst=i, dept=DEPT_ROLE[role]))
     prac = pd.DataFrame(rows)
-    # a doctor's own habit on top of the institution's: CV ~20 %, within 0.69-1.45 (guideline practice)
-    prac["exam_factor"] = np.exp(np.clip(rng.normal(0, 0.2, len(prac)), -0.37, 0.37))
+    # a doctor's own habit on top of the institution's: CV ~25 %, log-normal, not cut off (an honest doctor
+    # who orders twice his peers' exams exists: about 1 in 2,000 here)
+    prac["exam_factor"] = np.exp(rng.normal(0, 0.25, len(prac)))
     prac["over_examination"] = 0.0
     _over_examining_departments(inst, prac, rng)
     codes = []
