@@ -7,12 +7,16 @@ one table of the warehouse and the labels at its own entity type:
 
 | level | rows from | key | labels (`labels.entity_type`) | exposure (元) | rule amount at risk |
 |---|---|---|---|---|---|
-| setl | feat_setl | setl_id | setl, its visit (mdtrt) or one of its lines | fund_amt | rh_amt_hits |
-| psn | feat_psn | psn_no | psn | fund_amt_365 | rh_amt_hits |
-| prac | feat_prac | prac_code | prac | amt_365 | rh_amt_hits |
-| fixmedins | feat_fixmedins | fixmedins_code | fixmedins | fund_amt_365 | rh_amt_hits |
-| pharmacy | feat_pharmacy | fixmedins_code | fixmedins | fund_amt_365 | rh_amt_hits |
-| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring | amount | members' rh_amt_hits |
+| setl | feat_setl | setl_id | setl, its visit (mdtrt) or one of its lines | fund_amt | its rh_amt_* to verify |
+| psn | feat_psn | psn_no | psn | fund_amt_365 | its rh_amt_* to verify |
+| prac | feat_prac | prac_code | prac | amt_365 | its rh_amt_* to verify |
+| fixmedins | feat_fixmedins | fixmedins_code | fixmedins | fund_amt_365 | its rh_amt_* to verify |
+| pharmacy | feat_pharmacy | fixmedins_code | fixmedins | fund_amt_365 | its rh_amt_* to verify |
+| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring | amount | members' rh_amt_* to verify |
+
+The *rule amount* of a row (``rule_amount``) is what its rule hits put at risk that needs verifying: the
+hits of the typologies settled by deduction (``deduction_typologies`` of rules.yaml: 两库 claim edits, price
+caps) are left out — they are evidence, recovered line by line without an investigation.
 
 Rows without a label are taken as clean when ``unlabelled="clean"`` (the simulator labels every fraud it
 plants, and a region's verified clue outcomes plus its inspections are the best negatives there are), or
@@ -183,6 +187,16 @@ def _labels_cte(has_labels: bool) -> str:
             "NULL::VARCHAR AS fraud_type, NULL::DOUBLE AS amount WHERE false)")
 
 
+def verification_amount_sql(alias: str = "f") -> str:
+    """SQL of a feature row's rule amount at risk that needs verifying (the module docstring)."""
+    from features.contract import FRAUD_TYPES
+    from models.rules.config import load_config
+
+    deduct = load_config().deduction_typologies
+    terms = [f"coalesce({alias}.rh_amt_{t}, 0)" for t in FRAUD_TYPES if t not in deduct]
+    return "(" + " + ".join(terms) + ")"
+
+
 def _entity_frame(con: duckdb.DuckDBPyConnection, lv: Level, has_labels: bool) -> pd.DataFrame:
     return con.sql(f"""
         WITH {_labels_cte(has_labels)},
@@ -190,7 +204,7 @@ def _entity_frame(con: duckdb.DuckDBPyConnection, lv: Level, has_labels: bool) -
                      string_agg(DISTINCT fraud_type, ',') FILTER (WHERE label = 1) AS fraud_types
               FROM lab WHERE entity_type = '{lv.label_type}' GROUP BY 1)
         SELECT f.*, coalesce(l.label, 0) AS label, coalesce(l.label_amount, 0) AS label_amount,
-               l.fraud_types, l.entity_id IS NOT NULL AS labelled, f.rh_amt_hits AS rule_amount
+               l.fraud_types, l.entity_id IS NOT NULL AS labelled, {verification_amount_sql()} AS rule_amount
         FROM {lv.table} f LEFT JOIN l ON l.entity_id = f.{lv.key}
         ORDER BY f.{lv.key}
     """).df()
@@ -211,7 +225,7 @@ def _setl_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFram
                      string_agg(DISTINCT fraud_type, ',') FILTER (WHERE label = 1) AS fraud_types
               FROM by_setl GROUP BY 1)
         SELECT f.*, coalesce(l.label, 0) AS label, coalesce(l.label_amount, 0) AS label_amount,
-               l.fraud_types, l.setl_id IS NOT NULL AS labelled, f.rh_amt_hits AS rule_amount
+               l.fraud_types, l.setl_id IS NOT NULL AS labelled, {verification_amount_sql()} AS rule_amount
         FROM feat_setl f LEFT JOIN l USING (setl_id)
         ORDER BY f.setl_time, f.setl_id
     """).df()
@@ -219,8 +233,8 @@ def _setl_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFram
 
 def _ring_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFrame:
     stats = con.sql("SELECT * FROM graph_communities WHERE size >= 3 ORDER BY community_id").df()
-    rules = con.sql("""
-        SELECT m.community_id, sum(coalesce(p.rh_amt_hits, 0)) AS rule_amount
+    rules = con.sql(f"""
+        SELECT m.community_id, sum(coalesce({verification_amount_sql("p")}, 0)) AS rule_amount
         FROM graph_membership m LEFT JOIN feat_psn p ON p.psn_no = m.node_id
         WHERE m.node_type IN ('psn', 'person') GROUP BY 1
     """).df() if _has_table(con, "feat_psn") else pd.DataFrame(columns=["community_id", "rule_amount"])

@@ -60,7 +60,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _RULE_KEYS = {"id", "name_zh", "typology_id", "enabled", "version", "severity", "realtime", "basis_zh",
               "message_zh", "sql", "params", "precheck_when"}
 _REQUIRED_RULE_KEYS = ("id", "name_zh", "typology_id", "version", "severity", "basis_zh", "message_zh")
-_TOP_KEYS = {"config_version", "history_days", "codes", "rules"}
+_TOP_KEYS = {"config_version", "history_days", "codes", "rules", "deduction_typologies"}
 _CODE_KEYS = {"hosp_level", "clinic_level", "pharmacy_level", "inpatient_med_types", "emergency_med_types"}
 # precheck_when: necessary conditions on a visit for a rule to be worth running on it (see Rule.precheck_when).
 PRECHECK_CONDITIONS = {
@@ -143,6 +143,10 @@ class RuleConfig:
     inpatient_med_types: tuple[str, ...]
     emergency_med_types: tuple[str, ...]
     rules: tuple[Rule, ...]
+    # Typologies whose hits are claim edits settled by deduction (审核扣款): each hit names the lines, so no
+    # investigation is needed to recover them. They are evidence on a clue, but do not make one, nor its
+    # amount at risk (models.screening); the others call for verification (线索核查).
+    deduction_typologies: frozenset[str] = frozenset()
 
     @property
     def enabled_rules(self) -> tuple[Rule, ...]:
@@ -223,6 +227,12 @@ def _parse(text: str, path: Path) -> RuleConfig:
     if not isinstance(history_days, int) or isinstance(history_days, bool) or history_days < 1:
         fail(f"must be a positive whole number of days, not {history_days!r}", ("history_days",), fld="history_days")
 
+    deduction = data.get("deduction_typologies") or []
+    if not isinstance(deduction, list) or any(t not in FRAUD_TYPES for t in deduction):
+        fail(f"must be a list of typology ids (one of {', '.join(FRAUD_TYPES)}), not {deduction!r}",
+             ("deduction_typologies",), fld="deduction_typologies")
+    deduction = frozenset(deduction)
+
     codes = data["codes"]
     if not isinstance(codes, dict):
         fail("must be a mapping", ("codes",), fld="codes")
@@ -263,7 +273,7 @@ def _parse(text: str, path: Path) -> RuleConfig:
                       history_days=history_days, hosp_level=MappingProxyType(hosp_level),
                       clinic_level=levels["clinic_level"], pharmacy_level=levels["pharmacy_level"],
                       inpatient_med_types=med["inpatient_med_types"], emergency_med_types=med["emergency_med_types"],
-                      rules=tuple(rules))
+                      rules=tuple(rules), deduction_typologies=deduction)
 
 
 def _rule(raw: Any, i: int, path: Path, lines: dict, seen: set[str]) -> Rule:
