@@ -56,7 +56,7 @@ def compare(tracking_uri: str, warehouse: Path | None, *, candidate: str | None 
     versions = client.search_model_versions(f"name = '{name}'")
     if not versions:
         raise LookupError(f"没有已注册的模型 (no registered versions of {name}): 先运行 yibao train")
-    cand = candidate or str(max(int(v.version) for v in versions))
+    cand = str(candidate or max(int(v.version) for v in versions))
     cand_mv = client.get_model_version(name, cand)
     try:
         champ_mv = client.get_model_version_by_alias(name, ALIAS)
@@ -92,7 +92,8 @@ def compare(tracking_uri: str, warehouse: Path | None, *, candidate: str | None 
         reason = "候选版本与 champion 无明显差别"
     if not same:
         notes.append("两次训练的仓库或截止日不同：日志中的线索清单指标不可直接比较，以重新评分的窗口指标为准")
-    return Comparison(cand, champ_mv.version, same, rows, recommended, reason, notes)
+    # MLflow gives a version as int or str depending on the call: one form, text, everywhere
+    return Comparison(str(cand), str(champ_mv.version), same, rows, recommended, reason, notes)
 
 
 def promote(tracking_uri: str, version: str, *, reason: str, name: str = MODEL_NAME) -> None:

@@ -79,6 +79,30 @@ def test_promote_moves_the_alias_only_when_asked(tiny_warehouse, tiny_trained):
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == result.model_version
 
 
+def test_promote_command_with_and_without_a_champion(tiny_warehouse, tiny_trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    uri, result = tiny_trained
+    fresh = f"sqlite:///{tmp_path / 'mlflow.db'}"  # no champion there yet
+    fresh_result = train(tiny_warehouse, TrainConfig(seed=0, levels=("setl",)), tracking_uri=fresh,
+                         out_dir=tmp_path / "rep")
+    runner = CliRunner()
+    for tracking in (fresh, uri):
+        promote(uri, result.model_version, reason="a champion exists") if tracking == uri else None
+        for extra in ([], ["--json"]):
+            out = runner.invoke(app, ["promote", "--warehouse", str(tiny_warehouse), "--tracking-uri", tracking, *extra])
+            assert out.exit_code == 0, out.output
+            if extra:
+                payload = json.loads(out.stdout)
+                assert isinstance(payload["candidate"], str)
+                assert payload["champion"] is None if tracking == fresh else isinstance(payload["champion"], str)
+            else:
+                assert ("尚无 champion" in out.output) == (tracking == fresh)
+    assert fresh_result.model_version == "1"
+
+
 def test_screening_gives_one_clue_per_entity_with_reasons_and_evidence(tiny_warehouse, tiny_trained, tmp_path):
     from serving.clues.store import open_store
 
