@@ -395,7 +395,7 @@ def lookalike_cases(r: MiniRegion) -> None:
 
     # 分解住院: chemotherapy cycles (Z51.1, the cancer secondary) 14 days apart; a staged operation's second
     # stage (Z47.8, the fracture secondary) 10 days later; a transfer to another hospital the next day;
-    # against: the same cancer stays coded with the cancer as main diagnosis, 14 days apart
+    # against: cancer stays coded with the cancer as main diagnosis, readmitted 7 days after discharge
     p = r.person("P-SPLIT-ALIKE-CHEMO")
     stay("SPLIT-ALIKE-CHEMO-1", p, "H3", "2025-03-01", 3, ("Z51.100", "C34.900"))
     stay("SPLIT-ALIKE-CHEMO", p, "H3", "2025-03-18", 3, ("Z51.100", "C34.900"))
@@ -407,7 +407,7 @@ def lookalike_cases(r: MiniRegion) -> None:
     stay("SPLIT-ALIKE-TRANSFER", p, "H3", "2025-03-06", 8, ("J18.900",))
     p = r.person("P-SPLIT-VIOL-CANCER")
     stay("SPLIT-VIOL-CANCER-1", p, "H3", "2025-03-01", 3, ("C34.900",))
-    stay("SPLIT-VIOL-CANCER", p, "H3", "2025-03-18", 3, ("C34.900",))
+    stay("SPLIT-VIOL-CANCER", p, "H3", "2025-03-11", 3, ("C34.900",))
 
     # 应由第三方支付: injuries at home and at play (W20.000 struck at home, W26.x00 a knife, W21.300 sports
     # equipment at a sports ground); a traffic injury the liable party paid (nothing from the fund); against:
@@ -426,14 +426,14 @@ def lookalike_cases(r: MiniRegion) -> None:
     r.visit("DEAD-ALIKE-LATE", p, "H3", begin="2025-03-02 09:00:00", end="2025-03-10 04:00:00", med_type="21",
             setl_time="2025-03-17 10:00:00", lines=[drug("XTEST0001", time="2025-03-03 10:00:00")])
 
-    # 超量开药/重复开药 (monthly 30-day refills of a chronic drug, days from 2025-03-01):
+    # 超量开药/重复开药 (monthly 30-day refills of a chronic drug, days from 2025-01-10):
     #   ALIKE-EARLY one refill 8 days early at the community clinic; ALIKE-SHOP every other refill filled at
     #   the pharmacy; ALIKE-ONEPLACE a month's supply every 15 days, all from H3 (one prescriber: judged at
     #   the institution); ALIKE-COURSE a 4-week course of a common drug, renewed for 2 weeks at a follow-up
     #   elsewhere two days later and topped up at the pharmacy: 33 days over, but within ten days, not months;
     #   VIOL-SHOP refills at H3, a month more from H2 and from the pharmacy: the day-60 refill is over by 30
     #   days, 1.33x, only with the pharmacy's supply counted
-    rx = lambda day: (date(2025, 3, 1) + timedelta(days=day)).isoformat() + " 09:00:00"  # noqa: E731
+    rx = lambda day: (date(2025, 1, 10) + timedelta(days=day)).isoformat() + " 09:00:00"  # noqa: E731
     month = ("XCHRONIC01", 30)
     for case, refills in (
             ("ALIKE-EARLY", ((0, "H3", month), (30, "H3", month), (52, "C1", month), (90, "H3", month),

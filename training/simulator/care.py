@@ -455,6 +455,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     s = sc["card_theft"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 4) & (enc["tag"] < 0) & (enc["day"] + enc["los"] < nd - 2))
     pick = rng.choice(ip, _n_cases(s.rate * n / max(len(ip), 1), len(ip), s.min_cases), replace=False) if len(ip) else []
+    theft_stays = np.asarray(pick, dtype=np.int64)
     for e in pick:
         i = enc["psn"][e]
         k = int(rng.integers(*[int(x) for x in s.intensity]))
@@ -471,6 +472,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     # split_admission: one stay billed as two, discharge and readmission within days, same diagnosis
     s = sc["split_admission"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 6) & (enc["tag"] < 0) & ((enc["flag"] & F_SURGERY) == 0))
+    ip = np.setdiff1d(ip, theft_stays)  # shortening a stay would move its card-theft purchases out of it
     pick = rng.choice(ip, _n_cases(s.rate, len(ip), s.min_cases), replace=False) if len(ip) else np.array([], int)
     if len(pick):
         first = np.maximum(2, (enc["los"][pick] * rng.uniform(0.4, 0.6, len(pick))).astype(int))
