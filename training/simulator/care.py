@@ -598,6 +598,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     keep = ~np.isin(idx, list(drop))
     for e, first in _shorten.items():
         full["los"][e] = first
+        full["flag"][e] |= F_KEEP  # the first half of a split stay: its readmission's label depends on it
     for e in bed_hold:
         full["tag"][e] = T["bed_hold"]
         full["flag"][e] |= F_LOWCARE
