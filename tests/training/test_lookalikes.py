@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import duckdb
-import pandas as pd
 import pytest
 
 from features.contract import TABLES

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .care import (CAUSE_FALL_IDX, CAUSE_TP_IDX, CHRONIC, DAY, DIAG_CODE, DIAG_IDX, ER, F_OWNDRUG, F_SELFPAY,
-                   F_SURGERY, F_TRANSFER, IP, OP, PHARM, SURGICAL, T, _days, _dept_at, _Enc, _with_role)
+                   F_SURGERY, F_TRANSFER, IP, OP, PHARM, SURGICAL, T, _days, _dept_at, _Enc, _has_role, _with_role)
 from .config import Lookalikes
 from .reference import CAUSE_THIRD_PARTY, CAUSE_WORK_UNPLACED, HONEST_CAUSES, MINOR_INJURIES, WORK_RELATED
 from .world import DEPT_ROLE, INST_CLINIC, INST_HOSPITAL, World
@@ -298,7 +298,5 @@ def _early_refills_and_moves(world: World, cfg: Lookalikes, p: dict, enc: dict, 
 
 def _surgery_or_general(world: World, inst: np.ndarray) -> np.ndarray:
     """The surgery department where the institution has one, else general practice."""
-    from .care import _has_role
-
     has = _has_role(world)
     return np.where(has[inst, DEPT_ROLE["surgery"]], DEPT_ROLE["surgery"], DEPT_ROLE["general"])
