@@ -20,7 +20,7 @@ from features.contract import TABLES
 from features.warehouse import ensure_schema
 from models.rules import load_pack
 
-__all__ = ["MiniRegion", "case_region", "CODES", "visit_dict"]
+__all__ = ["MiniRegion", "case_region", "lookalike_cases", "CODES", "visit_dict"]
 
 
 def _ts(text: str) -> datetime:
@@ -348,13 +348,20 @@ def case_region() -> MiniRegion:
             lines=[drug("XTEST0001", time=f"2025-07-{d:02d} 10:{k:02d}:00") for d in range(1, 11) for k in range(3)])
     r.visit("BUY-THEFT-REFUND", p, "P1", begin="2025-07-04 15:00:00", med_type="41", lines=[drug("XTEST0001")])
     r.refund("BUY-THEFT-REFUND")
-    # 重复开药: 30 days supply at H3, then 30 days at H2 ten days later; the second at H3; refunded
-    for case, second_inst in (("HIT", "H2"), ("NEAR", "H3"), ("REFUND", "H2")):
+    # 超量开药/重复开药: monthly 30-day refills at H3 and a month's supply twice more from H2: the third refill
+    # (day 60) has 150 days supplied in 90 (1.67x, 60 days over) from two prescribers; a patient who moves
+    # their 慢病 registration to H2 once, the first H2 refill while the last H3 one still covers 15 days;
+    # the pattern of the hit with its last refill refunded
+    rx = lambda day: (date(2025, 3, 1) + timedelta(days=day)).isoformat() + " 09:00:00"  # noqa: E731
+    monthly = lambda: [drug("XCHRONIC01", pric=30.0, cnt=3, prd_days=30)]  # noqa: E731
+    for case, refills in (("HIT", ((0, "H3"), (14, "H2"), (30, "H3"), (44, "H2"), (60, "H3"))),
+                          ("NEAR", ((0, "H3"), (30, "H3"), (60, "H3"), (75, "H2"), (105, "H2"), (135, "H2"))),
+                          ("REFUND", ((0, "H3"), (14, "H2"), (30, "H3"), (44, "H2"), (60, "H3")))):
         p = r.person(f"P-RX-{case}")
-        r.visit(f"RX-{case}-1", p, "H3", begin="2025-08-01 09:00:00", med_type="140104",
-                lines=[drug("XCHRONIC01", pric=30.0, cnt=3, prd_days=30)])
-        r.visit(f"RX-{case}", p, second_inst, begin="2025-08-11 09:00:00", med_type="140104",
-                lines=[drug("XCHRONIC01", pric=30.0, cnt=3, prd_days=30)])
+        for k, (day, inst) in enumerate(refills):
+            name = f"RX-{case}" if (case != "NEAR" and k == len(refills) - 1) or (case == "NEAR" and k == 3) \
+                else f"RX-{case}-{k + 1}"
+            r.visit(name, p, inst, begin=rx(day), med_type="140104", lines=monthly())
     r.refund("RX-REFUND")
     # 应由第三方支付: a fracture from a traffic accident; from a fall at home; traffic, refunded
     for case, cause in (("HIT", "V43.500"), ("NEAR", "W01.x00"), ("REFUND", "V43.500")):
@@ -362,6 +369,7 @@ def case_region() -> MiniRegion:
         r.visit(f"THIRD-{case}", p, "H3", begin="2025-03-03 09:00:00", med_type="13", diags=("S72.000", cause),
                 lines=[{"code": "009TEST000000001", "pric": 10.0}])
     r.refund("THIRD-REFUND")
+    lookalike_cases(r)
     # 集采: V1 65 % non-selected (hit), V2 30 %, V3 65 % but the non-selected visit refunded
     for inst, non, sel, refund in (("V1", 130, 70, False), ("V2", 60, 140, False), ("V3", 130, 150, True)):
         p = r.person(f"P-VBP-{inst}")
@@ -372,6 +380,74 @@ def case_region() -> MiniRegion:
         if refund:
             r.refund(f"VBP-{inst}-NON")
     return r
+
+
+def lookalike_cases(r: MiniRegion) -> None:
+    """Honest care that resembles a violation (``*-ALIKE-*``: no hit) next to the violations it resembles
+    (``*-VIOL-*``: a hit), one person each (tests/models/test_rules_lookalikes.py)."""
+    def drug(code, pric=20.0, **kw):
+        return {"code": code, "pric": pric, **kw}
+
+    def stay(setl_id, psn, inst, begin, days, diags):
+        end = (date.fromisoformat(begin) + timedelta(days=days)).isoformat()
+        r.visit(setl_id, psn, inst, begin=f"{begin} 09:00:00", end=f"{end} 10:00:00", med_type="21", diags=diags,
+                lines=[drug("XTEST0001", time=f"{begin} 11:00:00")])
+
+    # 分解住院: chemotherapy cycles (Z51.1, the cancer secondary) 14 days apart; a staged operation's second
+    # stage (Z47.8, the fracture secondary) 10 days later; a transfer to another hospital the next day;
+    # against: cancer stays coded with the cancer as main diagnosis, readmitted 7 days after discharge
+    p = r.person("P-SPLIT-ALIKE-CHEMO")
+    stay("SPLIT-ALIKE-CHEMO-1", p, "H3", "2025-03-01", 3, ("Z51.100", "C34.900"))
+    stay("SPLIT-ALIKE-CHEMO", p, "H3", "2025-03-18", 3, ("Z51.100", "C34.900"))
+    p = r.person("P-SPLIT-ALIKE-STAGED")
+    stay("SPLIT-ALIKE-STAGED-1", p, "H3", "2025-03-01", 6, ("S82.200", "W01.000"))
+    stay("SPLIT-ALIKE-STAGED", p, "H3", "2025-03-17", 5, ("Z47.800", "S82.200"))
+    p = r.person("P-SPLIT-ALIKE-TRANSFER")
+    stay("SPLIT-ALIKE-TRANSFER-1", p, "H2", "2025-03-01", 4, ("J18.900",))
+    stay("SPLIT-ALIKE-TRANSFER", p, "H3", "2025-03-06", 8, ("J18.900",))
+    p = r.person("P-SPLIT-VIOL-CANCER")
+    stay("SPLIT-VIOL-CANCER-1", p, "H3", "2025-03-01", 3, ("C34.900",))
+    stay("SPLIT-VIOL-CANCER", p, "H3", "2025-03-11", 3, ("C34.900",))
+
+    # 应由第三方支付: injuries at home and at play (W20.000 struck at home, W26.x00 a knife, W21.300 sports
+    # equipment at a sports ground); a traffic injury the liable party paid (nothing from the fund); against:
+    # a work injury by the place character (W20.600 industrial area) and by Y96 (place not coded)
+    for case, diags in (("ALIKE-HOME", ("S06.000", "W20.000")), ("ALIKE-CUT", ("S61.000", "W26.x00")),
+                        ("ALIKE-SPORTS", ("S93.400", "W21.300")), ("ALIKE-PAID", ("S72.000", "V43.500")),
+                        ("VIOL-PLACE", ("S82.200", "W20.600")), ("VIOL-Y96", ("S06.000", "W20.x00", "Y96.x00"))):
+        p = r.person(f"P-THIRD-{case}")
+        r.visit(f"THIRD-{case}", p, "H3", begin="2025-03-03 09:00:00", med_type="13", diags=diags,
+                lines=[{"code": "009TEST000000001", "pric": 10.0}])
+    paid = next(x for x in r.rows["setl_d"] if x["setl_id"] == "THIRD-ALIKE-PAID")
+    paid.update(fund_pay_sumamt=0.0, hifp_pay=0.0, psn_pay=paid["medfee_sumamt"])
+
+    # 冒用死亡人口信息: a death in hospital settled by the family a week after the death
+    p = r.person("P-DEAD-ALIKE-LATE", die_date="2025-03-10")
+    r.visit("DEAD-ALIKE-LATE", p, "H3", begin="2025-03-02 09:00:00", end="2025-03-10 04:00:00", med_type="21",
+            setl_time="2025-03-17 10:00:00", lines=[drug("XTEST0001", time="2025-03-03 10:00:00")])
+
+    # 超量开药/重复开药 (monthly 30-day refills of a chronic drug, days from 2025-01-10):
+    #   ALIKE-EARLY one refill 8 days early at the community clinic; ALIKE-SHOP every other refill filled at
+    #   the pharmacy; ALIKE-ONEPLACE a month's supply every 15 days, all from H3 (one prescriber: judged at
+    #   the institution); ALIKE-COURSE a 4-week course of a common drug, renewed for 2 weeks at a follow-up
+    #   elsewhere two days later and topped up at the pharmacy: 33 days over, but within ten days, not months;
+    #   VIOL-SHOP refills at H3, a month more from H2 and from the pharmacy: the day-60 refill is over by 30
+    #   days, 1.33x, only with the pharmacy's supply counted
+    rx = lambda day: (date(2025, 1, 10) + timedelta(days=day)).isoformat() + " 09:00:00"  # noqa: E731
+    month = ("XCHRONIC01", 30)
+    for case, refills in (
+            ("ALIKE-EARLY", ((0, "H3", month), (30, "H3", month), (52, "C1", month), (90, "H3", month),
+                             (120, "H3", month))),
+            ("ALIKE-SHOP", ((0, "H3", month), (30, "P1", month), (60, "H3", month), (90, "P1", month),
+                            (120, "H3", month))),
+            ("ALIKE-ONEPLACE", tuple((day, "H3", month) for day in range(0, 91, 15))),
+            ("ALIKE-COURSE", ((0, "H3", ("XTEST0001", 28)), (2, "H2", ("XTEST0001", 14)), (9, "P1", ("XTEST0001", 7)))),
+            ("VIOL-SHOP", ((0, "H3", month), (20, "H2", month), (45, "P1", month), (60, "H3", month)))):
+        p = r.person(f"P-RX-{case}")
+        for k, (day, inst, (code, days)) in enumerate(refills):
+            name = f"RX-{case}" if k == len(refills) - 1 else f"RX-{case}-{k + 1}"
+            r.visit(name, p, inst, begin=rx(day), med_type="41" if inst == "P1" else "140104",
+                    lines=[drug(code, pric=30.0, cnt=3, prd_days=days)])
 
 
 def warehouse_visit(con, setl_id: str) -> dict:

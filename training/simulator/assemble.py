@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .care import CHRONIC, DAY, DIAG_CODE, DIAG_NAME, ER, F_SICK, IP, MED_TYPE, OP, PHARM, TYPES, T, Chunk, _ids
+from .lookalikes import clean_labels, settle
 from .reference import DEPTS, GIVEN_CHARS, SURNAMES
 from .world import World
 
@@ -102,6 +103,12 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
     age_at = (enc["day"] + (world.start - p["brdy"][enc["psn"]]).astype(int)) / 365.25
     died_here = (p["die_day"][enc["psn"]] >= 0) & (kind == IP) & (
         np.abs(p["die_day"][enc["psn"]] - (enc["day"] + enc["los"])) <= 1)
+    setl_time = end + rng.integers(60, 1800, ne)
+    fund, acct, setl_time, dscg_way = settle(enc, sc.lookalikes, fund, acct, setl_time, died_here, rng)
+    # a traffic or work injury the fund paid nothing for (all under the deductible) cost the fund nothing
+    unpaid = (enc["tag"] == T["third_party_liability"]) & (fund <= 0)
+    enc["tag"][unpaid], enc["alike"][unpaid] = -1, T["third_party_liability"]
+    psn_pay = np.round(medfee - fund, 2)
 
     mdtrt = pd.DataFrame({
         "mdtrt_id": mdtrt_id, "psn_no": psn_no[enc["psn"]], "fixmedins_code": inst_code,
@@ -110,10 +117,9 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
         "dscg_maindiag_code": DIAG_CODE[diag], "dscg_maindiag_name": DIAG_NAME[diag],
         "adm_dept_codg": dept_code, "chfpdr_code": doc_code,
         "ipt_days": np.where(kind == IP, enc["los"], 0).astype(np.int32),
-        "dscg_way": np.where(died_here, "5", "1"), "insu_admdvs": p["insu_admdvs"][enc["psn"]],
+        "dscg_way": dscg_way, "insu_admdvs": p["insu_admdvs"][enc["psn"]],
         "pay_loc": np.where(p["elsewhere"][enc["psn"]], "2", "1"),
     })
-    setl_time = end + rng.integers(60, 1800, ne)
     setl = pd.DataFrame({
         "setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": psn_no[enc["psn"]], "fixmedins_code": inst_code,
         "med_type": mdtrt["med_type"].to_numpy(), "insutype": ins.astype(str), "setl_time": _ts(world, setl_time),
@@ -148,6 +154,10 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
     c = np.flatnonzero(cause >= 0)
     d_setl.append(setl_id[c])
     d_code.append(cause[c])
+    d_main.append(np.full(len(c), "0"))
+    c = np.flatnonzero(enc["extra"] >= 0)  # a third diagnosis (Y96 of a work injury)
+    d_setl.append(setl_id[c])
+    d_code.append(enc["extra"][c])
     d_main.append(np.full(len(c), "0"))
     from .care import DIAG_IDX
     recorded = (kind == IP) | ((enc["flag"] & F_SICK) > 0)  # stays, and visits that work the comorbidities up
@@ -195,6 +205,8 @@ def assemble_chunk(world: World, sc, p, enc, lines, rings, chunk_no, rng) -> Chu
     persons = _person_table(world, p, rng)
     stock = _stock(world, enc, lines)
     clean = _clean_pools(p, enc, lines, setl_id, mdtrt_id, bkkp_sn, rings, rng, labels)
+    lookalike = clean_labels(enc, psn_no, setl_id, mdtrt_id, died_here)
+    labels = pd.concat([labels, lookalike], ignore_index=True) if len(lookalike) else labels
     tables = {"psn_info": persons, "mdtrt_d": mdtrt, "setl_d": setl, "fee_list_d": fee, "setl_list_diag_d": diag_df}
     return Chunk(tables=tables, labels=labels, stock=stock, clean=clean)
 

@@ -21,7 +21,7 @@ import pandas as pd
 from features.contract import FRAUD_TYPES
 
 from .config import ScenarioConfig
-from .reference import CAUSE_FALL, CAUSE_THIRD_PARTY, DIAGS, OTHER_REGIONS
+from .reference import CAUSE_FALL, CAUSE_THIRD_PARTY, DIAGS, LOOKALIKE_DIAGS, OTHER_REGIONS
 from .world import DEPT_ROLE, INST_CLINIC, INST_HOSPITAL, INST_PHARMACY, World
 
 __all__ = ["TYPES", "Chunk", "simulate_chunk"]
@@ -32,12 +32,14 @@ T = {t: i for i, t in enumerate(TYPES)}
 OP, CHRONIC, ER, PHARM, IP, DIALYSIS, REHAB = range(7)
 MED_TYPE = {OP: "11", CHRONIC: "140104", ER: "13", PHARM: "41", IP: "21", DIALYSIS: "140201", REHAB: "11"}
 DAY = 86_400
-DIAG_CODE = np.array([d[0] for d in DIAGS] + [CAUSE_FALL[0]] + [c[0] for c in CAUSE_THIRD_PARTY])
-DIAG_NAME = np.array([d[1] for d in DIAGS] + [CAUSE_FALL[1]] + [c[1] for c in CAUSE_THIRD_PARTY])
+DIAG_CODE = np.array([d[0] for d in DIAGS] + [CAUSE_FALL[0]] + [c[0] for c in CAUSE_THIRD_PARTY]
+                     + [c[0] for c in LOOKALIKE_DIAGS])
+DIAG_NAME = np.array([d[1] for d in DIAGS] + [CAUSE_FALL[1]] + [c[1] for c in CAUSE_THIRD_PARTY]
+                     + [c[1] for c in LOOKALIKE_DIAGS])
 DIAG_IDX = {d[0]: i for i, d in enumerate(DIAGS)}
 DIAG_DEPT = np.array([DEPT_ROLE[d[2]] for d in DIAGS])
 CAUSE_FALL_IDX = len(DIAGS)
-CAUSE_TP_IDX = np.arange(len(DIAGS) + 1, len(DIAG_CODE))
+CAUSE_TP_IDX = np.arange(len(DIAGS) + 1, len(DIAGS) + 1 + len(CAUSE_THIRD_PARTY))
 ACUTE = np.array([DIAG_IDX[c] for c in ("J06.900", "J20.900", "K29.700", "M54.500", "R51.x00", "N39.000")])
 LOW_THRESHOLD_DIAGS = np.array([DIAG_IDX[c] for c in ("J06.900", "K29.700", "M54.500", "I10.x00")])
 SURGICAL = {DIAG_IDX[c] for c in ("K80.200", "K35.800", "M17.900", "N40.x00", "N81.200", "S72.000", "S82.200")}
@@ -60,17 +62,21 @@ class Chunk:
 class _Enc:
     """Column store of encounters being built."""
 
-    cols = ("psn", "kind", "inst", "dept", "diag", "day", "sec", "los", "tag", "ring", "flag", "cause")
+    # cause: a second diagnosis (an injury's external cause, the disease of a planned-care stay);
+    # extra: a third (Y96 of a work injury); alike: the typology an honest look-alike resembles (lookalikes.py)
+    cols = ("psn", "kind", "inst", "dept", "diag", "day", "sec", "los", "tag", "ring", "flag", "cause", "extra",
+            "alike")
 
     def __init__(self):
         self.parts: list[dict[str, np.ndarray]] = []
 
-    def add(self, psn, kind, inst, dept, diag, day, sec, los=0, tag=-1, ring=-1, flag=0, cause=-1):
+    def add(self, psn, kind, inst, dept, diag, day, sec, los=0, tag=-1, ring=-1, flag=0, cause=-1, extra=-1,
+            alike=-1):
         n = len(np.atleast_1d(psn))
         if n == 0:
             return
         vals = dict(psn=psn, kind=kind, inst=inst, dept=dept, diag=diag, day=day, sec=sec, los=los, tag=tag,
-                    ring=ring, flag=flag, cause=cause)
+                    ring=ring, flag=flag, cause=cause, extra=extra, alike=alike)
         self.parts.append({k: np.broadcast_to(np.asarray(v), (n,)).astype(np.int64) for k, v in vals.items()})
 
     def frame(self) -> dict[str, np.ndarray]:
@@ -81,6 +87,9 @@ class _Enc:
 F_LOWCARE, F_LOWTHRESH, F_INFLATE, F_SURGERY, F_FAKE, F_KEEP = 1, 2, 4, 8, 16, 32
 F_FAMILY = 64  # a family at the pharmacy counter buying the same basket (honest look-alike of 空刷)
 F_SICK = 128   # an outpatient visit whose comorbidities (高血压, 糖尿病) are recorded and worked up
+# the person's own chronic drug at a pharmacy; the fund pays nothing (a liable party did); discharged to
+# another hospital (医嘱转院)
+F_OWNDRUG, F_SELFPAY, F_TRANSFER = 1 << 8, 1 << 9, 1 << 10
 
 
 def simulate_chunk(world: World, sc: ScenarioConfig, chunk_no: int, psn_offset: int, n: int) -> Chunk:
@@ -367,6 +376,7 @@ def _encounters(world: World, sc: ScenarioConfig, p: dict, rng, chunk_no: int):
     _convert_to_admission(E, enc, conv, rng, np.clip(rng.integers(3, 8, len(conv)), 3, None), tag=-1, flag=0)
 
     rings = _fraud_encounters(world, sc, p, E, rng, chunk_no, dial_centre, rehab_centre, pharmacies, hospitals)
+    _lookalike_encounters(world, sc, p, E, rng)
     enc = E.frame()
     enc = _without_honest_care_during_stays(enc)
     # the dead do not visit (unless someone uses their card: tagged dead_person above)
@@ -483,7 +493,7 @@ def _without_honest_care_during_stays(enc: dict) -> dict:
     honest = (enc["tag"] < 0) & ((enc["flag"] & F_KEEP) == 0)
     drop = honest & np.isin(key, inside)
     # two honest stays for the same illness at the same hospital are more than 15 days apart
-    ipx = np.flatnonzero((enc["kind"] == IP) & ~drop)
+    ipx = np.flatnonzero((enc["kind"] == IP) & ~drop & (enc["alike"] != T["split_admission"]))
     order = ipx[np.lexsort((enc["day"][ipx], enc["diag"][ipx], enc["inst"][ipx], enc["psn"][ipx]))]
     same = ((enc["psn"][order][1:] == enc["psn"][order][:-1]) & (enc["inst"][order][1:] == enc["inst"][order][:-1])
             & (enc["diag"][order][1:] == enc["diag"][order][:-1])
@@ -538,7 +548,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     s = sc["card_theft"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 4) & (enc["tag"] < 0) & (enc["day"] + enc["los"] < nd - 2))
     pick = rng.choice(ip, _n_cases(s.rate * n / max(len(ip), 1), len(ip), s.min_cases), replace=False) if len(ip) else []
-    theft_stays = list(pick)  # the holder really is in bed there: not a bed-hold stay as well
+    theft_stays = np.asarray(pick, dtype=np.int64)  # the holder really is in bed there: not a bed-hold stay
     for e in pick:
         i = enc["psn"][e]
         k = int(rng.integers(*[int(x) for x in s.intensity]))
@@ -549,22 +559,13 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
         E.add(np.full(k, i), PHARM, rng.choice(far), DEPT_ROLE["pharmacy"], DIAG_IDX["I10.x00"], days,
               rng.integers(9, 21, k) * 3600, tag=T["card_theft"], flag=F_INFLATE)
 
-    # over_prescription: the same chronic drug from a second doctor elsewhere, supplies overlapping
-    s = sc["over_prescription"]
-    ch = np.flatnonzero(enc["kind"] == CHRONIC)
-    people = np.unique(enc["psn"][ch])
-    people = people[~(p["psych"][people] | p["cancer"][people])]
-    for i in rng.choice(people, _n_cases(s.rate, len(people), s.min_cases), replace=False) if len(people) else []:
-        mine = ch[enc["psn"][ch] == i]
-        k = min(len(mine), int(rng.integers(*[int(x) for x in s.intensity])) * 2)
-        base = rng.choice(mine, k, replace=False)
-        other = rng.choice(hospitals[hospitals != enc["inst"][mine[0]]])
-        E.add(np.full(k, i), CHRONIC, other, _dept_at(world, np.full(k, other), enc["diag"][base]), enc["diag"][base],
-              enc["day"][base] + rng.integers(3, 15, k), _office_secs(rng, k), tag=T["over_prescription"])
+    # over_prescription: chronic patients drawing well beyond their need from several places, over months
+    _over_prescription(world, sc["over_prescription"], p, E, enc, rng, hospitals, pharmacies)
 
     # split_admission: one stay billed as two, discharge and readmission within days, same diagnosis
     s = sc["split_admission"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 6) & (enc["tag"] < 0) & ((enc["flag"] & F_SURGERY) == 0))
+    ip = np.setdiff1d(ip, theft_stays)  # shortening a stay would move its card-theft purchases out of it
     pick = rng.choice(ip, _n_cases(s.rate, len(ip), s.min_cases), replace=False) if len(ip) else np.array([], int)
     if len(pick):
         first = np.maximum(2, (enc["los"][pick] * rng.uniform(0.4, 0.6, len(pick))).astype(int))
@@ -581,7 +582,7 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     s = sc["bed_hold"]
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 5) & (enc["tag"] < 0) & ((enc["flag"] & F_SURGERY) == 0)
                         & (enc["day"] + enc["los"] < nd - 2) & ~np.isin(enc["diag"], [DIAG_IDX["I63.900"]]))
-    ip = np.setdiff1d(ip, list(_shorten) + theft_stays)
+    ip = np.setdiff1d(ip, np.concatenate([np.asarray(list(_shorten), dtype=np.int64), theft_stays]))
     pick = rng.choice(ip, _n_cases(s.rate, len(ip), s.min_cases), replace=False) if len(ip) else np.array([], int)
     bed_hold = set(pick.tolist())
     for e in pick:
@@ -697,11 +698,53 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
     keep = ~np.isin(idx, list(drop))
     for e, first in _shorten.items():
         full["los"][e] = first
+        full["flag"][e] |= F_KEEP  # the first half of a split stay: its readmission's label depends on it
     for e in bed_hold:
         full["tag"][e] = T["bed_hold"]
         full["flag"][e] |= F_LOWCARE
     E.parts = [{k: v[keep] for k, v in full.items()}]
     return rings
+
+
+def _over_prescription(world: World, s, p: dict, E: _Enc, enc: dict, rng, hospitals: np.ndarray,
+                       pharmacies: np.ndarray) -> None:
+    """超量开药/重复开药: chronic patients who draw ``s.intensity`` (1.4-2x) the days of drug their condition
+    needs over 4-11 months: besides their own monthly refills, a month's supply now and then from one or two
+    other hospitals or clinics (at least once) and one or two pharmacies (their own drug, ``F_OWNDRUG``)."""
+    nd = world.n_days
+    chronic_depts = [DEPT_ROLE["psychiatry"], DEPT_ROLE["lung_cancer"]]
+    ch = np.flatnonzero((enc["kind"] == CHRONIC) & (enc["tag"] < 0) & ~np.isin(enc["dept"], chronic_depts))
+    people = np.unique(enc["psn"][ch])
+    people = people[~(p["psych"][people] | p["cancer"][people])]
+    clinics = np.flatnonzero(world.inst["kind"].to_numpy() == INST_CLINIC)
+    for i in rng.choice(people, _n_cases(s.rate, len(people), s.min_cases), replace=False) if len(people) else []:
+        mine = ch[enc["psn"][ch] == i]
+        span = int(rng.integers(min(120, nd), min(330, nd) + 1))
+        start = int(rng.integers(0, nd - span + 1))
+        own = np.count_nonzero((enc["day"][mine] >= start) & (enc["day"][mine] < start + span))
+        refill = _refill_days(world, i, enc["diag"][mine[0]])  # what each refill, theirs or extra, supplies
+        k = max(2, int(round((rng.uniform(*s.intensity) * span - refill * own) / refill)))
+        home = enc["inst"][mine[0]]
+        places = np.concatenate([hospitals, clinics])
+        others = rng.choice(places[places != home], int(rng.integers(1, 3)), replace=False)
+        shops = rng.choice(pharmacies, min(len(pharmacies), int(rng.integers(1, 3))), replace=False)
+        at_shop = rng.random(k) < 0.4
+        at_shop[rng.integers(k)] = False  # several prescribers: at least one other hospital or clinic
+        place = np.where(at_shop, rng.choice(shops, k), rng.choice(others, k))
+        diag = np.full(k, enc["diag"][mine[0]])
+        E.add(np.full(k, i), np.where(at_shop, PHARM, CHRONIC), place,
+              np.where(at_shop, DEPT_ROLE["pharmacy"], _dept_at(world, place, diag)), diag,
+              np.sort(rng.integers(start, start + span, k)), _office_secs(rng, k), tag=T["over_prescription"],
+              flag=np.where(at_shop, F_OWNDRUG, 0))
+
+
+def _lookalike_encounters(world: World, sc: ScenarioConfig, p: dict, E: _Enc, rng) -> None:
+    """Honest care that resembles a violation (``lookalikes.py``), unless the scenario file switches it off."""
+    if not sc.lookalikes.enabled:
+        return
+    from .lookalikes import add_lookalikes
+
+    add_lookalikes(world, sc.lookalikes, p, E, rng)
 
 
 # ---------------------------------------------------------------------------------------------- lines
@@ -808,12 +851,17 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     _chronic_drugs(world, p, enc, rng, add, role)
 
     # pharmacy purchases: OTC and chronic drugs; the card holder's own basket
-    e = np.flatnonzero((kind == PHARM) & ((flag & (F_FAKE | F_FAMILY)) == 0))
+    e = np.flatnonzero((kind == PHARM) & ((flag & (F_FAKE | F_FAMILY | F_OWNDRUG)) == 0))
     e = np.repeat(e, 1 + rng.poisson(1.0, len(e)))
     has_chronic = (p["htn"] | p["dm"] | p["chd"] | p["copd"])[enc["psn"][e]]
     chronic = has_chronic & (rng.random(len(e)) < 0.3)
     pool_c, pool_o = role("drug_chronic"), np.concatenate([role("drug_otc"), role("drug_acute")])
     items = np.where(chronic, rng.choice(pool_c, len(e)), rng.choice(pool_o, len(e)))
+    # a patient's own maintenance drug comes with the 慢病 refills, not on top of them at the pharmacy
+    own = _maintenance_drug(world, enc["psn"][e], np.select(
+        [p["dm"], p["htn"], p["chd"], p["copd"]],
+        [DIAG_IDX["E11.900"], DIAG_IDX["I10.x00"], DIAG_IDX["I25.100"], DIAG_IDX["J44.900"]], -1)[enc["psn"][e]])
+    items = np.where(chronic & _same_drug(world, items, own), rng.choice(pool_o, len(e)), items)
     infl = (flag[e] & F_INFLATE) > 0
     cnt = np.where(infl, rng.integers(4, 10, len(e)), np.where(chronic, 1, rng.integers(1, 3, len(e))))
     dear = np.array([i for i in pool_c if price[i] >= 80] or [pool_c[-1]])
@@ -892,28 +940,49 @@ def _vbp_choice(items, inst_idx, vbp_share, vbp_sel, vbp_alt, rng):
 
 def _chronic_drugs(world, p, enc, rng, add, role):
     cat = world.cat
-    name = cat["hilist_name"].to_numpy()
     kind, psn = enc["kind"], enc["psn"]
-    e = np.flatnonzero((kind == CHRONIC) & ~np.isin(enc["dept"], [DEPT_ROLE["psychiatry"], DEPT_ROLE["lung_cancer"]]))
+    e = np.flatnonzero(((kind == CHRONIC) & ~np.isin(enc["dept"], [DEPT_ROLE["psychiatry"], DEPT_ROLE["lung_cancer"]]))
+                       | ((kind == PHARM) & ((enc["flag"] & F_OWNDRUG) > 0)))  # own drug at a pharmacy
     d = enc["diag"][e]
-    by = {
-        DIAG_IDX["I10.x00"]: ["苯磺酸氨氯地平片(中选)", "缬沙坦胶囊"],
-        DIAG_IDX["E11.900"]: ["盐酸二甲双胍片(中选)", "甘精胰岛素注射液"],
-        DIAG_IDX["I25.100"]: ["阿托伐他汀钙片(中选)", "氯吡格雷片(中选)"],
-        DIAG_IDX["J44.900"]: ["噻托溴铵粉吸入剂", "噻托溴铵粉吸入剂"],
-    }
-    idx = {nm: int(np.flatnonzero(name == nm)[0]) for v in by.values() for nm in v}
-    choice = psn[e] % 2  # each person keeps their own drug
-    item = np.zeros(len(e), dtype=np.int64)
-    for dg, names in by.items():
-        m = d == dg
-        item[m] = np.where(choice[m] == 0, idx[names[0]], idx[names[1]])
+    item = _maintenance_drug(world, psn[e], d)
     dpu = cat["days_per_unit"].to_numpy()[item]
-    add(e, item, cnt=np.ceil(30 / np.maximum(dpu, 1)))
+    # a 30-day refill: as many whole packs as fit in 30 days (门诊慢病 prescriptions cover up to 30 days)
+    add(e, item, cnt=np.maximum(1, np.floor(30 / np.maximum(dpu, 1))))
     # diabetics: HbA1c every few months (batch 8-4 period limit: once per 15 days)
     # (on honest refills only: an extra refill a few days later would repeat it inside batch 8-4's 15 days)
-    hb = e[(d == DIAG_IDX["E11.900"]) & (enc["tag"][e] < 0) & (rng.random(len(e)) < 0.3)]
+    hb = e[(d == DIAG_IDX["E11.900"]) & (enc["tag"][e] < 0) & (kind[e] == CHRONIC) & (rng.random(len(e)) < 0.3)]
     add(hb, np.full(len(hb), role("lab_hba1c")[0]))
+
+
+_MAINTENANCE = {"I10.x00": ("苯磺酸氨氯地平片(中选)", "缬沙坦胶囊"), "E11.900": ("盐酸二甲双胍片(中选)", "甘精胰岛素注射液"),
+                "I25.100": ("阿托伐他汀钙片(中选)", "氯吡格雷片(中选)"), "J44.900": ("噻托溴铵粉吸入剂", "噻托溴铵粉吸入剂")}
+
+
+def _maintenance_drug(world: World, psn: np.ndarray, diag: np.ndarray) -> np.ndarray:
+    """The catalogue index of each chronic patient's own maintenance drug (one of two per condition, kept
+    for life); -1 where the diagnosis has none."""
+    name = world.cat["hilist_name"].to_numpy()
+    item = np.full(len(psn), -1, dtype=np.int64)
+    for code, names in _MAINTENANCE.items():
+        m = diag == DIAG_IDX[code]
+        first, second = (int(np.flatnonzero(name == nm)[0]) for nm in names)
+        item[m] = np.where(psn[m] % 2 == 0, first, second)
+    return item
+
+
+def _refill_days(world: World, psn: int, diag: int) -> int:
+    """The days of drug one 30-day refill of the patient's maintenance drug supplies (whole packs)."""
+    item = _maintenance_drug(world, np.array([psn]), np.array([diag]))[0]
+    dpu = max(int(world.cat["days_per_unit"].to_numpy()[item]), 1)
+    return max(1, 30 // dpu) * dpu
+
+
+def _same_drug(world: World, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Catalogue items that are the same drug: one 集采 group (substitutes), else one generic name."""
+    cat = world.cat
+    group = cat["vbp_group"].fillna("").to_numpy().astype(str)
+    key = np.where(group != "", "G:" + group, "N:" + cat["generic_name"].fillna("").to_numpy().astype(str))
+    return (b >= 0) & (key[a] == key[np.maximum(b, 0)])
 
 
 def _inpatient_lines(world, sc, p, enc, rng, add, L, role, price, svc_price):

@@ -9,14 +9,14 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 from features.contract import FRAUD_TYPES
 
-__all__ = ["Preset", "PRESETS", "Scenario", "ScenarioConfig", "load_scenarios", "DEFAULT_SCENARIOS"]
+__all__ = ["Preset", "PRESETS", "Scenario", "Lookalikes", "ScenarioConfig", "load_scenarios", "DEFAULT_SCENARIOS"]
 
 DEFAULT_SCENARIOS = Path(__file__).with_name("scenarios.yaml")
 
@@ -59,9 +59,54 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class Lookalikes:
+    """Honest care that resembles a violation (看似违规的合规诊疗), simulated by default.
+
+    Each rate says how much of the eligible care does it; the ranges say how (days). Modelled on what
+    honest care does — chemotherapy courses come back every few weeks, a fall at home is the fund's to
+    pay, a family settles an in-hospital death days later — not on what a rule checks. See
+    ``docs/simulator.md`` and ``training/simulator/lookalikes.py``.
+
+    >>> Lookalikes().enabled, Lookalikes().chemotherapy_cycle_days
+    (True, (14, 21, 28))
+    """
+
+    enabled: bool = True
+    # 计划性再入院: chemotherapy courses (Z51.1) of cancer patients, cycles measured admission to admission
+    chemotherapy_courses: float = 0.6          # share of cancer patients on a course during the period
+    chemotherapy_cycles: tuple[int, int] = (4, 6)
+    chemotherapy_cycle_days: tuple[int, ...] = (14, 21, 28)
+    chemotherapy_stay_days: tuple[int, int] = (2, 5)
+    # split-course radiotherapy (分段放疗, Z51.0): two segments with a planned break
+    radiotherapy_courses: float = 0.2          # share of cancer patients
+    radiotherapy_break_days: tuple[int, int] = (7, 14)
+    # staged operations (分期手术): definitive fixation of a fracture after external fixation, coded as
+    # orthopaedic follow-up care (Z47.8) with the fracture as a secondary diagnosis
+    staged_operations: float = 0.3             # share of tibial-fracture admissions
+    staged_gap_days: tuple[int, int] = (7, 20)
+    # transfers (医嘱转院, dscg_way 2) to a higher-level hospital, admitted there the same or the next day
+    transfers: float = 0.02                    # share of admissions at level 1-2 hospitals
+    # injuries at home and at play (W/X external causes: falls, struck by objects, cuts), paid by the fund
+    home_injuries: float = 0.04                # minor-injury visits per person and year
+    # traffic and work injuries paid by the liable party or the work-injury fund: nothing from the fund
+    liable_party_paid: float = 0.004           # such visits per person and year
+    # deaths in hospital (院内死亡): the stay ends with the death, the family settles some days later
+    in_hospital_deaths: float = 0.35           # share of deaths
+    late_settlement_days: tuple[int, int] = (1, 10)
+    # chronic refills (门诊慢特病): one refill a few days early; one move of the 慢病 registration
+    early_refills: float = 0.3                 # share of chronic patients
+    early_refill_days: tuple[int, int] = (3, 12)
+    registration_moves: float = 0.05           # share of chronic patients
+    registration_move_overlap_days: tuple[int, int] = (7, 21)
+    # a chronic patient who fills some refills at a pharmacy instead (门诊慢病 双通道), a third of them
+    pharmacy_refills: float = 0.15             # share of chronic patients
+
+
+@dataclass(frozen=True)
 class ScenarioConfig:
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     clean_checked: int = 20
+    lookalikes: Lookalikes = field(default_factory=Lookalikes)
 
     def __getitem__(self, key: str) -> Scenario:
         return self.scenarios[key]
@@ -83,4 +128,15 @@ def load_scenarios(path: Path | None = None) -> ScenarioConfig:
             if k in e:
                 e[k] = tuple(e[k])
         scenarios[sid] = Scenario(id=sid, **e)
-    return ScenarioConfig(scenarios=scenarios, clean_checked=int(raw.get("clean_checked", 20)))
+    return ScenarioConfig(scenarios=scenarios, clean_checked=int(raw.get("clean_checked", 20)),
+                          lookalikes=_lookalikes(raw.get("lookalikes") or {}, path))
+
+
+def _lookalikes(entries: dict, path: Path) -> Lookalikes:
+    """The ``lookalikes`` section of a scenario file (absent keys keep their defaults)."""
+    known = {f.name: f for f in fields(Lookalikes)}
+    unknown = set(entries) - set(known)
+    if unknown:
+        raise ValueError(f"{path}: unknown lookalikes keys {sorted(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in entries.items()}
+    return Lookalikes(**values)

@@ -7,7 +7,7 @@ the real 两库 rule pack (see ``catalogue.py``); the ordinary ones below fill t
 
 from __future__ import annotations
 
-__all__ = ["DEPTS", "DIAGS", "ORDINARY_ITEMS", "SURNAMES", "GIVEN_CHARS", "OTHER_REGIONS"]
+__all__ = ["DEPTS", "DIAGS", "ORDINARY_ITEMS", "SURNAMES", "GIVEN_CHARS", "OTHER_REGIONS", "LOOKALIKE_DIAGS"]
 
 # (dept code, name, role). Roles: the focus areas of the policies are their own departments.
 DEPTS = [
@@ -58,10 +58,37 @@ DIAGS = [
     ("F20.900", "精神分裂症", "psychiatry", "psych", 0),
     ("I69.300", "脑梗死后遗症", "rehabilitation", "rehab", 0),
 ]
-# External causes (外因): a fall at home is the fund's to pay; traffic and work injuries are not.
+# External causes (外因): a fall at home is the fund's to pay; traffic and work injuries are not. In ICD-10
+# W00-Y34 the first character after the dot is the place of occurrence (0 home, 3 sports area, 4 street,
+# 6 industrial and construction area, ...; x where it is not coded); V01-V89 with .1/.4/.5... are traffic.
 CAUSE_FALL = ("W01.x00", "同一平面上滑倒、绊倒和摔倒")
-CAUSE_THIRD_PARTY = [("V43.500", "小汽车乘员在交通事故中受伤"), ("W20.x00", "被投掷、抛出或坠落物体击中(工作场所)"),
-                     ("V23.400", "摩托车驾驶员在交通事故中受伤")]
+CAUSE_THIRD_PARTY = [("V43.500", "小汽车驾驶员在交通事故中受伤"), ("W20.600", "在工业和建筑区域被投掷、抛出或坠落物体击中"),
+                     ("V23.400", "摩托车驾驶员在交通事故中受伤"), ("V03.100", "行人在交通事故中被小汽车撞伤"),
+                     ("W12.600", "在建筑区域从脚手架上跌落"), ("W31.600", "在工业区域接触其他机械")]
+
+# Honest look-alikes (lookalikes.py). Planned care coded as the purpose of the admission, the disease as a
+# secondary diagnosis (医保结算清单: 以化疗、放疗为目的的住院主诊断选 Z51).
+PLANNED_CARE = [("Z51.100", "恶性肿瘤化学治疗疗程"), ("Z51.000", "恶性肿瘤放射治疗疗程"),
+                ("Z47.800", "其他特指的矫形外科随诊医疗")]
+# Injuries at home and at play with their usual external causes (place 0 home, 3 sports area, x not coded).
+CAUSE_HOME_PLAY = [("W01.000", "在家中同一平面上滑倒、绊倒和摔倒"), ("W10.000", "在家中楼梯上跌倒"),
+                   ("W19.x00", "跌倒"), ("W20.000", "在家中被坠落物体击中"), ("W20.x00", "被投掷、抛出或坠落物体击中"),
+                   ("W21.300", "在体育场所被运动器材击中"), ("W22.000", "在家中碰撞其他物体"),
+                   ("W03.300", "在体育场所与他人相撞跌倒"), ("W23.000", "在家中被门窗夹伤"),
+                   ("W25.000", "在家中被锐利玻璃割伤"), ("W26.000", "在家中被刀具割伤"), ("W26.x00", "被刀、剑或匕首割伤")]
+# (injury, name, its usual causes among CAUSE_FALL and CAUSE_HOME_PLAY)
+MINOR_INJURIES = [("S61.000", "手指开放性伤口", ("W25.000", "W26.000", "W26.x00", "W23.000")),
+                  ("S93.400", "踝关节扭伤", ("W01.000", "W03.300", "W21.300", "W10.000", "W01.x00")),
+                  ("S52.500", "桡骨下端骨折", ("W01.000", "W10.000", "W19.x00", "W03.300")),
+                  ("S00.900", "头部浅表损伤", ("W20.000", "W20.x00", "W22.000", "W21.300"))]
+# The usual causes of the injuries of DIAGS when they happen at home or at play (honest: the fund pays).
+HONEST_CAUSES = {"S72.000": ("W01.x00", "W01.000", "W10.000", "W19.x00"),
+                 "S82.200": ("W01.000", "W10.000", "W03.300", "W21.300", "W20.x00"),
+                 "S06.000": ("W20.000", "W20.x00", "W22.000", "W01.000", "W19.x00")}
+# A work injury whose place is not coded, marked by the work-related supplementary code Y96 instead.
+CAUSE_WORK_UNPLACED = [("W20.x00", "被投掷、抛出或坠落物体击中"), ("W23.x00", "在物体之间被夹住、压碎或挤压"),
+                       ("W31.x00", "接触其他和未特指的机械")]
+WORK_RELATED = ("Y96.x00", "与工作有关的情况")
 
 # Ordinary (unrestricted) catalogue entries:
 # (role, name, list_type, med_chrgitm_type, chrgitm_lv, price, vbp_group, vbp_flag, days_per_unit)
@@ -158,3 +185,8 @@ GIVEN_CHARS = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀
 
 # Insured elsewhere (异地参保): province capitals' 医保区划.
 OTHER_REGIONS = ["110105", "310104", "440106", "210102", "230102", "370102"]
+
+# Every code the look-alikes add to the diagnoses (care.DIAG_CODE appends them), each once.
+LOOKALIKE_DIAGS = list(dict.fromkeys(
+    PLANNED_CARE + [(c, n) for c, n, _ in MINOR_INJURIES] + CAUSE_HOME_PLAY
+    + [c for c in CAUSE_WORK_UNPLACED if c not in CAUSE_HOME_PLAY] + [WORK_RELATED]))

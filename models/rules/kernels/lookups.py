@@ -61,6 +61,9 @@ class Lookups:
     hosp_level: Mapping[str, int]                          # national hosp_lv -> level
     care_class: Mapping[str, str]                          # med_type -> inpatient | emergency (min of both)
     med_type_classes: Mapping[str, frozenset[str]]         # med_type -> every class the codes give it
+    # code -> (the drug it is for days-supply purposes: '集采组' + its 集采 group, else its generic name;
+    # its 甲/乙/丙 level chrgitm_lv) — over_prescription.sql's LEFT JOIN of hilist
+    drugs: Mapping[str, tuple[str | None, str | None]]
 
     @classmethod
     def build(cls, db: duckdb.DuckDBPyConnection, config: RuleConfig) -> "Lookups":
@@ -95,7 +98,14 @@ class Lookups:
                    duplicate_includes=includes, surgery_groups={k: tuple(v) for k, v in groups.items()},
                    catalogue=catalogue, institutions=institutions, hosp_level=dict(config.hosp_level),
                    care_class={k: min(v) for k, v in classes.items()},
-                   med_type_classes={k: frozenset(v) for k, v in classes.items()})
+                   med_type_classes={k: frozenset(v) for k, v in classes.items()}, drugs=_drugs(db))
 
     def point(self, kind: str, code: str) -> Any:
         return self.points[kind].get(code)
+
+
+def _drugs(db: duckdb.DuckDBPyConnection) -> dict[str, tuple[str | None, str | None]]:
+    """``coalesce('集采组' || nullif(vbp_group, ''), generic_name)`` and ``chrgitm_lv`` per catalogue code."""
+    return {code: ("集采组" + group if group not in (None, "") else generic, level)
+            for code, group, generic, level in db.execute(
+                "SELECT hilist_code, vbp_group, generic_name, chrgitm_lv FROM hilist").fetchall()}

@@ -58,33 +58,39 @@ def dead_person(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 
 @kernel("third_party_liability")
 def third_party_liability(params: dict[str, Any], c: Claims) -> list[RuleRow]:
-    """``third_party_liability.sql``: an injury whose external cause puts the cost on the work-injury fund
-    or a liable third party, paid by the medical fund."""
+    """``third_party_liability.sql``: an injury whose external cause is a traffic accident or a work injury
+    (Y96, or an industrial-area place / work activity character of a W00-Y34 cause), paid by the fund."""
     s = c.scope
     if s is None:
         return []
-    injury_prefixes, cause_prefixes = params["injury_prefixes"], params["third_party_cause_prefixes"]
     diags = [d for d in c.diags if d.setl_id == s.setl_id]
     injury = sql_min(d.diag_code for d in diags if d.in_scope and d.maindiag_flag == "1"
-                  and d.diag_code[:1] in injury_prefixes)
+                  and d.diag_code[:1] in params["injury_prefixes"])
     if injury is None:
         return []
-    causes = [d for d in diags if d.diag_code[:1] in cause_prefixes or d.diag_code[:3] in cause_prefixes]
+    causes = [(d, _starts(d.diag_code, params["traffic_cause_prefixes"]), _work_cause(d.diag_code, params))
+              for d in diags]
+    causes = [x for x in causes if x[1] or x[2]]
     if not causes:
         return []
     paid = next((v for v in (s.hifp_pay, s.fund_pay_sumamt, s.medfee_sumamt) if v is not None), None)
     if paid is None or not paid > 0:
         return []
+    traffic, work = any(x[1] for x in causes), any(x[2] for x in causes)
+    named = [(d.diag_code, d.diag_name) for d, _, _ in causes if d.diag_name is not None]
     m = c.raw_mdtrts.get(s.mdtrt_id)
     return [_setl_row(c, s, m.chfpdr_code if m is not None else None, {
-        "injury_code": injury, "cause_code": min(d.diag_code for d in causes),
-        "cause_name": sql_min(d.diag_name for d in causes), "fund_paid": s.hifp_pay})]
+        "injury_code": injury, "cause_code": min(d.diag_code for d, _, _ in causes),
+        "cause_name": min(named)[1] if named else None,
+        "liable_zh": "工伤保险或交通事故责任方" if traffic and work else "交通事故责任方" if traffic else "工伤保险",
+        "fund_paid": s.hifp_pay})]
 
 
 @kernel("split_admission")
 def split_admission(params: dict[str, Any], c: Claims) -> list[RuleRow]:
     """``split_admission.sql``: a readmission within ``max_gap_days`` of the previous discharge (same
-    institution when ``same_institution``), related main diagnosis."""
+    institution when ``same_institution``), related main diagnosis, not planned care (its main diagnosis
+    does not start with one of ``planned_care_prefixes``)."""
     stays = [m for m in c.mdtrts.values() if m.care_class == "inpatient"]
     if not any(m.in_scope for m in stays):
         return []
@@ -100,6 +106,8 @@ def split_admission(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         gap = (r.begin_date - prev.end_date).days
         if gap > params["max_gap_days"] or not _related(relation, r.main_diag, prev.main_diag):
             continue
+        if r.main_diag is not None and _starts(r.main_diag, params["planned_care_prefixes"]):
+            continue  # planned care: the next step of a treatment plan
         lines = c.lines_of_mdtrt(r.mdtrt_id)
         out.append(RuleRow(
             "mdtrt", r.mdtrt_id, r.setl_id, r.mdtrt_id, r.psn_no, r.fixmedins_code, r.chfpdr_code,
@@ -166,42 +174,33 @@ def card_theft(params: dict[str, Any], c: Claims) -> list[RuleRow]:
 
 @kernel("over_prescription")
 def over_prescription(params: dict[str, Any], c: Claims) -> list[RuleRow]:
-    """``over_prescription.sql``: a long prescription (≥ ``min_supply_days`` of one drug) while an earlier
-    long one from another institution still covers ≥ ``min_overlap_days`` of it."""
-    own = _prescriptions(c, c.visit_lines, params)
-    if not any(rx["in_scope"] for rx in own.values()):
+    """``over_prescription.sql``: per dispensing of the visit, the days supplied over the last
+    ``window_days`` (every institution and pharmacy) against the days elapsed, beyond the tolerance, by at
+    least ``min_excess_days``, over at least ``min_elapsed_days``, from ``min_prescribers`` prescribers."""
+    own = [d for d in _dispensings(c, c.visit_lines, params) if d["in_scope"]]
+    if not own:
         return []
-    everything = _prescriptions(c, c.lines, params)
-    best: dict[tuple[str, str], tuple[tuple, dict, dict, int]] = {}
-    for a in everything.values():
-        if not a["in_scope"]:
-            continue
-        a_end = a["rx_date"] + timedelta(days=round(a["supply_days"]))
-        for b in everything.values():
-            if (b["psn_no"] != a["psn_no"] or b["drug"] != a["drug"] or b["fixmedins_code"] == a["fixmedins_code"]
-                    or b["setl_id"] == a["setl_id"]):
-                continue
-            if not (b["rx_date"] < a["rx_date"] or (b["rx_date"] == a["rx_date"] and b["setl_id"] < a["setl_id"])):
-                continue
-            b_end = b["rx_date"] + timedelta(days=round(b["supply_days"]))
-            if not b_end > a["rx_date"]:
-                continue
-            overlap = (min(b_end, a_end) - a["rx_date"]).days
-            if overlap < params["min_overlap_days"]:
-                continue
-            key = (-overlap, b["setl_id"])
-            slot = (a["setl_id"], a["drug"])
-            if slot not in best or key < best[slot][0]:
-                best[slot] = (key, a, b, overlap)
+    everything = _dispensings(c, c.lines, params)
     out = []
-    for _, a, b, overlap in best.values():
+    for a in own:
+        since = a["rx_date"] - timedelta(days=params["window_days"])
+        window = [b for b in everything if b["psn_no"] == a["psn_no"] and b["drug"] == a["drug"]
+                  and b["rx_date"] > since and (b["setl_time"] < a["setl_time"] or b["setl_id"] == a["setl_id"])]
+        supplied = sum(b["supply_days"] for b in window)
+        first = min(b["rx_date"] for b in window)
+        elapsed = (a["rx_date"] - first).days + a["supply_days"]
+        prescribers = len({b["fixmedins_code"] for b in window if b["prescriber"]})
+        if not (supplied > (1 + params["tolerance"]) * elapsed and supplied - elapsed >= params["min_excess_days"]
+                and elapsed >= params["min_elapsed_days"] and prescribers >= params["min_prescribers"]):
+            continue
         out.append(RuleRow(
             "psn", a["psn_no"], a["setl_id"], a["mdtrt_id"], a["psn_no"], a["fixmedins_code"], a["prac_code"],
-            tuple(a["lines"]), a["amount"], a["setl_time"],
+            tuple(a["lines"]), duck_round(float(a["amount"]) * (supplied - elapsed) / supplied, 2), a["setl_time"],
             {"drug": a["drug"], "hilist_name": a["hilist_name"], "rx_date": a["rx_date"].isoformat(),
-             "supply_days": a["supply_days"], "earlier_setl_id": b["setl_id"],
-             "earlier_fixmedins_code": b["fixmedins_code"], "earlier_date": b["rx_date"].isoformat(),
-             "overlap_days": overlap}))
+             "supply_days": a["supply_days"], "window_from": first.isoformat(), "dispensings": len(window),
+             "institutions": len({b["fixmedins_code"] for b in window}), "prescribers": prescribers,
+             "window_supply_days": supplied, "elapsed_days": elapsed,
+             "supply_ratio": duck_round(supplied / elapsed, 2), "excess_days": duck_round(supplied - elapsed, 1)}))
     return out
 
 
@@ -247,30 +246,49 @@ def _related(relation: str, code: str | None, prev: str | None) -> bool:
     return True
 
 
-def _prescriptions(c: Claims, lines: list[ClaimLine], params: dict[str, Any]) -> dict[tuple, dict]:
-    """``over_prescription.sql`` rx: per person, drug (generic name), settlement and institution, the long
-    prescriptions (days supply ≥ ``min_supply_days``)."""
-    catalogue, purchase = c.lookups.catalogue, params["purchase_med_types"]
+def _starts(code: str, prefixes: Any) -> bool:
+    """``list_bool_or(list_transform(prefixes, lambda p: starts_with(code, p)))``."""
+    return any(code.startswith(p) for p in prefixes)
+
+
+def _work_cause(code: str, params: dict[str, Any]) -> bool:
+    """``third_party_liability.sql`` work: Y96, or a W00-Y34 cause whose place character (first after the
+    dot) or activity character (second) marks work."""
+    if _starts(code, params["work_cause_prefixes"]):
+        return True
+    if not _starts(code, params["place_coded_cause_prefixes"]) or code[3:4] != ".":
+        return False
+    place, activity = code[4:5], code[5:6]
+    return (place != "" and place in params["work_place_characters"]) or (
+        activity != "" and activity in params["work_activity_characters"])
+
+
+def _dispensings(c: Claims, lines: list[ClaimLine], params: dict[str, Any]) -> list[dict]:
+    """``over_prescription.sql`` dispensing: per person, drug and settlement, the lines of a drug taken home
+    and paid by the fund, with their days supply (at most ``max_dispensing_days``)."""
+    drugs, classes, levels = c.lookups.drugs, params["dispensing_care_classes"], params["covered_levels"]
     groups: dict[tuple, list[ClaimLine]] = {}
     for ln in lines:
         if not (ln.cnt > 0 and ln.prd_days is not None and ln.prd_days > 0 and ln.list_type in ("101", "102")):
             continue
-        if ln.setl.med_type is None or ln.setl.med_type in purchase:
+        if ln.setl.care_class not in classes:
             continue
-        listed = catalogue.get(ln.hilist_code)
-        drug = listed[1] if listed is not None and listed[1] is not None else ln.hilist_code
-        groups.setdefault((ln.psn_no, drug, ln.setl_id, ln.fixmedins_code), []).append(ln)
-    out = {}
-    for (psn, drug, setl_id, fix), found in groups.items():
+        drug, level = drugs.get(ln.hilist_code, (None, None))
+        if level is not None and level not in levels:
+            continue
+        groups.setdefault((ln.psn_no, drug if drug is not None else ln.hilist_code, ln.setl_id), []).append(ln)
+    out = []
+    for (psn, drug, setl_id), found in groups.items():
         supply = sum(ln.prd_days for ln in found)
-        if not supply >= params["min_supply_days"]:
+        if not supply <= params["max_dispensing_days"]:
             continue
         first = found[0]
-        out[(psn, drug, setl_id, fix)] = {
-            "psn_no": psn, "drug": drug, "setl_id": setl_id, "fixmedins_code": fix,
-            "rx_date": min(ln.fee_date for ln in found), "supply_days": supply,
-            "lines": sorted(ln.bkkp_sn for ln in found),
+        out.append({
+            "psn_no": psn, "drug": drug, "setl_id": setl_id, "rx_date": min(ln.fee_date for ln in found),
+            "supply_days": supply, "lines": sorted(ln.bkkp_sn for ln in found),
             "amount": sum((ln.det_item_fee_sumamt for ln in found), Decimal("0.00")),
             "in_scope": first.setl.in_scope, "setl_time": first.setl.setl_time, "mdtrt_id": first.mdtrt_id,
-            "prac_code": sql_min(ln.bilg_dr_code for ln in found), "hilist_name": min(ln.hilist_name for ln in found)}
+            "fixmedins_code": first.fixmedins_code,
+            "prescriber": first.setl.fixmedins_type is not None and first.setl.fixmedins_type in params["prescriber_types"],
+            "prac_code": sql_min(ln.bilg_dr_code for ln in found), "hilist_name": min(ln.hilist_name for ln in found)})
     return out

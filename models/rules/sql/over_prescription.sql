@@ -1,38 +1,69 @@
--- 超量开药/重复开药: a long prescription (at least $min_supply_days days supply of one drug in one
--- settlement, prd_days) written while an earlier long prescription of the same drug from ANOTHER
--- institution still covers at least $min_overlap_days of its days. Drugs are compared by generic name
--- (hilist.generic_name), so a 集采 product and its non-selected twin are the same drug. Pharmacy purchases
--- ($purchase_med_types) are not prescriptions and are left out.
--- One hit per person and prescription; evidence and amount at risk = the lines of the overlapping drug.
-WITH rx AS (
-    SELECT l.psn_no, coalesce(c.generic_name, l.hilist_code) AS drug, l.setl_id, l.fixmedins_code,
+-- 超量开药/重复开药: a person who draws more of a drug than the days pass, prescribed by several doctors'
+-- institutions. For each dispensing (one settlement's lines of one drug with days supply, prd_days) the rule
+-- looks back $window_days days over the person's dispensings of the same drug at every institution and
+-- pharmacy: the days they supply (this one included) against the days from the first of them to the end of
+-- this one. A hit when
+--   * the supply exceeds those days by more than the tolerance ($tolerance: 0.25 = a quarter more than
+--     needed) and by at least $min_excess_days days,
+--   * those days are at least $min_elapsed_days (drawing beyond need is judged over months: a course of an
+--     acute drug or a pack bought just before a refill is not), and
+--   * at least $min_prescribers institutions that prescribe ($prescriber_types: hospitals and clinics, not
+--     pharmacies) are among the dispensings' places: 重复开药 is prescribing across doctors and institutions.
+-- A refill a few days early, one overlapping refill when a patient moves their 慢病 registration, or refills
+-- filled at a pharmacy instead stay below; drawing 1.4-2x the need from several places for months does not.
+-- What is counted:
+--   * a drug is its 集采 group when it has one (hilist.vbp_group: substitutes cover the same need), else its
+--     generic name (hilist.generic_name), else its code;
+--   * drugs taken home only ($dispensing_care_classes: outpatient visits, emergencies and pharmacy
+--     purchases; a stay's drugs are given on the ward), and only those the fund pays for: 甲/乙
+--     ($covered_levels, hilist.chrgitm_lv; unknown counts), not 丙;
+--   * a single dispensing of more than $max_dispensing_days days (the 12 weeks a 长期处方 may cover) is not
+--     an ordinary prescription or purchase — it breaks the per-dispensing limit, or nothing was dispensed
+--     at all (a swipe) — and is left out: this rule reads the accumulation of ordinary dispensings.
+-- Dispensings are ordered by settlement time: precheck sees the same past as the batch run.
+-- One hit per person and dispensing; evidence = the dispensing's lines; amount at risk = the value of the
+-- excess: its amount times the share of the window's supply that is beyond the days elapsed.
+WITH dispensing AS (
+    SELECT l.psn_no, coalesce('集采组' || nullif(c.vbp_group, ''), c.generic_name, l.hilist_code) AS drug, l.setl_id,
            min(l.fee_date) AS rx_date, sum(l.prd_days) AS supply_days, list(l.bkkp_sn ORDER BY l.bkkp_sn) AS lines,
            sum(l.det_item_fee_sumamt) AS amount, any_value(l.in_scope) AS in_scope, any_value(l.setl_time) AS setl_time,
-           any_value(l.mdtrt_id) AS mdtrt_id, min(l.bilg_dr_code) AS prac_code, min(l.hilist_name) AS hilist_name
+           any_value(l.mdtrt_id) AS mdtrt_id, any_value(l.fixmedins_code) AS fixmedins_code,
+           coalesce(list_contains($prescriber_types, any_value(l.fixmedins_type)), false) AS prescriber,
+           min(l.bilg_dr_code) AS prac_code, min(l.hilist_name) AS hilist_name
     FROM claim_line l
-    LEFT JOIN catalogue c ON c.hilist_code = l.hilist_code
+    LEFT JOIN hilist c ON c.hilist_code = l.hilist_code
     WHERE l.cnt > 0 AND l.prd_days > 0 AND l.list_type IN ('101', '102')
-      AND NOT list_contains($purchase_med_types, l.med_type)
-    GROUP BY l.psn_no, drug, l.setl_id, l.fixmedins_code
-    HAVING sum(l.prd_days) >= $min_supply_days
-), overlap AS (
-    SELECT a.*, b.setl_id AS earlier_setl_id, b.fixmedins_code AS earlier_fixmedins_code, b.rx_date AS earlier_date,
-           date_diff('day', a.rx_date, least(b.rx_date + CAST(b.supply_days AS INTEGER),
-                                             a.rx_date + CAST(a.supply_days AS INTEGER))) AS overlap_days
-    FROM rx a
-    JOIN rx b ON b.psn_no = a.psn_no AND b.drug = a.drug AND b.fixmedins_code <> a.fixmedins_code
-             AND b.setl_id <> a.setl_id
-             AND (b.rx_date < a.rx_date OR (b.rx_date = a.rx_date AND b.setl_id < a.setl_id))
-             AND b.rx_date + CAST(b.supply_days AS INTEGER) > a.rx_date
+      AND list_contains($dispensing_care_classes, l.care_class)
+      AND coalesce(list_contains($covered_levels, c.chrgitm_lv), true)
+    GROUP BY l.psn_no, drug, l.setl_id
+    HAVING sum(l.prd_days) <= $max_dispensing_days
+), supplied AS (  -- per dispensing in scope: the window's dispensings up to it (itself included)
+    SELECT a.setl_id, a.drug, sum(b.supply_days) AS window_supply_days, min(b.rx_date) AS window_from,
+           count(*) AS dispensings, count(DISTINCT b.fixmedins_code) AS institutions,
+           count(DISTINCT b.fixmedins_code) FILTER (WHERE b.prescriber) AS prescribers
+    FROM dispensing a
+    JOIN dispensing b ON b.psn_no = a.psn_no AND b.drug = a.drug
+             AND b.rx_date > a.rx_date - CAST($window_days AS INTEGER)
+             AND (b.setl_time < a.setl_time OR b.setl_id = a.setl_id)
     WHERE a.in_scope
-), worst AS (
-    SELECT *, row_number() OVER (PARTITION BY setl_id, drug ORDER BY overlap_days DESC, earlier_setl_id) AS k
-    FROM overlap WHERE overlap_days >= $min_overlap_days
+    GROUP BY a.setl_id, a.drug
+), measured AS (
+    SELECT a.*, s.window_supply_days, s.window_from, s.dispensings, s.institutions, s.prescribers,
+           date_diff('day', s.window_from, a.rx_date) + a.supply_days AS elapsed_days
+    FROM dispensing a
+    JOIN supplied s ON s.setl_id = a.setl_id AND s.drug = a.drug
 )
 SELECT 'psn' AS entity_type, psn_no AS entity_id, setl_id, mdtrt_id, psn_no, fixmedins_code, prac_code,
-       lines AS evidence, amount AS amount_at_risk, setl_time AS event_time,
+       lines AS evidence,
+       round(CAST(amount AS DOUBLE) * (window_supply_days - elapsed_days) / window_supply_days, 2) AS amount_at_risk,
+       setl_time AS event_time,
        {'drug': drug, 'hilist_name': hilist_name, 'rx_date': CAST(rx_date AS VARCHAR), 'supply_days': supply_days,
-        'earlier_setl_id': earlier_setl_id, 'earlier_fixmedins_code': earlier_fixmedins_code,
-        'earlier_date': CAST(earlier_date AS VARCHAR), 'overlap_days': overlap_days} AS detail
-FROM worst
-WHERE k = 1
+        'window_from': CAST(window_from AS VARCHAR), 'dispensings': dispensings, 'institutions': institutions,
+        'prescribers': prescribers, 'window_supply_days': window_supply_days, 'elapsed_days': elapsed_days,
+        'supply_ratio': round(window_supply_days / elapsed_days, 2),
+        'excess_days': round(window_supply_days - elapsed_days, 1)} AS detail
+FROM measured
+WHERE window_supply_days > (1 + $tolerance) * elapsed_days
+  AND window_supply_days - elapsed_days >= $min_excess_days
+  AND elapsed_days >= $min_elapsed_days
+  AND prescribers >= $min_prescribers

@@ -3,6 +3,10 @@
 -- three-character ICD-10 category, 'any' = any). One stay billed as two, to reset the per-stay limits.
 -- Inpatient stays are the visits whose med_type is an inpatient code of rules.yaml; with
 -- $same_institution false a readmission anywhere counts.
+-- Planned care is not a split: a readmission whose main diagnosis starts with one of
+-- $planned_care_prefixes (a radiotherapy or chemotherapy course Z51.0/Z51.1/Z51.2: the admission's purpose
+-- coded as its main diagnosis, the cancer as a secondary one) is the next cycle of a treatment plan, not
+-- the rest of the previous stay.
 -- One hit per readmission (the second stay); evidence and amount at risk = its lines.
 WITH stay AS (
     SELECT * FROM claim_mdtrt WHERE care_class = 'inpatient'
@@ -23,6 +27,8 @@ WITH stay AS (
               WHEN 'code' THEN main_diag = prev_diag
               WHEN 'category' THEN left(main_diag, 3) = left(prev_diag, 3)
               ELSE true END
+      AND NOT coalesce(list_bool_or(list_transform($planned_care_prefixes, lambda prefix: starts_with(main_diag, prefix))),
+                       false)
 )
 SELECT 'mdtrt' AS entity_type, r.mdtrt_id AS entity_id, r.setl_id, r.mdtrt_id, r.psn_no, r.fixmedins_code,
        r.chfpdr_code AS prac_code, list(l.bkkp_sn ORDER BY l.bkkp_sn) FILTER (WHERE l.bkkp_sn IS NOT NULL) AS evidence,
