@@ -716,6 +716,7 @@ def _over_prescription(world: World, s, p: dict, E: _Enc, enc: dict, rng, hospit
     ch = np.flatnonzero((enc["kind"] == CHRONIC) & (enc["tag"] < 0) & ~np.isin(enc["dept"], chronic_depts))
     people = np.unique(enc["psn"][ch])
     people = people[~(p["psych"][people] | p["cancer"][people])]
+    people = people[p["die_day"][people] < 0]  # alive all year: a death would cut the over-drawing short
     clinics = np.flatnonzero(world.inst["kind"].to_numpy() == INST_CLINIC)
     for i in rng.choice(people, _n_cases(s.rate, len(people), s.min_cases), replace=False) if len(people) else []:
         mine = ch[enc["psn"][ch] == i]
