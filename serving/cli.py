@@ -74,6 +74,9 @@ def simulate(
     dialect: str = typer.Option("national", help="How the extract writes codes (数据方言): national, lost-zeros "
                                 "(13-digit item codes), local-suffix, mixed (per institution; as CSV also "
                                 "GBK/UTF-8-BOM files, CRLF, 2024/01/05 dates)."),
+    randomise: Optional[int] = typer.Option(None, help="Domain randomisation: draw the scenario config's rates, "
+                                            "intensities, look-alikes and institution mix around their values "
+                                            "with this seed (regions to train a model that transfers)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """模拟统筹区: write a simulated pooling region with labelled fraud in the national tables."""
@@ -88,7 +91,7 @@ def simulate(
 
         try:
             report = run(preset, seed=seed, out=out, fmt=fmt, scenarios=scenarios, n_persons=persons,
-                         dialect=dialect, progress=tick)
+                         dialect=dialect, randomise=randomise, progress=tick)
         except ValueError as e:
             _fail(str(e))
     payload = report.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}

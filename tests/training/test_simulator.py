@@ -302,3 +302,20 @@ def test_over_examination_runs_in_one_or_two_departments(tiny_region):
         select p.fixmedins_code, count(distinct p.dept_codg) from labels l join practitioner p on p.prac_code = l.entity_id
         where l.label = 1 and l.entity_type = 'prac' and l.fraud_type = 'over_examination' group by 1""").fetchall()
     assert depts and all(1 <= n <= 2 for _, n in depts)
+
+
+def test_another_region_config_and_domain_randomisation(tmp_path):
+    """The second scenario config changes the institution mix; randomisation is seeded and recorded."""
+    from training.simulator.config import DEFAULT_SCENARIOS
+
+    east = DEFAULT_SCENARIOS.with_name("scenarios-east.yaml")
+    base = simulate("tiny", seed=3, out=tmp_path / "base")
+    other = simulate("tiny", seed=3, out=tmp_path / "east", scenarios=east)
+    assert other.scenario["institution_mix"]["persons_per_pharmacy"] < base.scenario["institution_mix"][
+        "persons_per_pharmacy"]
+    assert other.rows["fixmedins"] != base.rows["fixmedins"]
+    a = simulate("tiny", seed=3, out=tmp_path / "r1", n_persons=800, randomise=9)
+    b = simulate("tiny", seed=3, out=tmp_path / "r2", n_persons=800, randomise=9)
+    assert a.scenario == b.scenario and a.scenario["randomise"] == 9
+    assert a.scenario["rates"] != base.scenario["rates"]
+    assert a.rows == b.rows

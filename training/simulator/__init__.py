@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from features.contract import FRAUD_TYPES, TABLES
 
-from .config import PRESETS, Preset, ScenarioConfig, load_scenarios
+from .config import DEFAULT_SCENARIOS, PRESETS, REGION_KEYS, Preset, ScenarioConfig, load_scenarios, randomised
 from .dialect import DIALECTS, DialectPlan, plan_dialect, rewrite
 from .world import World, build_world
 
@@ -43,6 +43,7 @@ class SimulationReport:
     amount_at_stake: dict[str, float] = field(default_factory=dict)
     dialect: str = "national"  # how codes and files are written (training.simulator.dialect)
     dialect_plan: dict = field(default_factory=dict)  # the dialect's styles and, for CSV, file encodings
+    scenario: dict = field(default_factory=dict)  # the scenario config in force: file, randomisation, rates, mix
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,13 +51,15 @@ class SimulationReport:
 
 def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet",
              scenarios: Path | ScenarioConfig | None = None, n_persons: int | None = None,
-             dialect: str = "national",
+             dialect: str = "national", randomise: int | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> SimulationReport:
     """Write a simulated region to ``out/<table>/part-NNNNN.<fmt>`` and return counts.
 
     ``n_persons`` overrides the preset's size (for tests and benchmarks). ``dialect`` (:data:`DIALECTS`)
     writes the same region with codes, and for ``mixed`` CSV also encodings, line ends and dates, the way
-    a 医保局's own extract writes them (``training.simulator.dialect``).
+    a 医保局's own extract writes them (``training.simulator.dialect``). ``randomise`` draws the scenario
+    config's rates, intensities, look-alikes and institution mix around their values with that seed
+    (:func:`training.simulator.config.randomised`: domain randomisation for training a model that transfers).
     """
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"format must be parquet or csv, not {fmt!r}")
@@ -69,6 +72,13 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
     if n_persons:
         preset = Preset(**{**asdict(preset), "n_persons": int(n_persons)})
     sc = scenarios if isinstance(scenarios, ScenarioConfig) else load_scenarios(scenarios)
+    if randomise is not None:
+        sc = randomised(sc, randomise)
+    preset = sc.applied_to(preset)
+    scenario_summary = {"file": None if isinstance(scenarios, ScenarioConfig) else str(scenarios or DEFAULT_SCENARIOS),
+                        "randomise": randomise, "region": dict(sc.region),
+                        "institution_mix": {k: getattr(preset, k) for k in REGION_KEYS},
+                        "rates": {k: v.rate for k, v in sorted(sc.scenarios.items())}}
     from models.rules.pack import load_pack
     from .care import simulate_chunk
 
@@ -111,7 +121,7 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
         out=str(out), preset=preset.name, seed=seed, fmt=fmt, rows=writer.rows,
         positives={k: int(pos.get(k, 0)) for k in FRAUD_TYPES}, negatives={k: int(neg.get(k, 0)) for k in FRAUD_TYPES},
         amount_at_stake={k: round(float(stake.get(k, 0.0)), 2) for k in FRAUD_TYPES},
-        dialect=dialect, dialect_plan=plan.summary() | writer.files_summary())
+        dialect=dialect, dialect_plan=plan.summary() | writer.files_summary(), scenario=scenario_summary)
     (out / "simulation.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, sort_keys=True),
                                          encoding="utf-8")
     return report

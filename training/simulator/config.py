@@ -9,14 +9,16 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from features.contract import FRAUD_TYPES
 
-__all__ = ["Preset", "PRESETS", "Scenario", "Lookalikes", "ScenarioConfig", "load_scenarios", "DEFAULT_SCENARIOS"]
+__all__ = ["Preset", "PRESETS", "Scenario", "Lookalikes", "ScenarioConfig", "load_scenarios", "DEFAULT_SCENARIOS",
+           "REGION_KEYS", "randomised"]
 
 DEFAULT_SCENARIOS = Path(__file__).with_name("scenarios.yaml")
 
@@ -102,14 +104,62 @@ class Lookalikes:
     pharmacy_refills: float = 0.15             # share of chronic patients
 
 
+# Preset fields a scenario file may override in its ``region`` section: the region's institution mix.
+REGION_KEYS = ("persons_per_hospital", "persons_per_clinic", "persons_per_pharmacy", "n_districts")
+
+
 @dataclass(frozen=True)
 class ScenarioConfig:
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     clean_checked: int = 20
     lookalikes: Lookalikes = field(default_factory=Lookalikes)
+    # The institution mix of the region, as multipliers of the preset's (``REGION_KEYS``: 1.5 = 50 % more
+    # persons per hospital, i.e. fewer, busier hospitals).
+    region: dict[str, float] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Scenario:
         return self.scenarios[key]
+
+    def applied_to(self, preset: Preset) -> Preset:
+        """``preset`` with this config's institution mix."""
+        if not self.region:
+            return preset
+        values = {k: max(1, int(round(getattr(preset, k) * m))) for k, m in self.region.items()}
+        return replace(preset, **values)
+
+
+def randomised(sc: ScenarioConfig, seed: int, *, spread: float = 0.5) -> ScenarioConfig:
+    """Domain randomisation: ``sc`` with every fraud rate, the intensities, the look-alike rates and the
+    institution mix drawn around their values (log-normal, ``spread`` the sd of the log; shares and
+    probabilities kept below 1), so that a model trained on several such regions learns what is
+    common to them, not one region's numbers. The same seed gives the same config.
+
+    >>> a, b = randomised(load_scenarios(), 1), randomised(load_scenarios(), 1)
+    >>> a == b, a["card_theft"].rate != load_scenarios()["card_theft"].rate
+    (True, True)
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
+
+    def scale(x: float, sd: float = spread, cap: float | None = None) -> float:
+        y = float(x) * float(np.exp(rng.normal(0.0, sd)))
+        return min(y, cap) if cap is not None else y
+
+    scenarios = {}
+    for sid in sorted(sc.scenarios):
+        s = sc.scenarios[sid]
+        f = float(np.exp(rng.normal(0.0, spread / 2)))
+        intensity = s.intensity if s.intensity == (1.0, 1.0) else (round(s.intensity[0] * f, 3),
+                                                                    round(s.intensity[1] * f, 3))
+        if sid in ("over_examination", "over_prescription"):  # stays a multiple of the need above 1
+            intensity = (max(1.2, intensity[0]), max(1.3, intensity[1]))
+        share = tuple(min(0.95, round(v * f, 3)) for v in s.share) if s.share != (0.0, 0.0) else s.share
+        scenarios[sid] = replace(s, rate=round(scale(s.rate, cap=0.9), 6), intensity=intensity, share=share)
+    la = sc.lookalikes
+    rates = {f.name: round(scale(getattr(la, f.name), cap=0.95), 4) for f in fields(Lookalikes)
+             if isinstance(getattr(la, f.name), float)}
+    region = {k: round(scale(sc.region.get(k, 1.0), spread / 2), 3) for k in REGION_KEYS if k != "n_districts"}
+    return ScenarioConfig(scenarios=scenarios, clean_checked=sc.clean_checked, lookalikes=replace(la, **rates),
+                          region=region)
 
 
 def load_scenarios(path: Path | None = None) -> ScenarioConfig:
@@ -128,8 +178,12 @@ def load_scenarios(path: Path | None = None) -> ScenarioConfig:
             if k in e:
                 e[k] = tuple(e[k])
         scenarios[sid] = Scenario(id=sid, **e)
+    region = raw.get("region") or {}
+    if set(region) - set(REGION_KEYS) or not all(isinstance(v, (int, float)) and v > 0 for v in region.values()):
+        raise ValueError(f"{path}: region: multipliers (> 0) of {', '.join(REGION_KEYS)}, not {region!r}")
     return ScenarioConfig(scenarios=scenarios, clean_checked=int(raw.get("clean_checked", 20)),
-                          lookalikes=_lookalikes(raw.get("lookalikes") or {}, path))
+                          lookalikes=_lookalikes(raw.get("lookalikes") or {}, path),
+                          region={k: float(v) for k, v in region.items()})
 
 
 def _lookalikes(entries: dict, path: Path) -> Lookalikes:
