@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.graph.communities import detect_communities, layered_communities, resolve_method
-from features.graph.edges import read_drug_purchases, read_edges, read_visits
+from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
 from features.graph.pagerank import cross_fitted_pagerank
 from features.graph.projection import co_visit_graph, drug_oversupply, projection_pairs
 from features.graph.stats import community_stats, membership, ring_candidates
@@ -77,6 +77,7 @@ class GraphConfig:
     min_shops: int = 2
     purchase_min_lift: float = 2.0
     purchase_min_surprise: float = 1.0
+    purchase_days_min_surprise: float = 2.0
     # communities per layer (False: one partition of the summed projection, as before issue 16)
     layered: bool = True
     candidate_min_size: int = 5
@@ -116,9 +117,10 @@ def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig()
     with clock("edges"):
         visits = read_visits(con)
         purchases = read_drug_purchases(con, min_spend=config.min_spend)
+        popularity = read_drug_shops(con)
         edges = read_edges(con)
     with clock("projection"):
-        pairs = projection_pairs(visits, purchases, **layer_options(config))
+        pairs = projection_pairs(visits, purchases, popularity, **layer_options(config))
         g = co_visit_graph(visits, pairs=pairs)
     with clock("communities"):
         if config.layered:
@@ -182,7 +184,8 @@ def layer_options(config: GraphConfig) -> dict:
                            max_crowd=config.max_crowd),
         "co_purchase": dict(min_spend=config.min_spend, min_fills=config.min_fills,
                             min_oversupply=config.min_oversupply, min_shops=config.min_shops,
-                            min_lift=config.purchase_min_lift, min_surprise=config.purchase_min_surprise),
+                            min_lift=config.purchase_min_lift, min_surprise=config.purchase_min_surprise,
+                            days_min_surprise=config.purchase_days_min_surprise),
     }
 
 

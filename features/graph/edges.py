@@ -16,7 +16,9 @@ Two tables come out of the warehouse, both without refunds (退费: the reversal
     one row per person, pharmacy, day and catalogue item (``drug``) for the persons who spent at least
     ``min_spend`` yuan on that item at pharmacies: ``cnt``, ``amount`` and ``supply`` (days supply,
     ``fee_list_d.prd_days``; where a line has none, its count times the item's median days per unit;
-    items that never carry a days supply are left out). The co-purchase layer (倒卖医保药品) reads it.
+    items that never carry a days supply are left out). The co-purchase layer (倒卖医保药品) reads it,
+    with ``read_drug_shops``: per item and pharmacy, the number of persons who bought it there (all
+    buyers, for the layer's null model).
 ``edges``
     the heterogeneous graph, one row per linked pair of nodes and kind of link: ``src_type``,
     ``src_id``, ``dst_type``, ``dst_id``, ``kind`` (``visit`` person–doctor, ``billing`` person–doctor
@@ -40,6 +42,8 @@ Node types are ``psn`` (参保人), ``prac`` (医师/药师), ``fixmedins`` (hos
 ([32400, 36000], True)
 >>> read_drug_purchases(con, min_spend=20)[["psn_no", "drug", "cnt", "supply"]].values.tolist()
 [['P2', 'XA1', 2.0, 14.0]]
+>>> read_drug_shops(con).values.tolist()
+[['XA1', 'S1', 1]]
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-__all__ = ["NODE_TYPES", "read_visits", "read_edges", "read_drug_purchases"]
+__all__ = ["NODE_TYPES", "read_visits", "read_edges", "read_drug_purchases", "read_drug_shops"]
 
 NODE_TYPES = ("psn", "prac", "fixmedins", "pharmacy")
 
@@ -125,6 +129,21 @@ def read_drug_purchases(con: duckdb.DuckDBPyConnection, *, min_spend: float = 10
     """
     df = con.execute(sql).df()
     df["visit_date"] = pd.to_datetime(df["visit_date"])
+    return df
+
+
+def read_drug_shops(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per item and pharmacy, the persons who bought it there (``drug, hub_id, buyers``), refunds left out."""
+    sql = f"""
+    WITH live AS ({_LIVE_SETL})
+    SELECT fl.hilist_code AS drug, m.fixmedins_code AS hub_id, count(DISTINCT m.psn_no) AS buyers
+    FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) JOIN live USING (mdtrt_id)
+    LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
+    WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL
+    GROUP BY ALL ORDER BY 1, 2
+    """
+    df = con.execute(sql).df()
+    df["buyers"] = df["buyers"].astype("int64")
     return df
 
 

@@ -45,7 +45,8 @@ purchase days or more, ``min_spend`` yuan or more, and a supply ratio — days s
 the medication possession ratio — of ``min_oversupply`` or more, at two shops or more); honest chronic
 patients stay near 1. Per pair, ``shared_shops`` counts, summed over the drugs both are oversupplied with,
 the shops where both bought that drug; the null model lets each buyer pick as many shops as it uses for
-the drug in proportion to the shops' share of the drug's buyers (π_gs), so
+the drug in proportion to the shops' share of all the drug's buyers (π_gs; all of them, not only the
+oversupplied few, whom a ring would dominate), so
 ``expected = Σ_g |S_ig|·|S_jg|·Σ_s π_gs²``. ``shared_days`` counts the days both bought the same drug at
 the same shop within ``window_days`` (the broker's trips with a buyer; evidence, not part of the test).
 
@@ -286,14 +287,30 @@ def co_purchase_pairs(
     window_days: int = 1,
     min_lift: float = 2.0,
     min_surprise: float = 1.0,
+    min_shared_days: int = 2,
+    days_min_lift: float = 5.0,
+    days_min_surprise: float = 2.0,
+    popularity: pd.DataFrame | None = None,
     threads: int | None = None,
 ) -> pd.DataFrame:
     """Significant co-purchase pairs: buyers oversupplied with the same drug (:func:`drug_oversupply`) who
-    bought it at ``min_shops`` or more of the same pharmacies (summed over the drugs they share).
+    bought it at ``min_shops`` or more of the same pharmacies (summed over the drugs they share), or
+    bought it together — same shop, within ``window_days`` — on ``min_shared_days`` days or more.
 
-    Returns the columns of :func:`co_visit_pairs` with ``layer = 'co_purchase'``, ``shared_shops`` (the
-    observed count of the test) and ``shared_days`` (days both bought a shared drug at the same shop within
-    ``window_days``; 1 = the same day).
+    Two tests, each a Poisson tail against its null model (module docstring): shared shops, kept at a lift
+    of ``min_lift`` and a surprise of ``min_surprise``; shared days, where each buyer's purchase days fall
+    at random over the period and on its shops by their popularity (expected = Σ_g fills_ig · fills_jg ·
+    Σ_s π_gs² · (2·window_days − 1) / days in the period), kept at ``days_min_lift`` and
+    ``days_min_surprise``. The shop test is loose because only oversupplied buyers take part; the day test
+    finds the broker, who buys alongside each buyer on many days while the buyers rarely meet.
+
+    ``popularity`` (``drug, hub_id, buyers``: all buyers of each drug per shop, from
+    ``features.graph.edges.read_drug_shops``) gives the null model's shop shares; without it they are
+    taken from ``purchases``, which is right only when those hold all buyers.
+
+    Returns the columns of :func:`co_visit_pairs` with ``layer = 'co_purchase'``, ``shared_shops`` and
+    ``shared_days`` (days both bought a shared drug at the same shop within ``window_days``; 1 = the same
+    day); ``expected``, ``lift`` and ``surprise`` are those of the more surprising test that passed.
 
     >>> import pandas as pd
     >>> ring = [(p, f"S{(d + k) % 4}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=9 * d + k), 180.0)
@@ -315,11 +332,13 @@ def co_purchase_pairs(
         day=pd.to_datetime(purchases["visit_date"]).values.astype("datetime64[D]").astype("int64"))
     con.register("buys_in", p)
     con.register("sus_in", sus[["psn_no", "drug"]])
-    # The shops' share of each drug's buyers (all substantial buyers, so a ring cannot make its own shops
-    # look popular).
+    if popularity is None:
+        popularity = p.groupby(["drug", "hub_id"], as_index=False).agg(buyers=("psn_no", "nunique"))
+    con.register("pop_in", popularity[["drug", "hub_id", "buyers"]])
+    # The shops' share of each drug's buyers.
     con.execute("""
         CREATE TEMP TABLE pi2 AS
-        WITH n AS (SELECT drug, hub_id, count(DISTINCT psn_no)::DOUBLE AS n FROM buys_in GROUP BY ALL)
+        WITH n AS (SELECT drug, hub_id, sum(buyers)::DOUBLE AS n FROM pop_in GROUP BY ALL)
         SELECT drug, sum(n * n) / (sum(n) * sum(n)) AS pi2 FROM n GROUP BY drug""")
     con.execute("""
         CREATE TEMP TABLE sb AS
@@ -334,12 +353,16 @@ def co_purchase_pairs(
         FROM ss a JOIN ss b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
         GROUP BY ALL""")
     w = int(window_days) - 1
+    (span,) = con.execute("SELECT greatest(max(day) - min(day) + 1, 1)::DOUBLE FROM buys_in").fetchone()
     df = con.execute(f"""
-        WITH ex AS (
-            SELECT pr.psn_a, pr.psn_b, sum(x.n_shops * y.n_shops * pi2.pi2) AS expected
+        WITH f AS (SELECT psn_no, drug, count(DISTINCT day)::DOUBLE AS fills FROM sb GROUP BY ALL),
+        per AS (SELECT DISTINCT ss.psn_no, ss.drug, ss.n_shops, f.fills FROM ss JOIN f USING (psn_no, drug)),
+        ex AS (
+            SELECT pr.psn_a, pr.psn_b, sum(x.n_shops * y.n_shops * pi2.pi2) AS expected_shops,
+                   sum(x.fills * y.fills * pi2.pi2) * {2 * w + 1} / {span} AS expected_days
             FROM pr
-            JOIN (SELECT DISTINCT psn_no, drug, n_shops FROM ss) x ON x.psn_no = pr.psn_a
-            JOIN (SELECT DISTINCT psn_no, drug, n_shops FROM ss) y ON y.psn_no = pr.psn_b AND y.drug = x.drug
+            JOIN per x ON x.psn_no = pr.psn_a
+            JOIN per y ON y.psn_no = pr.psn_b AND y.drug = x.drug
             JOIN pi2 ON pi2.drug = x.drug
             GROUP BY ALL),
         days AS (
@@ -347,14 +370,28 @@ def co_purchase_pairs(
             FROM sb a JOIN sb b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
              AND b.day BETWEEN a.day - {w} AND a.day + {w}
             GROUP BY ALL)
-        SELECT pr.psn_a, pr.psn_b, pr.shared_shops, coalesce(days.shared_days, 0) AS shared_days, ex.expected
+        SELECT pr.psn_a, pr.psn_b, pr.shared_shops, coalesce(days.shared_days, 0) AS shared_days,
+               ex.expected_shops, ex.expected_days
         FROM pr JOIN ex USING (psn_a, psn_b) LEFT JOIN days USING (psn_a, psn_b)
-        WHERE pr.shared_shops >= {int(min_shops)}
+        WHERE pr.shared_shops >= {int(min_shops)} OR coalesce(days.shared_days, 0) >= {int(min_shared_days)}
         ORDER BY 1, 2""").df()
     con.close()
     df["layer"] = "co_purchase"
     df["shared_events"] = df["shared_days"]
-    return _score(df, "shared_shops", min_lift=min_lift, min_surprise=min_surprise)
+    # Two tests, each with its own bar; a pair is kept when either passes, with that test's figures.
+    shops = _score(df.assign(expected=df["expected_shops"]), "shared_shops", min_lift=0, min_surprise=0,
+                   columns=list(df.columns) + ["expected", "lift", "surprise"])
+    days = _score(df.assign(expected=df["expected_days"]), "shared_days", min_lift=0, min_surprise=0,
+                  columns=list(df.columns) + ["expected", "lift", "surprise"])
+    ok_shops = (shops["shared_shops"] >= min_shops) & (shops["lift"] >= min_lift) & (shops["surprise"] >= min_surprise)
+    ok_days = ((days["shared_days"] >= min_shared_days) & (days["lift"] >= days_min_lift)
+               & (days["surprise"] >= days_min_surprise))
+    use_days = ok_days & (~ok_shops | (days["surprise"] > shops["surprise"]))
+    out = shops.copy()
+    for c in ("expected", "lift", "surprise"):
+        out[c] = np.where(use_days, days[c], shops[c])
+    out = out.loc[ok_shops | ok_days, _PAIR_COLUMNS].reset_index(drop=True)
+    return out.astype({"shared_days": "int64", "shared_events": "int64", "shared_shops": "int64"})
 
 
 def co_visit_graph(
@@ -395,6 +432,7 @@ def co_visit_graph(
 def projection_pairs(
     visits: pd.DataFrame,
     purchases: pd.DataFrame | None = None,
+    popularity: pd.DataFrame | None = None,
     *,
     co_visit: dict | None = None,
     co_counter: dict | None = None,
@@ -403,8 +441,8 @@ def projection_pairs(
     """The three layers' significant pairs in one table (the rows behind :func:`co_visit_graph`).
 
     ``visits`` feeds the co-visit layer (its hospital and clinic rows) and the same-counter layer (its
-    pharmacy rows); ``purchases`` (``features.graph.edges.read_drug_purchases``) the co-purchase layer,
-    which is empty without it. ``co_visit``, ``co_counter`` and ``co_purchase`` are keyword options of
+    pharmacy rows); ``purchases`` and ``popularity`` (``features.graph.edges.read_drug_purchases`` and
+    ``read_drug_shops``) the co-purchase layer, which is empty without purchases. ``co_visit``, ``co_counter`` and ``co_purchase`` are keyword options of
     :func:`co_visit_pairs`, :func:`co_counter_pairs` and :func:`co_purchase_pairs`.
 
     >>> import pandas as pd
@@ -416,7 +454,7 @@ def projection_pairs(
     clinics = visits[visits["hub_type"] != "pharmacy"] if "hub_type" in visits.columns else visits
     parts = [co_visit_pairs(clinics, **(co_visit or {})), co_counter_pairs(visits, **(co_counter or {}))]
     if purchases is not None:
-        parts.append(co_purchase_pairs(purchases, **(co_purchase or {})))
+        parts.append(co_purchase_pairs(purchases, popularity=popularity, **(co_purchase or {})))
     return pd.concat(parts, ignore_index=True)[_PAIR_COLUMNS]
 
 
@@ -465,14 +503,15 @@ def _events(visits: pd.DataFrame, visit_hub: str) -> pd.DataFrame:
     return pd.DataFrame({"psn_no": visits["psn_no"].to_numpy(), "hub_type": hub_type, "hub_id": hub, "day": days})
 
 
-def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: float) -> pd.DataFrame:
+def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: float,
+           columns: list[str] | None = None) -> pd.DataFrame:
     obs = df[observed].to_numpy(dtype=float)
     exp = np.maximum(df["expected"].to_numpy(dtype=float), 1e-12)
     df["lift"] = obs / exp
     # Poisson upper tail P(X >= obs); logsf keeps precision far into the tail.
     df["surprise"] = -stats.poisson.logsf(obs - 1, exp) / math.log(10) if len(df) else []
     keep = (df["lift"] >= min_lift) & (df["surprise"] >= min_surprise)
-    out = df.loc[keep, _PAIR_COLUMNS].reset_index(drop=True)
+    out = df.loc[keep, columns or _PAIR_COLUMNS].reset_index(drop=True)
     return out.astype({"shared_days": "int64", "shared_events": "int64", "shared_shops": "int64"})
 
 
