@@ -36,7 +36,7 @@ import pandas as pd
 from features.graph.communities import detect_communities, layered_communities, resolve_method
 from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
 from features.graph.pagerank import cross_fitted_pagerank
-from features.graph.projection import co_visit_graph, drug_oversupply, projection_pairs
+from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, projection_pairs
 from features.graph.stats import community_stats, membership, ring_candidates
 from features.warehouse import connect
 
@@ -148,7 +148,7 @@ def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig()
     layer_counts = pairs["layer"].value_counts()
     rep.counts = {"visits": len(visits), "edges": len(edges), "projection_nodes": g.number_of_nodes(),
                   "projection_edges": g.number_of_edges(),
-                  "pairs_per_layer": {k: int(layer_counts.get(k, 0)) for k in ("co_visit", "co_counter", "co_purchase")},
+                  "pairs_per_layer": {k: int(layer_counts.get(k, 0)) for k in LAYERS},
                   "oversupplied_buyers": int(oversupply["suspect"].sum()),
                   "communities_per_type": {k: int(n) for k, n in stats.loc[stats["size"] >= 3, "ring_type"]
                                            .value_counts().sort_index().items()},
@@ -264,8 +264,7 @@ def _main_layer(g, members: frozenset) -> str | None:
     if len(members) < 2:
         return None
     sub = g.subgraph(members)
-    w = {x: sum(d.get(f"w_{x}", 0.0) for _, _, d in sub.edges(data=True)) for x in ("co_purchase", "co_counter",
-                                                                                   "co_visit")}
+    w = {x: sum(d.get(f"w_{x}", 0.0) for _, _, d in sub.edges(data=True)) for x in LAYERS}
     return max(w, key=lambda x: (w[x], x == "co_visit"))
 
 

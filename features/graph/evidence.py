@@ -6,7 +6,7 @@ Three typologies link persons, and each leaves its own trace (docs/graph.md, "Ty
     the members are oversupplied with the same high-value drug (``features.graph.projection.drug_oversupply``),
     bought at the same few pharmacies, and one member — the broker (中间人) — buys alongside the others,
     at the same shop on the same day. Columns: ``resale_drug`` (the drug most members are oversupplied
-    with), ``oversupply_share`` (share of members oversupplied with it), ``oversupply_ratio`` (their median
+    with), ``oversupply_share`` (share of members oversupplied with it), ``oversupply_fold`` (their median
     supply ratio), ``resale_shops`` (pharmacies where members bought it), ``broker`` and ``broker_share``
     (share of the other members the broker bought the drug with, same shop, same day).
 ``phantom_purchase`` (虚假购药/空刷, the card pool)
@@ -15,7 +15,7 @@ Three typologies link persons, and each leaves its own trace (docs/graph.md, "Ty
     are for round sums and the same basket. Columns: ``top_counter`` (the pharmacy of most burst
     swipes), ``burst_count``, ``burst_share`` (of the member swipes that had another member's card within
     the window, the share in bursts: a family at the counter makes pairs and triples, not bursts),
-    ``round_share`` (burst swipes for a multiple of ``round_unit`` yuan), ``same_basket_share`` (burst
+    ``burst_round_share`` (burst swipes for a multiple of ``round_unit`` yuan), ``burst_basket_share`` (burst
     swipes with the burst's most common basket).
 ``collusive_ring`` (结伙就医)
     the members visit the same institutions on the same days (``max_turnout``, ``synchrony`` of
@@ -31,9 +31,9 @@ words.
 >>> v = pd.DataFrame({"psn_no": list("ABCDEF"), "hub_type": "pharmacy", "hub_id": "S1", "visit_date": t,
 ...                   "visit_sec": [72000 + 120 * i for i in range(6)], "amount": 200.0, "basket": 7})
 >>> ev = counter_evidence(v, {p: "C1" for p in "ABCDEF"})
->>> ev[["community_id", "top_counter", "burst_count", "burst_share", "round_share"]].values.tolist()
+>>> ev[["community_id", "top_counter", "burst_count", "burst_share", "burst_round_share"]].values.tolist()
 [['C1', 'S1', 1, 1.0, 1.0]]
->>> ring_type(layer="co_counter", burst_share=1.0, round_share=1.0, same_basket_share=1.0)[0]
+>>> ring_type(layer="co_counter", burst_share=1.0, burst_round_share=1.0, burst_basket_share=1.0)[0]
 'phantom_purchase'
 """
 
@@ -46,9 +46,9 @@ __all__ = ["RING_TYPES", "counter_evidence", "resale_evidence", "ring_type", "ty
 
 RING_TYPES = ("drug_resale", "collusive_ring", "phantom_purchase")
 
-_COUNTER_COLUMNS = ["community_id", "top_counter", "burst_count", "burst_share", "round_share",
-                    "same_basket_share"]
-_RESALE_COLUMNS = ["community_id", "resale_drug", "oversupply_share", "oversupply_ratio", "resale_shops",
+_COUNTER_COLUMNS = ["community_id", "top_counter", "burst_count", "burst_share", "burst_round_share",
+                    "burst_basket_share"]
+_RESALE_COLUMNS = ["community_id", "resale_drug", "oversupply_share", "oversupply_fold", "resale_shops",
                    "broker", "broker_share"]
 
 
@@ -97,12 +97,12 @@ def counter_evidence(
     out = pd.DataFrame({
         "burst_count": b.groupby("community_id")["chain"].nunique(),
         "burst_share": g["burst"].sum() / g["together"].sum().where(lambda s: s > 0),
-        "round_share": b.groupby("community_id")["round"].mean(),
-        "same_basket_share": b.groupby("community_id")["same_basket"].mean(),
+        "burst_round_share": b.groupby("community_id")["round"].mean(),
+        "burst_basket_share": b.groupby("community_id")["same_basket"].mean(),
         "top_counter": b.groupby("community_id")["hub_id"].agg(lambda s: s.value_counts().index[0]),
     }, index=g.size().index)
     out["burst_count"] = out["burst_count"].fillna(0).astype("int64")
-    for c in ("burst_share", "round_share", "same_basket_share"):
+    for c in ("burst_share", "burst_round_share", "burst_basket_share"):
         out[c] = out[c].fillna(0.0).astype(float)
     return out.rename_axis("community_id").reset_index()[_COUNTER_COLUMNS]
 
@@ -121,7 +121,8 @@ def resale_evidence(purchases: pd.DataFrame, oversupply: pd.DataFrame, ids: dict
     >>> o = pd.DataFrame({"psn_no": list("ABC"), "drug": "INS", "oversupply": [3.0, 4.0, 0.9],
     ...                   "suspect": [True, True, False]})
     >>> r = resale_evidence(p, o, dict.fromkeys("ABC", "C1")).iloc[0]
-    >>> r["resale_drug"], round(float(r["oversupply_share"]), 2), int(r["resale_shops"]), r["broker"], float(r["broker_share"])
+    >>> (r["resale_drug"], round(float(r["oversupply_share"]), 2), int(r["resale_shops"]), r["broker"],
+    ...  float(r["broker_share"]))
     ('INS', 0.67, 2, 'A', 1.0)
     """
     if not ids or len(oversupply) == 0:
@@ -135,7 +136,7 @@ def resale_evidence(purchases: pd.DataFrame, oversupply: pd.DataFrame, ids: dict
     per_drug = per_drug.reset_index().sort_values(["community_id", "n", "drug"], ascending=[True, False, True])
     top = per_drug.groupby("community_id").head(1).set_index("community_id")
     out = pd.DataFrame({"resale_drug": top["drug"], "oversupply_share": top["n"] / size.reindex(top.index),
-                        "oversupply_ratio": top["ratio"]})
+                        "oversupply_fold": top["ratio"]})
     p = purchases[purchases["psn_no"].isin(ids.keys())]
     p = p.assign(community_id=p["psn_no"].map(ids))
     p = p[p["drug"].to_numpy() == p["community_id"].map(out["resale_drug"]).to_numpy()]
@@ -157,8 +158,8 @@ def ring_type(
     layer: str | None,
     oversupply_share: float = 0.0,
     burst_share: float = 0.0,
-    round_share: float = 0.0,
-    same_basket_share: float = 0.0,
+    burst_round_share: float = 0.0,
+    burst_basket_share: float = 0.0,
     min_share: float = 0.5,
 ) -> tuple[str, str]:
     """The type of a community and the evidence for it, as ``(type, basis)``.
@@ -179,7 +180,7 @@ def ring_type(
     """
     if layer == "co_purchase" and oversupply_share >= min_share:
         return "drug_resale", layer
-    if layer == "co_counter" and burst_share >= min_share and max(round_share, same_basket_share) >= min_share:
+    if layer == "co_counter" and burst_share >= min_share and max(burst_round_share, burst_basket_share) >= min_share:
         return "phantom_purchase", layer
     return "collusive_ring", layer or ""
 
@@ -190,19 +191,20 @@ def type_communities(stats: pd.DataFrame, *, min_share: float = 0.5) -> pd.DataF
 
     >>> import pandas as pd
     >>> st = pd.DataFrame({"layer": ["co_purchase"], "oversupply_share": [1.0], "resale_drug": ["INS"],
-    ...                    "oversupply_ratio": [3.5], "resale_shops": [4], "broker": ["B"], "broker_share": [0.8],
+    ...                    "oversupply_fold": [3.5], "resale_shops": [4], "broker": ["B"], "broker_share": [0.8],
     ...                    "size": [6]})
     >>> type_communities(st)[["ring_type", "type_basis"]].values.tolist()
     [['drug_resale', '6人中6人超量购买同一药品INS(供药天数为覆盖天数的3.5倍), 4家药店; 疑似中间人B与80%的成员同日同店购药']]
     """
     out = stats.copy()
-    for c, default in (("oversupply_share", 0.0), ("burst_share", 0.0), ("round_share", 0.0),
-                       ("same_basket_share", 0.0)):
+    for c, default in (("oversupply_share", 0.0), ("burst_share", 0.0), ("burst_round_share", 0.0),
+                       ("burst_basket_share", 0.0)):
         if c not in out.columns:
             out[c] = default
         out[c] = out[c].astype(float).fillna(default)
     types = [ring_type(layer=r.layer, oversupply_share=r.oversupply_share, burst_share=r.burst_share,
-                       round_share=r.round_share, same_basket_share=r.same_basket_share, min_share=min_share)[0]
+                       burst_round_share=r.burst_round_share, burst_basket_share=r.burst_basket_share,
+                       min_share=min_share)[0]
              for r in out.itertuples(index=False)]
     out["ring_type"] = types
     out["type_basis"] = [_basis(t, r) for t, r in zip(types, out.to_dict("records"))]
@@ -215,14 +217,14 @@ def type_communities(stats: pd.DataFrame, *, min_share: float = 0.5) -> pd.DataF
 def _basis(kind: str, r: dict) -> str:
     if kind == "drug_resale":
         n = int(round(r["oversupply_share"] * r["size"]))
-        s = (f"{r['size']}人中{n}人超量购买同一药品{r['resale_drug']}(供药天数为覆盖天数的{r['oversupply_ratio']:.1f}倍), "
+        s = (f"{r['size']}人中{n}人超量购买同一药品{r['resale_drug']}(供药天数为覆盖天数的{r['oversupply_fold']:.1f}倍), "
              f"{int(r['resale_shops'])}家药店")
         if r.get("broker") and r.get("broker_share", 0) > 0:
             s += f"; 疑似中间人{r['broker']}与{r['broker_share']:.0%}的成员同日同店购药"
         return s
     if kind == "phantom_purchase":
         return (f"药店{r['top_counter']}同一柜台数分钟内连续刷多张卡{int(r['burst_count'])}次, 成员同时刷卡中"
-                f"{r['burst_share']:.0%}属连刷; 整数金额{r['round_share']:.0%}, 同一药品组合{r['same_basket_share']:.0%}")
+                f"{r['burst_share']:.0%}属连刷; 整数金额{r['burst_round_share']:.0%}, 同一药品组合{r['burst_basket_share']:.0%}")
     layer = r.get("layer")
     if layer == "co_counter":
         return f"同一药店数分钟内先后购药(连刷占{r['burst_share']:.0%}, 不足以认定空刷)"

@@ -442,8 +442,9 @@ def projection_pairs(
 
     ``visits`` feeds the co-visit layer (its hospital and clinic rows) and the same-counter layer (its
     pharmacy rows); ``purchases`` and ``popularity`` (``features.graph.edges.read_drug_purchases`` and
-    ``read_drug_shops``) the co-purchase layer, which is empty without purchases. ``co_visit``, ``co_counter`` and ``co_purchase`` are keyword options of
-    :func:`co_visit_pairs`, :func:`co_counter_pairs` and :func:`co_purchase_pairs`.
+    ``read_drug_shops``) the co-purchase layer, which is empty without purchases. ``co_visit``,
+    ``co_counter`` and ``co_purchase`` are keyword options of :func:`co_visit_pairs`,
+    :func:`co_counter_pairs` and :func:`co_purchase_pairs`.
 
     >>> import pandas as pd
     >>> v = pd.DataFrame({"psn_no": list("ABAB"), "hub_type": "pharmacy", "hub_id": "S1",

@@ -2,11 +2,12 @@
 candidates (疑似团伙).
 
 Per community (``community_stats``): ``layer`` (the layer of ties that made it, see
-``features.graph.communities.layered_communities``), ``ring_type`` and ``type_basis`` (its typology from the
-evidence, ``features.graph.evidence``, with the evidence columns), ``size``, ``n_edges``, ``density`` of the projection inside it,
-``synchrony`` (share of the members' visits and purchases at which another member was at the same hub on
-the same day), ``max_turnout`` (the largest share of members seen at one hub on one day), ``co_visit_share``,
-``co_counter_share`` and ``co_purchase_share`` (share of its edges with a tie in that layer), ``amount`` and ``amount_concentration`` (Herfindahl
+``features.graph.communities.layered_communities``), ``ring_type`` and ``type_basis`` (its typology from
+the evidence, ``features.graph.evidence``, with the evidence columns), ``size``, ``n_edges``, ``density``
+of the projection inside it, ``synchrony`` (share of the members' visits and purchases at which another
+member was at the same hub on the same day), ``max_turnout`` (the largest share of members seen at one hub
+on one day), ``co_visit_share``, ``co_counter_share`` and ``co_purchase_share`` (share of its edges with a
+tie in that layer), ``amount`` and ``amount_concentration`` (Herfindahl
 index of the members' spending over institutions and pharmacies: 1 = all at one place), ``top_provider``,
 ``rule_hit_share`` (share of members with a rule hit; null when the rule engine has not run), the likely
 ``organisers`` and a ``risk_score`` in [0, 1].
@@ -242,7 +243,7 @@ def _visit_stats(visits: pd.DataFrame, ids: dict) -> pd.DataFrame:
 
 def _fill_evidence(st: pd.DataFrame) -> pd.DataFrame:
     st = st.copy()
-    for c in ("burst_share", "round_share", "same_basket_share", "oversupply_share", "oversupply_ratio",
+    for c in ("burst_share", "burst_round_share", "burst_basket_share", "oversupply_share", "oversupply_fold",
               "broker_share"):
         st[c] = st[c].astype(float).fillna(0.0) if c in st.columns else 0.0
     for c in ("burst_count", "resale_shops"):
