@@ -76,7 +76,7 @@ class GraphConfig:
     min_oversupply: float = 2.0
     min_shops: int = 2
     purchase_min_lift: float = 2.0
-    purchase_min_surprise: float = 1.0
+    purchase_min_surprise: float = 1.5
     purchase_days_min_surprise: float = 2.0
     # communities per layer (False: one partition of the summed projection, as before issue 16)
     layered: bool = True
