@@ -90,8 +90,8 @@ def graph_eval(
                   "-" if r.organiser_rank is None or r.organiser_rank != r.organiser_rank else str(int(r.organiser_rank)))
     console.print(t)
     n = len(ev.rings)
-    console.print(f"召回率 recovery (Jaccard ≥ {RECOVERED_AT} and the right type): {int(ev.rings['recovered'].sum())}/{n} = "
-                  f"{ev.recovery:.0%}  (Jaccard only: {ev.match_rate:.0%})")
+    console.print(f"召回率 recovery (Jaccard ≥ {RECOVERED_AT} and the right type): "
+                  f"{int(ev.rings['recovered'].sum())}/{n} = {ev.recovery:.0%}  (Jaccard only: {ev.match_rate:.0%})")
     for kind, g in ev.rings.groupby("fraud_type"):
         console.print(f"  {kind}: {int(g['recovered'].sum())}/{len(g)}")
     console.print(f"家庭误报 false rings among {len(ev.households)} clean households: {ev.false_ring_count}")
