@@ -164,7 +164,8 @@ def test_rings_recovered_on_small(tmp_path):
     assert ev.false_ring_count <= 2
 
 
-@pytest.mark.parametrize("module", ["edges", "projection", "communities", "stats", "pagerank", "evaluate"])
+@pytest.mark.parametrize("module", ["edges", "projection", "communities", "stats", "pagerank", "evaluate", "evidence",
+                                    "build"])
 def test_docstring_examples(module):
     import doctest
     import importlib
