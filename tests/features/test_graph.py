@@ -148,7 +148,8 @@ def test_cli_graph_build_and_eval(tiny_graph_warehouse):
 
 @pytest.mark.slow
 def test_rings_recovered_on_small(tmp_path):
-    """The issue's bar: ≥ 80 % of injected rings matched by a community at Jaccard ≥ 0.5 (small, seed 7)."""
+    """The issue's bar: ≥ 80 % of injected rings matched by a community at Jaccard ≥ 0.5 and of the ring's
+    own type (small, seed 7; issue 16 asks ≥ 90 %, measured 6/6 in docs/graph.md)."""
     from features.ingest import ingest
     from training.simulator import simulate
 
@@ -161,6 +162,7 @@ def test_rings_recovered_on_small(tmp_path):
           f"of {len(ev.households)} households; organiser hit rate {ev.organiser_hit_rate:.0%}")
     assert len(ev.rings) >= 5
     assert ev.recovery >= 0.8
+    assert set(ev.rings.loc[ev.rings["recovered"], "fraud_type"]) == {"collusive_ring", "drug_resale"}
     assert ev.false_ring_count <= 2
 
 
