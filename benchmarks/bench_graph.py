@@ -4,9 +4,12 @@ Run on demand (never in the test suite):
 
     .venv/bin/python benchmarks/bench_graph.py --warehouse /tmp/r4g/city.duckdb [--skip-networkx]
 
-Steps run in one process, in pipeline order: edge extraction (SQL), the co-visit projection, community
-detection with each installed method on the same projection (Leiden, igraph Louvain, networkx Louvain;
-with their modularity), community stats and organisers, cross-fitted personalised PageRank. The peak
+Steps run in one process, in pipeline order: edge extraction (SQL: encounters, drug purchases, drug shop
+shares, the heterogeneous graph), the projection's three layers one by one (co-visits at institutions,
+same counter within minutes, co-purchase of the same drug), community detection with each installed
+method on the summed projection (Leiden, igraph Louvain, networkx Louvain; with their modularity) and per
+layer as the build does it, community stats with the ring evidence and organisers, cross-fitted
+personalised PageRank. The peak
 memory of each step is the process's high-water mark (VmHWM) reset before the step (Linux
 ``/proc/self/clear_refs``), so it includes what earlier steps still hold. Last, the whole
 ``yibao graph build`` runs in a child process on a copy of the warehouse for the end-to-end figure.
@@ -66,12 +69,14 @@ def main() -> None:
     args = ap.parse_args()
 
     import networkx as nx
+    import pandas as pd
 
-    from features.graph.build import GraphConfig, _fraud_seeds, _ppr_edges
-    from features.graph.communities import available_methods, detect_communities
-    from features.graph.edges import read_edges, read_visits
+    from features.graph.build import GraphConfig, _fraud_seeds, _ppr_edges, layer_options
+    from features.graph.communities import available_methods, detect_communities, layered_communities
+    from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
     from features.graph.pagerank import cross_fitted_pagerank
-    from features.graph.projection import co_visit_graph, projection_pairs
+    from features.graph.projection import (co_counter_pairs, co_purchase_pairs, co_visit_graph, co_visit_pairs,
+                                           drug_oversupply)
     from features.graph.stats import community_stats, membership
     from features.warehouse import connect
 
@@ -86,16 +91,23 @@ def main() -> None:
         return
     with connect(args.warehouse, read_only=True) as con:
         visits = _step(out, "edges: visits (SQL)", lambda: read_visits(con))
+        purchases = _step(out, "edges: drug purchases (SQL)", lambda: read_drug_purchases(con, min_spend=cfg.min_spend))
+        popularity = _step(out, "edges: drug shops (SQL)", lambda: read_drug_shops(con))
         edges = _step(out, "edges: graph (SQL)", lambda: read_edges(con))
         seeds = _fraud_seeds(con)
-    pairs = _step(out, "projection: pairs", lambda: projection_pairs(
-        visits, window_days=cfg.window_days, min_shared=cfg.min_shared, min_shops=cfg.min_shops,
-        min_lift=cfg.min_lift, min_surprise=cfg.min_surprise, max_crowd=cfg.max_crowd, visit_hub=cfg.visit_hub))
+    opts = layer_options(cfg)
+    clinics = visits[visits["hub_type"] != "pharmacy"]
+    parts = [_step(out, "projection: co_visit", lambda: co_visit_pairs(clinics, **opts["co_visit"])),
+             _step(out, "projection: co_counter", lambda: co_counter_pairs(visits, **opts["co_counter"])),
+             _step(out, "projection: co_purchase", lambda: co_purchase_pairs(purchases, popularity=popularity,
+                                                                            **opts["co_purchase"]))]
+    pairs = pd.concat(parts, ignore_index=True)
     g = _step(out, "projection: nx graph", lambda: co_visit_graph(visits, pairs=pairs))
-    out["sizes"] = {"visits": len(visits), "edges": len(edges), "projection_nodes": g.number_of_nodes(),
-                    "projection_edges": g.number_of_edges()}
+    out["sizes"] = {"visits": len(visits), "drug purchase rows": len(purchases), "edges": len(edges),
+                    "projection_nodes": g.number_of_nodes(), "projection_edges": g.number_of_edges(),
+                    "pairs per layer": pairs["layer"].value_counts().to_dict()}
     print(f"visits {len(visits):,}, graph edges {len(edges):,}, projection {g.number_of_nodes():,} persons / "
-          f"{g.number_of_edges():,} pairs", flush=True)
+          f"{g.number_of_edges():,} pairs ({out['sizes']['pairs per layer']})", flush=True)
     methods = [m for m in available_methods() if not (args.skip_networkx and m == "networkx")]
     for lib in ("igraph", "leidenalg"):  # import outside the timed steps
         try:
@@ -104,13 +116,18 @@ def main() -> None:
             pass
     found = {}
     for m in methods:
-        found[m] = _step(out, f"communities: {m}", lambda m=m: detect_communities(g, method=m, seed=args.seed))
+        found[m] = _step(out, f"communities: {m} (one graph)", lambda m=m: detect_communities(g, method=m, seed=args.seed))
         q = nx.community.modularity(g, found[m], weight="weight")
-        out[f"communities: {m}"] |= {"modularity": round(q, 4), "communities_3plus": sum(len(c) >= 3 for c in found[m])}
-        print(f"{'':<24} modularity {q:.4f}, {out[f'communities: {m}']['communities_3plus']:,} communities of 3+",
-              flush=True)
-    comms = found[methods[0]]
-    _step(out, "stats + organisers", lambda: (community_stats(g, comms, visits), membership(g, comms, seed=args.seed)))
+        out[f"communities: {m} (one graph)"] |= {"modularity": round(q, 4),
+                                                 "communities_3plus": sum(len(c) >= 3 for c in found[m])}
+        print(f"{'':<24} modularity {q:.4f}, {sum(len(c) >= 3 for c in found[m]):,} communities of 3+", flush=True)
+    comms, layer_of = _step(out, f"communities: {methods[0]} per layer",
+                            lambda: layered_communities(g, method=methods[0], seed=args.seed))
+    oversupply = drug_oversupply(purchases, min_spend=cfg.min_spend, min_fills=cfg.min_fills,
+                                 min_oversupply=cfg.min_oversupply, min_shops=cfg.min_shops)
+    _step(out, "stats + evidence + organisers", lambda: (
+        community_stats(g, comms, visits, layer_of=layer_of, purchases=purchases, oversupply=oversupply),
+        membership(g, comms, seed=args.seed)))
     _step(out, "pagerank (5 folds)", lambda: cross_fitted_pagerank(_ppr_edges(edges, pairs), seeds))
 
     _doctor_graph_methods(args, out)

@@ -35,6 +35,10 @@ GRAPH_ZH = {
     "co_purchase_share": "同时购药占比", "n_visits": "就诊次数", "amount": "涉及金额(元)", "synchrony": "同步就医程度",
     "max_turnout": "单日最多到场比例", "amount_concentration": "金额集中度", "top_provider_share": "集中于一家机构的比例",
     "rule_hit_share": "成员规则命中比例", "risk_score": "团伙风险分", "in_ring_candidates": "已列入疑似团伙",
+    "co_visit_share": "同日同机构关系占比", "co_counter_share": "同柜台连刷关系占比",
+    "burst_count": "同柜台连刷次数", "burst_share": "同时刷卡中连刷占比", "burst_round_share": "连刷整数金额占比",
+    "burst_basket_share": "连刷同一药品组合占比", "oversupply_share": "超量购药成员占比",
+    "oversupply_fold": "超量倍数(供药天数/覆盖天数)", "resale_shops": "倒卖药品涉及药店数", "broker_share": "中间人陪同购药成员占比",
 }
 
 

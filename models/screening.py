@@ -8,9 +8,14 @@ P(fraud) × amount at risk) and turns the entities worth verifying into clue dic
 - an entity becomes a clue when its P(fraud) reaches ``min_p`` (source ``model``; ``graph`` for rings)
   or its rule hits put at least ``min_rule_amount`` yuan at risk (source ``rule``); the list keeps the
   ``max_clues`` with the highest priority;
-- each clue gathers its rule hits (per rule: typology, hits, amount), the typologies of those hits and of
-  its labelled ring, the top reasons of its score in Chinese (SHAP), and evidence: the settlements behind
-  it (largest first) and its graph neighbourhood (the co-visit community and its members).
+- each clue gathers its rule hits (per rule: typology, hits, amount), the typologies of those hits and,
+  for a ring, the ring's own type from the graph's evidence (``graph_communities.ring_type``:
+  ``drug_resale``, ``collusive_ring`` or ``phantom_purchase``, see ``features.graph.evidence``), the top
+  reasons of its score in Chinese (SHAP), and evidence: the settlements behind it (largest first) and its
+  graph neighbourhood (the co-visit community and its members; for a ring also its type, the evidence
+  for it, and the pharmacy (counter) of a card pool or the drug and broker of a resale ring). A card
+  pool's clue points at its pharmacy: the pharmacy's rule hits are the pool's too, and its name and
+  region are the pharmacy's.
 
 Persons are named only by their pseudonymous ``psn_no``; no resident ID is read.
 """
@@ -105,9 +110,11 @@ def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, mi
                                                                region=frames[level].frame)):
             reasons[(level, eid)] = [r.to_dict() for r in rs]
     members = _ring_members(con, keep)
-    hits = _rule_hits(con, keep, members)
+    ring_info = _ring_info(frames)
+    counters = {cid: i["counter"] for cid, i in ring_info.items() if i.get("counter")}
+    hits = _rule_hits(con, keep, members, counters)
     settlements = _settlements(con, keep, members, n_setl)
-    names, regions = _names_regions(con, keep, frames)
+    names, regions = _names_regions(con, keep, frames, ring_info)
     community = _community_of(con, keep)
     out = []
     for r in keep.itertuples(index=False):
@@ -119,10 +126,12 @@ def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, mi
         if r.rule_amount >= min_rule_amount or (rh and not sources):
             sources.append("rule")
         typologies = sorted({h["typology"] for h in rh})
-        if r.entity_type == "ring":
-            typologies = sorted(set(typologies) | {"collusive_ring"})
         graph = {"community_id": r.entity_id if r.entity_type == "ring" else community.get(key),
                  "members": members.get(r.entity_id, []) if r.entity_type == "ring" else []}
+        if r.entity_type == "ring":
+            info = ring_info.get(r.entity_id, {})
+            typologies = sorted(set(typologies) | {info.get("ring_type") or "collusive_ring"})
+            graph.update({k: v for k, v in info.items() if v is not None})
         out.append({
             "entity_type": r.entity_type, "entity_id": r.entity_id, "entity_name": names.get(key),
             "region": regions.get(key), "p_fraud": float(r.p_fraud),
@@ -142,17 +151,38 @@ def _ring_members(con, keep: pd.DataFrame) -> dict[str, list[str]]:
     return {c: [f"{t}:{i}" for t, i in zip(g["node_type"], g["node_id"])] for c, g in df.groupby("community_id")}
 
 
-def _entity_keys(keep: pd.DataFrame, members: dict) -> pd.DataFrame:
+def _ring_info(frames: dict) -> dict[str, dict]:
+    """Per ring (community id): its type, the evidence in words, and the counter, drug and broker."""
+    if "ring" not in frames:
+        return {}
+    f = frames["ring"].frame
+    out = {}
+    for r in f.to_dict("records"):
+        kind = r.get("ring_type")
+        out[r["community_id"]] = {
+            "ring_type": kind if isinstance(kind, str) else None,
+            "type_basis": r.get("type_basis") if isinstance(r.get("type_basis"), str) else None,
+            "counter": r.get("top_counter") if kind == "phantom_purchase" and isinstance(r.get("top_counter"), str)
+            else None,
+            "drug": r.get("resale_drug") if kind == "drug_resale" and isinstance(r.get("resale_drug"), str) else None,
+            "broker": r.get("broker") if kind == "drug_resale" and isinstance(r.get("broker"), str) else None,
+        }
+    return out
+
+
+def _entity_keys(keep: pd.DataFrame, members: dict, counters: dict | None = None) -> pd.DataFrame:
     rows = [(t, i, _RULE_KEY[t], i) for t, i in zip(keep["entity_type"], keep["entity_id"]) if t in _RULE_KEY]
     for cid, ms in members.items():
         rows += [("ring", cid, "psn_no", m.split(":", 1)[1]) for m in ms if m.split(":", 1)[0] in ("psn", "person")]
+    # a card pool's pharmacy: its rule hits (空刷 at the counter) belong to the pool's clue
+    rows += [("ring", cid, "fixmedins_code", shop) for cid, shop in (counters or {}).items() if cid in members]
     return pd.DataFrame(rows, columns=["entity_type", "entity_id", "column", "value"])
 
 
-def _rule_hits(con, keep: pd.DataFrame, members: dict) -> dict:
+def _rule_hits(con, keep: pd.DataFrame, members: dict, counters: dict | None = None) -> dict:
     if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rule_hits'").fetchall()[0][0]:
         return {}
-    keys = _entity_keys(keep, members)
+    keys = _entity_keys(keep, members, counters)
     con.register("_clue_keys", keys)
     try:
         df = con.sql("""
@@ -200,7 +230,10 @@ def _settlements(con, keep: pd.DataFrame, members: dict, n: int) -> dict:
     return {k: g["setl_id"].tolist() for k, g in df.groupby(["entity_type", "entity_id"])}
 
 
-def _names_regions(con, keep: pd.DataFrame, frames: dict) -> tuple[dict, dict]:
+_RING_NAMES = {"drug_resale": "疑似倒卖医保药品团伙", "phantom_purchase": "疑似空刷卡池", "collusive_ring": "疑似团伙"}
+
+
+def _names_regions(con, keep: pd.DataFrame, frames: dict, ring_info: dict) -> tuple[dict, dict]:
     inst = con.sql("SELECT fixmedins_code, fixmedins_name, admdvs FROM fixmedins").df().set_index("fixmedins_code")
     prac = con.sql("SELECT prac_code, fixmedins_code FROM practitioner").df().set_index("prac_code")
     psn = con.sql("SELECT psn_no, insu_admdvs FROM psn_info").df().set_index("psn_no")
@@ -217,8 +250,12 @@ def _names_regions(con, keep: pd.DataFrame, frames: dict) -> tuple[dict, dict]:
             names[key], regions[key] = f"参保人 {i}", psn.at[i, "insu_admdvs"]
         elif t == "ring":
             top = frames["ring"].frame.set_index("community_id").get("top_provider")
-            h = top.get(i) if top is not None else None
-            names[key] = f"疑似团伙 {i}"
+            info = ring_info.get(i, {})
+            h = info.get("counter") or (top.get(i) if top is not None else None)
+            names[key] = f"{_RING_NAMES.get(info.get('ring_type'), '疑似团伙')} {i}"
+            if info.get("counter"):
+                shop = info["counter"]
+                names[key] += f"（药店 {inst.at[shop, 'fixmedins_name'] if shop in inst.index else shop}）"
             regions[key] = inst.at[h, "admdvs"] if h in inst.index else None
     return names, regions
 

@@ -79,17 +79,29 @@ def graph_eval(
         raise
     if as_json:
         return _emit(ev.to_dict(), True)
-    t = Table(title="团伙召回 ring recovery (best community per labelled ring)")
-    for col in ("团伙 ring", "类型 type", "人数 size", "最佳社区 community", "社区人数", "Jaccard", "召回", "组织者排名"):
-        t.add_column(col, justify="right" if col not in ("团伙 ring", "类型 type", "最佳社区 community") else "left")
+    t = Table(title="团伙召回 ring recovery (best community per labelled ring, with its type)")
+    for col in ("团伙 ring", "类型 type", "人数 size", "最佳社区 community", "社区人数", "Jaccard", "社区类型 typed",
+                "召回", "组织者排名"):
+        t.add_column(col, justify="left" if col in ("团伙 ring", "类型 type", "最佳社区 community", "社区类型 typed")
+                     else "right")
     for r in ev.rings.itertuples(index=False):
         t.add_row(r.ring_id, r.fraud_type, str(r.size), str(r.best_community or "-"), str(r.community_size),
-                  f"{r.jaccard:.2f}", "✓" if r.recovered else "✗",
+                  f"{r.jaccard:.2f}", str(r.community_type or "-"), "✓" if r.recovered else "✗",
                   "-" if r.organiser_rank is None or r.organiser_rank != r.organiser_rank else str(int(r.organiser_rank)))
     console.print(t)
     n = len(ev.rings)
-    console.print(f"召回率 recovery (Jaccard ≥ {RECOVERED_AT}): {int(ev.rings['recovered'].sum())}/{n} = "
-                  f"{ev.recovery:.0%}")
+    console.print(f"召回率 recovery (Jaccard ≥ {RECOVERED_AT} and the right type): "
+                  f"{int(ev.rings['recovered'].sum())}/{n} = {ev.recovery:.0%}  (Jaccard only: {ev.match_rate:.0%})")
+    for kind, g in ev.rings.groupby("fraud_type"):
+        console.print(f"  {kind}: {int(g['recovered'].sum())}/{len(g)}")
     console.print(f"家庭误报 false rings among {len(ev.households)} clean households: {ev.false_ring_count}")
     console.print(f"组织者命中 organiser in top-3 likely organisers: {ev.organiser_hit_rate:.0%} "
                   f"(top-1: {ev.organiser_top1_rate:.0%}) of recovered rings")
+    if ev.pools is not None and len(ev.pools):
+        console.print(f"空刷卡池 card pools (cards with ≥ 2 labelled phantom swipes at one pharmacy): "
+                      f"{int(ev.pools['recovered'].sum())}/{len(ev.pools)} recovered as phantom_purchase")
+        for r in ev.pools.itertuples(index=False):
+            console.print(f"  {r.pool}: {r.cards} cards → {r.best_community or '-'} ({r.community_size} persons, "
+                          f"Jaccard {r.jaccard:.2f}, {r.community_type or '-'})")
+    if ev.type_counts:
+        console.print("社区类型 communities of 3+ by type: " + ", ".join(f"{k} {v}" for k, v in ev.type_counts.items()))

@@ -26,7 +26,7 @@ MAX_CLAIMS = 200
 MAX_NODES = 60
 NODE_ZH = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
 EDGE_ZH = {"care": "就医", "purchase": "购药", "visit": "就诊医师", "works_at": "执业于", "member": "成员",
-           "claim": "结算"}
+           "counter": "刷卡药店", "claim": "结算"}
 
 
 def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAIMS) -> dict:
@@ -79,6 +79,10 @@ def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
         nodes.setdefault(key, _node(key, "member"))
         if etype == "ring":
             edges[(center, key, "member")] = _edge(center, key, "member")
+    if etype == "ring" and graph.get("counter"):  # a card pool: the pharmacy whose counter swiped the cards
+        key = f"pharmacy:{graph['counter']}"
+        nodes.setdefault(key, _node(key, "linked"))
+        edges[(center, key, "counter")] = _edge(center, key, "counter")
     for r in claim_rows:
         for key in (f"psn:{r.get('psn_no')}", f"{_inst_type(r)}:{r.get('fixmedins_code')}",
                     f"prac:{r.get('prac_code')}"):
@@ -96,7 +100,7 @@ def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
             con.close()
     else:
         note = why
-    if not any(e["kind"] != "member" for e in edges.values()):  # no warehouse graph: edges from the claims
+    if not any(e["kind"] not in ("member", "counter") for e in edges.values()):  # no warehouse graph: claims
         for r in claim_rows:
             p, h = f"psn:{r.get('psn_no')}", f"{_inst_type(r)}:{r.get('fixmedins_code')}"
             if p in nodes and h in nodes:

@@ -12,7 +12,7 @@ one table of the warehouse and the labels at its own entity type:
 | prac | feat_prac | prac_code | prac | amt_365 | its rh_amt_* to verify |
 | fixmedins | feat_fixmedins | fixmedins_code | fixmedins | fund_amt_365 | its rh_amt_* to verify |
 | pharmacy | feat_pharmacy | fixmedins_code | fixmedins | fund_amt_365 | its rh_amt_* to verify |
-| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring | amount | members' rh_amt_* to verify |
+| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring or card pool | amount | members' rh_amt_* to verify |
 
 The *rule amount* of a row (``rule_amount``) is what its rule hits put at risk that needs verifying: the
 hits of the typologies settled by deduction (``deduction_typologies`` of rules.yaml: 两库 claim edits, price
@@ -147,11 +147,21 @@ def load_level(warehouse: Path | duckdb.DuckDBPyConnection, level: str, *,
 
 def ring_truth(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Per community: the labelled ring most of its persons belong to (``ring_id``), the share of its
-    persons in that ring, and the ring's fraud type. A community is a true ring when the share ≥ 0.5."""
-    return con.sql("""
+    persons in that ring, and the ring's fraud type. A community is a true ring when the share ≥ 0.5.
+
+    Card pools (空刷) count as rings too: the cards with two or more labelled ``phantom_purchase``
+    settlements at one pharmacy form the group ``POOL:<fixmedins_code>`` (as ``yibao graph eval`` reads
+    them), so a community the graph types ``phantom_purchase`` is judged against its pool."""
+    pools = """
+              UNION
+              SELECT s.psn_no, 'POOL:' || s.fixmedins_code, 'phantom_purchase'
+              FROM labels l JOIN setl_d s ON l.entity_type = 'setl' AND s.setl_id = l.entity_id
+              WHERE l.label = 1 AND l.fraud_type = 'phantom_purchase'
+              GROUP BY s.psn_no, s.fixmedins_code HAVING count(*) >= 2""" if _has_table(con, "setl_d") else ""
+    return con.sql(f"""
         WITH m AS (SELECT community_id, node_id FROM graph_membership WHERE node_type IN ('psn', 'person')),
         r AS (SELECT DISTINCT entity_id, ring_id, fraud_type FROM labels
-              WHERE entity_type = 'psn' AND label = 1 AND ring_id IS NOT NULL),
+              WHERE entity_type = 'psn' AND label = 1 AND ring_id IS NOT NULL{pools}),
         n AS (SELECT community_id, count(*) AS n_persons FROM m GROUP BY 1),
         hit AS (SELECT m.community_id, r.ring_id, any_value(r.fraud_type) AS fraud_type,
                        count(DISTINCT m.node_id) AS k

@@ -5,8 +5,10 @@ Tables written (each replaced on every build):
 
 =========================  =======================================================================
 ``graph_edges``            the heterogeneous graph (``features.graph.edges.read_edges``)
-``graph_covisit_pairs``    the significant person pairs of the projection, per layer
-``graph_communities``      one row per community of 2+ persons (``features.graph.stats``)
+``graph_covisit_pairs``    the significant person pairs of the projection, per layer (``co_visit``,
+                           ``co_counter``, ``co_purchase``)
+``graph_communities``      one row per community of 2+ persons (``features.graph.stats``), with the
+                           layer that made it, its ``ring_type`` and the evidence
 ``graph_membership``       ``node_type='psn', node_id, community_id``, betweenness, organiser rank
 ``ring_candidates``        communities that look like rings (疑似团伙), riskiest first, with a reason
 ``graph_node_features``    one row per node (``psn``, ``prac``, ``fixmedins``, ``pharmacy``): degree,
@@ -31,14 +33,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.graph.communities import detect_communities, resolve_method
-from features.graph.edges import read_edges, read_visits
+from features.graph.communities import detect_communities, layered_communities, resolve_method
+from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
 from features.graph.pagerank import cross_fitted_pagerank
-from features.graph.projection import co_visit_graph, projection_pairs
+from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, projection_pairs
 from features.graph.stats import community_stats, membership, ring_candidates
 from features.warehouse import connect
 
-__all__ = ["GraphConfig", "GraphReport", "build_graph", "build_in", "OUTPUT_TABLES", "STEPS"]
+__all__ = ["GraphConfig", "GraphReport", "build_graph", "build_in", "layer_options", "OUTPUT_TABLES", "STEPS"]
 
 OUTPUT_TABLES = ("graph_edges", "graph_covisit_pairs", "graph_communities", "graph_membership", "ring_candidates",
                  "graph_node_features", "graph_build_log")
@@ -58,11 +60,26 @@ class GraphConfig:
     resolution: float = 1.0
     window_days: int = 1
     min_shared: int = 2
-    min_shops: int = 3
     min_lift: float = 5.0
     min_surprise: float = 4.0
     max_crowd: int = 200
     visit_hub: str = "fixmedins"
+    # same counter within minutes (空刷 card pools)
+    window_minutes: float = 10.0
+    counter_min_shared: int = 2
+    counter_min_lift: float = 5.0
+    counter_min_surprise: float = 4.0
+    min_burst: int = 5
+    # co-purchase of the same drug beyond days supply (倒卖医保药品)
+    min_spend: float = 1000.0
+    min_fills: int = 3
+    min_oversupply: float = 2.0
+    min_shops: int = 2
+    purchase_min_lift: float = 2.0
+    purchase_min_surprise: float = 1.5
+    purchase_days_min_surprise: float = 2.0
+    # communities per layer (False: one partition of the summed projection, as before issue 16)
+    layered: bool = True
     candidate_min_size: int = 5
     candidate_min_risk: float = 0.5
     betweenness_k: int = 500
@@ -99,27 +116,43 @@ def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig()
 
     with clock("edges"):
         visits = read_visits(con)
+        purchases = read_drug_purchases(con, min_spend=config.min_spend)
+        popularity = read_drug_shops(con)
         edges = read_edges(con)
     with clock("projection"):
-        pairs = projection_pairs(visits, window_days=config.window_days, min_shared=config.min_shared,
-                                 min_shops=config.min_shops, min_lift=config.min_lift,
-                                 min_surprise=config.min_surprise, max_crowd=config.max_crowd,
-                                 visit_hub=config.visit_hub)
+        pairs = projection_pairs(visits, purchases, popularity, **layer_options(config))
         g = co_visit_graph(visits, pairs=pairs)
     with clock("communities"):
-        communities = detect_communities(g, method=method, seed=config.seed, resolution=config.resolution)
+        if config.layered:
+            communities, layer_of = layered_communities(g, method=method, seed=config.seed,
+                                                        resolution=config.resolution)
+        else:
+            communities = detect_communities(g, method=method, seed=config.seed, resolution=config.resolution)
+            layer_of = {c: _main_layer(g, c) for c in communities}
     with clock("stats"):
         hits = _rule_hit_persons(con)
-        stats = community_stats(g, communities, visits, rule_hit_persons=hits)
-        members = membership(g, communities, seed=config.seed, k=config.betweenness_k)
+        oversupply = drug_oversupply(purchases, min_spend=config.min_spend, min_fills=config.min_fills,
+                                     min_oversupply=config.min_oversupply, min_shops=config.min_shops)
+        stats = community_stats(g, communities, visits, rule_hit_persons=hits, layer_of=layer_of,
+                                purchases=purchases, oversupply=oversupply, window_minutes=config.window_minutes,
+                                min_burst=config.min_burst)
+        brokers = stats.loc[(stats["ring_type"] == "drug_resale") & (stats["broker_share"] > 0)]
+        members = membership(g, communities, seed=config.seed, k=config.betweenness_k,
+                             leaders=dict(zip(brokers["community_id"], brokers["broker"])))
         cands = ring_candidates(stats, min_size=config.candidate_min_size, min_risk=config.candidate_min_risk)
     with clock("pagerank"):
         seeds = _fraud_seeds(con)
         ppr = cross_fitted_pagerank(_ppr_edges(edges, pairs), seeds, n_folds=config.ppr_folds,
                                     alpha=config.ppr_alpha)
         nodes = node_features(edges, members, stats, cands, ppr)
+    layer_counts = pairs["layer"].value_counts()
     rep.counts = {"visits": len(visits), "edges": len(edges), "projection_nodes": g.number_of_nodes(),
-                  "projection_edges": g.number_of_edges(), "communities": int((stats["size"] >= 2).sum()),
+                  "projection_edges": g.number_of_edges(),
+                  "pairs_per_layer": {k: int(layer_counts.get(k, 0)) for k in LAYERS},
+                  "oversupplied_buyers": int(oversupply["suspect"].sum()),
+                  "communities_per_type": {k: int(n) for k, n in stats.loc[stats["size"] >= 3, "ring_type"]
+                                           .value_counts().sort_index().items()},
+                  "communities": int((stats["size"] >= 2).sum()),
                   "communities_3plus": int((stats["size"] >= 3).sum()), "ring_candidates": len(cands),
                   "ppr_seeds": len(seeds), "rule_hits_available": hits is not None, "nodes": len(nodes)}
     with clock("write"):
@@ -135,6 +168,25 @@ def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig()
                              "seconds": json.dumps(rep.seconds)}])
         _write(con, "graph_build_log", log)
     return rep
+
+
+def layer_options(config: GraphConfig) -> dict:
+    """The options of each projection layer (``projection_pairs``'s keywords) from a build config.
+
+    >>> layer_options(GraphConfig())["co_counter"]["window_minutes"]
+    10.0
+    """
+    return {
+        "co_visit": dict(window_days=config.window_days, min_shared=config.min_shared, min_lift=config.min_lift,
+                         min_surprise=config.min_surprise, max_crowd=config.max_crowd, visit_hub=config.visit_hub),
+        "co_counter": dict(window_minutes=config.window_minutes, min_shared=config.counter_min_shared,
+                           min_lift=config.counter_min_lift, min_surprise=config.counter_min_surprise,
+                           max_crowd=config.max_crowd),
+        "co_purchase": dict(min_spend=config.min_spend, min_fills=config.min_fills,
+                            min_oversupply=config.min_oversupply, min_shops=config.min_shops,
+                            min_lift=config.purchase_min_lift, min_surprise=config.purchase_min_surprise,
+                            days_min_surprise=config.purchase_days_min_surprise),
+    }
 
 
 def node_features(edges: pd.DataFrame, members: pd.DataFrame, stats: pd.DataFrame, cands: pd.DataFrame,
@@ -205,6 +257,15 @@ class _Clock:
                 return False
 
         return _Ctx()
+
+
+def _main_layer(g, members: frozenset) -> str | None:
+    """The layer with most weight inside a community of the summed projection (for ``layered=False``)."""
+    if len(members) < 2:
+        return None
+    sub = g.subgraph(members)
+    w = {x: sum(d.get(f"w_{x}", 0.0) for _, _, d in sub.edges(data=True)) for x in LAYERS}
+    return max(w, key=lambda x: (w[x], x == "co_visit"))
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -1,4 +1,5 @@
-"""Community detection (社区发现) on the co-visit projection, with a fast path and a pure-BSD fallback.
+"""Community detection (社区发现) on the co-visit projection, with a fast path and a pure-BSD fallback,
+per layer of ties (:func:`layered_communities`) or on one graph (:func:`detect_communities`).
 
 ``method="auto"`` takes the first installed of: Leiden (``leidenalg``, GPL-3.0+), Louvain in igraph
 (``igraph``, GPL-2.0+), Louvain in networkx (BSD). igraph and leidenalg are optional (the ``graph-fast``
@@ -23,7 +24,7 @@ import random
 
 import networkx as nx
 
-__all__ = ["METHODS", "available_methods", "resolve_method", "detect_communities"]
+__all__ = ["METHODS", "available_methods", "resolve_method", "detect_communities", "layered_communities"]
 
 METHODS = ("leiden", "louvain", "networkx")
 
@@ -79,6 +80,81 @@ def detect_communities(
         parts = _igraph_communities(g, method=method, seed=seed, resolution=resolution, weight=weight)
     out = [frozenset(p) for p in parts if p]
     return sorted(out, key=lambda c: (-len(c), min(map(str, c))))
+
+
+def layered_communities(
+    g: nx.Graph,
+    *,
+    layers: tuple[str, ...] = ("co_purchase", "co_counter", "co_visit"),
+    first: tuple[str, ...] = ("co_purchase",),
+    method: str = "auto",
+    seed: int = 0,
+    resolution: float = 1.0,
+) -> tuple[list[frozenset], dict[frozenset, str]]:
+    """Communities found in each layer of ties separately, joined into one partition of the persons.
+
+    ``g`` is the projection of ``features.graph.projection.co_visit_graph``, whose edges carry each layer's
+    weight as ``w_<layer>``. Each layer's graph (the edges with a positive weight in that layer) is
+    partitioned on its own by :func:`detect_communities`, so a resale ring (co-purchase ties) and a card
+    pool (same-counter ties) that share pharmacies cannot be merged by modularity: neither layer sees both.
+    A person found in groups of several layers joins its group in a ``first`` layer if it has one (the
+    co-purchase layer: it ties a person by what the person does — buying far beyond need — where the
+    other layers tie by presence, and a card in a pharmacy's pool may be there without its holder), else
+    the group it is most strongly tied to (the sum of its projection weights to the group's other members;
+    on a tie the earlier layer in ``layers`` wins). A group left with one person dissolves and that person
+    tries its next group. The same group seen in two layers (a collusive ring that also goes to the
+    pharmacy together) thus stays whole.
+
+    Returns the communities (largest first, as :func:`detect_communities` orders them; persons in no group
+    are communities of one) and the layer that made each one (``None`` for the singletons).
+
+    >>> import networkx as nx
+    >>> g = nx.Graph()
+    >>> g.add_edges_from([(a, b, {"weight": 4.0, "w_co_purchase": 4.0}) for a in "ABCDE" for b in "ABCDE" if a < b])
+    >>> pool = "FGHIJKLM"
+    >>> g.add_edges_from([(a, b, {"weight": 6.0, "w_co_counter": 6.0}) for a in pool for b in pool if a < b])
+    >>> g.add_edges_from([("E", x, {"weight": 6.0, "w_co_counter": 6.0}) for x in "FGH"])  # E's card is in the pool
+    >>> g.add_edges_from([(f"X{i}", f"Y{i}", {"weight": 6.0, "w_co_counter": 6.0}) for i in range(6)])  # couples
+    >>> parts, layer = layered_communities(g, method="networkx", seed=1)
+    >>> [("".join(sorted(c)), layer[c]) for c in parts[:3]]
+    [('FGHIJKLM', 'co_counter'), ('ABCDE', 'co_purchase'), ('X0Y0', 'co_counter')]
+    """
+    groups: list[tuple[frozenset, str]] = []
+    for name in layers:
+        h = nx.Graph()
+        h.add_edges_from((a, b, {"weight": d[f"w_{name}"]}) for a, b, d in g.edges(data=True)
+                         if d.get(f"w_{name}", 0.0) > 0)
+        groups += [(c, name) for c in detect_communities(h, method=method, seed=seed, resolution=resolution)
+                   if len(c) >= 2]
+    # Each person's groups, best first: a first layer's group, then by strength inside the group, then by
+    # layer order and group order.
+    options: dict = {}
+    for k, (members, name) in enumerate(groups):
+        for n in members:
+            strength = sum(g[n][m].get("weight", 1.0) for m in g[n] if m in members)
+            options.setdefault(n, []).append((name not in first, -strength, k))
+    for n in options:
+        options[n].sort()
+    choice = {n: 0 for n in options}
+    while True:
+        count: dict[int, int] = {}
+        for n, i in choice.items():
+            if i < len(options[n]):
+                count[options[n][i][-1]] = count.get(options[n][i][-1], 0) + 1
+        lone = [n for n, i in choice.items() if i < len(options[n]) and count[options[n][i][-1]] < 2]
+        if not lone:
+            break
+        for n in lone:
+            choice[n] += 1
+    final: dict[int, set] = {}
+    for n, i in choice.items():
+        if i < len(options[n]):
+            final.setdefault(options[n][i][-1], set()).add(n)
+    out = [(frozenset(m), groups[k][1]) for k, m in final.items()]
+    placed = set().union(*(m for m, _ in out)) if out else set()
+    out += [(frozenset([n]), None) for n in g.nodes if n not in placed]
+    out.sort(key=lambda t: (-len(t[0]), min(map(str, t[0]))))
+    return [c for c, _ in out], {c: name for c, name in out}
 
 
 # -- private helpers ------------------------------------------------------------------------------

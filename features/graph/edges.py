@@ -8,7 +8,17 @@ Two tables come out of the warehouse, both without refunds (退费: the reversal
     hospital or clinic, ``pharmacy`` for a purchase at a retail pharmacy, 药店购药), ``hub_id`` (the
     institution), ``prac_code`` (the attending doctor, 主诊医师 ``chfpdr_code``; null at pharmacies),
     ``dept_id`` (``fixmedins_code/adm_dept_codg``), ``fixmedins_code``, ``visit_date``, ``amount`` (yuan,
-    医疗费总额). The co-visit projection (``features.graph.projection``) is built from it.
+    医疗费总额), ``visit_sec`` (seconds after midnight of ``begntime``; -1 when the extract gives no time
+    of day, i.e. the time is exactly midnight), ``basket`` (at a pharmacy: a 53-bit hash of the sorted set
+    of catalogue codes bought, so two swipes with the same basket have the same number; 0 elsewhere). The
+    co-visit projection (``features.graph.projection``) is built from it.
+``drug purchases`` (``read_drug_purchases``)
+    one row per person, pharmacy, day and catalogue item (``drug``) for the persons who spent at least
+    ``min_spend`` yuan on that item at pharmacies: ``cnt``, ``amount`` and ``supply`` (days supply,
+    ``fee_list_d.prd_days``; where a line has none, its count times the item's median days per unit;
+    items that never carry a days supply are left out). The co-purchase layer (倒卖医保药品) reads it,
+    with ``read_drug_shops``: per item and pharmacy, the number of persons who bought it there (all
+    buyers, for the layer's null model).
 ``edges``
     the heterogeneous graph, one row per linked pair of nodes and kind of link: ``src_type``,
     ``src_id``, ``dst_type``, ``dst_id``, ``kind`` (``visit`` person–doctor, ``billing`` person–doctor
@@ -28,6 +38,12 @@ Node types are ``psn`` (参保人), ``prac`` (医师/药师), ``fixmedins`` (hos
 >>> e = read_edges(con)
 >>> sorted(e["kind"])
 ['care', 'purchase', 'visit', 'works_at']
+>>> v["visit_sec"].tolist(), bool(v["basket"].iloc[1] > 0)
+([32400, 36000], True)
+>>> read_drug_purchases(con, min_spend=20)[["psn_no", "drug", "cnt", "supply"]].values.tolist()
+[['P2', 'XA1', 2.0, 14.0]]
+>>> read_drug_shops(con).values.tolist()
+[['XA1', 'S1', 1]]
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-__all__ = ["NODE_TYPES", "read_visits", "read_edges"]
+__all__ = ["NODE_TYPES", "read_visits", "read_edges", "read_drug_purchases", "read_drug_shops"]
 
 NODE_TYPES = ("psn", "prac", "fixmedins", "pharmacy")
 
@@ -50,8 +66,17 @@ _LIVE_SETL = """
 
 _IS_PHARMACY = "(coalesce(f.fixmedins_type, '') = 'pharmacy' OR m.med_type = '41')"
 
+# The basket of a pharmacy swipe: the set of items bought, hashed (53 bits, so a float holds it exactly).
+_BASKETS = f"""
+    SELECT fl.mdtrt_id, (hash(list_sort(list(DISTINCT fl.hilist_code))) >> 11)::BIGINT AS basket
+    FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
+    WHERE {_IS_PHARMACY}
+    GROUP BY fl.mdtrt_id
+"""
+
 _VISITS_SQL = f"""
-    WITH live AS ({_LIVE_SETL})
+    WITH live AS ({_LIVE_SETL}),
+    baskets AS ({_BASKETS})
     SELECT m.psn_no,
            CASE WHEN {_IS_PHARMACY} THEN 'pharmacy' ELSE 'fixmedins' END AS hub_type,
            m.fixmedins_code AS hub_id,
@@ -60,9 +85,13 @@ _VISITS_SQL = f"""
                AS dept_id,
            m.fixmedins_code,
            CAST(m.begntime AS DATE) AS visit_date,
-           live.amount
+           live.amount,
+           CASE WHEN CAST(m.begntime AS TIME) = TIME '00:00:00' OR m.begntime IS NULL THEN -1
+                ELSE (extract(epoch FROM CAST(m.begntime AS TIME)))::INTEGER END AS visit_sec,
+           coalesce(baskets.basket, 0) AS basket
     FROM mdtrt_d m
     JOIN live USING (mdtrt_id)
+    LEFT JOIN baskets USING (mdtrt_id)
     LEFT JOIN fixmedins f USING (fixmedins_code)
 """
 
@@ -71,6 +100,50 @@ def read_visits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Encounters without refunds (see the module docstring), ordered by person, date and hub."""
     df = con.execute(_VISITS_SQL + " ORDER BY m.psn_no, visit_date, hub_id, prac_code").df()
     df["visit_date"] = pd.to_datetime(df["visit_date"])
+    df["visit_sec"] = df["visit_sec"].astype("int32")
+    df["basket"] = df["basket"].astype("int64")
+    return df
+
+
+def read_drug_purchases(con: duckdb.DuckDBPyConnection, *, min_spend: float = 1000.0) -> pd.DataFrame:
+    """Pharmacy purchases per person, shop, day and item, for the persons who spent ``min_spend`` yuan or
+    more on the item (see the module docstring), ordered by person, item and day."""
+    sql = f"""
+    WITH live AS ({_LIVE_SETL}),
+    lines AS (
+        SELECT m.psn_no, m.fixmedins_code AS hub_id, CAST(m.begntime AS DATE) AS visit_date,
+               fl.hilist_code AS drug, fl.cnt, fl.det_item_fee_sumamt::DOUBLE AS amount, fl.prd_days
+        FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) JOIN live USING (mdtrt_id)
+        LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
+        WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL),
+    per_unit AS (
+        SELECT drug, median(prd_days / cnt) AS days_per_unit FROM lines
+        WHERE prd_days > 0 AND cnt > 0 GROUP BY drug),
+    big AS (
+        SELECT psn_no, drug FROM lines GROUP BY ALL HAVING sum(amount) >= {float(min_spend)})
+    SELECT l.psn_no, l.hub_id, l.visit_date, l.drug, sum(l.cnt)::DOUBLE AS cnt, sum(l.amount) AS amount,
+           sum(coalesce(l.prd_days, l.cnt * u.days_per_unit))::DOUBLE AS supply
+    FROM lines l JOIN big USING (psn_no, drug) JOIN per_unit u USING (drug)
+    GROUP BY ALL
+    ORDER BY l.psn_no, l.drug, l.visit_date, l.hub_id
+    """
+    df = con.execute(sql).df()
+    df["visit_date"] = pd.to_datetime(df["visit_date"])
+    return df
+
+
+def read_drug_shops(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per item and pharmacy, the persons who bought it there (``drug, hub_id, buyers``), refunds left out."""
+    sql = f"""
+    WITH live AS ({_LIVE_SETL})
+    SELECT fl.hilist_code AS drug, m.fixmedins_code AS hub_id, count(DISTINCT m.psn_no) AS buyers
+    FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) JOIN live USING (mdtrt_id)
+    LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
+    WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL
+    GROUP BY ALL ORDER BY 1, 2
+    """
+    df = con.execute(sql).df()
+    df["buyers"] = df["buyers"].astype("int64")
     return df
 
 
@@ -121,6 +194,8 @@ CREATE TABLE setl_d AS SELECT * FROM (VALUES
   ('S01', 'M1', 100.0, '0', NULL), ('S02', 'M2', 30.0, '0', NULL),
   ('S03', 'M3', 50.0, '0', NULL), ('S04', 'M3', -50.0, '1', 'S03'))
   t(setl_id, mdtrt_id, medfee_sumamt, refd_setl_flag, init_setl_id);
-CREATE TABLE fee_list_d AS SELECT * FROM (VALUES ('F1', 'M1', 'P1', 'D1', TIMESTAMP '2024-03-01 09:10:00', 100.0))
-  t(bkkp_sn, mdtrt_id, psn_no, bilg_dr_code, fee_ocur_time, det_item_fee_sumamt);
+CREATE TABLE fee_list_d AS SELECT * FROM (VALUES
+  ('F1', 'M1', 'P1', 'D1', TIMESTAMP '2024-03-01 09:10:00', 100.0, 'SVC', 1.0, NULL),
+  ('F2', 'M2', 'P2', NULL, TIMESTAMP '2024-03-02 10:00:00', 30.0, 'XA1', 2.0, 14.0))
+  t(bkkp_sn, mdtrt_id, psn_no, bilg_dr_code, fee_ocur_time, det_item_fee_sumamt, hilist_code, cnt, prd_days);
 """

@@ -1,38 +1,64 @@
-"""The person–person co-visit projection (同日同医/同药店共现), scored against a null model.
+"""The person–person projection (同日同机构 / 同药倒卖 / 同柜台连刷), three layers, each scored against its
+own null model.
 
-Two layers, both built from the ``visits`` table of ``features.graph.edges``:
+A tie between two persons says *why* they are linked, because the three ring typologies link persons in
+different ways and a projection that adds them up merges a resale ring with a card pool that happens to
+use the same pharmacies (issue 16). Each layer is kept apart (``layer`` column) so that communities can
+be found per layer (``features.graph.communities.layered_communities``) and typed by the layer that made
+them (``features.graph.evidence``).
 
-**Co-visits** (结伙就医): persons seen by the same hub (the same institution, department or doctor, as
-``visit_hub`` says, or the same pharmacy) within ``window_days`` of each other. Per pair, ``shared_days`` counts the distinct days on which they did, and
-``shared_events`` the distinct (hub, day) pairs. The null model keeps every person's number of visit days at
-each hub and every hub's daily volume, and places the visits on days at random in proportion to that
-volume: a pair's expected co-visits are
+**Co-visits** (``co_visit``, 结伙就医): persons seen by the same hospital or clinic (or department or
+doctor, as ``visit_hub`` says) within ``window_days`` of each other. Pharmacies are not hubs of this
+layer (a card pool and a resale ring both meet there, for other reasons; the two layers below read
+them). Per pair, ``shared_days`` counts the distinct days on which they did, and ``shared_events`` the
+distinct (hub, day) pairs. The null model keeps every person's number of visit days at each hub and
+every hub's daily volume, and places the visits on days at random in proportion to that volume: a pair's
+expected co-visits are
 
     expected = Σ_h k_ih · k_jh · c_h,    c_h = Σ_d n_hd · m_hd / N_h²
 
-where ``k_ih`` is person i's number of visit days at hub h, ``n_hd`` the persons seen by h on day d,
-``m_hd`` the persons seen by h within the window around d, and ``N_h = Σ_d n_hd``. The surprise is the
-Poisson tail ``-log10 P(X ≥ shared_events | expected)``. Two regulars of a busy department meet often and
-expect to; a group that turns up together at a quiet hub does not. Hub-days with more than ``max_crowd``
-persons are left out (a crowd that size holds no group signal and would make the pair count explode).
+where ``k_ih`` is person i's number of visit days at hub h, ``n_hd`` the hub's typical volume on day d
+(the median over its open days of that weekday, so a group cannot inflate its own null), ``m_hd`` the same
+summed over the window around d, and ``N_h = Σ_d n_hd``. The surprise is the Poisson tail
+``-log10 P(X ≥ shared_events | expected)``. Two regulars of a busy department meet often and expect to; a
+group that turns up together at a quiet hub does not. Hub-days with more than ``max_crowd`` persons are
+left out (a crowd that size holds no group signal and would make the pair count explode).
 
-**Co-purchases** (倒卖医保药品): persons buying at the same *set* of pharmacies. Buyers of a resale ring do
-not come together, but each buys at the same three to five shops, and honest persons use one or two
-near home. Per pair, ``shared_shops`` counts the pharmacies both bought at; the null model lets each person
-pick as many shops as they use, in proportion to the shops' customer numbers (π_s), so
-``expected = |S_i|·|S_j|·Σ_s π_s²``, with the same Poisson surprise.
+**Same counter within minutes** (``co_counter``, 同一药店柜台数分钟内连续刷卡, the 空刷 card pool): two cards
+swiped at the same pharmacy within ``window_minutes`` of each other, on ``min_shared`` or more days. The
+null model is the co-visit one with time of day added: each person keeps its number of purchase days at
+each shop, the days fall in proportion to the shop's typical weekday volume and the times of day follow
+the shop's own hour profile (bins of ``window_minutes``), so
+
+    c_h = (Σ_d n_hd² / N_h²) · τ_h,    τ_h = Σ_b q_hb² + Σ_b q_hb · q_h,b+1
+
+(``q_hb`` the share of the shop's swipes in time bin b; ``τ_h`` is the chance that two swipes of the shop
+fall within the window of each other on a day). Customers of a busy shop, minutes apart on the odd day,
+expect to meet; twenty cards swiped one after the other on forty evenings do not. A family at the counter
+is a real co-presence the null does not explain, but a small one (2–4 cards): it makes a tie, not a pool
+(see ``features.graph.evidence`` for bursts).
+
+**Co-purchase of the same drug** (``co_purchase``, 倒卖医保药品): resale buyers do not come together, but
+each buys the same high-value drugs, far beyond their days supply, at the same few shops, and a broker
+buys alongside. Only *oversupplied* buyers of a drug take part (:func:`drug_oversupply`: ``min_fills``
+purchase days or more, ``min_spend`` yuan or more, and a supply ratio — days supplied over days covered,
+the medication possession ratio — of ``min_oversupply`` or more, at two shops or more); honest chronic
+patients stay near 1. Per pair, ``shared_shops`` counts, summed over the drugs both are oversupplied with,
+the shops where both bought that drug; the null model lets each buyer pick as many shops as it uses for
+the drug in proportion to the shops' share of all the drug's buyers (π_gs; all of them, not only the
+oversupplied few, whom a ring would dominate), so
+``expected = Σ_g |S_ig|·|S_jg|·Σ_s π_gs²``. ``shared_days`` counts the days both bought the same drug at
+the same shop within ``window_days`` (the broker's trips with a buyer; evidence, not part of the test).
 
 The default hub of a visit is the institution (同日同机构), not the doctor: a colluding doctor's working
 days are largely the ring's own days (in the simulator a ring's two doctors see few other patients), so
 a null model conditioned on the doctor's calendar explains the ring away; the institution's calendar is
 set by everyone else. ``visit_hub="dept"`` or ``"prac"`` chooses the finer hubs.
 
-Only pairs with at least ``min_shared`` co-visit days (``min_shops`` shops), a lift (observed / expected)
-of at least ``min_lift`` and a surprise of at least ``min_surprise`` are kept. The co-purchase layer is
-looser (lift 1.5, surprise 0.5): using three or more shops is already rare (about 0.2 % of buyers in the
-simulated regions), and in a region with few pharmacies three shared shops are not improbable for two
-such buyers taken alone; the test only drops pairs that shop popularity explains. ``co_visit_graph`` joins the
-two layers into one weighted ``nx.Graph`` (weight = sum of the capped surprises).
+Pairs are kept at ``min_shared`` co-visit days (counter days, shared shops) or more, a lift (observed /
+expected) of at least ``min_lift`` and a surprise of at least ``min_surprise``. ``co_visit_graph`` joins
+the layers into one weighted ``nx.Graph`` (weight = sum of the capped surprises; each layer's own weight
+in ``w_<layer>``).
 
 >>> import pandas as pd
 >>> days = pd.to_datetime(["2024-01-02", "2024-01-09", "2024-01-16", "2024-01-23"])
@@ -44,8 +70,8 @@ two layers into one weighted ``nx.Graph`` (weight = sum of the capped surprises)
 >>> pairs[["psn_a", "psn_b", "shared_days"]].values.tolist()
 [['A', 'B', 4], ['A', 'C', 4], ['B', 'C', 4]]
 >>> g = co_visit_graph(pd.concat([group, others]))
->>> sorted(g.nodes), g.number_of_edges()
-(['A', 'B', 'C'], 3)
+>>> sorted(g.nodes), g.number_of_edges(), g["A"]["B"]["layers"]
+(['A', 'B', 'C'], 3, 'co_visit')
 """
 
 from __future__ import annotations
@@ -58,8 +84,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["co_visit_pairs", "co_purchase_pairs", "co_visit_graph", "projection_pairs", "SURPRISE_CAP"]
+__all__ = ["co_visit_pairs", "co_counter_pairs", "co_purchase_pairs", "drug_oversupply", "co_visit_graph",
+           "projection_pairs", "LAYERS", "SURPRISE_CAP"]
 
+LAYERS = ("co_purchase", "co_counter", "co_visit")  # most specific first (ties in the partition go that way)
 SURPRISE_CAP = 30.0  # -log10 p; beyond this all pairs are equally certain
 _PAIR_COLUMNS = ["psn_a", "psn_b", "layer", "shared_days", "shared_events", "shared_shops", "expected", "lift",
                  "surprise"]
@@ -135,55 +163,243 @@ def co_visit_pairs(
     return _score(df, "shared_events", min_lift=min_lift, min_surprise=min_surprise)
 
 
-def co_purchase_pairs(
+def co_counter_pairs(
     visits: pd.DataFrame,
     *,
-    min_shops: int = 3,
-    min_lift: float = 1.5,
-    min_surprise: float = 0.5,
+    window_minutes: float = 10.0,
+    min_shared: int = 2,
+    min_lift: float = 5.0,
+    min_surprise: float = 4.0,
+    max_crowd: int = 200,
     threads: int | None = None,
 ) -> pd.DataFrame:
-    """Significant co-purchase pairs: persons who bought at ``min_shops`` or more of the same pharmacies.
+    """Significant same-counter pairs: cards swiped at the same pharmacy within ``window_minutes`` of each
+    other on ``min_shared`` days or more (the null model is in the module docstring).
 
-    Uses the rows of ``visits`` with ``hub_type == 'pharmacy'``. Returns the columns of
-    :func:`co_visit_pairs` with ``layer = 'co_purchase'`` and ``shared_shops`` filled in.
+    Uses the rows of ``visits`` with ``hub_type == 'pharmacy'`` and a time of day (``visit_sec`` ≥ 0;
+    without that column the layer is empty). Returns the columns of :func:`co_visit_pairs` with
+    ``layer = 'co_counter'``.
 
     >>> import pandas as pd
-    >>> rows = [(p, s) for p in ("A", "B") for s in ("S1", "S2", "S3")] + [("C", "S1"), ("D", "S2")]
-    >>> v = pd.DataFrame(rows, columns=["psn_no", "hub_id"]).assign(hub_type="pharmacy",
-    ...                                                         visit_date=pd.Timestamp("2024-01-01"))
-    >>> co_purchase_pairs(v, min_lift=0, min_surprise=0)[["psn_a", "psn_b", "shared_shops"]].values.tolist()
-    [['A', 'B', 3]]
+    >>> rows = [(p, "S1", f"2024-01-{d:02d}", 19 * 3600 + 120 * i) for d in (3, 10, 17) for i, p in enumerate("ABC")]
+    >>> rows += [(f"X{i}", "S1", f"2024-01-{1 + i % 28:02d}", 9 * 3600 + 397 * i % 36000) for i in range(200)]
+    >>> v = pd.DataFrame(rows, columns=["psn_no", "hub_id", "visit_date", "visit_sec"]).assign(hub_type="pharmacy")
+    >>> co_counter_pairs(v)[["psn_a", "psn_b", "shared_days"]].values.tolist()
+    [['A', 'B', 3], ['A', 'C', 3], ['B', 'C', 3]]
     """
+    w = max(1, int(round(window_minutes * 60)))
+    if "visit_sec" not in visits.columns:
+        return _score(_empty_pairs("co_counter"), "shared_events", min_lift=min_lift, min_surprise=min_surprise)
+    sel = (visits["hub_type"] == "pharmacy") & visits["hub_id"].notna() & (visits["visit_sec"] >= 0)
+    v = visits.loc[sel]
     con = _duck(threads)
-    shops = visits.loc[(visits["hub_type"] == "pharmacy") & visits["hub_id"].notna(), ["psn_no", "hub_id"]]
-    con.register("shops_in", shops)
-    con.execute("CREATE TEMP TABLE ps AS SELECT DISTINCT psn_no, hub_id AS shop FROM shops_in")
-    con.execute("CREATE TEMP TABLE pop AS SELECT shop, count(*)::DOUBLE AS n FROM ps GROUP BY shop")
-    (pi2,) = con.execute("SELECT coalesce(sum(n * n) / (sum(n) * sum(n)), 0) FROM pop").fetchone()
-    # Only persons using min_shops shops or more can share that many: a small minority, so no explosion.
+    con.register("swipes_in", pd.DataFrame({
+        "psn_no": v["psn_no"].to_numpy(), "shop": v["hub_id"].to_numpy(),
+        "day": pd.to_datetime(v["visit_date"]).values.astype("datetime64[D]").astype("int64"),
+        "sec": v["visit_sec"].to_numpy(dtype="int64")}))
+    con.execute("CREATE TEMP TABLE sw AS SELECT DISTINCT psn_no, shop, day, sec FROM swipes_in")
+    con.execute("CREATE TEMP TABLE hd AS SELECT shop, day, count(DISTINCT psn_no)::DOUBLE AS n FROM sw GROUP BY ALL")
+    # Day factor: the shop's typical weekday volume (median), as in the co-visit layer; time factor: the
+    # shop's own time-of-day profile in bins of the window.
     con.execute(f"""
-        CREATE TEMP TABLE many AS
-        SELECT ps.*, count(*) OVER (PARTITION BY psn_no)::DOUBLE AS n_shops FROM ps
-        QUALIFY count(*) OVER (PARTITION BY psn_no) >= {int(min_shops)}""")
+        CREATE TEMP TABLE shopc AS
+        WITH typ AS (
+            SELECT hd.shop, t.lam FROM hd
+            JOIN (SELECT shop, day % 7 AS dow, median(n) AS lam FROM hd GROUP BY ALL) t
+              ON t.shop = hd.shop AND t.dow = hd.day % 7),
+        dayf AS (SELECT shop, sum(lam * lam) / (sum(lam) * sum(lam)) AS dayf FROM typ GROUP BY shop),
+        bins AS (SELECT shop, sec // {w} AS b, count(*)::DOUBLE AS n FROM sw GROUP BY ALL),
+        q AS (SELECT shop, b, n / sum(n) OVER (PARTITION BY shop) AS q FROM bins),
+        tau AS (SELECT x.shop, sum(x.q * (x.q + coalesce(y.q, 0))) AS tau
+                FROM q x LEFT JOIN q y ON y.shop = x.shop AND y.b = x.b + 1 GROUP BY x.shop)
+        SELECT shop, dayf * tau AS c FROM dayf JOIN tau USING (shop)""")
+    con.execute("CREATE TEMP TABLE ph AS SELECT psn_no, shop, count(DISTINCT day)::DOUBLE AS k FROM sw GROUP BY ALL")
+    con.execute(f"""
+        CREATE TEMP TABLE sw_ok AS SELECT sw.* FROM sw JOIN hd USING (shop, day) WHERE hd.n <= {int(max_crowd)}""")
+    con.execute(f"""
+        CREATE TEMP TABLE pr AS
+        WITH j AS (
+            SELECT DISTINCT a.psn_no AS psn_a, b.psn_no AS psn_b, a.shop, a.day
+            FROM sw_ok a JOIN sw_ok b ON a.shop = b.shop AND a.day = b.day AND a.psn_no < b.psn_no
+             AND b.sec BETWEEN a.sec - {w} AND a.sec + {w})
+        SELECT psn_a, psn_b, count(DISTINCT day) AS shared_days, count(*) AS shared_events
+        FROM j GROUP BY ALL HAVING count(DISTINCT day) >= {int(min_shared)}""")
+    df = con.execute("""
+        SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, sum(x.k * y.k * shopc.c) AS expected
+        FROM pr
+        JOIN ph x ON x.psn_no = pr.psn_a
+        JOIN ph y ON y.psn_no = pr.psn_b AND y.shop = x.shop
+        JOIN shopc ON shopc.shop = x.shop
+        GROUP BY ALL ORDER BY psn_a, psn_b""").df()
+    con.close()
+    df["layer"] = "co_counter"
+    df["shared_shops"] = 0
+    return _score(df, "shared_events", min_lift=min_lift, min_surprise=min_surprise)
+
+
+def drug_oversupply(
+    purchases: pd.DataFrame,
+    *,
+    min_spend: float = 1000.0,
+    min_fills: int = 3,
+    min_oversupply: float = 2.0,
+    min_shops: int = 2,
+) -> pd.DataFrame:
+    """Per person and drug: how far the purchases go beyond the days they cover (超量购药).
+
+    ``purchases`` has ``psn_no, hub_id (shop), visit_date, drug, amount, supply`` (days supply; see
+    ``features.graph.edges.read_drug_purchases``). Returns one row per (``psn_no``, ``drug``) with
+    ``fills`` (purchase days), ``shops``, ``spend``, ``supply``, ``oversupply`` — days supplied over the
+    days from the first purchase to the end of the last purchase's supply (the medication possession
+    ratio; about 1 for a patient who refills on time) — and ``suspect``: ``min_fills`` days or more,
+    ``min_spend`` yuan or more, oversupply ``min_oversupply`` or more, at ``min_shops`` shops or more.
+
+    >>> import pandas as pd
+    >>> rows = [("A", f"S{i % 3}", f"2024-{1 + i:02d}-01", 180.0) for i in range(6)]      # 6 × 180 days in 5 months
+    >>> rows += [("B", "S0", f"2024-{1 + i:02d}-01", 30.0) for i in range(6)]             # monthly, on time
+    >>> p = pd.DataFrame(rows, columns=["psn_no", "hub_id", "visit_date", "supply"]).assign(drug="INS", amount=450.0)
+    >>> drug_oversupply(p)[["psn_no", "fills", "shops", "oversupply", "suspect"]].round(2).values.tolist()
+    [['A', 6, 3, 3.25, True], ['B', 6, 1, 0.99, False]]
+    """
+    cols = ["psn_no", "drug", "fills", "shops", "spend", "supply", "oversupply", "suspect"]
+    if len(purchases) == 0:
+        return pd.DataFrame(columns=cols).astype({"suspect": bool})
+    p = purchases.assign(day=pd.to_datetime(purchases["visit_date"]).values.astype("datetime64[D]").astype("int64"))
+    per_day = p.groupby(["psn_no", "drug", "day"], as_index=False).agg(supply=("supply", "sum"))
+    last = per_day.sort_values("day").groupby(["psn_no", "drug"]).tail(1).set_index(["psn_no", "drug"])
+    g = p.groupby(["psn_no", "drug"])
+    out = pd.DataFrame({"fills": g["day"].nunique(), "shops": g["hub_id"].nunique(), "spend": g["amount"].sum(),
+                        "supply": g["supply"].sum(), "first": g["day"].min()})
+    covered = (last["day"] - out["first"] + last["supply"]).clip(lower=1.0)
+    out["oversupply"] = out["supply"] / covered
+    out["suspect"] = ((out["fills"] >= min_fills) & (out["spend"] >= min_spend)
+                      & (out["oversupply"] >= min_oversupply) & (out["shops"] >= min_shops))
+    return out.reset_index()[cols].sort_values(["psn_no", "drug"]).reset_index(drop=True)
+
+
+def co_purchase_pairs(
+    purchases: pd.DataFrame,
+    *,
+    min_spend: float = 1000.0,
+    min_fills: int = 3,
+    min_oversupply: float = 2.0,
+    min_shops: int = 2,
+    window_days: int = 1,
+    min_lift: float = 2.0,
+    min_surprise: float = 1.0,
+    min_shared_days: int = 2,
+    days_min_lift: float = 5.0,
+    days_min_surprise: float = 2.0,
+    popularity: pd.DataFrame | None = None,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Significant co-purchase pairs: buyers oversupplied with the same drug (:func:`drug_oversupply`) who
+    bought it at ``min_shops`` or more of the same pharmacies (summed over the drugs they share), or
+    bought it together — same shop, within ``window_days`` — on ``min_shared_days`` days or more.
+
+    Two tests, each a Poisson tail against its null model (module docstring): shared shops, kept at a lift
+    of ``min_lift`` and a surprise of ``min_surprise``; shared days, where each buyer's purchase days fall
+    at random over the period and on its shops by their popularity (expected = Σ_g fills_ig · fills_jg ·
+    Σ_s π_gs² · (2·window_days − 1) / days in the period), kept at ``days_min_lift`` and
+    ``days_min_surprise``. The shop test is loose because only oversupplied buyers take part; the day test
+    finds the broker, who buys alongside each buyer on many days while the buyers rarely meet.
+
+    ``popularity`` (``drug, hub_id, buyers``: all buyers of each drug per shop, from
+    ``features.graph.edges.read_drug_shops``) gives the null model's shop shares; without it they are
+    taken from ``purchases``, which is right only when those hold all buyers.
+
+    Returns the columns of :func:`co_visit_pairs` with ``layer = 'co_purchase'``, ``shared_shops`` and
+    ``shared_days`` (days both bought a shared drug at the same shop within ``window_days``; 1 = the same
+    day); ``expected``, ``lift`` and ``surprise`` are those of the more surprising test that passed.
+
+    >>> import pandas as pd
+    >>> ring = [(p, f"S{(d + k) % 4}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=9 * d + k), 180.0)
+    ...         for k, p in enumerate("ABC") for d in range(12)]
+    >>> honest = [(f"X{i}", f"S{i % 20}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=30 * m), 30.0)
+    ...           for i in range(100) for m in range(12)]
+    >>> p = pd.DataFrame(ring + honest, columns=["psn_no", "hub_id", "visit_date", "supply"])
+    >>> p = p.assign(drug="INS", amount=450.0)
+    >>> co_purchase_pairs(p)[["psn_a", "psn_b", "shared_shops"]].values.tolist()
+    [['A', 'B', 4], ['A', 'C', 4], ['B', 'C', 4]]
+    """
+    sus = drug_oversupply(purchases, min_spend=min_spend, min_fills=min_fills, min_oversupply=min_oversupply,
+                          min_shops=min_shops)
+    sus = sus[sus["suspect"]]
+    if len(sus) < 2:
+        return _score(_empty_pairs("co_purchase"), "shared_shops", min_lift=min_lift, min_surprise=min_surprise)
+    con = _duck(threads)
+    p = purchases[["psn_no", "hub_id", "drug"]].assign(
+        day=pd.to_datetime(purchases["visit_date"]).values.astype("datetime64[D]").astype("int64"))
+    con.register("buys_in", p)
+    con.register("sus_in", sus[["psn_no", "drug"]])
+    if popularity is None:
+        popularity = p.groupby(["drug", "hub_id"], as_index=False).agg(buyers=("psn_no", "nunique"))
+    con.register("pop_in", popularity[["drug", "hub_id", "buyers"]])
+    # The shops' share of each drug's buyers.
+    con.execute("""
+        CREATE TEMP TABLE pi2 AS
+        WITH n AS (SELECT drug, hub_id, sum(buyers)::DOUBLE AS n FROM pop_in GROUP BY ALL)
+        SELECT drug, sum(n * n) / (sum(n) * sum(n)) AS pi2 FROM n GROUP BY drug""")
+    con.execute("""
+        CREATE TEMP TABLE sb AS
+        SELECT b.* FROM buys_in b JOIN sus_in USING (psn_no, drug)""")
+    con.execute("""
+        CREATE TEMP TABLE ss AS
+        SELECT psn_no, drug, hub_id, count(*) OVER (PARTITION BY psn_no, drug)::DOUBLE AS n_shops
+        FROM (SELECT DISTINCT psn_no, drug, hub_id FROM sb)""")
+    con.execute("""
+        CREATE TEMP TABLE pr AS
+        SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, count(*) AS shared_shops
+        FROM ss a JOIN ss b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
+        GROUP BY ALL""")
+    w = int(window_days) - 1
+    (span,) = con.execute("SELECT greatest(max(day) - min(day) + 1, 1)::DOUBLE FROM buys_in").fetchone()
     df = con.execute(f"""
-        SELECT a.psn_a, a.psn_b, count(*) AS shared_shops, any_value(a.na * a.nb) * {float(pi2)} AS expected
-        FROM (SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, a.shop, a.n_shops AS na, b.n_shops AS nb
-              FROM many a JOIN many b ON a.shop = b.shop AND a.psn_no < b.psn_no) a
-        GROUP BY a.psn_a, a.psn_b HAVING count(*) >= {int(min_shops)} ORDER BY 1, 2""").df()
+        WITH f AS (SELECT psn_no, drug, count(DISTINCT day)::DOUBLE AS fills FROM sb GROUP BY ALL),
+        per AS (SELECT DISTINCT ss.psn_no, ss.drug, ss.n_shops, f.fills FROM ss JOIN f USING (psn_no, drug)),
+        ex AS (
+            SELECT pr.psn_a, pr.psn_b, sum(x.n_shops * y.n_shops * pi2.pi2) AS expected_shops,
+                   sum(x.fills * y.fills * pi2.pi2) * {2 * w + 1} / {span} AS expected_days
+            FROM pr
+            JOIN per x ON x.psn_no = pr.psn_a
+            JOIN per y ON y.psn_no = pr.psn_b AND y.drug = x.drug
+            JOIN pi2 ON pi2.drug = x.drug
+            GROUP BY ALL),
+        days AS (
+            SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, count(DISTINCT least(a.day, b.day)) AS shared_days
+            FROM sb a JOIN sb b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
+             AND b.day BETWEEN a.day - {w} AND a.day + {w}
+            GROUP BY ALL)
+        SELECT pr.psn_a, pr.psn_b, pr.shared_shops, coalesce(days.shared_days, 0) AS shared_days,
+               ex.expected_shops, ex.expected_days
+        FROM pr JOIN ex USING (psn_a, psn_b) LEFT JOIN days USING (psn_a, psn_b)
+        WHERE pr.shared_shops >= {int(min_shops)} OR coalesce(days.shared_days, 0) >= {int(min_shared_days)}
+        ORDER BY 1, 2""").df()
     con.close()
     df["layer"] = "co_purchase"
-    df["shared_days"] = 0
-    df["shared_events"] = 0
-    return _score(df, "shared_shops", min_lift=min_lift, min_surprise=min_surprise)
+    df["shared_events"] = df["shared_days"]
+    # Two tests, each with its own bar; a pair is kept when either passes, with that test's figures.
+    shops = _score(df.assign(expected=df["expected_shops"]), "shared_shops", min_lift=0, min_surprise=0,
+                   columns=list(df.columns) + ["expected", "lift", "surprise"])
+    days = _score(df.assign(expected=df["expected_days"]), "shared_days", min_lift=0, min_surprise=0,
+                  columns=list(df.columns) + ["expected", "lift", "surprise"])
+    ok_shops = (shops["shared_shops"] >= min_shops) & (shops["lift"] >= min_lift) & (shops["surprise"] >= min_surprise)
+    ok_days = ((days["shared_days"] >= min_shared_days) & (days["lift"] >= days_min_lift)
+               & (days["surprise"] >= days_min_surprise))
+    use_days = ok_days & (~ok_shops | (days["surprise"] > shops["surprise"]))
+    out = shops.copy()
+    for c in ("expected", "lift", "surprise"):
+        out[c] = np.where(use_days, days[c], shops[c])
+    out = out.loc[ok_shops | ok_days, _PAIR_COLUMNS].reset_index(drop=True)
+    return out.astype({"shared_days": "int64", "shared_events": "int64", "shared_shops": "int64"})
 
 
 def co_visit_graph(
     visits: pd.DataFrame,
+    purchases: pd.DataFrame | None = None,
     *,
     window_days: int = 1,
     min_shared: int = 2,
-    min_shops: int = 3,
     min_lift: float = 5.0,
     min_surprise: float = 3.0,
     max_crowd: int = 200,
@@ -192,50 +408,84 @@ def co_visit_graph(
 ) -> nx.Graph:
     """The projection as a weighted ``nx.Graph`` of persons (``psn_no``).
 
-    Edge attributes: ``weight`` (sum over layers of the surprise, each capped at ``SURPRISE_CAP``),
+    The keyword options are the co-visit layer's (the other layers take their defaults; pass ``pairs``
+    from :func:`projection_pairs` to choose theirs, and to skip recomputing them). Edge attributes:
+    ``weight`` (sum over layers of the surprise, each capped at ``SURPRISE_CAP``), ``w_co_visit``,
+    ``w_co_counter``, ``w_co_purchase`` (each layer's capped surprise, 0 when the layer has no tie),
     ``shared_days``, ``shared_shops``, ``lift`` (the larger of the layers'), ``layers`` (e.g.
-    ``"co_visit+co_purchase"``). Pass ``pairs`` (from :func:`projection_pairs`) to skip recomputing them.
+    ``"co_counter+co_visit"``).
 
     >>> import pandas as pd
     >>> v = pd.DataFrame({"psn_no": list("ABAB"), "hub_type": "prac", "hub_id": "D1",
     ...                   "visit_date": pd.to_datetime(["2024-01-01"] * 2 + ["2024-03-01"] * 2)})
     >>> g = co_visit_graph(v, min_lift=0, min_surprise=0)
-    >>> g["A"]["B"]["shared_days"], g["A"]["B"]["layers"]
-    (2, 'co_visit')
+    >>> g["A"]["B"]["shared_days"], g["A"]["B"]["layers"], g["A"]["B"]["w_co_counter"]
+    (2, 'co_visit', 0.0)
     """
     if pairs is None:
-        pairs = projection_pairs(visits, window_days=window_days, min_shared=min_shared, min_shops=min_shops,
-                                 min_lift=min_lift, min_surprise=min_surprise, max_crowd=max_crowd,
-                                 visit_hub=visit_hub)
+        pairs = projection_pairs(visits, purchases, co_visit=dict(
+            window_days=window_days, min_shared=min_shared, min_lift=min_lift, min_surprise=min_surprise,
+            max_crowd=max_crowd, visit_hub=visit_hub))
     return _pairs_to_graph(pairs)
 
 
-def projection_pairs(visits: pd.DataFrame, *, window_days: int = 1, min_shared: int = 2, min_shops: int = 3,
-                     min_lift: float = 5.0, min_surprise: float = 3.0, max_crowd: int = 200,
-                     visit_hub: str = "fixmedins") -> pd.DataFrame:
-    """Both layers' significant pairs in one table (the rows behind :func:`co_visit_graph`)."""
-    a = co_visit_pairs(visits, window_days=window_days, min_shared=min_shared, min_lift=min_lift,
-                       min_surprise=min_surprise, max_crowd=max_crowd, visit_hub=visit_hub)
-    b = co_purchase_pairs(visits, min_shops=min_shops)
-    return pd.concat([a, b], ignore_index=True)[_PAIR_COLUMNS]
+def projection_pairs(
+    visits: pd.DataFrame,
+    purchases: pd.DataFrame | None = None,
+    popularity: pd.DataFrame | None = None,
+    *,
+    co_visit: dict | None = None,
+    co_counter: dict | None = None,
+    co_purchase: dict | None = None,
+) -> pd.DataFrame:
+    """The three layers' significant pairs in one table (the rows behind :func:`co_visit_graph`).
+
+    ``visits`` feeds the co-visit layer (its hospital and clinic rows) and the same-counter layer (its
+    pharmacy rows); ``purchases`` and ``popularity`` (``features.graph.edges.read_drug_purchases`` and
+    ``read_drug_shops``) the co-purchase layer, which is empty without purchases. ``co_visit``,
+    ``co_counter`` and ``co_purchase`` are keyword options of :func:`co_visit_pairs`,
+    :func:`co_counter_pairs` and :func:`co_purchase_pairs`.
+
+    >>> import pandas as pd
+    >>> v = pd.DataFrame({"psn_no": list("ABAB"), "hub_type": "pharmacy", "hub_id": "S1",
+    ...                   "visit_date": pd.to_datetime(["2024-01-01"] * 2 + ["2024-03-01"] * 2)})
+    >>> len(projection_pairs(v, co_visit={"min_lift": 0, "min_surprise": 0}))  # pharmacies are not co-visit hubs
+    0
+    """
+    clinics = visits[visits["hub_type"] != "pharmacy"] if "hub_type" in visits.columns else visits
+    parts = [co_visit_pairs(clinics, **(co_visit or {})), co_counter_pairs(visits, **(co_counter or {}))]
+    if purchases is not None:
+        parts.append(co_purchase_pairs(purchases, popularity=popularity, **(co_purchase or {})))
+    return pd.concat(parts, ignore_index=True)[_PAIR_COLUMNS]
 
 
 # -- private helpers ------------------------------------------------------------------------------
+
+
+def _empty_pairs(layer: str) -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="int64") for c in ("shared_days", "shared_events", "shared_shops")})
+    df = df.assign(psn_a=pd.Series(dtype=object), psn_b=pd.Series(dtype=object), layer=layer,
+                   expected=pd.Series(dtype=float))
+    return df
 
 
 def _pairs_to_graph(pairs: pd.DataFrame) -> nx.Graph:
     g = nx.Graph()
     if len(pairs) == 0:
         return g
-    agg = (pairs.assign(w=pairs["surprise"].clip(upper=SURPRISE_CAP))
-           .groupby(["psn_a", "psn_b"], sort=True)
+    p = pairs.assign(w=pairs["surprise"].clip(upper=SURPRISE_CAP))
+    for layer in LAYERS:
+        p[f"w_{layer}"] = np.where(p["layer"] == layer, p["w"], 0.0)
+    per_layer = {f"w_{layer}": (f"w_{layer}", "sum") for layer in LAYERS}
+    agg = (p.groupby(["psn_a", "psn_b"], sort=True)
            .agg(weight=("w", "sum"), shared_days=("shared_days", "sum"), shared_shops=("shared_shops", "sum"),
-                lift=("lift", "max"), layers=("layer", lambda s: "+".join(sorted(set(s)))))
+                lift=("lift", "max"), layers=("layer", lambda s: "+".join(sorted(set(s)))), **per_layer)
            .reset_index())
+    names = ["weight", "shared_days", "shared_shops", "lift", "layers"] + list(per_layer)
+    cast = [float, int, int, float, str] + [float] * len(per_layer)
     g.add_edges_from(
-        (a, b, {"weight": float(w), "shared_days": int(d), "shared_shops": int(s), "lift": float(lf), "layers": ly})
-        for a, b, w, d, s, lf, ly in agg[["psn_a", "psn_b", "weight", "shared_days", "shared_shops", "lift",
-                                          "layers"]].itertuples(index=False, name=None))
+        (row[0], row[1], {n: f(x) for n, f, x in zip(names, cast, row[2:])})
+        for row in agg[["psn_a", "psn_b"] + names].itertuples(index=False, name=None))
     return g
 
 
@@ -254,14 +504,15 @@ def _events(visits: pd.DataFrame, visit_hub: str) -> pd.DataFrame:
     return pd.DataFrame({"psn_no": visits["psn_no"].to_numpy(), "hub_type": hub_type, "hub_id": hub, "day": days})
 
 
-def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: float) -> pd.DataFrame:
+def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: float,
+           columns: list[str] | None = None) -> pd.DataFrame:
     obs = df[observed].to_numpy(dtype=float)
     exp = np.maximum(df["expected"].to_numpy(dtype=float), 1e-12)
     df["lift"] = obs / exp
     # Poisson upper tail P(X >= obs); logsf keeps precision far into the tail.
     df["surprise"] = -stats.poisson.logsf(obs - 1, exp) / math.log(10) if len(df) else []
     keep = (df["lift"] >= min_lift) & (df["surprise"] >= min_surprise)
-    out = df.loc[keep, _PAIR_COLUMNS].reset_index(drop=True)
+    out = df.loc[keep, columns or _PAIR_COLUMNS].reset_index(drop=True)
     return out.astype({"shared_days": "int64", "shared_events": "int64", "shared_shops": "int64"})
 
 

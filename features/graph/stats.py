@@ -1,10 +1,13 @@
 """What each community looks like (社区画像), who likely organises it, and which communities are ring
 candidates (疑似团伙).
 
-Per community (``community_stats``): ``size``, ``n_edges``, ``density`` of the projection inside it,
-``synchrony`` (share of the members' visits and purchases at which another member was at the same hub on
-the same day), ``max_turnout`` (the largest share of members seen at one hub on one day), ``co_purchase_share``
-(share of its edges that come from shared pharmacies), ``amount`` and ``amount_concentration`` (Herfindahl
+Per community (``community_stats``): ``layer`` (the layer of ties that made it, see
+``features.graph.communities.layered_communities``), ``ring_type`` and ``type_basis`` (its typology from
+the evidence, ``features.graph.evidence``, with the evidence columns), ``size``, ``n_edges``, ``density``
+of the projection inside it, ``synchrony`` (share of the members' visits and purchases at which another
+member was at the same hub on the same day), ``max_turnout`` (the largest share of members seen at one hub
+on one day), ``co_visit_share``, ``co_counter_share`` and ``co_purchase_share`` (share of its edges with a
+tie in that layer), ``amount`` and ``amount_concentration`` (Herfindahl
 index of the members' spending over institutions and pharmacies: 1 = all at one place), ``top_provider``,
 ``rule_hit_share`` (share of members with a rule hit; null when the rule engine has not run), the likely
 ``organisers`` and a ``risk_score`` in [0, 1].
@@ -30,6 +33,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from features.contract import FRAUD_TYPES
+from features.graph.evidence import counter_evidence, resale_evidence, type_communities
+
 __all__ = ["community_ids", "community_stats", "membership", "ring_candidates", "component_betweenness",
            "RISK_WEIGHTS"]
 
@@ -48,6 +54,11 @@ def community_stats(
     visits: pd.DataFrame,
     *,
     rule_hit_persons: set | None = None,
+    layer_of: dict | None = None,
+    purchases: pd.DataFrame | None = None,
+    oversupply: pd.DataFrame | None = None,
+    window_minutes: float = 10.0,
+    min_burst: int = 5,
     n_organisers: int = 3,
     min_size: int = 2,
 ) -> pd.DataFrame:
@@ -55,7 +66,10 @@ def community_stats(
 
     ``visits`` is the table of ``features.graph.edges.read_visits``; ``rule_hit_persons`` the persons with a
     rule hit, or None when the rule engine has not run (then ``rule_hit_share`` is null and the risk
-    score leaves it out).
+    score leaves it out). ``layer_of`` maps each community (frozenset) to the layer that made it (from
+    ``layered_communities``; without it every community counts as a co-visit one); ``purchases`` and
+    ``oversupply`` (``read_drug_purchases``, ``drug_oversupply``) give the resale evidence;
+    ``window_minutes`` and ``min_burst`` define a burst at the counter (``features.graph.evidence``).
 
     >>> import networkx as nx, pandas as pd
     >>> community_stats(nx.Graph(), [], pd.DataFrame(columns=["psn_no"])).shape[0]
@@ -67,23 +81,36 @@ def community_stats(
     for c in keep:
         sub = g.subgraph(c)
         n, m = len(c), sub.number_of_edges()
-        bet = component_betweenness(sub, seed=0)
-        strength = dict(sub.degree(weight="weight"))
-        ranked = sorted(c, key=lambda x: (-round(bet.get(x, 0.0), 12), -strength.get(x, 0.0), str(x)))
+        ranked = _organiser_order(sub)
         layers = [d.get("layers", "") for _, _, d in sub.edges(data=True)]
+        share = {f"{x}_share": float(np.mean([x in y for y in layers])) if layers else 0.0
+                 for x in ("co_visit", "co_counter", "co_purchase")}
         rows.append({
             "community_id": ids[next(iter(c))],
+            "layer": (layer_of or {}).get(c, "co_visit"),
             "size": n,
             "n_edges": m,
             "density": 2 * m / (n * (n - 1)) if n > 1 else 0.0,
             "weight": float(sum(d.get("weight", 1.0) for _, _, d in sub.edges(data=True))),
-            "co_purchase_share": float(np.mean(["co_purchase" in x for x in layers])) if layers else 0.0,
-            "organisers": ",".join(map(str, ranked[:n_organisers])),
+            **share,
+            "organisers": ",".join(map(str, ranked)),
         })
-    cols = ["community_id", "size", "n_edges", "density", "weight", "co_purchase_share", "organisers"]
+    cols = ["community_id", "layer", "size", "n_edges", "density", "weight", "co_visit_share", "co_counter_share",
+            "co_purchase_share", "organisers"]
     out = pd.DataFrame(rows, columns=cols)
-    out = out.merge(_visit_stats(visits, {k: v for k, v in ids.items() if v in set(out["community_id"])}),
+    kept = {k: v for k, v in ids.items() if v in set(out["community_id"])}
+    out = out.merge(_visit_stats(visits, kept), on="community_id", how="left")
+    out = out.merge(counter_evidence(visits, kept, window_minutes=window_minutes, min_burst=min_burst),
                     on="community_id", how="left")
+    if purchases is not None and oversupply is not None:
+        out = out.merge(resale_evidence(purchases, oversupply, kept), on="community_id", how="left")
+    out = _fill_evidence(out)
+    out = type_communities(out)
+    # A resale ring's broker, who bought alongside the buyers, is its organiser whatever the ties say.
+    rank = {r.community_id: r.organisers.split(",") for r in out.itertuples(index=False)}
+    for r in out[(out["ring_type"] == "drug_resale") & (out["broker_share"] > 0)].itertuples(index=False):
+        rank[r.community_id] = [r.broker] + [x for x in rank[r.community_id] if x != r.broker]
+    out["organisers"] = out["community_id"].map(lambda c: ",".join(rank[c][:n_organisers]))
     if rule_hit_persons is None:
         out["rule_hit_share"] = np.nan
     else:
@@ -94,9 +121,16 @@ def community_stats(
     return out
 
 
-def membership(g: nx.Graph, communities: list[frozenset], *, seed: int = 0, k: int = 500) -> pd.DataFrame:
+def membership(g: nx.Graph, communities: list[frozenset], *, seed: int = 0, k: int = 500,
+               leaders: dict | None = None) -> pd.DataFrame:
     """One row per person in the projection: ``node_type='psn', node_id, community_id, community_size,
-    covisit_degree, covisit_strength, betweenness, organiser_rank`` (1 = most bridging member).
+    covisit_degree, covisit_strength, betweenness, organiser_rank``.
+
+    ``betweenness`` is taken in the person's connected component of the projection; ``organiser_rank``
+    (1 = the likeliest organiser) orders the members of a community as its ``organisers`` do: by
+    betweenness *inside* the community, then by strength inside it (a member's ties to a family outside
+    make it a bridge of the component, not the group's organiser). ``leaders`` maps a community id to a
+    member put first (a resale ring's broker, ``features.graph.evidence``).
 
     >>> import networkx as nx
     >>> g = nx.path_graph(["A", "B", "C"])
@@ -113,9 +147,15 @@ def membership(g: nx.Graph, communities: list[frozenset], *, seed: int = 0, k: i
     df["covisit_degree"] = df["node_id"].map(dict(g.degree())).astype("int64")
     df["covisit_strength"] = df["node_id"].map(dict(g.degree(weight="weight"))).astype(float)
     df["betweenness"] = df["node_id"].map(bet).fillna(0.0)
-    df = df.sort_values(["community_id", "betweenness", "covisit_strength", "node_id"],
-                        ascending=[True, False, False, True])
-    df["organiser_rank"] = df.groupby("community_id").cumcount() + 1
+    lead = dict(leaders or {})
+    rank = {}
+    for c in communities:
+        order = _organiser_order(g.subgraph(c))
+        first = lead.get(ids[next(iter(c))])
+        if first in c:
+            order = [first] + [x for x in order if x != first]
+        rank.update({n: i + 1 for i, n in enumerate(order)})
+    df["organiser_rank"] = df["node_id"].map(rank).astype("int64")
     return df.sort_values("node_id").reset_index(drop=True)
 
 
@@ -164,6 +204,13 @@ def component_betweenness(g: nx.Graph, *, seed: int = 0, k: int = 500) -> dict:
 # -- private helpers ------------------------------------------------------------------------------
 
 
+def _organiser_order(sub: nx.Graph) -> list:
+    """The members of one community, likeliest organiser first: betweenness inside it, then strength."""
+    bet = component_betweenness(sub, seed=0)
+    strength = dict(sub.degree(weight="weight"))
+    return sorted(sub.nodes, key=lambda x: (-round(bet.get(x, 0.0), 12), -strength.get(x, 0.0), str(x)))
+
+
 def _visit_stats(visits: pd.DataFrame, ids: dict) -> pd.DataFrame:
     cols = ["community_id", "n_visits", "amount", "synchrony", "max_turnout", "amount_concentration",
             "top_provider", "top_provider_share"]
@@ -194,13 +241,29 @@ def _visit_stats(visits: pd.DataFrame, ids: dict) -> pd.DataFrame:
     return out[cols]
 
 
+def _fill_evidence(st: pd.DataFrame) -> pd.DataFrame:
+    st = st.copy()
+    for c in ("burst_share", "burst_round_share", "burst_basket_share", "oversupply_share", "oversupply_fold",
+              "broker_share"):
+        st[c] = st[c].astype(float).fillna(0.0) if c in st.columns else 0.0
+    for c in ("burst_count", "resale_shops"):
+        st[c] = pd.to_numeric(st[c]).fillna(0).astype("int64") if c in st.columns else 0
+    for c in ("top_counter", "resale_drug", "broker"):
+        if c not in st.columns:
+            st[c] = None
+        st[c] = st[c].astype(object).where(st[c].notna(), None)
+    return st
+
+
 def _risk(st: pd.DataFrame) -> pd.Series:
     if len(st) == 0:
         return pd.Series([], dtype=float)
     parts = {
         "size": ((st["size"] - 2) / 6).clip(0, 1),
         "density": st["density"].fillna(0),
-        "together": np.maximum(st["max_turnout"].fillna(0), st["co_purchase_share"].fillna(0)),
+        "together": np.maximum.reduce([st["max_turnout"].fillna(0).to_numpy(dtype=float),
+                                       st["co_purchase_share"].fillna(0).to_numpy(dtype=float),
+                                       st["burst_share"].fillna(0).to_numpy(dtype=float)]),
         "amount_concentration": st["amount_concentration"].fillna(0),
     }
     weights = {k: RISK_WEIGHTS[k] for k in parts}
@@ -213,7 +276,12 @@ def _risk(st: pd.DataFrame) -> pd.Series:
 
 
 def _reason(r) -> str:
-    bits = [f"{r.size}人社区"]
+    kind = getattr(r, "ring_type", None)
+    bits = []
+    if kind in FRAUD_TYPES:
+        plain = kind == "collusive_ring" and getattr(r, "layer", "co_visit") == "co_visit"
+        bits.append(FRAUD_TYPES[kind][0] + ("" if plain else f"({r.type_basis})"))
+    bits.append(f"{r.size}人社区")
     if r.max_turnout >= 0.5:
         bits.append(f"同日同机构最多到场{r.max_turnout:.0%}")
     if r.co_purchase_share > 0:

@@ -35,6 +35,7 @@ EDGE_TYPES = {
     "works_at": ("WORKS_AT", "执业于"),
     "co_visit": ("CO_VISITS", "结伴就医"),
     "co_purchase": ("CO_PURCHASES", "共同购药"),
+    "co_counter": ("CO_SWIPES", "同柜台连续刷卡"),
 }
 
 
@@ -148,7 +149,7 @@ def _describe_nodes(con: duckdb.DuckDBPyConnection, g: CaseGraph) -> None:
             "AND node_id IN (SELECT unnest($c))", {"c": codes["psn"]}).fetchall()}
     totals: dict[str, list] = {k: [0, 0.0] for k in g.nodes}
     for e in g.edges:
-        if e["kind"] in ("co_visit", "co_purchase", "works_at"):
+        if e["kind"] in ("co_visit", "co_purchase", "co_counter", "works_at"):
             continue
         for k in (e["src"], e["dst"]):
             totals[k][0] += e["n_events"]

@@ -59,12 +59,19 @@ def test_null_model_demotes_the_busy_hub():
     assert len(kept[kept["psn_a"].isin(GROUP) & kept["psn_b"].isin(GROUP)]) == 15
 
 
-def test_co_purchase_layer_links_buyers_of_the_same_shops():
-    rows = [(p, s) for p in ("A", "B", "C") for s in ("S1", "S2", "S3", "S4")]
-    rows += [(f"X{i}", f"S{1 + i % 8}") for i in range(200)] + [(f"X{i}", f"S{1 + (i + 3) % 8}") for i in range(200)]
-    v = pd.DataFrame(rows, columns=["psn_no", "hub_id"]).assign(hub_type="pharmacy", visit_date=pd.Timestamp("2024-01-01"))
-    pairs = co_purchase_pairs(v)
+def test_co_purchase_layer_links_buyers_of_the_same_drug_beyond_supply_not_of_the_same_shops():
+    """Three buyers oversupplied with the same drug at the same four of twenty shops are linked; 400
+    persons who use the same shops, half of them three or more, for their monthly refills are not (issue
+    16: shared pharmacies alone tied a card pool to a resale ring)."""
+    day0 = pd.Timestamp("2024-01-01")
+    rows = [(p, f"S{(d + k) % 4 + 1}", day0 + pd.Timedelta(days=10 * d + k), 180.0)
+            for k, p in enumerate("ABC") for d in range(12)]
+    rows += [(f"X{i}", f"S{1 + (i + m % 3) % 20 if i < 200 else 1 + i % 20}", day0 + pd.Timedelta(days=30 * m), 30.0)
+             for i in range(400) for m in range(12)]
+    p = pd.DataFrame(rows, columns=["psn_no", "hub_id", "visit_date", "supply"]).assign(drug="INS", amount=300.0)
+    pairs = co_purchase_pairs(p)
     assert set(map(tuple, pairs[["psn_a", "psn_b"]].values)) == {("A", "B"), ("A", "C"), ("B", "C")}
+    assert (pairs["layer"] == "co_purchase").all()
 
 
 def test_communities_are_deterministic_with_a_seed():
@@ -141,7 +148,8 @@ def test_cli_graph_build_and_eval(tiny_graph_warehouse):
 
 @pytest.mark.slow
 def test_rings_recovered_on_small(tmp_path):
-    """The issue's bar: ≥ 80 % of injected rings matched by a community at Jaccard ≥ 0.5 (small, seed 7)."""
+    """The issue's bar: ≥ 80 % of injected rings matched by a community at Jaccard ≥ 0.5 and of the ring's
+    own type (small, seed 7; issue 16 asks ≥ 90 %, measured 6/6 in docs/graph.md)."""
     from features.ingest import ingest
     from training.simulator import simulate
 
@@ -154,10 +162,12 @@ def test_rings_recovered_on_small(tmp_path):
           f"of {len(ev.households)} households; organiser hit rate {ev.organiser_hit_rate:.0%}")
     assert len(ev.rings) >= 5
     assert ev.recovery >= 0.8
+    assert set(ev.rings.loc[ev.rings["recovered"], "fraud_type"]) == {"collusive_ring", "drug_resale"}
     assert ev.false_ring_count <= 2
 
 
-@pytest.mark.parametrize("module", ["edges", "projection", "communities", "stats", "pagerank", "evaluate"])
+@pytest.mark.parametrize("module", ["edges", "projection", "communities", "stats", "pagerank", "evaluate", "evidence",
+                                    "build"])
 def test_docstring_examples(module):
     import doctest
     import importlib

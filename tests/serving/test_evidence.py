@@ -82,7 +82,8 @@ def test_graphml_and_gexf_hold_the_case_graph(env):
                             for e in g.edges)
     assert len(expected_nodes) > len(seeds_of(clue)) and expected_edges
     kinds = {"care": "VISITED", "visit": "SEEN_BY", "billing": "PRESCRIBED_BY", "purchase": "PURCHASED_AT",
-             "works_at": "WORKS_AT", "co_visit": "CO_VISITS", "co_purchase": "CO_PURCHASES"}
+             "works_at": "WORKS_AT", "co_visit": "CO_VISITS", "co_purchase": "CO_PURCHASES",
+             "co_counter": "CO_SWIPES"}
     expected_edges = sorted((u, v, kinds[k], n) for u, v, k, n in expected_edges)
     for name, reader in (("case_graph.graphml", nx.read_graphml), ("case_graph.gexf", nx.read_gexf)):
         got = reader(env["liaison"] / name)
