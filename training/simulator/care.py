@@ -483,7 +483,8 @@ def _honest_scheme_lookalikes(world: World, p: dict, E: _Enc, rng, dial_centre, 
 
 def _without_honest_care_during_stays(enc: dict) -> dict:
     """An honest patient is in bed during a stay: no visits, purchases or second stays on the days between
-    admission and discharge (those that remain are fraud: card theft, bed hold)."""
+    admission and discharge (those that remain are fraud: card theft, bed hold). A resale buyer buys in
+    person, so neither does he buy while he lies in hospital."""
     n_days_max = 1 << 20
     ip = np.flatnonzero((enc["kind"] == IP) & (enc["los"] >= 2))
     los = enc["los"][ip]
@@ -491,7 +492,7 @@ def _without_honest_care_during_stays(enc: dict) -> dict:
         np.concatenate([np.arange(1, k) for k in los]) if len(los) else np.array([], dtype=np.int64))
     key = enc["psn"] * n_days_max + enc["day"]
     honest = (enc["tag"] < 0) & ((enc["flag"] & F_KEEP) == 0)
-    drop = honest & np.isin(key, inside)
+    drop = (honest | (enc["tag"] == T["drug_resale"])) & np.isin(key, inside)
     # two honest stays for the same illness at the same hospital are more than 15 days apart
     ipx = np.flatnonzero((enc["kind"] == IP) & ~drop & (enc["alike"] != T["split_admission"]))
     order = ipx[np.lexsort((enc["day"][ipx], enc["diag"][ipx], enc["inst"][ipx], enc["psn"][ipx]))]
@@ -949,9 +950,13 @@ def _chronic_drugs(world, p, enc, rng, add, role):
     dpu = cat["days_per_unit"].to_numpy()[item]
     # a 30-day refill: as many whole packs as fit in 30 days (门诊慢病 prescriptions cover up to 30 days)
     add(e, item, cnt=np.maximum(1, np.floor(30 / np.maximum(dpu, 1))))
-    # diabetics: HbA1c every few months (batch 8-4 period limit: once per 15 days)
-    # (on honest refills only: an extra refill a few days later would repeat it inside batch 8-4's 15 days)
-    hb = e[(d == DIAG_IDX["E11.900"]) & (enc["tag"][e] < 0) & (kind[e] == CHRONIC) & (rng.random(len(e)) < 0.3)]
+    # diabetics: HbA1c every third refill, about quarterly as guidelines have it (batch 8-4's period limit is
+    # once in 15 days: a test repeated at an early refill a week later is what it catches, not honest care)
+    dm = e[(d == DIAG_IDX["E11.900"]) & (enc["tag"][e] < 0) & (kind[e] == CHRONIC)]
+    dm = dm[np.lexsort((enc["day"][dm], psn[dm]))]
+    first = np.r_[True, psn[dm][1:] != psn[dm][:-1]]
+    nth = np.arange(len(dm)) - np.maximum.accumulate(np.where(first, np.arange(len(dm)), 0))
+    hb = dm[(nth % 3) == (psn[dm] % 3)]
     add(hb, np.full(len(hb), role("lab_hba1c")[0]))
 
 
