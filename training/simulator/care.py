@@ -869,12 +869,12 @@ def _lines(world: World, sc: ScenarioConfig, p: dict, enc: dict, rng) -> dict:
     dear = np.array([i for i in pool_c if price[i] >= 80] or [pool_c[-1]])
     items = np.where(infl, rng.choice(dear, len(e)), items)
     add(e, items, cnt=cnt)
-    # a family at the counter with the same basket: one item, the household's choice that day
+    # a family at the counter with the same basket: one over-the-counter item, the household's choice that
+    # day (a cold going round the family; not each member's own prescription drug, which comes with refills)
     e = np.flatnonzero((kind == PHARM) & ((flag & F_FAMILY) > 0))
     if len(e):
-        both = np.concatenate([pool_c, pool_o])
         key = p["hh"][enc["psn"][e]] * 1000 + enc["day"][e]
-        item = both[key % len(both)]
+        item = pool_o[key % len(pool_o)]
         L.add(e, item, 1.0 + (key // 7) % 2, price[item], start[e] + 60)
 
     # phantom swipes: the session's basket (one per pharmacy and day) plus herbs to reach a round amount.
