@@ -38,7 +38,7 @@ log = logging.getLogger("yibao.serving")
 
 # HTTP status -> the error code word of the body (when the raiser names none).
 ERROR_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
-               410: "gone", 422: "invalid", 429: "too_many_jobs", 500: "error", 503: "unavailable", 504: "timeout"}
+               410: "gone", 415: "unsupported_media_type", 422: "invalid", 429: "too_many_jobs", 500: "error", 503: "unavailable", 504: "timeout"}
 # pydantic error type -> what to tell the user (formatted with the error's context).
 _PROBLEM_ZH = {
     "missing": "缺少必填字段",
@@ -189,13 +189,23 @@ def install() -> None:
         from bentoml.exceptions import BentoMLException
         from pydantic import ValidationError
 
+        from starlette.exceptions import HTTPException
+
         route = f"{request.method} {request.url.path}"
+        media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if media_type != "application/json":  # the routes take JSON only (BentoML would try forms, files, pickles)
+            log.warning("415 %s: %s", route, media_type[:60])
+            return error_response(415, "只接受 application/json 请求体 (only application/json is accepted)",
+                                  error="unsupported_media_type")
         try:
             return await endpoint(self, name, request)
         except ValidationError as e:
             return invalid_response(field_problems(e.errors(include_input=False, include_url=False)), route=route)
         except InvalidRequest as e:
             return invalid_response(e.problems, route=route)
+        except HTTPException as e:  # Starlette's, e.g. an unreadable body
+            log.warning("%s %s: %s", e.status_code, route, type(e).__name__)
+            return error_response(e.status_code, str(e.detail))
         except BentoMLException as e:
             status = int(e.error_code)
             if status >= 500:
@@ -267,6 +277,8 @@ def complete_spec(spec: dict[str, Any]) -> dict[str, Any]:
         if op is None:
             continue
         op["responses"] = {"200": {"description": "成功 (success)", "content": {"application/json": {"schema": schema}}},
+                           "400": error("请求体无法读取 (unreadable body)"),
+                           "415": error("只接受 application/json (only JSON bodies)"),
                            "422": error("请求无效, 逐字段说明 (invalid request, field by field)"), **refusals}
         op.setdefault("security", [{"bearer": []}])
     metrics = (spec.get("paths", {}).get("/metrics") or {}).get("get")

@@ -43,6 +43,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from features.contract import TABLES
+from serving.clues.workflow import STATES
 
 __all__ = [
     "MAX_ID",
@@ -327,7 +328,7 @@ class TransitionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to_state: str = Field(max_length=40, description="target state, e.g. confirmed; see GET /meta")
+    to_state: Literal[tuple(STATES)] = Field(description="target state, e.g. confirmed; see GET /meta")  # type: ignore[valid-type]
     reason: str | None = Field(None, max_length=2000, description="why (required to dismiss)")
     confirmed_amount: Money | None = Field(None, description="查实金额 (元, 0..1e8), required to confirm")
     recovered_amount: Money | None = Field(None, description="追回金额 (元, 0..1e8), on a confirmed clue")
