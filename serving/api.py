@@ -152,6 +152,10 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": bad input like any other, 422
+            return invalid_response([{"field": "(body)", "problem": "json_invalid",
+                                      "message_zh": "请求体不是有效的 JSON (the body is not valid JSON)"}],
+                                    route=f"{request.method} {request.url.path}")
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.get("/me", summary="当前用户 the signed-in user", response_model=Me, responses=_answers())

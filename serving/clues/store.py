@@ -421,7 +421,7 @@ class ClueStore:
         for name, value in (("confirmed_amount", confirmed_amount), ("recovered_amount", recovered_amount)):
             if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_AMOUNT):
                 raise ValueError(f"{name} 必须是 0 到 {MAX_AMOUNT:,.0f} 元之间的金额 "
-                                 f"(must be an amount from 0 to {MAX_AMOUNT:,.0f})")
+                                 f"(must be a non-negative amount of at most {MAX_AMOUNT:,.0f})")
         confirmed_amount = None if confirmed_amount is None else round(float(confirmed_amount), 2)
         recovered_amount = None if recovered_amount is None else round(float(recovered_amount), 2)
         if to_state == "assigned" and assignee is None:
