@@ -53,7 +53,7 @@ def test_out_of_range_ids_offsets_and_dates_are_422_for_every_role(served_sqlite
             for path in (f"/api/clues/{BIG}", f"/api/clues/{BIG}/identities", f"/api/clues/{10**30}"):
                 _refused(c.get(path), 422, "clue_id")
             _refused(c.post(f"/api/clues/{BIG}/comments", json={"text": "x"}), 422, "clue_id")
-            _refused(c.post(f"/api/clues/0/transitions", json={"to_state": "assigned"}), 422, "clue_id")
+            _refused(c.post("/api/clues/0/transitions", json={"to_state": "assigned"}), 422, "clue_id")
             _refused(c.get("/api/clues", params={"offset": "99999999999999999999"}), 422, "offset")
             _refused(c.get("/api/clues", params={"limit": 0, "min_priority": "nan"}), 422, "limit", "min_priority")
     with s.client("ana") as c:  # the largest id is taken and simply not found
