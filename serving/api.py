@@ -101,6 +101,7 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
                               "`Authorization: Bearer <token>`. Every refusal has the body ErrorBody.",
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.add_middleware(CatchUnexpected)
+    details_cache = evidence.EvidenceCache()  # claims and graph of recently read clues
 
     def rt() -> Runtime:
         r = runtime()
@@ -195,9 +196,7 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
     def clue_detail(clue_id: ClueIdPath, user: User = Depends(current_user)) -> dict:
         r = rt()
         detail = r.store.get(clue_id, user)
-        setl_ids = list((detail.get("evidence") or {}).get("setl_id") or [])
-        claims = evidence.claims(r.settings.warehouse, setl_ids)
-        graph = evidence.neighbourhood(r.settings.warehouse, detail, claims["rows"])
+        claims, graph = details_cache.get(r.settings.warehouse, detail)
         return masked(detail | {"claims": claims, "graph": graph})
 
     @app.post("/clues/{clue_id}/transitions", summary="流转 move a clue through the workflow",
