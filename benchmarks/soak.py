@@ -131,6 +131,7 @@ def _run(args) -> dict:
             (work / f"gen-{g}.json").write_text(json.dumps(spec), encoding="utf-8")
             procs.append(subprocess.Popen([sys.executable, __file__, "--generator", str(work / f"gen-{g}.json")]))
         rss: list[tuple[float, float]] = []
+        cpu0 = _cpu_tree_s(server.pid)
         events: dict = {}
         exporter = threading.Thread(target=_exports, args=(url, users, pool["all"], args.exports, t0 + 0.2 * duration,
                                                            events), daemon=True)
@@ -151,7 +152,9 @@ def _run(args) -> dict:
         out["exports"] = events.get("exports", {})
         out["precheck_during_exports"] = _precheck_in_window(results, events.get("exports", {}), t0)
         out["kill"] = events.get("kill")
-        out["rss"] = _rss_trend(rss)
+        kill_at = (events.get("kill") or {}).get("at_s")
+        out["rss"] = _rss_trend(rss, duration, kill_at)
+        out["server"]["cpu_ms_per_request"] = round((_cpu_tree_s(server.pid) - cpu0) * 1000 / max(1, len(results)), 2)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -461,15 +464,25 @@ def _precheck_in_window(results: list[dict], exports: dict, t0: float) -> dict:
             "outside": {"n": len(outside), "p50_ms": _pct(outside, 0.5), "p99_ms": _pct(outside, 0.99)}}
 
 
-def _rss_trend(samples: list[tuple[float, float | None]]) -> dict:
-    pts = [(t, m) for t, m in samples if m is not None]
+def _rss_trend(samples: list[tuple[float, float | None]], duration: float, kill_at: float | None,
+               restart_s: float = 90.0) -> dict:
+    """RSS of the server's processes: first, max, last, and its slope (MB/min) in the steady stretches:
+    after the first fifth of the run until the kill, and from ``restart_s`` after the kill to the end (a
+    killed worker's memory goes, its successor's comes back while it loads)."""
+    pts = [(t, m) for t, m in samples if m is not None and t >= 0]
     if len(pts) < 4:
         return {"samples": len(pts)}
-    half = pts[len(pts) // 2:]
-    ts, ms = [t for t, _ in half], [m for _, m in half]
-    slope = statistics.linear_regression(ts, ms).slope * 60 if len(set(ts)) > 1 else 0.0
-    return {"samples": len(pts), "first_mb": pts[0][1], "max_mb": max(m for _, m in pts), "last_mb": pts[-1][1],
-            "second_half_mb_per_min": round(slope, 1)}
+    end_before = kill_at if kill_at is not None else duration
+    stretches = {"before_kill": [(t, m) for t, m in pts if 0.2 * duration <= t < end_before]}
+    if kill_at is not None:
+        stretches["after_restart"] = [(t, m) for t, m in pts if t >= kill_at + restart_s]
+    out = {"samples": len(pts), "first_mb": pts[0][1], "max_mb": max(m for _, m in pts), "last_mb": pts[-1][1]}
+    for name, part in stretches.items():
+        if len(part) >= 4 and len({t for t, _ in part}) > 1:
+            fit = statistics.linear_regression([t for t, _ in part], [m for _, m in part])
+            out[f"{name}_mb_per_min"] = round(fit.slope * 60, 1)
+            out[f"{name}_span_s"] = [round(part[0][0]), round(part[-1][0])]
+    return out
 
 
 def _check_writes(db: Path, results: list[dict]) -> dict:
@@ -573,6 +586,18 @@ def _rss_tree_mb(pid: int) -> float | None:
         return round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
     except psutil.Error:
         return None
+
+
+def _cpu_tree_s(pid: int) -> float:
+    """CPU seconds used so far by the server, its workers and their background processes (the living ones)."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+        return sum(t.user + t.system + t.children_user + t.children_system for t in (p.cpu_times() for p in procs))
+    except psutil.Error:
+        return 0.0
 
 
 def _machine() -> dict:
