@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import signal
 import socket
 import statistics
@@ -93,7 +92,7 @@ def _run(args) -> dict:
     warehouse, bundle, clues_db = _inputs(args)
     work = Path(tempfile.mkdtemp(prefix="yibao-soak-"))
     db = work / "clues.db"
-    shutil.copyfile(clues_db, db)
+    _copy_sqlite(clues_db, db)
     users, pool = _prepare_store(db, args)
     visits = _sample_visits(warehouse, args.visits, args.seed)
     port = _free_port()
@@ -182,6 +181,18 @@ def _inputs(args) -> tuple[Path, Path, Path]:
     if missing:
         raise SystemExit(f"soak: no {', '.join(missing)} found; give --demo DIR or --warehouse/--bundle/--clues-db")
     return Path(warehouse).resolve(), Path(bundle).resolve(), Path(clues_db).resolve()
+
+
+def _copy_sqlite(src: Path, dst: Path) -> None:
+    """A consistent copy of a SQLite database, its write-ahead log included (sqlite3's backup)."""
+    import sqlite3
+
+    a, b = sqlite3.connect(f"file:{src}?mode=ro", uri=True), sqlite3.connect(dst)
+    try:
+        a.backup(b)
+    finally:
+        a.close()
+        b.close()
 
 
 def _prepare_store(db: Path, args) -> tuple[dict[str, str], dict[str, list[int]]]:
