@@ -395,16 +395,21 @@ def _exports(url: str, users: dict, clues: list[int], n: int, at: float, events:
                 jobs.append((token, r.json(), time.time()))
             else:
                 refused += 1
-    done, failed, seconds = 0, 0, []
+    done, failed, seconds, poll_errors = 0, 0, [], defaultdict(int)
     for token, job, t in jobs:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
             deadline = time.time() + 900
             while job["state"] in ("queued", "running") and time.time() < deadline:
                 time.sleep(2)
                 try:
-                    job = c.get(job["status_url"]).json()
-                except httpx.HTTPError:
+                    r = c.get(job["status_url"])
+                except httpx.HTTPError as e:
+                    poll_errors[type(e).__name__] += 1
                     continue
+                if r.status_code != 200:
+                    poll_errors[str(r.status_code)] += 1
+                    continue
+                job = r.json()
             if job["state"] == "done" and c.get(job["download_url"]).status_code == 200:
                 done += 1
                 seconds.append(round(time.time() - t, 1))
@@ -412,7 +417,7 @@ def _exports(url: str, users: dict, clues: list[int], n: int, at: float, events:
                 failed += 1
     events["exports"] = {"requested": n, "accepted": len(jobs), "refused_429": refused, "done": done,
                          "failed": failed, "window_s": [round(started, 3), round(time.time(), 3)],
-                         "seconds_to_done": seconds}
+                         "seconds_to_done": seconds, "poll_errors": dict(poll_errors)}
 
 
 # -- the fault ----------------------------------------------------------------------------------------

@@ -144,9 +144,15 @@ def invalid_response(problems: list[dict[str, str]], *, route: str = "") -> JSON
 
 
 def log_unexpected(route: str, exc: BaseException) -> None:
-    """Log a failure with its type and where it happened, without its message (which may hold input)."""
+    """Log a failure with its type and where it happened, without its message (which may hold input).
+
+    A database error says what the driver said (``database is locked``), first line only: SQLAlchemy's own
+    message would add the statement's parameters, i.e. the request's values.
+    """
     frames = "".join(traceback.format_tb(exc.__traceback__)[-8:])
-    log.error("unexpected %s on %s\n%s", type(exc).__name__, route, frames)
+    driver = getattr(exc, "orig", None)
+    said = f" ({type(driver).__name__}: {mask_id(str(driver).splitlines()[0][:160])})" if driver is not None else ""
+    log.error("unexpected %s%s on %s\n%s", type(exc).__name__, said, route, frames)
 
 
 class CatchUnexpected:
@@ -169,7 +175,7 @@ class CatchUnexpected:
         try:
             await self.app(scope, receive, _send)
         except Exception as e:  # noqa: BLE001
-            log_unexpected(f"{scope.get('method')} {scope.get('root_path', '')}{scope.get('path')}", e)
+            log_unexpected(f"{scope.get('method')} {scope.get('path')}", e)
             if started:  # too late for an answer of our own
                 raise
             await error_response(500, "服务内部错误 (internal error); 详见服务日志 (see the server log)")(
