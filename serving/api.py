@@ -55,7 +55,7 @@ from serving.clues import access
 from serving.clues.access import AccessDenied, User
 from serving.clues.models import CLUE_ENTITY_TYPES, CLUE_SOURCES, RISK_LEVELS, ROLES
 from serving.clues.store import (SORTS, ClueInputError, ClueNotFound, IdempotencyConflict, JobNotFound, Replayed,
-                                 TooManyJobs, UserError)
+                                 StoreBusy, TooManyJobs, UserError)
 from serving.clues.workflow import REQUIREMENTS, STATES, TRANSITIONS, IllegalTransition, UnknownState
 from serving.errors import CatchUnexpected, error_response, field_problems, invalid_response
 from serving.runtime import Runtime
@@ -139,6 +139,10 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
     @app.exception_handler(IllegalTransition)
     def _illegal(request: Request, exc: IllegalTransition):
         return error_response(409, str(exc), error="illegal_transition")
+
+    @app.exception_handler(StoreBusy)
+    def _store_busy(request: Request, exc: StoreBusy):
+        return error_response(503, str(exc), error="busy", headers={"Retry-After": "5"})
 
     @app.exception_handler(TooManyJobs)
     def _busy(request: Request, exc: TooManyJobs):
