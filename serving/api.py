@@ -12,7 +12,10 @@
 | ``GET /clues/{id}`` | one clue: reasons, rule hits, claims, graph neighbourhood, history (audited) |
 | ``POST /clues/{id}/transitions`` | move a clue (assign, verify, confirm, dismiss, transfer, close) |
 | ``POST /clues/{id}/comments`` | add a comment (核查意见) |
-| ``POST /clues/{id}/evidence`` | the clue's signed evidence package as a zip (证据包; redacted by role; audited) |
+| ``POST /clues/{id}/evidence/jobs`` | start building the clue's evidence package in the background (202, a job) |
+| ``GET /jobs``, ``GET /jobs/{job_id}`` | the user's background jobs; one job's state |
+| ``GET /jobs/{job_id}/download`` | the finished package as a zip (证据包; redacted by role; audited) |
+| ``POST /clues/{id}/evidence`` | the same package, the request waiting for the background pool |
 | ``GET /clues/{id}/identities`` | clear resident IDs of the clue's persons (admin; liaison on police cases; audited) |
 | ``GET /statistics`` | counts and amounts by state, source, typology, region, age |
 | ``GET /overdue`` | high-risk clues past the SLA with a cross-checker to offer |
@@ -21,25 +24,28 @@
 Who may do what is decided by the store (:mod:`serving.clues.access`); this module only maps its
 refusals to HTTP: ``AccessDenied`` → 403; a clue the user may not see → 403 for the roles that see only
 part of the list (investigator, liaison: the same answer whether the clue exists or not, so nothing
-leaks), 404 for the roles that see every clue; an illegal move → 409; bad input → 422.
+leaks), 404 for the roles that see every clue; an illegal move → 409; bad input → 422 naming each field
+(:mod:`serving.errors`); too many background jobs → 429. Every value taken is typed and bounded
+(:mod:`serving.schemas`), every answer has a declared type, and every refusal the body ``ErrorBody``.
+A transition or comment with an ``Idempotency-Key`` header is done once: a retry gets the first answer.
 
 :func:`create_ui_app` serves ``serving/ui/index.html`` (plain HTML and JavaScript, Chinese labels).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+import anyio
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from fastapi.responses import FileResponse, HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.contract import FRAUD_TYPES
@@ -48,38 +54,54 @@ from serving.auth import USER_KEY, bearer_token
 from serving.clues import access
 from serving.clues.access import AccessDenied, User
 from serving.clues.models import CLUE_ENTITY_TYPES, CLUE_SOURCES, RISK_LEVELS, ROLES
-from serving.clues.store import SORTS, ClueInputError, ClueNotFound, UserError
+from serving.clues.store import (SORTS, ClueInputError, ClueNotFound, IdempotencyConflict, JobNotFound, Replayed,
+                                 StoreBusy, TooManyJobs, UserError)
 from serving.clues.workflow import REQUIREMENTS, STATES, TRANSITIONS, IllegalTransition, UnknownState
+from serving.errors import CatchUnexpected, error_response, field_problems, invalid_response
 from serving.runtime import Runtime
+from serving.schemas import (MAX_ID, MAX_OFFSET, AssigneeList, ClueDetail, ClueList, ClueRecord, CommentIn,
+                             CommentOut, ErrorBody, Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta,
+                             OverdueList, ServiceStatus, Statistics, TransitionIn)
 from serving.scoring import masked
 
 __all__ = ["create_clue_api", "create_ui_app", "UI_FILE"]
 
-UI_FILE = Path(__file__).parent / "ui" / "index.html"
+UI_FILE = FilePath(__file__).parent / "ui" / "index.html"
 # Roles that see only part of the clue list: for them "not visible" and "does not exist" are one answer.
 _PARTIAL_VIEW_ROLES = frozenset({"investigator", "liaison"})
+# Every route may answer these: no or a wrong token (the middleware), a bug, starting up, too slow.
+_ALWAYS = (401, 500, 503, 504)
+_WHY = {401: "缺少或无效的令牌 (missing or invalid token)", 403: "无权 (not allowed)",
+        404: "不存在 (not found)", 409: "状态不允许 (conflict with the current state)",
+        410: "已过期删除 (expired)", 422: "请求无效, 逐字段说明 (invalid request, field by field)",
+        429: "任务过多, 稍后再试 (too many jobs; try later)", 500: "服务内部错误 (internal error)",
+        503: "服务启动中或依赖不可用 (starting, or a dependency unavailable)", 504: "超时 (timed out)"}
+_ZIP = {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "the package folder as a zip; header X-Package-SHA256"}
+
+ClueIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="线索编号 clue id (1..2^63-1)")]
+JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="任务编号 job id")]
+IdempotencyHeader = Annotated[IdempotencyKeyText | None, Header(
+    alias="Idempotency-Key", description="重试键: the same key again returns the first answer and writes nothing")]
+State = Literal[tuple(STATES)]  # type: ignore[valid-type]
+EntityType = Literal[tuple(CLUE_ENTITY_TYPES)]  # type: ignore[valid-type]
+Typology = Literal[tuple(FRAUD_TYPES)]  # type: ignore[valid-type]
+Source = Literal[tuple(CLUE_SOURCES)]  # type: ignore[valid-type]
 
 
-class TransitionIn(BaseModel):
-    """A workflow move: the target state and what it needs (查实金额, 理由, 承办人)."""
-
-    to_state: str = Field(description="target state, e.g. confirmed; see GET /meta")
-    reason: str | None = Field(None, max_length=2000, description="why (required to dismiss)")
-    confirmed_amount: float | None = Field(None, ge=0, description="查实金额 (yuan), required to confirm")
-    recovered_amount: float | None = Field(None, ge=0, description="追回金额 (yuan), on a confirmed clue")
-    assignee: str | None = Field(None, max_length=80, description="承办人 username, to assign")
-
-
-class CommentIn(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
+def _answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented refusals of a route: ``codes`` and :data:`_ALWAYS`, each with the error body."""
+    return {c: {"model": ErrorBody, "description": _WHY[c]} for c in sorted({*codes, *_ALWAYS})}
 
 
 def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
     """The clue API over the runtime ``runtime()`` returns (None while the service starts)."""
-    app = FastAPI(title="医保基金反欺诈 线索接口 (yibao clue API)", version="1",
-                  description="Clue list, detail, workflow, comments, statistics. Every route needs "
-                              "`Authorization: Bearer <token>`.",
+    app = FastAPI(title="医保基金反欺诈 线索接口 (yibao clue API)", version="2",
+                  description="Clue list, detail, workflow, comments, statistics, evidence jobs. Every route needs "
+                              "`Authorization: Bearer <token>`. Every refusal has the body ErrorBody.",
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    app.add_middleware(CatchUnexpected)
+    details_cache = evidence.EvidenceCache()  # claims and graph of recently read clues
 
     def rt() -> Runtime:
         r = runtime()
@@ -101,125 +123,184 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
 
     @app.exception_handler(AccessDenied)
     def _denied(request: Request, exc: AccessDenied):
-        return _error(403, "forbidden", str(exc))
+        return error_response(403, str(exc), error="forbidden")
 
     @app.exception_handler(ClueNotFound)
     def _not_found(request: Request, exc: ClueNotFound):
         user = request.scope.get("state", {}).get(USER_KEY)
         if user is not None and user.role in _PARTIAL_VIEW_ROLES:
-            return _error(403, "forbidden", str(exc))
-        return _error(404, "not_found", str(exc))
+            return error_response(403, str(exc), error="forbidden")
+        return error_response(404, str(exc), error="not_found")
+
+    @app.exception_handler(JobNotFound)
+    def _no_job(request: Request, exc: JobNotFound):
+        return error_response(404, str(exc), error="not_found")
 
     @app.exception_handler(IllegalTransition)
     def _illegal(request: Request, exc: IllegalTransition):
-        return _error(409, "illegal_transition", str(exc))
+        return error_response(409, str(exc), error="illegal_transition")
 
-    for exc_type in (UnknownState, ValueError, UserError, ClueInputError):
-        app.add_exception_handler(exc_type, lambda request, exc: _error(422, "invalid", str(exc)))
+    @app.exception_handler(StoreBusy)
+    def _store_busy(request: Request, exc: StoreBusy):
+        return error_response(503, str(exc), error="busy", headers={"Retry-After": "5"})
+
+    @app.exception_handler(TooManyJobs)
+    def _busy(request: Request, exc: TooManyJobs):
+        return error_response(429, str(exc), error="too_many_jobs", headers={"Retry-After": "30"})
+
+    for exc_type in (UnknownState, ValueError, UserError, ClueInputError, IdempotencyConflict):
+        app.add_exception_handler(exc_type, lambda request, exc: error_response(422, str(exc), error="invalid"))
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(request: Request, exc: RequestValidationError):  # never echo the input back
-        return _error(422, "invalid", "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
-                                                for e in exc.errors()))
+    def _invalid(request: Request, exc: RequestValidationError):  # never echo the input back, nor log it
+        return invalid_response(field_problems(exc.errors()), route=f"{request.method} {request.url.path}")
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, exc: StarletteHTTPException):
-        codes = {401: "unauthorized", 403: "forbidden", 404: "not_found", 503: "unavailable"}
-        return _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail), exc.headers)
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": bad input like any other, 422
+            return invalid_response([{"field": "(body)", "problem": "json_invalid",
+                                      "message_zh": "请求体不是有效的 JSON (the body is not valid JSON)"}],
+                                    route=f"{request.method} {request.url.path}")
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
-    @app.get("/me", summary="当前用户 the signed-in user")
+    @app.get("/me", summary="当前用户 the signed-in user", response_model=Me, responses=_answers())
     def me(user: User = Depends(current_user)) -> dict:
         return {"username": user.username, "role": user.role, "role_zh": ROLES[user.role], "region": user.region,
                 "may": {action: access.allowed(action, user) for action in access.PERMISSIONS}}
 
-    @app.get("/meta", summary="状态、流转、类型等代码表 code lists for forms")
+    @app.get("/meta", summary="状态、流转、类型等代码表 code lists for forms", response_model=Meta,
+             responses=_answers())
     def meta(user: User = Depends(current_user)) -> dict:
         return {"states": STATES, "transitions": TRANSITIONS, "requirements": REQUIREMENTS,
                 "typologies": {k: v[0] for k, v in FRAUD_TYPES.items()}, "sources": CLUE_SOURCES,
                 "entity_types": CLUE_ENTITY_TYPES, "risk_levels": RISK_LEVELS, "sorts": SORTS, "roles": ROLES}
 
-    @app.get("/status", summary="服务载入状态 what the service loaded")
+    @app.get("/status", summary="服务载入状态 what the service loaded", response_model=ServiceStatus,
+             responses=_answers())
     def status(user: User = Depends(current_user)) -> dict:
         return rt().status()
 
-    @app.get("/clues", summary="线索清单 the ranked clue list")
+    @app.get("/clues", summary="线索清单 the ranked clue list", response_model=ClueList, responses=_answers(422))
     def list_clues(user: User = Depends(current_user),
-                   state: str | None = Query(None, description="workflow state"),
-                   entity_type: str | None = Query(None, description="psn, prac, fixmedins, pharmacy, ring"),
-                   typology: str | None = Query(None, description="fraud typology id"),
-                   source: str | None = Query(None, description="model, rule, graph, report, referral"),
+                   state: State | None = Query(None, description="workflow state"),
+                   entity_type: EntityType | None = Query(None, description="psn, prac, fixmedins, pharmacy, ring"),
+                   typology: Typology | None = Query(None, description="fraud typology id"),
+                   source: Source | None = Query(None, description="model, rule, graph, report, referral"),
                    region: str | None = Query(None, pattern=r"^[0-9]{1,6}$", description="admdvs prefix"),
-                   min_priority: float | None = Query(None, ge=0),
+                   min_priority: float | None = Query(None, ge=0, le=1e15, allow_inf_nan=False),
                    overdue: bool | None = Query(None),
                    sort: Literal["priority", "age", "amount"] = "priority",
-                   limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
-        return masked(rt().store.list(user, state=state or None, entity_type=entity_type or None,
-                                      typology=typology or None, source=source or None, region=region or None,
-                                      min_priority=min_priority, overdue=overdue, sort=sort, limit=limit,
-                                      offset=offset))
+                   limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
+        return masked(rt().store.list(user, state=state, entity_type=entity_type, typology=typology, source=source,
+                                      region=region or None, min_priority=min_priority, overdue=overdue, sort=sort,
+                                      limit=limit, offset=offset))
 
-    @app.get("/clues/{clue_id}", summary="线索详情 one clue with its claims and graph (audited)")
-    def clue_detail(clue_id: int, user: User = Depends(current_user)) -> dict:
+    @app.get("/clues/{clue_id}", summary="线索详情 one clue with its claims and graph (audited)",
+             response_model=ClueDetail, responses=_answers(403, 404, 422))
+    def clue_detail(clue_id: ClueIdPath, user: User = Depends(current_user)) -> dict:
         r = rt()
         detail = r.store.get(clue_id, user)
-        setl_ids = list((detail.get("evidence") or {}).get("setl_id") or [])
-        claims = evidence.claims(r.settings.warehouse, setl_ids)
-        graph = evidence.neighbourhood(r.settings.warehouse, detail, claims["rows"])
+        claims, graph = details_cache.get(r.settings.warehouse, detail)
         return masked(detail | {"claims": claims, "graph": graph})
 
-    @app.post("/clues/{clue_id}/transitions", summary="流转 move a clue through the workflow")
-    def transition(clue_id: int, move: TransitionIn, user: User = Depends(current_user)) -> dict:
-        return masked(rt().store.transition(clue_id, move.to_state, user, move.reason,
-                                            confirmed_amount=move.confirmed_amount,
-                                            recovered_amount=move.recovered_amount, assignee=move.assignee))
+    @app.post("/clues/{clue_id}/transitions", summary="流转 move a clue through the workflow",
+              response_model=ClueRecord, responses=_answers(403, 404, 409, 422))
+    def transition(clue_id: ClueIdPath, move: TransitionIn, response: Response, user: User = Depends(current_user),
+                   idempotency_key: IdempotencyHeader = None) -> dict:
+        """With ``Idempotency-Key`` a retry returns the first answer (header ``Idempotent-Replayed: true``)."""
+        out = rt().store.transition(clue_id, move.to_state, user, move.reason, confirmed_amount=move.confirmed_amount,
+                                    recovered_amount=move.recovered_amount, assignee=move.assignee,
+                                    idempotency_key=idempotency_key)
+        _mark_replay(response, out)
+        return masked(out)
 
-    @app.post("/clues/{clue_id}/comments", summary="核查意见 add a comment")
-    def comment(clue_id: int, body: CommentIn, user: User = Depends(current_user)) -> dict:
-        return masked(rt().store.comment(clue_id, user, body.text))
+    @app.post("/clues/{clue_id}/comments", summary="核查意见 add a comment", response_model=CommentOut,
+              responses=_answers(403, 404, 422))
+    def comment(clue_id: ClueIdPath, body: CommentIn, response: Response, user: User = Depends(current_user),
+                idempotency_key: IdempotencyHeader = None) -> dict:
+        """With ``Idempotency-Key`` a retry returns the first answer and adds no second comment."""
+        out = rt().store.comment(clue_id, user, body.text, idempotency_key=idempotency_key)
+        _mark_replay(response, out)
+        return masked(out)
+
+    @app.post("/clues/{clue_id}/evidence/jobs", summary="证据包任务 start building the evidence package (audited)",
+              status_code=202, response_model=JobOut, responses=_answers(403, 404, 422, 429))
+    def evidence_job(clue_id: ClueIdPath, user: User = Depends(current_user),
+                     depth: int = Query(1, ge=0, le=3, description="hops of graph neighbourhood"),
+                     pdf: bool = Query(True, description="render report.pdf")) -> dict:
+        """Queued for a background process; poll ``status_url``, then fetch ``download_url``. A user may have
+        a few jobs queued or running at once (429 beyond that)."""
+        r = rt()
+        job, _ = _jobs(r).submit_evidence(r.store, user, clue_id, depth=depth, pdf=pdf)
+        return _job_out(job)
 
     @app.post("/clues/{clue_id}/evidence", summary="证据包 the clue's signed evidence package, zipped (audited)",
-              response_class=Response,
-              responses={200: {"content": {"application/zip": {}},
-                               "description": "the package folder as a zip; header X-Package-SHA256"}})
-    def evidence_package(clue_id: int, depth: int = Query(1, ge=0, le=3, description="hops of graph neighbourhood"),
-                         pdf: bool = Query(True, description="render report.pdf"),
-                         user: User = Depends(current_user)) -> Response:
-        """Same package as ``yibao evidence export``: identities in clear only for a liaison on a case
-        transferred to public security, pseudonyms otherwise. Signed with the key in YIBAO_EVIDENCE_KEY."""
-        from serving.evidence_export import export_package, zip_package
-
+              response_class=Response, responses={200: _ZIP, **_answers(403, 404, 422, 429)})
+    async def evidence_package(clue_id: ClueIdPath, user: User = Depends(current_user),
+                               depth: int = Query(1, ge=0, le=3, description="hops of graph neighbourhood"),
+                               pdf: bool = Query(True, description="render report.pdf")) -> Response:
+        """The same package as ``yibao evidence export``, built by the background pool while this request
+        waits (without holding a request thread): identities in clear only for a liaison on a case
+        transferred to public security, pseudonyms otherwise. Signed with the key in YIBAO_EVIDENCE_KEY.
+        For long exports prefer ``POST /clues/{id}/evidence/jobs``."""
         r = rt()
-        if r.settings.warehouse is None or not Path(r.settings.warehouse).is_file():
-            raise HTTPException(503, "数据仓库不可用 (warehouse not available)")
-        with tempfile.TemporaryDirectory(prefix="yibao-evidence-") as tmp:
-            folder = Path(tmp) / f"clue-{clue_id}-evidence"
-            try:
-                export_package(r.settings.warehouse, r.store, clue_id, user, folder, depth=depth,
-                               settings=r.settings, model_version=r.model_source, pdf=pdf)
-            except FileNotFoundError as e:  # no signing key configured on the server
-                raise HTTPException(503, str(e)) from None
-            package_hash = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
-            body = zip_package(folder)
-        return Response(body, media_type="application/zip", headers={
-            "Content-Disposition": f'attachment; filename="{folder.name}.zip"', "X-Package-SHA256": package_hash})
+        job, future = await anyio.to_thread.run_sync(
+            lambda: _jobs(r).submit_evidence(r.store, user, clue_id, depth=depth, pdf=pdf))
+        try:
+            result = await asyncio.wrap_future(future)
+        except FileNotFoundError as e:  # no signing key configured on the server
+            raise HTTPException(503, str(e)) from None
+        await anyio.to_thread.run_sync(lambda: r.store.record_download(job["id"], user))
+        return FileResponse(_jobs(r).result_path(job["id"]), media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="{result["filename"]}"',
+            "X-Package-SHA256": result["sha256"], "Cache-Control": "no-store"})
 
-    @app.get("/clues/{clue_id}/identities", summary="身份信息 clear IDs of the clue's persons (audited)")
-    def identities(clue_id: int, psn_no: str | None = None, user: User = Depends(current_user)) -> dict:
+    @app.get("/jobs", summary="我的后台任务 my background jobs", response_model=JobList, responses=_answers())
+    def my_jobs(user: User = Depends(current_user)) -> dict:
+        return {"items": [_job_out(j) for j in rt().store.jobs(user)]}
+
+    @app.get("/jobs/{job_id}", summary="任务状态 one job's state", response_model=JobOut, responses=_answers(404, 422))
+    def job_status(job_id: JobIdPath, user: User = Depends(current_user)) -> dict:
+        return _job_out(rt().store.job(job_id, user))
+
+    @app.get("/jobs/{job_id}/download", summary="下载任务结果 the finished package (audited)",
+             response_class=Response, responses={200: _ZIP, **_answers(404, 409, 410, 422)})
+    def job_download(job_id: JobIdPath, user: User = Depends(current_user)) -> Response:
+        r = rt()
+        job = r.store.job(job_id, user)
+        if job["state"] != "done":
+            why = f": {job['error']}" if job["error"] else ""
+            raise HTTPException(409, f"任务{job['state_zh']}, 尚无结果 (job is {job['state']}, no result yet){why}")
+        path = _jobs(r).result_path(job_id)
+        if not path.is_file():
+            raise HTTPException(410, "结果已过期删除, 请重新导出 (the result has expired; export again)")
+        r.store.record_download(job_id, user)
+        return FileResponse(path, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="{job["result"]["filename"]}"',
+            "X-Package-SHA256": job["result"]["sha256"], "Cache-Control": "no-store"})
+
+    @app.get("/clues/{clue_id}/identities", summary="身份信息 clear IDs of the clue's persons (audited)",
+             response_model=Identities, responses=_answers(403, 404, 422))
+    def identities(clue_id: ClueIdPath, user: User = Depends(current_user),
+                   psn_no: str | None = Query(None, min_length=1, max_length=64)) -> dict:
         try:
             found = rt().store.resolve_identity(clue_id, user, psn_no)
         except FileNotFoundError:
             raise HTTPException(503, "身份库不可用 (identity vault not available)") from None
         return {"clue_id": clue_id, "persons": found}
 
-    @app.get("/statistics", summary="统计 counts and amounts (清仓见底)")
+    @app.get("/statistics", summary="统计 counts and amounts (清仓见底)", response_model=Statistics,
+             responses=_answers())
     def statistics(user: User = Depends(current_user)) -> dict:
         return masked(rt().store.statistics(user))
 
-    @app.get("/overdue", summary="逾期线索 high-risk clues past the SLA")
+    @app.get("/overdue", summary="逾期线索 high-risk clues past the SLA", response_model=OverdueList,
+             responses=_answers(403))
     def overdue(user: User = Depends(current_user)) -> dict:
         return {"items": masked(rt().store.overdue(user))}
 
-    @app.get("/assignees", summary="可分派的核查人员 who a clue can be assigned to")
+    @app.get("/assignees", summary="可分派的核查人员 who a clue can be assigned to", response_model=AssigneeList,
+             responses=_answers(403))
     def assignees(user: User = Depends(current_user)) -> dict:
         access.require("transition", user)
         return {"items": [{"username": u["username"], "role": u["role"], "role_zh": u["role_zh"],
@@ -247,6 +328,17 @@ def create_ui_app() -> FastAPI:
     return ui
 
 
-def _error(status: int, error: str, detail: str, headers: dict[str, Any] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": masked(detail)}, status_code=status, headers=headers,
-                        media_type="application/json; charset=utf-8")
+def _jobs(r: Runtime):
+    if r.jobs is None:
+        raise HTTPException(503, "证据包导出不可用: 无数据仓库 (evidence export not available: no warehouse)")
+    return r.jobs
+
+
+def _job_out(job: dict) -> dict:
+    base = f"/api/jobs/{job['id']}"
+    return masked(job) | {"status_url": base, "download_url": f"{base}/download" if job["state"] == "done" else None}
+
+
+def _mark_replay(response: Response, answer: dict) -> None:
+    if isinstance(answer, Replayed):
+        response.headers["Idempotent-Replayed"] = "true"

@@ -216,15 +216,66 @@ def users_add(
     typer.echo(token)
 
 
-@users_app.command("list")
-def users_list(
+@users_app.command("disable")
+def users_disable(
+    name: str = typer.Argument(..., help="Username."),
     db: Optional[str] = DB_OPT,
+    user: Optional[str] = USER_OPT,
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """用户列表: accounts with role and region (never tokens)."""
-    store, _ = _open(db, warehouse, None)
-    users = store.users()
+    """停用用户: the account's token is refused from its next request on (audited)."""
+    store, actor = _open(db, warehouse, user)
+    _call(store.set_active, name, False, actor)
+    if as_json:
+        return _emit({"username": name, "active": False}, True)
+    console.print(f"已停用用户 user disabled: {name} (其令牌立即失效 its token is refused at once)")
+
+
+@users_app.command("enable")
+def users_enable(
+    name: str = typer.Argument(..., help="Username."),
+    db: Optional[str] = DB_OPT,
+    user: Optional[str] = USER_OPT,
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """启用用户: a disabled account works again with the token it had (audited)."""
+    store, actor = _open(db, warehouse, user)
+    _call(store.set_active, name, True, actor)
+    if as_json:
+        return _emit({"username": name, "active": True}, True)
+    console.print(f"已启用用户 user enabled: {name}")
+
+
+@users_app.command("rotate-token")
+def users_rotate_token(
+    name: str = typer.Argument(..., help="Username."),
+    db: Optional[str] = DB_OPT,
+    user: Optional[str] = USER_OPT,
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """更换令牌: a new token, printed once; the old one is refused from its next request on (audited)."""
+    store, actor = _open(db, warehouse, user)
+    token = _call(store.reset_token, name, actor)
+    if as_json:
+        return _emit({"username": name, "token": token}, True)
+    console.print(f"已更换令牌 token rotated: {name}; 旧令牌立即失效 (the old token is refused at once)")
+    console.print("新令牌只显示这一次, 请妥善保存 (the new token is shown once; keep it safe):")
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list(
+    db: Optional[str] = DB_OPT,
+    user: Optional[str] = USER_OPT,
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """用户列表: accounts with role, region and whether active (never tokens); for admins, audited."""
+    store, actor = _open(db, warehouse, user)
+    users = _call(store.list_users, actor)
     if as_json:
         return _emit({"users": users}, True)
     t = Table(title="用户 users")

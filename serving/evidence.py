@@ -10,17 +10,25 @@ from the claims themselves.
 The warehouse is opened read-only for each call and closed again, so that a batch job may write it
 meanwhile; when it cannot be opened (being written, moved) the answer says so instead of failing the
 clue page. Person numbers (psn_no) are pseudonyms; resident IDs are never selected.
+
+Opening the warehouse is most of the cost (60–200 ms on ``small`` with busy cores, the queries
+10–80 ms): :func:`claims_and_graph` answers both over one connection, and :class:`EvidenceCache` keeps
+recent answers per clue for as long as the warehouse file is unchanged (its size and modification time).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import duckdb
 
 from serving.scoring import masked
 
-__all__ = ["claims", "neighbourhood", "MAX_CLAIMS", "MAX_NODES"]
+__all__ = ["claims", "neighbourhood", "claims_and_graph", "EvidenceCache", "MAX_CLAIMS", "MAX_NODES"]
 
 MAX_CLAIMS = 200
 MAX_NODES = 60
@@ -29,13 +37,71 @@ EDGE_ZH = {"care": "就医", "purchase": "购药", "visit": "就诊医师", "wor
            "counter": "刷卡药店", "claim": "结算"}
 
 
-def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAIMS) -> dict:
-    """The settlements ``setl_ids`` (at most ``limit``): ``{available, note, total, rows}``."""
+def claims_and_graph(warehouse: Path | None, clue: dict) -> tuple[dict, dict]:
+    """:func:`claims` of the clue's evidence settlements and its :func:`neighbourhood`, over one connection."""
+    setl_ids = list((clue.get("evidence") or {}).get("setl_id") or [])
+    con, note = _open(warehouse)
+    try:
+        found = claims(warehouse, setl_ids, con=con, note=note)
+        return found, neighbourhood(warehouse, clue, found["rows"], con=con, note=note)
+    finally:
+        if con is not None:
+            con.close()
+
+
+class EvidenceCache:
+    """Recent :func:`claims_and_graph` answers, per clue, valid while the warehouse file is unchanged.
+
+    The key is the clue's entity and evidence (what the answer is made from) and the warehouse's path,
+    size and modification time: a rebuilt or re-ingested warehouse is read afresh. At most ``size``
+    answers are kept (least recently used go first); safe to share between threads.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._answers: OrderedDict[str, tuple[dict, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, warehouse: Path | None, clue: dict) -> tuple[dict, dict]:
+        key = self._key(warehouse, clue)
+        with self._lock:
+            if key is not None and key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        answer = claims_and_graph(warehouse, clue)
+        if key is not None and answer[0]["available"] and answer[1]["available"]:
+            with self._lock:
+                self._answers[key] = answer
+                while len(self._answers) > self.size:
+                    self._answers.popitem(last=False)
+        return answer
+
+    @staticmethod
+    def _key(warehouse: Path | None, clue: dict) -> str | None:
+        try:
+            st = Path(warehouse).stat() if warehouse is not None else None
+        except OSError:
+            return None
+        if st is None:
+            return None
+        made_of = [str(warehouse), st.st_size, st.st_mtime_ns, clue.get("entity_type"), clue.get("entity_id"),
+                   clue.get("entity_name"), clue.get("evidence")]
+        return hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAIMS,
+           con: duckdb.DuckDBPyConnection | None = None, note: str | None = None) -> dict:
+    """The settlements ``setl_ids`` (at most ``limit``): ``{available, note, total, rows}``.
+
+    ``con``: an open warehouse connection to use (left open); ``note`` why there is none.
+    """
     ids = [str(s) for s in dict.fromkeys(setl_ids or [])][:limit]
     if not ids:
         return {"available": True, "note": "线索证据中没有结算 (no settlements in the evidence)", "total": 0,
                 "rows": []}
-    con, note = _open(warehouse)
+    own = con is None and note is None
+    if own:
+        con, note = _open(warehouse)
     if con is None:
         return {"available": False, "note": note, "total": len(setl_ids or []), "rows": []}
     try:
@@ -57,13 +123,14 @@ def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAI
         return {"available": False, "note": f"结算读取失败 (cannot read settlements): {type(e).__name__}",
                 "total": len(setl_ids), "rows": []}
     finally:
-        con.close()
+        if own:
+            con.close()
     return masked({"available": True, "note": None, "total": len(setl_ids), "rows": rows,
                    "fund_pay_sumamt": round(sum(r["fund_pay_sumamt"] or 0 for r in rows), 2)})
 
 
-def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
-                  max_nodes: int = MAX_NODES) -> dict:
+def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *, max_nodes: int = MAX_NODES,
+                  con: duckdb.DuckDBPyConnection | None = None, note: str | None = None) -> dict:
     """Nodes and edges around the clue's entity: ``{available, note, center, nodes, edges}``.
 
     Each node is ``{id: "type:id", type, type_zh, label, role}`` (role ``center``, ``member`` or
@@ -89,17 +156,17 @@ def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
             if not key.endswith(":None") and len(nodes) < max_nodes:
                 nodes.setdefault(key, _node(key, "linked", r.get("fixmedins_name") if key.startswith(
                     ("fixmedins:", "pharmacy:")) else None))
-    note = None
-    con, why = _open(warehouse)
+    own = con is None and note is None
+    if own:
+        con, note = _open(warehouse)
     if con is not None:
         try:
             _graph_edges(con, nodes, edges)
         except duckdb.Error as e:
             note = f"关系图读取失败 (cannot read graph edges): {type(e).__name__}"
         finally:
-            con.close()
-    else:
-        note = why
+            if own:
+                con.close()
     if not any(e["kind"] not in ("member", "counter") for e in edges.values()):  # no warehouse graph: claims
         for r in claim_rows:
             p, h = f"psn:{r.get('psn_no')}", f"{_inst_type(r)}:{r.get('fixmedins_code')}"

@@ -22,12 +22,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from features.config import Settings
 from models.bundle import ScorerBundle
 from models.rules.precheck import Prechecker
-from serving.clues.access import mask_id
+from serving.clues.access import contains_resident_id, mask_id
 from serving.clues.store import ClueStore, store_for
+from serving.jobs import JobPool
 from serving.scoring import SettlementFeatures
 
 __all__ = ["Runtime", "load_runtime", "freeze_heap", "install_log_redaction", "redact"]
@@ -47,6 +49,7 @@ class Runtime:
     features: SettlementFeatures | None = None
     notes: dict[str, str] = field(default_factory=dict)
     setup_seconds: dict[str, float] = field(default_factory=dict)
+    jobs: JobPool | None = None  # background work (evidence packages); set by the service
 
     def status(self) -> dict:
         """What is loaded, for ``GET /api/status`` (no paths with secrets, no tokens)."""
@@ -59,9 +62,12 @@ class Runtime:
             "settlement_features": None if self.features is None else {
                 "as_of": self.features.as_of, "rows_in_memory": self.features.hot_rows},
             "clue_store": self.store.engine.dialect.name, "notes": self.notes, "setup_seconds": self.setup_seconds,
+            "jobs": None if self.jobs is None else self.jobs.status(),
         }
 
     def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.close()
         if self.checker is not None:
             self.checker.close()
         self.store.close()
@@ -122,8 +128,21 @@ def load_runtime(settings: Settings, *, bundle_path: Path | None = None, model_r
 
 
 def redact(text: str) -> str:
-    """``text`` without bearer tokens and with resident IDs masked (what a log line may carry)."""
-    return mask_id(_BEARER.sub(r"\1[redacted]", text))
+    """``text`` without bearer tokens and with resident IDs masked (what a log line may carry).
+
+    An ID percent-encoded in a logged address (``/api/clues/%EF%BC%91...``, full-width digits) is found
+    in the decoded text; the line is then logged decoded and masked.
+
+    >>> redact("GET /api/clues/%EF%BC%91%EF%BC%91%EF%BC%90%EF%BC%91%EF%BC%90%EF%BC%95%EF%BC%91%EF%BC%99"
+    ...        "%EF%BC%94%EF%BC%99%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%91%EF%BC%90%EF%BC%90%EF%BC%92X 404")
+    'GET /api/clues/110105***********X 404'
+    """
+    clean = mask_id(_BEARER.sub(r"\1[redacted]", text))
+    if "%" in clean:
+        decoded = unquote(clean)
+        if decoded != clean and contains_resident_id(decoded):
+            clean = mask_id(decoded)
+    return clean
 
 
 class _RedactingFilter(logging.Filter):

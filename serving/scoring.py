@@ -22,6 +22,7 @@ feature rows (the columns of ``feat_setl``).
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,7 @@ import pandas as pd
 
 from features.contract import FRAUD_TYPES, TABLES
 from models.bundle import ScorerBundle
-from models.rules.precheck import Prechecker, Visit
+from models.rules.precheck import Prechecker, Visit, VisitError
 from serving.clues.access import mask_id
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "decide",
     "risk_level",
     "visit_from_warehouse",
+    "visit_error_problem",
     "masked",
 ]
 
@@ -245,6 +247,17 @@ def visit_from_warehouse(con: duckdb.DuckDBPyConnection, setl_id: str) -> dict:
     return parts
 
 
+def visit_error_problem(error: VisitError) -> tuple[str, str, str]:
+    """``(field, problem, message)`` of a visit the pre-check cannot read, without the value it was given.
+
+    >>> visit_error_problem(VisitError("visit.lines[2].pric: 应为金额 (an amount), not '王涛-secret'"))
+    ('lines[2].pric', 'invalid_visit', '应为金额 (an amount)')
+    """
+    where, _, what = mask_id(str(error)).partition(": ")
+    what = re.sub(r"'[^']*'", "…", re.sub(r",? not .*$", "", what, flags=re.S))
+    return where.removeprefix("visit.") or "(body)", "invalid_visit", what.strip() or "取值无效"
+
+
 def masked(value: Any) -> Any:
     """``value`` with resident IDs masked in every string (keys included)."""
     if isinstance(value, str):
@@ -283,7 +296,7 @@ def _model_score(v: Visit, bundle: ScorerBundle | None, features: SettlementFeat
                           "visit's features come from the warehouse-wide feature build; rules only)")
     row, amount, n_lines = hot
     posted = float(sum(ln.det_item_fee_sumamt for ln in v.lines))
-    if len(v.lines) != n_lines or abs(posted - amount) > 0.01:
+    if len(v.lines) != n_lines or not abs(posted - amount) <= 0.01:  # NaN never agrees
         return None, [], (f"提交的明细与已记录的结算不一致 ({len(v.lines)} 条 {posted:.2f} 元 vs 记录 {n_lines} 条 "
                           f"{amount:.2f} 元): 仅规则 (posted lines differ from the recorded settlement; rules only)")
     p, reasons = bundle.score_and_explain("setl", row, n=n)

@@ -17,7 +17,9 @@ Every route but ``/ui`` and the health probes needs ``Authorization: Bearer <tok
 Configuration, read once here: the settings of :func:`features.config.load_settings` (warehouse, clue
 store URL, MLflow tracking URI), ``YIBAO_BUNDLE`` (a scorer bundle file instead of the registered
 champion), ``YIBAO_MODEL_REF`` (registry alias or version, default ``champion``), ``YIBAO_SERVE_WORKERS``
-and ``YIBAO_SERVE_THREADS`` (processes, and request threads per process).
+and ``YIBAO_SERVE_THREADS`` (processes, and request threads per process), and for background work
+(:mod:`serving.jobs`) ``YIBAO_JOB_DIR`` (default ``evidence_jobs`` beside the warehouse),
+``YIBAO_JOB_PROCESSES`` (per worker, default 1), ``YIBAO_JOB_PER_USER`` (2) and ``YIBAO_JOB_MAX_LIVE`` (16).
 """
 
 from __future__ import annotations
@@ -28,27 +30,35 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
-from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 
 from features.config import load_settings
 from models.rules.precheck import VisitError
 from serving.api import create_clue_api, create_ui_app
 from serving.auth import BearerAuth
-from serving.clues.access import mask_id
+from serving.errors import InvalidRequest
+from serving.errors import install as install_error_answers
+from serving.jobs import JobLimits, JobPool
 from serving.runtime import Runtime, freeze_heap, install_log_redaction, load_runtime
-from serving.scoring import precheck_visit, score_settlements
+from serving.schemas import Diagnoses, FeeLines, ScoreItems, Settlement, VisitRow, implausible_visit
+from serving.scoring import precheck_visit, score_settlements, visit_error_problem
 from serving.timeout import install as install_request_timeout
 
 __all__ = ["Screening"]
 
 log = logging.getLogger("yibao.serving")
 install_request_timeout()  # before BentoML builds the app: see serving.timeout
+install_error_answers()  # BentoML's routes answer refusals with our bodies, documented: see serving.errors
 
 # An answer in JSON. Saying so up front spares BentoML working the media type out from the answer's JSON
 # schema on every response (a tenth of the service's CPU per pre-check when it did).
 JSONAnswer = Annotated[dict[str, Any], ContentType("application/json")]
 JSONAnswers = Annotated[list[dict[str, Any]], ContentType("application/json")]
+
+
+# Limits of background work (serving.jobs.JobLimits) from the environment.
+_JOB_ENV = {"processes": "YIBAO_JOB_PROCESSES", "per_user": "YIBAO_JOB_PER_USER", "max_live": "YIBAO_JOB_MAX_LIVE"}
 
 
 def _runtime() -> Runtime | None:
@@ -79,28 +89,42 @@ class Screening:
         bundle = os.environ.get("YIBAO_BUNDLE")
         self.runtime = load_runtime(load_settings(), bundle_path=Path(bundle) if bundle else None,
                                     model_ref=os.environ.get("YIBAO_MODEL_REF", "champion"))
+        if self.runtime.checker is not None:  # evidence packages read the warehouse
+            folder = os.environ.get("YIBAO_JOB_DIR") or self.runtime.settings.warehouse.parent / "evidence_jobs"
+            limits = JobLimits(**{k: int(os.environ[v]) for k, v in _JOB_ENV.items() if os.environ.get(v)})
+            self.runtime.jobs = JobPool(db_url=self.runtime.settings.clue_db_url, settings=self.runtime.settings,
+                                        folder=Path(folder), limits=limits, model_version=self.runtime.model_source)
         self.runtime.setup_seconds["freeze_heap"] = freeze_heap()
         log.info("yibao service ready: %s", {k: v for k, v in self.runtime.status().items() if k != "notes"})
 
     @bentoml.api(route="/precheck")
-    def precheck(self, setl: dict[str, Any], lines: list[dict[str, Any]] | None = None,
-                 diagnoses: list[dict[str, Any]] | None = None, mdtrt: dict[str, Any] | None = None,
+    def precheck(self, setl: Settlement, lines: FeeLines | None = None,  # type: ignore[valid-type]
+                 diagnoses: Diagnoses | None = None, mdtrt: VisitRow | None = None,  # type: ignore[valid-type]
                  mode: Literal["pre", "during"] = "pre") -> JSONAnswer:
-        """预审 one visit: settlement, fee lines, diagnoses (contract field names) → hits, score, reasons."""
+        """预审 one visit: settlement, fee lines, diagnoses (contract field names) → hits, score, reasons.
+
+        Each field is typed and bounded (:mod:`serving.schemas`); a visit that cannot be true (negative
+        amounts on a settlement that is not a refund, a line amount that is not cnt × pric) is a 422 too.
+        """
         rt = self.runtime
         if rt.checker is None:
             raise ServiceUnavailable(rt.notes.get("warehouse", "pre-check not available"))
-        visit = {"setl": setl, "lines": lines or [], "diagnoses": diagnoses or []}
+        lines, diagnoses = lines or [], diagnoses or []
+        problems = implausible_visit(setl, lines)
+        if problems:
+            raise InvalidRequest(problems)
+        visit = {"setl": setl.model_dump(exclude_none=True), "lines": [x.model_dump(exclude_none=True) for x in lines],
+                 "diagnoses": [x.model_dump(exclude_none=True) for x in diagnoses]}
         if mdtrt is not None:
-            visit["mdtrt"] = mdtrt
+            visit["mdtrt"] = mdtrt.model_dump(exclude_none=True)
         try:
             return precheck_visit(visit, checker=rt.checker, bundle=rt.bundle, features=rt.features, mode=mode,
                                   model_note=rt.notes.get("model") or rt.notes.get("features"))
         except VisitError as e:
-            raise InvalidArgument(mask_id(str(e))) from None
+            raise InvalidRequest([visit_error_problem(e)]) from None
 
     @bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)
-    def score(self, settlements: list[dict[str, Any]]) -> JSONAnswers:
+    def score(self, settlements: ScoreItems) -> JSONAnswers:  # type: ignore[valid-type]
         """评分 settlements: ``{"setl_id": ...}`` or ``{"features": {...}}`` each → P(fraud), in order.
 
         Concurrent requests are merged into one model call (adaptive batching). The latency cap is
@@ -110,7 +134,8 @@ class Screening:
         rt = self.runtime
         if rt.bundle is None or "setl" not in rt.bundle.scorers:
             raise ServiceUnavailable(rt.notes.get("model", "no settlement model loaded"))
-        return score_settlements(settlements, bundle=rt.bundle, features=rt.features)
+        items = [x.model_dump(exclude_none=True) if hasattr(x, "model_dump") else x for x in settlements]
+        return score_settlements(items, bundle=rt.bundle, features=rt.features)
 
     @bentoml.on_shutdown
     def close(self) -> None:

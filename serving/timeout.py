@@ -7,9 +7,9 @@ requests a second that is hundreds of thousands of objects, and every full garba
 all while the worker holds the GIL: pauses that grew to over 100 ms within a minute under load, felt by
 every request in flight (measured with ``benchmarks/bench_serving.py``, see ``docs/benchmarks.md``).
 
-:func:`install` replaces that middleware with :class:`RequestTimeout`: the same answer (504 with the same
-message) when the answer does not start in time, but the timer is cancelled once it does, and it runs in
-an empty context, so nothing of the request outlives the request. The service calls :func:`install`
+:func:`install` replaces that middleware with :class:`RequestTimeout`: the same status (504, with the
+service's error body) when the answer does not start in time, but the timer is cancelled once it does,
+and it runs in an empty context, so nothing of the request outlives the request. The service calls :func:`install`
 before BentoML builds its app.
 """
 
@@ -47,7 +47,8 @@ class RequestTimeout(traffic.TimeoutMiddleware):
         except asyncio.TimeoutError:
             if answer.cancel():
                 await traffic.JSONResponse(
-                    {"error": f"Not able to process the request in {self.timeout} seconds"}, status_code=504,
+                    {"error": "timeout", "detail": f"{self.timeout} 秒内未能完成 (not able to process the request "
+                                                   f"in {self.timeout} seconds)"}, status_code=504,
                 )(scope, receive, send)
             return
         finally:

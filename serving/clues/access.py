@@ -14,6 +14,8 @@ Resident IDs never enter the store: :func:`mask_id` hides any that appear in fre
 '举报人称 110105***********X 冒用'
 >>> mask_id("psn 220100000000001234 is a person number, not an ID")
 'psn 220100000000001234 is a person number, not an ID'
+>>> mask_id("全角 １１０１０５１９４９１２３１００２Ｘ 也是")
+'全角 110105***********X 也是'
 >>> allowed("transition", User("li", "liaison"))
 False
 """
@@ -21,6 +23,7 @@ False
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -105,13 +108,13 @@ def mask_id(text: str | None) -> str | None:
     """``text`` with every resident ID (18 or 15 characters with a valid birth date) masked.
 
     The mask is the project's one (:func:`features.pseudonym.mask_certno`): the first six digits (the
-    region) and the check character stay. Person numbers (psn_no) and other long codes whose digits
-    do not hold a birth date are left alone.
+    region) and the check character stay. IDs typed with full-width digits (全角 ``１１０１…Ｘ``, as
+    Chinese input methods produce them) are found too and masked in ASCII. Person numbers (psn_no) and
+    other long codes whose digits do not hold a birth date are left alone.
     """
     if text is None:
         return None
-    return _ID_PATTERN.sub(lambda m: mask_certno(m.group(0)) if _has_birth_date(m.group(0)) else m.group(0),
-                           str(text))
+    return _ID_PATTERN.sub(_mask_match, str(text))
 
 
 def contains_resident_id(text: str | None) -> bool:
@@ -121,7 +124,16 @@ def contains_resident_id(text: str | None) -> bool:
 
 # -- private ----------------------------------------------------------------------------------------
 
-_ID_PATTERN = re.compile(r"(?<![0-9A-Za-z])(?:[1-9][0-9]{16}[0-9Xx]|[1-9][0-9]{14})(?![0-9A-Za-z])")
+# ASCII or full-width (U+FF10..FF19) digits, check character X/x/Ｘ/ｘ; not inside a longer code.
+_D = "0-9\uff10-\uff19"
+_ID_PATTERN = re.compile(rf"(?<![{_D}A-Za-z\uff21-\uff3a\uff41-\uff5a])"
+                         rf"(?:[1-9\uff11-\uff19][{_D}]{{16}}[{_D}Xx\uff38\uff58]|[1-9\uff11-\uff19][{_D}]{{14}})"
+                         rf"(?![{_D}A-Za-z\uff21-\uff3a\uff41-\uff5a])")
+
+
+def _mask_match(m: re.Match) -> str:
+    value = unicodedata.normalize("NFKC", m.group(0))  # full-width digits and Ｘ become ASCII
+    return mask_certno(value) if _has_birth_date(value) else m.group(0)
 
 
 def _has_birth_date(value: str) -> bool:

@@ -7,7 +7,9 @@ must match them (a test compares the migrated schema with this metadata).
 workflow state and amounts. ``clue_transition``, ``clue_comment``: its history. ``audit_log``: every
 read and write by a user, append-only (no update or delete through the ORM; database triggers reject
 them too). ``screening_run``: one row per screening run that fed the store. ``user``: accounts with a
-role and a region (统筹区 admdvs prefix); only the SHA-256 of a token is stored.
+role and a region (统筹区 admdvs prefix); only the SHA-256 of a token is stored. ``idempotency_key``: the
+first answer to a POST that carried an ``Idempotency-Key`` header, per user, so that a retry returns it
+instead of acting twice. ``job``: long work run in the background (evidence packages), its state and result.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -26,6 +28,9 @@ __all__ = [
     "AuditLog",
     "ScreeningRun",
     "UserAccount",
+    "IdempotencyKey",
+    "Job",
+    "JOB_STATES",
     "AppendOnlyError",
     "CLUE_ENTITY_TYPES",
     "CLUE_SOURCES",
@@ -56,6 +61,9 @@ ROLES: dict[str, str] = {
     "liaison": "公安联络员",
     "admin": "管理员",
 }
+
+# Background job states: waiting for a pool process, running, finished with a result, failed.
+JOB_STATES: dict[str, str] = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
 
 
 class AppendOnlyError(RuntimeError):
@@ -158,6 +166,46 @@ class UserAccount(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a request that carried ``Idempotency-Key`` (per user): a retry gets it back."""
+
+    __tablename__ = "idempotency_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of what was asked: same key, same request
+    action: Mapped[str] = mapped_column(String(40))
+    clue_id: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+    __table_args__ = (UniqueConstraint("username", "key", name="uq_idempotency_key_username_key"),)
+
+
+class Job(Base):
+    """A background job (evidence package): who asked, for what, where it runs, its state and result."""
+
+    __tablename__ = "job"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random hex: not guessable
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(80))
+    role: Mapped[str] = mapped_column(String(20))
+    clue_id: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    owner_host: Mapped[str] = mapped_column(String(200))  # the service process that runs it
+    owner_pid: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_job_actor_state", "actor", "state"),)
 
 
 # -- private ----------------------------------------------------------------------------------------

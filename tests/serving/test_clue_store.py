@@ -72,7 +72,7 @@ def test_schema_from_migrations_matches_the_models(store):
 
     with store.engine.connect() as con:
         assert compare_metadata(MigrationContext.configure(con, opts={"compare_type": True}), Base.metadata) == []
-        assert con.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert con.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_open_store_twice_migrates_once(clue_db_url, clock):

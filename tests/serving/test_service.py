@@ -71,7 +71,7 @@ def test_precheck_gives_rule_hits_risk_and_reasons_in_chinese(served):
         assert out["model_score_available"] is False and "feature" in out["model_note"]
 
         r = c.post("/precheck", json={"setl": {"setl_id": "S1"}})
-        assert r.status_code == 400 and "mdtrt_id" in r.text
+        assert r.status_code == 422 and "setl.mdtrt_id" in {f["field"] for f in r.json()["fields"]}
 
 
 def test_score_by_id_and_by_feature_row_with_adaptive_batching(served):
@@ -265,7 +265,7 @@ def test_no_resident_id_unmasked_in_answers_logs_or_audit(served):
         assert r.status_code == 200 and RESIDENT_ID not in r.text
         bad = visit | {"setl": visit["setl"] | {"medfee_sumamt": RESIDENT_ID + "元"}}
         r = c.post("/precheck", json=bad)
-        assert r.status_code == 400 and RESIDENT_ID not in r.text and "medfee_sumamt" in r.text
+        assert r.status_code == 422 and RESIDENT_ID not in r.text and "medfee_sumamt" in r.text
         r = c.get("/api/clues", params={"region": RESIDENT_ID})
         assert r.status_code == 422 and RESIDENT_ID not in r.text
         r = c.get(f"/api/clues/{RESIDENT_ID}")

@@ -1,0 +1,178 @@
+"""Long work off the request path (后台任务): evidence packages built by a bounded pool of background processes.
+
+An evidence package with its PDF takes seconds to tens of seconds (the case graph, the report, headless
+Chromium). Run in the request workers, eight at once held the pre-check up for hundreds of milliseconds.
+:class:`JobPool` runs them instead in at most ``processes`` background processes per service worker,
+started on first use with a lower CPU priority (``nice``, inherited by Chromium), so that on a busy
+machine the request workers are served first; each process imports only what the export needs.
+
+The job itself is a row of the clue store (:meth:`ClueStore.create_job`): its state (排队中 queued →
+生成中 running → 已完成 done / 失败 failed), who asked, which service process runs it and the result. Every
+service worker can therefore answer for every job, and a job whose service process died (a crash, a
+``kill -9``) is found and marked failed instead of staying "running". A user may have ``per_user`` jobs
+queued or running at once (:class:`~serving.clues.store.TooManyJobs` beyond that: 429), the service
+``max_live``. The finished package is a zip in ``folder`` named by the job id, kept ``keep_hours``.
+
+A background process exits when the service process that started it is gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serving.clues.access import User
+
+__all__ = ["JobLimits", "JobPool", "EVIDENCE_JOB"]
+
+log = logging.getLogger("yibao.serving")
+
+EVIDENCE_JOB = "evidence_package"
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """How much background work the service takes on (env ``YIBAO_JOB_*``, read by the service)."""
+
+    processes: int = 1  # background processes per service worker
+    per_user: int = 2  # jobs one user may have queued or running
+    max_live: int = 16  # jobs the whole service may have queued or running
+    keep_hours: float = 24.0  # finished packages are deleted after this
+    niceness: int = 10  # CPU priority of the background processes (higher = yields more)
+
+
+class JobPool:
+    """Evidence packages built in background processes; see the module docstring."""
+
+    def __init__(self, *, db_url: str, settings, folder: Path, limits: JobLimits = JobLimits(),
+                 model_version: str | None = None) -> None:
+        self.db_url, self.settings, self.folder = db_url, settings, Path(folder)
+        self.limits, self.model_version = limits, model_version
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._last_cleanup = 0.0
+
+    def submit_evidence(self, store, user: User, clue_id: int, *, depth: int = 1,
+                        pdf: bool = True) -> tuple[dict, Future]:
+        """Queue the evidence package of ``clue_id`` for ``user``: the job (as the store has it) and a future
+        that resolves to its result (or raises what the export raised: refused access, no signing key).
+
+        Raises :class:`~serving.clues.store.TooManyJobs` over the limits and ``ClueNotFound`` for a clue
+        ``user`` may not see, before anything is queued.
+        """
+        job = store.create_job(EVIDENCE_JOB, user, clue_id=clue_id, params={"depth": depth, "pdf": pdf},
+                               per_user=self.limits.per_user, max_live=self.limits.max_live, owner_pid=os.getpid())
+        try:
+            future = self._pool().submit(_evidence_job, job["id"], self.db_url, self.settings, user, clue_id,
+                                         depth, pdf, str(self.folder), self.model_version)
+        except Exception as e:  # noqa: BLE001  (the pool broke: the job must not stay queued)
+            store.fail_job(job["id"], f"后台进程不可用 (background pool unavailable): {type(e).__name__}")
+            self._executor = None
+            raise
+        self._cleanup()
+        return job, future
+
+    def result_path(self, job_id: str) -> Path:
+        """Where the finished package of ``job_id`` is (it may have been deleted after ``keep_hours``)."""
+        return self.folder / f"{job_id}.zip"
+
+    def status(self) -> dict[str, Any]:
+        return {"processes": self.limits.processes, "per_user": self.limits.per_user, "max_live": self.limits.max_live,
+                "started": self._executor is not None}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                # spawn: a fresh interpreter, not a fork of a worker holding the model, threads and locks
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.limits.processes, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_background_process, initargs=(os.getpid(), self.limits.niceness))
+            return self._executor
+
+    def _cleanup(self) -> None:
+        now = time.time()
+        if now - self._last_cleanup < 600:
+            return
+        self._last_cleanup = now
+        for path in self.folder.iterdir():
+            try:
+                if now - path.stat().st_mtime > self.limits.keep_hours * 3600:
+                    path.unlink() if path.is_file() else None
+            except OSError:
+                continue
+
+
+# -- the background process -------------------------------------------------------------------------
+
+_STORE: dict[str, Any] = {}
+
+
+def _background_process(parent_pid: int, niceness: int) -> None:
+    try:
+        os.nice(niceness)
+    except OSError:
+        pass
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="watch-parent").start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(2)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _evidence_job(job_id: str, db_url: str, settings, user: User, clue_id: int, depth: int, pdf: bool,
+                  folder: str, model_version: str | None) -> dict:
+    """Build, zip and record one evidence package (runs in a background process)."""
+    import tempfile
+
+    from serving.clues.store import open_store
+    from serving.evidence_export import export_package, zip_package
+
+    store = _STORE.get(db_url)
+    if store is None:
+        store = _STORE[db_url] = open_store(db_url, identity_vault=Path(settings.identity_vault), upgrade=False)
+    if not store.start_job(job_id):
+        return {"skipped": True}
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"job-{job_id}-", dir=folder) as tmp:
+            package = export_package(Path(settings.warehouse), store, clue_id, user, Path(tmp) / f"clue-{clue_id}-evidence",
+                                     depth=depth, settings=settings, model_version=model_version, pdf=pdf)
+            package_hash = hashlib.sha256((package / "manifest.json").read_bytes()).hexdigest()
+            body = zip_package(package)
+            partial = Path(tmp) / "package.zip"
+            partial.write_bytes(body)
+            partial.replace(Path(folder) / f"{job_id}.zip")  # whole or not at all
+        result = {"filename": f"{package.name}.zip", "sha256": package_hash, "bytes": len(body)}
+        store.finish_job(job_id, result)
+        return result
+    except Exception as e:
+        store.fail_job(job_id, _failure(e))
+        raise
+
+
+def _failure(e: Exception) -> str:
+    from serving.clues.access import AccessDenied
+    from serving.clues.store import ClueNotFound
+
+    if isinstance(e, (ClueNotFound, AccessDenied)):
+        return f"无权导出此线索 (not allowed to export this clue): {type(e).__name__}"
+    if isinstance(e, FileNotFoundError):
+        return f"服务器未配置签名密钥或仓库 (no signing key or warehouse on the server): {e}"
+    return f"生成失败 (export failed): {type(e).__name__}"

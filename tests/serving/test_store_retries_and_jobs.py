@@ -1,0 +1,129 @@
+"""The clue store's idempotency keys, background jobs and bounds, on SQLite and on a real PostgreSQL.
+
+A transition or comment retried with the same key is written once and answered with the first answer,
+also when the two attempts race; background jobs are limited per user and those of a dead service
+process are found and failed; out-of-range clue ids and resident IDs never reach the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from serving.clues import User, open_store
+from serving.clues.access import mask_id
+from serving.clues.store import MAX_AMOUNT, IdempotencyConflict, JobNotFound, Replayed, TooManyJobs
+
+ADMIN = User("admin1", "admin")
+FULL_WIDTH_ID = "１１０１０５１９４９１２３１００２Ｘ"
+
+
+@pytest.fixture
+def store(clue_db_url, tmp_path):
+    s = open_store(clue_db_url, identity_vault=tmp_path / "w.identity.duckdb")
+    s.upsert_clues("run-1", [{"entity_type": "fixmedins", "entity_id": f"H{i}", "region": "220102", "p_fraud": 0.9,
+                              "amount_at_risk": 1000.0, "typologies": ["fake_treatment"]} for i in range(3)])
+    s.create_user("li", "investigator", "2201")
+    s.create_user("ana", "analyst")
+    yield s
+    s.close()
+
+
+def _counts(store, clue_id: int) -> tuple[int, int]:
+    detail = store.get(clue_id, ADMIN)
+    return len(detail["transitions"]), len(detail["comments"])
+
+
+def test_a_retried_transition_or_comment_is_done_once_with_the_first_answer(store):
+    li = store.user("li")
+    first = store.transition(1, "assigned", li, "分派", idempotency_key="move-1")
+    again = store.transition(1, "assigned", li, "分派", idempotency_key="move-1")
+    assert not isinstance(first, Replayed) and isinstance(again, Replayed) and again == first
+    note = store.comment(1, li, "病历与收费不符", idempotency_key="note-1")
+    assert store.comment(1, li, "病历与收费不符", idempotency_key="note-1") == note
+    assert _counts(store, 1) == (1, 1)
+    with pytest.raises(IdempotencyConflict):  # the same key for another request is refused, nothing written
+        store.comment(1, li, "另一条意见", idempotency_key="note-1")
+    assert _counts(store, 1) == (1, 1)
+    # keys are per user: another user's same key is a new request
+    store.comment(1, store.user("ana"), "病历与收费不符", idempotency_key="note-1")
+    assert _counts(store, 1) == (1, 2)
+    # without a key every request acts
+    store.comment(1, li, "病历与收费不符")
+    assert _counts(store, 1) == (1, 3)
+
+
+def test_racing_retries_with_one_key_write_once(store):
+    li = store.user("li")
+    answers, errors = [], []
+    barrier = threading.Barrier(6)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            answers.append(store.comment(2, li, "同一条意见", idempotency_key="race-1"))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(answers) == 6 and all(a == answers[0] for a in answers)
+    assert _counts(store, 2) == (0, 1)
+
+
+def test_amounts_are_bounded_and_statistics_stay_finite(store):
+    store.transition(1, "assigned", ADMIN)
+    store.transition(1, "verifying", ADMIN)
+    with pytest.raises(ValueError, match="confirmed_amount"):
+        store.transition(1, "confirmed", ADMIN, confirmed_amount=1e308)
+    for clue_id in (1, 2):
+        if clue_id == 2:
+            store.transition(2, "assigned", ADMIN)
+            store.transition(2, "verifying", ADMIN)
+        store.transition(clue_id, "confirmed", ADMIN, confirmed_amount=MAX_AMOUNT)
+    assert store.statistics(ADMIN)["confirmed_amount"] == 2 * MAX_AMOUNT
+
+
+def test_resident_ids_in_comments_and_clue_numbers_never_reach_the_store_in_clear(store):
+    li = store.user("li")
+    assert store.comment(1, li, f"当事人身份证 {FULL_WIDTH_ID}")["text"] == "当事人身份证 110105***********X"
+    assert mask_id("11010519491231002x") == "110105***********x"
+    for clue_id in (110105194912310021, 2**63 - 1, 2**31):  # an ID typed as a clue number; ids no clue can have
+        with pytest.raises(Exception, match="不存在"):
+            store.get(clue_id, li)
+    denied = store.audit_log(action="denied")
+    assert len(denied) == 3 and all(d["clue_id"] is None for d in denied)
+    text = json.dumps(store.audit_log(limit=100000), ensure_ascii=False)
+    assert "110105194912310021" not in text and "110105***********1" in text
+    assert FULL_WIDTH_ID not in json.dumps([c["text"] for c in store.get(1, ADMIN)["comments"]], ensure_ascii=False)
+
+
+def test_jobs_are_limited_per_user_and_lost_ones_are_failed(store):
+    li, ana = store.user("li"), store.user("ana")
+    a = store.create_job("evidence_package", li, clue_id=1, params={"depth": 1}, per_user=2)
+    store.create_job("evidence_package", li, clue_id=1, per_user=2)
+    with pytest.raises(TooManyJobs, match="每人最多同时 2 个"):
+        store.create_job("evidence_package", li, clue_id=1, per_user=2)
+    with pytest.raises(TooManyJobs, match="服务繁忙"):
+        store.create_job("evidence_package", ana, clue_id=1, per_user=2, max_live=2)
+    with pytest.raises(JobNotFound):  # another user's job is not found; an admin sees it
+        store.job(a["id"], ana)
+    assert store.job(a["id"], ADMIN)["state"] == "queued"
+    assert store.start_job(a["id"]) and not store.start_job(a["id"])
+    store.finish_job(a["id"], {"sha256": "x" * 64, "filename": "clue-1-evidence.zip", "bytes": 10})
+    assert store.job(a["id"], li)["state"] == "done"
+    # a job of a service process that is gone (here: a process that has exited) is failed, and frees the slot
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lost = store.create_job("evidence_package", ana, clue_id=1, owner_pid=int(gone.stdout))
+    assert store.job(lost["id"], ana)["state"] == "failed" and "退出" in store.job(lost["id"], ana)["error"]
+    store.create_job("evidence_package", li, clue_id=1, per_user=2)  # a is done: li has 2 live again
+    assert [j["state"] for j in store.jobs(li)].count("queued") == 2
+    with pytest.raises(Exception, match="不存在"):  # a clue the user may not see: no job, refusal audited
+        store.create_job("evidence_package", User("zhao", "investigator", "3301"), clue_id=1)
