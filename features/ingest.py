@@ -1514,9 +1514,9 @@ def _refused(name: str, files: tuple[Path, ...], error: str, rows: int | None = 
 
 
 def _count_rows(con: duckdb.DuckDBPyConnection, src: TableSource) -> int | None:
-    """Data rows of a refused table's files, as far as they can be counted: a CSV file's lines after the
-    header (a last line without a line break counts), a Parquet file's row count from its footer; None
-    when a file cannot be read at all."""
+    """Data rows of a refused table's files, as far as they can be counted: a CSV file's non-blank lines
+    but one (the header; a last line without a line break counts), a Parquet file's row count from its
+    footer; None when a file cannot be read at all."""
     total = 0
     for path in src.files:
         try:
@@ -1524,12 +1524,12 @@ def _count_rows(con: duckdb.DuckDBPyConnection, src: TableSource) -> int | None:
                 (n,) = con.execute("SELECT num_rows FROM parquet_file_metadata(?)", [str(path.resolve())]).fetchone()
                 total += int(n)
                 continue
-            lines, last = 0, b"\n"
+            lines, rest = 0, b""
             with open_bytes(path) as fh:
                 while block := fh.read(8 << 20):
-                    lines += block.count(b"\n")
-                    last = block[-1:]
-            total += max(0, lines + (last != b"\n") - 1)
+                    *whole, rest = (rest + block).split(b"\n")
+                    lines += sum(1 for line in whole if line.strip())
+            total += max(0, lines + bool(rest.strip()) - 1)
         except (duckdb.Error, OSError, EOFError, zlib.error):
             return None
     return total

@@ -156,6 +156,21 @@ def held_children(region: Region, bad: set[tuple[str, str, str, str]]) -> set[tu
     return held
 
 
+def orphans(warehouse: Path) -> dict[tuple[str, str], int]:
+    """Rows of the warehouse whose parent is not in it, per (table, field): what must never happen."""
+    import duckdb
+
+    out = {}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for table, spec in TABLES.items():
+            for fld, parent, parent_field in spec.parents:
+                (n,) = con.execute(f"SELECT count(*) FROM main.{table} c WHERE NOT EXISTS "
+                                   f"(SELECT 1 FROM main.{parent} p WHERE p.{parent_field} = c.{fld})").fetchone()
+                if n:
+                    out[(table, fld)] = n
+    return out
+
+
 def row_count(region: Region) -> dict[str, int]:
     return {t: len(rows) for t, rows in region.items()}
 

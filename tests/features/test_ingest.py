@@ -15,7 +15,8 @@ from features.contract import LOAD_ORDER, TABLES
 from features.ingest import IngestError, IngestReport, ingest, list_quarantine, quarantine_counts
 from features.pseudonym import pseudonymise
 
-from conftest import AS_OF, CERTNOS, KEY, held_children, mini_region, row_count, with_check_digit, write_region
+from conftest import (AS_OF, CERTNOS, KEY, held_children, mini_region, orphans, row_count, with_check_digit,
+                      write_region)
 
 
 def wrong_check_digit(certno: str) -> str:
@@ -230,6 +231,7 @@ def test_only_the_damaged_rows_are_quarantined(damaged):
         n_bad = quarantined_rows(damaged.region[t.table], t.table, damaged.expected)
         assert (t.rows_in, t.quarantined, t.loaded) == (len(damaged.region[t.table]), n_bad, t.rows_in - n_bad), t
     assert warehouse_counts(damaged.settings) == {t.table: t.loaded for t in report.tables}
+    assert orphans(damaged.settings.warehouse) == {}
 
 
 def quarantined_rows(rows, table: str, expected) -> int:
