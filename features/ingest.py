@@ -5,8 +5,14 @@ goes to the ``quarantine`` table (隔离区) with its table, key, position, fiel
 Chinese; the other rows are loaded. Nothing is dropped silently and no bad row stops the run. Loading
 the same extract again changes nothing: rows already in the warehouse (same key and content) and rows
 already in quarantine (by key, field, reason and content) are reported as ``unchanged``. A row whose key
-is loaded but whose content differs (a correction) is quarantined as ``changed_after_load``; the
-warehouse keeps what it has.
+is loaded but whose content differs (a correction) is quarantined as ``changed_after_load`` and the
+warehouse keeps what it has, unless ``apply_corrections`` (then the old version goes to ``row_versions``).
+
+No row reaches the warehouse without its parent: tables are loaded parents first, and a row whose parent
+key is not in the warehouse by then (its row quarantined, its table refused, or nowhere) is *held*: kept,
+typed, in ``held.<table>`` and loaded by a later run as soon as the parent is there. A table that cannot
+be read as a whole (encoding, delimiter, duplicate header, missing required column, empty or truncated
+file) is refused with its cause; its rows count as ``refused``.
 
 The source is a folder with, per table, ``<table>.parquet``, ``<table>.csv`` or a sub-folder
 ``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV has a header and is read
@@ -220,6 +226,8 @@ class IngestReport:
         out = [f"缺少理赔表 (claim table missing): {t}" for t in self.missing_claim_tables]
         out += [f"{t}: {e}" for t, e in self.errors.items()]
         out += [f"{t.table}: {n}" for t in self.tables if t.status == "ok" for n in t.notes]
+        out += [f"{t.table}: {t.held} 行暂存，等待其上级记录，上级入库后自动入库 (held until their parent loads)"
+                for t in self.tables if t.held]
         out += [f"{t.table}.{fld}: {n} 行编码未能标准化 ({UNRESOLVED[why]}; 例: {', '.join(ex)})"
                 for t in self.tables for fld, why, n, ex in t.code_unresolved]
         if self.ignored_files:
