@@ -43,7 +43,6 @@ the clear values go to the identity vault (``Settings.identity_vault``), table `
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import os
@@ -1270,6 +1269,15 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
         _require(spec, path, cols)
         select, _ = _renames(spec, cols)
         n_bad = con.execute(f"SELECT count(DISTINCT line) FROM {rej}").fetchone()[0]
+        if n_bad and _cut_off(p):
+            # The copy or export stopped half-way: the last record has no line break and does not parse.
+            last = con.execute(f"SELECT CAST(error_type AS VARCHAR) FROM {rej} "
+                               f"WHERE CAST(line AS BIGINT) - 1 = {n_ok + n_bad} LIMIT 1").fetchall()
+            if last:
+                raise _TableError(
+                    f"文件 {path} 不完整 (truncated file): 最后一行没有换行符且无法解析（"
+                    f"{_CSV_ERRORS_ZH.get(last[0][0], last[0][0])}），疑似复制或导出中断，请重新导出；"
+                    f"整表未入库 (table refused)")
         if n_bad:
             # Rows that were rejected leave gaps: accepted row a sits at a + (rejects before it).
             adj = f"adj_{name}_{i}"
@@ -1397,12 +1405,10 @@ _DELIMITERS = ((";", "分号 ';'"), ("\t", "制表符 (tab)"), ("|", "竖线 '|'
 
 
 def _check_csv_shape(spec: TableSpec, path: Path, readable: str) -> None:
-    """Refuse a CSV file whose header or end is wrong, naming the cause, before DuckDB reads around it:
-    a first line that is empty or no header, another delimiter than the comma (DuckDB would read one
-    column named ``psn_no;gend;...``), a column name given twice (DuckDB would rename the second
-    ``gend_1`` and load the first), and a file cut off in its last line (no line break at the end and
-    fewer columns than the header, or an open quote: the copy or export stopped half-way).
-    ``readable`` is the UTF-8 version of ``path`` that DuckDB reads."""
+    """Refuse a CSV file whose header is wrong, naming the cause, before DuckDB reads around it: a first
+    line that is empty or no header, another delimiter than the comma (DuckDB would read one column named
+    ``psn_no;gend;...``), a column name given twice (DuckDB would rename the second ``gend_1`` and load
+    the first). ``readable`` is the UTF-8 version of ``path`` that DuckDB reads."""
     with open_bytes(Path(readable)) as fh:
         header = fh.readline(1 << 20).decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
     shown = _ID_LIKE.sub(r"\1***********\2", header[:120])
@@ -1428,20 +1434,17 @@ def _check_csv_shape(spec: TableSpec, path: Path, readable: str) -> None:
                 f"文件 {path.resolve()} 的表头列名重复 (duplicate column in header): {n}（第 {seen[n]} 列和第 {i} 列），"
                 f"无法确定哪一列可信；整表未入库 (table refused)")
         seen.setdefault(n, i)
+
+
+def _cut_off(path: Path) -> bool:
+    """Whether a plain CSV file does not end with a line break (a gzip stream cut short fails to
+    decompress instead: ``detect_encoding``)."""
     if path.name.endswith(".gz"):
-        return  # a gzip stream cut short fails to decompress (detect_encoding): refused there
+        return False
     with open(path, "rb") as fh:
         size = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, size - (64 << 10)))
-        tail = fh.read()
-    if not tail or tail.endswith(b"\n") or b"\n" not in tail:
-        return  # ends with a line break, or a last line longer than we look at
-    last = tail[tail.rindex(b"\n") + 1:].decode("utf-8", "replace")  # ',' and '"' are ASCII in GB18030 too
-    fields = len(next(csv.reader([last])))
-    if last.count('"') % 2 or fields < len(names):
-        raise _TableError(
-            f"文件 {path.resolve()} 不完整 (truncated file): 最后一行没有换行符，只有 {fields} 列（表头 {len(names)} 列）"
-            f"{'，引号未闭合' if last.count(chr(34)) % 2 else ''}；疑似复制或导出中断，请重新导出；整表未入库 (table refused)")
+        fh.seek(max(0, size - 1))
+        return size > 0 and fh.read(1) != b"\n"
 
 
 def _check_parquet_ends(path: str) -> None:

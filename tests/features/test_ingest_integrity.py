@@ -214,6 +214,16 @@ def test_a_line_cut_short_inside_the_file_is_quarantined_not_the_table(region, w
     assert outstanding(settings) == {("setl_list_diag_d", "S001|I10.x00", None, "malformed_line")}
 
 
+def test_a_last_record_without_line_break_that_parses_is_not_a_truncated_file(region, write, settings):
+    region["hilist"][2]["generic_name"] = "血常规\n（五分类）"  # a quoted line break in the last record
+    src = write(region)
+    path = src / "hilist.csv"
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    report = ingest(src, settings)
+    assert report.table("hilist").status == "ok"
+    assert outstanding(settings) == {("hilist", "110200000001", "generic_name", "control_character")}
+
+
 # -- held by an earlier run, released by a later one ---------------------------------------------------------
 
 
