@@ -4,11 +4,18 @@ Values come from, in order: explicit arguments, environment variables ``YIBAO_*`
 file in the working directory (or the one named by ``YIBAO_CONFIG``), then defaults that work with zero
 setup (DuckDB warehouse, local MLflow under ``mlruns/``).
 
+The pseudonym key (假名化密钥) is, in order: ``pseudonym_key`` (``YIBAO_PSEUDONYM_KEY``), the file named by
+``pseudonym_key_file`` (``YIBAO_PSEUDONYM_KEY_FILE``), the key file beside the warehouse
+(``<warehouse>.pseudonym.key``, which ``yibao demo`` generates), else the public development key, which
+``yibao ingest`` and ``yibao serve`` refuse outside ``--dev``. A key file must be readable by its owner only.
+
 >>> s = Settings(warehouse=Path("w.duckdb"))
 >>> s.identity_vault
 PosixPath('w.identity.duckdb')
 >>> s.clue_db_url
 'sqlite:///clues.db'
+>>> s.default_key_file, s.using_dev_key, s.pseudonym_key_source
+(PosixPath('w.pseudonym.key'), True, 'dev')
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from pathlib import Path
 
 __all__ = ["Settings", "load_settings", "DEV_PSEUDONYM_KEY"]
 
-# Used only when no key is configured; the CLI warns when it is in use. A production deployment sets
-# YIBAO_PSEUDONYM_KEY (or pseudonym_key in yibao.toml) to a secret of its own.
+# Used only when no key is configured. It is public (it is in this file), so whoever holds a warehouse
+# made with it can check guessed resident IDs against the pseudonyms: `yibao ingest` and `yibao serve`
+# refuse it outside --dev, and `yibao demo` generates a key of its own instead.
 DEV_PSEUDONYM_KEY = "yibao-dev-key-not-for-production"
 
 
@@ -29,6 +37,9 @@ DEV_PSEUDONYM_KEY = "yibao-dev-key-not-for-production"
 class Settings:
     warehouse: Path = Path("data/warehouse.duckdb")
     pseudonym_key: str = field(default=DEV_PSEUDONYM_KEY, repr=False)
+    # Where the key came from, for messages (never the key itself): 'YIBAO_PSEUDONYM_KEY', a key file, 'dev'.
+    pseudonym_key_source: str = "dev"
+    pseudonym_key_file: Path | None = None
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     # Ingest: rows whose time lies after this moment are "future dates"; None means now.
     as_of: str | None = None
@@ -45,6 +56,11 @@ class Settings:
     def identity_vault(self) -> Path:
         """Separate file holding clear resident IDs and names (身份信息), readable only by liaisons."""
         return self.warehouse.with_name(self.warehouse.stem + ".identity.duckdb")
+
+    @property
+    def default_key_file(self) -> Path:
+        """The key file beside the warehouse (``<warehouse>.pseudonym.key``), used when no key is set."""
+        return self.warehouse.with_name(self.warehouse.stem + ".pseudonym.key")
 
     @property
     def clue_db_url(self) -> str:
@@ -66,6 +82,7 @@ def load_settings(**overrides) -> Settings:
     env_map = {
         "YIBAO_WAREHOUSE": "warehouse",
         "YIBAO_PSEUDONYM_KEY": "pseudonym_key",
+        "YIBAO_PSEUDONYM_KEY_FILE": "pseudonym_key_file",
         "MLFLOW_TRACKING_URI": "tracking_uri",
         "YIBAO_AS_OF": "as_of",
         "YIBAO_RULES_CONFIG": "rules_config",
@@ -80,7 +97,7 @@ def load_settings(**overrides) -> Settings:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"yibao.toml: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    for name in ("warehouse", "rules_config"):
+    for name in ("warehouse", "rules_config", "pseudonym_key_file"):
         if name in values:
             values[name] = Path(values[name])
     if "clue_sla_days" in values:
@@ -88,4 +105,24 @@ def load_settings(**overrides) -> Settings:
             values["clue_sla_days"] = int(values["clue_sla_days"])
         except (TypeError, ValueError):
             raise ValueError(f"clue_sla_days must be a whole number of days, not {values['clue_sla_days']!r}") from None
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    return _with_key(settings, explicit="pseudonym_key" in values)
+
+
+def _with_key(settings: Settings, *, explicit: bool) -> Settings:
+    """``settings`` with the pseudonym key resolved (see the module docstring); ValueError for a key file
+    that cannot be used."""
+    from features.pseudonym import KeyFileError, read_key_file
+
+    if explicit:
+        return replace(settings, pseudonym_key_source="YIBAO_PSEUDONYM_KEY / yibao.toml")
+    path = settings.pseudonym_key_file
+    if path is None and settings.default_key_file.is_file():
+        path = settings.default_key_file
+    if path is None:
+        return settings
+    try:
+        key = read_key_file(path)
+    except KeyFileError as exc:
+        raise ValueError(str(exc)) from None
+    return replace(settings, pseudonym_key=key, pseudonym_key_source=str(path))

@@ -5,8 +5,14 @@ goes to the ``quarantine`` table (隔离区) with its table, key, position, fiel
 Chinese; the other rows are loaded. Nothing is dropped silently and no bad row stops the run. Loading
 the same extract again changes nothing: rows already in the warehouse (same key and content) and rows
 already in quarantine (by key, field, reason and content) are reported as ``unchanged``. A row whose key
-is loaded but whose content differs (a correction) is quarantined as ``changed_after_load``; the
-warehouse keeps what it has.
+is loaded but whose content differs (a correction) is quarantined as ``changed_after_load`` and the
+warehouse keeps what it has, unless ``apply_corrections`` (then the old version goes to ``row_versions``).
+
+No row reaches the warehouse without its parent: tables are loaded parents first, and a row whose parent
+key is not in the warehouse by then (its row quarantined, its table refused, or nowhere) is *held*: kept,
+typed, in ``held.<table>`` and loaded by a later run as soon as the parent is there. A table that cannot
+be read as a whole (encoding, delimiter, duplicate header, missing required column, empty or truncated
+file) is refused with its cause; its rows count as ``refused``.
 
 The source is a folder with, per table, ``<table>.parquet``, ``<table>.csv`` or a sub-folder
 ``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV has a header and is read
@@ -37,9 +43,11 @@ the clear values go to the identity vault (``Settings.identity_vault``), table `
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
+import zlib
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -53,10 +61,11 @@ from features import warehouse
 from features.codes import REWRITES, UNRESOLVED, CodeMap
 from features.config import Settings
 from features.contract import CLAIM_TABLES, LOAD_ORDER, TABLES, Field, TableSpec
-from features.encoding import EncodingError, TextEncoding, detect_encoding, utf8_copy
-from features.pseudonym import hmac_params, pseudonym_sql
+from features.encoding import EncodingError, TextEncoding, detect_encoding, open_bytes, utf8_copy
+from features.pseudonym import hmac_params, key_check, pseudonym_sql
 from features.validate import (
     CERTNO_LIKE,
+    HELD_REASONS,
     ISSUE_COLUMNS,
     OTHER_PERSONAL,
     REASONS,
@@ -93,6 +102,21 @@ quarantine_counts = warehouse.quarantine_counts
 Progress = Callable[[str, int, int], None]
 
 _INTERNAL = ("_row", "_file")
+# The settlements whose rules and features depend on a row of each table, for ``ingest_rederive``: SQL
+# over ``{ck}``, a relation of the corrected keys ``k``. A table not named here (stock moves, labels) is
+# read at the level of institutions or entities: its corrected keys are listed with no settlement.
+_REDERIVE = {
+    "setl_d": "SELECT c.k AS row_key, c.k AS setl_id FROM {ck} c",
+    "fee_list_d": "SELECT c.k AS row_key, f.setl_id FROM {ck} c JOIN main.fee_list_d f ON f.bkkp_sn = c.k",
+    "setl_list_diag_d": "SELECT c.k AS row_key, split_part(c.k, '|', 1) AS setl_id FROM {ck} c",
+    "mdtrt_d": "SELECT c.k AS row_key, s.setl_id FROM {ck} c JOIN main.setl_d s ON s.mdtrt_id = c.k",
+    "psn_info": "SELECT c.k AS row_key, s.setl_id FROM {ck} c JOIN main.setl_d s ON s.psn_no = c.k",
+    "fixmedins": "SELECT c.k AS row_key, s.setl_id FROM {ck} c JOIN main.setl_d s ON s.fixmedins_code = c.k",
+    "practitioner": "SELECT c.k AS row_key, f.setl_id FROM {ck} c JOIN main.fee_list_d f ON f.bilg_dr_code = c.k "
+                    "UNION SELECT c.k, s.setl_id FROM {ck} c JOIN main.mdtrt_d m ON m.chfpdr_code = c.k "
+                    "JOIN main.setl_d s ON s.mdtrt_id = m.mdtrt_id",
+    "hilist": "SELECT c.k AS row_key, f.setl_id FROM {ck} c JOIN main.fee_list_d f ON f.hilist_code = c.k",
+}
 _FEE_SETTLEMENTS = "fee_settlements"  # temp table of settlement_lines_sql, made by the checks of setl_d
 _PARENT_TABLES = frozenset(parent for spec in TABLES.values() for _, parent, _ in spec.parents)
 _CSV_OPTIONS = "all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"'"
@@ -110,10 +134,16 @@ class IngestError(ValueError):
 
 @dataclass(frozen=True)
 class TableReport:
-    """What happened to one table. Invariant: ``rows_in == loaded + quarantined + unchanged``."""
+    """What happened to one table.
+
+    Invariant: ``rows_in == loaded + corrected + quarantined + refused + unchanged`` over the rows of this
+    extract. ``held`` (of the quarantined or unchanged rows: those waiting for a parent) and ``released``
+    (held rows of earlier runs loaded by this one) say more about some of them; released rows are not
+    rows of this extract.
+    """
 
     table: str
-    status: str  # 'ok', 'missing' or 'error'
+    status: str  # 'ok', 'missing' or 'error' (the table was refused: none of its rows was read in)
     files: tuple[str, ...] = ()
     rows_in: int = 0
     loaded: int = 0
@@ -126,6 +156,13 @@ class TableReport:
     # and codes left as written because they could not be placed: (field, reason, rows, example codes).
     code_rewrites: tuple[tuple[str, str, int], ...] = ()
     code_unresolved: tuple[tuple[str, str, int, tuple[str, ...]], ...] = ()
+    refused: int = 0  # rows of a refused table (status 'error'), as far as they can be counted
+    corrected: int = 0  # rows that replaced the loaded version of their key (``apply_corrections``)
+    held: int = 0  # rows of this extract kept in ``held.<table>`` until their parent is in the warehouse
+    released: int = 0  # rows held by earlier runs that this run loaded (their parents arrived)
+
+
+_COUNTS = ("rows_in", "loaded", "corrected", "quarantined", "refused", "unchanged", "held", "released")
 
 
 @dataclass(frozen=True)
@@ -141,6 +178,10 @@ class IngestReport:
     tables: tuple[TableReport, ...]
     ignored_files: tuple[str, ...] = ()
     batch_no: int = 0  # the run's number in ``ingest_log``; loaded rows carry it in ``_ingest_batch``
+    # Settlements to work out again (rules, features) because a row they depend on was corrected by this
+    # run: their number, and up to 20 of them (all: ``ingest_rederive`` where batch_no is this run's).
+    rederive: int = 0
+    rederive_examples: tuple[str, ...] = ()
 
     def table(self, name: str) -> TableReport:
         for t in self.tables:
@@ -169,8 +210,13 @@ class IngestReport:
         """No table failed and no claim table is missing."""
         return not self.errors and not self.missing_claim_tables
 
+    @property
+    def changed(self) -> bool:
+        """Whether this run changed the warehouse's tables (loaded, corrected or released rows)."""
+        return any(t.loaded or t.corrected or t.released for t in self.tables)
+
     def total(self, what: str) -> int:
-        """Sum of ``rows_in``, ``loaded``, ``quarantined`` or ``unchanged`` over the tables."""
+        """Sum of one count (``rows_in``, ``loaded``, ``quarantined``, ``refused``, ...) over the tables."""
         return sum(getattr(t, what) for t in self.tables)
 
     @property
@@ -179,6 +225,8 @@ class IngestReport:
         out = [f"缺少理赔表 (claim table missing): {t}" for t in self.missing_claim_tables]
         out += [f"{t}: {e}" for t, e in self.errors.items()]
         out += [f"{t.table}: {n}" for t in self.tables if t.status == "ok" for n in t.notes]
+        out += [f"{t.table}: {t.held} 行暂存，等待其上级记录，上级入库后自动入库 (held until their parent loads)"
+                for t in self.tables if t.held]
         out += [f"{t.table}.{fld}: {n} 行编码未能标准化 ({UNRESOLVED[why]}; 例: {', '.join(ex)})"
                 for t in self.tables for fld, why, n, ex in t.code_unresolved]
         if self.ignored_files:
@@ -193,7 +241,7 @@ class IngestReport:
             {"table": tbl, "reason_code": code, "reason": REASONS.get(code, code), "rows": n}
             for (tbl, code), n in self.reason_counts.items()
         ]
-        d["totals"] = {k: self.total(k) for k in ("rows_in", "loaded", "quarantined", "unchanged")}
+        d["totals"] = {k: self.total(k) for k in _COUNTS}
         d["code_rewrites"] = [
             {"table": t.table, "field": fld, "rewrite": kind, "meaning": REWRITES[kind], "rows": n}
             for t in self.tables for fld, kind, n in t.code_rewrites]
@@ -208,13 +256,18 @@ class IngestReport:
         return d
 
 
-def ingest(source: Path, settings: Settings, *, progress: Progress | None = None) -> IngestReport:
+def ingest(source: Path, settings: Settings, *, apply_corrections: bool = False,
+           progress: Progress | None = None) -> IngestReport:
     """Validate and load the extract in ``source`` into ``settings.warehouse``.
 
-    ``progress(table, done, total)`` is called each time a table is finished (in ``LOAD_ORDER``).
-    Raises :class:`IngestError` when ``source`` is not a folder or holds no contract table; problems of a
-    single table (unreadable file, missing required column) are reported in its :class:`TableReport`
-    and the other tables go on.
+    ``apply_corrections``: a row whose key is loaded but whose content differs replaces the loaded row
+    (the old version goes to ``row_versions``, the settlements depending on it to ``ingest_rederive``);
+    without it such a row is quarantined as ``changed_after_load``. ``progress(table, done, total)`` is
+    called each time a table is finished (in ``LOAD_ORDER``). Raises :class:`IngestError` when ``source``
+    is not a folder or holds no contract table, or when the warehouse's pseudonyms were made with another
+    key; a table that cannot be read (encoding, delimiter, duplicate header, missing required column,
+    empty or truncated file) is refused and named in its :class:`TableReport`, the other tables go on,
+    and the rows pointing at it are held until it loads.
     """
     source = Path(source)
     if not source.is_dir():
@@ -229,7 +282,8 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
     source_name = str(source.resolve())
     started = datetime.now()
     batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    run = _Run(settings=settings, batch_id=batch_id, ingested_at=started.replace(microsecond=0), as_of=as_of)
+    run = _Run(settings=settings, batch_id=batch_id, ingested_at=started.replace(microsecond=0), as_of=as_of,
+               apply_corrections=apply_corrections)
     reports: dict[str, TableReport] = {}
     try:
         connection = warehouse.connect(settings.warehouse)
@@ -237,14 +291,16 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
         raise IngestError(f"无法打开仓库 (cannot open warehouse) {settings.warehouse}: {_first_line(exc)}") from exc
     with connection as con:
         warehouse.ensure_schema(con)
+        check = key_check(settings.pseudonym_key)
+        _same_key(con, check, settings)
         # The run is logged as it starts, so that a run that dies half-way still holds its number.
         (run.batch_no,) = con.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingest_log").fetchone()
-        con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no) VALUES (?, ?, ?, ?)",
-                    [batch_id, source_name, started, run.batch_no])
+        con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no, key_check) VALUES (?, ?, ?, ?, ?)",
+                    [batch_id, source_name, started, run.batch_no, check])
         run.con = con
         for name in LOAD_ORDER:
             if name in source_errors:
-                reports[name] = TableReport(name, "error", error=source_errors[name])
+                reports[name] = _refused(name, (), source_errors[name])
             elif name not in sources:
                 note = ("缺少理赔表 (claim table missing)" if name in CLAIM_TABLES
                         else "可选表未提供 (optional table not provided)")
@@ -253,15 +309,15 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
                 try:
                     run.staged[name] = _stage(con, sources[name])
                 except _TableError as exc:
-                    reports[name] = TableReport(name, "error", files=_names(sources[name].files), error=str(exc))
+                    reports[name] = _refused(name, sources[name].files, str(exc), _count_rows(con, sources[name]))
         for name in LOAD_ORDER:  # parents first: the catalogue's codes are known before the fee lines'
             if name in run.staged:
                 try:
                     run.canonicalise(name)
                 except duckdb.Error as exc:
-                    reports[name] = TableReport(
-                        name, "error", files=run.staged.pop(name).file_names,
-                        error=f"编码标准化失败 (code normalisation failed): {_first_line(exc)}")
+                    st = run.staged.pop(name)
+                    reports[name] = _refused(name, st.files, f"编码标准化失败 (code normalisation failed): "
+                                             f"{_first_line(exc)}", st.rows + st.rejected)
         # Rows have no meaningful order in the warehouse (keys identify them, ``_row`` their source line):
         # not keeping the scan order lets the inserts write in parallel without re-ordering. The CSV
         # stages above are already numbered, so this must come after them.
@@ -271,13 +327,20 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
                 try:
                     reports[name] = run.process(name)
                 except duckdb.Error as exc:
-                    reports[name] = TableReport(
-                        name, "error", files=run.staged[name].file_names,
-                        error=f"读取或入库失败 (failed to read or load): {_first_line(exc)}",
-                    )
+                    st = run.staged[name]
+                    reports[name] = _refused(name, st.files, f"读取或入库失败 (failed to read or load): "
+                                             f"{_first_line(exc)}", st.rows + st.rejected)
+            if reports[name].status == "error":
+                run.refused[name] = reports[name].error or ""
+            # Rows held by earlier runs whose parents are in the warehouse now (perhaps since a moment ago:
+            # parents come first) are loaded; the children of this table then see them.
+            released = run.release(name)
+            if released:
+                reports[name] = replace(reports[name], released=released)
             if progress is not None:
                 progress(name, done, len(LOAD_ORDER))
         finished = datetime.now()
+        rederive = run.rederived()
         report = IngestReport(
             batch_id=batch_id,
             source=source_name,
@@ -288,7 +351,11 @@ def ingest(source: Path, settings: Settings, *, progress: Progress | None = None
             tables=tuple(reports[name] for name in LOAD_ORDER),
             ignored_files=tuple(ignored),
             batch_no=run.batch_no,
+            rederive=rederive[0],
+            rederive_examples=rederive[1],
         )
+        if report.changed:
+            warehouse.note_ingest_change(con, finished)
         con.execute("UPDATE ingest_log SET finished_at = ?, report = ? WHERE batch_no = ?",
                     [finished, json.dumps(report.to_dict(), ensure_ascii=False), run.batch_no])
     return report
@@ -395,6 +462,12 @@ class _Run:
     _issue_count: dict[str, int] = field(default_factory=dict)
     _fee_settlements: bool = False  # the temp table _FEE_SETTLEMENTS exists
     _known_items: frozenset[str] | None = None  # canonical catalogue codes (warehouse and extract)
+    apply_corrections: bool = False
+    refused: dict[str, str] = field(default_factory=dict)  # table -> why it was refused (its report's error)
+    _quarantined_keys: set[str] = field(default_factory=set)  # parent tables with a temp table qk_<table>
+    _held_keys: dict[str, str | None] = field(default_factory=dict)  # parent -> temp table (k, why) or None
+    _corrections: dict[str, str] = field(default_factory=dict)  # table -> temp table of changed rows (_row, ...)
+    _rederive: int = 0
 
     def canonicalise(self, name: str) -> None:
         """Put the canonical form of every code field of ``name`` (``Field.canonical``) in place of the code
@@ -488,18 +561,107 @@ class _Run:
                            code_unresolved=st.code_unresolved, **counts)
 
     def _keep_quarantined_keys(self, st: _Staged, issues: str) -> None:
-        """Keys of this extract's rows that did not reach the warehouse, for the children's parent check.
+        """Keys of this extract's rows that went to quarantine, with what happened to them, for the
+        children's parent check (``held_keys``). Made only when there are any (never for a clean extract).
 
-        After a parent table is processed, every key of its extract is either in the warehouse or here,
-        so children look up the big warehouse table plus this small one instead of the whole extract.
+        A key may be in the warehouse all the same (a repeated key's first row loaded, a correction left
+        in quarantine): the children look keys up here only when the warehouse lacks them.
         """
         (key,) = st.spec.key  # parents are single-key tables
-        rejected = f"UNION SELECT row_key FROM {st.rejects}" if st.rejects else ""
-        bad = f"_row IN (SELECT _row FROM {issues})" if self._issue_count.get(st.spec.name) else "false"
+        parts = []
+        if self._issue_count.get(st.spec.name):
+            parts.append(f"""
+                SELECT {st.columns[key].key_text} AS k,
+                       '在本批第' || i._row || '行被隔离（' || i.reasons || '）' AS why
+                FROM (SELECT _row, string_agg(DISTINCT reason_code, '、' ORDER BY reason_code) AS reasons
+                      FROM {issues} GROUP BY _row) i JOIN {st.relation} s USING (_row)""")
+        if st.rejects:
+            parts.append(f"SELECT row_key AS k, '在本批第' || _row || '行无法读取（' || reason_code || '）' AS why "
+                         f"FROM {st.rejects}")
+        if parts:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE qk_{st.spec.name} AS " + " UNION ALL ".join(parts))
+            self._quarantined_keys.add(st.spec.name)
+
+    def held_keys(self, parent: str) -> str | None:
+        """Temp table (``k``, ``why``) of the keys of ``parent`` known to be held back, with what happened
+        to each: quarantined by this run, held themselves (``held.<parent>``), or quarantined by an earlier
+        run and still outstanding; None when there is none. A child whose parent key is missing from the
+        warehouse but listed here is ``parent_held`` rather than ``missing_parent``.
+        """
+        if parent in self._held_keys:
+            return self._held_keys[parent]
+        (key,) = TABLES[parent].key
+        parts = []
+        if parent in self._quarantined_keys:
+            parts.append(f"SELECT k, why FROM qk_{parent}")
+        if parent in warehouse.HELD_TABLES and self.con.execute(
+                f"SELECT 1 FROM held.{quote_ident(parent)} LIMIT 1").fetchall():
+            parts.append(f"SELECT {quote_ident(key)} AS k, '本身也在暂存中（自第 ' || _held_batch || ' 批起等待其上级记录）' "
+                         f"AS why FROM held.{quote_ident(parent)}")
+        earlier = f"""FROM main.quarantine q LEFT JOIN ingest_log l USING (batch_id)
+                      WHERE q.table_name = {sql_str(parent)} AND q.released_batch IS NULL
+                        AND q.batch_id <> {sql_str(self.batch_id)}"""
+        if self.con.execute(f"SELECT 1 {earlier} LIMIT 1").fetchall():
+            parts.append(f"""SELECT q.row_key AS k, '已于第 ' || coalesce(CAST(l.batch_no AS VARCHAR), q.batch_id)
+                                    || ' 批被隔离（' || string_agg(DISTINCT q.reason_code, '、') || '）' AS why
+                             {earlier} GROUP BY q.row_key, l.batch_no, q.batch_id""")
+        rel = None
+        if parts:
+            rel = f"hk_{parent}"
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS " + " UNION ALL ".join(parts))
+        self._held_keys[parent] = rel
+        return rel
+
+    def release(self, name: str) -> int:
+        """Load the rows of ``held.<name>`` whose every parent is in the warehouse now; drop those whose key
+        this run loaded from the extract. Their quarantine entries are marked released. Returns the rows
+        loaded. Costs one look at an empty table when nothing is held."""
+        spec = TABLES[name]
+        if name not in warehouse.HELD_TABLES:
+            return 0
+        held, target = f"held.{quote_ident(name)}", f"main.{quote_ident(name)}"
+        if not self.con.execute(f"SELECT 1 FROM {held} LIMIT 1").fetchall():
+            return 0
+        match = " AND ".join(f"w.{quote_ident(k)} = h.{quote_ident(k)}" for k in spec.key)
+        present = " AND ".join(
+            f"h.{quote_ident(f)} IN (SELECT {quote_ident(pf)} FROM main.{quote_ident(p)})" for f, p, pf in spec.parents)
+        rel = f"rel_{name}"
         self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE qkeys_{st.spec.name} AS
-            SELECT DISTINCT {st.columns[key].key_text} AS k FROM {st.relation}
-            WHERE {bad} {rejected}""")
+            CREATE OR REPLACE TEMP TABLE {rel} AS
+            SELECT h.*, EXISTS (SELECT 1 FROM {target} w WHERE {match}) AS superseded,
+                   {_key_text(spec, "h")} AS row_key
+            FROM {held} h""")
+        self.con.execute(f"DELETE FROM {rel} h WHERE NOT superseded AND NOT ({present})")
+        names = ", ".join(quote_ident(n) for n in spec.names + spec.companion_columns)
+        back = " AND ".join(f"r.{quote_ident(k)} = h.{quote_ident(k)}" for k in spec.key)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            (n,) = self.con.execute(f"INSERT INTO {target} ({names}, _ingest_batch) SELECT {names}, "
+                                    f"{int(self.batch_no)} FROM {rel} WHERE NOT superseded").fetchone()
+            self.con.execute(f"DELETE FROM {held} h WHERE EXISTS (SELECT 1 FROM {rel} r WHERE {back})")
+            self.con.execute(f"""
+                UPDATE main.quarantine SET released_batch = {int(self.batch_no)}
+                WHERE table_name = {sql_str(name)} AND released_batch IS NULL
+                  AND reason_code IN ({", ".join(sql_str(r) for r in HELD_REASONS)})
+                  AND row_key IN (SELECT row_key FROM {rel})""")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute(f"DROP TABLE {rel}")
+        self._has_rows.pop(name, None)
+        return int(n)
+
+    def rederived(self) -> tuple[int, tuple[str, ...]]:
+        """Settlements this run marked for re-derivation (``ingest_rederive``): their number and a few."""
+        if not self._rederive:
+            return 0, ()
+        (n,) = self.con.execute("SELECT count(DISTINCT setl_id) FROM ingest_rederive WHERE batch_no = ?",
+                                [self.batch_no]).fetchone()
+        examples = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT setl_id FROM ingest_rederive WHERE batch_no = ? AND setl_id IS NOT NULL "
+            "ORDER BY 1 LIMIT 20", [self.batch_no]).fetchall()]
+        return int(n), tuple(examples)
 
     # -- checks
 
@@ -605,9 +767,22 @@ class _Run:
                     setl_warehouse="main.setl_d" if has_wh else None,
                 ))
         if self._warehouse_has_rows(spec.name):
-            changed = self._changed_sql(st)
-            if changed:
-                parts.append(changed)
+            changed = self._changed_rows_sql(st)
+            if changed and self.apply_corrections:
+                # Not issues: applied by ``load`` (those of the rows that fail no check).
+                rel = f"chg_{spec.name}"
+                params = hmac_params(self.settings.pseudonym_key) if "$hmac_" in changed else None
+                (n,) = con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {changed}", params).fetchone()
+                if n:
+                    self._corrections[spec.name] = rel
+            elif changed:
+                parts.append(f"""
+                    SELECT _row, split_part(changed, '、', 1) AS field, 'changed_after_load' AS reason_code,
+                           'changed_after_load' AS check_id, key AS value,
+                           '键 ' || key || ' 已于第 ' || batch || ' 批入库，本行内容不同（' || changed
+                               || '）；未覆盖，仓库保留原记录，请核对后处理（yibao ingest --apply-corrections 可应用更正）'
+                               AS detail
+                    FROM ({changed})""")
         rel = f"iss_{spec.name}"
         cols = ", ".join(ISSUE_COLUMNS)
         union = " UNION ALL ".join(f"SELECT {cols} FROM ({p})" for p in parts)
@@ -616,13 +791,15 @@ class _Run:
             f"CREATE OR REPLACE TEMP TABLE {rel} AS {union}", params).fetchone()
         return rel
 
-    def _changed_sql(self, st: _Staged) -> str | None:
-        """Issue rows of the rows whose key is already in the warehouse with other content (更正数据).
+    def _changed_rows_sql(self, st: _Staged) -> str | None:
+        """The rows whose key is already in the warehouse with other content (更正数据): ``_row``, the
+        ``key`` as text, the run that loaded it (``batch``) and the fields that differ (``changed``).
 
-        Such a row is not loaded: the warehouse keeps the version it has (there is no upsert). It goes
-        to quarantine so that the correction is seen and nothing is dropped silently; the same extract
-        loaded again still changes nothing. Compared are the fields the extract carries, as they would
-        be loaded (the resident ID as its pseudonym; names are never stored).
+        Without ``apply_corrections`` such a row is not loaded: the warehouse keeps the version it has,
+        and the row goes to quarantine (``changed_after_load``) so that the correction is seen and nothing
+        is dropped silently; the same extract loaded again still changes nothing. Compared are the fields
+        the extract carries, as they would be loaded (the resident ID as its pseudonym; names are never
+        stored).
         """
         spec = st.spec
         cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
@@ -643,52 +820,51 @@ class _Run:
         dup, n_dup = self.duplicates(st)
         repeated = f" AND s._row NOT IN (SELECT _row FROM {dup})" if n_dup else ""
         return f"""
-            SELECT _row, split_part(changed, '、', 1) AS field, 'changed_after_load' AS reason_code,
-                   'changed_after_load' AS check_id, key AS value,
-                   '键 ' || key || ' 已于第 ' || batch || ' 批入库，本行内容不同（' || changed
-                       || '）；未覆盖，仓库保留原记录，请核对后处理' AS detail
-            FROM (
                 SELECT s._row, {key} AS key, CAST(w._ingest_batch AS VARCHAR) AS batch,
                        concat_ws('、', {", ".join(diffs)}) AS changed
                 FROM (SELECT *, {keys} FROM {st.relation} s) s JOIN main.{quote_ident(spec.name)} w ON {match}
-                WHERE ({" OR ".join(differs.values())}){repeated})"""
+                WHERE ({" OR ".join(differs.values())}){repeated}"""
 
     def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
+        """Issue rows of the rows of ``st`` whose ``fld`` names no row of the warehouse's ``parent`` table.
+
+        Parents are processed first (``LOAD_ORDER``), so by now every good parent row of the extract is in
+        the warehouse, and a parent key that is not is held back (``parent_held``: quarantined, held, or
+        its table refused) or nowhere (``missing_parent``). Either way the row is held until it is.
+        """
+        c = st.columns[fld]
         lookups = []
         if self._warehouse_has_rows(parent):
             lookups.append((f"main.{quote_ident(parent)}", f"p.{quote_ident(parent_field)}"))
-        if parent in self.processed:
-            lookups.append((f"qkeys_{parent}", "p.k"))
-        elif parent in self.staged:  # staged but not loaded: look in the whole extract
-            pst = self.staged[parent]
-            try:
-                self.scan(pst)  # its keys must be trimmed if they are padded
-            except duckdb.Error:
-                pass  # the parent's own report names the problem; its keys are compared untrimmed
-            lookups.append((pst.relation, replace(pst.columns[parent_field], alias="p").join_text))
-        if not lookups:
-            st.notes.append(
-                f"未检查 {fld} → {parent}.{parent_field}: 上级表既不在本批数据中也不在仓库里 "
-                f"(parent table {parent} not available; check skipped)"
-            )
-            return None
-        c = st.columns[fld]
+        refused = self.refused.get(parent)
+        held = None if refused is not None else self.held_keys(parent)
         # The values are looked up first; rows are read back only for values that are missing (rarely).
         candidates = f"SELECT {c.key_text} AS v FROM {st.relation}"
         if (st.spec.name, fld) == ("fee_list_d", "setl_id") and "setl_d" in self.processed and self._fee_settlements:
             # The settlement-total check of setl_d has matched the fee lines' settlement keys with the
-            # extract's settlements (which are all in the warehouse or qkeys by now): only the keys it
-            # did not find, and those of repeated lines that it left out, are left to look up.
+            # extract's settlements, which are all in the warehouse or held back by now: the keys it did not
+            # find, those of repeated lines that it left out, and the held-back ones are left to look up.
             candidates = f"SELECT setl_id AS v FROM {_FEE_SETTLEMENTS} WHERE _row IS NULL"
             dup, n_dup = self.duplicates(st)
             if n_dup:
                 candidates += f" UNION ALL SELECT {c.key_text} FROM {st.relation} WHERE _row IN (SELECT _row FROM {dup})"
+            if held:
+                candidates += f" UNION ALL SELECT k FROM {held}"
         missing = f"mp_{st.spec.name}_{fld}"
         (n,) = self.con.execute(f"CREATE OR REPLACE TEMP TABLE {missing} AS "
                                 + missing_parent_values_sql(c, candidates, lookups)).fetchone()
         if not n:
             return None
-        return missing_parent_rows_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], missing)
+        held_why = None
+        if refused is not None:
+            cause = refused if len(refused) <= 160 else refused[:160] + "…"
+            held_why = sql_str(f"所在的表本批被拒收（{cause}）")
+        elif not lookups and parent not in self.processed:
+            st.notes.append(
+                f"上级表 {parent} 既不在本批数据中也不在仓库里：{fld} 指向它的行全部暂存，待 {parent} 入库后自动入库 "
+                f"(parent table {parent} not available: rows held)")
+        return missing_parent_rows_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], missing,
+                                       held=held, held_why=held_why)
 
     def _warehouse_has_rows(self, table: str) -> bool:
         if table not in self._has_rows:
@@ -711,14 +887,32 @@ class _Run:
                 SELECT count(DISTINCT _row), count(DISTINCT _row) FILTER (WHERE is_new) FROM {cand}""").fetchone()
             reasons = con.execute(f"""
                 SELECT reason_code, count(DISTINCT _row) FROM {cand} WHERE is_new GROUP BY 1 ORDER BY 1""").fetchall()
+        # Rows whose only problem is a parent the warehouse lacks are kept, typed, until it is there.
+        holding = None
+        if issue_rows and name in warehouse.HELD_TABLES:
+            holding = f"hr_{name}"
+            (n_holding,) = con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {holding} AS SELECT _row FROM {issues} GROUP BY _row
+                HAVING bool_and(reason_code IN ({", ".join(sql_str(r) for r in HELD_REASONS)}))""").fetchone()
+            holding = holding if n_holding else None
+        corrections = self._corrections.get(name)
+        if corrections and issue_rows:  # a changed row that fails a check stays out, as any bad row
+            con.execute(f"DELETE FROM {corrections} WHERE _row IN (SELECT _row FROM {issues})")
         qcols = ", ".join(c for c, _ in warehouse.QUARANTINE_COLUMNS)
         pseudonyms = self._pseudonyms(st, issues)
         insert = self._insert_sql(st, issues, pseudonyms)
+        held = corrected = 0
         con.execute("BEGIN TRANSACTION")
         try:
             if cand:
                 con.execute(f"INSERT INTO quarantine ({qcols}) SELECT {qcols} FROM {cand} WHERE is_new")
             loaded = con.execute(insert).fetchone()[0]
+            if holding:
+                held = self._hold(st, holding, pseudonyms)
+            if corrections:
+                corrected = self._correct(st, corrections, pseudonyms)
+            if loaded or corrected:
+                self._resolve_loaded(st)
             con.execute("COMMIT")
             self._has_rows.pop(name, None)
         except BaseException:
@@ -726,10 +920,10 @@ class _Run:
             raise
         if name == "psn_info":
             try:
-                self._write_identities(st, issues, pseudonyms)
+                self._write_identities(st, issues, pseudonyms, corrections if corrected else None)
             except duckdb.Error as exc:  # the rows are in; the vault catches up on the next ingest
                 st.notes.append(f"身份库未写入 (identity vault not written): {_first_line(exc)}")
-        for temp in (cand, pseudonyms):
+        for temp in (cand, pseudonyms, holding, corrections):
             if temp:
                 con.execute(f"DROP TABLE {temp}")
         bad_rows, new_rows = int(bad_rows), int(new_rows)
@@ -737,10 +931,98 @@ class _Run:
         return {
             "rows_in": st.rows + st.rejected,
             "loaded": int(loaded),
+            "corrected": corrected,
             "quarantined": new_rows,
-            "unchanged": (bad_rows - new_rows) + (clean - int(loaded)),
+            "unchanged": (bad_rows - new_rows) + (clean - int(loaded) - corrected),
+            "held": held,
             "reasons": tuple((code, int(n)) for code, n in reasons),
         }
+
+    def _hold(self, st: _Staged, holding: str, pseudonyms: str | None) -> int:
+        """Keep the rows of ``st`` numbered in ``holding`` in ``held.<table>``, typed as they would be loaded,
+        in place of any held row with the same key. A row whose key is loaded already is not kept: it is
+        a correction whose parent is missing, and stays in quarantine only. Returns the rows kept."""
+        spec, name = st.spec, st.spec.name
+        keys, match = _warehouse_key_match(st)
+        target = f"held.{quote_ident(name)}"
+        picked = f"(SELECT *, {keys} FROM {self._relation(st, pseudonyms)} s WHERE s._row IN (SELECT _row FROM {holding})) s"
+        self.con.execute(f"DELETE FROM {target} w WHERE EXISTS (SELECT 1 FROM {picked} WHERE {match})")
+        names = ", ".join(quote_ident(n) for n in spec.names + spec.companion_columns)
+        (n,) = self.con.execute(f"""
+            INSERT INTO {target} ({names}, _held_batch, _held_row)
+            SELECT {", ".join(self._values(st))}, {int(self.batch_no)}, s._row FROM {picked}
+            WHERE NOT EXISTS (SELECT 1 FROM main.{quote_ident(name)} w WHERE {match})""").fetchone()
+        return int(n)
+
+    def _correct(self, st: _Staged, corrections: str, pseudonyms: str | None) -> int:
+        """Apply the corrections of ``st`` (rows in ``corrections``, see ``_changed_rows_sql``): the loaded
+        row goes to ``row_versions`` (version n, the run that loaded it, the fields that change, the whole
+        row as JSON), the settlements that depend on it to ``ingest_rederive``, and the new content
+        replaces it (the fields the extract carries; ``_ingest_batch`` becomes this run's). Earlier
+        ``changed_after_load`` entries of these keys are released. Returns the rows corrected."""
+        con, spec, name = self.con, st.spec, st.spec.name
+        (n,) = con.execute(f"SELECT count(*) FROM {corrections}").fetchone()
+        if not n:
+            return 0
+        keys, match = _warehouse_key_match(st)
+        target = f"main.{quote_ident(name)}"
+        con.execute(f"""
+            INSERT INTO row_versions
+            SELECT {sql_str(name)}, c.key, 1 + coalesce(v.n, 0), w._ingest_batch, {int(self.batch_no)}, c.changed,
+                   to_json(w), TIMESTAMP '{self.ingested_at.isoformat(sep=" ")}'
+            FROM {corrections} c JOIN (SELECT _row, {keys} FROM {st.relation} s) s USING (_row)
+            JOIN {target} w ON {match}
+            LEFT JOIN (SELECT row_key, count(*) AS n FROM row_versions WHERE table_name = {sql_str(name)}
+                       GROUP BY 1) v ON v.row_key = c.key""")
+        self._mark_rederive(name, corrections)  # what depends on the old content
+        sets = []
+        for f in spec.fields:
+            if f.name in spec.key or f.name not in st.columns:
+                continue
+            if _loaded_value(spec, f, st.columns[f.name], pseudonym="") is not None:
+                sets.append(f.name)
+                sets += [c for c in f.companions]
+        cols = dict(zip(spec.names + spec.companion_columns, self._values(st)))
+        relation = self._relation(st, pseudonyms)
+        con.execute(f"""
+            UPDATE {target} AS w
+            SET {", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in sets)}, _ingest_batch = {int(self.batch_no)}
+            FROM (SELECT {", ".join(f"{cols[c]} AS {quote_ident(c)}" for c in sets)}, {keys}
+                  FROM {relation} s WHERE s._row IN (SELECT _row FROM {corrections})) s
+            WHERE {match}""")
+        self._mark_rederive(name, corrections)  # and what depends on the new content
+        con.execute(f"""
+            UPDATE main.quarantine SET released_batch = {int(self.batch_no)}
+            WHERE table_name = {sql_str(name)} AND released_batch IS NULL AND reason_code = 'changed_after_load'
+              AND row_key IN (SELECT key FROM {corrections})""")
+        return int(n)
+
+    def _mark_rederive(self, name: str, corrections: str) -> None:
+        """Add to ``ingest_rederive`` the settlements that depend on the corrected keys of ``name``."""
+        sql = _REDERIVE.get(name, "SELECT c.k AS row_key, CAST(NULL AS VARCHAR) AS setl_id FROM {ck} c")
+        sql = sql.format(ck=f"(SELECT DISTINCT key AS k FROM {corrections})")
+        self.con.execute(f"""
+            INSERT INTO ingest_rederive
+            SELECT DISTINCT {int(self.batch_no)}, {sql_str(name)}, row_key, setl_id FROM ({sql}) x
+            EXCEPT SELECT batch_no, table_name, row_key, setl_id FROM ingest_rederive WHERE batch_no = {int(self.batch_no)}""")
+        self._rederive += 1
+
+    def _resolve_loaded(self, st: _Staged) -> None:
+        """Release the outstanding quarantine entries of earlier runs whose key this run loaded after all
+        (the row sent again fixed, or corrected): what is left in quarantine is what still waits for a
+        person. A repeated key's entries stay (the repeat itself was never loaded)."""
+        spec, name = st.spec, st.spec.name
+        earlier = (f"FROM main.quarantine WHERE table_name = {sql_str(name)} AND released_batch IS NULL "
+                   f"AND batch_id <> {sql_str(self.batch_id)} AND reason_code <> 'duplicate_key'")
+        if not self.con.execute(f"SELECT 1 {earlier} LIMIT 1").fetchall():
+            return
+        parts = " AND ".join(f"w.{quote_ident(k)} = split_part(q.row_key, '|', {i + 1})" for i, k in enumerate(spec.key))
+        self.con.execute(f"""
+            UPDATE main.quarantine SET released_batch = {int(self.batch_no)}
+            WHERE quarantine_id IN (
+                SELECT q.quarantine_id FROM (SELECT quarantine_id, row_key {earlier}) q
+                JOIN main.{quote_ident(name)} w ON {parts}
+                WHERE w._ingest_batch = {int(self.batch_no)})""")
 
     def _quarantine_sql(self, st: _Staged, issues: str) -> str:
         """Candidate quarantine rows with ``is_new`` (not yet in the quarantine table)."""
@@ -780,12 +1062,13 @@ class _Run:
                        i.value, list_extract({files}, rid._file + 1) AS source_file,
                        {sql_str(self.batch_id)} AS batch_id,
                        TIMESTAMP '{self.ingested_at.isoformat(sep=" ")}' AS ingested_at,
-                       rid.raw, i._row
+                       rid.raw, CAST(NULL AS BIGINT) AS released_batch, i._row
                 FROM ({all_issues}) i JOIN rid USING (_row)
                 QUALIFY row_number() OVER (PARTITION BY quarantine_id ORDER BY i._row) = 1
             )
             SELECT q.*, quarantine_id NOT IN (
-                SELECT quarantine_id FROM main.quarantine WHERE table_name = {sql_str(name)}) AS is_new
+                SELECT quarantine_id FROM main.quarantine WHERE table_name = {sql_str(name)}
+                AND released_batch IS NULL) AS is_new
             FROM q"""
 
     def _pseudonyms(self, st: _Staged, issues: str) -> str | None:
@@ -804,8 +1087,9 @@ class _Run:
             WHERE {good} AND {cert.text} IS NOT NULL""", hmac_params(self.settings.pseudonym_key))
         return rel
 
-    def _insert_sql(self, st: _Staged, issues: str, pseudonyms: str | None) -> str:
-        """The INSERT of the good rows of ``st`` not yet in the warehouse (``pseudonyms``: see ``_pseudonyms``)."""
+    def _values(self, st: _Staged) -> list[str]:
+        """SQL (alias ``s``, a row of ``_relation``) of every warehouse column of ``st``'s table but
+        ``_ingest_batch``, in the order of ``spec.names + spec.companion_columns``."""
         spec = st.spec
         cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
         values = []
@@ -813,16 +1097,25 @@ class _Run:
             c = cols.get(f.name)
             value = _loaded_value(spec, f, c, pseudonym="s._certno_pseudonym") if c is not None else None
             values.append(f"CAST(NULL AS {f.sql_type})" if value is None else value)
-        companions = spec.companion_columns
-        values += [f"s.{quote_ident(c)}" if c in st.companions else "CAST(NULL AS VARCHAR)" for c in companions]
+        values += [f"s.{quote_ident(c)}" if c in st.companions else "CAST(NULL AS VARCHAR)"
+                   for c in spec.companion_columns]
+        return values
+
+    def _relation(self, st: _Staged, pseudonyms: str | None) -> str:
+        """``st``'s staged rows, with the resident ID's pseudonym (``_certno_pseudonym``) when there is one."""
+        if pseudonyms:
+            return (f"(SELECT s.*, p.certno_pseudonym AS _certno_pseudonym FROM {st.relation} s "
+                    f"LEFT JOIN {pseudonyms} p ON p._row = s._row)")
+        return st.relation
+
+    def _insert_sql(self, st: _Staged, issues: str, pseudonyms: str | None) -> str:
+        """The INSERT of the good rows of ``st`` not yet in the warehouse (``pseudonyms``: see ``_pseudonyms``)."""
+        spec = st.spec
         target = quote_ident(spec.name)
-        names = ", ".join(quote_ident(n) for n in spec.names + companions)
+        names = ", ".join(quote_ident(n) for n in spec.names + spec.companion_columns)
         # Usually there is no bad row; then the insert need not look each row up among them.
         where = f"s._row NOT IN (SELECT _row FROM {issues})" if self._issue_count.get(spec.name) else "true"
-        relation = st.relation
-        if pseudonyms:
-            relation = (f"(SELECT s.*, p.certno_pseudonym AS _certno_pseudonym FROM {st.relation} s "
-                        f"LEFT JOIN {pseudonyms} p ON p._row = s._row)")
+        relation = self._relation(st, pseudonyms)
         source = f"{relation} s"
         if self._warehouse_has_rows(spec.name):
             keys, match = _warehouse_key_match(st)
@@ -830,12 +1123,14 @@ class _Run:
             where += f" AND NOT EXISTS (SELECT 1 FROM main.{target} w WHERE {match})"
         return f"""
             INSERT INTO main.{target} ({names}, _ingest_batch)
-            SELECT {", ".join(values)}, {int(self.batch_no)}
+            SELECT {", ".join(self._values(st))}, {int(self.batch_no)}
             FROM {source}
             WHERE {where}"""
 
-    def _write_identities(self, st: _Staged, issues: str, pseudonyms: str | None) -> None:
-        """Clear resident IDs and names of the loaded persons go to the identity vault only."""
+    def _write_identities(self, st: _Staged, issues: str, pseudonyms: str | None,
+                          corrections: str | None = None) -> None:
+        """Clear resident IDs and names of the loaded persons go to the identity vault only; a corrected
+        person's (rows in ``corrections``) replace the vault's."""
         cert, name = st.columns.get("certno"), st.columns.get("psn_name")
         if cert is None and name is None:
             return
@@ -859,6 +1154,16 @@ class _Run:
                 WHERE s._row NOT IN (SELECT _row FROM {issues})
                   AND ({cert_sql} IS NOT NULL OR {name_sql} IS NOT NULL)
                   AND {psn} NOT IN (SELECT psn_no FROM vault.psn_identity)""")
+            if corrections:
+                sets = ([f"certno = n.certno", "certno_pseudonym = n.certno_pseudonym"] if cert else []) + (
+                    ["psn_name = n.psn_name"] if name else [])
+                con.execute(f"""
+                    UPDATE vault.psn_identity AS v
+                    SET {", ".join(sets)}, _ingest_batch = {sql_str(self.batch_id)}
+                    FROM (SELECT {psn} AS psn_no, {pseud} AS certno_pseudonym, {cert_sql} AS certno,
+                                 {name_sql} AS psn_name
+                          FROM {source} WHERE s._row IN (SELECT _row FROM {corrections})) n
+                    WHERE v.psn_no = n.psn_no""")
         finally:
             con.execute("DETACH vault")
         try:
@@ -875,6 +1180,11 @@ def _loaded_value(spec: TableSpec, f: Field, c: Column, *, pseudonym: str) -> st
     if spec.name == "psn_info" and f.name == "certno":
         return pseudonym
     return f"CAST({c.value} AS {f.sql_type})"
+
+
+def _key_text(spec: TableSpec, alias: str) -> str:
+    """SQL of a warehouse row's key as the quarantine writes it (``row_key``: the key fields joined by |)."""
+    return " || '|' || ".join(f"coalesce(CAST({alias}.{quote_ident(k)} AS VARCHAR), '')" for k in spec.key)
 
 
 def _warehouse_key_match(st: _Staged) -> tuple[str, str]:
@@ -898,6 +1208,8 @@ def _stage(con: duckdb.DuckDBPyConnection, src: TableSource) -> _Staged:
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
     paths = [str(p.resolve()) for p in files]
+    for path in paths:
+        _check_parquet_ends(path)
     for path in paths:
         cols = _describe(con, f"SELECT * FROM read_parquet({sql_str(path)})", path)
         _require(spec, path, cols)
@@ -944,6 +1256,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
         part, rej, scan = f"stgpart_{name}_{i}", f"rej_{name}_{i}", f"rejscan_{name}_{i}"
         text, readable = copies.readable(p)  # the file itself, or a UTF-8 copy of it
         try:
+            _check_csv_shape(spec, p, readable)
             (n_ok,) = con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE {part} AS SELECT * FROM read_csv({sql_str(readable)}, {_CSV_OPTIONS},
                     store_rejects = true, rejects_table = '{rej}', rejects_scan = '{scan}')""").fetchone()
@@ -956,6 +1269,15 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
         _require(spec, path, cols)
         select, _ = _renames(spec, cols)
         n_bad = con.execute(f"SELECT count(DISTINCT line) FROM {rej}").fetchone()[0]
+        if n_bad and _cut_off(p):
+            # The copy or export stopped half-way: the last record has no line break and does not parse.
+            last = con.execute(f"SELECT CAST(error_type AS VARCHAR) FROM {rej} "
+                               f"WHERE CAST(line AS BIGINT) - 1 = {n_ok + n_bad} LIMIT 1").fetchall()
+            if last:
+                raise _TableError(
+                    f"文件 {path} 不完整 (truncated file): 最后一行没有换行符且无法解析（"
+                    f"{_CSV_ERRORS_ZH.get(last[0][0], last[0][0])}），疑似复制或导出中断，请重新导出；"
+                    f"整表未入库 (table refused)")
         if n_bad:
             # Rows that were rejected leave gaps: accepted row a sits at a + (rejects before it).
             adj = f"adj_{name}_{i}"
@@ -1004,6 +1326,9 @@ class _Utf8Copies:
             text = detect_encoding(path)
         except EncodingError as exc:
             raise _TableError(str(exc)) from exc
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _TableError(f"压缩文件不完整或已损坏 (truncated or damaged gzip file) {path.resolve()}: {exc}；"
+                              f"疑似复制或导出中断，请重新导出") from exc
         except OSError as exc:
             raise _TableError(f"无法读取文件 (cannot read file) {path.resolve()}: {exc}") from exc
         if not text.needs_copy:
@@ -1076,6 +1401,67 @@ def _rejects_sql(spec: TableSpec, rej: str, header: list[str], offset: int, file
             FROM (SELECT *, CAST(error_type AS VARCHAR) AS et, string_split(csv_line, ',') AS parts FROM {rej}))"""
 
 
+_DELIMITERS = ((";", "分号 ';'"), ("\t", "制表符 (tab)"), ("|", "竖线 '|'"))
+
+
+def _check_csv_shape(spec: TableSpec, path: Path, readable: str) -> None:
+    """Refuse a CSV file whose header is wrong, naming the cause, before DuckDB reads around it: a first
+    line that is empty or no header, another delimiter than the comma (DuckDB would read one column named
+    ``psn_no;gend;...``), a column name given twice (DuckDB would rename the second ``gend_1`` and load
+    the first). ``readable`` is the UTF-8 version of ``path`` that DuckDB reads."""
+    with open_bytes(Path(readable)) as fh:
+        header = fh.readline(1 << 20).decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
+    shown = _ID_LIKE.sub(r"\1***********\2", header[:120])
+    if not header.strip():
+        raise _TableError(f"文件 {path.resolve()} 的首行为空，没有表头 (no header row)；整表未入库 (table refused)")
+    names = [_norm(n).strip('"') for n in header.split(",")]
+    known = set(spec.names)
+    found = sum(n in known for n in names)
+    if found < len(spec.required):
+        for delim, label in _DELIMITERS:
+            other = [_norm(n).strip('"') for n in header.split(delim)]
+            if len(other) > 1 and sum(n in known for n in other) > found:
+                raise _TableError(
+                    f"文件 {path.resolve()} 的分隔符是{label}，不是逗号 (delimiter is {delim!r}, not ','): 表头按逗号只能"
+                    f"读出 {len(names)} 列「{shown}」；请另存为逗号分隔的 CSV；整表未入库 (table refused)")
+        if not found:
+            raise _TableError(f"文件 {path.resolve()} 的首行不是表头 (no header row): 其中没有 {spec.name} 的任何字段名"
+                              f"（首行「{shown}」）；整表未入库 (table refused)")
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names, start=1):
+        if n and n in seen:
+            raise _TableError(
+                f"文件 {path.resolve()} 的表头列名重复 (duplicate column in header): {n}（第 {seen[n]} 列和第 {i} 列），"
+                f"无法确定哪一列可信；整表未入库 (table refused)")
+        seen.setdefault(n, i)
+
+
+def _cut_off(path: Path) -> bool:
+    """Whether a plain CSV file does not end with a line break (a gzip stream cut short fails to
+    decompress instead: ``detect_encoding``)."""
+    if path.name.endswith(".gz"):
+        return False
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - 1))
+        return size > 0 and fh.read(1) != b"\n"
+
+
+def _check_parquet_ends(path: str) -> None:
+    """Refuse a file that is not Parquet or was cut off: a Parquet file starts and ends with ``PAR1``
+    (its footer, which holds the schema and row groups, is written last)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - 4))
+        tail = fh.read(4)
+    if head != b"PAR1":
+        raise _TableError(f"文件 {path} 不是 Parquet 文件 (not a Parquet file): 文件头没有 PAR1 标记；整表未入库 (table refused)")
+    if tail != b"PAR1" or size < 12:
+        raise _TableError(f"Parquet 文件 {path} 不完整 (truncated Parquet file): 文件尾没有 PAR1 标记（共 {size} 字节），"
+                          f"疑似复制或导出中断，请重新导出；整表未入库 (table refused)")
+
+
 def _describe(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> list[tuple[str, str]]:
     try:
         return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {sql}").fetchall()]
@@ -1128,6 +1514,48 @@ def _norm(name: str) -> str:
 
 def _names(files: tuple[Path, ...]) -> tuple[str, ...]:
     return tuple(str(p.resolve()) for p in files)
+
+
+def _refused(name: str, files: tuple[Path, ...], error: str, rows: int | None = 0) -> TableReport:
+    """The report of a table none of whose rows was read in: its rows (when they can be counted) are
+    ``refused``, so that ``rows_in`` still adds up."""
+    notes = () if rows is not None else ("行数无法统计 (rows could not be counted)",)
+    n = rows or 0
+    return TableReport(name, "error", files=_names(files), error=error, rows_in=n, refused=n, notes=notes)
+
+
+def _count_rows(con: duckdb.DuckDBPyConnection, src: TableSource) -> int | None:
+    """Data rows of a refused table's files, as far as they can be counted: a CSV file's non-blank lines
+    but one (the header; a last line without a line break counts), a Parquet file's row count from its
+    footer; None when a file cannot be read at all."""
+    total = 0
+    for path in src.files:
+        try:
+            if src.fmt == "parquet":
+                (n,) = con.execute("SELECT num_rows FROM parquet_file_metadata(?)", [str(path.resolve())]).fetchone()
+                total += int(n)
+                continue
+            lines, rest = 0, b""
+            with open_bytes(path) as fh:
+                while block := fh.read(8 << 20):
+                    *whole, rest = (rest + block).split(b"\n")
+                    lines += sum(1 for line in whole if line.strip())
+            total += max(0, lines + bool(rest.strip()) - 1)
+        except (duckdb.Error, OSError, EOFError, zlib.error):
+            return None
+    return total
+
+
+def _same_key(con: duckdb.DuckDBPyConnection, check: str, settings: Settings) -> None:
+    """IngestError when earlier runs on this warehouse pseudonymised with another key: the same person
+    would get a second pseudonym and every resident ID would read as a correction."""
+    other = con.execute("SELECT batch_no FROM ingest_log WHERE key_check IS NOT NULL AND key_check <> ? "
+                        "ORDER BY batch_no LIMIT 1", [check]).fetchall()
+    if other:
+        raise IngestError(
+            f"仓库 {settings.warehouse} 的第 {other[0][0]} 批用另一把假名化密钥入库，本次密钥与之不同；"
+            f"同一仓库必须始终使用同一把密钥（YIBAO_PSEUDONYM_KEY 或密钥文件），否则同一参保人会得到两个假名 "
+            f"(the warehouse was pseudonymised with another key; use the same key)")
 
 
 _ID_LIKE = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})[0-9]{11}([0-9Xx])(?![0-9A-Za-z])")

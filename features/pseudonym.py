@@ -17,16 +17,37 @@ False
 >>> p = pseudonymise(["11010519491231002x", None], "secret")
 >>> p[0] == pseudonymise(["11010519491231002X"], "secret")[0], p[0][:1], len(p[0]), p[1]
 (True, 'P', 33, None)
+
+The key is the deployment's secret: whoever has it can check a guessed resident ID against a pseudonym
+(a person's region, birth date and sex leave a few hundred candidates), whoever has not cannot. So it is
+generated (:func:`create_key_file`: 256 random bits, a file readable by its owner only) rather than
+chosen, and the public development key is refused outside ``--dev`` by the commands that use it.
+
+>>> import tempfile
+>>> path = Path(tempfile.mkdtemp()) / "w.pseudonym.key"
+>>> key = create_key_file(path)
+>>> read_key_file(path) == key, oct(path.stat().st_mode & 0o777), len(key)
+(True, '0o600', 64)
+>>> key_check("secret") == key_check("secret") != key_check("other")
+True
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import secrets
+import stat
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "pseudonymise",
+    "key_check",
+    "create_key_file",
+    "read_key_file",
+    "KeyFileError",
     "certno_valid",
     "mask_certno",
     "mask_name",
@@ -65,6 +86,45 @@ def pseudonymise(values: Iterable[str | None], key: str) -> list[str | None]:
             continue
         out.append(PSEUDONYM_PREFIX + digest(k, norm.encode("utf-8"), "sha256").hex()[:PSEUDONYM_HEX_CHARS])
     return out
+
+
+class KeyFileError(ValueError):
+    """A key file that cannot be used: missing, empty, or readable by others than its owner."""
+
+
+def key_check(key: str) -> str:
+    """A check value of ``key`` (16 hex characters of an HMAC of a fixed text): tells whether two runs
+    used the same key without holding it. It lets nobody check a resident ID: that needs the key."""
+    return hmac.digest(key.encode("utf-8"), b"yibao:pseudonym-key-check", "sha256").hex()[:16]
+
+
+def create_key_file(path: Path) -> str:
+    """Write a new random key (64 hex characters, 256 bits) to ``path``, readable by its owner only
+    (mode 0600, set as the file is created), and return it. Refuses to overwrite an existing file:
+    a new key gives every person a new pseudonym."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def read_key_file(path: Path) -> str:
+    """The key in ``path``; :class:`KeyFileError` when it is missing, empty, or group/other may read it."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise KeyFileError(f"无法读取假名化密钥文件 (cannot read key file) {path}: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"假名化密钥文件 {path} 的权限过宽 ({oct(mode & 0o777)})：其他用户可读；"
+                           f"请执行 chmod 600 {path} (key file readable by others)")
+    if not text:
+        raise KeyFileError(f"假名化密钥文件为空 (empty key file): {path}")
+    return text
 
 
 def certno_valid(certno: str | None) -> bool:

@@ -42,6 +42,7 @@ __all__ = [
     "duplicate_key_sql",
     "missing_parent_values_sql",
     "missing_parent_rows_sql",
+    "HELD_REASONS",
     "settlement_lines_sql",
     "settlement_total_sql",
     "negative_fee_sql",
@@ -55,17 +56,23 @@ REASONS: dict[str, str] = {
     "missing_required": "必填字段为空",
     "bad_type": "类型或格式错误",
     "code_as_float": "编码被读成浮点数",
-    "missing_parent": "关联的上级记录不存在",
+    "missing_parent": "关联的上级记录不存在（暂存，上级记录到达后自动入库）",
+    "parent_held": "上级记录被隔离或整表被拒收（暂存，上级记录入库后自动入库）",
     "sum_mismatch": "金额不平",
     "negative_outside_refund": "非退费结算出现负数",
     "future_date": "时间晚于数据截止时间",
     "unknown_code": "编码不在国家编码表中",
-    "broken_encoding": "编码损坏（乱码或非法字节）",
+    "broken_encoding": "编码损坏（乱码、非法字节或无法还原的字符）",
+    "control_character": "文本含控制字符",
     "bad_certno": "身份证号不合规（校验位错误）",
     "duplicate_key": "主键重复",
     "malformed_line": "CSV 行无法解析",
-    "changed_after_load": "主键已入库但内容不同（更正数据，未覆盖）",
+    "changed_after_load": "主键已入库但内容不同（更正数据，未覆盖；--apply-corrections 可应用）",
 }
+
+# A row quarantined for these reasons only is *held* (暂存): it is kept, typed, in the ``held`` schema of
+# the warehouse and loaded by a later ingest as soon as every parent it points at is in the warehouse.
+HELD_REASONS = ("missing_parent", "parent_held")
 
 ISSUE_COLUMNS = ("_row", "field", "reason_code", "check_id", "value", "detail")
 
@@ -97,6 +104,12 @@ _MOJIBAKE_RE = (
     r"\x{192}\x{2C6}\x{2DC}\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}"
     r"\x{203A}\x{20AC}\x{2122}]"
 )
+# Control characters other than tab (C0, DEL, C1): never part of a name or a code; a line break or a
+# 0x1F inside a value is a broken export and breaks every CSV written from the warehouse.
+_CONTROL_RE = r"[\x{0}-\x{8}\x{A}-\x{1F}\x{7F}-\x{9F}]"
+# Code points that do not round-trip between systems: private use (GBK user-defined characters and the
+# GB18030 private-use mappings: another system shows another glyph or none) and noncharacters.
+_NO_ROUNDTRIP_RE = r"[\x{E000}-\x{F8FF}\x{F0000}-\x{10FFFF}\x{FDD0}-\x{FDEF}\x{FFFE}\x{FFFF}]"
 
 
 def quote_ident(name: str) -> str:
@@ -295,6 +308,26 @@ class Column:
         )
 
     @property
+    def control(self) -> str | None:
+        """Condition: a text, code or flag value holds a control character other than tab.
+
+        Ids are not scanned (a regular expression over every id of 10M fee lines costs more than all
+        other one-row checks); an id carrying one matches no parent and no code list.
+        """
+        if not self._is_varchar or self.field.kind not in ("text", "code", "flag"):
+            return None
+        return f"regexp_matches({self.ref}, {sql_str(_CONTROL_RE)})"
+
+    @property
+    def no_roundtrip(self) -> str | None:
+        """Condition: a text, code or flag value holds a private-use code point or a noncharacter
+        (for codes also U+FFFD; in names that is ``broken``'s)."""
+        if not self._is_varchar or self.field.kind not in ("text", "code", "flag"):
+            return None
+        pattern = _NO_ROUNDTRIP_RE if self.field.kind == "text" else _NO_ROUNDTRIP_RE[:-1] + r"\x{FFFD}]"
+        return f"regexp_matches({self.ref}, {sql_str(pattern)})"
+
+    @property
     def broken(self) -> str | None:
         """Condition: a text field (names, not codes) carries U+FFFD or typical mojibake.
 
@@ -431,31 +464,50 @@ def missing_parent_values_sql(column: Column, candidates: str, lookups: list[tup
 
 
 def missing_parent_rows_sql(
-    spec: TableSpec, field: str, relation: str, columns: dict[str, Column], parent: TableSpec, missing: str
+    spec: TableSpec, field: str, relation: str, columns: dict[str, Column], parent: TableSpec, missing: str,
+    *, held: str | None = None, held_why: str | None = None,
 ) -> str:
-    """Missing-parent issue rows of ``relation``: those whose ``field`` is one of the ``missing`` values
-    (``missing_parent_values_sql``)."""
+    """Issue rows of ``relation`` whose ``field`` is one of the ``missing`` values
+    (``missing_parent_values_sql``): not in the warehouse's ``parent`` table.
+
+    Such a row is held (暂存) either way. Its reason is ``parent_held`` when the parent is known to be
+    held back: its key is in ``held`` (a relation of ``k``, the parent key, and ``why``, the words saying
+    what happened to it), or, with ``held_why`` (SQL text), for every missing value (a parent table
+    refused as a whole). Otherwise it is ``missing_parent``: the parent is nowhere.
+    """
     c = columns[field]
+    if held_why is not None:
+        why, join = held_why, ""
+    elif held is not None:
+        why, join = "h.why", f"LEFT JOIN (SELECT k, any_value(why) AS why FROM {held} GROUP BY k) h ON h.k = m.v"
+    else:
+        why, join = "NULL", ""
     return f"""
         WITH m AS (SELECT _row, {c.key_text} AS v FROM {relation} WHERE {c.key_text} IN (SELECT v FROM {missing}))
-        {_missing_parent_issues(spec, field, parent)}
-        FROM m"""
+        {_parent_issues(spec, field, parent, why)}
+        FROM m {join}"""
 
 
 def _not_in(lookups: list[tuple[str, str]]) -> str:
     # NOT IN over non-NULL keys is the same anti-join as a correlated NOT EXISTS, and DuckDB runs it
     # several times faster.
+    if not lookups:
+        return "true"
     return " AND ".join(f"s.v NOT IN (SELECT {expr} FROM {rel} p WHERE {expr} IS NOT NULL)" for rel, expr in lookups)
 
 
-def _missing_parent_issues(spec: TableSpec, field: str, parent: TableSpec) -> str:
-    """SELECT list of missing-parent issue rows over ``m`` (``_row``, ``v``)."""
+def _parent_issues(spec: TableSpec, field: str, parent: TableSpec, why: str) -> str:
+    """SELECT list of parent issue rows over ``m`` (``_row``, ``v``); ``why`` is SQL of what happened to
+    a held parent (NULL: the parent is missing)."""
     label = f"{parent.name}（{parent.label_zh}）"
     field_zh = spec.field(field).label_zh
-    return f"""SELECT m._row, {sql_str(field)} AS field, 'missing_parent' AS reason_code,
+    return f"""SELECT m._row, {sql_str(field)} AS field,
+               CASE WHEN {why} IS NULL THEN 'missing_parent' ELSE 'parent_held' END AS reason_code,
                {sql_str("parent:" + parent.name)} AS check_id, m.v AS value,
-               {sql_str(field_zh)} || ' ' || m.v ||
-               {sql_str(f" 在 {label} 中不存在（本批数据和仓库里都没有）")} AS detail"""
+               {sql_str(field_zh)} || ' ' || m.v || CASE WHEN {why} IS NULL
+                   THEN {sql_str(f" 在 {label} 中不存在（本批数据和仓库里都没有）；本行暂存，上级记录到达后自动入库")}
+                   ELSE {sql_str(f" 对应的 {label} 记录")} || {why}
+                        || '；本行暂存，上级记录入库后自动入库' END AS detail"""
 
 
 def settlement_lines_sql(
@@ -596,6 +648,14 @@ def _field_checks(spec: TableSpec, c: Column, as_of: datetime) -> list[Check]:
     if c.broken:
         out.append(Check(f.name, "broken_encoding", "mojibake", c.broken, c.shown,
                          f"'文本编码损坏，疑似乱码 (' || {c.shown} || ')'"))
+    if c.control:
+        shown = f"regexp_replace({c.shown}, {sql_str(_CONTROL_RE)}, '?', 'g')"
+        first = f"printf('U+%04X', unicode(regexp_extract({c.ref}, {sql_str(_CONTROL_RE)})))"
+        out.append(Check(f.name, "control_character", "control_character", c.control, shown,
+                         f"'含控制字符 ' || {first} || '（除制表符外不允许；显示为 ?）: ' || {shown}"))
+    if c.no_roundtrip:
+        out.append(Check(f.name, "broken_encoding", "no_roundtrip", c.no_roundtrip, c.shown,
+                         f"'含私用区或非字符码位，换一个系统无法还原 (' || {c.shown} || ')'"))
     if f.name in spec.time_fields:
         if f.kind == "date":
             limit = f"DATE '{as_of.date().isoformat()}'"

@@ -7,6 +7,12 @@ local suffix split off a catalogue code; see ``features.codes``) and ``_ingest_b
 ingest run that loaded the row: ``ingest_log.batch_no``). Clear resident IDs and names are never stored here; they live in the
 separate identity vault (``Settings.identity_vault``).
 
+Beside them: the schema ``held`` (暂存) with one table per child table (``TableSpec.parents``) holding, typed
+as they would be loaded, the rows whose parent is not in the warehouse yet (quarantined, refused or
+missing: ``validate.HELD_REASONS``); ``row_versions``, the earlier versions of rows that a correction
+(``yibao ingest --apply-corrections``) replaced; ``ingest_rederive``, the settlements whose rules and
+features must be worked out again because a row they depend on was corrected.
+
 >>> import tempfile
 >>> w = Path(tempfile.mkdtemp()) / "w.duckdb"
 >>> with connect(w) as con:
@@ -18,6 +24,7 @@ separate identity vault (``Settings.identity_vault``).
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,9 +38,12 @@ if TYPE_CHECKING:  # pandas is imported where a DataFrame is returned: the inges
 
 __all__ = [
     "QUARANTINE_COLUMNS",
+    "HELD_TABLES",
     "connect",
     "ensure_schema",
     "table_ddl",
+    "held_ddl",
+    "note_ingest_change",
     "list_quarantine",
     "quarantine_counts",
 ]
@@ -54,7 +64,13 @@ QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("batch_id", "VARCHAR"),
     ("ingested_at", "TIMESTAMP"),
     ("raw", "VARCHAR"),
+    # The run (batch_no) after which the entry no longer stands: its key was loaded after all (a held row
+    # released, the row sent again fixed, a correction applied). NULL: still outstanding.
+    ("released_batch", "BIGINT"),
 )
+
+# Tables whose rows point at a parent: their rows can be held (``held.<table>``) until the parent loads.
+HELD_TABLES: tuple[str, ...] = tuple(name for name, spec in TABLES.items() if spec.parents)
 
 _LISTED = ("table_name", "row_key", "row_number", "field", "reason_code", "reason", "value", "source_file",
            "ingested_at", "batch_id", "raw")
@@ -103,6 +119,15 @@ def table_ddl(spec: TableSpec) -> str:
     return f"CREATE TABLE IF NOT EXISTS {quote_ident(spec.name)} ({', '.join(cols)})"
 
 
+def held_ddl(spec: TableSpec) -> str:
+    """``CREATE TABLE IF NOT EXISTS held.<table>``: the warehouse columns of ``spec`` (no ``_ingest_batch``:
+    a row gets it when it is released), the run that held it (``_held_batch``) and its source row."""
+    cols = [f"{quote_ident(f.name)} {f.sql_type}" for f in spec.fields]
+    cols += [f"{quote_ident(c)} VARCHAR" for c in spec.companion_columns]
+    cols += ["_held_batch BIGINT", "_held_row BIGINT"]
+    return f"CREATE TABLE IF NOT EXISTS held.{quote_ident(spec.name)} ({', '.join(cols)})"
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the contract tables, ``quarantine`` and ``ingest_log`` when they do not exist yet."""
     cols = ", ".join(f"{name} {typ}" for name, typ in QUARANTINE_COLUMNS)
@@ -111,6 +136,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     ddl.append("CREATE TABLE IF NOT EXISTS ingest_log (batch_id VARCHAR, source VARCHAR, started_at TIMESTAMP, "
                "finished_at TIMESTAMP, report VARCHAR, batch_no BIGINT)")
     ddl.append("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS batch_no BIGINT")  # warehouses made before it
+    # A check value of the pseudonym key (features.pseudonym.key_check): one warehouse, one key.
+    ddl.append("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS key_check VARCHAR")
+    ddl.append("ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS released_batch BIGINT")
+    ddl.append("CREATE SCHEMA IF NOT EXISTS held")
+    ddl += [held_ddl(TABLES[name]) for name in HELD_TABLES]
+    ddl.append("CREATE TABLE IF NOT EXISTS row_versions (table_name VARCHAR, row_key VARCHAR, version INTEGER, "
+               "loaded_batch BIGINT, replaced_batch BIGINT, changed_fields VARCHAR, old_row VARCHAR, "
+               "replaced_at TIMESTAMP)")
+    ddl.append("CREATE TABLE IF NOT EXISTS ingest_rederive (batch_no BIGINT, table_name VARCHAR, row_key VARCHAR, "
+               "setl_id VARCHAR)")
     ddl += [f"ALTER TABLE {quote_ident(spec.name)} ADD COLUMN IF NOT EXISTS {quote_ident(c)} VARCHAR"
             for spec in TABLES.values() for c in spec.companion_columns]  # warehouses made before canonical codes
     con.execute(";\n".join(ddl))
@@ -122,13 +157,15 @@ def list_quarantine(
     table: str | None = None,
     reason: str | None = None,
     limit: int | None = 100,
+    include_released: bool = False,
 ) -> pd.DataFrame:
-    """Quarantined rows (隔离数据), optionally of one table and one reason code, in source order."""
+    """Quarantined rows (隔离数据), optionally of one table and one reason code, in source order; only the
+    outstanding ones unless ``include_released`` (a released entry's key was loaded after all)."""
     if table is not None and table not in TABLES:
         raise ValueError(f"未知的表 (unknown table) {table!r}; 可选: {', '.join(TABLES)}")
     if reason is not None and reason not in REASONS:
         raise ValueError(f"未知的原因代码 (unknown reason code) {reason!r}; 可选: {', '.join(REASONS)}")
-    where, params = [], []
+    where, params = [] if include_released else ["released_batch IS NULL"], []
     if table is not None:
         where.append("table_name = ?")
         params.append(table)
@@ -146,23 +183,45 @@ def list_quarantine(
     with connect(warehouse, read_only=True) as con:
         if not _has_table(con, "quarantine"):
             return pd.DataFrame(columns=list(_LISTED))
+        if not include_released and not _has_column(con, "quarantine", "released_batch"):
+            sql = sql.replace("released_batch IS NULL", "true")  # a warehouse made before releases
         return con.execute(sql, params).df()
 
 
-def quarantine_counts(warehouse: Path) -> pd.DataFrame:
-    """Quarantined rows per table and reason: ``table, reason_code, reason`` (中文), ``rows``."""
+def quarantine_counts(warehouse: Path, *, include_released: bool = False) -> pd.DataFrame:
+    """Quarantined rows per table and reason: ``table, reason_code, reason`` (中文), ``rows``; only the
+    outstanding entries unless ``include_released``."""
     import pandas as pd
 
     with connect(warehouse, read_only=True) as con:
         if not _has_table(con, "quarantine"):
             df = pd.DataFrame({"table": [], "reason_code": [], "rows": []})
         else:
+            where = ("" if include_released or not _has_column(con, "quarantine", "released_batch")
+                     else "WHERE released_batch IS NULL ")
             df = con.execute(
                 "SELECT table_name AS \"table\", reason_code, count(DISTINCT row_id) AS rows FROM quarantine "
-                "GROUP BY ALL ORDER BY 1, 2"
+                f"{where}GROUP BY ALL ORDER BY 1, 2"
             ).df()
     df.insert(2, "reason", df["reason_code"].map(REASONS).fillna(""))
     return df.astype({"rows": "int64"})
+
+
+def note_ingest_change(con: duckdb.DuckDBPyConnection, when: datetime) -> None:
+    """Record that an ingest changed the warehouse's content, so that later pipeline stages run again.
+
+    ``serving.pipeline`` skips a stage when what it read is unchanged; what the rules, graph and feature
+    stages read of the ingest is the finish time of its ``ingest`` row in ``pipeline_state``. An ingest
+    that loads, releases or corrects rows outside the pipeline (``yibao ingest``) moves that time, which
+    changes the inputs of every later stage. The ``ingest`` row's own inputs (the extract's files) are
+    left as they are. Nothing is done when the pipeline never ran on this warehouse.
+    """
+    if not _has_table(con, "pipeline_state"):
+        return
+    if con.execute("SELECT 1 FROM pipeline_state WHERE stage = 'ingest'").fetchall():
+        con.execute("UPDATE pipeline_state SET finished_at = ? WHERE stage = 'ingest'", [when])
+    else:
+        con.execute("INSERT INTO pipeline_state (stage, inputs, finished_at) VALUES ('ingest', '', ?)", [when])
 
 
 # -- private helpers ------------------------------------------------------------------------------
@@ -173,6 +232,12 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?", [name]
     ).fetchall()
     return bool(rows)
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(con.execute(
+        "SELECT 1 FROM duckdb_columns() WHERE database_name = current_database() AND table_name = ? "
+        "AND column_name = ?", [table, column]).fetchall())
 
 
 def _cores() -> int:

@@ -55,6 +55,26 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+DEV_OPT = typer.Option(False, "--dev", help="Allow the public development pseudonym key (simulated data only).")
+
+
+def require_key(s: Settings, dev: bool) -> None:
+    """Refuse the public development pseudonym key unless ``--dev`` was given (exit 2, in plain words)."""
+    if not s.using_dev_key:
+        return
+    if dev:
+        console.print("[yellow]开发模式 (--dev): 使用公开的开发密钥假名化，仅可用于模拟数据 "
+                      "(public development key: simulated data only).[/yellow]")
+        return
+    _fail("未配置假名化密钥，拒绝使用公开的开发密钥：开发密钥写在源代码里，任何拿到仓库的人都能用它从"
+          "地区、出生日期和性别反推出身份证号 (refusing the public development pseudonym key)。请任选其一：\n"
+          "  1. 设置环境变量 YIBAO_PSEUDONYM_KEY 为一把只有本机构知道的随机密钥（至少 32 个字符），例如用 "
+          "python -c \"import secrets; print(secrets.token_hex(32))\" 生成；同一仓库之后每次都必须用同一把；\n"
+          f"  2. 或把密钥写进仓库旁的密钥文件 {s.default_key_file}（仅所有者可读：chmod 600；yibao demo 会自动"
+          "生成它），也可以用 YIBAO_PSEUDONYM_KEY_FILE 指向别处的密钥文件；\n"
+          "  3. 仅处理模拟数据时，加 --dev。")
+
+
 def _existing_warehouse(warehouse: Optional[Path]) -> Settings:
     """Settings for a command that reads a warehouse which must already exist."""
     s = _settings(warehouse)
@@ -119,17 +139,22 @@ def simulate(
 def ingest(
     source: Path = typer.Argument(..., help="Folder with the extract tables (Parquet or CSV, file or folder per table)."),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
+    apply_corrections: bool = typer.Option(False, "--apply-corrections", help="Apply a changed row for a loaded "
+                                           "key (更正数据): the old version is kept in row_versions. Without it "
+                                           "such rows stay in quarantine (changed_after_load)."),
+    dev: bool = DEV_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """导入与校验: load an extract into the warehouse; bad rows go to quarantine (隔离), good rows go on."""
+    """导入与校验: load an extract into the warehouse; bad rows go to quarantine (隔离), good rows go on.
+
+    Exits 1 when a table was refused (its rows are not read; rows pointing at it are held until it loads).
+    """
     from features.ingest import ingest as run
 
     s = _settings(warehouse)
     if not source.exists():
         _fail(f"数据目录不存在 (source folder not found): {source}")
-    if s.using_dev_key and not as_json:
-        console.print("[yellow]提示: 未配置 YIBAO_PSEUDONYM_KEY，身份证号使用开发密钥假名化 "
-                      "(no pseudonym key configured: using the development key).[/yellow]")
+    require_key(s, dev)
     s.warehouse.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with _progress(as_json) as bar:
@@ -139,7 +164,7 @@ def ingest(
             bar.update(task, completed=done, total=total, description=f"导入 ingest {table}")
 
         try:
-            report = run(source, s, progress=tick)
+            report = run(source, s, apply_corrections=apply_corrections, progress=tick)
         except (FileNotFoundError, ValueError) as e:
             _fail(str(e))
     payload = report.to_dict() | {"warehouse": str(s.warehouse), "seconds": round(time.perf_counter() - t0, 1)}
@@ -148,17 +173,31 @@ def ingest(
 
         payload["unmatched_codes"] = [c.to_dict() for c in unmatched_in_warehouse(s.warehouse)]
     if as_json:
-        return _emit(payload, True)
-    _print_ingest(payload)
+        _emit(payload, True)
+    else:
+        _print_ingest(payload)
+    if report.errors:
+        if not as_json:
+            console.print(f"[red]错误 (error):[/red] {len(report.errors)} 张表被拒收，未入库 (table(s) refused): "
+                          + ", ".join(report.errors))
+        raise typer.Exit(1)
 
 
 def _print_ingest(payload: dict) -> None:
     t = Table(title=f"导入结果 ingest → {payload['warehouse']}")
-    for c in ("表 table", "输入 in", "入库 loaded", "隔离 quarantined", "未变 unchanged"):
-        t.add_column(c, justify="left" if "table" in c else "right")
+    counts = ("rows_in", "loaded", "corrected", "quarantined", "refused", "unchanged", "held", "released")
+    heads = ("输入 in", "入库 loaded", "更正 corrected", "隔离 quarantined", "拒收 refused", "未变 unchanged",
+             "其中暂存 held", "放行 released")
+    t.add_column("表 table")
+    for c in heads:
+        t.add_column(c, justify="right")
     for name, c in payload["tables"].items():
-        t.add_row(name, f"{c['rows_in']:,}", f"{c['loaded']:,}", f"{c['quarantined']:,}", f"{c['unchanged']:,}")
+        t.add_row(name, *(f"{c.get(k, 0):,}" for k in counts))
     console.print(t)
+    console.print("输入 = 入库 + 更正 + 隔离 + 拒收 + 未变；暂存的行等待其上级记录，上级入库后自动入库（放行）")
+    if payload.get("rederive"):
+        console.print(f"需重新计算规则与特征的结算 (settlements to re-derive): {payload['rederive']:,} "
+                      f"(ingest_rederive, 例: {', '.join(payload.get('rederive_examples') or [])})")
     reasons = payload.get("reasons") or []
     if reasons:
         t = Table(title="隔离原因 quarantine reasons")
@@ -243,7 +282,7 @@ def demo(
     from training.simulator import simulate as run_sim
 
     region = workdir / "region"
-    s = _settings(workdir / "warehouse.duckdb")
+    s = _demo_key(_settings(workdir / "warehouse.duckdb"))
     if s.warehouse.exists():
         s.warehouse.unlink()
         for extra in (s.warehouse.with_suffix(".duckdb.wal"), s.identity_vault):
@@ -316,6 +355,26 @@ def demo(
     print_clues(clues)
     console.print(f"线索库 clue store: {steps['screen']['store']} (新增 {steps['screen']['upsert']['new']}, "
                   f"更新 {steps['screen']['upsert']['updated']}); 查看: yibao clues list --warehouse {s.warehouse}")
+
+
+def _demo_key(s: Settings) -> Settings:
+    """The demo's settings with a key of this installation rather than the public development key: the
+    key file beside the warehouse, generated (mode 0600) on the first run and reused afterwards, so that
+    pseudonyms stay the same from one demo to the next. A configured key is used as it is."""
+    from dataclasses import replace
+
+    from features.pseudonym import KeyFileError, create_key_file, read_key_file
+
+    if not s.using_dev_key:
+        return s
+    path = s.default_key_file
+    try:
+        key = read_key_file(path) if path.exists() else create_key_file(path)
+    except (KeyFileError, OSError) as e:
+        _fail(f"无法准备演示用的假名化密钥文件 (cannot prepare the demo's key file): {e}")
+    if key == s.pseudonym_key:
+        _fail(f"密钥文件 {path} 中是公开的开发密钥，请删除该文件后重新运行 yibao demo (key file holds the public key)")
+    return replace(s, pseudonym_key=key, pseudonym_key_source=str(path))
 
 
 from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on the shared app)

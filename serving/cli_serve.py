@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from serving.cli import WAREHOUSE_OPT, _settings, console
+from serving.cli import DEV_OPT, WAREHOUSE_OPT, _settings, console, require_key
 
 __all__ = ["serve_command", "serve_argv"]
 
@@ -42,9 +42,15 @@ def serve_command(
     workers: int = typer.Option(1, min=1, help="Server processes (each loads the model and the rule checker)."),
     threads: int = typer.Option(4, min=1, help="Request threads per process."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the command and settings, do not start."),
+    dev: bool = DEV_OPT,
 ) -> None:
-    """启动服务 start the service: POST /precheck, POST /score, the clue API /api and the page /ui."""
+    """启动服务 start the service: POST /precheck, POST /score, the clue API /api and the page /ui.
+
+    Refuses the public development pseudonym key unless ``--dev``: set YIBAO_PSEUDONYM_KEY, or keep the
+    key file beside the warehouse (``yibao demo`` makes one).
+    """
     s = _settings(warehouse)
+    require_key(s, dev)
     if bundle is not None and not bundle.is_file():
         console.print(f"[red]错误 (error):[/red] 模型文件不存在 (bundle not found): {bundle}")
         raise typer.Exit(2)

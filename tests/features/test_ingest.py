@@ -15,7 +15,8 @@ from features.contract import LOAD_ORDER, TABLES
 from features.ingest import IngestError, IngestReport, ingest, list_quarantine, quarantine_counts
 from features.pseudonym import pseudonymise
 
-from conftest import AS_OF, CERTNOS, KEY, mini_region, row_count, with_check_digit, write_region
+from conftest import (AS_OF, CERTNOS, KEY, held_children, mini_region, orphans, row_count, with_check_digit,
+                      write_region)
 
 
 def wrong_check_digit(certno: str) -> str:
@@ -34,7 +35,7 @@ def warehouse_counts(settings) -> dict[str, int]:
 
 def assert_invariant(report: IngestReport) -> None:
     for t in report.tables:
-        assert t.rows_in == t.loaded + t.quarantined + t.unchanged, t
+        assert t.rows_in == t.loaded + t.corrected + t.quarantined + t.refused + t.unchanged, t
 
 
 def assert_only(report: IngestReport, settings, expected: set[tuple[str, str, str, str]]) -> None:
@@ -203,6 +204,7 @@ def damaged(request, tmp_path_factory) -> SimpleNamespace:
         if fmt == "csv" or typed_ok:
             damage(region)
             expected |= exp
+    expected |= held_children(region, expected)  # what points at a quarantined row is held with it
     base = tmp_path_factory.mktemp(f"damaged-{fmt}")
     settings = Settings(warehouse=base / "warehouse.duckdb", pseudonym_key=KEY, as_of=AS_OF)
     report = ingest(write_region(region, base / "src", fmt=fmt), settings)
@@ -226,9 +228,23 @@ def test_only_the_damaged_rows_are_quarantined(damaged):
     bad = {(t, k) for t, k, _, _ in damaged.expected}
     assert {(t, k) for t, k, _, _ in damaged.got} == bad
     for t in report.tables:
-        n_bad = len({k for tt, k in bad if tt == t.table})
+        n_bad = quarantined_rows(damaged.region[t.table], t.table, damaged.expected)
         assert (t.rows_in, t.quarantined, t.loaded) == (len(damaged.region[t.table]), n_bad, t.rows_in - n_bad), t
     assert warehouse_counts(damaged.settings) == {t.table: t.loaded for t in report.tables}
+    assert orphans(damaged.settings.warehouse) == {}
+
+
+def quarantined_rows(rows, table: str, expected) -> int:
+    """Rows of ``table`` that ``expected`` keeps out: every row of a key quarantined for a reason of its
+    own (or held), and the repeats of a repeated key."""
+    out = {k for t, k, _, r in expected if t == table and r != "duplicate_key"}
+    repeated = {k for t, k, _, r in expected if t == table and r == "duplicate_key"}
+    n, seen = 0, set()
+    for row in rows:
+        key = "|".join((row.get(k) or "").strip() for k in TABLES[table].key)
+        n += key in out or (key in repeated and key in seen)
+        seen.add(key)
+    return n
 
 
 def test_quarantine_row_has_position_file_reason_and_raw_row(region, write, settings):
@@ -339,12 +355,26 @@ def test_parent_loaded_by_an_earlier_extract(region, write, settings):
     assert "psn_info" in second.missing_tables and second.missing_claim_tables == ()
 
 
-def test_missing_parent_table_skips_the_check_with_a_note(region, write, settings):
-    del region["fixmedins"]
-    report = ingest(write(region), settings)
-    assert report.table("practitioner").loaded == 3
+def test_missing_parent_table_holds_its_children_until_it_arrives(region, write, settings):
+    institutions = region.pop("fixmedins")
+    report = ingest(write(region, name="a"), settings)
+    assert_invariant(report)
+    below = ("practitioner", "mdtrt_d", "setl_d", "fee_list_d", "setl_list_diag_d", "stock_moves")
+    for name in below:  # institutions' rows, and what points at them in turn
+        t = report.table(name)
+        assert (t.loaded, t.quarantined, t.held) == (0, t.rows_in, t.rows_in), t
     assert any("fixmedins" in n for n in report.table("practitioner").notes)
-    assert report.table("fixmedins").status == "missing"
+    assert report.table("hilist").loaded == 3 and report.table("psn_info").loaded == 3
+    assert {r for *_, r in quarantined(settings)} == {"missing_parent", "parent_held"}
+
+    later = ingest(write({"fixmedins": institutions}, name="b"), settings)
+    assert {t.table: t.released for t in later.tables if t.released} == {t: len(region[t]) for t in below}
+    assert warehouse_counts(settings) == row_count(region | {"fixmedins": institutions})
+    assert quarantined(settings) == set()  # every entry released
+    assert len(list_quarantine(settings.warehouse, include_released=True, limit=None)) > 0
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT _ingest_batch FROM fee_list_d").fetchall() == [(2,)]
+        assert sum(con.execute(f"SELECT count(*) FROM held.{t}").fetchone()[0] for t in below) == 0
 
 
 # -- idempotence ---------------------------------------------------------------------------------------
@@ -359,7 +389,8 @@ def test_second_ingest_of_the_same_extract_changes_nothing(region, write, settin
     src = write(region, fmt=fmt)
     first = ingest(src, settings)
     counts, q1 = warehouse_counts(settings), list_quarantine(settings.warehouse, limit=None)
-    assert first.table("fee_list_d").quarantined == 3 and len(q1) == 4
+    # F0003, the two repeats of F0005, and F0006 held with its settlement S003 (as is S003's diagnosis)
+    assert first.table("fee_list_d").quarantined == 4 and first.table("fee_list_d").held == 1 and len(q1) == 6
 
     second = ingest(src, settings)
     assert_invariant(second)
@@ -526,15 +557,23 @@ def test_report_progress_and_counts(region, write, settings):
     assert calls == [(t, i, len(LOAD_ORDER)) for i, t in enumerate(LOAD_ORDER, start=1)]
     d = json.loads(json.dumps(report.to_dict(), ensure_ascii=False))
     assert d["tables"]["setl_d"]["quarantined"] == 1 and d["tables"]["setl_d"]["reasons"] == {"unknown_code": 1}
-    assert d["reasons"] == [{"table": "setl_d", "reason_code": "unknown_code", "reason": "编码不在国家编码表中",
-                             "rows": 1}]
+    held = "上级记录被隔离或整表被拒收（暂存，上级记录入库后自动入库）"
+    assert d["reasons"] == [  # the settlement's lines and diagnosis wait for it
+        {"table": "setl_d", "reason_code": "unknown_code", "reason": "编码不在国家编码表中", "rows": 1},
+        {"table": "fee_list_d", "reason_code": "parent_held", "reason": held, "rows": 2},
+        {"table": "setl_list_diag_d", "reason_code": "parent_held", "reason": held, "rows": 1}]
     assert d["totals"]["rows_in"] == sum(row_count(region).values())
+    assert d["totals"]["quarantined"] == 4 and d["totals"]["held"] == 3 and d["totals"]["refused"] == 0
 
     counts = quarantine_counts(settings.warehouse)
-    assert counts.to_dict("records") == [{"table": "setl_d", "reason_code": "unknown_code",
-                                          "reason": "编码不在国家编码表中", "rows": 1}]
+    assert counts.to_dict("records") == [
+        {"table": "fee_list_d", "reason_code": "parent_held", "reason": held, "rows": 2},
+        {"table": "setl_d", "reason_code": "unknown_code", "reason": "编码不在国家编码表中", "rows": 1},
+        {"table": "setl_list_diag_d", "reason_code": "parent_held", "reason": held, "rows": 1}]
     assert len(list_quarantine(settings.warehouse, table="setl_d", reason="unknown_code")) == 1
-    assert len(list_quarantine(settings.warehouse, table="fee_list_d")) == 0
+    line = list_quarantine(settings.warehouse, table="fee_list_d").iloc[0]
+    assert "S002" in line.reason and "第2行被隔离（unknown_code）" in line.reason
+    assert len(list_quarantine(settings.warehouse, table="mdtrt_d")) == 0
     with pytest.raises(ValueError):
         list_quarantine(settings.warehouse, reason="no_such_reason")
 

@@ -60,7 +60,7 @@ def launched(service_data, tmp_path_factory, request):
             if backend == "sqlite":
                 argv = [str(Path(sys.executable).with_name("yibao")), "serve", "--warehouse",
                         str(service_data.warehouse), "--db", db_url, "--bundle", str(service_data.bundle),
-                        "--port", str(port)]
+                        "--port", str(port), "--dev"]  # a simulated warehouse made with the development key
             else:
                 argv = bentoml_argv(port)
             proc = launch_server(argv, server_env(service_data, db_url), folder / "server.log")

@@ -40,9 +40,9 @@ def test_simulate_ingest_quarantine_with_json(tmp_path):
     sim = _json(runner.invoke(app, ["simulate", "--preset", "tiny", "--persons", "300", "--seed", "2", "--out",
                                     str(region), "--json"]))
     assert sim["rows"]["psn_info"] == 300
-    ing = _json(runner.invoke(app, ["ingest", str(region), "--warehouse", str(wh), "--json"]))
+    ing = _json(runner.invoke(app, ["ingest", str(region), "--warehouse", str(wh), "--dev", "--json"]))
     assert ing["tables"]["fee_list_d"]["loaded"] == sim["rows"]["fee_list_d"]
-    again = _json(runner.invoke(app, ["ingest", str(region), "--warehouse", str(wh), "--json"]))
+    again = _json(runner.invoke(app, ["ingest", str(region), "--warehouse", str(wh), "--dev", "--json"]))
     assert again["tables"]["fee_list_d"]["unchanged"] == sim["rows"]["fee_list_d"]
     q = _json(runner.invoke(app, ["quarantine", "--warehouse", str(wh), "--json"]))
     assert q["rows"] == []
