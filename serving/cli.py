@@ -321,7 +321,7 @@ def demo(
             bundle_path=None if cmp.recommended else trained.report_dir / "scorer_bundle.joblib",
             progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=f"8/8 {st}"))
         steps["screen"] = screened.stage("screen").summary
-        clues = steps["screen"].pop("clues")
+        clues = steps["screen"].pop("clue_list")
     payload = {"region": str(region), "warehouse": str(s.warehouse), "steps": steps,
                "clues": [{k: c[k] for k in ("entity_type", "entity_id", "p_fraud", "amount_at_risk", "sources")}
                          for c in clues[:20]]}

@@ -45,7 +45,7 @@ def run_command(
         except (PipelineError, FileNotFoundError, ValueError) as e:
             _fail(str(e))
     for st in report.stages:
-        st.summary.pop("clues", None)
+        st.summary.pop("clue_list", None)
     if as_json:
         return _emit(report.to_dict(), True)
     t = Table(title=f"流水线 pipeline → {report.warehouse} ({report.seconds} s)")

@@ -205,7 +205,7 @@ def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progres
 
     summary, clues = run_screening(settings, bundle_path=bundle_path, model_ref=model_ref,
                                    tracking_uri=tracking_uri, progress=progress)
-    return summary | {"clues": clues}  # the whole list, for the caller to show (left out of the JSON report)
+    return summary | {"clue_list": clues}  # the whole list, for the caller to show (left out of the JSON report)
 
 
 _RUNNERS = {"ingest": _ingest, "rules": _rules, "graph": _graph, "features": _features, "screen": _screen}

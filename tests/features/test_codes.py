@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from conftest import mini_region
 
 from features.codes import CodeMap, canonical, code_form, item_code_forms
 from features.ingest import ingest
@@ -71,7 +72,6 @@ def _rows(warehouse, sql):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_an_extract_in_another_dialect_loads_the_national_codes(region, write, settings, tmp_path, fmt):
-    from conftest import mini_region
     from features.config import Settings
 
     national = Settings(warehouse=tmp_path / "n.duckdb", pseudonym_key=settings.pseudonym_key, as_of=settings.as_of)

@@ -18,12 +18,13 @@ def test_judge_counts_labelled_fraudsters_and_matching_rings(tiny_warehouse):
         truth = ring_truth(con)
         psn = lab.loc[lab.entity_type == "psn", "entity_id"].iloc[0]
         inst = lab.loc[lab.entity_type == "fixmedins", "entity_id"].iloc[0]
-        ring = truth.loc[truth.ring_share >= 0.5, "community_id"]
+        true_rings = truth[truth.ring_share >= 0.5]
+        ring = true_rings["community_id"]
         clean_psn = con.execute("SELECT psn_no FROM psn_info WHERE psn_no NOT IN "
                             "(SELECT entity_id FROM labels WHERE entity_type = 'psn') LIMIT 1").fetchall()[0][0]
         clues = pd.DataFrame({"entity_type": ["psn", "fixmedins", "psn"] + (["ring"] if len(ring) else []),
                               "entity_id": [psn, inst, clean_psn] + list(ring[:1]),
-                              "typologies": [[], [], []] + ([["collusive_ring", "drug_resale"]] if len(ring) else [])})
+                              "typologies": [[], [], []] + ([[true_rings["fraud_type"].iloc[0]]] if len(ring) else [])})
         judged = judge_clues(con, clues, capacities=(2, 3, 4))
     assert judged["precision"]["2"] == 1.0
     assert judged["precision"]["3"] == pytest.approx(2 / 3, abs=1e-4)
