@@ -3,7 +3,7 @@
 Run on demand (never in the test suite), on a warehouse that `yibao ingest` filled:
 
     .venv/bin/yibao simulate --preset city --out /tmp/r4/city
-    .venv/bin/yibao ingest /tmp/r4/city --warehouse /tmp/r4/city.duckdb
+    .venv/bin/yibao ingest /tmp/r4/city --warehouse /tmp/r4/city.duckdb --dev
     .venv/bin/python benchmarks/bench_features.py --warehouse /tmp/r4/city.duckdb [--engine duckdb|spark]
 
 The build runs in a child process so that its peak memory (max RSS) is its own. After each step (each

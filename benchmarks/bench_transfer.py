@@ -42,7 +42,7 @@ def build(work: Path, name: str, seed: int, extra: list[str], reuse: bool) -> Pa
     subprocess.run([YIBAO, "simulate", "--preset", "small", "--seed", str(seed), "--out", str(folder / "region"),
                     "--json", *extra], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([YIBAO, "run", "--source", str(folder / "region"), "--out", str(folder), "--force",
-                    "--stages", "ingest,rules,graph,features", "--json"], check=True, stdout=subprocess.DEVNULL)
+                    "--stages", "ingest,rules,graph,features", "--dev", "--json"], check=True, stdout=subprocess.DEVNULL)
     return folder
 
 

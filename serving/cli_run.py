@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from serving.cli import JSON_OPT, _emit, _fail, _progress, _settings, console
+from serving.cli import DEV_OPT, JSON_OPT, _emit, _fail, _progress, _settings, console, require_key
 
 __all__ = ["run_command"]
 
@@ -24,6 +24,7 @@ def run_command(
     model: str = typer.Option("champion", help="Registered alias or version for the screen stage."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI of the registry."),
     force: bool = typer.Option(False, help="Run every stage even when it is up to date."),
+    dev: bool = DEV_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """流水线: ingest → rules → graph → features → screen, each stage once, skipping what is up to date."""
@@ -33,6 +34,8 @@ def run_command(
     if source is not None and not source.is_dir():
         _fail(f"数据目录不存在 (source folder not found): {source}")
     names = tuple(x.strip() for x in stages.split(",") if x.strip())
+    if "ingest" in names:  # pseudonyms are made at ingest: the public development key only with --dev
+        require_key(s, dev)
     if "ingest" not in names and not s.warehouse.is_file():
         _fail(f"仓库不存在 (warehouse not found): {s.warehouse}; run the ingest stage first (--source)")
     out.mkdir(parents=True, exist_ok=True)
