@@ -9,14 +9,17 @@ one table of the warehouse and the labels at its own entity type:
 |---|---|---|---|---|---|
 | setl | feat_setl | setl_id | setl, its visit (mdtrt) or one of its lines | fund_amt | its rh_amt_* to verify |
 | psn | feat_psn | psn_no | psn | fund_amt_365 | its rh_amt_* to verify |
-| prac | feat_prac | prac_code | prac | amt_365 | its rh_amt_* to verify |
-| fixmedins | feat_fixmedins | fixmedins_code | fixmedins | fund_amt_365 | its rh_amt_* to verify |
-| pharmacy | feat_pharmacy | fixmedins_code | fixmedins | fund_amt_365 | its rh_amt_* to verify |
+| prac | feat_prac | prac_code | prac | amt_365 | its own typologies' rh_amt_* to verify |
+| fixmedins | feat_fixmedins | fixmedins_code | fixmedins | fund_amt_365 | its own typologies' rh_amt_* to verify |
+| pharmacy | feat_pharmacy | fixmedins_code | fixmedins | fund_amt_365 | its own typologies' rh_amt_* to verify |
 | ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring or card pool | amount | members' rh_amt_* to verify |
 
 The *rule amount* of a row (``rule_amount``) is what its rule hits put at risk that needs verifying: the
 hits of the typologies settled by deduction (``deduction_typologies`` of rules.yaml: 两库 claim edits, price
-caps) are left out — they are evidence, recovered line by line without an investigation.
+caps) are left out — they are evidence, recovered line by line without an investigation. A provider (doctor,
+hospital or clinic, pharmacy) counts only the typologies it commits itself — those living in its billing
+lines, its admissions and its schemes (``PROVIDER_TYPOLOGY_LEVELS``); a patient's over-supply, a stolen card
+or a third party's injury seen in its claims is the patient's clue, not the provider's.
 
 Rows without a label are taken as clean when ``unlabelled="clean"`` (the simulator labels every fraud it
 plants, and a region's verified clue outcomes plus its inspections are the best negatives there are), or
@@ -197,13 +200,31 @@ def _labels_cte(has_labels: bool) -> str:
             "NULL::VARCHAR AS fraud_type, NULL::DOUBLE AS amount WHERE false)")
 
 
-def verification_amount_sql(alias: str = "f") -> str:
-    """SQL of a feature row's rule amount at risk that needs verifying (the module docstring)."""
+# Typologies a provider (doctor, hospital or clinic, pharmacy) commits itself, by where the typology lives
+# (features.contract.FRAUD_TYPES): its billing lines, its admissions and its schemes. The others live with the
+# insured person (a dead person's card, card theft, over-supply drawn from several places, a third party's
+# injury, care away from home) or a ring; the provider only served the claim.
+PROVIDER_TYPOLOGY_LEVELS = ("line", "mdtrt", "fixmedins")
+PROVIDER_LEVELS = ("prac", "fixmedins", "pharmacy")
+
+
+def verification_typologies(level: str) -> list[str]:
+    """The typologies whose rule amounts count towards ``level``'s rule amount (the module docstring)."""
     from features.contract import FRAUD_TYPES
     from models.rules.config import load_config
 
     deduct = load_config().deduction_typologies
-    terms = [f"coalesce({alias}.rh_amt_{t}, 0)" for t in FRAUD_TYPES if t not in deduct]
+    return [t for t, (_, where) in FRAUD_TYPES.items() if t not in deduct
+            and (level not in PROVIDER_LEVELS or where in PROVIDER_TYPOLOGY_LEVELS)]
+
+
+def verification_amount_sql(alias: str = "f", level: str = "psn") -> str:
+    """SQL of a feature row's rule amount at risk that needs verifying (the module docstring).
+
+    >>> [("rh_amt_card_theft" in verification_amount_sql("f", lv)) for lv in ("psn", "fixmedins")]
+    [True, False]
+    """
+    terms = [f"coalesce({alias}.rh_amt_{t}, 0)" for t in verification_typologies(level)]
     return "(" + " + ".join(terms) + ")"
 
 
@@ -214,7 +235,7 @@ def _entity_frame(con: duckdb.DuckDBPyConnection, lv: Level, has_labels: bool) -
                      string_agg(DISTINCT fraud_type, ',') FILTER (WHERE label = 1) AS fraud_types
               FROM lab WHERE entity_type = '{lv.label_type}' GROUP BY 1)
         SELECT f.*, coalesce(l.label, 0) AS label, coalesce(l.label_amount, 0) AS label_amount,
-               l.fraud_types, l.entity_id IS NOT NULL AS labelled, {verification_amount_sql()} AS rule_amount
+               l.fraud_types, l.entity_id IS NOT NULL AS labelled, {verification_amount_sql("f", lv.name)} AS rule_amount
         FROM {lv.table} f LEFT JOIN l ON l.entity_id = f.{lv.key}
         ORDER BY f.{lv.key}
     """).df()
@@ -235,7 +256,7 @@ def _setl_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFram
                      string_agg(DISTINCT fraud_type, ',') FILTER (WHERE label = 1) AS fraud_types
               FROM by_setl GROUP BY 1)
         SELECT f.*, coalesce(l.label, 0) AS label, coalesce(l.label_amount, 0) AS label_amount,
-               l.fraud_types, l.setl_id IS NOT NULL AS labelled, {verification_amount_sql()} AS rule_amount
+               l.fraud_types, l.setl_id IS NOT NULL AS labelled, {verification_amount_sql("f", "setl")} AS rule_amount
         FROM feat_setl f LEFT JOIN l USING (setl_id)
         ORDER BY f.setl_time, f.setl_id
     """).df()
@@ -244,7 +265,7 @@ def _setl_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFram
 def _ring_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFrame:
     stats = con.sql("SELECT * FROM graph_communities WHERE size >= 3 ORDER BY community_id").df()
     rules = con.sql(f"""
-        SELECT m.community_id, sum(coalesce({verification_amount_sql("p")}, 0)) AS rule_amount
+        SELECT m.community_id, sum(coalesce({verification_amount_sql("p", "psn")}, 0)) AS rule_amount
         FROM graph_membership m LEFT JOIN feat_psn p ON p.psn_no = m.node_id
         WHERE m.node_type IN ('psn', 'person') GROUP BY 1
     """).df() if _has_table(con, "feat_psn") else pd.DataFrame(columns=["community_id", "rule_amount"])

@@ -29,3 +29,21 @@ def test_every_scheme_hit_becomes_a_clue_with_its_amount(tiny_warehouse, tiny_tr
         assert typology in clue["typologies"] and "rule" in clue["sources"]
         assert clue["amount_at_risk"] >= float(amount)
         assert any(h["rule_id"] == rule_id for h in clue["rule_hits"])
+
+
+def test_a_provider_is_judged_on_the_typologies_it_commits_itself(tiny_warehouse):
+    """A hospital's rule amount counts its billing, admissions and schemes, not its patients' over-supply or
+    stolen cards (those are the patients' clues); a person's counts every typology but the deductions."""
+    import numpy as np
+
+    from training.dataset import load_level, verification_typologies
+
+    provider, person = verification_typologies("fixmedins"), verification_typologies("psn")
+    assert {"split_admission", "bed_hold", "over_examination", "drug_substitution"} <= set(provider)
+    assert not {"over_prescription", "card_theft", "dead_person", "third_party_liability"} & set(provider)
+    assert {"over_prescription", "card_theft", "third_party_liability"} <= set(person)
+    assert not {"duplicate_charge", "price_over_cap"} & set(person)  # settled by deduction
+    frame = load_level(tiny_warehouse, "fixmedins").frame
+    own = sum(frame[f"rh_amt_{t}"].fillna(0) for t in provider)
+    assert np.allclose(frame["rule_amount"], own)
+    assert (frame["rh_amt_over_prescription"].fillna(0) > 0).any()  # seen in its claims, not counted
