@@ -148,7 +148,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
     rounded to 6 decimals first: a parallel sum may differ in its last bits from one run to the next."""
     cols = [(c, t) for c, t in con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND table_name = ? ORDER BY column_index", [table]).fetchall() if c not in RUN_COLUMNS]
+        "AND schema_name = 'main' AND table_name = ? ORDER BY column_index", [table]).fetchall()
+        if c not in RUN_COLUMNS]  # main only: ingest keeps held rows in held.<table>, with columns of their own
     if not cols:
         return 0, ""
     row = ", ".join(f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
@@ -302,4 +303,4 @@ def _tables_of(warehouse: Path, stage: Stage, *, fingerprints: bool = True) -> d
 
 def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
-                            "AND table_name = ?", [table]).fetchall())
+                            "AND schema_name = 'main' AND table_name = ?", [table]).fetchall())

@@ -65,7 +65,8 @@ def test_no_answer_in_time_is_a_504_with_the_reason():
 
     sent, _ = asyncio.run(_call(slow, timeout=0.05))
     assert sent[0]["status"] == 504
-    assert "0.05 seconds" in json.loads(sent[1]["body"])["error"]
+    body = json.loads(sent[1]["body"])
+    assert body["error"] == "timeout" and "0.05 seconds" in body["detail"]
 
 
 def test_an_app_that_fails_before_answering_fails_at_once_not_at_the_timeout():
