@@ -77,7 +77,7 @@ def main() -> None:
         print(f"{label:26s} P@50/100/200 {c['precision']['50']:.2f}/{c['precision']['100']:.2f}/"
               f"{c['precision']['200']:.2f}  loose@100 {c['precision_loose']['100']:.2f}  "
               f"money@100 {c['at']['100']['money_caught']:.2f}  institutions {len(inst['in_top_100'])}/"
-              f"{inst['labelled']}  rings {len(rings['in_top_100'])}/{rings['labelled']}  ({c['seconds']} s)")
+              f"{inst['labelled']}  rings+pools {len(rings['in_top_100'])}/{rings['labelled']}  ({c['seconds']} s)")
     print(json.dumps(out, ensure_ascii=False, indent=1, default=str))
 
 

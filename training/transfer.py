@@ -104,7 +104,7 @@ def judge_clues(con: duckdb.DuckDBPyConnection, clues: pd.DataFrame, *,
     out["fraud_institutions"] = {"labelled": len(institutions),
                                  f"in_top_{k_top}": sorted(i for i in institutions if ("fixmedins", i) in in_top),
                                  "missing": sorted(i for i in institutions if ("fixmedins", i) not in in_top)}
-    rings = lab.loc[lab["entity_type"] == "ring", ["entity_id", "fraud_type"]].drop_duplicates()
+    rings = set(lab.loc[lab["entity_type"] == "ring", "entity_id"]) | _card_pools(con)
     ring_clues = clues[clues["entity_type"] == "ring"]
     typed = ring_clues["typologies"] if "typologies" in ring_clues else pd.Series([None] * len(ring_clues))
     found = {}
@@ -113,12 +113,23 @@ def judge_clues(con: duckdb.DuckDBPyConnection, clues: pd.DataFrame, *,
         if rid is not None and rid not in found:
             found[rid] = {"community_id": cid, "rank": int(ring_clues.index[rank]) + 1,
                           "type_right": bool(types is not None and ring_type.get(cid) in list(types))}
-    out["rings"] = {"labelled": int(len(rings)),
+    out["rings"] = {"labelled": len(rings),
                     "found": {r: found[r] for r in sorted(found)},
                     f"in_top_{k_top}": sorted(r for r, f in found.items() if f["rank"] <= int(k_top)),
-                    "missing": sorted(set(rings["entity_id"]) - {r for r, f in found.items()
-                                                                 if f["rank"] <= int(k_top)})}
+                    "missing": sorted(rings - {r for r, f in found.items() if f["rank"] <= int(k_top)})}
     return out
+
+
+def _card_pools(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The labelled card pools, named as :func:`training.dataset.ring_truth` names them (``POOL:<pharmacy>``):
+    pharmacies where a card has two or more labelled phantom-purchase settlements."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'setl_d'").fetchone()[0]:
+        return set()
+    return {r[0] for r in con.execute("""
+        SELECT DISTINCT 'POOL:' || s.fixmedins_code
+        FROM labels l JOIN setl_d s ON l.entity_type = 'setl' AND s.setl_id = l.entity_id
+        WHERE l.label = 1 AND l.fraud_type = 'phantom_purchase'
+        GROUP BY s.psn_no, s.fixmedins_code HAVING count(*) >= 2""").fetchall()}
 
 
 @dataclass
