@@ -41,14 +41,26 @@ def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: st
 
 
 def print_clues(clues: list[dict], n: int = 15) -> None:
+    """The top ``n`` clues as a table; on a terminal narrower than 120 columns the name goes under the entity,
+    the amount at risk and the sources are left out (``yibao clues list`` shows them) and the reason gets the
+    room, so that an 80-column terminal still reads a sentence per clue."""
+    narrow = console.width < 120
     t = Table(title=f"线索清单 clue list (前 {min(n, len(clues))} 条 / 共 {len(clues)} 条, 按期望追回金额排序)")
-    for c in ("名次", "对象 entity", "名称", "P(欺诈)", "涉嫌金额(元)", "期望追回(元)", "来源", "主要原因"):
-        t.add_column(c, justify="right" if c[0] in "名P涉期" and c != "名称" else "left", overflow="fold")
+    cols = (("名次", "对象 entity", "P(欺诈)", "期望追回(元)", "主要原因") if narrow else
+            ("名次", "对象 entity", "名称", "P(欺诈)", "涉嫌金额(元)", "期望追回(元)", "来源", "主要原因"))
+    for c in cols:
+        t.add_column(c, justify="right" if c[0] in "名P涉期" and c != "名称" else "left", overflow="fold",
+                     ratio=3 if (narrow and c == "主要原因") else None)
     for i, c in enumerate(clues[:n], 1):
         reason = c["reasons"][0]["text_zh"] if c["reasons"] else ""
-        t.add_row(str(i), f"{_TYPE_ZH.get(c['entity_type'], c['entity_type'])} {c['entity_id']}",
-                  c.get("entity_name") or "", f"{c['p_fraud']:.2f}", f"{c['amount_at_risk']:,.0f}",
-                  f"{c['p_fraud'] * c['amount_at_risk']:,.0f}", ",".join(c["sources"]), reason)
+        who = f"{_TYPE_ZH.get(c['entity_type'], c['entity_type'])} {c['entity_id']}"
+        expected = f"{c['p_fraud'] * c['amount_at_risk']:,.0f}"
+        if narrow:
+            t.add_row(str(i), who + (f"\n{c['entity_name']}" if c.get("entity_name") else ""),
+                      f"{c['p_fraud']:.2f}", expected, reason)
+        else:
+            t.add_row(str(i), who, c.get("entity_name") or "", f"{c['p_fraud']:.2f}",
+                      f"{c['amount_at_risk']:,.0f}", expected, ",".join(c["sources"]), reason)
     console.print(t)
 
 

@@ -55,3 +55,25 @@ def test_clear_errors_for_missing_inputs(tmp_path):
     assert r.exit_code == 2 and "warehouse not found" in r.output
     r = runner.invoke(app, ["simulate", "--preset", "county", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "unknown preset" in r.output
+
+
+def test_the_clue_table_reads_at_80_columns(monkeypatch):
+    """At 80 columns the reason keeps most of the width and the name sits under the entity; wide terminals
+    get every column."""
+    from serving import cli_screen
+
+    clue = {"entity_type": "fixmedins", "entity_id": "H22010300003", "entity_name": "宽城区第3人民医院",
+            "p_fraud": 0.14, "amount_at_risk": 269081.0, "sources": ["rule"],
+            "reasons": [{"text_zh": "该定点医疗机构规则命中涉及金额(元) 48,031.82 元，同类中位数 150,631.87 元"}]}
+    for width, has_sources in ((80, False), (160, True)):
+        import io
+
+        from rich.console import Console
+
+        out = Console(width=width, record=True, file=io.StringIO())
+        monkeypatch.setattr(cli_screen, "console", out)
+        cli_screen.print_clues([clue])
+        text = out.export_text()
+        assert all(len(line) <= width for line in text.splitlines())
+        assert "宽城区第3人民医院" in text and "37,671" in text
+        assert ("来源" in text) == has_sources
