@@ -225,11 +225,8 @@ def users_disable(
     as_json: bool = JSON_OPT,
 ) -> None:
     """停用用户: the account's token is refused from its next request on (audited)."""
-    store, actor = _open(db, warehouse, user)
-    _call(store.set_active, name, False, actor)
-    if as_json:
-        return _emit({"username": name, "active": False}, True)
-    console.print(f"已停用用户 user disabled: {name} (其令牌立即失效 its token is refused at once)")
+    _set_active(name, False, db, user, warehouse, as_json,
+                f"已停用用户 user disabled: {name} (其令牌立即失效 its token is refused at once)")
 
 
 @users_app.command("enable")
@@ -241,11 +238,15 @@ def users_enable(
     as_json: bool = JSON_OPT,
 ) -> None:
     """启用用户: a disabled account works again with the token it had (audited)."""
+    _set_active(name, True, db, user, warehouse, as_json, f"已启用用户 user enabled: {name}")
+
+
+def _set_active(name: str, active: bool, db, user, warehouse, as_json: bool, said: str) -> None:
     store, actor = _open(db, warehouse, user)
-    _call(store.set_active, name, True, actor)
+    _call(store.set_active, name, active, actor)
     if as_json:
-        return _emit({"username": name, "active": True}, True)
-    console.print(f"已启用用户 user enabled: {name}")
+        return _emit({"username": name, "active": active}, True)
+    console.print(said)
 
 
 @users_app.command("rotate-token")
