@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, slow tests included: 7 min 58 s on 2 quiet cores in a fresh clone (2026-11-22: 414
-# passed, 18 skipped because ../shared was absent; ~25 min when other work shares the cores). It skips only
-# what is absent, with the reason: ../shared data, PostgreSQL, Chromium.
+# The whole test suite, slow tests included: 17 min 10 s on this 2-core machine in a fresh clone with little
+# else running (2026-12-06: 636 passed, 3 skipped; the last CI run on record took 67 min). It skips only what
+# is absent, with the reason: ../shared data, PostgreSQL, Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec .venv/bin/pytest -q "$@"
