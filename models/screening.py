@@ -5,9 +5,13 @@ warehouse with the bundle's scorers, ranks them with :func:`models.ranking.rank_
 P(fraud) × amount at risk) and turns the entities worth verifying into clue dicts in the format of
 :meth:`serving.clues.store.ClueStore.upsert_clues`:
 
-- an entity becomes a clue when its P(fraud) reaches ``min_p`` (source ``model``; ``graph`` for rings)
-  or its rule hits put at least ``min_rule_amount`` yuan at risk (source ``rule``); the list keeps the
-  ``max_clues`` with the highest priority;
+- an entity becomes a clue when its P(fraud) reaches ``min_p`` (source ``model``; ``graph`` for rings),
+  when it is a ring candidate of the graph (``graph_communities.in_ring_candidates``: five or more members
+  and the graph's own risk score ≥ 0.5 — label-free evidence, as a rule hit is; source ``graph``), or when
+  its rule hits put at least ``min_rule_amount`` yuan at risk (source ``rule``); the list keeps the
+  ``max_clues`` with the highest priority. A ring model trained on a region with fewer than ten labelled
+  rings is an isolation forest that cannot tell rings apart (≈ 0.1 for every community): without the
+  graph's candidates such a region's rings would reach the list only through their members' rule hits;
 - each clue gathers its rule hits (per rule: typology, hits, amount), the typologies of those hits and,
   for a ring, the ring's own type from the graph's evidence (``graph_communities.ring_type``:
   ``drug_resale``, ``collusive_ring`` or ``phantom_purchase``, see ``features.graph.evidence``), the top
@@ -80,13 +84,16 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
             d = load_level(con, level)
             frames[level] = d
             p = apply_calibration(bundle.score(level, d.frame), calibration)
+            candidate = (d.frame["in_ring_candidates"].fillna(0).to_numpy(dtype=float) > 0
+                         if "in_ring_candidates" in d.frame else np.zeros(len(d.frame), dtype=bool))
             parts.append(pd.DataFrame({
                 "entity_type": level, "entity_id": d.ids.astype(str).to_numpy(), "p_fraud": p,
                 "rule_amount": d.frame["rule_amount"].fillna(0).to_numpy(dtype=float),
-                "exposure": d.frame["exposure"].to_numpy(dtype=float), "row": np.arange(len(d.frame))}))
+                "exposure": d.frame["exposure"].to_numpy(dtype=float), "graph_candidate": candidate,
+                "row": np.arange(len(d.frame))}))
         ranked = rank_clues(pd.concat(parts, ignore_index=True), bundle.shares)
-        keep = ranked[((ranked["p_fraud"] >= min_p) | (ranked["rule_amount"] >= min_rule_amount))
-                      & (ranked["priority"] > 0)].head(max_clues)
+        keep = ranked[((ranked["p_fraud"] >= min_p) | (ranked["rule_amount"] >= min_rule_amount)
+                       | ranked["graph_candidate"]) & (ranked["priority"] > 0)].head(max_clues)
         tick("原因与证据 reasons and evidence", len(levels), len(levels) + 2)
         clues = _assemble(con, keep, frames, bundle, min_p=min_p, min_rule_amount=min_rule_amount,
                           n_reasons=n_reasons, n_setl=evidence_settlements)
@@ -121,7 +128,7 @@ def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, mi
         key = (r.entity_type, r.entity_id)
         rh = hits.get(key, [])
         sources = []
-        if r.p_fraud >= min_p:
+        if r.p_fraud >= min_p or r.graph_candidate:
             sources.append("graph" if r.entity_type == "ring" else "model")
         if r.rule_amount >= min_rule_amount or (rh and not sources):
             sources.append("rule")

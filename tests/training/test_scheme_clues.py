@@ -47,3 +47,21 @@ def test_a_provider_is_judged_on_the_typologies_it_commits_itself(tiny_warehouse
     own = sum(frame[f"rh_amt_{t}"].fillna(0) for t in provider)
     assert np.allclose(frame["rule_amount"], own)
     assert (frame["rh_amt_over_prescription"].fillna(0) > 0).any()  # seen in its claims, not counted
+
+
+def test_every_ring_candidate_of_the_graph_is_a_clue(tiny_warehouse, tiny_trained):
+    """A community the graph itself calls a ring candidate is a clue on that evidence (source ``graph``),
+    whatever the ring model says: on a region with few labelled rings that model cannot tell rings apart."""
+    from models.bundle import ScorerBundle
+    from models.screening import screen
+
+    with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
+        candidates = {r[0] for r in con.execute(
+            "SELECT community_id FROM graph_communities WHERE in_ring_candidates AND size >= 3").fetchall()}
+    assert candidates  # the tiny region has rings
+    _, result = tiny_trained
+    bundle = ScorerBundle.load(result.report_dir / "scorer_bundle.joblib")
+    # no model score and no rule amount is enough here: what is left is the graph's own evidence
+    clues = screen(tiny_warehouse, bundle, run_id="s2", min_p=1.01, min_rule_amount=1e12).clues
+    assert {c["entity_id"] for c in clues if c["entity_type"] == "ring"} == candidates
+    assert {c["entity_type"] for c in clues} == {"ring"} and all(c["sources"] == ["graph"] for c in clues)
