@@ -115,7 +115,9 @@ def _run(args) -> dict:
                  "load": {"rate": args.rate, "minutes": args.minutes, "mix": _mix(args.mix),
                           "generator_processes": args.generator_processes, "exports": args.exports}}
     try:
-        _wait_ready(url, server, work / "server.log")
+        from bench_serving import _wait_ready  # the sibling script (benchmarks/ is on sys.path when run)
+
+        _wait_ready(url, server, work / "server.log", timeout=600)
         out["server"]["start_seconds"] = round(time.perf_counter() - t_start, 1)
         duration = args.minutes * 60
         t0 = time.time() + 3.0  # every generator starts on the same second
@@ -569,22 +571,6 @@ def _mix(text: str) -> dict[str, float]:
     if set(mix) - known:
         raise SystemExit(f"--mix: unknown routes {sorted(set(mix) - known)}; known: {sorted(known)}")
     return mix
-
-
-def _wait_ready(url: str, server: subprocess.Popen, log: Path, timeout: float = 600) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"server not ready after {timeout} s")
 
 
 def _rows(warehouse: Path) -> dict:
