@@ -56,7 +56,9 @@ def print_clues(clues: list[dict], n: int = 15) -> None:
         who = f"{_TYPE_ZH.get(c['entity_type'], c['entity_type'])} {c['entity_id']}"
         expected = f"{c['p_fraud'] * c['amount_at_risk']:,.0f}"
         if narrow:
-            t.add_row(str(i), who + (f"\n{c['entity_name']}" if c.get("entity_name") else ""),
+            name = c.get("entity_name") or ""
+            name = name.split(str(c["entity_id"]), 1)[1].strip() if str(c["entity_id"]) in name else name
+            t.add_row(str(i), who + (f"\n{name}" if name else ""),
                       f"{c['p_fraud']:.2f}", expected, reason)
         else:
             t.add_row(str(i), who, c.get("entity_name") or "", f"{c['p_fraud']:.2f}",

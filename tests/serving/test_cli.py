@@ -77,3 +77,9 @@ def test_the_clue_table_reads_at_80_columns(monkeypatch):
         assert all(len(line) <= width for line in text.splitlines())
         assert "宽城区第3人民医院" in text and "37,671" in text
         assert ("来源" in text) == has_sources
+    doctor = clue | {"entity_type": "prac", "entity_id": "D2201020000680",
+                     "entity_name": "医师 D2201020000680（南关区社区卫生服务中心17）"}
+    out = Console(width=80, record=True, file=io.StringIO())
+    monkeypatch.setattr(cli_screen, "console", out)
+    cli_screen.print_clues([doctor])
+    assert out.export_text().count("D2201020000680") == 1  # the id once, the institution under it
