@@ -150,17 +150,7 @@ def co_visit_pairs(
             FROM ev_ok a JOIN ev_ok b ON a.hub = b.hub AND {day_match} AND a.psn_no < b.psn_no)
         SELECT psn_a, psn_b, count(DISTINCT d) AS shared_days, count(*) AS shared_events
         FROM j GROUP BY ALL HAVING count(DISTINCT d) >= {int(min_shared)}""")
-    df = con.execute("""
-        SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, sum(x.k * y.k * hubc.c) AS expected
-        FROM pr
-        JOIN ph x ON x.psn_no = pr.psn_a
-        JOIN ph y ON y.psn_no = pr.psn_b AND y.hub = x.hub
-        JOIN hubc ON hubc.hub = x.hub
-        GROUP BY ALL ORDER BY psn_a, psn_b""").df()
-    con.close()
-    df["layer"] = "co_visit"
-    df["shared_shops"] = 0
-    return _score(df, "shared_events", min_lift=min_lift, min_surprise=min_surprise)
+    return _scored_pairs(con, "hub", "hubc", "co_visit", min_lift=min_lift, min_surprise=min_surprise)
 
 
 def co_counter_pairs(
@@ -224,15 +214,22 @@ def co_counter_pairs(
              AND b.sec BETWEEN a.sec - {w} AND a.sec + {w})
         SELECT psn_a, psn_b, count(DISTINCT day) AS shared_days, count(*) AS shared_events
         FROM j GROUP BY ALL HAVING count(DISTINCT day) >= {int(min_shared)}""")
-    df = con.execute("""
-        SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, sum(x.k * y.k * shopc.c) AS expected
+    return _scored_pairs(con, "shop", "shopc", "co_counter", min_lift=min_lift, min_surprise=min_surprise)
+
+
+def _scored_pairs(con, place: str, factors: str, layer: str, *, min_lift: float, min_surprise: float) -> pd.DataFrame:
+    """The pairs of temp table ``pr`` with their expected count under the null model — the sum over the
+    places both visit of k_a · k_b · c (``ph``: visits per person and ``place``; ``factors``: c per place) —
+    scored by :func:`_score`; closes ``con``."""
+    df = con.execute(f"""
+        SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, sum(x.k * y.k * {factors}.c) AS expected
         FROM pr
         JOIN ph x ON x.psn_no = pr.psn_a
-        JOIN ph y ON y.psn_no = pr.psn_b AND y.shop = x.shop
-        JOIN shopc ON shopc.shop = x.shop
+        JOIN ph y ON y.psn_no = pr.psn_b AND y.{place} = x.{place}
+        JOIN {factors} ON {factors}.{place} = x.{place}
         GROUP BY ALL ORDER BY psn_a, psn_b""").df()
     con.close()
-    df["layer"] = "co_counter"
+    df["layer"] = layer
     df["shared_shops"] = 0
     return _score(df, "shared_events", min_lift=min_lift, min_surprise=min_surprise)
 

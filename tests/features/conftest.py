@@ -257,3 +257,13 @@ def write(tmp_path) -> Callable[..., Path]:
         return write_region(region, tmp_path / name, fmt=fmt, folder=folder, parts=parts)
 
     return _write
+
+
+def set_row(region: Region, table: str, key: str, **values) -> dict:
+    """Change the row of ``table`` whose key fields (joined with ``|``) are ``key``; returns the row."""
+    spec = TABLES[table]
+    for row in region[table]:
+        if "|".join(row[k] or "" for k in spec.key) == key:
+            row.update(values)
+            return row
+    raise KeyError(key)

@@ -15,7 +15,7 @@ from features.contract import LOAD_ORDER, TABLES
 from features.ingest import IngestError, IngestReport, ingest, list_quarantine, quarantine_counts
 from features.pseudonym import pseudonymise
 
-from conftest import (AS_OF, CERTNOS, KEY, held_children, mini_region, orphans, row_count, with_check_digit,
+from conftest import (AS_OF, CERTNOS, KEY, held_children, mini_region, orphans, row_count, set_row, with_check_digit,
                       write_region)
 
 
@@ -77,111 +77,102 @@ def test_clean_region_loads_every_row(region, write, settings, fmt, folder, part
 # -- one test per bad-input kind ---------------------------------------------------------------------
 
 
-def _set(region, table, key, **values):
-    spec = TABLES[table]
-    for row in region[table]:
-        if "|".join(row[k] or "" for k in spec.key) == key:
-            row.update(values)
-            return row
-    raise KeyError(key)
-
-
 # kind -> (damage, expected quarantine entries, whether a typed Parquet file can carry it). Every kind
 # damages rows of its own, so all kinds go into one extract that is ingested once per format.
 DAMAGES = {
     "missing_required": (
-        lambda r: _set(r, "mdtrt_d", "M003", begntime=None),
+        lambda r: set_row(r, "mdtrt_d", "M003", begntime=None),
         {("mdtrt_d", "M003", "begntime", "missing_required")}, True,
     ),
     "missing_required_blank": (
-        lambda r: _set(r, "fixmedins", "H002", fixmedins_name="  "),
+        lambda r: set_row(r, "fixmedins", "H002", fixmedins_name="  "),
         {("fixmedins", "H002", "fixmedins_name", "missing_required")}, True,
     ),
     "bad_type_time": (
-        lambda r: _set(r, "setl_d", "S001", setl_time="2024/05/05 10:30"),
+        lambda r: set_row(r, "setl_d", "S001", setl_time="2024/05/05 10:30"),
         {("setl_d", "S001", "setl_time", "bad_type")}, False,
     ),
     "bad_type_amount": (
-        lambda r: _set(r, "fee_list_d", "F0006", pric="12,50"),
+        lambda r: set_row(r, "fee_list_d", "F0006", pric="12,50"),
         {("fee_list_d", "F0006", "pric", "bad_type")}, False,
     ),
     "bad_type_date": (
-        lambda r: _set(r, "psn_info", "PSN002", brdy="1992-02-30"),
+        lambda r: set_row(r, "psn_info", "PSN002", brdy="1992-02-30"),
         {("psn_info", "PSN002", "brdy", "bad_type")}, False,
     ),
     "code_as_float_scientific": (
-        lambda r: _set(r, "fee_list_d", "F0003", hilist_code="1.1020e+11"),
+        lambda r: set_row(r, "fee_list_d", "F0003", hilist_code="1.1020e+11"),
         {("fee_list_d", "F0003", "hilist_code", "code_as_float")}, True,
     ),
     "code_as_float_trailing_zero": (
-        lambda r: _set(r, "hilist", "001102000010000", list_type="201.0"),
+        lambda r: set_row(r, "hilist", "001102000010000", list_type="201.0"),
         {("hilist", "001102000010000", "list_type", "code_as_float")}, True,
     ),
     "missing_parent": (
-        lambda r: _set(r, "fee_list_d", "F0002", mdtrt_id="M999"),
+        lambda r: set_row(r, "fee_list_d", "F0002", mdtrt_id="M999"),
         {("fee_list_d", "F0002", "mdtrt_id", "missing_parent")}, True,
     ),
     "missing_parent_settlement": (
-        lambda r: _set(r, "setl_list_diag_d", "S003|J06.900", setl_id="S999"),
+        lambda r: set_row(r, "setl_list_diag_d", "S003|J06.900", setl_id="S999"),
         {("setl_list_diag_d", "S999|J06.900", "setl_id", "missing_parent")}, True,
     ),
     "sum_fund_plus_personal": (
-        lambda r: _set(r, "setl_d", "S003", fund_pay_sumamt="5.00"),
+        lambda r: set_row(r, "setl_d", "S003", fund_pay_sumamt="5.00"),
         {("setl_d", "S003", "medfee_sumamt", "sum_mismatch")}, True,
     ),
     "sum_count_times_price": (
-        lambda r: _set(r, "fee_list_d", "F0009", pric="31.00"),
+        lambda r: set_row(r, "fee_list_d", "F0009", pric="31.00"),
         {("fee_list_d", "F0009", "det_item_fee_sumamt", "sum_mismatch")}, True,
     ),
     "sum_settlement_vs_lines": (
-        lambda r: _set(r, "setl_d", "S005", medfee_sumamt="95.00", psn_pay="45.00"),
+        lambda r: set_row(r, "setl_d", "S005", medfee_sumamt="95.00", psn_pay="45.00"),
         {("setl_d", "S005", "medfee_sumamt", "sum_mismatch")}, True,
     ),
     "negative_line_outside_refund": (
         # The settlement is made to agree with its lines again: only the line is wrong.
-        lambda r: (_set(r, "fee_list_d", "F0005", cnt="-1", det_item_fee_sumamt="-12.50"),
-                   _set(r, "setl_d", "S002", medfee_sumamt="17.50", fund_pay_sumamt="0.00", hifp_pay="0.00",
+        lambda r: (set_row(r, "fee_list_d", "F0005", cnt="-1", det_item_fee_sumamt="-12.50"),
+                   set_row(r, "setl_d", "S002", medfee_sumamt="17.50", fund_pay_sumamt="0.00", hifp_pay="0.00",
                         psn_pay="17.50")),
         {("fee_list_d", "F0005", "cnt", "negative_outside_refund"),
          ("fee_list_d", "F0005", "det_item_fee_sumamt", "negative_outside_refund")}, True,
     ),
     "negative_settlement_outside_refund": (
-        lambda r: _set(r, "setl_d", "S004", refd_setl_flag="0"),
+        lambda r: set_row(r, "setl_d", "S004", refd_setl_flag="0"),
         {("setl_d", "S004", "medfee_sumamt", "negative_outside_refund")}
         | {("fee_list_d", b, f, "negative_outside_refund") for b in ("F0007", "F0008")
            for f in ("cnt", "det_item_fee_sumamt")}, True,
     ),
     "future_date": (
-        lambda r: _set(r, "fee_list_d", "F0001", fee_ocur_time="2025-03-01 10:00:00"),
+        lambda r: set_row(r, "fee_list_d", "F0001", fee_ocur_time="2025-03-01 10:00:00"),
         {("fee_list_d", "F0001", "fee_ocur_time", "future_date")}, True,
     ),
     "unknown_code": (
-        lambda r: _set(r, "mdtrt_d", "M004", med_type="99"),
+        lambda r: set_row(r, "mdtrt_d", "M004", med_type="99"),
         {("mdtrt_d", "M004", "med_type", "unknown_code")}, True,
     ),
     "unknown_code_project_list": (
-        lambda r: _set(r, "fixmedins", "H001", fixmedins_type="hospitall"),
+        lambda r: set_row(r, "fixmedins", "H001", fixmedins_type="hospitall"),
         {("fixmedins", "H001", "fixmedins_type", "unknown_code")}, True,
     ),
     "mojibake": (
-        lambda r: _set(r, "hilist", "XA01AAA012A001",
+        lambda r: set_row(r, "hilist", "XA01AAA012A001",
                        hilist_name="阿莫西林胶囊".encode("utf-8").decode("cp1252", errors="replace")),
         {("hilist", "XA01AAA012A001", "hilist_name", "broken_encoding")}, True,
     ),
     "replacement_character": (
-        lambda r: _set(r, "practitioner", "D001", title="主治\ufffd师"),
+        lambda r: set_row(r, "practitioner", "D001", title="主治\ufffd师"),
         {("practitioner", "D001", "title", "broken_encoding")}, True,
     ),
     "gbk_garble": (
-        lambda r: _set(r, "mdtrt_d", "M002", dscg_maindiag_name="锟斤拷锟斤拷"),
+        lambda r: set_row(r, "mdtrt_d", "M002", dscg_maindiag_name="锟斤拷锟斤拷"),
         {("mdtrt_d", "M002", "dscg_maindiag_name", "broken_encoding")}, True,
     ),
     "bad_certno": (
-        lambda r: _set(r, "psn_info", "PSN003", certno=wrong_check_digit(CERTNOS["PSN003"])),
+        lambda r: set_row(r, "psn_info", "PSN003", certno=wrong_check_digit(CERTNOS["PSN003"])),
         {("psn_info", "PSN003", "certno", "bad_certno")}, True,
     ),
     "bad_certno_length": (
-        lambda r: _set(r, "psn_info", "PSN001", certno="22010219800101"),
+        lambda r: set_row(r, "psn_info", "PSN001", certno="22010219800101"),
         {("psn_info", "PSN001", "certno", "bad_certno")}, True,
     ),
     "duplicate_key": (
@@ -248,8 +239,8 @@ def quarantined_rows(rows, table: str, expected) -> int:
 
 
 def test_quarantine_row_has_position_file_reason_and_raw_row(region, write, settings):
-    _set(region, "fee_list_d", "F0003", hilist_code="1.1020e+11")  # row 3, in part-00000
-    _set(region, "fee_list_d", "F0009", med_chrgitm_type="999")  # row 9, in part-00002
+    set_row(region, "fee_list_d", "F0003", hilist_code="1.1020e+11")  # row 3, in part-00000
+    set_row(region, "fee_list_d", "F0009", med_chrgitm_type="999")  # row 9, in part-00002
     ingest(write(region, fmt="csv", folder=True, parts=3), settings)
     q = list_quarantine(settings.warehouse, table="fee_list_d").set_index("row_key")
     assert q.loc["F0003", "row_number"] == 3
@@ -264,7 +255,7 @@ def test_quarantine_row_has_position_file_reason_and_raw_row(region, write, sett
 
 def test_csv_invalid_utf8_bytes_quarantine_the_line_only(region, write, settings):
     region["setl_list_diag_d"][1]["diag_name"] = "高血压".encode("utf-8") + b"\xff\xfe"
-    _set(region, "fee_list_d", "F0010", list_type="999")  # a later bad row keeps its true position
+    set_row(region, "fee_list_d", "F0010", list_type="999")  # a later bad row keeps its true position
     src = write(region, fmt="csv")
     report = ingest(src, settings)
 
@@ -282,7 +273,7 @@ def test_invalid_bytes_in_later_lines_keep_row_numbers(region, write, settings):
     for i in (1, 3):
         region["fee_list_d"][i]["hilist_name"] = b"bad\xc3\x28"
     region["fee_list_d"][1]["hilist_name"] = b"bad\xff"
-    _set(region, "fee_list_d", "F0006", mdtrt_id="M999")  # row 6, after two unreadable lines
+    set_row(region, "fee_list_d", "F0006", mdtrt_id="M999")  # row 6, after two unreadable lines
     report = ingest(write(region, fmt="csv"), settings)
     q = list_quarantine(settings.warehouse, table="fee_list_d").set_index("row_key")
     assert q.loc["F0002", "row_number"] == 2 and q.loc["F0004", "row_number"] == 4
@@ -319,11 +310,11 @@ def test_parquet_code_column_written_as_double_is_code_as_float(region, write, s
 def test_parquet_float_amounts_that_do_not_fit_are_bad_type(region, write, settings):
     # Typed float columns are checked without a cast: NaN, infinities and amounts of 1e16 yuan or more
     # (beyond DECIMAL(18,2)) fail, the largest float below 1e16 loads.
-    _set(region, "setl_d", "S001", acct_pay="nan")
-    _set(region, "setl_d", "S002", acct_pay="-inf")
-    _set(region, "setl_d", "S003", hifp_pay="1e16")
-    _set(region, "setl_d", "S004", age="inf")
-    _set(region, "setl_d", "S005", hifp_pay="9999999999999998")
+    set_row(region, "setl_d", "S001", acct_pay="nan")
+    set_row(region, "setl_d", "S002", acct_pay="-inf")
+    set_row(region, "setl_d", "S003", hifp_pay="1e16")
+    set_row(region, "setl_d", "S004", age="inf")
+    set_row(region, "setl_d", "S005", hifp_pay="9999999999999998")
     report = ingest(write(region, fmt="parquet"), settings)
     got = {(k, f, c) for _, k, f, c in quarantined(settings, "setl_d")}
     assert got == {("S001", "acct_pay", "bad_type"), ("S002", "acct_pay", "bad_type"),
@@ -335,7 +326,7 @@ def test_parquet_float_amounts_that_do_not_fit_are_bad_type(region, write, setti
 
 
 def test_row_failing_several_checks_counts_once(region, write, settings):
-    _set(region, "psn_info", "PSN002", gend="9", certno=wrong_check_digit(CERTNOS["PSN002"]), brdy="x")
+    set_row(region, "psn_info", "PSN002", gend="9", certno=wrong_check_digit(CERTNOS["PSN002"]), brdy="x")
     report = ingest(write(region), settings)
     got = quarantined(settings, "psn_info")
     assert {c for _, _, _, c in got} == {"unknown_code", "bad_certno", "bad_type"}
@@ -382,8 +373,8 @@ def test_missing_parent_table_holds_its_children_until_it_arrives(region, write,
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_second_ingest_of_the_same_extract_changes_nothing(region, write, settings, fmt):
-    _set(region, "fee_list_d", "F0003", list_type="999")
-    _set(region, "setl_d", "S003", fund_pay_sumamt="5.00")
+    set_row(region, "fee_list_d", "F0003", list_type="999")
+    set_row(region, "setl_d", "S003", fund_pay_sumamt="5.00")
     region["fee_list_d"].append(dict(region["fee_list_d"][4]))
     region["fee_list_d"].append(dict(region["fee_list_d"][4]))  # the same duplicate twice
     src = write(region, fmt=fmt)
@@ -413,9 +404,9 @@ def test_a_corrected_row_is_quarantined_not_lost(region, write, settings, fmt):
     ingest(write(region, fmt=fmt, name="a"), settings)
     before = warehouse_counts(settings)
     new_certno = with_check_digit("22010220150720009")
-    _set(region, "setl_d", "S003", hosp_lv="05")
-    _set(region, "fee_list_d", "F0006", bilg_dr_code="D001")
-    _set(region, "psn_info", "PSN003", certno=new_certno, psn_name="王小六")  # the name is never compared
+    set_row(region, "setl_d", "S003", hosp_lv="05")
+    set_row(region, "fee_list_d", "F0006", bilg_dr_code="D001")
+    set_row(region, "psn_info", "PSN003", certno=new_certno, psn_name="王小六")  # the name is never compared
     src = write(region, fmt=fmt, name="b")
     second = ingest(src, settings)
     assert_invariant(second)
@@ -452,9 +443,9 @@ def test_batch_numbers_continue_in_a_warehouse_made_before_them(region, write, s
 
 
 def test_fixed_row_loads_on_a_later_ingest(region, write, settings):
-    _set(region, "setl_d", "S002", med_type="99")
+    set_row(region, "setl_d", "S002", med_type="99")
     ingest(write(region, name="a"), settings)
-    _set(region, "setl_d", "S002", med_type="11")
+    set_row(region, "setl_d", "S002", med_type="11")
     report = ingest(write(region, name="b"), settings)
     assert report.table("setl_d").loaded == 1 and report.table("setl_d").unchanged == 4
 
@@ -463,7 +454,7 @@ def test_fixed_row_loads_on_a_later_ingest(region, write, settings):
 
 
 def test_resident_ids_and_names_never_reach_the_warehouse(region, write, settings):
-    _set(region, "psn_info", "PSN003", certno=wrong_check_digit(CERTNOS["PSN003"]))
+    set_row(region, "psn_info", "PSN003", certno=wrong_check_digit(CERTNOS["PSN003"]))
     ingest(write(region), settings)
     secrets = set(CERTNOS.values()) | {CERTNOS["PSN003"][:-1]} | {"张三", "李四", "王小五"}
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
@@ -535,7 +526,7 @@ def test_column_names_are_matched_lower_case_and_values_trimmed(region, write, s
     for row in region["fixmedins"]:
         row["FIXMEDINS_NAME"] = row.pop("fixmedins_name")
         row["remark"] = "备注"  # extra column: kept in the staged row, not in the warehouse
-    _set(region, "setl_d", "S002", med_type=" 11 ", setl_id="S002  ")
+    set_row(region, "setl_d", "S002", med_type=" 11 ", setl_id="S002  ")
     report = ingest(write(region), settings)
     assert quarantined(settings) == set()
     assert report.table("fixmedins").loaded == 2 and report.table("setl_d").loaded == 5
@@ -551,7 +542,7 @@ def test_column_names_are_matched_lower_case_and_values_trimmed(region, write, s
 
 
 def test_report_progress_and_counts(region, write, settings):
-    _set(region, "setl_d", "S002", med_type="99")
+    set_row(region, "setl_d", "S002", med_type="99")
     calls = []
     report = ingest(write(region), settings, progress=lambda t, d, n: calls.append((t, d, n)))
     assert calls == [(t, i, len(LOAD_ORDER)) for i, t in enumerate(LOAD_ORDER, start=1)]

@@ -19,18 +19,9 @@ from features.contract import TABLES
 from features.ingest import IngestError, ingest, list_quarantine
 from features.pseudonym import pseudonymise
 
-from conftest import AS_OF, CERTNOS, KEY, mini_region, orphans, row_count, with_check_digit, write_region
+from conftest import AS_OF, CERTNOS, KEY, mini_region, orphans, row_count, set_row, with_check_digit, write_region
 
 CLAIMS_BELOW_SETTLEMENTS = ("fee_list_d", "setl_list_diag_d")
-
-
-def _set(region, table, key, **values):
-    spec = TABLES[table]
-    for row in region[table]:
-        if "|".join(row[k] or "" for k in spec.key) == key:
-            row.update(values)
-            return row
-    raise KeyError(key)
 
 
 def outstanding(settings) -> set[tuple[str, str, str, str]]:
@@ -79,8 +70,8 @@ def cli_ingest(src, settings, *extra):
 
 
 def test_quarantined_settlement_person_and_refused_table_hold_their_children_until_corrected(region, write, settings):
-    _set(region, "setl_d", "S005", med_type="99")  # a quarantined settlement
-    _set(region, "psn_info", "PSN003", gend="9")  # a quarantined person
+    set_row(region, "setl_d", "S005", med_type="99")  # a quarantined settlement
+    set_row(region, "psn_info", "PSN003", gend="9")  # a quarantined person
     src = write(region, name="a")
     rewrite_csv(src / "mdtrt_d.csv", header=lambda h: h.replace("ipt_days", "med_type"))  # a refused table
 
@@ -230,7 +221,7 @@ def test_a_last_record_without_line_break_that_parses_is_not_a_truncated_file(re
 def test_children_of_a_parent_quarantined_by_an_earlier_run_are_held_with_its_reason(region, write, settings):
     claims = ("mdtrt_d", "setl_d", "fee_list_d", "setl_list_diag_d")
     bad = mini_region()
-    _set(bad, "psn_info", "PSN002", brdy="1992-02-30")
+    set_row(bad, "psn_info", "PSN002", brdy="1992-02-30")
     ingest(write({t: rows for t, rows in bad.items() if t not in claims}, name="reference"), settings)
 
     report = ingest(write({t: region[t] for t in claims}, name="claims"), settings)
@@ -251,13 +242,13 @@ def test_children_of_a_parent_quarantined_by_an_earlier_run_are_held_with_its_re
 
 
 def test_a_held_row_sent_again_replaces_its_held_version(region, write, settings):
-    _set(region, "setl_d", "S003", med_type="99")
+    set_row(region, "setl_d", "S003", med_type="99")
     src = write(region, name="a")
     ingest(src, settings)
-    _set(region, "fee_list_d", "F0006", bilg_dr_code="D002")  # the held line, corrected while it waits
+    set_row(region, "fee_list_d", "F0006", bilg_dr_code="D002")  # the held line, corrected while it waits
     again = ingest(write(region, name="b"), settings)
     assert again.table("fee_list_d").held == 1 and held_rows(settings) == {"fee_list_d": 1, "setl_list_diag_d": 1}
-    _set(region, "setl_d", "S003", med_type="41")
+    set_row(region, "setl_d", "S003", med_type="41")
     ingest(write({"setl_d": region["setl_d"]}, name="c"), settings)
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert con.execute("SELECT bilg_dr_code FROM fee_list_d WHERE bkkp_sn = 'F0006'").fetchone() == ("D002",)
@@ -269,11 +260,11 @@ def test_a_held_row_sent_again_replaces_its_held_version(region, write, settings
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_control_characters_and_private_use_characters_are_quarantined(region, write, settings, fmt):
-    _set(region, "hilist", "110200000001", hilist_name="血常\x01规")
-    _set(region, "hilist", "001102000010000", hilist_name="床位\n费")  # a line break inside a quoted value
-    _set(region, "practitioner", "D002", title="住院\x85医师")  # C1 control (NEL)
-    _set(region, "practitioner", "R001", caty="药学\ue000")  # private use: another system shows another glyph
-    _set(region, "hilist", "XA01AAA012A001", generic_name="阿莫\t西林")  # a tab is allowed
+    set_row(region, "hilist", "110200000001", hilist_name="血常\x01规")
+    set_row(region, "hilist", "001102000010000", hilist_name="床位\n费")  # a line break inside a quoted value
+    set_row(region, "practitioner", "D002", title="住院\x85医师")  # C1 control (NEL)
+    set_row(region, "practitioner", "R001", caty="药学\ue000")  # private use: another system shows another glyph
+    set_row(region, "hilist", "XA01AAA012A001", generic_name="阿莫\t西林")  # a tab is allowed
 
     report = ingest(write(region, fmt=fmt), settings)
 
@@ -297,10 +288,10 @@ def test_control_characters_and_private_use_characters_are_quarantined(region, w
 def test_corrections_are_applied_with_their_history_and_mark_what_to_rederive(region, write, settings):
     ingest(write(region, name="a"), settings)
     new_certno = with_check_digit("22010220150720009")
-    _set(region, "setl_d", "S003", hosp_lv="05")
-    _set(region, "fee_list_d", "F0006", bilg_dr_code="D001")
-    _set(region, "mdtrt_d", "M002", chfpdr_code="D001")
-    _set(region, "psn_info", "PSN003", certno=new_certno, psn_name="王小六")
+    set_row(region, "setl_d", "S003", hosp_lv="05")
+    set_row(region, "fee_list_d", "F0006", bilg_dr_code="D001")
+    set_row(region, "mdtrt_d", "M002", chfpdr_code="D001")
+    set_row(region, "psn_info", "PSN003", certno=new_certno, psn_name="王小六")
     src = write(region, name="b")
 
     kept = ingest(src, settings)  # without the flag: quarantined, the warehouse keeps what it has
@@ -346,7 +337,7 @@ def test_corrections_are_applied_with_their_history_and_mark_what_to_rederive(re
 def test_a_second_correction_is_version_two(region, write, settings):
     ingest(write(region, name="a"), settings)
     for i, lv in enumerate(("05", "04"), start=1):
-        _set(region, "setl_d", "S003", hosp_lv=lv)
+        set_row(region, "setl_d", "S003", hosp_lv=lv)
         ingest(write({"setl_d": region["setl_d"]}, name=f"fix{i}"), settings, apply_corrections=True)
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         rows = con.execute("SELECT version, json_extract_string(old_row, '$.hosp_lv') FROM row_versions "
@@ -357,7 +348,7 @@ def test_a_second_correction_is_version_two(region, write, settings):
 
 def test_a_correction_that_fails_a_check_is_not_applied(region, write, settings):
     ingest(write(region, name="a"), settings)
-    _set(region, "setl_d", "S003", hosp_lv="05", med_type="99")
+    set_row(region, "setl_d", "S003", hosp_lv="05", med_type="99")
     report = ingest(write({"setl_d": region["setl_d"]}, name="b"), settings, apply_corrections=True)
     assert report.table("setl_d").corrected == 0 and report.table("setl_d").quarantined == 1
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
@@ -374,7 +365,7 @@ def test_an_ingest_that_changes_the_warehouse_makes_later_pipeline_stages_run_ag
 
     ingest(src, settings)  # a no-op: nothing moves
     assert _state(settings.warehouse)["ingest"] == before
-    _set(region, "setl_d", "S003", hosp_lv="05")
+    set_row(region, "setl_d", "S003", hosp_lv="05")
     ingest(write({"setl_d": region["setl_d"]}, name="b"), settings, apply_corrections=True)
     after = _state(settings.warehouse)["ingest"]
     # The rules, graph and feature stages read the ingest's finish time: it moved, so they run again.
@@ -392,8 +383,8 @@ def test_one_warehouse_one_key(region, write, settings):
 
 def test_parquet_region_with_damage_leaves_no_orphan(write, settings, tmp_path):
     region = mini_region()
-    _set(region, "mdtrt_d", "M001", med_type="99")
-    _set(region, "fixmedins", "H002", fixmedins_type="hospitall")
+    set_row(region, "mdtrt_d", "M001", med_type="99")
+    set_row(region, "fixmedins", "H002", fixmedins_type="hospitall")
     src = write_region(region, tmp_path / "pq", fmt="parquet", folder=True, parts=2)
     report = ingest(src, settings)
     assert_adds_up(report)
