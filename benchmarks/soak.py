@@ -477,9 +477,14 @@ def _precheck_in_window(results: list[dict], exports: dict, t0: float) -> dict:
               and window[0] <= r["due"] <= window[1]]
     outside = [r["latency_ms"] for r in results if r["route"] == "precheck" and r["status"] == 200
                and not window[0] <= r["due"] <= window[1]]
+    by_10s: dict[int, list[float]] = defaultdict(list)  # when in the window the slow ones fall
+    for r in results:
+        if r["route"] == "precheck" and r["status"] == 200 and window[0] <= r["due"] <= window[1]:
+            by_10s[int((r["due"] - window[0]) // 10) * 10].append(r["latency_ms"])
     return {"window_s": [round(window[0] - t0, 1), round(window[1] - t0, 1)],
             "inside": {"n": len(inside), "p50_ms": _pct(inside, 0.5), "p99_ms": _pct(inside, 0.99)},
-            "outside": {"n": len(outside), "p50_ms": _pct(outside, 0.5), "p99_ms": _pct(outside, 0.99)}}
+            "outside": {"n": len(outside), "p50_ms": _pct(outside, 0.5), "p99_ms": _pct(outside, 0.99)},
+            "inside_p99_by_10s": {f"+{k}s": _pct(v, 0.99) for k, v in sorted(by_10s.items())}}
 
 
 def _rss_trend(samples: list[tuple[float, float | None]], duration: float, kill_at: float | None,

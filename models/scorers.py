@@ -160,7 +160,12 @@ class FraudScorer(ClassifierMixin, BaseEstimator):
         if self.mode_ != "supervised":
             return self.predict_proba(X)[:, 1], self.contributions(X)
         X = self._frame(X)
-        raw = self.booster_.booster_.predict(X.to_numpy(), pred_contrib=True)
+        # the Booster itself, not the wrapper (no frame checks), with the wrapper's thread count: the
+        # service sets one thread (serving.runtime), and an OpenMP team per one-row request costs more than
+        # the row (most of a pre-check's time when the machine is busy)
+        threads = self.booster_.get_params().get("num_threads")
+        raw = self.booster_.booster_.predict(X.to_numpy(), pred_contrib=True,
+                                             **({"num_threads": threads} if threads else {}))
         p = self._calibrated(1.0 / (1.0 + np.exp(-raw.sum(axis=1))))
         return p, Contributions(pd.DataFrame(raw[:, :-1], columns=self.feature_names_in_, index=X.index),
                                 raw[:, -1], "log-odds")

@@ -72,6 +72,21 @@ def test_one_pass_score_and_contributions_equal_the_two_calls(labels):
         assert list(c.values.columns) == list(X.columns)
 
 
+def test_the_one_pass_score_uses_the_thread_count_the_service_sets(monkeypatch):
+    # the service scores one row per request with one thread (serving.runtime); an OpenMP team per row
+    # was most of a pre-check's time on a busy machine
+    import lightgbm
+
+    X, s = _fitted("many")
+    s.booster_.set_params(num_threads=1)
+    seen = []
+    real = lightgbm.Booster.predict
+    monkeypatch.setattr(lightgbm.Booster, "predict",
+                        lambda self, *a, **kw: seen.append(kw.get("num_threads")) or real(self, *a, **kw))
+    s.score_with_contributions(X.head(1))
+    assert seen == [1]
+
+
 def test_same_seed_same_scores_and_errors_on_missing_columns():
     X, y = _data()
     a = FraudScorer(seed=3).fit(X, y).predict_proba(X)

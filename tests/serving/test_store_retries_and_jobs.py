@@ -127,3 +127,29 @@ def test_jobs_are_limited_per_user_and_lost_ones_are_failed(store):
     assert [j["state"] for j in store.jobs(li)].count("queued") == 2
     with pytest.raises(Exception, match="不存在"):  # a clue the user may not see: no job, refusal audited
         store.create_job("evidence_package", User("zhao", "investigator", "3301"), clue_id=1)
+
+
+def _scheduling_of_a_child_that_asks_for_more() -> dict:
+    """In a background process: start a child that, as Chromium does, sets its own priority back to nice 0
+    (allowed as root), and report the scheduling class it ends up in."""
+    import os
+
+    code = ("import os\ntry:\n    os.setpriority(os.PRIO_PROCESS, 0, 0)\nexcept OSError:\n    pass\n"
+            "print(os.sched_getscheduler(0))")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return {"self": os.sched_getscheduler(0), "child": int(child.stdout), "idle": os.SCHED_IDLE}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="the idle class is Linux's")
+def test_background_work_and_what_it_starts_stay_in_the_idle_class(tmp_path):
+    from serving.jobs import JobPool
+    from features.config import Settings
+
+    pool = JobPool(db_url=f"sqlite:///{tmp_path / 'c.db'}", settings=Settings(warehouse=tmp_path / "w.duckdb"),
+                   folder=tmp_path / "jobs")
+    try:
+        seen = pool._pool().submit(_scheduling_of_a_child_that_asks_for_more).result(timeout=120)
+    finally:
+        pool.close()
+    assert seen["self"] == seen["idle"]
+    assert seen["child"] == seen["idle"]  # a renice by the child does not take it out of the class
