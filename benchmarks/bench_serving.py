@@ -84,6 +84,9 @@ def _run(args) -> dict:
     env = {**os.environ, "YIBAO_WAREHOUSE": str(args.warehouse.resolve()),
            "YIBAO_CLUE_DB": f"sqlite:///{work / 'clues.db'}", "YIBAO_SERVE_WORKERS": str(args.workers),
            "YIBAO_SERVE_THREADS": str(args.threads), "BENTOML_DO_NOT_TRACK": "true"}
+    if not (args.warehouse.with_name(args.warehouse.stem + ".pseudonym.key").is_file()
+            or os.environ.get("YIBAO_PSEUDONYM_KEY") or os.environ.get("YIBAO_PSEUDONYM_KEY_FILE")):
+        env["YIBAO_DEV"] = "1"  # a simulated warehouse without its own key was made with the development key
     if args.bundle:
         env["YIBAO_BUNDLE"] = str(args.bundle.resolve())
     argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Screening", "--host", "127.0.0.1",

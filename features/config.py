@@ -72,6 +72,18 @@ class Settings:
         return self.pseudonym_key == DEV_PSEUDONYM_KEY
 
 
+def public_key_refusal(s: Settings, *, dev_switch: str = "--dev") -> str:
+    """Why the public development pseudonym key is refused and what to do instead (Chinese first), for the
+    commands (``--dev``) and the service (``YIBAO_DEV=1``)."""
+    return ("未配置假名化密钥，拒绝使用公开的开发密钥：开发密钥写在源代码里，任何拿到仓库的人都能用它从"
+            "地区、出生日期和性别反推出身份证号 (refusing the public development pseudonym key)。请任选其一：\n"
+            "  1. 设置环境变量 YIBAO_PSEUDONYM_KEY 为一把只有本机构知道的随机密钥（至少 32 个字符），例如用 "
+            "python -c \"import secrets; print(secrets.token_hex(32))\" 生成；同一仓库之后每次都必须用同一把；\n"
+            f"  2. 或把密钥写进仓库旁的密钥文件 {s.default_key_file}（仅所有者可读：chmod 600；yibao demo 会自动"
+            "生成它），也可以用 YIBAO_PSEUDONYM_KEY_FILE 指向别处的密钥文件；\n"
+            f"  3. 仅处理模拟数据时，加 {dev_switch}。")
+
+
 def load_settings(**overrides) -> Settings:
     """Read settings from the environment and ``yibao.toml``; keyword overrides that are not None win."""
     values: dict = {}

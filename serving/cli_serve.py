@@ -61,6 +61,8 @@ def serve_command(
     env.update({"YIBAO_WAREHOUSE": str(s.warehouse.resolve()), "YIBAO_MODEL_REF": model,
                 "YIBAO_SERVE_WORKERS": str(workers), "YIBAO_SERVE_THREADS": str(threads),
                 "BENTOML_DO_NOT_TRACK": "true"})
+    if dev:
+        env["YIBAO_DEV"] = "1"  # the service checks the key again (bentoml serve by hand)
     if clue_db:
         env["YIBAO_CLUE_DB"] = clue_db
     env["MLFLOW_TRACKING_URI"] = _absolute_sqlite(tracking_uri or s.tracking_uri)

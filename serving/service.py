@@ -20,6 +20,8 @@ champion), ``YIBAO_MODEL_REF`` (registry alias or version, default ``champion``)
 and ``YIBAO_SERVE_THREADS`` (processes, and request threads per process), and for background work
 (:mod:`serving.jobs`) ``YIBAO_JOB_DIR`` (default ``evidence_jobs`` beside the warehouse),
 ``YIBAO_JOB_PROCESSES`` (per worker, default 1), ``YIBAO_JOB_PER_USER`` (2) and ``YIBAO_JOB_MAX_LIVE`` (16).
+The service refuses to start with the public development pseudonym key unless ``YIBAO_DEV=1`` (what
+``yibao serve --dev`` sets; simulated data only).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 
-from features.config import load_settings
+from features.config import load_settings, public_key_refusal
 from models.rules.precheck import VisitError
 from serving.api import create_clue_api, create_ui_app
 from serving.auth import BearerAuth
@@ -48,6 +50,18 @@ from serving.timeout import install as install_request_timeout
 __all__ = ["Screening"]
 
 log = logging.getLogger("yibao.serving")
+
+
+def _refuse_the_public_key() -> None:
+    # as `yibao serve` does without --dev (a warehouse pseudonymised with the public key is reversible);
+    # here at import, so that `bentoml serve` stops before it starts a worker instead of restarting it
+    settings = load_settings()
+    if settings.using_dev_key and os.environ.get("YIBAO_DEV") != "1":
+        log.error("%s", public_key_refusal(settings, dev_switch="YIBAO_DEV=1 (yibao serve --dev)"))
+        raise SystemExit(2)
+
+
+_refuse_the_public_key()
 install_request_timeout()  # before BentoML builds the app: see serving.timeout
 install_error_answers()  # BentoML's routes answer refusals with our bodies, documented: see serving.errors
 

@@ -92,6 +92,22 @@ def test_serve_refuses_the_public_key_and_takes_the_key_file_beside_the_warehous
     assert r.exit_code == 0 and key not in r.output
 
 
+def test_bentoml_serve_by_hand_refuses_the_public_key_before_it_starts_a_worker(clean_env, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIBAO_")}
+    env |= {"YIBAO_WAREHOUSE": str(tmp_path / "w.duckdb"), "YIBAO_CONFIG": str(tmp_path / "none.toml"),
+            "BENTOML_DO_NOT_TRACK": "true"}
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-m", "bentoml", "serve", "serving.service:Screening", "--port", "1",
+                        "--working-dir", str(root)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "YIBAO_PSEUDONYM_KEY" in r.stdout + r.stderr and "YIBAO_DEV=1" in r.stdout + r.stderr
+
+
 def test_demo_generates_its_key_once_and_reuses_it(clean_env, tmp_path):
     from serving.cli import _demo_key, _settings
 

@@ -165,7 +165,8 @@ def free_port() -> int:
 
 def server_env(data: ServiceData, db_url: str) -> dict[str, str]:
     return {"YIBAO_WAREHOUSE": str(data.warehouse), "YIBAO_CLUE_DB": db_url, "YIBAO_BUNDLE": str(data.bundle),
-            "YIBAO_SERVE_THREADS": "4", "YIBAO_EVIDENCE_KEY": str(data.evidence_key)}
+            "YIBAO_SERVE_THREADS": "4", "YIBAO_EVIDENCE_KEY": str(data.evidence_key),
+            "YIBAO_DEV": "1"}  # a simulated warehouse made with the development key
 
 
 def bentoml_argv(port: int) -> list[str]:

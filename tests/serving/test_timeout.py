@@ -83,7 +83,8 @@ def test_an_app_that_fails_before_answering_fails_at_once_not_at_the_timeout():
     assert asyncio.run(main()) < 5
 
 
-def test_the_service_installs_it_for_bentoml():
+def test_the_service_installs_it_for_bentoml(monkeypatch):
+    monkeypatch.setenv("YIBAO_DEV", "1")  # the service refuses the public pseudonym key otherwise
     import serving.service  # noqa: F401  (installs on import)
     from bentoml._internal.server.http import traffic
 
