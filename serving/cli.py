@@ -7,6 +7,7 @@ with ``--json`` prints one machine-readable JSON object instead (nothing else on
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,31 @@ app = typer.Typer(help="医保基金反欺诈 (medical-insurance fund anti-fraud
                   no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 
 console = Console(stderr=True)
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own warnings and log "
+                                          "lines (MLflow, LightGBM), hidden by default.")) -> None:
+    """医保基金反欺诈 (medical-insurance fund anti-fraud): screening, rules, clues."""
+    quiet_libraries(not verbose)
+
+
+def quiet_libraries(quiet: bool = True) -> None:
+    """Keep library noise out of the user's terminal: MLflow's INFO/WARNING lines (uv export, CloudPickle,
+    pip version) and its schema hints, which say nothing the user can act on. Errors still show."""
+    import logging
+    import warnings
+
+    level = logging.ERROR if quiet else logging.INFO
+    # MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is imported (later, by the command)
+    os.environ["MLFLOW_LOGGING_LEVEL"] = logging.getLevelName(level)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(level)
+    if quiet:
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow(\.|$)")
+
+
 JSON_OPT = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout.")
 WAREHOUSE_OPT = typer.Option(None, "--warehouse", "-w", help="Warehouse file (DuckDB). Default: data/warehouse.duckdb "
                              "or YIBAO_WAREHOUSE.")

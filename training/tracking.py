@@ -10,6 +10,9 @@ window. The version is registered under ``yibao-fraud``; the ``champion`` alias 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 from pathlib import Path
 
@@ -97,13 +100,31 @@ def log_training(tracking_uri: str, experiment: str, config, report: dict, data:
         level = "setl" if "setl" in data else next(iter(data))
         signature = infer_signature(example, pd.DataFrame({"p_fraud": bundle.score(level, example)}),
                                     params={"level": level})
-        info = mlflow.pyfunc.log_model(name="model", python_model=BundleModel(),
-                                       artifacts={"bundle": str(bundle_path)}, signature=signature,
-                                       input_example=example,
-                                       registered_model_name=model_name if register else None)
+        with _library_prints():
+            info = mlflow.pyfunc.log_model(name="model", python_model=BundleModel(),
+                                           artifacts={"bundle": str(bundle_path)}, signature=signature,
+                                           input_example=example,
+                                           registered_model_name=model_name if register else None)
         version = str(info.registered_model_version) if register and info.registered_model_version else None
         if version:
             client = mlflow.MlflowClient()
             client.set_model_version_tag(model_name, version, "eval_cutoff", window.get("cutoff", ""))
             client.set_model_version_tag(model_name, version, "run_id", run.info.run_id)
         return run.info.run_id, version
+
+
+@contextlib.contextmanager
+def _library_prints():
+    """MLflow's own lines while a model is logged and registered (``Registered model ... already exists``,
+    printed to stderr, not logged): passed on when the ``mlflow`` logger shows INFO (``yibao --verbose``),
+    kept out of the user's terminal otherwise, but logged at DEBUG so that nothing is lost."""
+    if logging.getLogger("mlflow").isEnabledFor(logging.INFO):
+        yield
+        return
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        yield
+    for line in captured.getvalue().splitlines():
+        if line.strip():
+            logging.getLogger("yibao.tracking").debug("mlflow: %s", line)
+

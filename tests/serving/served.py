@@ -223,14 +223,15 @@ def move(client: httpx.Client, clue_id: int, to_state: str, *, assignee: str = "
 
 
 def run_yibao(*args: str, env: dict | None = None, timeout: float = 1800) -> dict:
-    """Run ``yibao ARGS --json`` in a subprocess; its JSON answer (fails with the output when it exits non-zero)."""
+    """Run ``yibao ARGS --json`` in a subprocess; its JSON answer (fails with the output when it exits non-zero),
+    with what it wrote to stderr under ``_stderr``."""
     import json
 
     done = subprocess.run([YIBAO, *args, "--json"], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=PROJECT_ROOT)
     assert done.returncode == 0, (f"yibao {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
                                   f"{done.stderr[-3000:]}")
-    return json.loads(done.stdout[done.stdout.index("{"):])
+    return json.loads(done.stdout[done.stdout.index("{"):]) | {"_stderr": done.stderr}
 
 
 def unzip_package(content: bytes, where: Path) -> Path:

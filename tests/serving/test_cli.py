@@ -33,6 +33,9 @@ def test_main_job_runs_every_built_step(small_demo):
     assert steps["promote"]["promoted"]  # the first model becomes champion
     assert steps["screen"]["clues"] > 0 and steps["screen"]["upsert"]["new"] == steps["screen"]["clues"]
     assert out["clues"] and (work / "clues.db").is_file()
+    noise = [ln for ln in out["_stderr"].splitlines()
+             if any(w in ln for w in ("Warning", "WARNING", " INFO ", "mlflow", "Registered model", "Created version"))]
+    assert not noise, noise[:5]  # the libraries' own lines only with `yibao --verbose`
 
 
 def test_simulate_ingest_quarantine_with_json(tmp_path):
