@@ -206,8 +206,9 @@ def users_add(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """新增用户: create an account and print its token once (only a hash of it is kept)."""
-    store, actor = _open(db, warehouse, user)
+    """新增用户: create an account and print its token once (only a hash of it is kept). Creates the clue store
+    if it does not exist yet, and says which store it wrote to."""
+    store, actor = _open(db, warehouse, user, create=True)
     token = _call(store.create_user, name, role, region, actor)
     if as_json:
         return _emit({"username": name, "role": role, "region": region, "token": token}, True)
@@ -320,8 +321,10 @@ def _state_zh(state: str) -> str:
     return STATES.get(state, state)
 
 
-def _open(db: Optional[str], warehouse: Optional[Path], username: Optional[str]):
-    """The store and the acting user, or a clear error."""
+def _open(db: Optional[str], warehouse: Optional[Path], username: Optional[str], *, create: bool = False):
+    """The store and the acting user, or a clear error. Says which store it opened (on stderr). A SQLite
+    store that does not exist is an error (a mistyped path must not make an empty store and an empty
+    answer) unless ``create`` (``yibao users add``: the first users come before the first screening)."""
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.engine import make_url
 
@@ -334,6 +337,11 @@ def _open(db: Optional[str], warehouse: Optional[Path], username: Optional[str])
         shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001  (any unparsable URL)
         _fail(f"线索库地址无效 (invalid clue store URL): {url!r}")
+    sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
+    if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).is_file() and not create:
+        _fail(f"线索库不存在 (no clue store): {sqlite_file} — 请先运行 yibao screen 或 yibao demo，或用 --db / "
+              "YIBAO_CLUE_DB 指向服务所用的线索库 (run `yibao screen` first, or point --db at the service's store)")
+    console.print(f"[dim]线索库 clue store: {shown}[/dim]")
     try:
         store = open_store(url, sla_days=s.clue_sla_days, identity_vault=Path(s.identity_vault))
     except (SQLAlchemyError, OSError) as e:

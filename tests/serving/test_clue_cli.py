@@ -94,3 +94,16 @@ def test_clear_errors(seeded):
 def test_unreachable_database_is_a_clear_error():
     r = _run("postgresql+psycopg://u:secret@127.0.0.1:1/none", "clues", "list")
     assert r.exit_code == 2 and "cannot open clue store" in r.output and "secret" not in r.output
+
+
+def test_a_mistyped_warehouse_is_an_error_not_an_empty_store(tmp_path):
+    env = {"YIBAO_CLUE_DB": None, "YIBAO_WAREHOUSE": None, "COLUMNS": "200"}
+    typo = tmp_path / "typo.duckdb"
+    r = runner.invoke(app, ["clues", "list", "-w", str(typo)], env=env)
+    assert r.exit_code == 2 and "线索库不存在" in r.output and str(tmp_path / "clues.db") in r.output
+    assert not (tmp_path / "clues.db").exists()
+    # the first user comes before the first screening: `users add` makes the store, and says which
+    r = runner.invoke(app, ["users", "add", "ana", "--role", "analyst", "-w", str(typo)], env=env)
+    assert r.exit_code == 0 and f"sqlite:///{tmp_path / 'clues.db'}" in r.output
+    r = runner.invoke(app, ["clues", "list", "-w", str(typo), "--json"], env=env)
+    assert r.exit_code == 0
