@@ -1,14 +1,19 @@
 """Reasons in Chinese (风险原因): the top SHAP factors of a score as sentences an investigator reads.
 
-Each factor that pushed an entity's score up becomes one sentence with the entity's value and its peer
-group's median, e.g. ``该定点零售药店近365天整数金额交易占比 87%，同类药店中位数 12%``. Values are
-formatted by what the column measures: shares as percentages, amounts in 元, counts as whole numbers,
-z-scores as standard deviations above the peer mean.
+A factor is a reason only when it pushed the score up (positive SHAP) **and** the entity's value is above
+its peer group's median: a tree model may raise a score for a value below the median (an interaction, a
+split fitted on few cases), but "lower than its peers" is not a cause of suspicion an investigator can
+check. Each reason names the value, the median and the size of the difference, e.g.
+``该定点零售药店整数金额占比 87.0%，高于同类中位数 12.0%（7.2 倍）``. Values are formatted by what the
+column measures: shares as percentages, amounts in 元, counts as whole numbers, z-scores as standard
+deviations above the peer mean.
 
 >>> sentence("pharmacy", "round_share", 0.87, 0.12)
-'该定点零售药店整数金额占比 87.0%，同类中位数 12.0%'
+'该定点零售药店整数金额占比 87.0%，高于同类中位数 12.0%（7.2 倍）'
 >>> sentence("fixmedins", "z_exams_per_visit", 4.2, 0.0)
-'该定点医疗机构次均检查数(同组z分数) 4.2（高于同组均值 4.2 个标准差），同类中位数 0.0'
+'该定点医疗机构次均检查数(同组z分数) 高于同组均值 4.2 个标准差，同类中位数 0.0'
+>>> is_reason(3.0, 3.0), is_reason(2.0, 3.0), is_reason(4.0, 3.0), is_reason(1.0, None), is_reason(-0.5, -1.0, 'z_x')
+(False, False, True, True, False)
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import pandas as pd
 from features.catalogue import TABLES, rule_hit_columns
 from models.ranking import ENTITY_ZH
 
-__all__ = ["Reason", "GRAPH_ZH", "column_zh", "sentence", "peer_medians", "top_reasons"]
+__all__ = ["Reason", "GRAPH_ZH", "column_zh", "sentence", "is_reason", "peer_medians", "top_reasons"]
 
 GRAPH_ZH = {
     "g_degree": "关系图关联数", "g_weighted_degree": "关系图加权关联数", "g_amount": "关系图涉及金额(元)",
@@ -77,10 +82,23 @@ def sentence(level: str, feature: str, value, peer) -> str:
     who = "该" + ENTITY_ZH.get(level, "对象")
     name = column_zh(feature)
     v, p = _fmt(feature, value), _fmt(feature, peer)
-    extra = ""
-    if feature.startswith("z_") and value is not None and not pd.isna(value) and float(value) > 0:
-        extra = f"（高于同组均值 {float(value):.1f} 个标准差）"
-    return f"{who}{name} {v}{extra}，同类中位数 {p}"
+    if feature.startswith("z_") and _num(value) is not None:
+        return f"{who}{name} 高于同组均值 {float(value):.1f} 个标准差，同类中位数 {p}"
+    x, m = _num(value), _num(peer)
+    if x is None or m is None:
+        return f"{who}{name} {v}，同类中位数 {p}"
+    times = f"（{x / m:.1f} 倍）" if m > 0 and x / m >= 1.05 else ""
+    return f"{who}{name} {v}，高于同类中位数 {p}{times}"
+
+
+def is_reason(value, peer, feature: str = "") -> bool:
+    """Whether a factor with this value and peer median may be cited as a cause: above the median (when
+    both are known; with no median to compare, the model's push stands alone), and for a z-score above the
+    group mean as well."""
+    x, m = _num(value), _num(peer)
+    if feature.startswith("z_") and x is not None and x <= 0:
+        return False
+    return x is None or m is None or x > m
 
 
 def peer_medians(frame: pd.DataFrame, features: list[str], *, group: str | None = None) -> pd.DataFrame:
@@ -113,15 +131,17 @@ def top_reasons(level: str, contributions: pd.DataFrame, values: pd.DataFrame, m
     median_row = {g: k for k, g in enumerate(medians.index)}
     med = medians.to_numpy(dtype=object)
     for i in range(len(contributions)):
-        order = np.argsort(-contrib[i], kind="mergesort")[:n]
+        order = np.argsort(-contrib[i], kind="mergesort")
         g = groups.iloc[i] if groups is not None and groups.iloc[i] in median_row else "__all__"
         row = []
         for j in order:
-            if contrib[i, j] <= 0:
+            if contrib[i, j] <= 0 or len(row) == n:
                 break
             f = cols[j]
             v = vals[i, value_col[f]]
             p = med[median_row[g], median_col[f]] if f in median_col else None
+            if not is_reason(v, p, f):  # pushed the score up, but at or below its peers: not a cause to cite
+                continue
             row.append(Reason(f, sentence(level, f, v, p), _num(v), _num(p), round(float(contrib[i, j]), 4)))
         out.append(row)
     return out
@@ -137,11 +157,11 @@ def _fmt(feature: str, x) -> str:
     if x is None or pd.isna(x):
         return "无"
     x = float(x)
+    if feature.startswith("z_"):
+        return f"{x:.1f}"
     if feature.endswith(("_share", "_ratio")) or feature.startswith("pct_") or feature in (
             "density", "synchrony", "max_turnout", "amount_concentration"):
         return f"{x * 100:.1f}%"
-    if feature.startswith("z_"):
-        return f"{x:.1f}"
     if "amt" in feature or "amount" in feature or feature.endswith("_fee"):
         return f"{x:,.2f} 元"
     if float(x).is_integer():

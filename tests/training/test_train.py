@@ -118,6 +118,14 @@ def test_screening_gives_one_clue_per_entity_with_reasons_and_evidence(tiny_ware
     assert with_rules and all(c["rule_hits"] for c in with_rules)
     assert any(c["evidence"]["setl_id"] for c in clues)
     assert json.dumps(clues, ensure_ascii=False)  # serialisable for the store and the API
+    # a reason is a cause: never a value at or below its peers' median, never a z-score below the mean
+    cited = [r for c in clues for r in c["reasons"]]
+    assert cited and all(r["value"] > r["peer_value"] for r in cited
+                         if r["value"] is not None and r["peer_value"] is not None), \
+        [r["text_zh"] for r in cited if r["value"] is not None and r["peer_value"] is not None
+         and r["value"] <= r["peer_value"]][:5]
+    assert all(r["value"] > 0 for r in cited if r["feature"].startswith("z_"))
+    assert not any("%" in r["text_zh"] and r["feature"].startswith("z_") for r in cited)
     again = screen(tiny_warehouse, bundle, run_id="r2")
     assert [c["entity_id"] for c in again.clues] == [c["entity_id"] for c in clues]
     store = open_store(f"sqlite:///{tmp_path / 'clues.db'}")
