@@ -360,13 +360,18 @@ class ClueStore:
     def statistics(self, user: User, now: datetime | None = None) -> dict:
         """Counts and amounts by state, source, typology, region and age band over the clues ``user`` sees.
 
+        By typology, a clue is counted under each typology it carries and its amounts are split over them
+        in proportion to their rule hits' amounts (equally without hits): the typologies' amounts add up
+        to the total. By source, a clue with several sources counts whole under each (a source is how it
+        was found, not a share of its money).
+
         ``share_cleared`` is the 清仓见底 progress: clues dismissed, transferred or closed over all clues.
         Age bands (days since first raised) count every clue and, separately, the open ones (the backlog).
         """
         access.require("statistics", user)
         now = now or self._clock()
-        cols = (Clue.state, Clue.sources, Clue.typologies, Clue.region, Clue.created_at, Clue.amount_at_risk,
-                Clue.confirmed_amount, Clue.recovered_amount, Clue.risk_level, Clue.due_at)
+        cols = (Clue.state, Clue.sources, Clue.typologies, Clue.rule_hits, Clue.region, Clue.created_at,
+                Clue.amount_at_risk, Clue.confirmed_amount, Clue.recovered_amount, Clue.risk_level, Clue.due_at)
         with self._sessions.begin() as s:
             rows = s.execute(select(*cols).where(access.visible(user))).all()
             out = _statistics(rows, now)
@@ -1039,14 +1044,22 @@ def _validated(clues: list[dict]) -> list[dict]:
     return rows
 
 
-def _split(total: float, typologies: list[str], rule_hits: list[dict]) -> dict[str, float]:
-    """``total`` over ``typologies`` in proportion to their rule-hit amounts; cents add up exactly."""
+def _typology_weights(typologies: list[str], rule_hits: list[dict]) -> dict[str, float]:
+    """Each typology's share of a clue's amounts: in proportion to its rule hits' amounts at risk, equal
+    shares when the hits carry no amount (a model-only clue). The shares add up to 1."""
     weights = {t: 0.0 for t in typologies}
     for h in rule_hits or []:
         if isinstance(h, dict) and h.get("typology") in weights:
             weights[h["typology"]] += float(h.get("amount_at_risk") or 0)
     if sum(weights.values()) <= 0:
         weights = {t: 1.0 for t in typologies}
+    whole = sum(weights.values())
+    return {t: w / whole for t, w in weights.items()}
+
+
+def _split(total: float, typologies: list[str], rule_hits: list[dict]) -> dict[str, float]:
+    """``total`` over ``typologies`` in proportion to their rule-hit amounts; cents add up exactly."""
+    weights = _typology_weights(typologies, rule_hits)
     cents, whole = round(total * 100), sum(weights.values())
     shares = {t: int(cents * w // whole) for t, w in weights.items()}
     shares[typologies[0]] += cents - sum(shares.values())
@@ -1057,11 +1070,11 @@ def _statistics(rows, now: datetime) -> dict:
     def bucket() -> dict:
         return {"count": 0, "amount_at_risk": 0.0, "confirmed_amount": 0.0, "recovered_amount": 0.0}
 
-    def add(b: dict, r) -> None:
+    def add(b: dict, r, share: float = 1.0) -> None:
         b["count"] += 1
-        b["amount_at_risk"] += r.amount_at_risk or 0.0
-        b["confirmed_amount"] += r.confirmed_amount or 0.0
-        b["recovered_amount"] += r.recovered_amount or 0.0
+        b["amount_at_risk"] += (r.amount_at_risk or 0.0) * share
+        b["confirmed_amount"] += (r.confirmed_amount or 0.0) * share
+        b["recovered_amount"] += (r.recovered_amount or 0.0) * share
 
     by_state = {k: bucket() | {"label_zh": v} for k, v in STATES.items()}
     by_source = {k: bucket() | {"label_zh": v} for k, v in CLUE_SOURCES.items()}
@@ -1074,8 +1087,10 @@ def _statistics(rows, now: datetime) -> dict:
         add(by_state[r.state], r)
         for x in r.sources:
             add(by_source[x], r)
-        for t in r.typologies:
-            add(by_typology.setdefault(t, bucket() | {"label_zh": FRAUD_TYPES[t][0]}), r)
+        # a clue counts under every typology it carries, but its money is split over them (by their rule
+        # hits' amounts), so that the typologies' amounts add up to the total instead of repeating it
+        for t, share in _typology_weights(r.typologies, r.rule_hits).items():
+            add(by_typology.setdefault(t, bucket() | {"label_zh": FRAUD_TYPES[t][0]}), r, share)
         add(by_region.setdefault(r.region or "", bucket()), r)
         age = (now - r.created_at).days
         band = next(label for label, lo, hi in AGE_BANDS if hi is None or age <= hi)

@@ -362,6 +362,20 @@ def test_statistics_by_state_source_typology_region_age(store, clock):
     assert empty["total"] == 0 and empty["share_cleared"] is None
 
 
+def test_statistics_split_a_clues_money_over_its_typologies_instead_of_repeating_it(store):
+    hits = [{"rule_id": "liangku_gender", "typology": "gender_age_limit", "hits": 3, "amount_at_risk": 300.0},
+            {"rule_id": "split_admission", "typology": "split_admission", "hits": 1, "amount_at_risk": 900.0}]
+    store.upsert_clues("run-1", [clue("H001", amount=6000, typologies=["gender_age_limit", "split_admission"],
+                                      rule_hits=hits),
+                                 clue("H002", amount=1000, typologies=["fake_treatment", "over_examination"])])
+    st = store.statistics(ANALYST)
+    by = {k: (v["count"], v["amount_at_risk"]) for k, v in st["by_typology"].items()}
+    # by the hits' amounts (1:3) where there are hits, equally where there are none; counts per clue
+    assert by == {"gender_age_limit": (1, 1500.0), "split_admission": (1, 4500.0),
+                  "fake_treatment": (1, 500.0), "over_examination": (1, 500.0)}
+    assert sum(a for _, a in by.values()) == st["amount_at_risk"] == 7000
+
+
 def test_list_filters_sorting_and_paging(store, clock):
     store.upsert_clues("run-1", [clue("H001", amount=100, p=0.9), clue("H002", amount=5000, p=0.1,
                                                                        typologies=["duplicate_charge"]),
