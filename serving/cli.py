@@ -205,15 +205,22 @@ def ingest(
 
 def _print_ingest(payload: dict) -> None:
     t = Table(title=f"导入结果 ingest → {payload['warehouse']}")
-    counts = ("rows_in", "loaded", "corrected", "quarantined", "refused", "unchanged", "held", "released")
-    heads = ("输入 in", "入库 loaded", "更正 corrected", "隔离 quarantined", "拒收 refused", "未变 unchanged",
-             "其中暂存 held", "放行 released")
-    t.add_column("表 table")
-    for c in heads:
-        t.add_column(c, justify="right")
-    for name, c in payload["tables"].items():
-        t.add_row(name, *(f"{c.get(k, 0):,}" for k in counts))
+    heads = {"rows_in": "输入 in", "loaded": "入库 loaded", "corrected": "更正 corrected",
+             "quarantined": "隔离 quarantined", "refused": "拒收 refused", "unchanged": "未变 unchanged",
+             "held": "其中暂存 held", "released": "放行 released"}
+    tables = payload["tables"]
+    # a column that is 0 for every table says nothing: left out (and named below), so that the table
+    # reads at 80 columns; in, loaded and quarantined always show
+    shown = [k for k in heads if k in ("rows_in", "loaded", "quarantined") or any(c.get(k) for c in tables.values())]
+    t.add_column("表 table", no_wrap=True)
+    for k in shown:
+        t.add_column(heads[k], justify="right")
+    for name, c in tables.items():
+        t.add_row(name, *(f"{c.get(k, 0):,}" for k in shown))
     console.print(t)
+    zero = [heads[k].split()[0] for k in heads if k not in shown]
+    if zero:
+        console.print(f"（{'、'.join(zero)}：各表均为 0）")
     console.print("输入 = 入库 + 更正 + 隔离 + 拒收 + 未变；暂存的行等待其上级记录，上级入库后自动入库（放行）")
     if payload.get("rederive"):
         console.print(f"需重新计算规则与特征的结算 (settlements to re-derive): {payload['rederive']:,} "

@@ -86,3 +86,14 @@ def test_the_clue_table_reads_at_80_columns(monkeypatch):
     monkeypatch.setattr(cli_screen, "console", out)
     cli_screen.print_clues([doctor])
     assert out.export_text().count("D2201020000680") == 1  # the id once, the institution under it
+
+
+def test_the_ingest_table_reads_at_80_columns(tmp_path):
+    region, wh = tmp_path / "r", tmp_path / "w.duckdb"
+    runner.invoke(app, ["simulate", "--preset", "tiny", "--persons", "200", "--seed", "3", "--out", str(region)])
+    r = runner.invoke(app, ["ingest", str(region), "--warehouse", str(wh), "--dev"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    table = [ln for ln in r.output.splitlines() if ln.startswith(("┃", "│"))]
+    assert table and all(len(ln) <= 80 for ln in table)
+    assert any("fee_list_d" in ln for ln in table) and any("setl_list_diag_d" in ln for ln in table)  # whole names
+    assert "各表均为 0" in r.output  # the all-zero columns are named, not shown
