@@ -9,10 +9,10 @@ one table of the warehouse and the labels at its own entity type:
 |---|---|---|---|---|---|
 | setl | feat_setl | setl_id | setl, its visit (mdtrt) or one of its lines | fund_amt | its rh_amt_* to verify |
 | psn | feat_psn | psn_no | psn | fund_amt_365 | its rh_amt_* to verify |
-| prac | feat_prac | prac_code | prac | fund_amt_365 | its own typologies' rh_amt_* to verify |
+| prac | feat_prac | prac_code | prac | amt_365 | its own typologies' rh_amt_* to verify |
 | fixmedins | feat_fixmedins | fixmedins_code | fixmedins | fund_amt_365 | its own typologies' rh_amt_* to verify |
 | pharmacy | feat_pharmacy | fixmedins_code | fixmedins | fund_amt_365 | its own typologies' rh_amt_* to verify |
-| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring or card pool | fund_amount | members' rh_amt_* to verify |
+| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring or card pool | amount | members' rh_amt_* to verify |
 
 The *rule amount* of a row (``rule_amount``) is what its rule hits put at risk that needs verifying: the
 hits of the typologies settled by deduction (``deduction_typologies`` of rules.yaml: 两库 claim edits, price
@@ -62,11 +62,11 @@ class Level:
 LEVELS: dict[str, Level] = {
     "setl": Level("setl", "结算", "feat_setl", "setl_id", "setl", "fund_amt", "setl_time"),
     "psn": Level("psn", "参保人", "feat_psn", "psn_no", "psn", "fund_amt_365"),
-    "prac": Level("prac", "医师", "feat_prac", "prac_code", "prac", "fund_amt_365"),
+    "prac": Level("prac", "医师", "feat_prac", "prac_code", "prac", "amt_365"),
     "fixmedins": Level("fixmedins", "定点医疗机构", "feat_fixmedins", "fixmedins_code", "fixmedins",
                        "fund_amt_365"),
     "pharmacy": Level("pharmacy", "定点零售药店", "feat_pharmacy", "fixmedins_code", "fixmedins", "fund_amt_365"),
-    "ring": Level("ring", "团伙", "graph_communities", "community_id", "ring", "fund_amount"),
+    "ring": Level("ring", "团伙", "graph_communities", "community_id", "ring", "amount"),
 }
 
 
