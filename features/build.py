@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +36,7 @@ import duckdb
 from features import warehouse as wh
 from features.catalogue import TABLES, FeatureTable
 from features.contract import FRAUD_TYPES
+from features.online import PEER_STATS_TABLE, peer_stats_select
 
 __all__ = [
     "SQL_DIR",
@@ -93,6 +94,7 @@ class FeatureReport:
     seconds: float
     rule_hits: bool  # the warehouse had a rule_hits table
     graph: bool  # the warehouse had a graph_node_features table
+    peer_stats_groups: int = 0  # rows of feat_setl_peer_stats (peer groups; written with feat_setl)
 
     def table(self, name: str) -> TableResult:
         for t in self.tables:
@@ -174,9 +176,17 @@ def build_features(
 
             eng = SparkEngine(con, spark=spark)
         try:
-            return _run(eng, warehouse, names, as_of_lit, progress, t_start)
+            report = _run(eng, warehouse, names, as_of_lit, progress, t_start)
         finally:
             eng.close()
+        if "feat_setl" in names:
+            # the peer groups' amounts as this build counted them: what the pre-check's online features
+            # of a new visit compare it with (features.online)
+            con.execute(f"CREATE OR REPLACE TABLE {PEER_STATS_TABLE} AS {peer_stats_select(as_of_lit)}")
+            (groups,), = con.execute(f"SELECT count(*) FROM {PEER_STATS_TABLE}").fetchall()
+            report = replace(report, peer_stats_groups=int(groups),
+                             seconds=round(time.perf_counter() - t_start, 2))
+        return report
     finally:
         con.close()
 
