@@ -60,7 +60,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from features.catalogue import TABLES
+from features.catalogue import PEER_STATS
 from features.contract import FRAUD_TYPES
 
 __all__ = [
@@ -73,16 +73,13 @@ __all__ = [
     "OnlineRow",
     "settlement_features",
     "load_context",
-    "peer_stats_select",
     "category",
     "is_round",
     "weekday",
     "hosp_level",
 ]
 
-PEER_STATS_TABLE = "feat_setl_peer_stats"
-# feat_setl columns computed here (every column of the catalogue but the keys' own text).
-SETL_COLUMNS: tuple[str, ...] = tuple(c.name for c in TABLES["feat_setl"].columns)
+PEER_STATS_TABLE = PEER_STATS.name  # written by the batch build (features/sql/feat_setl_peer_stats.sql)
 # A settlement the institution made within this many seconds either side counts as "at the same time".
 SAME_TIME_SECONDS = 600
 READMIT_DAYS = 15
@@ -193,6 +190,9 @@ class InstitutionClock:
 
     def __init__(self, times: Mapping[str, np.ndarray]):
         self._times = dict(times)
+        newest = max((int(t[-1]) for t in self._times.values() if len(t)), default=None)
+        # the last settlement the snapshot holds: the clock knows nothing made after it
+        self.newest: datetime | None = None if newest is None else _EPOCH + timedelta(microseconds=newest)
 
     def around(self, fixmedins_code: str, moment: datetime, seconds: int = SAME_TIME_SECONDS) -> int:
         """Settlements of the institution with ``|time - moment| <= seconds``."""
@@ -377,6 +377,15 @@ def settlement_features(visit, history: PersonHistory, *, context: FeatureContex
         within -= 1  # the clock counts the recorded settlement: counted once below, as this visit
     v["n_same_inst_10min"] = within + 1
     v["n_psn_setl_same_day"] = 1 + sum(1 for h in others if h.setl_time.date() == setl_date)
+    newest = context.clock.newest
+    if recorded is None and (newest is None or setl_time + timedelta(seconds=SAME_TIME_SECONDS) > newest):
+        # the warehouse is a snapshot: what the institution and the person settled after it is not counted yet
+        after = f"快照 {newest:%Y-%m-%d %H:%M} 之后的结算未计入 (settlements after the snapshot not counted)" \
+            if newest is not None else "无快照 (no snapshot)"
+        approx["n_same_inst_10min"] = approx["n_psn_setl_same_day"] = after
+        if v["is_inpatient"]:
+            approx["n_other_setl_during_stay"] = approx["n_elsewhere_during_stay"] = \
+                approx["amt_other_setl_during_stay"] = after
 
     v["days_since_prev_discharge"] = None
     if v["is_inpatient"]:
@@ -455,50 +464,6 @@ def load_context(warehouse: Path | str | duckdb.DuckDBPyConnection) -> FeatureCo
         for a, b in zip(starts, np.r_[starts[1:], len(codes)]):
             times[str(codes[a])] = us[a:b].copy()
     return FeatureContext(peers, Reference(institutions, catalogue), InstitutionClock(times))
-
-
-def peer_stats_select(as_of: str) -> str:
-    """The SELECT that writes ``feat_setl_peer_stats`` from ``feat_setl`` (after the batch build): per
-    peer group, the count, mean and sum of squared deviations of the amount, its distinct values
-    (rounded to 6 digits) with their counts, and the median payment shares."""
-    return f"""
-WITH g AS (
-    -- group keys never NULL inside the query (a join on NULL keys would lose them), NULL again at the end
-    SELECT COALESCE(s.med_type, '') AS med_type, COALESCE(i.fixmedins_type, '') AS fixmedins_type,
-           CASE WHEN i.fixmedins_code IS NULL THEN -1
-                WHEN i.hosp_lv IN ('01', '02', '03', '04', '12') THEN 3
-                WHEN i.hosp_lv IN ('05', '06', '07', '13') THEN 2
-                WHEN i.hosp_lv IN ('08', '09', '10', '14') THEN 1 ELSE 0 END AS hosp_level,
-           f.medfee_amt AS amt, f.fund_amt / NULLIF(f.medfee_amt, 0) AS fund_share,
-           f.psn_pay_amt / NULLIF(f.medfee_amt, 0) AS psn_pay_share,
-           f.acct_pay_amt / NULLIF(f.medfee_amt, 0) AS acct_pay_share
-    FROM feat_setl f
-    JOIN setl_d s ON s.setl_id = f.setl_id
-    LEFT JOIN fixmedins i ON i.fixmedins_code = s.fixmedins_code
-),
-stats AS (
-    SELECT med_type, fixmedins_type, hosp_level, COUNT(*) AS n, AVG(amt) AS mean_amt,
-           VAR_POP(amt) * COUNT(*) AS m2_amt, MEDIAN(amt) AS median_amt,
-           MEDIAN(fund_share) AS median_fund_share, MEDIAN(psn_pay_share) AS median_psn_pay_share,
-           MEDIAN(acct_pay_share) AS median_acct_pay_share
-    FROM g GROUP BY med_type, fixmedins_type, hosp_level
-),
-v AS (
-    SELECT med_type, fixmedins_type, hosp_level, ROUND(amt, 6) AS value, COUNT(*) AS n
-    FROM g GROUP BY med_type, fixmedins_type, hosp_level, ROUND(amt, 6)
-),
-d AS (
-    SELECT med_type, fixmedins_type, hosp_level,
-           list(value ORDER BY value) AS amt_values, list(n ORDER BY value) AS amt_counts
-    FROM v GROUP BY med_type, fixmedins_type, hosp_level
-)
-SELECT NULLIF(s.med_type, '') AS med_type, NULLIF(s.fixmedins_type, '') AS fixmedins_type,
-       NULLIF(s.hosp_level, -1) AS hosp_level, s.n, s.mean_amt, s.m2_amt, s.median_amt,
-       s.median_fund_share, s.median_psn_pay_share, s.median_acct_pay_share, d.amt_values, d.amt_counts,
-       {as_of} AS as_of
-FROM stats s
-JOIN d ON d.med_type = s.med_type AND d.fixmedins_type = s.fixmedins_type AND d.hosp_level = s.hosp_level
-"""
 
 
 # -- private helpers ------------------------------------------------------------------------------

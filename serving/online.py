@@ -43,7 +43,12 @@ class OnlineSettlementFeatures:
     def row(self, visit, hits: Iterable[Any]) -> OnlineRow:
         """The visit's online feature row (``hits``: its pre-check hits)."""
         history = PersonHistory.from_index(self.index, visit.setl.psn_no)
-        return settlement_features(visit, history, context=self.context, hits=hits)
+        row = settlement_features(visit, history, context=self.context, hits=hits)
+        # the batch counts every rule's hits, found with hindsight too (a stay settled later); here only
+        # the real-time rules over the past have run
+        row.approximated["rh_*"] = ("仅含实时规则对既往记录的命中 (real-time rules over the history only; "
+                                    "batch-only rules and hits found later are not in)")
+        return row
 
     def frame(self, row: OnlineRow) -> pd.DataFrame:
         """The model's columns of ``row`` as a one-row frame (a NULL feature as NaN, as in ``feat_setl``)."""
@@ -51,8 +56,9 @@ class OnlineSettlementFeatures:
         data = np.array([[np.nan if x is None else float(x) for x in values]], dtype=float)
         return pd.DataFrame(data, columns=self.columns)
 
-    def approximated(self, row: OnlineRow) -> list[str]:
-        """The model's features (of ``row``) that are estimates; ``rh_*`` counts for the rule-hit columns."""
+    def approximated(self, row: OnlineRow) -> list[dict[str, str]]:
+        """The model's features (of ``row``) that are estimates, each with why; ``rh_*`` stands for the
+        rule-hit columns."""
         used = set(self.columns)
-        return [name for name in row.approximated
+        return [{"feature": name, "why_zh": why} for name, why in row.approximated.items()
                 if name in used or (name == "rh_*" and any(c.startswith("rh_") for c in used))]
