@@ -166,9 +166,15 @@ def randomised(sc: ScenarioConfig, seed: int, *, spread: float = 0.5) -> Scenari
 
 
 def load_scenarios(path: Path | None = None) -> ScenarioConfig:
-    """Read a scenario file; every typology id must be present, nothing else."""
+    """Read a scenario file; every typology id must be present, nothing else.
+
+    ``base: other.yaml`` (beside the file) reads that one first; the file's own top-level sections
+    replace the base's (a variant names only what it changes)."""
     path = Path(path or DEFAULT_SCENARIOS)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if raw.get("base"):
+        base = yaml.safe_load((path.parent / raw["base"]).read_text(encoding="utf-8"))
+        raw = {**base, **{k: v for k, v in raw.items() if k != "base"}}
     entries = raw.get("scenarios") or {}
     unknown = set(entries) - set(FRAUD_TYPES)
     missing = set(FRAUD_TYPES) - set(entries)
