@@ -399,21 +399,21 @@ TABLES: dict[str, FeatureTable] = {t.name: t for t in (FEAT_SETL, FEAT_PSN, FEAT
 PEER_STATS = SnapshotTable(
     "feat_setl_peer_stats", "feat_setl_peer_stats.sql", "feat_setl", "结算同组统计快照",
     "peer groups of feat_setl as the build counted them (what the pre-check compares a new visit with)",
-    tuple(FeatureColumn(*c) for c in (
-        ("med_type", "key", True, "医疗类别", "medical type of the group"),
-        ("fixmedins_type", "key", True, "机构类型", "institution type of the group"),
-        ("hosp_level", "bigint", True, "机构级别(3/2/1/0)", "institution grade; NULL: not in the register"),
-        ("n", "bigint", False, "组内结算数", "settlements in the group"),
-        ("mean_amt", "double", False, "金额均值", "mean amount (yuan)"),
-        ("m2_amt", "double", False, "金额离差平方和", "sum of squared deviations of the amount"),
-        ("median_amt", "double", False, "金额中位数", "median amount (yuan)"),
-        ("median_fund_share", "double", True, "基金支付占比中位数", "median fund share"),
-        ("median_psn_pay_share", "double", True, "个人负担占比中位数", "median share paid by the person"),
-        ("median_acct_pay_share", "double", True, "个人账户占比中位数", "median personal-account share"),
-        ("amt_values", "double[]", False, "不同金额(升序, 6位小数)", "distinct amounts, ascending (6 decimals)"),
-        ("amt_counts", "bigint[]", False, "各金额结算数", "settlements per distinct amount"),
-        ("as_of", "timestamp", False, "特征截止时间", "the build's cut-off"),
-    )),
+    tuple(_parse("""
+    med_type | key? | 医疗类别 | medical type of the group
+    fixmedins_type | key? | 机构类型 | institution type of the group
+    hosp_level | bigint? | 机构级别(3/2/1/0) | institution grade; NULL: not in the register
+    n | bigint | 组内结算数 | settlements in the group
+    mean_amt | double | 金额均值 | mean amount (yuan)
+    m2_amt | double | 金额离差平方和 | sum of squared deviations of the amount
+    median_amt | double | 金额中位数 | median amount (yuan)
+    median_fund_share | double? | 基金支付占比中位数 | median fund share
+    median_psn_pay_share | double? | 个人负担占比中位数 | median share paid by the person
+    median_acct_pay_share | double? | 个人账户占比中位数 | median personal-account share
+    amt_values | double[] | 不同金额(升序, 6位小数) | distinct amounts, ascending (6 decimals)
+    amt_counts | bigint[] | 各金额结算数 | settlements per distinct amount
+    as_of | timestamp | 特征截止时间 | the build's cut-off
+    """)),
 )
 SNAPSHOTS: dict[str, SnapshotTable] = {PEER_STATS.name: PEER_STATS}
 
