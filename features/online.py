@@ -39,11 +39,11 @@ group's median share), an insured region not given.
 (True, False, False)
 >>> weekday(date(2025, 3, 1))  # a Saturday
 5
->>> peers = PeerStats.from_rows([(("11", "hospital", 3), 4, 12.5, 125.0, (10.0, 15.0), (2, 2), 0.5, 0.3, 0.2)])
+>>> peers = PeerStats.from_rows([(("11", "hospital", 3), 4, 12.5, 25.0, (10.0, 15.0), (2, 2), 0.5, 0.3, 0.2)])
 >>> peers.z_and_pct(("11", "hospital", 3), 15.0, known=15.0)   # in the snapshot: as the batch gave it
-(0.4472135954999579, 0.6666666666666666)
->>> peers.z_and_pct(("11", "hospital", 3), 20.0)                # a new visit, counted in
-(1.7614096918559585, 1.0)
+(1.0, 0.6666666666666666)
+>>> peers.z_and_pct(("11", "hospital", 3), 20.0)   # a new visit, counted in: 10, 10, 15, 15, 20
+(1.6035674514745464, 1.0)
 """
 
 from __future__ import annotations

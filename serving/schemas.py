@@ -374,6 +374,33 @@ class ServiceStatus(BaseModel):
     notes: dict[str, str]
     setup_seconds: dict[str, float]
     jobs: dict[str, Any] | None = None
+    online_features: dict[str, Any] | None = None
+
+
+class MonitorFinding(BaseModel):
+    """One finding of the monitor (models.monitoring.Finding)."""
+    kind: str
+    level: str
+    message_zh: str
+    rule_id: str | None = None
+    fixmedins_code: str | None = None
+    month: str | None = None
+    before: float | None = None
+    after: float | None = None
+    p_value: float | None = None
+    threshold: float | None = None
+    detail: dict[str, Any] = {}
+
+
+class MonitorReportOut(BaseModel):
+    """``yibao monitor`` as the analysts' page shows it."""
+    months: list[str]
+    tests: dict[str, int]
+    config: dict[str, Any]
+    alarms: int
+    notices: int
+    findings: list[MonitorFinding]
+    computed_at: str
 
 
 class ClueSummary(BaseModel):

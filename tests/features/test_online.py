@@ -11,6 +11,9 @@ names them as approximated).
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import math
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -135,3 +138,9 @@ def test_a_new_visit_is_counted_in_and_names_what_is_approximated(tiny_warehouse
 
 def _missing(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NaT
+
+
+@pytest.mark.parametrize("module", ['features.online'])
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -8,6 +8,9 @@ with the default scenarios, each ingested and run through the rules.
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import json
 
 import numpy as np
@@ -90,3 +93,9 @@ def test_monitor_raises_no_alarm_on_a_region_without_the_scenarios(without_scena
     assert [f.message_zh for f in report.alarms] == []
     assert report.tests["rule_institution"] > 100  # it did look
 
+
+
+@pytest.mark.parametrize("module", ['models.monitoring', 'training.simulator.monitoring'])
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

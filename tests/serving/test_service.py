@@ -97,6 +97,22 @@ def test_precheck_scores_a_visit_the_warehouse_has_not_seen(served):
     assert "n_same_inst_10min" in approximated
 
 
+def test_monitoring_for_analysts_only(served):
+    with served.client("ana") as c:
+        r = c.get("/api/monitoring")
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["months"] and out["tests"]["rule_institution"] > 0 and out["computed_at"]
+        assert out["alarms"] == sum(f["level"] == "alarm" for f in out["findings"])
+        assert any(f["kind"] == "score_drift" and "PSI=" in f["message_zh"] for f in out["findings"])
+        assert c.get("/api/monitoring").json()["computed_at"] == out["computed_at"]  # computed once per warehouse
+    with served.client("li") as c:
+        assert c.get("/api/monitoring").status_code == 403
+    with served.client("wang") as c:
+        page = c.get("/ui/")
+        assert page.status_code == 200 and "监测: 规则与模型" in page.text
+
+
 def test_score_by_id_and_by_feature_row_with_adaptive_batching(served):
     with duckdb.connect(str(served.data.warehouse), read_only=True) as con:
         ids = [r[0] for r in con.execute("SELECT setl_id FROM feat_setl ORDER BY setl_id LIMIT 40").fetchall()]

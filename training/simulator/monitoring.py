@@ -20,7 +20,7 @@ False
 >>> m.evasion.from_month, m.evasion.below, m.code_change.institutions
 (7, (0.97, 0.995), 1)
 >>> local_code("001204000010000", "H22010200001")
-'J2200001'
+'J4806023'
 """
 
 from __future__ import annotations
