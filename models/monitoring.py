@@ -17,6 +17,8 @@ given) and reports, each finding in Chinese with its numbers:
   capped fee line that have one priced strictly within ``band`` under the cap (at the cap is the standard
   price), by month, with the same change-point test (a rise is the alarm), and the shares just over the
   cap and over it at all, before and after.
+* **evasion at a frequency limit** (规避限定频次): per institution, the share of its person-days with a
+  两库 item limited to N a day (N ≥ 2) that bill within ``band`` under N, the same way.
 * **codes the rules cannot read** (编码改写, the silent-rule report per institution and month): per
   institution, the share of its settlements with a fee line whose code neither the catalogue nor the
   两库 pack knows, with the same change-point test (a rise is the alarm: the rules keyed on those items go
@@ -117,8 +119,14 @@ def monitor(warehouse: Path | str, *, config: MonitorConfig = MonitorConfig(), b
             hits = con.execute(_HIT_MONTHS).df()
             findings += _rule_findings(hits, setl, months, config, tests)
         if len(months) >= config.min_months:
-            lines = con.execute(_CAP_MONTHS, {"band": config.band}).df()
-            findings += _evasion_findings(lines, months, config, tests)
+            findings += _evasion_findings(con.execute(_CAP_MONTHS, {"band": config.band}).df(), months, config,
+                                          tests, family="evasion", rule_id="price_over_cap",
+                                          units_zh="含限价项目的结算", limit_zh="限价")
+            if "rule_pack" in have:
+                findings += _evasion_findings(con.execute(_FREQUENCY_MONTHS, {"band": config.band}).df(), months,
+                                              config, tests, family="evasion_frequency",
+                                              rule_id="liangku_frequency", units_zh="限频次项目的人日",
+                                              limit_zh="限定频次")
             pack = "UNION SELECT hilist_code FROM rule_pack UNION SELECT related_code FROM rule_pack" \
                 if "rule_pack" in have else ""
             unknown = con.execute(_UNKNOWN_CODE_MONTHS.format(pack=pack)).df()
@@ -196,13 +204,33 @@ _CAP_MONTHS = """
                CAST(l.pric AS DOUBLE) AS pric, CAST(COALESCE(l.pric_uplmt_amt, h.pric_uplmt_amt) AS DOUBLE) AS cap
         FROM fee_list_d l LEFT JOIN hilist h ON h.hilist_code = l.hilist_code
         WHERE l.fee_ocur_time IS NOT NULL)
-    SELECT fixmedins_code, month, count(DISTINCT setl_id) AS n_capped,
+    SELECT fixmedins_code, month, count(DISTINCT setl_id) AS n,
            count(DISTINCT setl_id) FILTER (WHERE pric > cap * (1 - $band) AND pric < cap - 0.005) AS n_below,
            count(DISTINCT setl_id) FILTER (WHERE pric > cap + 0.005 AND pric < cap * (1 + $band)) AS n_above,
            count(DISTINCT setl_id) FILTER (WHERE pric > cap + 0.005) AS n_over
     FROM l WHERE cap > 0 AND pric IS NOT NULL
     GROUP BY ALL"""
 
+
+# per institution and month, the person-days with a 两库 item limited to N a day (times, or hours of
+# monitoring; per calendar day, where the rule counts per stay) for N >= 2 (with a limit of 1 the limit is
+# every honest use, and evasion shows as the rule's hits stopping), and how many of them bill within the
+# band under N, within it over N, over N at all
+_FREQUENCY_MONTHS = """
+    WITH lim AS (
+        SELECT hilist_code, min(max_count) AS max_count
+        FROM rule_pack WHERE rule_kind = 'frequency' GROUP BY hilist_code),
+    d AS (
+        SELECT l.fixmedins_code, l.psn_no, l.hilist_code, CAST(l.fee_ocur_time AS DATE) AS day,
+               sum(CAST(l.cnt AS DOUBLE)) AS qty, any_value(lim.max_count) AS max_count
+        FROM fee_list_d l JOIN lim ON lim.hilist_code = l.hilist_code
+        WHERE l.fee_ocur_time IS NOT NULL AND lim.max_count >= 2
+        GROUP BY ALL)
+    SELECT fixmedins_code, strftime(day, '%Y-%m') AS month, count(*) AS n,
+           count(*) FILTER (WHERE qty > max_count * (1 - $band) AND qty <= max_count) AS n_below,
+           count(*) FILTER (WHERE qty > max_count AND qty <= max_count * (1 + $band)) AS n_above,
+           count(*) FILTER (WHERE qty > max_count) AS n_over
+    FROM d GROUP BY ALL"""
 
 # settlements per institution and month with a fee line of a code the catalogue and the pack do not know,
 # and one such code (its written form goes into the message)
@@ -281,34 +309,35 @@ def _rate_finding(kind: str, persons: np.ndarray, hits: np.ndarray, n: np.ndarra
                      "settlements": n.astype(int).tolist()})]
 
 
-def _evasion_findings(lines: pd.DataFrame, months: list[str], config: MonitorConfig,
-                      tests: dict[str, int]) -> list[Finding]:
-    capped = _matrix(lines, ["fixmedins_code"], "n_capped", months)
-    below = _matrix(lines, ["fixmedins_code"], "n_below", months).reindex(capped.index, fill_value=0)
-    above = _matrix(lines, ["fixmedins_code"], "n_above", months).reindex(capped.index, fill_value=0)
-    over = _matrix(lines, ["fixmedins_code"], "n_over", months).reindex(capped.index, fill_value=0)
-    tested = capped.index[below.sum(axis=1) > 0]
-    tests["evasion"] = len(tested)
+def _evasion_findings(frame: pd.DataFrame, months: list[str], config: MonitorConfig, tests: dict[str, int], *,
+                      family: str, rule_id: str, units_zh: str, limit_zh: str) -> list[Finding]:
+    """Per institution, a rise in the share of ``n`` (its units with a limited item) that sit just under the
+    limit (``n_below``), with the shares just over it and over it at all either side."""
+    total = _matrix(frame, ["fixmedins_code"], "n", months)
+    below, above, over = (_matrix(frame, ["fixmedins_code"], c, months).reindex(total.index, fill_value=0)
+                          for c in ("n_below", "n_above", "n_over"))
+    tested = total.index[below.sum(axis=1) > 0]
+    tests[family] = len(tested)
     cut = config.alpha / max(len(tested), 1)
     out = []
     pct = lambda a, b: 100 * a / b if b else 0.0  # noqa: E731
+    band = f"{100 * config.band:g}%"
     for code in tested:
-        n, x = capped.loc[code].to_numpy(float), below.loc[code].to_numpy(float)
+        n, x = total.loc[code].to_numpy(float), below.loc[code].to_numpy(float)
         tau, p, before, after = change_point(x, n)
         if p > cut or after <= before:
             continue
         n0, n1 = n[:tau].sum(), n[tau:].sum()
         a0, a1 = above.loc[code].to_numpy()[:tau].sum(), above.loc[code].to_numpy()[tau:].sum()
         o0, o1 = over.loc[code].to_numpy()[:tau].sum(), over.loc[code].to_numpy()[tau:].sum()
-        band = f"{100 * config.band:g}%"
-        msg = (f"机构 {code} 自 {months[tau]} 起含限价下方 {band} 内收费的结算占比 {100 * before:.1f}% → "
-               f"{100 * after:.1f}%, 限价上方 {band} 内 {pct(a0, n0):.1f}% → {pct(a1, n1):.1f}%, 超限价 "
-               f"{pct(o0, n0):.1f}% → {pct(o1, n1):.1f}% (含限价项目的结算 {int(n0)} / {int(n1)} 笔; 变点检验 "
-               f"p={p:.2g} < {cut:.2g}): 疑似规避限价, 价格聚集于限价之下")
-        out.append(Finding("evasion", "alarm", msg, "price_over_cap", code, months[tau], before, after, p, cut,
-                           {"capped": n.astype(int).tolist(), "just_below": x.astype(int).tolist(),
+        msg = (f"机构 {code} 自 {months[tau]} 起{limit_zh}下方 {band} 内的{units_zh}占比 {100 * before:.1f}% → "
+               f"{100 * after:.1f}%, {limit_zh}上方 {band} 内 {pct(a0, n0):.1f}% → {pct(a1, n1):.1f}%, 超出"
+               f"{limit_zh} {pct(o0, n0):.1f}% → {pct(o1, n1):.1f}% ({units_zh} {int(n0)} / {int(n1)}; 变点检验 "
+               f"p={p:.2g} < {cut:.2g}): 疑似规避{limit_zh}, 聚集于{limit_zh}之下")
+        out.append(Finding(family, "alarm", msg, rule_id, code, months[tau], before, after, p, cut,
+                           {"units": n.astype(int).tolist(), "just_below": x.astype(int).tolist(),
                             "just_above": above.loc[code].astype(int).tolist(),
-                            "over_cap": over.loc[code].astype(int).tolist()}))
+                            "over": over.loc[code].astype(int).tolist()}))
     return out
 
 

@@ -45,7 +45,7 @@ def monitor_command(
                     f"{len(report.findings) - len(report.alarms)})")
     for c in ("级别", "类别", "发现"):
         t.add_column(c, overflow="fold")
-    kinds = {"rule_rate": "规则命中率", "rule_institution": "机构规则命中率", "evasion": "规避限价", "unknown_codes": "编码改写",
+    kinds = {"rule_rate": "规则命中率", "rule_institution": "机构规则命中率", "evasion": "规避限价", "evasion_frequency": "规避限定频次", "unknown_codes": "编码改写",
              "feature_drift": "特征漂移", "score_drift": "评分漂移"}
     for f in shown:
         t.add_row("报警" if f.level == "alarm" else "提示", kinds.get(f.kind, f.kind), f.message_zh)

@@ -43,6 +43,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from features.contract import TABLES
+from models.monitoring import Finding
 from serving.clues.workflow import STATES
 
 __all__ = [
@@ -377,21 +378,6 @@ class ServiceStatus(BaseModel):
     online_features: dict[str, Any] | None = None
 
 
-class MonitorFinding(BaseModel):
-    """One finding of the monitor (models.monitoring.Finding)."""
-    kind: str
-    level: str
-    message_zh: str
-    rule_id: str | None = None
-    fixmedins_code: str | None = None
-    month: str | None = None
-    before: float | None = None
-    after: float | None = None
-    p_value: float | None = None
-    threshold: float | None = None
-    detail: dict[str, Any] = {}
-
-
 class MonitorReportOut(BaseModel):
     """``yibao monitor`` as the analysts' page shows it."""
     months: list[str]
@@ -399,7 +385,7 @@ class MonitorReportOut(BaseModel):
     config: dict[str, Any]
     alarms: int
     notices: int
-    findings: list[MonitorFinding]
+    findings: list[Finding]  # the monitor's own dataclass: one definition of a finding
     computed_at: str
 
 
