@@ -4,7 +4,9 @@
         --bundle /tmp/small/bundle.joblib [--clients 1,16] [--duration 30] [--workers 1] [--threads 4]
 
 1. Samples ``--visits`` settlements (seeded) among those with ``--lookback`` days of data before them and
-   rebuilds each as the visit a hospital system would post (settlement, fee lines, diagnoses, visit row).
+   rebuilds each as the visit a hospital system would post (settlement, fee lines, diagnoses, visit row);
+   with ``--unseen`` under new settlement and visit ids, so that the warehouse has never seen them and the
+   service computes their model features online.
 2. Makes a throwaway SQLite clue store with one analyst account (the token every request carries).
 3. Starts the real server, ``python -m bentoml serve serving.service:Screening``, in a subprocess on a
    free port, and waits until it answers.
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--visits", type=int, default=500)
     p.add_argument("--lookback", type=int, default=180)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--unseen", action="store_true",
+                   help="Post each visit under new settlement and visit ids, as a visit the warehouse has not seen "
+                        "(its model features are then computed online).")
     p.add_argument("--clients", default="1,16", help="Comma-separated numbers of concurrent clients.")
     p.add_argument("--duration", type=float, default=30.0, help="Measured seconds per client count.")
     p.add_argument("--warmup", type=float, default=5.0, help="Unmeasured seconds before each measurement.")
@@ -97,7 +102,7 @@ def _run(args) -> dict:
     out: dict = {"machine": _machine(), "date": dt.date.today().isoformat(), "warehouse": str(args.warehouse),
                  "rows": _rows(args.warehouse), "bundle": str(args.bundle) if args.bundle else "champion",
                  "server": {"workers": args.workers, "threads": args.threads},
-                 "visits": {"sampled": len(visits), "with_model_features": n_hot, "lookback_days": args.lookback,
+                 "visits": {"sampled": len(visits), "with_model_features": n_hot, "unseen": args.unseen, "lookback_days": args.lookback,
                             "seed": args.seed}}
     try:
         url = f"http://127.0.0.1:{port}"
@@ -237,7 +242,18 @@ def _sample_visits(args) -> tuple[list[dict], int]:
         sample = random.Random(args.seed).sample(ids, min(args.visits, len(ids)))
         visits = [visit_from_warehouse(con, s) for s in sample]
     hot_from = (last - dt.timedelta(days=HOT_DAYS)).isoformat(sep=" ")
+    if args.unseen:
+        visits = [_renamed(v, f"UNSEEN{i:06d}") for i, v in enumerate(visits)]
+        return visits, 0
     return visits, sum(v["setl"]["setl_time"] >= hot_from for v in visits)
+
+
+def _renamed(visit: dict, new_id: str) -> dict:
+    """The visit under new settlement and visit ids (nothing else changed)."""
+    keys = {"setl_id": new_id, "mdtrt_id": "M" + new_id}
+    return {part: ([r | {k: v for k, v in keys.items() if k in r} for r in rows] if isinstance(rows, list)
+                   else rows | {k: v for k, v in keys.items() if k in rows})
+            for part, rows in visit.items()}
 
 
 def _make_store(path: Path) -> str:

@@ -27,14 +27,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from features import warehouse as wh
-from features.catalogue import TABLES, FeatureTable
+from features.catalogue import SNAPSHOTS, TABLES, FeatureTable
 from features.contract import FRAUD_TYPES
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "as_of_literal",
     "feature_select",
     "rule_hits_select",
+    "snapshot_select",
     "graph_select",
     "final_select",
 ]
@@ -93,6 +94,7 @@ class FeatureReport:
     seconds: float
     rule_hits: bool  # the warehouse had a rule_hits table
     graph: bool  # the warehouse had a graph_node_features table
+    snapshots: tuple[TableResult, ...] = ()  # catalogue.SNAPSHOTS written after their feature table
 
     def table(self, name: str) -> TableResult:
         for t in self.tables:
@@ -103,6 +105,7 @@ class FeatureReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["tables"] = {t.pop("table"): t for t in d["tables"]}
+        d["snapshots"] = {t.pop("table"): t for t in d["snapshots"]}
         return d
 
 
@@ -174,9 +177,20 @@ def build_features(
 
             eng = SparkEngine(con, spark=spark)
         try:
-            return _run(eng, warehouse, names, as_of_lit, progress, t_start)
+            report = _run(eng, warehouse, names, as_of_lit, progress, t_start)
         finally:
             eng.close()
+        written = []
+        for snap in (s for s in SNAPSHOTS.values() if s.source in names):
+            # read by the pre-check's online features (features.online) instead of recomputing per request;
+            # DuckDB with either engine: the feature table is in the warehouse by now
+            t0 = time.perf_counter()
+            con.execute(f"CREATE OR REPLACE TABLE {snap.name} AS\n{snapshot_select(snap.sql, as_of_lit)}")
+            (rows,), = con.execute(f"SELECT count(*) FROM {snap.name}").fetchall()
+            written.append(TableResult(snap.name, int(rows), len(snap.columns), round(time.perf_counter() - t0, 2)))
+        if written:
+            report = replace(report, snapshots=tuple(written), seconds=round(time.perf_counter() - t_start, 2))
+        return report
     finally:
         con.close()
 
@@ -230,6 +244,11 @@ def as_of_literal(as_of: str | datetime) -> str:
 def feature_select(table: FeatureTable, as_of: str) -> str:
     """The level's SQL with ``as_of`` filled in (DuckDB dialect)."""
     return render((SQL_DIR / table.sql).read_text(encoding="utf-8"), as_of=as_of)
+
+
+def snapshot_select(sql_file: str, as_of: str) -> str:
+    """A snapshot table's SQL (``catalogue.SNAPSHOTS``) with ``as_of`` filled in (DuckDB dialect)."""
+    return render((SQL_DIR / sql_file).read_text(encoding="utf-8"), as_of=as_of)
 
 
 def rule_hits_select(key: str) -> str:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from features.contract import FRAUD_TYPES
 
-__all__ = ["FeatureColumn", "FeatureTable", "TABLES", "rule_hit_columns", "markdown"]
+__all__ = ["FeatureColumn", "FeatureTable", "SnapshotTable", "TABLES", "SNAPSHOTS", "PEER_STATS", "rule_hit_columns",
+           "markdown"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,19 @@ class FeatureTable:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class SnapshotTable:
+    """A table the batch build writes beside the feature tables for the online features to read (one row
+    per group, not per entity): ``sql`` reads the feature table ``source`` once it is written."""
+
+    name: str
+    sql: str  # file in features/sql
+    source: str  # the feature table it summarises
+    zh: str
+    en: str
+    columns: tuple[FeatureColumn, ...]
 
 
 def rule_hit_columns() -> tuple[FeatureColumn, ...]:
@@ -382,6 +396,27 @@ FEAT_PHARMACY = _table(
 
 TABLES: dict[str, FeatureTable] = {t.name: t for t in (FEAT_SETL, FEAT_PSN, FEAT_PRAC, FEAT_FIXMEDINS, FEAT_PHARMACY)}
 
+PEER_STATS = SnapshotTable(
+    "feat_setl_peer_stats", "feat_setl_peer_stats.sql", "feat_setl", "结算同组统计快照",
+    "peer groups of feat_setl as the build counted them (what the pre-check compares a new visit with)",
+    tuple(_parse("""
+    med_type | key? | 医疗类别 | medical type of the group
+    fixmedins_type | key? | 机构类型 | institution type of the group
+    hosp_level | bigint? | 机构级别(3/2/1/0) | institution grade; NULL: not in the register
+    n | bigint | 组内结算数 | settlements in the group
+    mean_amt | double | 金额均值 | mean amount (yuan)
+    m2_amt | double | 金额离差平方和 | sum of squared deviations of the amount
+    median_amt | double | 金额中位数 | median amount (yuan)
+    median_fund_share | double? | 基金支付占比中位数 | median fund share
+    median_psn_pay_share | double? | 个人负担占比中位数 | median share paid by the person
+    median_acct_pay_share | double? | 个人账户占比中位数 | median personal-account share
+    amt_values | double[] | 不同金额(升序, 6位小数) | distinct amounts, ascending (6 decimals)
+    amt_counts | bigint[] | 各金额结算数 | settlements per distinct amount
+    as_of | timestamp | 特征截止时间 | the build's cut-off
+    """)),
+)
+SNAPSHOTS: dict[str, SnapshotTable] = {PEER_STATS.name: PEER_STATS}
+
 
 def markdown() -> str:
     """The column tables of docs/features.md (one section per feature table)."""
@@ -405,6 +440,13 @@ def markdown() -> str:
         if t.graph_node_types:
             out.append(f"| `g_*` | double | 图特征 | columns of `graph_node_features` for node_type in "
                        f"{', '.join(t.graph_node_types)} (when that table exists) |")
+        out.append("")
+    for t in SNAPSHOTS.values():
+        out.append(f"### `{t.name}` — {t.zh}\n")
+        out.append(f"Written with `{t.source}`: {t.en}. SQL: `features/sql/{t.sql}`.\n")
+        out.append("| column | type | 含义 | meaning |")
+        out.append("|---|---|---|---|")
+        out += [f"| `{c.name}` | {c.dtype}{' (nullable)' if c.nullable else ''} | {c.zh} | {c.en} |" for c in t.columns]
         out.append("")
     return "\n".join(out)
 

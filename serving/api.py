@@ -20,6 +20,7 @@
 | ``GET /statistics`` | counts and amounts by state, source, typology, region, age |
 | ``GET /overdue`` | high-risk clues past the SLA with a cross-checker to offer |
 | ``GET /assignees`` | investigators a clue can be assigned to |
+| ``GET /monitoring`` | the monitor's findings (``yibao monitor``, ``models.monitoring``; analysts and admins) |
 
 Who may do what is decided by the store (:mod:`serving.clues.access`); this module only maps its
 refusals to HTTP: ``AccessDenied`` → 403; a clue the user may not see → 403 for the roles that see only
@@ -38,6 +39,8 @@ import asyncio
 import base64
 import hashlib
 import re
+import threading
+from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
@@ -61,7 +64,7 @@ from serving.errors import CatchUnexpected, error_response, field_problems, inva
 from serving.runtime import Runtime
 from serving.schemas import (MAX_ID, MAX_OFFSET, AssigneeList, ClueDetail, ClueList, ClueRecord, CommentIn,
                              CommentOut, ErrorBody, Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta,
-                             OverdueList, ServiceStatus, Statistics, TransitionIn)
+                             MonitorReportOut, OverdueList, ServiceStatus, Statistics, TransitionIn)
 from serving.scoring import masked
 
 __all__ = ["create_clue_api", "create_ui_app", "UI_FILE"]
@@ -294,6 +297,18 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
     def statistics(user: User = Depends(current_user)) -> dict:
         return masked(rt().store.statistics(user))
 
+    monitor_cache = _MonitorCache()
+
+    @app.get("/monitoring", summary="监测 rule hit rates, evasion, unreadable codes, drift (analysts)",
+             response_model=MonitorReportOut, responses=_answers(403, 503))
+    def monitoring(user: User = Depends(current_user)) -> dict:
+        if user.role not in ("analyst", "admin"):  # also when mounted without the middleware (ROUTE_ROLES)
+            raise AccessDenied(f"角色 {user.role} 无权查看监测 (role {user.role} may not see the monitor)")
+        r = rt()
+        if not r.settings.warehouse.is_file():
+            raise HTTPException(503, "仓库不存在 (warehouse not found)")
+        return masked(monitor_cache.report(r.settings.warehouse, r.bundle))
+
     @app.get("/overdue", summary="逾期线索 high-risk clues past the SLA", response_model=OverdueList,
              responses=_answers(403))
     def overdue(user: User = Depends(current_user)) -> dict:
@@ -326,6 +341,27 @@ def create_ui_app() -> FastAPI:
         return HTMLResponse(html, headers=headers)
 
     return ui
+
+
+class _MonitorCache:
+    """The monitor's report of a warehouse, computed once per version of the file (it reads the whole
+    warehouse: seconds on ``small``) and shared by the requests; one computation at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._report: dict | None = None
+
+    def report(self, warehouse: FilePath, bundle) -> dict:
+        from models.monitoring import monitor
+
+        key = (str(warehouse), warehouse.stat().st_mtime_ns, id(bundle))
+        with self._lock:
+            if key != self._key:
+                self._report = monitor(warehouse, bundle=bundle).to_dict() | {
+                    "computed_at": datetime.now().isoformat(timespec="seconds")}
+                self._key = key
+            return self._report
 
 
 def _jobs(r: Runtime):

@@ -43,6 +43,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "/precheck": frozenset({"analyst", "investigator", "admin"}),
     "/score": frozenset({"analyst", "investigator", "admin"}),
     "/metrics": frozenset({"analyst", "admin"}),
+    "/api/monitoring": frozenset({"analyst", "admin"}),  # 监测: the analysts' view of rules and models
 }
 USER_KEY = "yibao_user"
 

@@ -447,6 +447,9 @@ from serving.cli_inspection import credit_command, inspection_app  # noqa: E402
 
 app.command("credit")(credit_command)
 app.add_typer(inspection_app, name="inspection")
+from serving.cli_monitor import monitor_command  # noqa: E402
+
+app.command("monitor")(monitor_command)
 
 
 def main() -> None:  # pragma: no cover

@@ -128,21 +128,49 @@ def rules_list(
     s = _settings(None)
     path = effective_config_path(config, s.rules_config)
     cfg = _load_config(path)
+    outcomes = _rule_outcomes(s)
     if as_json:
         return _emit({"config": str(cfg.path), "config_version": cfg.config_version, "pack_version": pack_version(),
-                      "rules": [r.to_dict() for r in cfg.rules]}, True)
+                      "rules": [r.to_dict() | ({} if outcomes is None else {"outcomes": (
+                          outcomes[r.id].to_dict() if r.id in outcomes else None)}) for r in cfg.rules]}, True)
     from features.contract import FRAUD_TYPES
 
     t = Table(title=f"规则 rules — {cfg.path} (config {cfg.config_version}, pack {pack_version()})")
-    for c in ("规则 rule", "违规类型 typology", "政策依据 basis", "启用 on", "版本 v", "风险 sev", "阈值 thresholds"):
+    columns = ["规则 rule", "违规类型 typology", "政策依据 basis", "启用 on", "版本 v", "风险 sev", "阈值 thresholds"]
+    for c in columns + ([] if outcomes is None else ["查实率 confirmed"]):
         t.add_column(c, overflow="fold")
     for r in cfg.rules:
         params = "\n".join(f"{k}={v}" for k, v in r.params.items()) or "-"
         basis = r.basis_zh.replace("{point_id}", "〈每条命中的知识点 per hit〉")
-        t.add_row(f"{r.id}\n{r.name_zh}", f"{r.typology_id}\n{FRAUD_TYPES[r.typology_id][0]}", basis,
-                  ("是" if r.enabled else "[red]否[/red]") + ("" if r.realtime else "\n(仅批量)"), r.version,
-                  SEVERITY_ZH[r.severity], params)
+        row = [f"{r.id}\n{r.name_zh}", f"{r.typology_id}\n{FRAUD_TYPES[r.typology_id][0]}", basis,
+               ("是" if r.enabled else "[red]否[/red]") + ("" if r.realtime else "\n(仅批量)"), r.version,
+               SEVERITY_ZH[r.severity], params]
+        if outcomes is not None:
+            row.append(outcomes[r.id].text_zh if r.id in outcomes else "无已结论线索")
+        t.add_row(*row)
     console.print(t)
+    if outcomes is not None:
+        console.print("查实率: 已结论线索中含该规则命中者被查实的比例, 95% 置信区间; 区间整体低于全部已结论线索的查实率时"
+                      "建议复核 (confirmed share of the decided clues holding the rule's hits)")
+
+
+def _rule_outcomes(settings):
+    """Confirmation rates per rule from the clue store, or None when there is no store to read."""
+    url = settings.clue_db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    from models.rules.outcomes import confirmation_rates
+    from serving.clues.store import open_store
+
+    try:
+        store = open_store(url)
+    except Exception as e:  # noqa: BLE001 - the rule list does not depend on the clue store being up
+        typer.echo(f"警告 (warning): 线索库不可用, 不显示查实率 (clue store not available): {type(e).__name__}", err=True)
+        return None
+    try:
+        return confirmation_rates(store.rule_outcomes())
+    finally:
+        store.close()
 
 
 @rules_app.command("run")

@@ -30,6 +30,7 @@ from models.rules.precheck import Prechecker
 from serving.clues.access import contains_resident_id, mask_id
 from serving.clues.store import ClueStore, store_for
 from serving.jobs import JobPool
+from serving.online import OnlineSettlementFeatures
 from serving.scoring import SettlementFeatures
 
 __all__ = ["Runtime", "load_runtime", "freeze_heap", "install_log_redaction", "redact"]
@@ -47,6 +48,7 @@ class Runtime:
     model_source: str | None = None
     checker: Prechecker | None = None
     features: SettlementFeatures | None = None
+    online: OnlineSettlementFeatures | None = None  # feat_setl of a visit the warehouse has not seen
     notes: dict[str, str] = field(default_factory=dict)
     setup_seconds: dict[str, float] = field(default_factory=dict)
     jobs: JobPool | None = None  # background work (evidence packages); set by the service
@@ -61,6 +63,7 @@ class Runtime:
             "rules_realtime": len(self.checker.rules) if self.checker else 0,
             "settlement_features": None if self.features is None else {
                 "as_of": self.features.as_of, "rows_in_memory": self.features.hot_rows},
+            "online_features": None if self.online is None else {"peer_stats_as_of": self.online.as_of},
             "clue_store": self.store.engine.dialect.name, "notes": self.notes, "setup_seconds": self.setup_seconds,
             "jobs": None if self.jobs is None else self.jobs.status(),
         }
@@ -124,6 +127,13 @@ def load_runtime(settings: Settings, *, bundle_path: Path | None = None, model_r
             rt.notes["features"] = f"未载入结算特征 (settlement features not loaded): {e}"
             log.warning("%s", rt.notes["features"])
         rt.setup_seconds["features"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        try:
+            rt.online = OnlineSettlementFeatures(settings.warehouse, rt.checker, rt.bundle.features["setl"])
+        except (FileNotFoundError, ValueError) as e:
+            rt.notes["online_features"] = f"未载入实时特征 (online features not loaded): {e}"
+            log.warning("%s", rt.notes["online_features"])
+        rt.setup_seconds["online_features"] = round(time.perf_counter() - t0, 2)
     return rt
 
 

@@ -43,6 +43,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from features.contract import TABLES
+from models.monitoring import Finding
 from serving.clues.workflow import STATES
 
 __all__ = [
@@ -374,6 +375,18 @@ class ServiceStatus(BaseModel):
     notes: dict[str, str]
     setup_seconds: dict[str, float]
     jobs: dict[str, Any] | None = None
+    online_features: dict[str, Any] | None = None
+
+
+class MonitorReportOut(BaseModel):
+    """``yibao monitor`` as the analysts' page shows it."""
+    months: list[str]
+    tests: dict[str, int]
+    config: dict[str, Any]
+    alarms: int
+    notices: int
+    findings: list[Finding]  # the monitor's own dataclass: one definition of a finding
+    computed_at: str
 
 
 class ClueSummary(BaseModel):

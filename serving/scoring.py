@@ -1,12 +1,14 @@
 """What the service computes per request: the pre-check of one visit (事前提醒 / 事中审核) and batch scoring.
 
 :func:`precheck_visit` runs the rule pre-check (:class:`models.rules.precheck.Prechecker`) on a visit and,
-when the bundle has a settlement model and the settlement's features are known, its P(fraud) and the
-top reasons in Chinese. The settlement features (``feat_setl``) are computed by the feature SQL over the
-whole warehouse (peer z-scores, stays, windows); nothing here recomputes them for a visit the warehouse
-has not seen, and nothing guesses them. So a new visit gets the rule hits and
-``model_score_available: false`` with the reason; a settlement already in ``feat_setl`` whose posted lines
-agree with the recorded ones (事中审核 of a settlement under review) gets the model score as well.
+when the bundle has a settlement model, its P(fraud) and the top reasons in Chinese. The settlement's
+features (``feat_setl``) come from the batch build when the warehouse has the settlement and the posted
+lines agree with the recorded ones (事中审核 of a settlement under review: ``features_source:
+"feat_setl"``); otherwise — a visit nobody has seen yet, or one whose lines changed — they are computed
+online for that one visit (:class:`serving.online.OnlineSettlementFeatures`: the person's history, the
+visit, the peer-group snapshot the last build wrote; ``features_source: "online"``), and the answer names
+each feature of the model that is an estimate (``approximated_features``, with why). Without the online
+features (a checker without its history index) such a visit gets ``model_score_available: false``.
 
 :func:`score_settlements` scores a batch of settlements given by id (looked up in ``feat_setl``) or as
 feature rows (the columns of ``feat_setl``).
@@ -36,6 +38,7 @@ from features.contract import FRAUD_TYPES, TABLES
 from models.bundle import ScorerBundle
 from models.rules.precheck import Prechecker, Visit, VisitError
 from serving.clues.access import mask_id
+from serving.online import OnlineSettlementFeatures
 
 __all__ = [
     "MODES",
@@ -123,7 +126,7 @@ class SettlementFeatures:
 
 def precheck_visit(visit: Mapping[str, Any], *, checker: Prechecker, bundle: ScorerBundle | None,
                    features: SettlementFeatures | None, mode: str = "pre", n_reasons: int = 3,
-                   model_note: str | None = None) -> dict:
+                   model_note: str | None = None, online: OnlineSettlementFeatures | None = None) -> dict:
     """Rule hits, risk score and top reasons of one visit (see the module docstring).
 
     ``visit`` is ``{"setl": {...}, "lines": [...], "diagnoses": [...], "mdtrt": {...}}`` in contract field
@@ -135,8 +138,9 @@ def precheck_visit(visit: Mapping[str, Any], *, checker: Prechecker, bundle: Sco
         raise ValueError(f"mode must be one of {', '.join(f'{k} ({v})' for k, v in MODES.items())}, not {mode!r}")
     t0 = time.perf_counter()
     v = checker.visit(visit)
-    hits = [_hit(h) for h in checker.check(v)]
-    p, reasons, note = _model_score(v, bundle, features, n_reasons, model_note)
+    found = checker.check(v)
+    hits = [_hit(h) for h in found]
+    p, reasons, note, source, approx = _model_score(v, found, bundle, features, online, n_reasons, model_note)
     decision, decision_zh = decide(mode, hits, p)
     rule_level = next((lv for lv in ("high", "medium", "low") if any(h["severity"] == lv for h in hits)), None)
     level = _max_level(rule_level, risk_level(p))
@@ -149,6 +153,7 @@ def precheck_visit(visit: Mapping[str, Any], *, checker: Prechecker, bundle: Sco
         "rule_hits": hits, "n_rule_hits": len(hits),
         "amount_at_risk": round(sum(h["amount_at_risk"] or 0.0 for h in hits), 2),
         "model_score_available": p is not None, "p_fraud": p, "model_reasons": reasons, "model_note": note,
+        "features_source": source, "approximated_features": approx,
         "rules_checked": len(checker.rules), "pack_version": checker.pack_version,
         "milliseconds": round((time.perf_counter() - t0) * 1000, 2),
     })
@@ -283,25 +288,31 @@ def _hit(h) -> dict:
     return out
 
 
-def _model_score(v: Visit, bundle: ScorerBundle | None, features: SettlementFeatures | None, n: int,
-                 note: str | None) -> tuple[float | None, list[dict], str]:
+def _model_score(v: Visit, found: list, bundle: ScorerBundle | None, features: SettlementFeatures | None,
+                 online: OnlineSettlementFeatures | None, n: int, note: str | None
+                 ) -> tuple[float | None, list[dict], str, str | None, list[dict]]:
+    """``(p_fraud, reasons, note, features_source, approximated_features)`` of the visit."""
     if bundle is None or "setl" not in bundle.scorers:
-        return None, [], note or "未载入结算模型 (no settlement model loaded): 仅规则 (rules only)"
-    if features is None:
-        return None, [], note or "未载入结算特征 (settlement features not loaded): 仅规则 (rules only)"
-    hot = features.hot(v.setl.setl_id)
-    if hot is None:
-        return None, [], (f"该结算不在已载入的结算特征中 (近 {features.hot_days} 天, 截至 {features.as_of}); 新就诊的特征"
-                          "由全库特征计算产生, 实时不可得: 仅规则 (settlement not among the feature rows loaded: a new "
-                          "visit's features come from the warehouse-wide feature build; rules only)")
-    row, amount, n_lines = hot
-    posted = float(sum(ln.det_item_fee_sumamt for ln in v.lines))
-    if len(v.lines) != n_lines or not abs(posted - amount) <= 0.01:  # NaN never agrees
-        return None, [], (f"提交的明细与已记录的结算不一致 ({len(v.lines)} 条 {posted:.2f} 元 vs 记录 {n_lines} 条 "
-                          f"{amount:.2f} 元): 仅规则 (posted lines differ from the recorded settlement; rules only)")
-    p, reasons = bundle.score_and_explain("setl", row, n=n)
+        return None, [], note or "未载入结算模型 (no settlement model loaded): 仅规则 (rules only)", None, []
+    hot = features.hot(v.setl.setl_id) if features is not None else None
+    why_online = "该结算不在已载入的结算特征中 (not among the settlement feature rows loaded)"
+    if hot is not None:
+        row, amount, n_lines = hot
+        posted = float(sum(ln.det_item_fee_sumamt for ln in v.lines))
+        if len(v.lines) == n_lines and abs(posted - amount) <= 0.01:  # NaN never agrees
+            p, reasons = bundle.score_and_explain("setl", row, n=n)
+            return (round(float(p[0]), 6), [r.to_dict() for r in reasons[0]],
+                    f"结算模型, 特征截至 {features.as_of} (settlement model, features as of {features.as_of})",
+                    "feat_setl", [])
+        why_online = (f"提交的明细与已记录的结算不一致 ({len(v.lines)} 条 {posted:.2f} 元 vs 记录 {n_lines} 条 "
+                      f"{amount:.2f} 元) (posted lines differ from the recorded settlement)")
+    if online is None:
+        return None, [], (note or f"{why_online}; 未载入实时特征 (no online features): 仅规则 (rules only)"), None, []
+    row = online.row(v, found)
+    p, reasons = bundle.score_and_explain("setl", online.frame(row), n=n)
     return (round(float(p[0]), 6), [r.to_dict() for r in reasons[0]],
-            f"结算模型, 特征截至 {features.as_of} (settlement model, features as of {features.as_of})")
+            f"{why_online}; 结算模型, 实时特征 (同组统计截至 {online.as_of}) (settlement model, features computed "
+            f"online; peer statistics as of {online.as_of})", "online", online.approximated(row))
 
 
 def _max_level(*levels: str | None) -> str | None:

@@ -132,8 +132,8 @@ class Screening:
         if mdtrt is not None:
             visit["mdtrt"] = mdtrt.model_dump(exclude_none=True)
         try:
-            return precheck_visit(visit, checker=rt.checker, bundle=rt.bundle, features=rt.features, mode=mode,
-                                  model_note=rt.notes.get("model") or rt.notes.get("features"))
+            return precheck_visit(visit, checker=rt.checker, bundle=rt.bundle, features=rt.features,
+                                  online=rt.online, mode=mode, model_note=rt.notes.get("model") or rt.notes.get("features"))
         except VisitError as e:
             raise InvalidRequest([visit_error_problem(e)]) from None
 

@@ -417,6 +417,12 @@ class Prechecker:
             hits = [h for h in hits if not any(e.covers(h, codes) for e in self.exemptions)]
         return sorted(hits, key=lambda h: (h.rule_id, h.entity_id, h.hit_id))
 
+    @property
+    def history(self) -> HistoryIndex | None:
+        """The person-history index the kernels read (None with ``engine="sql"``): read-only, shared by
+        every thread; the service's online settlement features read it too (``serving.online``)."""
+        return getattr(self, "_index", None)
+
     def kernel_rules(self) -> tuple[str, ...]:
         """Ids of the real-time rules this checker evaluates by their kernel (the others run their SQL)."""
         return tuple(self._kernels)

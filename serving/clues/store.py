@@ -606,6 +606,14 @@ class ClueStore:
 
     # -- labels -------------------------------------------------------------------------------------
 
+    def rule_outcomes(self) -> list[tuple[list[str], bool]]:
+        """The decided clues as ``(rule ids of the clue's hits, confirmed?)``, for the confirmation rate of
+        each rule (:func:`models.rules.outcomes.confirmation_rates`)."""
+        with self._sessions.begin() as s:
+            return [([h["rule_id"] for h in c.rule_hits or [] if isinstance(h, dict) and h.get("rule_id")],
+                     c.outcome == "confirmed")
+                    for c in s.scalars(select(Clue).where(Clue.outcome.is_not(None)).order_by(Clue.id))]
+
     def export_labels(self, path: Path, user: User = SYSTEM) -> dict:
         """Write the verified outcomes as rows of the ``labels`` table for ``yibao ingest`` (retraining).
 

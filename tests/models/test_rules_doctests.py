@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["config", "engine", "evaluate", "backtest", "summary", "precheck", "history",
-                                    "kernels.duck"])
+                                    "kernels.duck", "outcomes"])
 def test_docstring_examples(module):
     mod = importlib.import_module(f"models.rules.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

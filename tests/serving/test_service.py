@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import duckdb
 import pytest
@@ -60,18 +61,56 @@ def test_precheck_gives_rule_hits_risk_and_reasons_in_chinese(served):
                                             for r in out["model_reasons"])
         assert out["reasons_zh"]
 
-        changed = recent | {"lines": recent["lines"][:-1]} if len(recent["lines"]) > 1 else recent | {"lines": []}
-        out = c.post("/precheck", json=changed).json()
-        assert out["model_score_available"] is False and out["p_fraud"] is None and "rules only" in out["model_note"]
+        assert out["features_source"] == "feat_setl" and out["approximated_features"] == []
 
-        new = recent | {"setl": recent["setl"] | {"setl_id": "NEW-VISIT-1"}}
-        new["lines"] = [ln | {"setl_id": "NEW-VISIT-1"} for ln in recent["lines"]]
-        new["diagnoses"] = [d | {"setl_id": "NEW-VISIT-1"} for d in recent["diagnoses"]]
-        out = c.post("/precheck", json=new).json()
-        assert out["model_score_available"] is False and "feature" in out["model_note"]
+        changed = recent | {"lines": recent["lines"][:-1]} if len(recent["lines"]) > 1 else recent | {"lines": []}
+        out = c.post("/precheck", json=changed).json()  # lines changed since recorded: computed online
+        assert out["model_score_available"] is True and out["features_source"] == "online"
+        assert "differ from the recorded" in out["model_note"]
 
         r = c.post("/precheck", json={"setl": {"setl_id": "S1"}})
         assert r.status_code == 422 and "setl.mdtrt_id" in {f["field"] for f in r.json()["fields"]}
+
+
+def test_precheck_scores_a_visit_the_warehouse_has_not_seen(served):
+    """事前提醒 of a visit being settled now: not in the warehouse, amounts paid not known yet."""
+    recent = _recent_visit(served)
+    with duckdb.connect(str(served.data.warehouse), read_only=True) as con:
+        assert not con.execute("SELECT count(*) FROM setl_d WHERE setl_id = 'UNSEEN-1'").fetchone()[0]
+    later = str(datetime.fromisoformat(recent["setl"]["setl_time"]) + timedelta(days=1))
+    keys = {"setl_id": "UNSEEN-1", "mdtrt_id": "UNSEEN-M1"}
+    setl = {k: v for k, v in recent["setl"].items() if k not in ("fund_pay_sumamt", "hifp_pay", "psn_pay", "acct_pay",
+                                                                   "begndate", "enddate")}
+    visit = {"setl": setl | keys | {"setl_time": later},
+             "lines": [ln | keys | {"fee_ocur_time": later} for ln in recent["lines"]],
+             "diagnoses": [d | keys for d in recent["diagnoses"]]}
+    with served.client("ana") as c:
+        r = c.post("/precheck", json=visit)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model_score_available"] is True and 0 <= out["p_fraud"] <= 1, out["model_note"]
+    assert out["features_source"] == "online" and out["risk_level"] in ("high", "medium", "low")
+    assert out["model_reasons"] and all(any("\u4e00" <= ch <= "\u9fff" for ch in m["text_zh"])
+                                        for m in out["model_reasons"])
+    approximated = {a["feature"]: a["why_zh"] for a in out["approximated_features"]}
+    assert "fund_amt" in approximated and "中位" in approximated["fund_amt"]  # paid amounts: not known yet
+    assert "n_same_inst_10min" in approximated
+
+
+def test_monitoring_for_analysts_only(served):
+    with served.client("ana") as c:
+        r = c.get("/api/monitoring")
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["months"] and out["tests"]["rule_institution"] > 0 and out["computed_at"]
+        assert out["alarms"] == sum(f["level"] == "alarm" for f in out["findings"])
+        assert any(f["kind"] == "score_drift" and "PSI=" in f["message_zh"] for f in out["findings"])
+        assert c.get("/api/monitoring").json()["computed_at"] == out["computed_at"]  # computed once per warehouse
+    with served.client("li") as c:
+        assert c.get("/api/monitoring").status_code == 403
+    with served.client("wang") as c:
+        page = c.get("/ui/")
+        assert page.status_code == 200 and "监测: 规则与模型" in page.text
 
 
 def test_score_by_id_and_by_feature_row_with_adaptive_batching(served):

@@ -81,13 +81,23 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
                         "rates": {k: v.rate for k, v in sorted(sc.scenarios.items())}}
     from models.rules.pack import load_pack
     from .care import simulate_chunk
+    from .monitoring import apply_code_change
 
     out = Path(out)
     if out.exists():
         for t in TABLES:
             shutil.rmtree(out / t, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    world = build_world(preset, sc, load_pack(), seed)
+    pack = load_pack()
+    world = build_world(preset, sc, pack, seed)
+    pack_codes = frozenset(pack["hilist_code"].dropna()) | frozenset(pack["related_code"].dropna()) \
+        if sc.monitoring.code_change is not None else frozenset()
+    if sc.monitoring.enabled:  # which institutions changed, and from which month (the monitor's ground truth)
+        scenario_summary["monitoring"] = {
+            name: {"from_month": int(getattr(sc.monitoring, name).from_month),
+                   "fixmedins_code": world.inst.loc[world.inst[column] > 0, "fixmedins_code"].tolist()}
+            for name, column in (("evasion", "evade_from"), ("code_change", "code_change_from"))
+            if getattr(sc.monitoring, name) is not None}
     plan = plan_dialect(dialect, institutions=world.inst[["fixmedins_code", "fixmedins_type"]],
                         catalogue=world.cat["hilist_code"], seed=seed, tables=TABLES if fmt == "csv" else ())
     writer = _Writer(out, fmt, plan)
@@ -97,7 +107,8 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
         lo = c * preset.chunk_persons
         n = min(preset.chunk_persons, preset.n_persons - lo)
         chunk = simulate_chunk(world, sc, c, lo, n)
-        for name, df in rewrite(chunk.tables, plan).items():
+        tables = apply_code_change(chunk.tables, world, pack_codes) if pack_codes else chunk.tables
+        for name, df in rewrite(tables, plan).items():
             writer.write(name, df, c)
         labels.append(chunk.labels)
         stock.append(chunk.stock)

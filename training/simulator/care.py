@@ -21,6 +21,7 @@ import pandas as pd
 from features.contract import FRAUD_TYPES
 
 from .config import ScenarioConfig
+from .monitoring import evade_price_caps
 from .reference import CAUSE_FALL, CAUSE_THIRD_PARTY, DIAGS, LOOKALIKE_DIAGS, OTHER_REGIONS
 from .world import DEPT_ROLE, INST_CLINIC, INST_HOSPITAL, INST_PHARMACY, World
 
@@ -1134,6 +1135,9 @@ def _line_fraud(world, sc, p, enc, lines, rng, role, price, svc_price):
     over = (pc > 0) & np.isfinite(cap) & (rng.random(len(pc)) < share) & (lines["tag"] < 0)
     lines["price"] = np.where(over, np.round(cap * pc, 2), lines["price"])
     lines["tag"] = np.where(over, T["price_over_cap"], lines["tag"])
+    if sc.monitoring.evasion is not None:  # an evader keeps just under the cap from its month on
+        lines["price"], lines["tag"] = evade_price_caps(world, sc.monitoring, enc, lines, cap, over,
+                                                        len(lines["enc"]))
     # drug substitution: an offending pharmacy dispenses something cheap and bills a dear covered drug
     ds = inst["drug_substitution"].to_numpy()[enc["inst"]][lines["enc"]]
     drug = cat["list_type"].to_numpy()[lines["item"]] == "101"

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from features.contract import FRAUD_TYPES
+from .monitoring import MonitoringScenarios
 
 __all__ = ["Preset", "PRESETS", "Scenario", "Lookalikes", "ScenarioConfig", "load_scenarios", "DEFAULT_SCENARIOS",
            "REGION_KEYS", "randomised"]
@@ -116,6 +117,8 @@ class ScenarioConfig:
     # The institution mix of the region, as multipliers of the preset's (``REGION_KEYS``: 1.5 = 50 % more
     # persons per hospital, i.e. fewer, busier hospitals).
     region: dict[str, float] = field(default_factory=dict)
+    # behaviour that changes during the period, for the monitor (off unless a scenario file has the section)
+    monitoring: MonitoringScenarios = field(default_factory=MonitoringScenarios)
 
     def __getitem__(self, key: str) -> Scenario:
         return self.scenarios[key]
@@ -159,13 +162,19 @@ def randomised(sc: ScenarioConfig, seed: int, *, spread: float = 0.5) -> Scenari
              if isinstance(getattr(la, f.name), float)}
     region = {k: round(scale(sc.region.get(k, 1.0), spread / 2), 3) for k in REGION_KEYS if k != "n_districts"}
     return ScenarioConfig(scenarios=scenarios, clean_checked=sc.clean_checked, lookalikes=replace(la, **rates),
-                          region=region)
+                          region=region, monitoring=sc.monitoring)
 
 
 def load_scenarios(path: Path | None = None) -> ScenarioConfig:
-    """Read a scenario file; every typology id must be present, nothing else."""
+    """Read a scenario file; every typology id must be present, nothing else.
+
+    ``base: other.yaml`` (beside the file) reads that one first; the file's own top-level sections
+    replace the base's (a variant names only what it changes)."""
     path = Path(path or DEFAULT_SCENARIOS)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if raw.get("base"):
+        base = yaml.safe_load((path.parent / raw["base"]).read_text(encoding="utf-8"))
+        raw = {**base, **{k: v for k, v in raw.items() if k != "base"}}
     entries = raw.get("scenarios") or {}
     unknown = set(entries) - set(FRAUD_TYPES)
     missing = set(FRAUD_TYPES) - set(entries)
@@ -183,7 +192,8 @@ def load_scenarios(path: Path | None = None) -> ScenarioConfig:
         raise ValueError(f"{path}: region: multipliers (> 0) of {', '.join(REGION_KEYS)}, not {region!r}")
     return ScenarioConfig(scenarios=scenarios, clean_checked=int(raw.get("clean_checked", 20)),
                           lookalikes=_lookalikes(raw.get("lookalikes") or {}, path),
-                          region={k: float(v) for k, v in region.items()})
+                          region={k: float(v) for k, v in region.items()},
+                          monitoring=MonitoringScenarios.from_dict(raw.get("monitoring"), f"{path}: monitoring"))
 
 
 def _lookalikes(entries: dict, path: Path) -> Lookalikes:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Preset, ScenarioConfig
+from .monitoring import assign_monitoring
 from .reference import DEPTS, ORDINARY_ITEMS
 
 __all__ = ["World", "build_world", "LEVEL_CODES"]
@@ -60,6 +61,9 @@ def build_world(preset: Preset, scenarios: ScenarioConfig, pack: pd.DataFrame, s
     _assign_institution_fraud(inst, scenarios, rng)
     # honest look-alikes of the institution schemes draw from their own stream: the rest stays as it was
     _honest_lookalikes(inst, np.random.default_rng(np.random.SeedSequence([seed, 1, 9])))
+    if scenarios.monitoring.enabled:  # its own stream too: without the section nothing changes
+        assign_monitoring(inst, scenarios.monitoring, scenarios["price_over_cap"],
+                          np.random.default_rng(np.random.SeedSequence([seed, 1, 31])))
     prac, inst_dept_docs = _practitioners(inst, rng)
     cat, dup_pairs, surgery_groups = _catalogue(pack, rng)
     return World(preset, seed, start, n_days, districts, inst, prac, cat, _day_weights(start, n_days),

@@ -1,0 +1,42 @@
+-- 结算同组统计快照 feat_setl_peer_stats: the peer groups of feat_setl as this build counted them, one row
+-- per group (same med_type, institution type and grade, as feat_setl.sql partitions z_amt_peer and
+-- pct_amt_peer). The pre-check's online features (features/online.py) compare a new visit's amount with
+-- it instead of recomputing the groups per request. Reads feat_setl after it is written; `{{ as_of }}` is
+-- the build's cut-off. Group keys are never NULL inside the query (a join on NULL keys would lose a
+-- group): '' and -1 stand in, and are NULL again at the end.
+WITH g AS (
+    SELECT COALESCE(s.med_type, '') AS med_type, COALESCE(i.fixmedins_type, '') AS fixmedins_type,
+           CASE WHEN i.fixmedins_code IS NULL THEN -1
+                WHEN i.hosp_lv IN ('01', '02', '03', '04', '12') THEN 3
+                WHEN i.hosp_lv IN ('05', '06', '07', '13') THEN 2
+                WHEN i.hosp_lv IN ('08', '09', '10', '14') THEN 1 ELSE 0 END AS hosp_level,
+           f.medfee_amt AS amt, f.fund_amt / NULLIF(f.medfee_amt, 0) AS fund_share,
+           f.psn_pay_amt / NULLIF(f.medfee_amt, 0) AS psn_pay_share,
+           f.acct_pay_amt / NULLIF(f.medfee_amt, 0) AS acct_pay_share
+    FROM feat_setl f
+    JOIN setl_d s ON s.setl_id = f.setl_id
+    LEFT JOIN fixmedins i ON i.fixmedins_code = s.fixmedins_code
+),
+stats AS (
+    SELECT med_type, fixmedins_type, hosp_level, COUNT(*) AS n, AVG(amt) AS mean_amt,
+           VAR_POP(amt) * COUNT(*) AS m2_amt, MEDIAN(amt) AS median_amt,
+           MEDIAN(fund_share) AS median_fund_share, MEDIAN(psn_pay_share) AS median_psn_pay_share,
+           MEDIAN(acct_pay_share) AS median_acct_pay_share
+    FROM g GROUP BY med_type, fixmedins_type, hosp_level
+),
+v AS (
+    -- the distinct amounts as PERCENT_RANK orders them (rounded to 6 digits), with how many settlements
+    SELECT med_type, fixmedins_type, hosp_level, ROUND(amt, 6) AS value, COUNT(*) AS n
+    FROM g GROUP BY med_type, fixmedins_type, hosp_level, ROUND(amt, 6)
+),
+d AS (
+    SELECT med_type, fixmedins_type, hosp_level,
+           list(value ORDER BY value) AS amt_values, list(n ORDER BY value) AS amt_counts
+    FROM v GROUP BY med_type, fixmedins_type, hosp_level
+)
+SELECT NULLIF(s.med_type, '') AS med_type, NULLIF(s.fixmedins_type, '') AS fixmedins_type,
+       NULLIF(s.hosp_level, -1) AS hosp_level, s.n, s.mean_amt, s.m2_amt, s.median_amt,
+       s.median_fund_share, s.median_psn_pay_share, s.median_acct_pay_share, d.amt_values, d.amt_counts,
+       {{ as_of }} AS as_of
+FROM stats s
+JOIN d ON d.med_type = s.med_type AND d.fixmedins_type = s.fixmedins_type AND d.hosp_level = s.hosp_level
