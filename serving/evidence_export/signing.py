@@ -125,7 +125,16 @@ def verify_package(folder: Path | str, public_key: Ed25519PublicKey | Path | str
     man_path, sig_path = folder / MANIFEST, folder / SIGNATURE
     if not man_path.is_file() or not sig_path.is_file():
         missing = [p.name for p in (man_path, sig_path) if not p.is_file()]
-        return VerifyResult(False, [f"缺少 (missing) {m}" for m in missing])
+        problems = [f"缺少 (missing) {m}" for m in missing]
+        inner = sorted(m.parent for m in folder.glob(f"*/{MANIFEST}")) if folder.is_dir() else []
+        if not folder.is_dir():
+            problems.append(f"不是文件夹 (not a folder): {folder} — 请先解压证据包 zip，再校验解压出的文件夹")
+        elif len(inner) == 1:  # pointed at where the zip was unpacked, not at the package inside it
+            problems.append(f"这是解压目录，证据包在其中的文件夹里 (the package is the folder inside): 请校验 {inner[0]}")
+        elif inner:
+            problems.append("此目录下有多个证据包，请逐个校验 (several packages here, verify each): "
+                            + ", ".join(str(i) for i in inner))
+        return VerifyResult(False, problems)
     data = man_path.read_bytes()
     try:
         load_public_key(public_key).verify(base64.b64decode(sig_path.read_text(encoding="ascii").strip(),

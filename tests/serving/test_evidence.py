@@ -169,6 +169,12 @@ def test_verify_passes_and_fails_on_any_change(env, tmp_path):
         assert not result.ok and any(words in p for p in result.problems), (folder.name, result.problems)
     other_key = generate_keypair(tmp_path / "other")[1]
     assert not verify_package(env["analyst"], other_key).ok
+    # pointed at the folder the zip was unpacked into: says which folder to verify instead
+    unpacked = tmp_path / "unpacked"
+    shutil.copytree(env["analyst"], unpacked / "clue-1-evidence")
+    result = verify_package(unpacked, env["pub"])
+    assert not result.ok and any(str(unpacked / "clue-1-evidence") in p for p in result.problems), result.problems
+    assert verify_package(unpacked / "clue-1-evidence", env["pub"]).ok
 
 
 def _package_text(pkg: Path) -> str:
