@@ -27,22 +27,6 @@ def test_every_block_transpiles_to_spark():
         assert "DATEDIFF" in out or "DATE_DIFF" not in sql.upper()
 
 
-@pytest.fixture(scope="session")
-def spark():
-    pytest.importorskip("pyspark")
-    if shutil.which("java") is None:
-        pytest.skip("Spark needs Java")
-    from features.spark import spark_session
-
-    # tiny data: the cost is query planning and JIT warm-up, not data, so plan once (no AQE) and JIT fast
-    session = spark_session("local[2]", app_name="yibao-features-test", shuffle_partitions=1, conf={
-        "spark.sql.adaptive.enabled": "false",
-        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-    })
-    yield session
-    session.stop()
-
-
 def _tiny_pair(tiny_region, tmp: Path) -> tuple[Path, Path]:
     """Two identical warehouses of the tiny region, with some rule hits and graph features to join."""
     from features.config import Settings
