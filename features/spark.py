@@ -19,7 +19,9 @@ SELECT DATEDIFF(DAY, a, b) AS d FROM t
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -37,22 +39,25 @@ SOURCE_TABLES = ("setl_d", "mdtrt_d", "fee_list_d", "psn_info", "fixmedins", "pr
 
 def spark_session(master: str = "local[2]", *, app_name: str = "yibao-features", shuffle_partitions: int = 8,
                   conf: dict[str, str] | None = None):
-    """A SparkSession configured for the feature SQL (UTC session, NTZ timestamps, no UI); ``conf`` adds
+    """A SparkSession configured for the transpiled SQL (UTC session, NTZ timestamps, no UI); ``conf`` adds
     or overrides settings."""
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder
+    builder = (SparkSession.builder.master(master).appName(app_name)
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
+               .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
+               .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+               .config("spark.driver.memory", "2g"))
     for k, v in (conf or {}).items():
         builder = builder.config(k, v)
-    spark = (builder.master(master).appName(app_name)
-             .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.session.timeZone", "UTC")
-             .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
-             .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
-             .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-             .config("spark.driver.memory", "2g")
-             .getOrCreate())
+    # The Python of the executors' workers (mapInPandas) is read from PYSPARK_PYTHON when the context
+    # starts (default: whatever `python3` is on PATH): make it this one, with LightGBM and joblib. On a
+    # cluster the same environment must be at the same path on every worker.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

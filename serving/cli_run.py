@@ -22,6 +22,9 @@ def run_command(
                                "the other stages on DuckDB; the report names each stage's engine; needs Java 17)."),
     spark_master: str = typer.Option("local[2]", "--spark-master",
                                      help="With --engine spark: local[N] or a cluster, e.g. spark://host:7077."),
+    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf",
+                                                   help="With --engine spark: KEY=VALUE, a Spark setting "
+                                                        "(repeatable), e.g. spark.executor.memory=8g."),
     bundle: Optional[Path] = typer.Option(None, help="A scorer bundle for the screen stage instead of the registry's."),
     model: str = typer.Option("champion", help="Registered alias or version for the screen stage."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI of the registry."),
@@ -43,10 +46,13 @@ def run_command(
     out.mkdir(parents=True, exist_ok=True)
     spark = None
     if engine == "spark":
+        if any("=" not in kv for kv in spark_conf or []):
+            _fail(f"--spark-conf 应为 KEY=VALUE (expected KEY=VALUE): {spark_conf}")
+        conf = dict(kv.split("=", 1) for kv in spark_conf or [])
         try:
             from features.spark import spark_session
 
-            spark = spark_session(spark_master, app_name="yibao-run")
+            spark = spark_session(spark_master, app_name="yibao-run", conf=conf)
         except ImportError as e:  # pyspark or sqlglot not installed
             _fail(f"Spark 引擎需要可选依赖 (the spark engine needs the spark extra: pip install .[spark]): {e}")
     with _progress(as_json) as bar:

@@ -9,7 +9,7 @@ runs the same stages through :func:`run_pipeline`:
 | ``rules`` | claim tables, ``rule_pack``, ``rule_exemptions`` | ``rule_hits``, ``rule_hits_exempted``, ``rule_runs`` |
 | ``graph`` | claim tables, ``rule_hits`` | ``graph_*`` |
 | ``features`` | claim tables, ``rule_hits``, ``graph_*`` | ``feat_*`` |
-| ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | the clue list (clue store) |
+| ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | ``setl_scores``, the clue list (clue store) |
 
 Engines: ``duckdb`` runs every stage on the warehouse file. ``spark`` runs on Spark what has a Spark path
 (:data:`Stage.on_spark`: the rule SQL and the feature SQL, transpiled from the same DuckDB text, over one set
@@ -69,7 +69,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("graph", "关系图", ("graph_*",), ("ingest", "rules")),
     Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph"),
           "the feature SQL (staging, every level, rule-hit and graph joins)"),
-    Stage("screen", "筛查", (), ("features", "graph", "rules")),
+    Stage("screen", "筛查", ("setl_scores",), ("features", "graph", "rules"),
+          "settlement scores (the model's booster in mapInPandas); entity scores, ranking, clues and the clue "
+          "store on DuckDB"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 ENGINES = ("duckdb", "spark")
@@ -232,12 +234,19 @@ def _features(settings: Settings, *, progress, exports, **_) -> dict:
     return {"tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in report.tables}}
 
 
-def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progress, **_) -> dict:
-    from serving.cli_screen import run_screening
+def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progress, exports, **_) -> dict:
+    import serving.cli  # noqa: F401 - first: it imports cli_screen, which imports it (a cycle met half-way otherwise)
+    from models.settlement_scores import score_settlements, score_settlements_spark
+    from serving.cli_screen import load_bundle, run_screening
 
-    summary, clues = run_screening(settings, bundle_path=bundle_path, model_ref=model_ref,
-                                   tracking_uri=tracking_uri, progress=progress)
-    return summary | {"clue_list": clues}  # the whole list, for the caller to show (left out of the JSON report)
+    bundle = load_bundle(settings, bundle_path=bundle_path, model_ref=model_ref, tracking_uri=tracking_uri)
+    progress("结算单评分 settlement scores", 0, 1)
+    with connect(settings.warehouse) as con:
+        scored = (score_settlements_spark(con, bundle, exports) if exports else score_settlements(con, bundle))
+    summary, clues = run_screening(settings, bundle=bundle, bundle_path=bundle_path, model_ref=model_ref,
+                                   progress=progress)
+    return summary | {"settlements_scored": scored,
+                      "clue_list": clues}  # the whole list, for the caller to show (left out of the JSON report)
 
 
 _RUNNERS = {"ingest": _ingest, "rules": _rules, "graph": _graph, "features": _features, "screen": _screen}

@@ -63,6 +63,12 @@ SPARK_TEST_CONF = {
 
 
 @pytest.fixture(scope="session")
+def spark_test_conf() -> dict[str, str]:
+    """The Spark settings of the tests (:data:`SPARK_TEST_CONF`), for a session started elsewhere."""
+    return dict(SPARK_TEST_CONF)
+
+
+@pytest.fixture(scope="session")
 def spark():
     """One local Spark session (``local[2]``) for the test session; skipped without pyspark or Java."""
     pytest.importorskip("pyspark")

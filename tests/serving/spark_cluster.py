@@ -76,18 +76,23 @@ class StandaloneCluster:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        while self.alive() and time.monotonic() < deadline + 10:
+            time.sleep(0.2)
         self.procs = []
         shutil.rmtree(self.root, ignore_errors=True)
 
     def alive(self) -> list[int]:
-        """Ids of the processes still running in the cluster's process groups (empty after :meth:`stop`)."""
+        """Ids of the processes still running in the cluster's process groups (empty after :meth:`stop`).
+        Zombies do not count: ``spark-class`` leaves its launcher's shell as a child of the daemon it
+        became, and init reaps it once the daemon has ended."""
         out = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
-                    if os.getpgid(int(entry.name)) in self.groups:
+                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                    if state != "Z" and os.getpgid(int(entry.name)) in self.groups:
                         out.append(int(entry.name))
-                except (ProcessLookupError, PermissionError):
+                except (OSError, IndexError):  # gone meanwhile
                     pass
         return out
 

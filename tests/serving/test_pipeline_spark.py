@@ -62,7 +62,32 @@ def test_the_pipeline_on_spark_writes_the_same_tables_as_on_duckdb(tiny_region, 
 
 
 @pytest.mark.slow
-def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb, tmp_path):
+def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained, spark, tmp_path):
+    """The screen stage on both engines: ``setl_scores`` (the settlement booster over every settlement; on
+    Spark in ``mapInPandas``) with the same fingerprint, and the same clue list."""
+    reference, _ = on_duckdb
+    bundle = tiny_trained[1].bundle.save(tmp_path / "bundle.joblib")
+    reports = {}
+    for engine in ("duckdb", "spark"):
+        warehouse = tmp_path / engine / "warehouse.duckdb"
+        warehouse.parent.mkdir()
+        shutil.copy(reference, warehouse)
+        reports[engine] = run_pipeline(load_settings(warehouse=warehouse), stages=("screen",), engine=engine,
+                                       spark=spark if engine == "spark" else None, bundle_path=bundle).stage("screen")
+    on_duck, on_spark = reports["duckdb"], reports["spark"]
+    assert (on_duck.engine, on_spark.engine) == ("duckdb", "spark") and "mapInPandas" in on_spark.on_spark
+    with duckdb.connect(str(reference), read_only=True) as con:
+        settlements = con.execute("SELECT count(*) FROM feat_setl").fetchone()[0]
+    assert on_duck.tables["setl_scores"]["rows"] == settlements == on_spark.summary["settlements_scored"]
+    assert on_duck.tables["setl_scores"] == on_spark.tables["setl_scores"], _differences(
+        tmp_path / "duckdb" / "warehouse.duckdb", tmp_path / "spark" / "warehouse.duckdb", "setl_scores")
+    clues = {e: [(c["entity_type"], c["entity_id"], round(c["p_fraud"], 9), c["amount_at_risk"])
+                 for c in r.summary["clue_list"]] for e, r in reports.items()}
+    assert clues["duckdb"] == clues["spark"] and len(clues["duckdb"]) > 0
+
+
+@pytest.mark.slow
+def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb, tmp_path, spark_test_conf):
     """``yibao run --engine spark --spark-master spark://…`` against a master and a worker started here
     from the pyspark package (a process of its own: one SparkContext per process); all of it stopped after."""
     from spark_cluster import StandaloneCluster
@@ -76,9 +101,11 @@ def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb,
     cluster = StandaloneCluster(workers=1, cores=2)
     with cluster:
         assert len(cluster.alive()) >= 2  # a master and a worker
+        conf = spark_test_conf | {"spark.sql.shuffle.partitions": "1", "spark.executor.memory": "1g"}
         done = subprocess.run([str(Path(sys.executable).with_name("yibao")), "run", "--out", str(out),
                                "--stages", "rules,features", "--engine", "spark", "--spark-master",
-                               cluster.master_url, "--force", "--json"],
+                               cluster.master_url, "--force", "--json",
+                               *[f"--spark-conf={k}={v}" for k, v in conf.items()]],
                               capture_output=True, text=True, timeout=900, cwd=tmp_path)
         log = "\n".join((cluster.root / f"{n}.log").read_text(errors="replace")[-2000:] for n in ("master", "worker0"))
         assert done.returncode == 0, done.stderr[-4000:] + log
@@ -89,6 +116,8 @@ def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb,
 
     report = json.loads(done.stdout)
     stages = {st["stage"]: st for st in report["stages"]}
+    per_stage = ", ".join(f"{n} {st['seconds']} s" for n, st in stages.items())
+    print(f"\nstandalone cluster: yibao run {report['seconds']} s ({per_stage})")
     assert {n: st["engine"] for n, st in stages.items()} == {"rules": "spark", "features": "spark"}
     for stage in ("rules", "features"):
         want = duck.stage(stage).tables
