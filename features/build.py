@@ -144,13 +144,15 @@ def build_features(
     tables: Iterable[str] | None = None,
     progress: Progress | None = None,
     spark=None,
+    exports=None,
     memory_limit: str | None = None,
 ) -> FeatureReport:
     """Build the feature tables (``feat_setl``, ``feat_psn``, ``feat_prac``, ``feat_fixmedins``,
     ``feat_pharmacy``) in ``warehouse``.
 
-    ``engine`` is ``duckdb`` or ``spark`` (then ``spark`` may pass a running SparkSession; by default a
-    local one is started). ``as_of`` is a date (the whole day counts) or a timestamp; default the latest
+    ``engine`` is ``duckdb`` or ``spark`` (then ``spark`` may pass a running SparkSession, or ``exports``
+    the :class:`features.spark.ParquetExports` of a pipeline run; by default a local session is started).
+    ``as_of`` is a date (the whole day counts) or a timestamp; default the latest
     settlement. ``progress(step, done, total)`` is called after each staging table and feature table.
     ``memory_limit`` (e.g. ``"4GB"``) caps DuckDB's memory (default 60 % of the machine); above it DuckDB
     spills to disk.
@@ -175,7 +177,7 @@ def build_features(
         else:
             from features.spark import SparkEngine
 
-            eng = SparkEngine(con, spark=spark)
+            eng = SparkEngine(con, spark=spark, exports=exports)
         try:
             report = _run(eng, warehouse, names, as_of_lit, progress, t_start)
         finally:

@@ -1,11 +1,13 @@
-"""The Spark engine of the feature build: the same feature SQL on Spark (``--engine spark``).
+"""The Spark engine (``--engine spark``): the same SQL on Spark, over Parquet exports of the warehouse.
 
-The SQL of ``features/sql`` is DuckDB's dialect; here it is transpiled to Spark SQL with sqlglot. The
-warehouse tables the SQL reads are exported from DuckDB to Parquet (``COPY``) into a temporary
-folder and registered as temp views; each staging block becomes a cached temp view; each feature table
-is written to Parquet and loaded back into the warehouse, replacing the table of the same name. On a
-cluster the exports would be the lake's own Parquet tables; locally (``local[2]``) this is how the
-equality test checks that both engines give the same features.
+The SQL of ``features/sql`` and ``models/rules/sql`` is DuckDB's dialect; :func:`to_spark`
+(``features.spark_sql``) transpiles it to Spark SQL. The warehouse tables the SQL reads are exported from
+DuckDB to Parquet (``COPY``) once into a folder (:class:`ParquetExports`) and registered as temp views;
+the rule stage and the feature stage of a pipeline run read the same exports. Here each staging block
+becomes a cached temp view and each feature table is written to Parquet and loaded back into the
+warehouse, replacing the table of the same name: nothing is collected to the driver. On a cluster the
+exports would be the lake's own Parquet tables; locally (``local[2]``) and on a standalone cluster this is
+how the equality tests check that both engines give the same tables.
 
 Spark is an optional dependency (``pip install .[spark]``; Java 17). Timestamps are handled as
 ``TIMESTAMP_NTZ`` with the session time zone set to UTC, so hours and days are the local wall-clock
@@ -17,7 +19,9 @@ SELECT DATEDIFF(DAY, a, b) AS d FROM t
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,55 +29,102 @@ import duckdb
 
 from features.build import GRAPH_TABLE, RULE_HIT_COLUMNS, Engine, _has_table
 from features.contract import TABLES
+from features.spark_sql import to_spark
 
-__all__ = ["SparkEngine", "spark_session", "to_spark"]
+__all__ = ["SparkEngine", "ParquetExports", "spark_session", "to_spark"]
 
 # Contract tables the feature SQL reads.
 SOURCE_TABLES = ("setl_d", "mdtrt_d", "fee_list_d", "psn_info", "fixmedins", "practitioner", "hilist", "stock_moves")
 
 
-def to_spark(sql: str) -> str:
-    """Transpile one DuckDB SELECT to Spark SQL."""
-    import sqlglot
-
-    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
-
-
 def spark_session(master: str = "local[2]", *, app_name: str = "yibao-features", shuffle_partitions: int = 8,
                   conf: dict[str, str] | None = None):
-    """A SparkSession configured for the feature SQL (UTC session, NTZ timestamps, no UI); ``conf`` adds
+    """A SparkSession configured for the transpiled SQL (UTC session, NTZ timestamps, no UI); ``conf`` adds
     or overrides settings."""
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder
+    builder = (SparkSession.builder.master(master).appName(app_name)
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
+               .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
+               .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+               .config("spark.driver.memory", "2g"))
     for k, v in (conf or {}).items():
         builder = builder.config(k, v)
-    spark = (builder.master(master).appName(app_name)
-             .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.session.timeZone", "UTC")
-             .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
-             .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
-             .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-             .config("spark.driver.memory", "2g")
-             .getOrCreate())
+    # The Python of the executors' workers (mapInPandas) is read from PYSPARK_PYTHON when the context
+    # starts (default: whatever `python3` is on PATH): make it this one, with LightGBM and joblib. On a
+    # cluster the same environment must be at the same path on every worker.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
+class ParquetExports:
+    """Warehouse tables exported to Parquet in one folder and registered as Spark temp views (导出).
+
+    A contract table is exported once; a table a later stage rewrites (``rule_hits``, ``graph_*``) is
+    exported again with ``fresh=True``. ``close()`` drops the views and, when the folder was made here,
+    removes it."""
+
+    def __init__(self, spark, folder: Path | None = None) -> None:
+        self.spark = spark
+        self.own_folder = folder is None
+        self.folder = Path(tempfile.mkdtemp(prefix="yibao-spark-")) if folder is None else Path(folder)
+        self.views: set[str] = set()
+
+    def export(self, con: duckdb.DuckDBPyConnection, name: str, select_sql: str | None = None, *,
+               fresh: bool = False) -> None:
+        """``select_sql`` (default: the whole table ``name``) as the Spark view ``name``."""
+        if name in self.views and not fresh:
+            return
+        path = self.folder / "in" / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY ({select_sql or f'SELECT * FROM {name}'}) TO '{path}' (FORMAT parquet)")
+        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+        self.views.add(name)
+
+    def contract(self, con: duckdb.DuckDBPyConnection, names) -> None:
+        """Contract tables with their contract columns; one the warehouse lacks (an extract without
+        ``stock_moves``) as an empty table with the contract types."""
+        for name in names:
+            spec = TABLES[name]
+            if _has_table(con, name):
+                self.export(con, name, f"SELECT {', '.join(spec.names)} FROM {name}")
+            else:
+                self.export(con, name, f"SELECT {', '.join(f'CAST(NULL AS {f.sql_type}) AS {f.name}' for f in spec.fields)}"
+                                       " WHERE 1 = 0")
+
+    def out(self, *parts: str) -> Path:
+        """A folder under the exports for what Spark writes."""
+        return self.folder.joinpath("out", *parts)
+
+    def close(self) -> None:
+        for name in self.views:
+            self.spark.catalog.dropTempView(name)
+        self.views = set()
+        if self.own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class SparkEngine(Engine):
-    """Feature SQL on Spark over Parquet exports of the warehouse; results written back into it."""
+    """Feature SQL on Spark over Parquet exports of the warehouse; results written back into it.
+
+    ``exports`` shares the exports of a pipeline run (the rule stage's); without it the engine exports
+    into a folder of its own, with ``spark`` or a local session of its own."""
 
     name = "spark"
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, spark=None, workdir: Path | None = None) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, spark=None, exports: ParquetExports | None = None) -> None:
         self.con = con
-        self.own_session = spark is None
-        self.spark = spark if spark is not None else spark_session()
-        self.tmp = Path(tempfile.mkdtemp(prefix="yibao-spark-", dir=workdir))
-        self.views: list[str] = []
-        for name in SOURCE_TABLES:
-            self._export(name, self._contract_select(name))
+        self.own_session = spark is None and exports is None
+        self.spark = exports.spark if exports is not None else spark if spark is not None else spark_session()
+        self.own_exports = exports is None
+        self.exports = exports if exports is not None else ParquetExports(self.spark)
+        self.exports.contract(con, SOURCE_TABLES)
+        self.views: list[str] = list(SOURCE_TABLES)
         if _has_table(con, "rule_hits"):
             cols = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, t in RULE_HIT_COLUMNS)
             self._export("rule_hits", f"SELECT {cols} FROM rule_hits")
@@ -101,35 +152,26 @@ class SparkEngine(Engine):
         self._export("rule_hits", f"SELECT {cols} WHERE 1 = 0")
 
     def write(self, table: str, select_sql: str) -> int:
-        out = self.tmp / "out" / table
+        out = self.exports.out("features", table)
         self.spark.sql(to_spark(select_sql)).write.mode("overwrite").parquet(str(out))
         self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{out}/*.parquet')")
         return self.con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     def close(self) -> None:
         for name in self.views:
+            if name in self.exports.views:
+                continue  # the exports' views: the exports drop them
             try:
                 self.spark.catalog.uncacheTable(name)
             except Exception:  # noqa: BLE001 - a view that never cached is fine to leave
                 pass
             self.spark.catalog.dropTempView(name)
         self.views = []
+        if self.own_exports:
+            self.exports.close()
         if self.own_session:
             self.spark.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    # -- helpers ----------------------------------------------------------------------------------
-
-    def _contract_select(self, name: str) -> str:
-        spec = TABLES[name]
-        if _has_table(self.con, name):
-            return f"SELECT {', '.join(spec.names)} FROM {name}"
-        # a table the warehouse lacks (an extract without stock_moves): empty, with the contract types
-        return f"SELECT {', '.join(f'CAST(NULL AS {f.sql_type}) AS {f.name}' for f in spec.fields)} WHERE 1 = 0"
 
     def _export(self, name: str, select_sql: str) -> None:
-        path = self.tmp / "in" / f"{name}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.con.execute(f"COPY ({select_sql}) TO '{path}' (FORMAT parquet)")
-        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+        self.exports.export(self.con, name, select_sql, fresh=True)
         self.views.append(name)

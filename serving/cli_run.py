@@ -18,8 +18,13 @@ def run_command(
     out: Path = typer.Option(..., "--out", help="Work folder: the warehouse (warehouse.duckdb) and the clue store."),
     stages: str = typer.Option("ingest,rules,graph,features,screen", "--stages",
                                help="Comma-separated stages, run in pipeline order."),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb (spark: the feature stage only, "
-                               "`yibao features build --engine spark`)."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb | spark (the rule and feature SQL on Spark, "
+                               "the other stages on DuckDB; the report names each stage's engine; needs Java 17)."),
+    spark_master: str = typer.Option("local[2]", "--spark-master",
+                                     help="With --engine spark: local[N] or a cluster, e.g. spark://host:7077."),
+    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf",
+                                                   help="With --engine spark: KEY=VALUE, a Spark setting "
+                                                        "(repeatable), e.g. spark.executor.memory=8g."),
     bundle: Optional[Path] = typer.Option(None, help="A scorer bundle for the screen stage instead of the registry's."),
     model: str = typer.Option("champion", help="Registered alias or version for the screen stage."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI of the registry."),
@@ -39,25 +44,40 @@ def run_command(
     if "ingest" not in names and not s.warehouse.is_file():
         _fail(f"仓库不存在 (warehouse not found): {s.warehouse}; run the ingest stage first (--source)")
     out.mkdir(parents=True, exist_ok=True)
+    spark = None
+    if engine == "spark":
+        if any("=" not in kv for kv in spark_conf or []):
+            _fail(f"--spark-conf 应为 KEY=VALUE (expected KEY=VALUE): {spark_conf}")
+        conf = dict(kv.split("=", 1) for kv in spark_conf or [])
+        try:
+            from features.spark import spark_session
+
+            spark = spark_session(spark_master, app_name="yibao-run", conf=conf)
+        except ImportError as e:  # pyspark or sqlglot not installed
+            _fail(f"Spark 引擎需要可选依赖 (the spark engine needs the spark extra: pip install .[spark]): {e}")
     with _progress(as_json) as bar:
         task = bar.add_task("流水线 pipeline", total=None)
         try:
             report = run_pipeline(s, source=source, stages=names, engine=engine, bundle_path=bundle, model_ref=model,
-                                  tracking_uri=tracking_uri, force=force,
+                                  tracking_uri=tracking_uri, force=force, spark=spark,
                                   progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
         except (PipelineError, FileNotFoundError, ValueError) as e:
             _fail(str(e))
+        finally:
+            if spark is not None:
+                spark.stop()
     for st in report.stages:
         st.summary.pop("clue_list", None)
     if as_json:
         return _emit(report.to_dict(), True)
     t = Table(title=f"流水线 pipeline → {report.warehouse} ({report.seconds} s)")
-    for c in ("阶段 stage", "状态", "用时 s", "表 table", "行数 rows", "指纹 fingerprint"):
+    for c in ("阶段 stage", "状态", "引擎 engine", "用时 s", "表 table", "行数 rows", "指纹 fingerprint"):
         t.add_column(c, justify="right" if c.startswith(("用时", "行数")) else "left")
     for st in report.stages:
         status = {"ran": "已运行", "skipped": "已是最新"}.get(st.status, st.status)
         rows = list(st.tables.items()) or [("", {})]
         for i, (name, info) in enumerate(rows):
-            t.add_row(st.stage if i == 0 else "", status if i == 0 else "", f"{st.seconds}" if i == 0 else "",
+            t.add_row(st.stage if i == 0 else "", status if i == 0 else "", st.engine if i == 0 else "",
+                      f"{st.seconds}" if i == 0 else "",
                       name, f"{info['rows']:,}" if "rows" in info else "", info.get("fingerprint", ""))
     console.print(t)

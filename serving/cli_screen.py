@@ -10,24 +10,32 @@ from rich.table import Table
 
 from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _existing_warehouse, _fail, _progress, console
 
-__all__ = ["screen_command", "run_screening", "print_clues"]
+__all__ = ["screen_command", "run_screening", "load_bundle", "print_clues"]
 
 _TYPE_ZH = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
 
 
+def load_bundle(settings, *, bundle_path: Optional[Path] = None, model_ref: str = "champion",
+                tracking_uri: Optional[str] = None):
+    """The scorer bundle from a file, else the registry's ``model_ref``."""
+    from models.bundle import ScorerBundle, load_registered
+
+    if bundle_path is not None:
+        return ScorerBundle.load(bundle_path)
+    return load_registered(tracking_uri or settings.tracking_uri, model_ref)
+
+
 def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: str = "champion",
                   tracking_uri: Optional[str] = None, max_clues: int = 1000, min_p: float = 0.3,
-                  progress=None) -> tuple[dict, list[dict]]:
-    """Screen the warehouse of ``settings`` and upsert the clues; returns (summary, clues)."""
-    from models.bundle import ScorerBundle, load_registered
+                  progress=None, bundle=None) -> tuple[dict, list[dict]]:
+    """Screen the warehouse of ``settings`` and upsert the clues; returns (summary, clues). ``bundle``: one
+    already loaded (else from ``bundle_path`` or the registry)."""
     from models.calibration import CALIBRATION_FILE, RegionCalibration
     from models.screening import screen
     from serving.clues.store import open_store
 
-    if bundle_path is not None:
-        bundle = ScorerBundle.load(bundle_path)
-    else:
-        bundle = load_registered(tracking_uri or settings.tracking_uri, model_ref)
+    if bundle is None:
+        bundle = load_bundle(settings, bundle_path=bundle_path, model_ref=model_ref, tracking_uri=tracking_uri)
     calibration = RegionCalibration.load(settings.warehouse.parent / CALIBRATION_FILE)
     result = screen(settings.warehouse, bundle, max_clues=max_clues, min_p=min_p, calibration=calibration,
                     progress=progress)

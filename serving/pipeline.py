@@ -9,7 +9,13 @@ runs the same stages through :func:`run_pipeline`:
 | ``rules`` | claim tables, ``rule_pack``, ``rule_exemptions`` | ``rule_hits``, ``rule_hits_exempted``, ``rule_runs`` |
 | ``graph`` | claim tables, ``rule_hits`` | ``graph_*`` |
 | ``features`` | claim tables, ``rule_hits``, ``graph_*`` | ``feat_*`` |
-| ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | the clue list (clue store) |
+| ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | ``setl_scores``, the clue list (clue store) |
+
+Engines: ``duckdb`` runs every stage on the warehouse file. ``spark`` runs on Spark what has a Spark path
+(:data:`Stage.on_spark`: the rule SQL and the feature SQL, transpiled from the same DuckDB text, over one set
+of Parquet exports of the warehouse, results written back into it) and the other stages on DuckDB; each
+stage's report names the engine that ran it. A Spark session passed as ``spark`` (a standalone cluster's,
+say) is used and left running; otherwise a local one is started for the stages that need it and stopped.
 
 A stage is skipped when it is up to date: what it read (the state of the stages before it, the extract's
 files for ``ingest``, the rule config and pack for ``rules``, the model for ``screen``) has not changed since
@@ -37,7 +43,7 @@ from features.config import Settings
 from features.contract import TABLES
 from features.warehouse import connect
 
-__all__ = ["Stage", "STAGES", "STAGE_NAMES", "StageReport", "PipelineReport", "run_pipeline", "fingerprint",
+__all__ = ["Stage", "STAGES", "STAGE_NAMES", "ENGINES", "StageReport", "PipelineReport", "run_pipeline", "fingerprint",
            "PipelineError"]
 
 Progress = Callable[[str, int, int], None]
@@ -53,16 +59,22 @@ class Stage:
     zh: str
     writes: tuple[str, ...]  # tables (a trailing * matches a prefix) the stage produces
     after: tuple[str, ...]  # stages whose output it reads
+    on_spark: str = ""  # with --engine spark: what of the stage runs on Spark ("" = all of it on DuckDB)
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "导入", tuple(TABLES) + ("quarantine",), ()),
-    Stage("rules", "规则", ("rule_hits", "rule_hits_exempted"), ("ingest",)),
+    Stage("rules", "规则", ("rule_hits", "rule_hits_exempted"), ("ingest",),
+          "the rule SQL (base views and every rule); hit ids, messages, exemptions and code coverage on DuckDB"),
     Stage("graph", "关系图", ("graph_*",), ("ingest", "rules")),
-    Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph")),
-    Stage("screen", "筛查", (), ("features", "graph", "rules")),
+    Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph"),
+          "the feature SQL (staging, every level, rule-hit and graph joins)"),
+    Stage("screen", "筛查", ("setl_scores",), ("features", "graph", "rules"),
+          "settlement scores (the model's booster in mapInPandas); entity scores, ranking, clues and the clue "
+          "store on DuckDB"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
+ENGINES = ("duckdb", "spark")
 _BY_NAME = {s.name: s for s in STAGES}
 
 
@@ -74,6 +86,8 @@ class StageReport:
     tables: dict[str, dict] = field(default_factory=dict)  # table -> {rows, fingerprint}
     summary: dict = field(default_factory=dict)
     inputs: str = ""
+    engine: str = ""  # the engine that ran it: duckdb | spark (and what on Spark: on_spark); "" when skipped
+    on_spark: str = ""
 
 
 @dataclass
@@ -93,16 +107,18 @@ class PipelineReport:
 def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iterable[str] = STAGE_NAMES,
                  engine: str = "duckdb", rules_config=None, bundle_path: Path | None = None,
                  model_ref: str = "champion", tracking_uri: str | None = None, force: bool = False,
-                 graph_config=None, fingerprints: bool = True, progress: Progress | None = None) -> PipelineReport:
+                 graph_config=None, fingerprints: bool = True, progress: Progress | None = None,
+                 spark=None) -> PipelineReport:
     """Run ``stages`` (in pipeline order, whatever order they are given in) on ``settings.warehouse``.
 
     ``fingerprints=False`` gives row counts only (a content fingerprint reads every table written).
     ``source`` is the extract folder (needed by ``ingest``); ``rules_config`` a :class:`RuleConfig` (default:
     the user copy or the committed one); ``bundle_path`` a scorer bundle for ``screen`` instead of the
     registered ``model_ref``. ``progress(description, done, total)`` is called as stages and their steps go.
+    ``engine`` is ``duckdb`` or ``spark`` (then ``spark`` may be a running SparkSession to use).
     """
-    if engine != "duckdb":
-        raise PipelineError(f"engine {engine!r}: only duckdb runs the whole pipeline yet")
+    if engine not in ENGINES:
+        raise PipelineError(f"未知引擎 (unknown engine) {engine!r}; 可选: {', '.join(ENGINES)}")
     wanted = set(stages)
     unknown = wanted - set(STAGE_NAMES)
     if unknown:
@@ -113,6 +129,21 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
     t0 = time.perf_counter()
     reports = []
     order = [s for s in STAGES if s.name in wanted]
+    on_spark = _SparkRun(spark) if engine == "spark" else None
+    try:
+        _run_stages(order, reports, settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
+                    model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config, force=force,
+                    fingerprints=fingerprints, tick=tick, on_spark=on_spark)
+    finally:
+        if on_spark:
+            on_spark.close()
+    tick("完成 done", len(order), len(order))
+    return PipelineReport(str(settings.warehouse), engine, reports, round(time.perf_counter() - t0, 1))
+
+
+def _run_stages(order: list[Stage], reports: list[StageReport], settings: Settings, *, source, rules_config,
+                bundle_path, model_ref, tracking_uri, graph_config, force, fingerprints, tick,
+                on_spark: _SparkRun | None) -> None:
     for i, stage in enumerate(order):
         tick(f"{i + 1}/{len(order)} {stage.zh} {stage.name}", i, len(order))
         inputs = _inputs(stage, settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
@@ -126,15 +157,15 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
         def step(desc: str, done: int, total: int, _name=f"{i + 1}/{len(order)} {stage.zh}") -> None:
             tick(f"{_name} {desc}".strip(), done, total)
 
+        spark_stage = on_spark is not None and bool(stage.on_spark)
         summary = _RUNNERS[stage.name](settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
                                        model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config,
-                                       progress=step)
+                                       progress=step, exports=on_spark.exports() if spark_stage else None)
         report = StageReport(stage.name, "ran", round(time.perf_counter() - s0, 1),
-                             _tables_of(settings.warehouse, stage, fingerprints=fingerprints), summary, inputs)
+                             _tables_of(settings.warehouse, stage, fingerprints=fingerprints), summary, inputs,
+                             "spark" if spark_stage else "duckdb", stage.on_spark if spark_stage else "")
         _record(settings.warehouse, report)
         reports.append(report)
-    tick("完成 done", len(order), len(order))
-    return PipelineReport(str(settings.warehouse), engine, reports, round(time.perf_counter() - t0, 1))
 
 
 # Columns that say when or in which run a row was written, not what it holds: left out of fingerprints.
@@ -168,13 +199,14 @@ def _ingest(settings: Settings, *, source, progress, **_) -> dict:
     return report.to_dict()
 
 
-def _rules(settings: Settings, *, rules_config, progress, **_) -> dict:
+def _rules(settings: Settings, *, rules_config, progress, exports, **_) -> dict:
     from models.rules.engine import run_rules
 
     from features.contract import FRAUD_TYPES
 
     report = run_rules(settings.warehouse, _rule_config(settings, rules_config),
-                       progress=lambda r, d, n: progress(r, d, n))
+                       progress=lambda r, d, n: progress(r, d, n), engine="spark" if exports else "duckdb",
+                       exports=exports)
     typologies: dict[str, dict] = {}
     for r in report.rules:
         t = typologies.setdefault(r.typology_id, {"typology_zh": FRAUD_TYPES[r.typology_id][0], "hits": 0,
@@ -194,22 +226,54 @@ def _graph(settings: Settings, *, graph_config, progress, **_) -> dict:
     return {"method": report.method, "counts": report.counts}
 
 
-def _features(settings: Settings, *, progress, **_) -> dict:
+def _features(settings: Settings, *, progress, exports, **_) -> dict:
     from features.build import build_features
 
-    report = build_features(settings.warehouse, progress=progress)
+    report = build_features(settings.warehouse, progress=progress, engine="spark" if exports else "duckdb",
+                            exports=exports)
     return {"tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in report.tables}}
 
 
-def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progress, **_) -> dict:
-    from serving.cli_screen import run_screening
+def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progress, exports, **_) -> dict:
+    import serving.cli  # noqa: F401 - first: it imports cli_screen, which imports it (a cycle met half-way otherwise)
+    from models.settlement_scores import score_settlements, score_settlements_spark
+    from serving.cli_screen import load_bundle, run_screening
 
-    summary, clues = run_screening(settings, bundle_path=bundle_path, model_ref=model_ref,
-                                   tracking_uri=tracking_uri, progress=progress)
-    return summary | {"clue_list": clues}  # the whole list, for the caller to show (left out of the JSON report)
+    bundle = load_bundle(settings, bundle_path=bundle_path, model_ref=model_ref, tracking_uri=tracking_uri)
+    progress("结算单评分 settlement scores", 0, 1)
+    with connect(settings.warehouse) as con:
+        scored = (score_settlements_spark(con, bundle, exports) if exports else score_settlements(con, bundle))
+    summary, clues = run_screening(settings, bundle=bundle, bundle_path=bundle_path, model_ref=model_ref,
+                                   progress=progress)
+    return summary | {"settlements_scored": scored,
+                      "clue_list": clues}  # the whole list, for the caller to show (left out of the JSON report)
 
 
 _RUNNERS = {"ingest": _ingest, "rules": _rules, "graph": _graph, "features": _features, "screen": _screen}
+
+
+class _SparkRun:
+    """The Spark session and the Parquet exports of one pipeline run, made when a stage first needs them
+    (after ingest, so the exports hold what was loaded)."""
+
+    def __init__(self, spark=None) -> None:
+        self.spark, self.own_session = spark, spark is None
+        self._exports = None
+
+    def exports(self):
+        if self._exports is None:
+            from features.spark import ParquetExports, spark_session
+
+            if self.spark is None:
+                self.spark = spark_session(app_name="yibao-pipeline")
+            self._exports = ParquetExports(self.spark)
+        return self._exports
+
+    def close(self) -> None:
+        if self._exports is not None:
+            self._exports.close()
+        if self.own_session and self.spark is not None:
+            self.spark.stop()
 
 
 # -- state ------------------------------------------------------------------------------------------

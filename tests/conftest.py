@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,32 @@ def tiny_trained(tiny_warehouse, tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     result = train(tiny_warehouse, TrainConfig(seed=0), tracking_uri=uri, out_dir=root / "report")
     return uri, result
+
+
+# Spark for tiny data: the cost is query planning and JIT warm-up, not data, so plan once (no adaptive
+# re-planning), compile fast (C1 only) with room for the code (a full code cache stops the JIT), one
+# shuffle partition.
+SPARK_TEST_CONF = {
+    "spark.sql.adaptive.enabled": "false",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m",
+    "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_test_conf() -> dict[str, str]:
+    """The Spark settings of the tests (:data:`SPARK_TEST_CONF`), for a session started elsewhere."""
+    return dict(SPARK_TEST_CONF)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (``local[2]``) for the test session; skipped without pyspark or Java."""
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)")
+    from features.spark import spark_session
+
+    session = spark_session("local[2]", app_name="yibao-test", shuffle_partitions=1, conf=SPARK_TEST_CONF)
+    yield session
+    session.stop()

@@ -52,6 +52,7 @@ __all__ = [
     "run_rules",
     "compute_hits",
     "prepare_session",
+    "rule_window",
     "hit_select",
     "rule_body",
     "base_statements",
@@ -189,13 +190,23 @@ def run_rules(
     since: datetime | str | None = None,
     rule_ids: Iterable[str] | None = None,
     progress: Progress | None = None,
+    engine: str = "duckdb",
+    exports=None,
 ) -> RunReport:
     """Run the enabled rules over the warehouse and write their hits to ``rule_hits`` (and ``rule_runs``).
 
     With *since*, only settlements from that date on are judged (history before it is still read where a
     rule needs it) and each rule's hits with ``event_time >= since`` are replaced; without it each rule's
     hits are replaced entirely and the hits of rules no longer enabled are removed.
+
+    ``engine="spark"`` runs the rules' SQL on Spark over ``exports`` (a :class:`features.spark.ParquetExports`;
+    ``models.rules.spark``); the hits are wrapped and stored here as with DuckDB. Exemptions, the rule-run
+    record and the code-coverage checks run on the warehouse (DuckDB) with either engine.
     """
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"未知引擎 (unknown engine) {engine!r}; 可选: duckdb, spark")
+    if engine == "spark" and exports is None:
+        raise ValueError("engine='spark' needs the Parquet exports of a Spark session (features.spark.ParquetExports)")
     config = config or load_config()
     since_ts = _timestamp(since)
     started = datetime.now().replace(microsecond=0)
@@ -210,13 +221,24 @@ def run_rules(
         ensure_rule_tables(con)
         ensure_exemption_tables(con)
         version = store_pack(con)
-        prepare_session(con, config, since=since_ts, materialize=BATCH_MATERIALIZED)
+        # on Spark the views only bind the rules' SQL here (the check); Spark computes them
+        prepare_session(con, config, since=since_ts, materialize=BATCH_MATERIALIZED if engine == "duckdb" else ())
         check_rules(con, rules, version)
+        on_spark = None
+        if engine == "spark":
+            from models.rules.spark import SparkRules
+
+            on_spark = SparkRules(con, config, exports, since=since_ts)
         stats = []
-        for i, rule in enumerate(rules):
-            if progress:
-                progress(rule.id, i, len(rules))
-            stats.append(_run_one(con, rule, version, run_id, started, since_ts))
+        try:
+            for i, rule in enumerate(rules):
+                if progress:
+                    progress(rule.id, i, len(rules))
+                stats.append(_run_one(con, rule, version, run_id, started, since_ts,
+                                      rows=on_spark.rows if on_spark else None))
+        finally:
+            if on_spark:
+                on_spark.close()
         if progress:
             progress("", len(rules), len(rules))
         removed: tuple[str, ...] = ()
@@ -289,10 +311,8 @@ def prepare_session(con: duckdb.DuckDBPyConnection, config: RuleConfig, *, since
     """
     con.execute("CREATE OR REPLACE TEMP TABLE rule_codes (code_set VARCHAR, code VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO rule_codes VALUES (?, ?, ?)", config.code_rows())
-    if history_from is None:
-        history_from = ALL_TIME if since is None else since - timedelta(days=config.history_days)
     con.execute("CREATE OR REPLACE TEMP TABLE rule_window AS SELECT CAST(? AS TIMESTAMP) AS since, "
-                "CAST(? AS TIMESTAMP) AS history_from", [since or ALL_TIME, history_from])
+                "CAST(? AS TIMESTAMP) AS history_from", list(rule_window(config, since, history_from)))
     try:
         names = [n for n, _ in base_statements()]
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
@@ -305,6 +325,15 @@ def prepare_session(con: duckdb.DuckDBPyConnection, config: RuleConfig, *, since
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}")
     except duckdb.Error as e:
         raise RuleSqlError(f"{BASE_SQL}: {e}") from None
+
+
+def rule_window(config: RuleConfig, since: datetime | None,
+                history_from: datetime | None = None) -> tuple[datetime, datetime]:
+    """(since, history_from) of a run: settlements from ``since`` on are judged, history back to
+    ``history_from`` is read (default: the config's ``history_days`` before ``since``; all time without it)."""
+    if history_from is None:
+        history_from = ALL_TIME if since is None else since - timedelta(days=config.history_days)
+    return since or ALL_TIME, history_from
 
 
 def base_statements() -> list[tuple[str, str]]:
@@ -417,9 +446,12 @@ def load_pack_temp(con: duckdb.DuckDBPyConnection, path: Path = DEFAULT_PACK) ->
 
 # ---------------------------------------------------------------------------------------------
 
-def _run_one(con, rule: Rule, version: str, run_id: str, started: datetime, since: datetime | None) -> RuleRunStat:
+def _run_one(con, rule: Rule, version: str, run_id: str, started: datetime, since: datetime | None,
+             rows: Callable[[Rule], str] | None = None) -> RuleRunStat:
+    """Replace the rule's hits; ``rows(rule)`` runs the rule elsewhere and gives a SELECT of its rows."""
     t0 = time.perf_counter()
-    sql, params = hit_select(rule, pack_version=version, run_id=run_id, hit_time=started)
+    sql, params = hit_select(rule, pack_version=version, run_id=run_id, hit_time=started,
+                             rows=rows(rule) if rows else None)
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("rule_hits", "rule_hits_exempted"):  # an exempted hit is set aside again if still found

@@ -1,15 +1,12 @@
-"""The same feature SQL on Spark: transpiles, and gives the same tables as DuckDB on the tiny region."""
+"""The feature and rule SQL transpiles to Spark SQL, with DuckDB's meaning kept. That both engines then give
+the same tables (rule hits, features, settlement scores) on the tiny region is checked by running the
+pipeline on each: ``tests/serving/test_pipeline_spark.py``."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import duckdb
-import numpy as np
 import pytest
 
-from features.build import build_features, feature_select, final_select, rule_hits_select, stage_blocks
+from features.build import feature_select, final_select, rule_hits_select, stage_blocks
 from features.catalogue import TABLES
 
 sqlglot = pytest.importorskip("sqlglot")
@@ -27,63 +24,48 @@ def test_every_block_transpiles_to_spark():
         assert "DATEDIFF" in out or "DATE_DIFF" not in sql.upper()
 
 
-@pytest.fixture(scope="session")
-def spark():
-    pytest.importorskip("pyspark")
-    if shutil.which("java") is None:
-        pytest.skip("Spark needs Java")
-    from features.spark import spark_session
+def test_every_rule_transpiles_to_spark_with_its_order_kept():
+    """The rule SQL (base views and every rule, parameters as literals) transpiles; no ordered list loses
+    its order (sqlglot alone turns ``list(x ORDER BY k)`` into a bare ``COLLECT_LIST(x)``)."""
+    import re
 
-    # tiny data: the cost is query planning and JIT warm-up, not data, so plan once (no AQE) and JIT fast
-    session = spark_session("local[2]", app_name="yibao-features-test", shuffle_partitions=1, conf={
-        "spark.sql.adaptive.enabled": "false",
-        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-    })
-    yield session
-    session.stop()
+    from features.spark import to_spark
+    from models.rules.config import load_config
+    from models.rules.engine import base_statements, rule_body
+    from models.rules.spark import sql_literal
 
-
-def _tiny_pair(tiny_region, tmp: Path) -> tuple[Path, Path]:
-    """Two identical warehouses of the tiny region, with some rule hits and graph features to join."""
-    from features.config import Settings
-    from features.ingest import ingest
-
-    a = tmp / "duck.duckdb"
-    ingest(tiny_region, Settings(warehouse=a))
-    with duckdb.connect(str(a)) as con:
-        con.execute("""CREATE TABLE rule_hits AS
-            SELECT 'R_' || typology_id AS rule_id, typology_id, 'setl' AS entity_type, setl_id AS entity_id, setl_id,
-                   mdtrt_id, psn_no, fixmedins_code, NULL AS prac_code, CAST(medfee_sumamt / 3 AS DECIMAL(18, 2))
-                   AS amount_at_risk, TIMESTAMP '2030-01-01 00:00:00' AS hit_time
-            FROM setl_d, (VALUES ('dead_person'), ('phantom_purchase')) t(typology_id)
-            WHERE right(setl_id, 1) IN ('3', '7')""")
-        con.execute("""CREATE TABLE graph_node_features AS
-            SELECT 'psn' AS node_type, psn_no AS node_id, CAST(length(psn_no) AS BIGINT) AS degree,
-                   1.0 / (1 + CAST(right(psn_no, 2) AS INTEGER)) AS pagerank, 'c' AS community_id
-            FROM psn_info""")
-    b = tmp / "spark.duckdb"
-    shutil.copy(a, b)
-    return a, b
+    sqls = [sql for _, sql in base_statements()]
+    for rule in load_config().rules:
+        body, params = rule_body(rule)
+        sqls.append(re.sub(r"\$([a-z][a-z0-9_]*)", lambda m: sql_literal(params[m.group(1)]), body))
+    for sql in sqls:
+        out = to_spark(sql)
+        assert not re.search(r"\$[a-z]", out) and "LIST_BOOL_OR" not in out and "TO_HOURS" not in out
+        ordered = out.count("COLLECT_LIST(STRUCT(") + out.count("ARRAY_SORT(COLLECT_SET(")
+        assert ordered >= len(re.findall(r"\blist\([^()]*ORDER BY", sql)), sql[:200]
 
 
-@pytest.mark.slow
-def test_duckdb_and_spark_give_the_same_features(tiny_region, tmp_path, spark):
-    a, b = _tiny_pair(tiny_region, tmp_path)
-    ra = build_features(a, engine="duckdb")
-    rb = build_features(b, engine="spark", spark=spark)
-    assert ra.as_of == rb.as_of and ra.rule_hits and ra.graph
-    for name, spec in TABLES.items():
-        with duckdb.connect(str(a), read_only=True) as ca, duckdb.connect(str(b), read_only=True) as cb:
-            assert ca.execute(f"DESCRIBE {name}").fetchall() == cb.execute(f"DESCRIBE {name}").fetchall(), name
-            da = ca.execute(f"SELECT * FROM {name} ORDER BY {spec.key}").df()
-            db = cb.execute(f"SELECT * FROM {name} ORDER BY {spec.key}").df()
-        assert len(da) == len(db) == ra.table(name).rows > 0, name
-        for col in da.columns:
-            x, y = da[col], db[col]
-            if x.dtype.kind in "fiu":
-                xv, yv = x.to_numpy(float), y.to_numpy(float)
-                same = (np.isnan(xv) & np.isnan(yv)) | np.isclose(xv, yv, rtol=1e-9, atol=1e-12)
-            else:
-                same = ((x == y) | (x.isna() & y.isna())).to_numpy()
-            assert same.all(), f"{name}.{col}: {(~same).sum()} rows differ, e.g. " \
-                               f"{list(zip(x[~same][:3], y[~same][:3]))}"
+def test_the_corrections_to_sqlglot_keep_duckdb_meaning():
+    from features.spark_sql import to_spark
+
+    assert to_spark("SELECT a / b FROM t") == "SELECT CAST(a AS DOUBLE) / CAST(b AS DOUBLE) FROM t"
+    assert "(DAYOFWEEK(t) + 5) % 7 + 1" in to_spark("SELECT isodow(t) FROM u")  # Sunday 7, Monday 1
+    assert "SLICE(x, 3, 18)" in to_spark("SELECT x[3:20] FROM u")
+    assert "DATE_FORMAT(t, 'HH:mm:ss.SSSSSS')" in to_spark("SELECT CAST(t AS TIME) FROM u")
+    ordered = to_spark("SELECT list(x ORDER BY k DESC) FILTER (WHERE k > 0) FROM u")
+    assert ordered.startswith("SELECT NULLIF(TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(k AS _k0, x AS _v)) "
+                              "FILTER(WHERE k > 0)")
+    window = to_spark("SELECT sum(c) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM t "
+                      "WINDOW w AS (PARTITION BY a ORDER BY b)")
+    assert "OVER (PARTITION BY a ORDER BY b NULLS LAST ROWS BETWEEN" in window and "WINDOW" not in window
+    with pytest.raises(ValueError, match="no defined order"):
+        to_spark("SELECT list(DISTINCT x) FROM u")
+
+
+@pytest.mark.parametrize("module", ["features.spark_sql", "features.spark", "models.rules.spark"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0

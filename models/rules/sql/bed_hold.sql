@@ -13,7 +13,7 @@ WITH stay AS (
     FROM claim_setl s LEFT JOIN mdtrt_d m ON m.mdtrt_id = s.mdtrt_id
 ), elsewhere AS (
     SELECT st.mdtrt_id, list(a.setl_id ORDER BY a.active_date, a.setl_id) AS outside_setl,
-           list(DISTINCT a.fixmedins_code) AS outside_fixmedins, count(DISTINCT a.active_date) AS active_days
+           list(DISTINCT a.fixmedins_code ORDER BY a.fixmedins_code) AS outside_fixmedins, count(DISTINCT a.active_date) AS active_days
     FROM stay st
     JOIN activity a ON a.psn_no = st.psn_no AND a.mdtrt_id <> st.mdtrt_id AND a.fixmedins_code <> st.fixmedins_code
                    AND a.active_date > st.begin_date AND a.active_date < st.end_date

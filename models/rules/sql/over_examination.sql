@@ -21,8 +21,9 @@ WITH visit AS (
     SELECT m.mdtrt_id, m.fixmedins_code, m.chfpdr_code AS prac_code, m.care_class, m.in_scope, m.setl_time,
            i.hosp_level, coalesce(d.adm_dept_codg, '-') AS dept, coalesce(substr(m.main_diag, 1, 3), '-') AS diag_cat,
            CASE WHEN m.care_class = 'inpatient'
-                THEN CASE WHEN m.end_date - m.begin_date <= 3 THEN 0 WHEN m.end_date - m.begin_date <= 7 THEN 1
-                          WHEN m.end_date - m.begin_date <= 14 THEN 2 ELSE 3 END
+                THEN CASE WHEN date_diff('day', m.begin_date, m.end_date) <= 3 THEN 0
+                          WHEN date_diff('day', m.begin_date, m.end_date) <= 7 THEN 1
+                          WHEN date_diff('day', m.begin_date, m.end_date) <= 14 THEN 2 ELSE 3 END
                 ELSE -1 END AS los_band
     FROM claim_mdtrt m
     JOIN institution i ON i.fixmedins_code = m.fixmedins_code

@@ -1,0 +1,102 @@
+"""The rule SQL on Spark (规则引擎 on Spark): the same rule files, transpiled as the feature SQL is.
+
+With ``run_rules(..., engine="spark")`` the views of ``sql/_base.sql`` and each rule's own SELECT run on
+Spark over the Parquet exports of the warehouse (:class:`features.spark.ParquetExports`, shared with the
+feature stage of a pipeline run). Each rule's rows (the :data:`models.rules.engine.RULE_OUTPUT` columns,
+one per hit) are written by Spark to Parquet; the engine then wraps those rows in DuckDB exactly as it wraps
+the rows of its own SQL (:func:`models.rules.engine.hit_select` with ``rows``: hit id, rule metadata, the
+rendered Chinese message, the detail as JSON) and stores them in ``rule_hits``. So the scan of the claims —
+the part that grows with the province — is Spark's, and a hit's text is made by one piece of code.
+
+The rule parameters become SQL literals (Spark has no ``$name`` parameters); a float is cast to DOUBLE,
+as DuckDB binds a Python float.
+
+>>> sql_literal(["41", "42"]), sql_literal(0.01), sql_literal(True), sql_literal("it's")
+("['41', '42']", 'CAST(0.01 AS DOUBLE)', 'TRUE', "'it''s'")
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from features.spark import ParquetExports
+from features.spark_sql import to_spark
+from models.rules.config import Rule, RuleConfig
+from models.rules.engine import BATCH_MATERIALIZED, RuleSqlError, base_statements, rule_body, rule_window
+
+__all__ = ["RULE_SOURCE_TABLES", "SparkRules", "sql_literal"]
+
+# Contract tables the rule SQL reads (``sql/_base.sql`` and the rules' own joins).
+RULE_SOURCE_TABLES = ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info", "fixmedins", "hilist",
+                      "stock_moves")
+# What a rule's rows are written as (Parquet has no type for a column that is NULL in every row).
+_OUTPUT = ("CAST(entity_type AS STRING) AS entity_type, CAST(entity_id AS STRING) AS entity_id, "
+           "CAST(setl_id AS STRING) AS setl_id, CAST(mdtrt_id AS STRING) AS mdtrt_id, "
+           "CAST(psn_no AS STRING) AS psn_no, CAST(fixmedins_code AS STRING) AS fixmedins_code, "
+           "CAST(prac_code AS STRING) AS prac_code, CAST(evidence AS ARRAY<STRING>) AS evidence, amount_at_risk, "
+           "CAST(event_time AS TIMESTAMP) AS event_time, detail")
+_PARAM = re.compile(r"\$([a-z][a-z0-9_]*)")
+
+
+class SparkRules:
+    """The base views of one rule run on Spark; :meth:`rows` runs one rule there."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: RuleConfig, exports: ParquetExports, *,
+                 since: datetime | None = None) -> None:
+        self.exports = exports
+        spark = exports.spark
+        exports.contract(con, RULE_SOURCE_TABLES)
+        exports.export(con, "rule_pack", fresh=True)
+        codes = [f"({sql_literal(s)}, {sql_literal(c)}, {sql_literal(v)})" for s, c, v in config.code_rows()]
+        spark.sql(to_spark(f"SELECT * FROM (VALUES {', '.join(codes) or '(NULL, NULL, NULL)'}) t(code_set, code, value)"
+                           + ("" if codes else " WHERE 1 = 0"))).createOrReplaceTempView("rule_codes")
+        scope_from, history_from = rule_window(config, since)
+        spark.sql(f"SELECT TIMESTAMP_NTZ '{scope_from:%Y-%m-%d %H:%M:%S}' AS since, "
+                  f"TIMESTAMP_NTZ '{history_from:%Y-%m-%d %H:%M:%S}' AS history_from").createOrReplaceTempView("rule_window")
+        self.views = ["rule_codes", "rule_window"]
+        for name, select in base_statements():
+            df = spark.sql(to_spark(select))
+            if name in BATCH_MATERIALIZED:  # read by many rules: computed once, as the DuckDB run does
+                df = df.cache()
+            df.createOrReplaceTempView(name)
+            self.views.append(name)
+
+    def rows(self, rule: Rule) -> str:
+        """Run ``rule``'s SQL on Spark into Parquet; return a DuckDB SELECT of its rows for ``hit_select``."""
+        body, params = rule_body(rule)
+        body = _PARAM.sub(lambda m: sql_literal(params[m.group(1)]), body)
+        out = self.exports.out("rules", rule.id)
+        try:
+            self.exports.spark.sql(f"SELECT {_OUTPUT} FROM ({to_spark(body)}) h").write.mode("overwrite").parquet(str(out))
+        except Exception as e:  # an AnalysisException: name the file and the rule, as on DuckDB
+            raise RuleSqlError(f"{rule.sql_path}: rule {rule.id} on Spark: {str(e).strip().splitlines()[0]}") from None
+        return f"SELECT * FROM read_parquet('{out}/*.parquet')"
+
+    def close(self) -> None:
+        spark = self.exports.spark
+        for name in self.views:
+            if name in BATCH_MATERIALIZED:
+                spark.catalog.uncacheTable(name)
+            spark.catalog.dropTempView(name)
+        self.views = []
+
+
+def sql_literal(value: Any) -> str:
+    """A rule parameter as a DuckDB literal of the type DuckDB would bind it with."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"CAST({value!r} AS DOUBLE)"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    if value is None:
+        return "NULL"
+    raise TypeError(f"a rule parameter of type {type(value).__name__} has no SQL literal: {value!r}")

@@ -1,0 +1,148 @@
+"""One declared pipeline on both engines (issue 17): ``--engine spark`` writes the tables DuckDB writes.
+
+Equality is the pipeline's own per-table fingerprint (``serving.pipeline.fingerprint``): row count and an
+order-independent hash of every column, each DOUBLE/FLOAT rounded to 6 decimals first (the tolerance: a
+sum over the same values in another order may differ in its last bits; 6 decimals is below any amount in
+fen and any share the rules or models read). No column is left out but those saying when or in which run
+a row was written (``RUN_COLUMNS``: ``run_id``, ``hit_time``, ...). On a difference the test names the
+columns that differ and shows rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from features.config import load_settings
+from serving.pipeline import run_pipeline
+
+BATCH = ("ingest", "rules", "graph", "features")
+ON_SPARK = {"ingest": "duckdb", "rules": "spark", "graph": "duckdb", "features": "spark"}
+
+pytest.importorskip("pyspark")
+
+
+@pytest.fixture(scope="module")
+def on_duckdb(tiny_region, tmp_path_factory):
+    """The tiny region through ingest → rules → graph → features on DuckDB: (warehouse, report)."""
+    s = load_settings(warehouse=tmp_path_factory.mktemp("duckdb_run") / "warehouse.duckdb")
+    return s.warehouse, run_pipeline(s, source=tiny_region, stages=BATCH)
+
+
+@pytest.mark.slow
+def test_the_pipeline_on_spark_writes_the_same_tables_as_on_duckdb(tiny_region, tmp_path, spark, on_duckdb):
+    reference, duck = on_duckdb
+    s = load_settings(warehouse=tmp_path / "warehouse.duckdb")
+    t0 = time.perf_counter()
+    report = run_pipeline(s, source=tiny_region, stages=BATCH, engine="spark", spark=spark)
+    seconds = time.perf_counter() - t0
+
+    assert {st.stage: st.engine for st in report.stages} == ON_SPARK
+    assert "DuckDB" in report.stage("rules").on_spark  # the part of the rule stage that is not on Spark is named
+    for stage in BATCH:
+        want, got = duck.stage(stage).tables, report.stage(stage).tables
+        assert want.keys() == got.keys(), stage
+        for table in want:
+            assert want[table] == got[table], _differences(reference, s.warehouse, table)
+    assert duck.stage("rules").tables["rule_hits"]["rows"] > 100
+    assert {t for t in duck.stage("features").tables if t.startswith("feat_")} == {
+        "feat_setl", "feat_psn", "feat_prac", "feat_fixmedins", "feat_pharmacy"}
+    with duckdb.connect(str(reference), read_only=True) as a, duckdb.connect(str(s.warehouse), read_only=True) as b:
+        for table in ("rule_hits", *duck.stage("features").tables):
+            assert a.execute(f"DESCRIBE {table}").fetchall() == b.execute(f"DESCRIBE {table}").fetchall(), table
+    print(f"\nSpark pipeline on tiny: {seconds:.0f} s "
+          f"({', '.join(f'{st.stage} {st.seconds} s on {st.engine}' for st in report.stages)})")
+
+
+@pytest.mark.slow
+def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained, spark, tmp_path):
+    """The screen stage on both engines: ``setl_scores`` (the settlement booster over every settlement; on
+    Spark in ``mapInPandas``) with the same fingerprint, and the same clue list."""
+    reference, _ = on_duckdb
+    bundle = tiny_trained[1].bundle.save(tmp_path / "bundle.joblib")
+    reports = {}
+    for engine in ("duckdb", "spark"):
+        warehouse = tmp_path / engine / "warehouse.duckdb"
+        warehouse.parent.mkdir()
+        shutil.copy(reference, warehouse)
+        reports[engine] = run_pipeline(load_settings(warehouse=warehouse), stages=("screen",), engine=engine,
+                                       spark=spark if engine == "spark" else None, bundle_path=bundle).stage("screen")
+    on_duck, on_spark = reports["duckdb"], reports["spark"]
+    assert (on_duck.engine, on_spark.engine) == ("duckdb", "spark") and "mapInPandas" in on_spark.on_spark
+    with duckdb.connect(str(reference), read_only=True) as con:
+        settlements = con.execute("SELECT count(*) FROM feat_setl").fetchone()[0]
+    assert on_duck.tables["setl_scores"]["rows"] == settlements == on_spark.summary["settlements_scored"]
+    assert on_duck.tables["setl_scores"] == on_spark.tables["setl_scores"], _differences(
+        tmp_path / "duckdb" / "warehouse.duckdb", tmp_path / "spark" / "warehouse.duckdb", "setl_scores")
+    clues = {e: [(c["entity_type"], c["entity_id"], round(c["p_fraud"], 9), c["amount_at_risk"])
+                 for c in r.summary["clue_list"]] for e, r in reports.items()}
+    assert clues["duckdb"] == clues["spark"] and len(clues["duckdb"]) > 0
+
+
+@pytest.mark.slow
+def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb, tmp_path, spark_test_conf):
+    """``yibao run --engine spark --spark-master spark://…`` against a master and a worker started here
+    from the pyspark package (a process of its own: one SparkContext per process); all of it stopped after."""
+    from spark_cluster import StandaloneCluster
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)")
+    reference, duck = on_duckdb
+    out = tmp_path / "work"
+    out.mkdir()
+    shutil.copy(reference, out / "warehouse.duckdb")  # ingested and graphed on DuckDB; rules and features redone
+    cluster = StandaloneCluster(workers=1, cores=2)
+    with cluster:
+        assert len(cluster.alive()) >= 2  # a master and a worker
+        conf = spark_test_conf | {"spark.sql.shuffle.partitions": "1", "spark.executor.memory": "1g"}
+        done = subprocess.run([str(Path(sys.executable).with_name("yibao")), "run", "--out", str(out),
+                               "--stages", "rules,features", "--engine", "spark", "--spark-master",
+                               cluster.master_url, "--force", "--json",
+                               *[f"--spark-conf={k}={v}" for k, v in conf.items()]],
+                              capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        log = "\n".join((cluster.root / f"{n}.log").read_text(errors="replace")[-2000:] for n in ("master", "worker0"))
+        assert done.returncode == 0, done.stderr[-4000:] + log
+        assert "Launching executor" in log or "Asked to launch executor" in log  # the work ran on the worker
+    assert cluster.alive() == []  # master, worker and executors are gone
+
+    import json
+
+    report = json.loads(done.stdout)
+    stages = {st["stage"]: st for st in report["stages"]}
+    per_stage = ", ".join(f"{n} {st['seconds']} s" for n, st in stages.items())
+    print(f"\nstandalone cluster: yibao run {report['seconds']} s ({per_stage})")
+    assert {n: st["engine"] for n, st in stages.items()} == {"rules": "spark", "features": "spark"}
+    for stage in ("rules", "features"):
+        want = duck.stage(stage).tables
+        assert stages[stage]["tables"] == want, _differences(reference, out / "warehouse.duckdb", stage)
+
+
+def _differences(a: Path, b: Path, table: str) -> str:
+    """Which columns of ``table`` differ between two warehouses, with examples (for a failing assertion)."""
+    if table in ("rules", "features"):
+        return f"stage {table} differs"
+    with duckdb.connect(str(a), read_only=True) as ca, duckdb.connect(str(b), read_only=True) as cb:
+        cols = [c for (c,) in ca.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
+        order = ", ".join(f'"{c}"' for c in cols if c not in ("run_id", "hit_time"))
+        da = ca.execute(f'SELECT * FROM "{table}" ORDER BY {order}').df()
+        db = cb.execute(f'SELECT * FROM "{table}" ORDER BY {order}').df()
+    if len(da) != len(db):
+        return f"{table}: {len(da)} rows on DuckDB, {len(db)} on Spark"
+    out = []
+    for col in cols:
+        x, y = da[col], db[col]
+        if x.dtype.kind in "fiu" and y.dtype.kind in "fiu":
+            xv, yv = x.to_numpy(float), y.to_numpy(float)
+            same = (np.isnan(xv) & np.isnan(yv)) | np.isclose(xv, yv, rtol=1e-9, atol=1e-12)
+        else:
+            same = np.array([str(p) == str(q) for p, q in zip(x, y)])
+        if not same.all():
+            out.append(f"{col}: {(~same).sum()} rows, e.g. {list(zip(x[~same][:2], y[~same][:2]))}")
+    return f"{table} differs in " + ("; ".join(out) or "no column on a sorted read (a rounding edge?)")
