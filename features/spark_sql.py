@@ -8,6 +8,7 @@ the two engines, never about one query:
 |---|---|---|
 | ``list(x ORDER BY k)`` | the values sorted by their keys | sqlglot drops the ORDER BY (``collect_list`` has none) |
 | ``list(...)`` over no rows | NULL | ``collect_list`` gives ``[]`` and drops NULL values |
+| ``list(DISTINCT x ORDER BY x)`` | the sorted values, each once, NULL kept | ``collect_set`` drops NULL and has no order |
 | ``first(x ORDER BY k)`` | the first of the sorted values | no ordered aggregate in Spark |
 | ``x[a:b]`` | ``slice(x, a, b - a + 1)`` | Spark has no slice syntax |
 | ``a / b`` | ``CAST(a AS DOUBLE) / CAST(b AS DOUBLE)`` | DuckDB divides in DOUBLE; Spark keeps DECIMAL |
@@ -83,12 +84,10 @@ def _list_sql(self, agg: exp.ArrayAgg, where: exp.Expression | None = None) -> s
     if isinstance(inner, exp.Order):
         order = list(inner.expressions)
         value = inner.this
-        if isinstance(value, exp.Distinct):
-            values = value.expressions
-            if len(values) != 1 or len(order) != 1 or order[0].this != values[0] or order[0].args.get("desc"):
-                raise ValueError(f"list(DISTINCT …) is only translated ordered by its own value, ascending: {agg.sql()}")
-            filt = f" FILTER(WHERE {self.sql(where)})" if where is not None else ""
-            listed = f"ARRAY_SORT(COLLECT_SET({self.sql(values[0])}){filt})"
+        if isinstance(value, exp.Distinct):  # sorted, then the first of each value kept (one NULL too)
+            if len(value.expressions) != 1:
+                raise ValueError(f"list(DISTINCT …) of several values is not translated: {agg.sql()}")
+            listed = f"ARRAY_DISTINCT({_ordered_values(self, value.expressions[0], order, where)})"
         else:
             listed = _ordered_values(self, value, order, where)
     elif isinstance(inner, exp.Distinct):

@@ -12,9 +12,9 @@ runs the same stages through :func:`run_pipeline`:
 | ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | ``setl_scores``, the clue list (clue store) |
 
 Engines: ``duckdb`` runs every stage on the warehouse file. ``spark`` runs on Spark what has a Spark path
-(:data:`Stage.on_spark`: the rule SQL and the feature SQL, transpiled from the same DuckDB text, over one set
-of Parquet exports of the warehouse, results written back into it) and the other stages on DuckDB; each
-stage's report names the engine that ran it. A Spark session passed as ``spark`` (a standalone cluster's,
+(``Stage.on_spark``: the rule SQL and the feature SQL, transpiled from the same DuckDB text, over one set
+of Parquet exports of the warehouse, and the settlement scores in ``mapInPandas``; results written back into
+the warehouse) and the rest on DuckDB; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
 say) is used and left running; otherwise a local one is started for the stages that need it and stopped.
 
 A stage is skipped when it is up to date: what it read (the state of the stages before it, the extract's
