@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from features.catalogue import SNAPSHOTS, TABLES
 from features.config import load_settings
 from serving.pipeline import run_pipeline
 
@@ -52,8 +53,8 @@ def test_the_pipeline_on_spark_writes_the_same_tables_as_on_duckdb(tiny_region, 
         for table in want:
             assert want[table] == got[table], _differences(reference, s.warehouse, table)
     assert duck.stage("rules").tables["rule_hits"]["rows"] > 100
-    assert {t for t in duck.stage("features").tables if t.startswith("feat_")} == {
-        "feat_setl", "feat_psn", "feat_prac", "feat_fixmedins", "feat_pharmacy"}
+    # every feature table and every snapshot read by the online features (feat_setl_peer_stats)
+    assert {t for t in duck.stage("features").tables if t.startswith("feat_")} == set(TABLES) | set(SNAPSHOTS)
     with duckdb.connect(str(reference), read_only=True) as a, duckdb.connect(str(s.warehouse), read_only=True) as b:
         for table in ("rule_hits", *duck.stage("features").tables):
             assert a.execute(f"DESCRIBE {table}").fetchall() == b.execute(f"DESCRIBE {table}").fetchall(), table
