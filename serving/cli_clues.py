@@ -334,10 +334,11 @@ def _open(db: Optional[str], warehouse: Optional[Path], username: Optional[str],
     s = _settings(warehouse)
     url = db or s.clue_db_url
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        shown = parsed.render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001  (any unparsable URL)
         _fail(f"线索库地址无效 (invalid clue store URL): {url!r}")
-    sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
+    sqlite_file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).is_file() and not create:
         _fail(f"线索库不存在 (no clue store): {sqlite_file} — 请先运行 yibao screen 或 yibao demo，或用 --db / "
               "YIBAO_CLUE_DB 指向服务所用的线索库 (run `yibao screen` first, or point --db at the service's store)")

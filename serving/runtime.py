@@ -191,6 +191,5 @@ def _single_threaded(bundle: ScorerBundle) -> None:
     # One request scores one row: LightGBM's thread fan-out per prediction costs ~15 ms on two busy
     # cores and saves nothing, and requests already run side by side.
     for scorer in bundle.scorers.values():
-        booster = getattr(scorer, "booster_", None)
-        if booster is not None and hasattr(booster, "set_params"):
-            booster.set_params(num_threads=1)
+        if hasattr(scorer, "use_threads"):
+            scorer.use_threads(1)

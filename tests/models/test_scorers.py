@@ -78,7 +78,7 @@ def test_the_one_pass_score_uses_the_thread_count_the_service_sets(monkeypatch):
     import lightgbm
 
     X, s = _fitted("many")
-    s.booster_.set_params(num_threads=1)
+    s.use_threads(1)
     seen = []
     real = lightgbm.Booster.predict
     monkeypatch.setattr(lightgbm.Booster, "predict",
