@@ -167,7 +167,8 @@ def build_features(
     if not warehouse.is_file():
         raise FeatureBuildError(f"仓库文件不存在 (warehouse not found): {warehouse}")
     t_start = time.perf_counter()
-    con = wh.connect(warehouse)
+    # One thread: the same warehouse gives the same features to the last bit (wh.DETERMINISTIC_THREADS).
+    con = wh.connect(warehouse, threads=wh.DETERMINISTIC_THREADS)
     if memory_limit:
         con.execute(f"SET memory_limit = '{_memory_literal(memory_limit)}'")
     try:
@@ -258,7 +259,8 @@ def rule_hits_select(key: str) -> str:
     per = []
     for tid in FRAUD_TYPES:
         per.append(f"SUM(CASE WHEN typology_id = '{tid}' THEN 1 ELSE 0 END) AS rh_n_{tid}")
-        per.append(f"SUM(CASE WHEN typology_id = '{tid}' THEN CAST(amount_at_risk AS DOUBLE) ELSE 0 END) "
+        # summed as DECIMAL, exact in any order (the hits' row order differs between rule runs)
+        per.append(f"CAST(SUM(CASE WHEN typology_id = '{tid}' THEN amount_at_risk ELSE 0 END) AS DOUBLE) "
                    f"AS rh_amt_{tid}")
     return render((SQL_DIR / "rule_hits.sql").read_text(encoding="utf-8"), key=key,
                   per_typology=",\n       ".join(per))

@@ -194,15 +194,15 @@ def _rule_hits(con, keep: pd.DataFrame, members: dict, counters: dict | None = N
     try:
         df = con.sql("""
             SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*) AS hits,
-                   sum(CAST(h.amount_at_risk AS DOUBLE)) AS amount
+                   CAST(sum(h.amount_at_risk) AS DOUBLE) AS amount
             FROM _clue_keys k JOIN rule_hits h ON k."column" = 'psn_no' AND h.psn_no = k.value
             GROUP BY ALL
             UNION ALL
-            SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*), sum(CAST(h.amount_at_risk AS DOUBLE))
+            SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*), CAST(sum(h.amount_at_risk) AS DOUBLE)
             FROM _clue_keys k JOIN rule_hits h ON k."column" = 'prac_code' AND h.prac_code = k.value
             GROUP BY ALL
             UNION ALL
-            SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*), sum(CAST(h.amount_at_risk AS DOUBLE))
+            SELECT k.entity_type, k.entity_id, h.rule_id, h.typology_id, count(*), CAST(sum(h.amount_at_risk) AS DOUBLE)
             FROM _clue_keys k JOIN rule_hits h ON k."column" = 'fixmedins_code' AND h.fixmedins_code = k.value
             GROUP BY ALL ORDER BY 1, 2, amount DESC, 3
         """).df()

@@ -37,7 +37,7 @@ from features.graph.communities import detect_communities, layered_communities, 
 from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
 from features.graph.pagerank import cross_fitted_pagerank
 from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, projection_pairs
-from features.graph.stats import community_stats, membership, ring_candidates
+from features.graph.stats import community_stats, membership, ordered_subgraph, ring_candidates
 from features.warehouse import connect
 
 __all__ = ["GraphConfig", "GraphReport", "build_graph", "build_in", "layer_options", "OUTPUT_TABLES", "STEPS"]
@@ -263,7 +263,7 @@ def _main_layer(g, members: frozenset) -> str | None:
     """The layer with most weight inside a community of the summed projection (for ``layered=False``)."""
     if len(members) < 2:
         return None
-    sub = g.subgraph(members)
+    sub = ordered_subgraph(g, members)
     w = {x: sum(d.get(f"w_{x}", 0.0) for _, _, d in sub.edges(data=True)) for x in LAYERS}
     return max(w, key=lambda x: (w[x], x == "co_visit"))
 

@@ -84,6 +84,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from features.warehouse import DETERMINISTIC_THREADS
+
 __all__ = ["co_visit_pairs", "co_counter_pairs", "co_purchase_pairs", "drug_oversupply", "co_visit_graph",
            "projection_pairs", "LAYERS", "SURPRISE_CAP"]
 
@@ -514,8 +516,8 @@ def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: fl
 
 
 def _duck(threads: int | None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with ``threads`` (default one: the null model's sums exact run to run)."""
     con = duckdb.connect()
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET threads = {int(threads or DETERMINISTIC_THREADS)}")
     con.execute("SET enable_progress_bar = false")
     return con

@@ -37,7 +37,7 @@ from features.contract import FRAUD_TYPES
 from features.graph.evidence import counter_evidence, resale_evidence, type_communities
 
 __all__ = ["community_ids", "community_stats", "membership", "ring_candidates", "component_betweenness",
-           "RISK_WEIGHTS"]
+           "ordered_subgraph", "RISK_WEIGHTS"]
 
 # How the risk score weighs the community's traits (a weighted mean; rule hits count only when known).
 RISK_WEIGHTS = {"size": 0.25, "density": 0.15, "together": 0.3, "amount_concentration": 0.15, "rule_hit_share": 0.15}
@@ -79,7 +79,7 @@ def community_stats(
     keep = [c for c in communities if len(c) >= min_size]
     rows = []
     for c in keep:
-        sub = g.subgraph(c)
+        sub = ordered_subgraph(g, c)
         n, m = len(c), sub.number_of_edges()
         ranked = _organiser_order(sub)
         layers = [d.get("layers", "") for _, _, d in sub.edges(data=True)]
@@ -150,7 +150,7 @@ def membership(g: nx.Graph, communities: list[frozenset], *, seed: int = 0, k: i
     lead = dict(leaders or {})
     rank = {}
     for c in communities:
-        order = _organiser_order(g.subgraph(c))
+        order = _organiser_order(ordered_subgraph(g, c))
         first = lead.get(ids[next(iter(c))])
         if first in c:
             order = [first] + [x for x in order if x != first]
@@ -191,7 +191,7 @@ def component_betweenness(g: nx.Graph, *, seed: int = 0, k: int = 500) -> dict:
     """
     out: dict = {}
     for comp in nx.connected_components(g):
-        sub = g.subgraph(comp)
+        sub = ordered_subgraph(g, comp)
         if len(comp) <= 2:
             out.update(dict.fromkeys(comp, 0.0))
         elif len(comp) <= k:
@@ -199,6 +199,26 @@ def component_betweenness(g: nx.Graph, *, seed: int = 0, k: int = 500) -> dict:
         else:
             out.update(nx.betweenness_centrality(sub, k=k, seed=seed))
     return {n: out[n] for n in g.nodes}
+
+
+def ordered_subgraph(g: nx.Graph, nodes) -> nx.Graph:
+    """The subgraph of ``g`` induced by ``nodes``, as a new graph whose nodes come in sorted order.
+
+    ``g.subgraph(a_set)`` iterates a small set's nodes in the set's order, which follows the strings'
+    hashes and so changes from process to process: betweenness then sampled other sources and sums
+    came out in other orders (59 persons' betweenness differed between two builds of the same warehouse).
+
+    >>> g = nx.Graph([("b", "c", {"weight": 2.0}), ("a", "b", {"weight": 1.0}), ("c", "x", {})])
+    >>> h = ordered_subgraph(g, {"c", "a", "b"})
+    >>> list(h.nodes), h["a"]["b"]["weight"], h.number_of_edges()
+    (['a', 'b', 'c'], 1.0, 2)
+    """
+    keep = sorted(nodes, key=str)
+    inside = set(keep)
+    sub = nx.Graph()
+    sub.add_nodes_from((n, g.nodes[n]) for n in keep)
+    sub.add_edges_from((u, v, d) for u in keep for v, d in g[u].items() if v in inside)
+    return sub
 
 
 # -- private helpers ------------------------------------------------------------------------------

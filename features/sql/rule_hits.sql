@@ -6,7 +6,7 @@
 -- has no rule_hits table yet, the runner supplies an empty one and these columns are all zero.
 SELECT CAST({{ key }} AS VARCHAR) AS entity_key,
        COUNT(*) AS rh_n_hits,
-       SUM(CAST(amount_at_risk AS DOUBLE)) AS rh_amt_hits,
+       CAST(SUM(amount_at_risk) AS DOUBLE) AS rh_amt_hits,  -- DECIMAL: exact whatever the hits' order
        COUNT(DISTINCT rule_id) AS rh_n_rules,
        COUNT(DISTINCT typology_id) AS rh_n_typologies,
        {{ per_typology }}

@@ -82,6 +82,28 @@ def test_communities_are_deterministic_with_a_seed():
         assert detect_communities(g, method=method, seed=5) == detect_communities(g, method=method, seed=5)
 
 
+_BETWEENNESS_IN_A_PROCESS = """
+import json, networkx as nx
+from features.graph.stats import component_betweenness
+one = nx.relabel_nodes(nx.gnm_random_graph(200, 600, seed=3), lambda i: f"P{i:04d}")
+other = nx.relabel_nodes(nx.gnm_random_graph(300, 900, seed=4), lambda i: f"Q{i:04d}")
+g = nx.union(one, other)  # each component under half the graph: its subgraph view iterates the set
+print(json.dumps(component_betweenness(g, seed=0, k=50), sort_keys=True))
+"""
+
+
+def test_betweenness_is_the_same_in_every_process():
+    """Python hashes strings differently in each process; a networkx subgraph of a set iterates in hash
+    order, so the sampled sources (and the order of the sums) changed from one graph build to the next."""
+    import subprocess
+    import sys
+
+    runs = {subprocess.run([sys.executable, "-c", _BETWEENNESS_IN_A_PROCESS], capture_output=True, text=True,
+                           check=True, env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in (1, 2, 3)}
+    assert len(runs) == 1
+
+
 def test_networkx_fallback_when_leidenalg_and_igraph_are_missing(monkeypatch):
     monkeypatch.setattr(comm, "_installed", lambda name: False)
     assert comm.available_methods() == ["networkx"]
