@@ -406,8 +406,10 @@ def _demo_key(s: Settings) -> Settings:
 
 from serving.cli_rules import rules_app  # noqa: E402  (sub-commands register on the shared app)
 from serving.cli_exempt import exempt_app  # noqa: E402
+from serving.cli_shadow import shadow_app  # noqa: E402
 
 rules_app.add_typer(exempt_app, name="exempt")
+rules_app.add_typer(shadow_app, name="shadow")
 app.add_typer(rules_app, name="rules")
 from serving.cli_features import features_app  # noqa: E402
 

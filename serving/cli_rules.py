@@ -22,7 +22,7 @@ from serving.cli import console as _narrow
 # Rule tables are wide (Chinese basis and messages): give them room when stderr is not a terminal.
 console = _narrow if _narrow.is_terminal else Console(stderr=True, width=200)
 
-__all__ = ["rules_app", "effective_config_path"]
+__all__ = ["rules_app", "effective_config_path", "read_clue_store"]
 
 rules_app = typer.Typer(help="两库 rule pack and rule engine (knowledge base / rule base).", no_args_is_help=True)
 
@@ -156,19 +156,25 @@ def rules_list(
 
 def _rule_outcomes(settings):
     """Confirmation rates per rule from the clue store, or None when there is no store to read."""
+    from models.rules.outcomes import confirmation_rates
+
+    return read_clue_store(settings, lambda store: confirmation_rates(store.rule_outcomes()), "不显示查实率")
+
+
+def read_clue_store(settings, read, without: str):
+    """``read(store)`` on the clue store, or None (with a warning saying ``without``) when there is none."""
     url = settings.clue_db_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return None
-    from models.rules.outcomes import confirmation_rates
     from serving.clues.store import open_store
 
     try:
         store = open_store(url)
-    except Exception as e:  # noqa: BLE001 - the rule list does not depend on the clue store being up
-        typer.echo(f"警告 (warning): 线索库不可用, 不显示查实率 (clue store not available): {type(e).__name__}", err=True)
+    except Exception as e:  # noqa: BLE001 - the rule commands do not depend on the clue store being up
+        typer.echo(f"警告 (warning): 线索库不可用, {without} (clue store not available): {type(e).__name__}", err=True)
         return None
     try:
-        return confirmation_rates(store.rule_outcomes())
+        return read(store)
     finally:
         store.close()
 
@@ -221,6 +227,12 @@ def _print_run(report) -> None:
     if report.exempted:
         console.print(f"白名单: {report.exempted:,} 条命中由有效豁免覆盖，已移至 rule_hits_exempted "
                       "(hits covered by exemptions in force; `yibao rules exempt list`)")
+    for sh in report.shadows:
+        if sh.error:
+            console.print(f"[red]影子运行未执行[/red] shadow {sh.shadow_id} ({sh.rule_id}): {sh.error}")
+        else:
+            console.print(f"影子运行 shadow {sh.shadow_id}: 规则 {sh.rule_id} 的拟用版本命中 {sh.hits:,} 条 "
+                          "(不生成线索; `yibao rules shadow report`)")
     print_unmatched_codes([c.to_dict() for c in report.unmatched_codes])
     for r in report.silent_rules:
         colour = "red" if r.level == "warning" else "yellow"

@@ -38,6 +38,7 @@ __all__ = [
     "Rule",
     "RuleConfig",
     "load_config",
+    "config_from_text",
     "set_enabled",
     "sql_params",
 ]
@@ -175,6 +176,12 @@ def load_config(path: Path | str | None = None) -> RuleConfig:
         raise RuleConfigError(path, "文件不存在 (config file not found)")
     text = path.read_text(encoding="utf-8")
     return _parse(text, path)
+
+
+def config_from_text(text: str, path: Path | str) -> RuleConfig:
+    """A rule config from its text, as if read from ``path`` (rule SQL paths resolve from there): a config
+    kept in the warehouse (``models.rules.shadow``) runs as it was when it was registered."""
+    return _parse(text, Path(path))
 
 
 def set_enabled(path: Path | str, rule_id: str, enabled: bool) -> RuleConfig:

@@ -609,8 +609,13 @@ class ClueStore:
     def rule_outcomes(self) -> list[tuple[list[str], bool]]:
         """The decided clues as ``(rule ids of the clue's hits, confirmed?)``, for the confirmation rate of
         each rule (:func:`models.rules.outcomes.confirmation_rates`)."""
+        return [(rule_ids, confirmed) for _, _, rule_ids, confirmed in self.decided_clues()]
+
+    def decided_clues(self) -> list[tuple[str, str, list[str], bool]]:
+        """The decided clues as ``(entity_type, entity_id, rule ids of the clue's hits, confirmed?)``."""
         with self._sessions.begin() as s:
-            return [([h["rule_id"] for h in c.rule_hits or [] if isinstance(h, dict) and h.get("rule_id")],
+            return [(c.entity_type, c.entity_id,
+                     [h["rule_id"] for h in c.rule_hits or [] if isinstance(h, dict) and h.get("rule_id")],
                      c.outcome == "confirmed")
                     for c in s.scalars(select(Clue).where(Clue.outcome.is_not(None)).order_by(Clue.id))]
 
