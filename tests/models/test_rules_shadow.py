@@ -31,6 +31,7 @@ def test_a_shadow_runs_beside_the_live_rule_and_raises_no_clue(case_copy, tmp_pa
     # the committed config, unchanged: the shadow must find exactly the live rule's hits
     same = _rules("shadow", "start", "bed_hold", "--config", str(DEFAULT_CONFIG), "--by", "ana", "--since",
                   "2025-01-01", *wh)
+    assert same["rule_id"] == "bed_hold" and same["days"] == 30  # the default observation period
     again = _rules("shadow", "start", "split_admission", "--config", str(proposed), "--by", "ana", *wh, code=2)
     assert "已有影子运行" in again["output"]
     waiting = {r["shadow"]["rule_id"]: r for r in _rules("shadow", "report", *wh)["shadows"]}
