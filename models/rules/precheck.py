@@ -495,6 +495,8 @@ class _Session:
             if name in _STATIC_VIEWS:  # reference data only: computed once
                 cur.execute(f"DROP VIEW {name}")
                 cur.execute(f"CREATE TEMP TABLE {name} AS {select}")
+            elif name in _REGION_VIEWS:  # the table computed over the whole warehouse (_load_region_views)
+                cur.execute(f"DROP VIEW {name}")
 
     def run(self, visit: Visit, rules: tuple[str, ...]) -> list[tuple]:
         cur, checker = self.cur, self.checker
@@ -582,11 +584,32 @@ def _load_store(db: duckdb.DuckDBPyConnection, warehouse: Path, since: date | da
                        {"since": since} if "$since" in keep[table] else None)
         for table in ("fixmedins", "hilist"):
             db.execute(f"CREATE TABLE {table} AS SELECT * FROM wh.{table}")
+        _load_region_views(db, have)
         if "rule_exemptions" in have:
             db.execute("CREATE TABLE rule_exemptions AS SELECT * FROM wh.rule_exemptions")
     finally:
         db.execute("DETACH wh")
     return store_pack(db)
+
+
+def _load_region_views(db: duckdb.DuckDBPyConnection, have: set[str]) -> None:
+    """The :data:`_REGION_VIEWS` as tables of *db*, computed by their ``_base.sql`` SELECT over the attached
+    warehouse ``wh``; ``stock_moves`` is copied too (the sessions' base views bind to it), empty when the
+    warehouse has no stock records."""
+    if "stock_moves" in have:
+        db.execute("CREATE TABLE stock_moves AS SELECT * FROM wh.stock_moves")
+    else:
+        db.execute("CREATE TABLE stock_moves ("
+                   + ", ".join(f"{f.name} {f.sql_type}" for f in TABLES["stock_moves"].fields) + ")")
+    selects = dict(base_statements())
+    db.execute("SET search_path = 'wh.main,memory.main'")  # the contract tables by their names
+    try:
+        db.execute(f"CREATE OR REPLACE TEMP VIEW refunded_setl AS {selects['refunded_setl']}")
+        for name in sorted(_REGION_VIEWS):
+            db.execute(f"CREATE TABLE memory.main.{name} AS {selects[name]}")
+    finally:
+        db.execute("RESET search_path")
+        db.execute("DROP VIEW IF EXISTS refunded_setl")
 
 
 def _history_index(db: duckdb.DuckDBPyConnection, rules, config: RuleConfig) -> dict[str, tuple]:
@@ -618,7 +641,7 @@ def _contract_sources() -> dict[str, str]:
 def _with_views(body: str) -> str:
     """*body* headed by the per-visit views it reads (directly or through another), as CTEs."""
     sources = [*_contract_sources().items(),
-               *((n, s) for n, s in base_statements() if n not in _STATIC_VIEWS)]
+               *((n, s) for n, s in base_statements() if n not in _STATIC_VIEWS and n not in _REGION_VIEWS)]
     needed: set[str] = set()
     text = body
     for name, select in reversed(sources):  # dependency order reversed: readers before what they read
@@ -716,6 +739,9 @@ _HISTORY = {
 _VISIT_PARTS = ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d")
 # Base views over reference data only: computed once per session.
 _STATIC_VIEWS = frozenset({"hosp_level_code", "med_type_class", "institution", "catalogue"})
+# Base views over an institution's claims of a whole month, not one person's (stock_backing: the 进销存
+# behind a month's sales): computed once at start-up over the whole warehouse, like the batch run.
+_REGION_VIEWS = frozenset({"stock_backing"})
 # Optimisers that cost more planning time than they save on a few hundred rows (the precheck database only).
 _DISABLED_OPTIMIZERS = "join_order,join_filter_pushdown"
 _MAX_STATEMENTS = 4096

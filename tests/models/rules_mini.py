@@ -192,6 +192,8 @@ def case_region() -> MiniRegion:
     r.institution("H2", hosp_lv="05")
     r.institution("C1", kind="clinic", hosp_lv="11")
     r.institution("P1", kind="pharmacy", admdvs="220102")
+    r.institution("P2", kind="pharmacy", admdvs="220102")   # with stock records (进销存): a 串换 pharmacy
+    r.institution("P3", kind="pharmacy", admdvs="220102")   # with stock records that back its sales
     r.institution("V1", hosp_lv="05")
     r.institution("V2", hosp_lv="05")
     r.institution("V3", hosp_lv="05")
@@ -432,7 +434,12 @@ def lookalike_cases(r: MiniRegion) -> None:
     #   the institution); ALIKE-COURSE a 4-week course of a common drug, renewed for 2 weeks at a follow-up
     #   elsewhere two days later and topped up at the pharmacy: 33 days over, but within ten days, not months;
     #   VIOL-SHOP refills at H3, a month more from H2 and from the pharmacy: the day-60 refill is over by 30
-    #   days, 1.33x, only with the pharmacy's supply counted
+    #   days, 1.33x, only with the pharmacy's supply counted;
+    #   ALIKE-SWAP the same, but the pharmacy's month is billed on a card of a 串换 pharmacy (P2) whose stock
+    #   records (进销存) back none of its insured sales of the drug around that month: never handed over;
+    #   VIOL-STOCKED the same at a pharmacy (P3) whose stock records back its sales: the patient's supply;
+    #   ALIKE-WARD the same, but the H2 refill of day 45 falls inside a stay at H3 (days 40-50, full care):
+    #   the card was used while its holder lay in hospital elsewhere
     rx = lambda day: (date(2025, 1, 10) + timedelta(days=day)).isoformat() + " 09:00:00"  # noqa: E731
     month = ("XCHRONIC01", 30)
     for case, refills in (
@@ -442,12 +449,26 @@ def lookalike_cases(r: MiniRegion) -> None:
                             (120, "H3", month))),
             ("ALIKE-ONEPLACE", tuple((day, "H3", month) for day in range(0, 91, 15))),
             ("ALIKE-COURSE", ((0, "H3", ("XTEST0001", 28)), (2, "H2", ("XTEST0001", 14)), (9, "P1", ("XTEST0001", 7)))),
-            ("VIOL-SHOP", ((0, "H3", month), (20, "H2", month), (45, "P1", month), (60, "H3", month)))):
+            ("VIOL-SHOP", ((0, "H3", month), (20, "H2", month), (45, "P1", month), (60, "H3", month))),
+            ("ALIKE-SWAP", ((0, "H3", month), (20, "H2", month), (45, "P2", month), (60, "H3", month))),
+            ("VIOL-STOCKED", ((0, "H3", month), (20, "H2", month), (45, "P3", month), (60, "H3", month))),
+            ("ALIKE-WARD", ((0, "H3", month), (20, "H2", month), (45, "H2", month), (60, "H3", month)))):
         p = r.person(f"P-RX-{case}")
         for k, (day, inst, (code, days)) in enumerate(refills):
             name = f"RX-{case}" if k == len(refills) - 1 else f"RX-{case}-{k + 1}"
-            r.visit(name, p, inst, begin=rx(day), med_type="41" if inst == "P1" else "140104",
+            r.visit(name, p, inst, begin=rx(day), med_type="41" if inst.startswith("P") else "140104",
                     lines=[drug(code, pric=30.0, cnt=3, prd_days=days)])
+        if case == "ALIKE-WARD":
+            r.visit("RX-ALIKE-WARD-STAY", p, "H3", begin=rx(40), end=rx(50), med_type="21", diags=("I10.x00",),
+                    lines=[drug("XTEST0001", time=f"{rx(d)[:10]} 1{k}:00:00") for d in range(40, 50) for k in range(3)])
+    # the pharmacies' books for the drug, the months around the day-45 purchase (2025-02-24): P2 had none
+    # of it in stock (opening, in-flow and stock-out 0); P3 had 10 boxes and booked the 3 sold
+    for inst, opening, sold in (("P2", 0.0, 0.0), ("P3", 10.0, 3.0)):
+        for m in ("2024-12", "2025-01", "2025-02", "2025-03", "2025-04"):
+            out = sold if m == "2025-02" else 0.0
+            r.rows["stock_moves"].append({"fixmedins_code": inst, "hilist_code": "XCHRONIC01", "month": m,
+                                          "opening_qty": opening - (sold if m > "2025-02" else 0.0), "in_qty": 0.0,
+                                          "out_qty": out, "closing_qty": opening - (sold if m >= "2025-02" else 0.0)})
 
 
 def warehouse_visit(con, setl_id: str) -> dict:

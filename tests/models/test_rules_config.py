@@ -97,7 +97,8 @@ def test_message_placeholder_must_be_a_detail_field(tmp_path):
     path = _broken(tmp_path, "message_zh: 患者{prev_discharge}出院后", "message_zh: 患者{prev_dischage}出院后")
     config = load_config(path)  # the placeholder is checked against the SQL when the rules are bound
     con = duckdb.connect()
-    for table in ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info", "fixmedins", "hilist"):
+    for table in ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info", "fixmedins", "hilist",
+                  "stock_moves"):  # the base views read them all (stock_moves: stock_backing)
         from features.warehouse import table_ddl
         from features.contract import TABLES
 

@@ -21,12 +21,13 @@ LOOKALIKES = {
     "split_admission": ["SPLIT-ALIKE-CHEMO", "SPLIT-ALIKE-STAGED", "SPLIT-ALIKE-TRANSFER"],
     "third_party_liability": ["THIRD-ALIKE-HOME", "THIRD-ALIKE-CUT", "THIRD-ALIKE-SPORTS", "THIRD-ALIKE-PAID"],
     "dead_person": ["DEAD-ALIKE-LATE"],
-    "over_prescription": ["RX-ALIKE-EARLY", "RX-ALIKE-SHOP", "RX-ALIKE-ONEPLACE", "RX-ALIKE-COURSE", "RX-NEAR"],
+    "over_prescription": ["RX-ALIKE-EARLY", "RX-ALIKE-SHOP", "RX-ALIKE-ONEPLACE", "RX-ALIKE-COURSE", "RX-NEAR",
+                          "RX-ALIKE-SWAP", "RX-ALIKE-WARD"],
 }
 VIOLATIONS = {
     "split_admission": ["SPLIT-VIOL-CANCER"],
     "third_party_liability": ["THIRD-VIOL-PLACE", "THIRD-VIOL-Y96"],
-    "over_prescription": ["RX-VIOL-SHOP"],
+    "over_prescription": ["RX-VIOL-SHOP", "RX-VIOL-STOCKED"],
 }
 # The look-alike, the parameters that keep it clean, and values without that protection.
 GUARDS = [
@@ -38,6 +39,7 @@ GUARDS = [
     ("RX-ALIKE-ONEPLACE", "over_prescription", {"min_prescribers": 1}),
     ("RX-ALIKE-COURSE", "over_prescription", {"min_elapsed_days": 10}),
     ("RX-NEAR", "over_prescription", {"min_excess_days": 15, "tolerance": 0.1}),
+    ("RX-ALIKE-SWAP", "over_prescription", {"min_backed_share": 0.0}),
 ]
 
 

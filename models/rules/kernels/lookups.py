@@ -64,10 +64,15 @@ class Lookups:
     # code -> (the drug it is for days-supply purposes: '集采组' + its 集采 group, else its generic name;
     # its 甲/乙/丙 level chrgitm_lv) — over_prescription.sql's LEFT JOIN of hilist
     drugs: Mapping[str, tuple[str | None, str | None]]
+    # (fixmedins_code, hilist_code) -> month (year * 12 + month - 1) -> (opening_qty, in_qty, out_qty,
+    # billed_qty): the 进销存 per month and that month's insured sales (``stock_backing`` of _base.sql,
+    # computed over the whole warehouse); months without a stock record are absent
+    stock: Mapping[tuple[str, str], Mapping[int, tuple[float, float, float, float]]]
 
     @classmethod
     def build(cls, db: duckdb.DuckDBPyConnection, config: RuleConfig) -> "Lookups":
-        """Run the knowledge-point subqueries on *db* (``rule_pack``, ``fixmedins``, ``hilist``)."""
+        """Run the knowledge-point subqueries on *db* (``rule_pack``, ``fixmedins``, ``hilist``,
+        ``stock_backing``)."""
         points = {kind: {r[0]: tuple(r[1:]) for r in db.execute(sql).fetchall()} for kind, sql in _POINTS.items()}
         pairs: dict[str, list[tuple]] = {}
         for main_code, main_name, sub_code, window, point_id in db.execute(
@@ -98,7 +103,8 @@ class Lookups:
                    duplicate_includes=includes, surgery_groups={k: tuple(v) for k, v in groups.items()},
                    catalogue=catalogue, institutions=institutions, hosp_level=dict(config.hosp_level),
                    care_class={k: min(v) for k, v in classes.items()},
-                   med_type_classes={k: frozenset(v) for k, v in classes.items()}, drugs=_drugs(db))
+                   med_type_classes={k: frozenset(v) for k, v in classes.items()}, drugs=_drugs(db),
+                   stock=_stock(db))
 
     def point(self, kind: str, code: str) -> Any:
         return self.points[kind].get(code)
@@ -109,3 +115,13 @@ def _drugs(db: duckdb.DuckDBPyConnection) -> dict[str, tuple[str | None, str | N
     return {code: ("集采组" + group if group not in (None, "") else generic, level)
             for code, group, generic, level in db.execute(
                 "SELECT hilist_code, vbp_group, generic_name, chrgitm_lv FROM hilist").fetchall()}
+
+
+def _stock(db: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict[int, tuple[float, float, float, float]]]:
+    """``stock_backing`` by (institution, code) and month."""
+    out: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
+    for fix, code, month, opening, in_qty, out_qty, billed in db.execute(
+            "SELECT fixmedins_code, hilist_code, month_idx, opening_qty, in_qty, out_qty, billed_qty "
+            "FROM stock_backing").fetchall():
+        out.setdefault((fix, code), {})[month] = (opening, in_qty, out_qty, billed)
+    return out

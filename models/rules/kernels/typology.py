@@ -187,6 +187,7 @@ def over_prescription(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         window = [b for b in everything if b["psn_no"] == a["psn_no"] and b["drug"] == a["drug"]
                   and b["rx_date"] > since and (b["setl_time"] < a["setl_time"] or b["setl_id"] == a["setl_id"])]
         supplied = sum(b["supply_days"] for b in window)
+        unbacked = sum(b["billed_days"] - b["supply_days"] for b in window)
         first = min(b["rx_date"] for b in window)
         elapsed = (a["rx_date"] - first).days + a["supply_days"]
         prescribers = len({b["fixmedins_code"] for b in window if b["prescriber"]})
@@ -199,7 +200,7 @@ def over_prescription(params: dict[str, Any], c: Claims) -> list[RuleRow]:
             {"drug": a["drug"], "hilist_name": a["hilist_name"], "rx_date": a["rx_date"].isoformat(),
              "supply_days": a["supply_days"], "window_from": first.isoformat(), "dispensings": len(window),
              "institutions": len({b["fixmedins_code"] for b in window}), "prescribers": prescribers,
-             "window_supply_days": supplied, "elapsed_days": elapsed,
+             "window_supply_days": supplied, "elapsed_days": elapsed, "unbacked_days": unbacked,
              "supply_ratio": duck_round(supplied / elapsed, 2), "excess_days": duck_round(supplied - elapsed, 1)}))
     return out
 
@@ -265,30 +266,63 @@ def _work_cause(code: str, params: dict[str, Any]) -> bool:
 
 def _dispensings(c: Claims, lines: list[ClaimLine], params: dict[str, Any]) -> list[dict]:
     """``over_prescription.sql`` dispensing: per person, drug and settlement, the lines of a drug taken home
-    and paid by the fund, with their days supply (at most ``max_dispensing_days``)."""
+    and paid by the fund, with their days supply (at most ``max_dispensing_days`` billed) and the part of it
+    the institution's stock records back (``supply_days``: lines backed below ``min_backed_share``, see
+    :func:`_backed`, left out; nothing left: the dispensing is left out); lines dispensed while the person
+    lay in hospital elsewhere do not count at all."""
     drugs, classes, levels = c.lookups.drugs, params["dispensing_care_classes"], params["covered_levels"]
+    stock, bar, lag = c.lookups.stock, params["min_backed_share"], params["backing_lag_months"]
+    stays = [st for st in c.mdtrts.values() if st.care_class == "inpatient"]
     groups: dict[tuple, list[ClaimLine]] = {}
     for ln in lines:
         if not (ln.cnt > 0 and ln.prd_days is not None and ln.prd_days > 0 and ln.list_type in ("101", "102")):
             continue
         if ln.setl.care_class not in classes:
             continue
+        if any(st.psn_no == ln.psn_no and st.fixmedins_code != ln.fixmedins_code
+               and st.begin_date < ln.fee_date < st.end_date for st in stays):
+            continue  # dispensed while the person lay in hospital elsewhere
         drug, level = drugs.get(ln.hilist_code, (None, None))
         if level is not None and level not in levels:
             continue
         groups.setdefault((ln.psn_no, drug if drug is not None else ln.hilist_code, ln.setl_id), []).append(ln)
     out = []
     for (psn, drug, setl_id), found in groups.items():
-        supply = sum(ln.prd_days for ln in found)
-        if not supply <= params["max_dispensing_days"]:
+        billed = sum(ln.prd_days for ln in found)
+        backed = [ln.prd_days for ln in found if _backed(stock.get((ln.fixmedins_code, ln.hilist_code)), ln, bar, lag)]
+        supply = sum(backed)
+        if not (billed <= params["max_dispensing_days"] and backed and supply > 0):
             continue
         first = found[0]
         out.append({
             "psn_no": psn, "drug": drug, "setl_id": setl_id, "rx_date": min(ln.fee_date for ln in found),
-            "supply_days": supply, "lines": sorted(ln.bkkp_sn for ln in found),
+            "supply_days": supply, "billed_days": billed, "lines": sorted(ln.bkkp_sn for ln in found),
             "amount": sum((ln.det_item_fee_sumamt for ln in found), Decimal("0.00")),
             "in_scope": first.setl.in_scope, "setl_time": first.setl.setl_time, "mdtrt_id": first.mdtrt_id,
             "fixmedins_code": first.fixmedins_code,
             "prescriber": first.setl.fixmedins_type is not None and first.setl.fixmedins_type in params["prescriber_types"],
             "prac_code": sql_min(ln.bilg_dr_code for ln in found), "hilist_name": min(ln.hilist_name for ln in found)})
     return out
+
+
+def _backed(months: Any, ln: ClaimLine, bar: float, lag: int) -> bool:
+    """``over_prescription.sql`` backing: a line of a month with a stock record counts when the books back at
+    least *bar* of the insured sales of the months within *lag* of it; other lines count."""
+    month = ln.fee_ocur_time.year * 12 + ln.fee_ocur_time.month - 1
+    if months is None or month not in months:
+        return True
+    near = sorted(m for m in months if month - lag <= m <= month + lag)
+    billed = sum(months[m][3] for m in near)
+    if billed == 0:
+        return True
+    out = _sql_sum(months[m][2] for m in near)
+    in_flow, opening = _sql_sum(months[m][1] for m in near), months[near[0]][0]
+    available = None if opening is None or in_flow is None else opening + in_flow
+    supported = sql_min(v for v in (out, available) if v is not None)  # least() skips NULLs
+    return supported is None or supported / billed >= bar
+
+
+def _sql_sum(values: Any) -> float | None:
+    """``sum()``: NULLs skipped, NULL when there is nothing else."""
+    found = [v for v in values if v is not None]
+    return sum(found) if found else None

@@ -90,3 +90,24 @@ JOIN claim_setl s ON s.setl_id = d.setl_id;
 -- Catalogue (医保目录) entries with price cap and 集采 group.
 CREATE OR REPLACE TEMP VIEW catalogue AS
 SELECT hilist_code, hilist_name, list_type, pric_uplmt_amt, generic_name, vbp_flag, vbp_group FROM hilist;
+
+-- 进销存 per month: per institution, catalogue code and month with a stock record (stock_moves), the
+-- record (opening, in-flow, stock-out) and the insured sales of that month (the billed quantity of the
+-- institution's fee lines of the code, refunds and what they cancel left out; 0 when none). An
+-- institution's month, not one person's: the pre-check computes it once over the whole warehouse.
+CREATE OR REPLACE TEMP VIEW stock_backing AS
+SELECT k.fixmedins_code, k.hilist_code, k.month_idx, k.opening_qty, k.in_qty, k.out_qty,
+       coalesce(s.billed_qty, 0) AS billed_qty
+FROM (SELECT fixmedins_code, hilist_code,
+             CAST(substr("month", 1, 4) AS INTEGER) * 12 + CAST(substr("month", 6, 2) AS INTEGER) - 1 AS month_idx,
+             sum(opening_qty) AS opening_qty, sum(in_qty) AS in_qty, sum(out_qty) AS out_qty
+      FROM stock_moves
+      GROUP BY ALL) k
+LEFT JOIN (SELECT l.fixmedins_code, l.hilist_code,
+                  year(l.fee_ocur_time) * 12 + month(l.fee_ocur_time) - 1 AS month_idx, sum(l.cnt) AS billed_qty
+           FROM fee_list_d l
+           WHERE l.cnt > 0
+             AND NOT EXISTS (SELECT 1 FROM refunded_setl r WHERE r.setl_id = l.setl_id)
+             AND l.fixmedins_code IN (SELECT fixmedins_code FROM stock_moves)
+           GROUP BY ALL) s
+  ON s.fixmedins_code = k.fixmedins_code AND s.hilist_code = k.hilist_code AND s.month_idx = k.month_idx;

@@ -19,26 +19,60 @@
 --     ($covered_levels, hilist.chrgitm_lv; unknown counts), not 丙;
 --   * a single dispensing of more than $max_dispensing_days days (the 12 weeks a 长期处方 may cover) is not
 --     an ordinary prescription or purchase — it breaks the per-dispensing limit, or nothing was dispensed
---     at all (a swipe) — and is left out: this rule reads the accumulation of ordinary dispensings.
+--     at all (a swipe) — and is left out: this rule reads the accumulation of ordinary dispensings;
+--   * only supply the dispensing institution's stock records can back (进销存, stock_backing): a line
+--     whose month has a stock record counts when the books back at least $min_backed_share of the insured
+--     sales of the code in the months around it ($backing_lag_months either side: a receipt or stock-out
+--     booked a month or two late is not a gap) — the stock-out, or opening + in-flow when smaller, as
+--     drug_substitution.sql measures it; below that, the line more likely than not was never on the shelf
+--     and does not count, and a dispensing left with no days is left out. What was billed but never in
+--     stock was not handed to the patient: a pharmacy that bills a dear drug on the card in place of what
+--     it hands over (串换) over-supplies the card, not the person, and is drug_substitution's hit. Lines of
+--     months without a stock record count in full (no data is not a gap);
+--   * nor a line dispensed on a day the person lay in hospital elsewhere (strictly inside a stay at another
+--     institution): the ward gave the drugs, and what the card drew meanwhile was not taken home by its
+--     holder — someone else used the card (card_theft) or the stay was not real (bed_hold).
 -- Dispensings are ordered by settlement time: precheck sees the same past as the batch run.
 -- One hit per person and dispensing; evidence = the dispensing's lines; amount at risk = the value of the
 -- excess: its amount times the share of the window's supply that is beyond the days elapsed.
-WITH dispensing AS (
-    SELECT l.psn_no, coalesce('集采组' || nullif(c.vbp_group, ''), c.generic_name, l.hilist_code) AS drug, l.setl_id,
-           min(l.fee_date) AS rx_date, sum(l.prd_days) AS supply_days, list(l.bkkp_sn ORDER BY l.bkkp_sn) AS lines,
-           sum(l.det_item_fee_sumamt) AS amount, any_value(l.in_scope) AS in_scope, any_value(l.setl_time) AS setl_time,
-           any_value(l.mdtrt_id) AS mdtrt_id, any_value(l.fixmedins_code) AS fixmedins_code,
-           coalesce(list_contains($prescriber_types, any_value(l.fixmedins_type)), false) AS prescriber,
-           min(l.bilg_dr_code) AS prac_code, min(l.hilist_name) AS hilist_name
+WITH taken AS (    -- the lines of drugs taken home and paid by the fund, with days supply
+    SELECT l.*, coalesce('集采组' || nullif(c.vbp_group, ''), c.generic_name, l.hilist_code) AS drug,
+           year(l.fee_ocur_time) * 12 + month(l.fee_ocur_time) - 1 AS month_idx
     FROM claim_line l
     LEFT JOIN hilist c ON c.hilist_code = l.hilist_code
     WHERE l.cnt > 0 AND l.prd_days > 0 AND l.list_type IN ('101', '102')
       AND list_contains($dispensing_care_classes, l.care_class)
       AND coalesce(list_contains($covered_levels, c.chrgitm_lv), true)
-    GROUP BY l.psn_no, drug, l.setl_id
-    HAVING sum(l.prd_days) <= $max_dispensing_days
+      AND NOT EXISTS (SELECT 1 FROM claim_mdtrt st
+                      WHERE st.psn_no = l.psn_no AND st.care_class = 'inpatient'
+                        AND st.fixmedins_code <> l.fixmedins_code
+                        AND l.fee_date > st.begin_date AND l.fee_date < st.end_date)
+), backing AS (    -- per line of a month with a stock record: the share of the months' sales the books back
+    SELECT t.bkkp_sn,
+           least(sum(w.out_qty), arg_min(w.opening_qty, w.month_idx) + sum(w.in_qty)) / nullif(sum(w.billed_qty), 0)
+               AS backed_share
+    FROM taken t
+    JOIN stock_backing w ON w.fixmedins_code = t.fixmedins_code AND w.hilist_code = t.hilist_code
+                        AND w.month_idx BETWEEN t.month_idx - $backing_lag_months AND t.month_idx + $backing_lag_months
+    GROUP BY t.bkkp_sn
+    HAVING bool_or(w.month_idx = t.month_idx)
+), counted AS (
+    SELECT t.*, coalesce(b.backed_share >= $min_backed_share, true) AS backed
+    FROM taken t LEFT JOIN backing b ON b.bkkp_sn = t.bkkp_sn
+), dispensing AS (
+    SELECT l.psn_no, l.drug, l.setl_id,
+           min(l.fee_date) AS rx_date, sum(l.prd_days) AS billed_days,
+           sum(l.prd_days) FILTER (WHERE l.backed) AS supply_days, list(l.bkkp_sn ORDER BY l.bkkp_sn) AS lines,
+           sum(l.det_item_fee_sumamt) AS amount, any_value(l.in_scope) AS in_scope, any_value(l.setl_time) AS setl_time,
+           any_value(l.mdtrt_id) AS mdtrt_id, any_value(l.fixmedins_code) AS fixmedins_code,
+           coalesce(list_contains($prescriber_types, any_value(l.fixmedins_type)), false) AS prescriber,
+           min(l.bilg_dr_code) AS prac_code, min(l.hilist_name) AS hilist_name
+    FROM counted l
+    GROUP BY l.psn_no, l.drug, l.setl_id
+    HAVING sum(l.prd_days) <= $max_dispensing_days AND sum(l.prd_days) FILTER (WHERE l.backed) > 0
 ), supplied AS (  -- per dispensing in scope: the window's dispensings up to it (itself included)
     SELECT a.setl_id, a.drug, sum(b.supply_days) AS window_supply_days, min(b.rx_date) AS window_from,
+           sum(b.billed_days - b.supply_days) AS unbacked_days,
            count(*) AS dispensings, count(DISTINCT b.fixmedins_code) AS institutions,
            count(DISTINCT b.fixmedins_code) FILTER (WHERE b.prescriber) AS prescribers
     FROM dispensing a
@@ -48,7 +82,7 @@ WITH dispensing AS (
     WHERE a.in_scope
     GROUP BY a.setl_id, a.drug
 ), measured AS (
-    SELECT a.*, s.window_supply_days, s.window_from, s.dispensings, s.institutions, s.prescribers,
+    SELECT a.*, s.window_supply_days, s.window_from, s.dispensings, s.institutions, s.prescribers, s.unbacked_days,
            date_diff('day', s.window_from, a.rx_date) + a.supply_days AS elapsed_days
     FROM dispensing a
     JOIN supplied s ON s.setl_id = a.setl_id AND s.drug = a.drug
@@ -60,6 +94,7 @@ SELECT 'psn' AS entity_type, psn_no AS entity_id, setl_id, mdtrt_id, psn_no, fix
        {'drug': drug, 'hilist_name': hilist_name, 'rx_date': CAST(rx_date AS VARCHAR), 'supply_days': supply_days,
         'window_from': CAST(window_from AS VARCHAR), 'dispensings': dispensings, 'institutions': institutions,
         'prescribers': prescribers, 'window_supply_days': window_supply_days, 'elapsed_days': elapsed_days,
+        'unbacked_days': unbacked_days,
         'supply_ratio': round(window_supply_days / elapsed_days, 2),
         'excess_days': round(window_supply_days - elapsed_days, 1)} AS detail
 FROM measured
