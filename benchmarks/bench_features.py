@@ -25,7 +25,10 @@ from pathlib import Path
 
 _CHILD = r"""
 import json, resource, sys, time
+import features.warehouse as wh
 from features.build import build_features
+if sys.argv[4]:  # --threads: the DuckDB build's threads instead of the exact one-thread default
+    wh.DETERMINISTIC_THREADS = int(sys.argv[4])
 steps, last = [], [time.perf_counter()]
 def tick(step, done, total):
     now = time.perf_counter()
@@ -46,8 +49,11 @@ def main() -> None:
     ap.add_argument("--warehouse", type=Path, required=True)
     ap.add_argument("--engine", default="duckdb", choices=("duckdb", "spark"))
     ap.add_argument("--memory-limit", default="", help="cap DuckDB's memory, e.g. 4GB (default: 60 %% of RAM)")
+    ap.add_argument("--threads", default="", help="DuckDB threads for the build (default: 1, the exact build; "
+                    "more threads are faster but sums differ in their last bits from run to run)")
     args = ap.parse_args()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(args.warehouse), args.engine, args.memory_limit],
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(args.warehouse), args.engine, args.memory_limit,
+                           args.threads],
                           check=False, stdout=subprocess.PIPE, text=True)
     if proc.returncode:
         raise SystemExit(f"feature build failed ({proc.returncode})")
@@ -61,7 +67,8 @@ def main() -> None:
                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
                       f"load average {os.getloadavg()[0]:.1f}")
     out["memory_limit"] = args.memory_limit or "60% of RAM"
-    print(f"features ({args.engine}, memory limit {out['memory_limit']}) on {args.warehouse}: {out['total_seconds']} s, peak RSS {out['peak_rss_gib']} GiB")
+    out["threads"] = int(args.threads or 1)
+    print(f"features ({args.engine}, {out['threads']} thread(s), memory limit {out['memory_limit']}) on {args.warehouse}: {out['total_seconds']} s, peak RSS {out['peak_rss_gib']} GiB")
     for t, r in out["tables"].items():
         print(f"  {t:<16} {r['rows']:>10,} rows {r['columns']:>4} columns {r['seconds']:7.2f} s")
     print(json.dumps(out, ensure_ascii=False, indent=1))

@@ -4,4 +4,5 @@
 # It skips only what is absent, with the reason: ../shared data, PostgreSQL, Chromium, Java.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/pytest -q "$@"
+# --durations: the 25 slowest tests at the end, for whoever works on the suite's time.
+exec .venv/bin/pytest -q --durations=25 "$@"
