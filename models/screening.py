@@ -39,11 +39,11 @@ import pandas as pd
 from models.bundle import ScorerBundle
 from models.calibration import RegionCalibration, apply_calibration, model_id
 from models.ranking import rank_clues
+from models.rules.engine import ENTITY_HIT_COLUMN
 
 __all__ = ["ScreenResult", "screen", "CLUE_LEVELS"]
 
 CLUE_LEVELS = ("psn", "prac", "fixmedins", "pharmacy", "ring")
-_RULE_KEY = {"psn": "psn_no", "prac": "prac_code", "fixmedins": "fixmedins_code", "pharmacy": "fixmedins_code"}
 Progress = Callable[[str, int, int], None]
 
 
@@ -178,7 +178,8 @@ def _ring_info(frames: dict) -> dict[str, dict]:
 
 
 def _entity_keys(keep: pd.DataFrame, members: dict, counters: dict | None = None) -> pd.DataFrame:
-    rows = [(t, i, _RULE_KEY[t], i) for t, i in zip(keep["entity_type"], keep["entity_id"]) if t in _RULE_KEY]
+    rows = [(t, i, ENTITY_HIT_COLUMN[t], i) for t, i in zip(keep["entity_type"], keep["entity_id"])
+            if t in ENTITY_HIT_COLUMN]
     for cid, ms in members.items():
         rows += [("ring", cid, "psn_no", m.split(":", 1)[1]) for m in ms if m.split(":", 1)[0] in ("psn", "person")]
     # a card pool's pharmacy: its rule hits (空刷 at the counter) belong to the pool's clue

@@ -58,6 +58,7 @@ __all__ = [
     "base_statements",
     "check_rules",
     "ensure_rule_tables",
+    "ENTITY_HIT_COLUMN",
     "store_pack",
     "load_pack_temp",
 ]
@@ -91,6 +92,9 @@ HIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hit_time", "TIMESTAMP"),
     ("detail", "VARCHAR"),  # JSON text of the rule's detail struct
 )
+# The rule_hits column that holds each kind of clue entity (a pharmacy is a fixmedins_code).
+ENTITY_HIT_COLUMN: dict[str, str] = {"psn": "psn_no", "prac": "prac_code", "fixmedins": "fixmedins_code",
+                                     "pharmacy": "fixmedins_code"}
 RUN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "VARCHAR"),
     ("started_at", "TIMESTAMP"),

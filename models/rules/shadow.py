@@ -31,13 +31,12 @@ import duckdb
 
 from features.warehouse import connect
 from models.rules.config import RuleConfig, RuleConfigError, config_from_text
-from models.rules.engine import HIT_COLUMNS, compute_hits
+from models.rules.engine import ENTITY_HIT_COLUMN, HIT_COLUMNS, compute_hits
 
 __all__ = ["Shadow", "ShadowError", "ShadowRun", "ShadowReport", "start_shadow", "stop_shadow", "list_shadows",
            "run_shadows", "shadow_report", "ensure_shadow_tables", "DEFAULT_DAYS"]
 
 DEFAULT_DAYS = 30  # a month of extracts: every monthly rule and billing cycle is seen once
-ENTITY_COLUMN = {"psn": "psn_no", "prac": "prac_code", "fixmedins": "fixmedins_code", "pharmacy": "fixmedins_code"}
 _COLUMNS = (
     ("shadow_id", "VARCHAR"), ("rule_id", "VARCHAR"), ("config_path", "VARCHAR"), ("config_text", "VARCHAR"),
     ("config_sha256", "VARCHAR"), ("sql_sha256", "VARCHAR"), ("data_from", "TIMESTAMP"), ("days", "INTEGER"),
@@ -206,7 +205,8 @@ def list_shadows(warehouse: Path, *, include_stopped: bool = False) -> list[Shad
         return _read(con, "TRUE" if include_stopped else "stopped_at IS NULL", [])
 
 
-def run_shadows(con: duckdb.DuckDBPyConnection, run_id: str, *, rule_ids: Iterable[str] | None = None) -> list[ShadowRun]:
+def run_shadows(con: duckdb.DuckDBPyConnection, run_id: str, *,
+                rule_ids: Iterable[str] | None = None) -> list[ShadowRun]:
     """Run every active shadow (of ``rule_ids`` only, when given) into ``rule_hits_shadow``; called at the
     end of a rule run, whose session views it replaces. A shadow that cannot run is reported, not raised:
     the live run has succeeded."""
@@ -282,20 +282,21 @@ def _compare(con, shadow: Shadow, live: RuleConfig, decided) -> ShadowReport:
 
 def _decided_dropped(con, shadow: Shadow, live_hits: str, decided) -> dict[str, int]:
     """Decided clues holding the rule's live hits; those that would hold none of the shadow's; confirmed."""
-    holding = [(t, i, bool(c)) for t, i, rules, c in decided if t in ENTITY_COLUMN and shadow.rule_id in set(rules)]
+    holding = [(t, i, bool(c)) for t, i, rules, c in decided
+               if t in ENTITY_HIT_COLUMN and shadow.rule_id in set(rules)]
     kept = set()
-    for column in set(ENTITY_COLUMN.values()):
+    for column in set(ENTITY_HIT_COLUMN.values()):
         kept |= {(column, v) for (v,) in con.execute(
             f"SELECT DISTINCT {column} FROM rule_hits_shadow WHERE shadow_id = ? AND {column} IS NOT NULL",
             [shadow.shadow_id]).fetchall()}
     since_start = set()
-    for column in set(ENTITY_COLUMN.values()):
+    for column in set(ENTITY_HIT_COLUMN.values()):
         since_start |= {(column, v) for (v,) in con.execute(
             f"SELECT DISTINCT {column} FROM {live_hits} WHERE rule_id = ? AND event_time >= ? AND {column} IS NOT NULL",
             [shadow.rule_id, shadow.data_from]).fetchall()}
     # only clues whose entity the live rule hit on the shadow's settlements can be compared
-    judged = [(t, i, c) for t, i, c in holding if (ENTITY_COLUMN[t], i) in since_start]
-    dropped = [(t, i, c) for t, i, c in judged if (ENTITY_COLUMN[t], i) not in kept]
+    judged = [(t, i, c) for t, i, c in holding if (ENTITY_HIT_COLUMN[t], i) in since_start]
+    dropped = [(t, i, c) for t, i, c in judged if (ENTITY_HIT_COLUMN[t], i) not in kept]
     return {"decided_clues": len(judged), "decided_dropped": len(dropped),
             "confirmed_dropped": sum(1 for *_, c in dropped if c)}
 
@@ -353,7 +354,8 @@ def _has(con, table: str) -> bool:
 
 def _log(con, action: str, shadow_id: str, actor: str, detail: dict) -> None:
     con.execute("INSERT INTO rule_shadow_log VALUES (?, ?, ?, ?, ?)",
-                [datetime.now().replace(microsecond=0), action, shadow_id, actor, json.dumps(detail, ensure_ascii=False)])
+                [datetime.now().replace(microsecond=0), action, shadow_id, actor,
+                 json.dumps(detail, ensure_ascii=False)])
 
 
 def _sha256(text: str) -> str:
