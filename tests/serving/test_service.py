@@ -271,6 +271,19 @@ def test_work_queue_search_filters_sort_statistics_export_and_bulk_assign(served
                                                       "assignee": "li"}).status_code == 422
     with served.client("ana") as c:
         assert c.post("/api/clues/bulk-assign", json={"clue_ids": [q[2]], "assignee": "li"}).status_code == 403
+        d = c.get(f"/api/clues/{served.ids['screened']}").json()  # the rule hits' lines, from the warehouse
+        hits = d["claims"]["hits"]
+        assert hits and set(hits) <= {h["rule_id"] for h in d["rule_hits"]}
+        with duckdb.connect(str(served.data.warehouse), read_only=True) as con:
+            for rule_id, rows in hits.items():
+                for h in rows:
+                    message, basis, evidence = con.execute(
+                        "SELECT message_zh, basis_zh, evidence FROM rule_hits WHERE hit_id = ?", [h["hit_id"]]).fetchone()
+                    assert (h["message_zh"], h["basis_zh"], h["n_lines"]) == (message, basis, len(evidence))
+                    assert [x["bkkp_sn"] for x in h["lines"]] == evidence[:10]
+        flagged = {r["setl_id"]: r["rule_ids"] for r in d["claims"]["rows"] if r["rule_ids"]}
+        assert flagged and all(any(h["setl_id"] == s for r in ids for h in hits[r]) for s, ids in flagged.items())
+        assert all(r["med_type_zh"] for r in d["claims"]["rows"])
     with served.store() as store:
         assert store.get(q[0], store.user("wang"))["transitions"][-1]["reason"] == "批量分派"
         assert store.audit_log(action="bulk_assign")[-1]["detail"]["assigned"] == [q[0], q[1]]
