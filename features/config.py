@@ -49,8 +49,12 @@ class Settings:
     # Clue store (线索库): a SQLAlchemy URL; empty means SQLite beside the warehouse (see clue_db_url).
     # PostgreSQL: postgresql+psycopg://user:password@host:5432/dbname
     clue_db: str = ""
-    # Days a high-risk clue may stay unverified before it is flagged overdue (逾期) for cross-checking.
+    # Days a clue may stay unverified (新线索/已分派/核查中) before it is overdue (逾期), per risk level: the
+    # high-risk deadline also offers the clue for cross-checking. The one place these deadlines live
+    # (clue_sla_days_by_risk).
     clue_sla_days: int = 30
+    clue_sla_days_medium: int = 60
+    clue_sla_days_low: int = 90
 
     @property
     def identity_vault(self) -> Path:
@@ -61,6 +65,11 @@ class Settings:
     def default_key_file(self) -> Path:
         """The key file beside the warehouse (``<warehouse>.pseudonym.key``), used when no key is set."""
         return self.warehouse.with_name(self.warehouse.stem + ".pseudonym.key")
+
+    @property
+    def clue_sla_days_by_risk(self) -> dict[str, int]:
+        """核查期限 per risk level (days from the clue's first raising): ``{"high": 30, "medium": 60, "low": 90}``."""
+        return {"high": self.clue_sla_days, "medium": self.clue_sla_days_medium, "low": self.clue_sla_days_low}
 
     @property
     def clue_db_url(self) -> str:
@@ -100,6 +109,8 @@ def load_settings(**overrides) -> Settings:
         "YIBAO_RULES_CONFIG": "rules_config",
         "YIBAO_CLUE_DB": "clue_db",
         "YIBAO_CLUE_SLA_DAYS": "clue_sla_days",
+        "YIBAO_CLUE_SLA_DAYS_MEDIUM": "clue_sla_days_medium",
+        "YIBAO_CLUE_SLA_DAYS_LOW": "clue_sla_days_low",
     }
     for env, name in env_map.items():
         if os.environ.get(env):
@@ -112,11 +123,12 @@ def load_settings(**overrides) -> Settings:
     for name in ("warehouse", "rules_config", "pseudonym_key_file"):
         if name in values:
             values[name] = Path(values[name])
-    if "clue_sla_days" in values:
-        try:
-            values["clue_sla_days"] = int(values["clue_sla_days"])
-        except (TypeError, ValueError):
-            raise ValueError(f"clue_sla_days must be a whole number of days, not {values['clue_sla_days']!r}") from None
+    for name in ("clue_sla_days", "clue_sla_days_medium", "clue_sla_days_low"):
+        if name in values:
+            try:
+                values[name] = int(values[name])
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a whole number of days, not {values[name]!r}") from None
     settings = replace(Settings(), **values)
     return _with_key(settings, explicit="pseudonym_key" in values)
 

@@ -9,16 +9,19 @@
 | ``GET /meta`` | states, transitions, typologies, sources, entity types, sorts (for forms) |
 | ``GET /status`` | what the service loaded (model, rules, features, store) |
 | ``GET /clues`` | the ranked clue list with filters and sorting (audited) |
+| ``GET /clues/export.xlsx`` | the filtered list as an Excel workbook (导出清单; audited) |
+| ``POST /clues/bulk-assign`` | assign several clues to one investigator (批量分派; each move audited) |
 | ``GET /clues/{id}`` | one clue: reasons, rule hits, claims, graph neighbourhood, history (audited) |
 | ``POST /clues/{id}/transitions`` | move a clue (assign, verify, confirm, dismiss, transfer, close) |
 | ``POST /clues/{id}/comments`` | add a comment (核查意见) |
+| ``POST /clues/{id}/referral-outcome`` | record what public security did with a transferred clue (公安反馈; liaison) |
 | ``POST /clues/{id}/evidence/jobs`` | start building the clue's evidence package in the background (202, a job) |
 | ``GET /jobs``, ``GET /jobs/{job_id}`` | the user's background jobs; one job's state |
 | ``GET /jobs/{job_id}/download`` | the finished package as a zip (证据包; redacted by role; audited) |
 | ``POST /clues/{id}/evidence`` | the same package, the request waiting for the background pool |
 | ``GET /clues/{id}/identities`` | clear resident IDs of the clue's persons (admin; liaison on police cases; audited) |
-| ``GET /statistics`` | counts and amounts by state, source, typology, region, age |
-| ``GET /overdue`` | high-risk clues past the SLA with a cross-checker to offer |
+| ``GET /statistics`` | counts and amounts by state, source, typology, region, age, risk (the list's filters) |
+| ``GET /overdue`` | clues past their 核查期限 with a cross-checker to offer |
 | ``GET /assignees`` | investigators a clue can be assigned to |
 | ``GET /monitoring`` | the monitor's findings (``yibao monitor``, ``models.monitoring``; analysts and admins) |
 
@@ -43,7 +46,7 @@ import threading
 from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
@@ -51,20 +54,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from features.contract import FRAUD_TYPES
+from features.contract import FRAUD_TYPES, code_values
 from serving import evidence
 from serving.auth import USER_KEY, bearer_token
 from serving.clues import access
 from serving.clues.access import AccessDenied, User
 from serving.clues.models import CLUE_ENTITY_TYPES, CLUE_SOURCES, RISK_LEVELS, ROLES
-from serving.clues.store import (SORTS, ClueInputError, ClueNotFound, IdempotencyConflict, JobNotFound, Replayed,
-                                 StoreBusy, TooManyJobs, UserError)
-from serving.clues.workflow import REQUIREMENTS, STATES, TRANSITIONS, IllegalTransition, UnknownState
+from serving.clues.export import XLSX_MEDIA_TYPE, clue_list_xlsx
+from serving.clues.store import (SORT_ORDERS, SORTS, ClueInputError, ClueNotFound, IdempotencyConflict, JobNotFound,
+                                 Replayed, StoreBusy, TooManyJobs, UserError)
+from serving.clues.workflow import (REFERRAL_OUTCOMES, REQUIREMENTS, STATES, TRANSITIONS, IllegalTransition,
+                                    UnknownState)
 from serving.errors import CatchUnexpected, error_response, field_problems, invalid_response
 from serving.runtime import Runtime
-from serving.schemas import (MAX_ID, MAX_OFFSET, AssigneeList, ClueDetail, ClueList, ClueRecord, CommentIn,
-                             CommentOut, ErrorBody, Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta,
-                             MonitorReportOut, OverdueList, ServiceStatus, Statistics, TransitionIn)
+from serving.schemas import (MAX_ID, AssigneeList, BulkAssignIn, BulkAssignOut, ClueDetail, ClueExportQuery,
+                             ClueFilters, ClueList, ClueListQuery, ClueRecord, CommentIn, CommentOut, ErrorBody,
+                             Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta, MonitorReportOut, OverdueList,
+                             ReferralOutcomeIn, ServiceStatus, Statistics, TransitionIn)
 from serving.scoring import masked
 
 __all__ = ["create_clue_api", "create_ui_app", "UI_FILE"]
@@ -86,10 +92,8 @@ ClueIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="线索编号 clue
 JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="任务编号 job id")]
 IdempotencyHeader = Annotated[IdempotencyKeyText | None, Header(
     alias="Idempotency-Key", description="重试键: the same key again returns the first answer and writes nothing")]
-State = Literal[tuple(STATES)]  # type: ignore[valid-type]
-EntityType = Literal[tuple(CLUE_ENTITY_TYPES)]  # type: ignore[valid-type]
-Typology = Literal[tuple(FRAUD_TYPES)]  # type: ignore[valid-type]
-Source = Literal[tuple(CLUE_SOURCES)]  # type: ignore[valid-type]
+_XLSX = {"content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+         "description": "the filtered clue list as an .xlsx workbook (Chinese headers, amounts as numbers)"}
 
 
 def _answers(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -176,7 +180,10 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
     def meta(user: User = Depends(current_user)) -> dict:
         return {"states": STATES, "transitions": TRANSITIONS, "requirements": REQUIREMENTS,
                 "typologies": {k: v[0] for k, v in FRAUD_TYPES.items()}, "sources": CLUE_SOURCES,
-                "entity_types": CLUE_ENTITY_TYPES, "risk_levels": RISK_LEVELS, "sorts": SORTS, "roles": ROLES}
+                "entity_types": CLUE_ENTITY_TYPES, "risk_levels": RISK_LEVELS, "sorts": SORTS,
+                "sort_orders": SORT_ORDERS, "roles": ROLES, "sla_days": rt().store.sla_days_by_risk,
+                "regions": code_values("admdvs"), "med_types": code_values("med_type"), "rules": _rule_names(rt()),
+                "referral_outcomes": REFERRAL_OUTCOMES}
 
     @app.get("/status", summary="服务载入状态 what the service loaded", response_model=ServiceStatus,
              responses=_answers())
@@ -184,19 +191,33 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
         return rt().status()
 
     @app.get("/clues", summary="线索清单 the ranked clue list", response_model=ClueList, responses=_answers(422))
-    def list_clues(user: User = Depends(current_user),
-                   state: State | None = Query(None, description="workflow state"),
-                   entity_type: EntityType | None = Query(None, description="psn, prac, fixmedins, pharmacy, ring"),
-                   typology: Typology | None = Query(None, description="fraud typology id"),
-                   source: Source | None = Query(None, description="model, rule, graph, report, referral"),
-                   region: str | None = Query(None, pattern=r"^[0-9]{1,6}$", description="admdvs prefix"),
-                   min_priority: float | None = Query(None, ge=0, le=1e15, allow_inf_nan=False),
-                   overdue: bool | None = Query(None),
-                   sort: Literal["priority", "age", "amount"] = "priority",
-                   limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
-        return masked(rt().store.list(user, state=state, entity_type=entity_type, typology=typology, source=source,
-                                      region=region or None, min_priority=min_priority, overdue=overdue, sort=sort,
-                                      limit=limit, offset=offset))
+    def list_clues(query: Annotated[ClueListQuery, Query()], user: User = Depends(current_user)) -> dict:
+        """Filters (``assignee`` = your username: 我的线索; ``q``: part of a code or name), sort, one page.
+        The same filters narrow ``GET /statistics`` and ``GET /clues/export.xlsx``."""
+        return masked(rt().store.list(user, sort=query.sort, order=query.order, limit=query.limit,
+                                      offset=query.offset, **query.filters()))
+
+    @app.get("/clues/export.xlsx", summary="导出清单 the filtered list as Excel (audited)", response_class=Response,
+             responses={200: _XLSX, **_answers(422)})
+    def export_clues(query: Annotated[ClueExportQuery, Query()], user: User = Depends(current_user)) -> Response:
+        """The clues of the list with these filters and sort (at most ``limit``, 10,000), one row each, in a
+        workbook: Chinese headers, amounts and probabilities as numbers, a sheet 筛选条件 with the filters."""
+        r = rt()
+        out = r.store.export_list(user, sort=query.sort, order=query.order, limit=query.limit, **query.filters())
+        body = clue_list_xlsx(masked(out["items"]), filters=query.filters() | {"sort": query.sort},
+                              total=out["total"], user=user.username, sla_days=r.store.sla_days_by_risk)
+        name = f"clues-{datetime.now():%Y%m%d-%H%M%S}.xlsx"
+        return Response(body, media_type=XLSX_MEDIA_TYPE, headers={
+            "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+            "X-Total-Count": str(out["total"]), "X-Exported-Count": str(len(out["items"]))})
+
+    @app.post("/clues/bulk-assign", summary="批量分派 assign several clues to one investigator",
+              response_model=BulkAssignOut, responses=_answers(403, 422))
+    def bulk_assign(body: BulkAssignIn, user: User = Depends(current_user)) -> dict:
+        """Each clue moves as a single assignment would (same checks, each audited); a clue the user may not
+        see or whose state does not allow it is listed under ``refused`` with the reason, the others move.
+        An assignee who is not an active investigator refuses the whole batch (422)."""
+        return masked(rt().store.bulk_assign(body.clue_ids, body.assignee, user, body.reason))
 
     @app.get("/clues/{clue_id}", summary="线索详情 one clue with its claims and graph (audited)",
              response_model=ClueDetail, responses=_answers(403, 404, 422))
@@ -216,6 +237,15 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
                                     idempotency_key=idempotency_key)
         _mark_replay(response, out)
         return masked(out)
+
+    @app.post("/clues/{clue_id}/referral-outcome", summary="公安反馈 record public security's outcome",
+              response_model=ClueRecord, responses=_answers(403, 404, 409, 422))
+    def referral_outcome(clue_id: ClueIdPath, body: ReferralOutcomeIn, user: User = Depends(current_user)) -> dict:
+        """受理/立案/不立案/退回 with the decision's date and document number, on a clue in 移送公安 (409
+        otherwise); by a liaison or investigator who sees the clue, or an admin (403 otherwise). Audited;
+        after 立案, 不立案 or 退回 the clue may be closed and counts as cleared."""
+        return masked(rt().store.record_referral_outcome(clue_id, user, body.outcome, body.outcome_date,
+                                                         body.doc_no, body.note))
 
     @app.post("/clues/{clue_id}/comments", summary="核查意见 add a comment", response_model=CommentOut,
               responses=_answers(403, 404, 422))
@@ -292,10 +322,10 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
             raise HTTPException(503, "身份库不可用 (identity vault not available)") from None
         return {"clue_id": clue_id, "persons": found}
 
-    @app.get("/statistics", summary="统计 counts and amounts (清仓见底)", response_model=Statistics,
-             responses=_answers())
-    def statistics(user: User = Depends(current_user)) -> dict:
-        return masked(rt().store.statistics(user))
+    @app.get("/statistics", summary="统计 counts and amounts (清仓见底), over the list's filters",
+             response_model=Statistics, responses=_answers(422))
+    def statistics(query: Annotated[ClueFilters, Query()], user: User = Depends(current_user)) -> dict:
+        return masked(rt().store.statistics(user, **query.filters()))
 
     monitor_cache = _MonitorCache()
 
@@ -309,7 +339,7 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
             raise HTTPException(503, "仓库不存在 (warehouse not found)")
         return masked(monitor_cache.report(r.settings.warehouse, r.bundle))
 
-    @app.get("/overdue", summary="逾期线索 high-risk clues past the SLA", response_model=OverdueList,
+    @app.get("/overdue", summary="逾期线索 clues past their 核查期限", response_model=OverdueList,
              responses=_answers(403))
     def overdue(user: User = Depends(current_user)) -> dict:
         return {"items": masked(rt().store.overdue(user))}
@@ -362,6 +392,18 @@ class _MonitorCache:
                     "computed_at": datetime.now().isoformat(timespec="seconds")}
                 self._key = key
             return self._report
+
+
+def _rule_names(r: Runtime) -> dict[str, str]:
+    """Rule id -> its Chinese name (规则名称), from the rule config the service runs (every rule, also disabled)."""
+    if r.checker is not None:
+        config = r.checker.config
+    else:
+        from models.rules.config import DEFAULT_CONFIG, load_config
+
+        path = r.settings.rules_config
+        config = load_config(path if path.is_file() else DEFAULT_CONFIG)
+    return {rule.id: rule.name_zh for rule in config.rules}
 
 
 def _jobs(r: Runtime):

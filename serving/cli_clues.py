@@ -20,6 +20,7 @@ from rich.table import Table
 
 from serving.cli import JSON_OPT, WAREHOUSE_OPT, _emit, _fail, _settings
 from serving.cli import console as _narrow
+from serving.clues.models import RISK_LEVELS
 
 console = _narrow if _narrow.is_terminal else Console(stderr=True, width=200)
 
@@ -46,8 +47,15 @@ def clues_list(
     source: Optional[str] = typer.Option(None, help="Only clues from this source: model, rule, graph, report, referral."),
     region: Optional[str] = typer.Option(None, help="Only this region (admdvs prefix)."),
     min_priority: Optional[float] = typer.Option(None, help="Only clues with priority at least this (元)."),
-    overdue: bool = typer.Option(False, "--overdue", help="Only high-risk clues past their SLA deadline."),
-    sort: str = typer.Option("priority", help="priority (default), age (oldest first) or amount."),
+    overdue: bool = typer.Option(False, "--overdue", help="Only clues still open past their deadline (核查期限)."),
+    risk: Optional[str] = typer.Option(None, "--risk", help="Only this risk level: high, medium, low."),
+    min_amount: Optional[float] = typer.Option(None, help="Only clues with an amount at risk of at least this (元)."),
+    max_amount: Optional[float] = typer.Option(None, help="Only clues with an amount at risk of at most this (元)."),
+    assignee: Optional[str] = typer.Option(None, help="Only clues assigned to this user (我的线索: your own)."),
+    search: Optional[str] = typer.Option(None, "--search", "-q", help="Part of the entity code or name."),
+    sort: str = typer.Option("priority", help="priority (default), age (oldest first), amount, p_fraud, due, region, "
+                             "state, assignee or id."),
+    order: Optional[str] = typer.Option(None, help="asc or desc (default: the sort's natural order)."),
     limit: int = typer.Option(20, help="How many clues."),
     offset: int = typer.Option(0, help="Skip this many first (paging)."),
     db: Optional[str] = DB_OPT,
@@ -58,8 +66,9 @@ def clues_list(
     """线索清单: the ranked clue list (priority = P(fraud) × amount at risk), with filters."""
     store, actor = _open(db, warehouse, user)
     page = _call(store.list, actor, state=state, entity_type=entity_type, typology=typology, source=source,
-                 region=region, min_priority=min_priority, overdue=True if overdue else None, sort=sort, limit=limit,
-                 offset=offset)
+                 region=region, min_priority=min_priority, overdue=True if overdue else None, risk_level=risk,
+                 min_amount=min_amount, max_amount=max_amount, assignee=assignee, q=search, sort=sort, order=order,
+                 limit=limit, offset=offset)
     if as_json:
         return _emit(page, True)
     t = Table(title=f"线索清单 clues ({len(page['items'])} / {page['total']})")
@@ -135,6 +144,33 @@ def clues_comment(
     console.print(f"已添加评论 comment #{row['id']} on clue #{clue_id}")
 
 
+@clues_app.command("outcome")
+def clues_outcome(
+    clue_id: int = typer.Argument(..., help="Clue number (编号) of a clue transferred to public security."),
+    outcome: str = typer.Argument(..., help="accepted (受理), filed (立案), not_filed (不立案) or returned (退回)."),
+    on: str = typer.Option(..., "--date", help="Date of public security's decision, YYYY-MM-DD."),
+    doc_no: str = typer.Option(..., "--doc", help="Its document number (文书号)."),
+    note: Optional[str] = typer.Option(None, "--note", help="A note (说明)."),
+    db: Optional[str] = DB_OPT,
+    user: Optional[str] = USER_OPT,
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """公安反馈: record what public security did with a transferred clue (liaison or admin; audited)."""
+    from datetime import date
+
+    try:
+        when = date.fromisoformat(on)
+    except ValueError:
+        _fail(f"--date 须为 YYYY-MM-DD 格式的日期 (not a date): {on!r}")
+    store, actor = _open(db, warehouse, user)
+    c = _call(store.record_referral_outcome, clue_id, actor, outcome, when, doc_no, note)
+    if as_json:
+        return _emit(c, True)
+    console.print(f"线索 #{c['id']} ({c['clue_key']}): 公安反馈 [bold]{c['referral_outcome_zh']}[/bold] "
+                  f"{c['referral_outcome_date']} {c['referral_doc_no']}")
+
+
 @clues_app.command("stats")
 def clues_stats(
     db: Optional[str] = DB_OPT,
@@ -151,6 +187,9 @@ def clues_stats(
     console.print(f"线索 {st['total']:,} 条, 未办 open {st['open']:,}, 已清 cleared {st['cleared']:,} "
                   f"(清仓见底 {share}), 逾期 overdue {st['overdue']:,}; 涉及金额 {st['amount_at_risk']:,.2f} 元, "
                   f"查实 {st['confirmed_amount']:,.2f} 元, 追回 {st['recovered_amount']:,.2f} 元")
+    referral = ", ".join(f"{b['label_zh']} {b['count']}" for b in st["by_referral_outcome"].values())
+    console.print(f"移送公安反馈 police outcomes: {referral} (待最终反馈 awaiting a final outcome "
+                  f"{st['awaiting_referral_outcome']})")
     groups = (("按状态 by state", "by_state", True), ("按来源 by source", "by_source", True),
               ("按违规类型 by typology", "by_typology", True), ("按地区 by region", "by_region", False),
               ("按线索天数 by age (days)", "by_age", False))
@@ -180,18 +219,20 @@ def clues_overdue(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """逾期线索: high-risk clues not verified within the SLA, each with a cross-checker (交叉检查) to offer."""
+    """逾期线索: clues not verified within their deadline (核查期限, per risk level), each with a cross-checker
+    (交叉检查) to offer."""
     store, actor = _open(db, warehouse, user)
     late = _call(store.overdue, actor)
     if as_json:
-        return _emit({"sla_days": store.sla_days, "overdue": late}, True)
-    t = Table(title=f"逾期线索 overdue high-risk clues (SLA {store.sla_days} 天): {len(late)}")
-    for c in ("编号 ID", "实体 entity", "地区 region", "状态 state", "承办人 assignee", "逾期天数 days late",
+        return _emit({"sla_days": store.sla_days, "sla_days_by_risk": store.sla_days_by_risk, "overdue": late}, True)
+    days = ", ".join(f"{RISK_LEVELS[k]} {v}" for k, v in store.sla_days_by_risk.items())
+    t = Table(title=f"逾期线索 overdue clues (核查期限 天: {days}): {len(late)}")
+    for c in ("编号 ID", "实体 entity", "地区 region", "风险 risk", "状态 state", "承办人 assignee", "逾期天数 days late",
               "建议交叉检查 cross-check by"):
         t.add_column(c, justify="right" if c.startswith(("编号", "逾期")) else "left")
     for c in late:
         x = c["cross_check"]
-        t.add_row(str(c["id"]), c["clue_key"], c["region"] or "", c["state_zh"], c["assignee"] or "",
+        t.add_row(str(c["id"]), c["clue_key"], c["region"] or "", c["risk_level_zh"], c["state_zh"], c["assignee"] or "",
                   str(c["overdue_days"]), "—" if x is None else f"{x['username']} ({x['region']})")
     console.print(t)
 
@@ -344,7 +385,7 @@ def _open(db: Optional[str], warehouse: Optional[Path], username: Optional[str],
               "YIBAO_CLUE_DB 指向服务所用的线索库 (run `yibao screen` first, or point --db at the service's store)")
     console.print(f"[dim]线索库 clue store: {shown}[/dim]")
     try:
-        store = open_store(url, sla_days=s.clue_sla_days, identity_vault=Path(s.identity_vault))
+        store = open_store(url, sla_days=s.clue_sla_days_by_risk, identity_vault=Path(s.identity_vault))
     except (SQLAlchemyError, OSError) as e:
         _fail(f"无法打开线索库 (cannot open clue store) {shown}: {str(e).splitlines()[0]}")
     ctx = click.get_current_context(silent=True)

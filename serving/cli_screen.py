@@ -39,7 +39,7 @@ def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: st
     calibration = RegionCalibration.load(settings.warehouse.parent / CALIBRATION_FILE)
     result = screen(settings.warehouse, bundle, max_clues=max_clues, min_p=min_p, calibration=calibration,
                     progress=progress)
-    store = open_store(settings.clue_db_url, identity_vault=settings.identity_vault)
+    store = open_store(settings.clue_db_url, sla_days=settings.clue_sla_days_by_risk, identity_vault=settings.identity_vault)
     try:
         counts = store.upsert_clues(result.run_id, result.clues)
     finally:

@@ -26,23 +26,41 @@ from pathlib import Path
 
 import duckdb
 
+from features.contract import code_values
 from serving.scoring import masked
 
-__all__ = ["claims", "neighbourhood", "claims_and_graph", "EvidenceCache", "MAX_CLAIMS", "MAX_NODES"]
+__all__ = ["claims", "neighbourhood", "rule_hit_lines", "claims_and_graph", "EvidenceCache", "MAX_CLAIMS",
+           "MAX_NODES", "MAX_HITS_PER_RULE", "MAX_LINES_PER_HIT"]
 
 MAX_CLAIMS = 200
 MAX_NODES = 60
+# The clue page shows at most this many hits of each rule, and this many flagged fee lines of each hit.
+MAX_HITS_PER_RULE = 20
+MAX_LINES_PER_HIT = 10
+# Clue entity type -> the rule_hits column naming it (as models.screening joins the hits to a clue).
+_HIT_COLUMN = {"psn": "psn_no", "prac": "prac_code", "fixmedins": "fixmedins_code", "pharmacy": "fixmedins_code"}
 NODE_ZH = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
 EDGE_ZH = {"care": "就医", "purchase": "购药", "visit": "就诊医师", "works_at": "执业于", "member": "成员",
            "counter": "刷卡药店", "claim": "结算"}
 
 
 def claims_and_graph(warehouse: Path | None, clue: dict) -> tuple[dict, dict]:
-    """:func:`claims` of the clue's evidence settlements and its :func:`neighbourhood`, over one connection."""
+    """:func:`claims` of the clue's evidence settlements and its :func:`neighbourhood`, over one connection.
+
+    The claims carry the clue's rule hits from the warehouse (:func:`rule_hit_lines`) under ``hits``, and
+    each settlement row the ids of the rules that hit it (``rule_ids``), so that the page can mark them.
+    """
     setl_ids = list((clue.get("evidence") or {}).get("setl_id") or [])
     con, note = _open(warehouse)
     try:
         found = claims(warehouse, setl_ids, con=con, note=note)
+        hits = rule_hit_lines(con, clue) if con is not None else {}
+        behind: dict[str, list[str]] = {}
+        for rule_id, rows in hits.items():
+            for h in rows:
+                if h["setl_id"] and rule_id not in behind.setdefault(h["setl_id"], []):
+                    behind[h["setl_id"]].append(rule_id)
+        found = found | {"hits": hits, "rows": [r | {"rule_ids": behind.get(r["setl_id"], [])} for r in found["rows"]]}
         return found, neighbourhood(warehouse, clue, found["rows"], con=con, note=note)
     finally:
         if con is not None:
@@ -111,6 +129,7 @@ def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAI
                    CAST(s.medfee_sumamt AS DOUBLE) AS medfee_sumamt,
                    CAST(s.fund_pay_sumamt AS DOUBLE) AS fund_pay_sumamt, CAST(s.psn_pay AS DOUBLE) AS psn_pay,
                    m.chfpdr_code AS prac_code, coalesce(m.dscg_maindiag_name, s.dise_name) AS diagnosis,
+                   i.admdvs AS fixmedins_admdvs,
                    (SELECT count(*) FROM fee_list_d f WHERE f.setl_id = s.setl_id) AS n_lines
             FROM setl_d s
             LEFT JOIN fixmedins i USING (fixmedins_code)
@@ -118,7 +137,9 @@ def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAI
             WHERE s.setl_id IN (SELECT unnest($ids))
             ORDER BY s.fund_pay_sumamt DESC, s.setl_id""", {"ids": ids})
         cols = [d[0] for d in cur.description]
+        med_types = code_values("med_type")
         rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        rows = [r | {"med_type_zh": med_types.get(r["med_type"], "")} for r in rows]
     except duckdb.Error as e:
         return {"available": False, "note": f"结算读取失败 (cannot read settlements): {type(e).__name__}",
                 "total": len(setl_ids), "rows": []}
@@ -127,6 +148,61 @@ def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAI
             con.close()
     return masked({"available": True, "note": None, "total": len(setl_ids), "rows": rows,
                    "fund_pay_sumamt": round(sum(r["fund_pay_sumamt"] or 0 for r in rows), 2)})
+
+
+def rule_hit_lines(con: duckdb.DuckDBPyConnection, clue: dict, *, per_rule: int = MAX_HITS_PER_RULE,
+                   per_hit: int = MAX_LINES_PER_HIT) -> dict[str, list[dict]]:
+    """The warehouse's ``rule_hits`` behind the clue's rule hits: rule id -> its hits (largest amount first,
+    at most ``per_rule``), each with its message (提示), policy basis (政策依据), settlement and the fee lines
+    it flags (``lines``: at most ``per_hit``, ``n_lines`` all of them).
+
+    The hits are found as the screening found them: on the clue's person, doctor or institution (a ring:
+    its members). Empty when the warehouse has no rule hits (rules not run) or the clue has none.
+    """
+    rule_ids = [str(h["rule_id"]) for h in clue.get("rule_hits") or [] if isinstance(h, dict) and h.get("rule_id")]
+    etype, eid = clue.get("entity_type"), str(clue.get("entity_id"))
+    if etype == "ring":
+        members = ((clue.get("evidence") or {}).get("graph") or {}).get("members") or []
+        column, keys = "psn_no", [_key(m).split(":", 1)[1] for m in members if _key(m).startswith("psn:")]
+    else:
+        column, keys = _HIT_COLUMN.get(etype), [eid]
+    if not rule_ids or column is None or not keys:
+        return {}
+    have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "rule_hits" not in have:
+        return {}
+    try:
+        cur = con.execute(f"""
+            WITH h AS (
+                SELECT hit_id, rule_id, setl_id, mdtrt_id, psn_no, message_zh, basis_zh,
+                       CAST(amount_at_risk AS DOUBLE) AS amount_at_risk,
+                       strftime(event_time, '%Y-%m-%d %H:%M') AS event_time, evidence,
+                       row_number() OVER (PARTITION BY rule_id ORDER BY amount_at_risk DESC NULLS LAST, hit_id) AS n
+                FROM rule_hits
+                WHERE {column} IN (SELECT unnest($keys)) AND rule_id IN (SELECT unnest($rules)))
+            SELECT hit_id, rule_id, setl_id, mdtrt_id, psn_no, message_zh, basis_zh, amount_at_risk, event_time,
+                   len(evidence) AS n_lines, evidence[1:$per_hit] AS shown
+            FROM h WHERE n <= $per_rule ORDER BY rule_id, n""",
+                          {"keys": keys, "rules": rule_ids, "per_rule": per_rule, "per_hit": per_hit})
+        cols = [d[0] for d in cur.description]
+        hits = [dict(zip(cols, r)) for r in cur.fetchall()]
+        wanted = sorted({sn for h in hits for sn in h["shown"] or []})
+        lines = {}
+        if wanted and "fee_list_d" in have:
+            cur = con.execute("""
+                SELECT bkkp_sn, setl_id, strftime(fee_ocur_time, '%Y-%m-%d %H:%M') AS fee_ocur_time, hilist_code,
+                       hilist_name, cnt, CAST(pric AS DOUBLE) AS pric,
+                       CAST(det_item_fee_sumamt AS DOUBLE) AS det_item_fee_sumamt
+                FROM fee_list_d WHERE bkkp_sn IN (SELECT unnest($sn))""", {"sn": wanted})
+            lcols = [d[0] for d in cur.description]
+            lines = {r[0]: dict(zip(lcols, r)) for r in cur.fetchall()}
+    except duckdb.Error:
+        return {}
+    out: dict[str, list[dict]] = {}
+    for h in hits:
+        shown = [lines[sn] for sn in h.pop("shown") or [] if sn in lines]
+        out.setdefault(h["rule_id"], []).append(h | {"lines": shown})
+    return masked(out)
 
 
 def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *, max_nodes: int = MAX_NODES,

@@ -7,7 +7,8 @@ bounds is refused with 422 before any work is done. The bounds:
 | value | bounds |
 |---|---|
 | clue id | 1 .. 2^63-1 (:data:`MAX_ID`) |
-| list ``offset`` / ``limit`` | 0 .. 1,000,000 / 1 .. 1,000 |
+| list ``offset`` / ``limit`` | 0 .. 1,000,000 / 1 .. 1,000 (an Excel export: 1 .. 10,000) |
+| list filters | ``region`` 1-6 digits, ``q`` (search) ≤ 64 characters, amounts 0 .. 10^15, a bulk assignment 1 .. 200 clues |
 | dates and times | 1900-01-01 .. today + 1 day (:func:`latest_date`) |
 | amounts (元) | finite, within ±10^8 (:data:`MAX_AMOUNT`; 查实/追回金额 0 .. 10^8) |
 | quantities (``cnt``) | finite, within ±10^6 |
@@ -44,7 +45,10 @@ from pydantic_core import PydanticCustomError
 
 from features.contract import TABLES
 from models.monitoring import Finding
-from serving.clues.workflow import STATES
+from features.contract import FRAUD_TYPES
+from serving.clues.models import CLUE_ENTITY_TYPES, CLUE_SOURCES, RISK_LEVELS
+from serving.clues.store import MAX_BULK, MAX_EXPORT_ROWS, SORT_ORDERS, SORTS
+from serving.clues.workflow import REFERRAL_OUTCOMES, STATES
 
 __all__ = [
     "MAX_ID",
@@ -66,6 +70,12 @@ __all__ = [
     "implausible_visit",
     "TransitionIn",
     "CommentIn",
+    "ClueFilters",
+    "ClueListQuery",
+    "ClueExportQuery",
+    "BulkAssignIn",
+    "BulkAssignOut",
+    "ReferralOutcomeIn",
     "Me",
     "Meta",
     "ServiceStatus",
@@ -336,6 +346,81 @@ class TransitionIn(BaseModel):
     assignee: Username | None = Field(None, description="承办人 username, to assign")
 
 
+class ClueFilters(BaseModel):
+    """The filters of the clue list, its statistics and its Excel export (query parameters; all optional)."""
+
+    state: Literal[tuple(STATES)] | None = Field(None, description="流程状态 workflow state")  # type: ignore[valid-type]
+    entity_type: Literal[tuple(CLUE_ENTITY_TYPES)] | None = Field(  # type: ignore[valid-type]
+        None, description="对象类型 psn, prac, fixmedins, pharmacy, ring")
+    typology: Literal[tuple(FRAUD_TYPES)] | None = Field(None, description="违规类型 fraud typology id")  # type: ignore[valid-type]
+    source: Literal[tuple(CLUE_SOURCES)] | None = Field(None, description="来源 model, rule, graph, report, referral")  # type: ignore[valid-type]
+    region: str | None = Field(None, pattern=r"^[0-9]{1,6}$", description="地区 admdvs prefix")
+    risk_level: Literal[tuple(RISK_LEVELS)] | None = Field(None, description="风险等级 high, medium, low")  # type: ignore[valid-type]
+    min_priority: float | None = Field(None, ge=0, le=1e15, allow_inf_nan=False, description="优先级下限 (元)")
+    min_amount: float | None = Field(None, ge=0, le=1e15, allow_inf_nan=False, description="涉及金额下限 (元)")
+    max_amount: float | None = Field(None, ge=0, le=1e15, allow_inf_nan=False, description="涉及金额上限 (元)")
+    overdue: bool | None = Field(None, description="true: 逾期 (open past the 核查期限); false: not overdue")
+    assignee: Username | None = Field(None, description="承办人 username (我的线索: your own)")
+    q: str | None = Field(None, max_length=64, description="搜索: part of the entity code or name (case-insensitive)")
+
+    def filters(self) -> dict[str, Any]:
+        """The filters as keyword arguments of the store (``ClueStore.list``, ``statistics``, ``export_list``)."""
+        return self.model_dump(include=set(ClueFilters.model_fields))
+
+
+_Sort = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+_Order = Literal[tuple(SORT_ORDERS)]  # type: ignore[valid-type]
+
+
+class ClueListQuery(ClueFilters):
+    """The clue list's query: the filters, the sort (``order`` asc/desc reverses its natural order), a page."""
+
+    sort: _Sort = Field("priority", description="排序 " + ", ".join(SORTS))  # type: ignore[valid-type]
+    order: _Order | None = Field(None, description="asc or desc; default the sort's natural order")  # type: ignore[valid-type]
+    limit: int = Field(50, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+
+class ClueExportQuery(ClueFilters):
+    """The Excel export's query: the filters, the sort, at most ``limit`` clues."""
+
+    sort: _Sort = Field("priority", description="排序 " + ", ".join(SORTS))  # type: ignore[valid-type]
+    order: _Order | None = Field(None, description="asc or desc")  # type: ignore[valid-type]
+    limit: int = Field(MAX_EXPORT_ROWS, ge=1, le=MAX_EXPORT_ROWS)
+
+
+class BulkAssignIn(BaseModel):
+    """批量分派: clues to assign to one investigator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clue_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=MAX_BULK)
+    assignee: Username = Field(description="承办人 username")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class BulkRefusal(BaseModel):
+    id: int
+    error: str
+
+
+class BulkAssignOut(BaseModel):
+    assigned: list[int]
+    refused: list[BulkRefusal]
+
+
+class ReferralOutcomeIn(BaseModel):
+    """公安反馈: what public security did with a transferred clue, its date and document number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal[tuple(REFERRAL_OUTCOMES)] = Field(  # type: ignore[valid-type]
+        description="accepted 受理, filed 立案, not_filed 不立案, returned 退回")
+    outcome_date: date = Field(ge=MIN_DATE, description="公安决定日期 YYYY-MM-DD (not in the future)")
+    doc_no: str = Field(min_length=1, max_length=100, description="文书号 document number")
+    note: str | None = Field(None, max_length=2000, description="说明")
+
+
 class CommentIn(BaseModel):
     """A comment (核查意见); resident IDs in it are stored masked."""
 
@@ -361,7 +446,13 @@ class Meta(BaseModel):
     entity_types: dict[str, str]
     risk_levels: dict[str, str]
     sorts: dict[str, str]
+    sort_orders: dict[str, str]
     roles: dict[str, str]
+    sla_days: dict[str, int]
+    regions: dict[str, str]
+    med_types: dict[str, str]
+    rules: dict[str, str]
+    referral_outcomes: dict[str, str]
 
 
 class ServiceStatus(BaseModel):
@@ -420,6 +511,10 @@ class ClueSummary(BaseModel):
     overdue: bool
     first_seen_run: str | None
     last_seen_run: str | None
+    referral_outcome: str | None = None
+    referral_outcome_zh: str | None = None
+    referral_outcome_date: str | None = None
+    referral_doc_no: str | None = None
 
 
 class ClueList(BaseModel):
@@ -440,6 +535,9 @@ class TransitionRecord(BaseModel):
     confirmed_amount: float | None = None
     recovered_amount: float | None = None
     assignee: str | None = None
+    referral_outcome: str | None = None
+    outcome_date: str | None = None
+    doc_no: str | None = None
 
 
 class CommentOut(BaseModel):
@@ -468,6 +566,7 @@ class ClueRecord(ClueSummary):
     comments: list[CommentOut]
     allowed_transitions: list[StateChoice]
     may_comment: bool
+    may_record_outcome: bool = False
 
 
 class ClueDetail(ClueRecord):
@@ -486,6 +585,22 @@ class Bucket(BaseModel):
     open: int | None = None
 
 
+class RiskBucket(BaseModel):
+    """Per risk level: the 核查期限 in days, the open clues and how many of them are overdue."""
+
+    label_zh: str
+    sla_days: int
+    open: int
+    overdue: int
+
+
+class ReferralBucket(BaseModel):
+    """Clues transferred to public security by their latest outcome (公安反馈; ``none`` 待反馈)."""
+
+    label_zh: str
+    count: int
+
+
 class Statistics(BaseModel):
     total: int
     amount_at_risk: float | None
@@ -501,6 +616,9 @@ class Statistics(BaseModel):
     by_typology: dict[str, Bucket]
     by_region: dict[str, Bucket]
     by_age: dict[str, Bucket]
+    by_risk: dict[str, RiskBucket]
+    awaiting_referral_outcome: int
+    by_referral_outcome: dict[str, ReferralBucket]
 
 
 class CrossCheck(BaseModel):

@@ -5,7 +5,7 @@ their region (the clue's admdvs code starts with the user's region prefix) and t
 them (cross-checking 交叉检查 hands a clue to another region); a public-security liaison (公安联络员)
 sees only the clues transferred to public security (移送公安), including those later closed, and only in
 their region when they have one. Only investigators and admins move clues through the workflow; a
-liaison may not comment. Clear resident IDs (居民身份证号) come out of the identity vault only for an
+liaison may not comment, but records what public security did with a transferred clue (公安反馈). Clear resident IDs (居民身份证号) come out of the identity vault only for an
 admin, or for a liaison on a clue transferred to public security.
 
 Resident IDs never enter the store: :func:`mask_id` hides any that appear in free text.
@@ -65,6 +65,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "export_labels": frozenset({"analyst", "admin"}),
     "manage_users": frozenset({"admin"}),
     "resolve_identity": frozenset({"admin", "liaison"}),
+    # 公安反馈 on a clue transferred to public security: the liaison, or the investigator the liaison told
+    "record_outcome": frozenset({"admin", "liaison", "investigator"}),
 }
 
 

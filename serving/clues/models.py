@@ -4,7 +4,7 @@ The schema itself is created by the Alembic migrations in ``serving/clues/migrat
 must match them (a test compares the migrated schema with this metadata).
 
 ``clue``: one row per screened entity (``clue_key = entity_type:entity_id``), with its scores, reasons,
-workflow state and amounts. ``clue_transition``, ``clue_comment``: its history. ``audit_log``: every
+workflow state, amounts and, once transferred to public security, the latest outcome it reported (公安反馈). ``clue_transition``, ``clue_comment``: its history. ``audit_log``: every
 read and write by a user, append-only (no update or delete through the ORM; database triggers reject
 them too). ``screening_run``: one row per screening run that fed the store. ``user``: accounts with a
 role and a region (统筹区 admdvs prefix); only the SHA-256 of a token is stored. ``idempotency_key``: the
@@ -14,10 +14,10 @@ instead of acting twice. ``job``: long work run in the background (evidence pack
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -102,8 +102,12 @@ class Clue(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     first_seen_run: Mapped[str | None] = mapped_column(String(80))
     last_seen_run: Mapped[str | None] = mapped_column(String(80))
-    due_at: Mapped[datetime | None] = mapped_column(DateTime)  # SLA deadline of a high-risk clue
+    due_at: Mapped[datetime | None] = mapped_column(DateTime)  # 核查期限 (SLA deadline, per risk level)
     overdue_flagged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # 公安反馈: the latest outcome public security gave on a clue transferred to it (workflow.REFERRAL_OUTCOMES)
+    referral_outcome: Mapped[str | None] = mapped_column(String(20))
+    referral_outcome_date: Mapped[date | None] = mapped_column(Date)
+    referral_doc_no: Mapped[str | None] = mapped_column(String(100))
 
 
 class ClueTransition(Base):

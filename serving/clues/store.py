@@ -40,20 +40,21 @@ import secrets
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, create_engine, delete, event, func, select
+from sqlalchemy import Engine, Text, case, cast, create_engine, delete, event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from features.config import Settings
 from features.contract import FRAUD_TYPES
 from serving.clues import access
-from serving.clues.access import User, mask_id
+from serving.clues.access import AccessDenied, User, mask_id
 from serving.clues.models import (
     CLUE_ENTITY_TYPES,
     CLUE_SOURCES,
@@ -71,10 +72,14 @@ from serving.clues.models import (
 )
 from serving.clues.workflow import (
     CLEARED_STATES,
+    CLOSE_NEEDS_REFERRAL_OUTCOME,
+    FINAL_REFERRAL_OUTCOMES,
+    REFERRAL_OUTCOMES,
     OPEN_STATES,
     OUTCOME_OF,
     STATES,
     TRANSFER_STATES,
+    IllegalTransition,
     UnknownState,
     allowed_targets,
     check_transition,
@@ -99,6 +104,10 @@ __all__ = [
     "IDEMPOTENCY_DAYS",
     "AGE_BANDS",
     "SORTS",
+    "SORT_ORDERS",
+    "LIST_FILTERS",
+    "MAX_EXPORT_ROWS",
+    "MAX_BULK",
     "LABEL_ENTITY_TYPE",
 ]
 
@@ -107,11 +116,22 @@ SYSTEM = User("system", "admin")
 # Age of a clue in days since it was first raised: (label, lowest day, highest day or None).
 AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (("0-7", 0, 7), ("8-30", 8, 30), ("31-90", 31, 90),
                                                       (">90", 91, None))
-SORTS = {"priority": "优先级从高到低", "age": "最早的在前", "amount": "涉及金额从高到低"}
+# sort id -> (中文 label of its natural order, column, natural order). ``order`` asc/desc reverses it.
+SORTS = {"priority": "优先级从高到低", "age": "最早的在前", "amount": "涉及金额从高到低", "p_fraud": "欺诈概率从高到低",
+         "due": "核查期限最近的在前", "region": "地区代码", "state": "流程顺序", "assignee": "承办人", "id": "编号"}
+SORT_ORDERS = {"asc": "升序", "desc": "降序"}
+# The filters of the clue list, the statistics and the Excel export (one set: what the list shows, the
+# statistics count and the export holds are the same clues).
+LIST_FILTERS = ("state", "entity_type", "typology", "source", "region", "min_priority", "overdue", "risk_level",
+                "min_amount", "max_amount", "assignee", "q")
+# The most clues one Excel export holds, and one bulk assignment moves.
+MAX_EXPORT_ROWS = 10_000
+MAX_BULK = 200
 # Clue entity type -> the entity_type of its label (features.contract.ENTITY_TYPES).
 LABEL_ENTITY_TYPE = {"psn": "psn", "prac": "prac", "fixmedins": "fixmedins", "pharmacy": "fixmedins", "ring": "ring"}
 # Risk level when the screening job gives none, from P(fraud).
 _RISK_CUTS = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
+_RISK_RANK = {level: i for i, level in enumerate(RISK_LEVELS)}  # high 0 .. low 2
 _CLUE_FIELDS = {"entity_type", "entity_id", "entity_name", "region", "p_fraud", "amount_at_risk", "risk_level",
                 "typologies", "sources", "reasons", "rule_hits", "evidence"}
 _MAX_LIMIT = 1000
@@ -175,10 +195,12 @@ class UpsertCounts:
         return asdict(self)
 
 
-def open_store(url: str, *, sla_days: int = 30, identity_vault: Path | None = None,
+def open_store(url: str, *, sla_days: int | Mapping[str, int] | None = None, identity_vault: Path | None = None,
                clock: Callable[[], datetime] | None = None, upgrade: bool = True) -> ClueStore:
     """Connect to the store at ``url``, migrate it to the newest schema, and return it.
 
+    ``sla_days``: the 核查期限 per risk level (``{"high": 30, "medium": 60, "low": 90}``; an int sets the
+    high-risk one; default :attr:`features.config.Settings.clue_sla_days_by_risk`).
     ``url``: ``sqlite:///path/clues.db`` (the folder is created), ``sqlite://`` (in memory, for tests)
     or ``postgresql+psycopg://user:pass@host/db``. ``identity_vault`` is the DuckDB file of clear
     identities (``Settings.identity_vault``) used by :meth:`ClueStore.resolve_identity`. ``upgrade=False``
@@ -192,7 +214,7 @@ def open_store(url: str, *, sla_days: int = 30, identity_vault: Path | None = No
 
 def store_for(settings, *, clock: Callable[[], datetime] | None = None) -> ClueStore:
     """:func:`open_store` with the URL, SLA and identity vault of a :class:`features.config.Settings`."""
-    return open_store(settings.clue_db_url, sla_days=settings.clue_sla_days,
+    return open_store(settings.clue_db_url, sla_days=settings.clue_sla_days_by_risk,
                       identity_vault=Path(settings.identity_vault), clock=clock)
 
 
@@ -211,12 +233,17 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 class ClueStore:
     """Clues, their workflow and users on one database (see the module docstring)."""
 
-    def __init__(self, engine: Engine, *, sla_days: int = 30, identity_vault: Path | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
-        if sla_days < 1:
-            raise ValueError(f"sla_days must be at least 1, not {sla_days}")
+    def __init__(self, engine: Engine, *, sla_days: int | Mapping[str, int] | None = None,
+                 identity_vault: Path | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        days = Settings().clue_sla_days_by_risk
+        days |= {"high": sla_days} if isinstance(sla_days, int) else dict(sla_days or {})
+        for level, n in days.items():
+            if level not in RISK_LEVELS or not isinstance(n, int) or n < 1:
+                raise ValueError(f"sla_days: {level} must be a risk level ({', '.join(RISK_LEVELS)}) with at least "
+                                 f"1 day, not {n!r}")
         self.engine = engine
-        self.sla_days = sla_days
+        self.sla_days_by_risk = days
+        self.sla_days = days["high"]
         self.identity_vault = identity_vault
         self._clock = clock or _now
         self._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -244,8 +271,9 @@ class ClueStore:
         graph: {...}}``). Priority is ``p_fraud * amount_at_risk``.
 
         A known clue gets the new scores, reasons, rule hits and evidence; its typologies and sources
-        are merged with the old ones; its state, assignee and amounts are never touched. A high-risk clue
-        gets an SLA deadline ``sla_days`` after it was first raised (or after it first became high risk).
+        are merged with the old ones; its state, assignee and amounts are never touched. A clue gets its
+        核查期限 (SLA deadline) from its risk level (:attr:`sla_days_by_risk`) when first raised; when a
+        re-run raises its risk level, the deadline of the new level counted from now applies if earlier.
         """
         rows = _validated(clues)
         now = self._clock()
@@ -269,13 +297,16 @@ class ClueStore:
                               sources=_union(c.sources, r["sources"]))
                 changed = {k: v for k, v in merged.items() if getattr(c, k) != v}
                 c.last_seen_run = run_id
+                if c.due_at is None:  # raised before every risk level had a deadline
+                    c.due_at = self._due(c.risk_level, c.created_at)
                 if not changed:
                     unchanged += 1
                     continue
+                raised = _RISK_RANK[r["risk_level"]] < _RISK_RANK[c.risk_level]
                 for k, v in changed.items():
                     setattr(c, k, v)
-                if c.due_at is None and c.risk_level == "high":
-                    c.due_at = self._due("high", now)
+                if raised:
+                    c.due_at = min(c.due_at, self._due(c.risk_level, now))
                 c.updated_at = now
                 updated += 1
             counts = UpsertCounts(new, updated, unchanged)
@@ -300,51 +331,52 @@ class ClueStore:
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def list(self, user: User, *, state: str | None = None, entity_type: str | None = None,
-             typology: str | None = None, source: str | None = None, region: str | None = None,
-             min_priority: float | None = None, overdue: bool | None = None, sort: str = "priority",
-             limit: int = 50, offset: int = 0) -> dict:
+    def list(self, user: User, *, sort: str = "priority", order: str | None = None, limit: int = 50,
+             offset: int = 0, **filters) -> dict:
         """The ranked clue list (线索清单) ``user`` may see, filtered; audited as ``list``.
 
-        ``region`` is an admdvs prefix; ``overdue=True`` keeps high-risk clues past their SLA deadline
-        that are still open; ``sort`` is one of :data:`SORTS`. Returns ``{total, limit, offset, items}``
-        with one summary dict per clue.
+        Filters (:data:`LIST_FILTERS`, see :meth:`_filtered`): ``state``, ``entity_type``, ``typology``,
+        ``source``, ``region`` (admdvs prefix), ``min_priority``, ``overdue`` (True: still open past the
+        核查期限; False: not so), ``risk_level``, ``min_amount`` / ``max_amount`` (涉及金额, 元),
+        ``assignee`` (承办人 username: 我的线索) and ``q`` (search: part of the entity code or name).
+        ``sort`` is one of :data:`SORTS`, ``order`` asc/desc reverses its natural order. Returns
+        ``{total, limit, offset, items}`` with one summary dict per clue.
         """
         access.require("list", user)
-        filters = {"state": state, "entity_type": entity_type, "typology": typology, "source": source,
-                   "region": region, "min_priority": min_priority, "overdue": overdue, "sort": sort}
-        _check_choice("state", state, STATES)
-        _check_choice("entity_type", entity_type, CLUE_ENTITY_TYPES)
-        _check_choice("typology", typology, FRAUD_TYPES)
-        _check_choice("source", source, CLUE_SOURCES)
         _check_choice("sort", sort, SORTS)
+        _check_choice("order", order, SORT_ORDERS)
         if not 0 < limit <= _MAX_LIMIT or offset < 0:
             raise ValueError(f"limit must be 1..{_MAX_LIMIT} and offset ≥ 0 (got limit={limit}, offset={offset})")
         now = self._clock()
-        q = select(Clue).where(access.visible(user))
-        if state:
-            q = q.where(Clue.state == state)
-        if entity_type:
-            q = q.where(Clue.entity_type == entity_type)
-        if typology:
-            q = q.where(cast(Clue.typologies, Text).contains(f'"{typology}"', autoescape=True))
-        if source:
-            q = q.where(cast(Clue.sources, Text).contains(f'"{source}"', autoescape=True))
-        if region:
-            q = q.where(Clue.region.startswith(region, autoescape=True))
-        if min_priority is not None:
-            q = q.where(Clue.priority >= min_priority)
-        if overdue is not None:
-            late = (Clue.risk_level == "high") & Clue.state.in_(OPEN_STATES) & (Clue.due_at < now)
-            q = q.where(late if overdue else ~late | Clue.due_at.is_(None))
-        order = {"priority": (Clue.priority.desc(),), "age": (Clue.created_at.asc(),),
-                 "amount": (Clue.amount_at_risk.desc(),)}[sort]
+        q = self._filtered(user, now, filters)
         with self._sessions.begin() as s:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
-            items = [self._summary(c, now) for c in s.scalars(q.order_by(*order, Clue.id).limit(limit).offset(offset))]
-            self._audit(s, user, "list", None, {k: v for k, v in filters.items() if v is not None}
+            rows = s.scalars(q.order_by(*_order(sort, order)).limit(limit).offset(offset))
+            items = [self._summary(c, now) for c in rows]
+            self._audit(s, user, "list", None, _filter_audit(filters | {"sort": sort, "order": order})
                         | {"returned": len(items), "total": total})
         return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+    def export_list(self, user: User, *, sort: str = "priority", order: str | None = None,
+                    limit: int = MAX_EXPORT_ROWS, **filters) -> dict:
+        """The filtered clue list in full (at most ``limit`` ≤ :data:`MAX_EXPORT_ROWS` clues), for the Excel
+        export (导出清单); audited as ``export_list`` with the filters and the clue ids exported.
+
+        Returns ``{total, items, truncated}``: ``truncated`` when more clues match than were exported.
+        """
+        access.require("list", user)
+        _check_choice("sort", sort, SORTS)
+        _check_choice("order", order, SORT_ORDERS)
+        if not 0 < limit <= MAX_EXPORT_ROWS:
+            raise ValueError(f"limit must be 1..{MAX_EXPORT_ROWS} (got {limit})")
+        now = self._clock()
+        q = self._filtered(user, now, filters)
+        with self._sessions.begin() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            items = [self._summary(c, now) for c in s.scalars(q.order_by(*_order(sort, order)).limit(limit))]
+            self._audit(s, user, "export_list", None, _filter_audit(filters | {"sort": sort, "order": order}) | {
+                "total": total, "clue_ids": [c["id"] for c in items]})
+        return {"total": total, "items": items, "truncated": total > len(items)}
 
     def get(self, clue_id: int, user: User) -> dict:
         """One clue in full: scores, reasons, rule hits, evidence, transitions, comments; audited as ``read_detail``.
@@ -357,8 +389,9 @@ class ClueStore:
             self._audit(s, user, "read_detail", c.id, {"clue_key": c.clue_key})
         return detail
 
-    def statistics(self, user: User, now: datetime | None = None) -> dict:
-        """Counts and amounts by state, source, typology, region and age band over the clues ``user`` sees.
+    def statistics(self, user: User, now: datetime | None = None, **filters) -> dict:
+        """Counts and amounts by state, source, typology, region and age band over the clues ``user`` sees,
+        narrowed by the list's ``filters`` (:data:`LIST_FILTERS`: the statistics follow the list).
 
         By typology, a clue is counted under each typology it carries and its amounts are split over them
         in proportion to their rule hits' amounts (equally without hits): the typologies' amounts add up
@@ -371,15 +404,17 @@ class ClueStore:
         access.require("statistics", user)
         now = now or self._clock()
         cols = (Clue.state, Clue.sources, Clue.typologies, Clue.rule_hits, Clue.region, Clue.created_at,
-                Clue.amount_at_risk, Clue.confirmed_amount, Clue.recovered_amount, Clue.risk_level, Clue.due_at)
+                Clue.amount_at_risk, Clue.confirmed_amount, Clue.recovered_amount, Clue.risk_level, Clue.due_at,
+                Clue.referral_outcome)
+        q = self._filtered(user, now, filters)
         with self._sessions.begin() as s:
-            rows = s.execute(select(*cols).where(access.visible(user))).all()
-            out = _statistics(rows, now)
-            self._audit(s, user, "statistics", None, {"total": out["total"]})
+            rows = s.execute(q.with_only_columns(*cols)).all()
+            out = _statistics(rows, now, self.sla_days_by_risk)
+            self._audit(s, user, "statistics", None, _filter_audit(filters) | {"total": out["total"]})
         return out
 
     def overdue(self, user: User, now: datetime | None = None) -> list[dict]:
-        """High-risk clues still open past their SLA deadline (逾期), each with a cross-checker to offer.
+        """Clues still open past their 核查期限 (逾期; every risk level has one), each with a cross-checker to offer.
 
         The first time a clue is found overdue it is flagged (``overdue_flagged_at``). The suggested
         cross-checker (交叉检查) is an active investigator whose region does not cover the clue's region,
@@ -388,8 +423,7 @@ class ClueStore:
         access.require("overdue", user)
         now = now or self._clock()
         with self._sessions.begin() as s:
-            q = (select(Clue).where(access.visible(user), Clue.risk_level == "high", Clue.state.in_(OPEN_STATES),
-                                    Clue.due_at < now).order_by(Clue.due_at, Clue.id))
+            q = (select(Clue).where(access.visible(user), _late(now)).order_by(Clue.due_at, Clue.id))
             late = list(s.scalars(q))
             investigators = list(s.scalars(select(UserAccount).where(UserAccount.role == "investigator",
                                                                      UserAccount.active.is_(True))))
@@ -459,7 +493,7 @@ class ClueStore:
             if stored is not None:
                 return stored
             check_transition(c.id, c.clue_key, c.state, to_state, reason=reason, confirmed_amount=confirmed_amount,
-                             assignee=assignee)
+                             assignee=assignee, referral_outcome=c.referral_outcome)
             if confirmed_amount is not None and to_state != "confirmed":
                 raise ValueError(f"查实金额只在转到「查实」时填写 (confirmed_amount is recorded when moving to "
                                  f"confirmed, not {to_state})")
@@ -488,6 +522,75 @@ class ClueStore:
             out = self._detail(s, c, user)
             self._remember(s, user, key, fingerprint, "transition", c.id, out)
         return out
+
+    def bulk_assign(self, clue_ids: Iterable[int], assignee: str, user: User, reason: str | None = None) -> dict:
+        """批量分派: assign each clue of ``clue_ids`` to ``assignee`` as ``user``, clue by clue.
+
+        Each clue moves as :meth:`transition` to ``assigned`` would move it (the same checks, a
+        ``clue_transition`` row and a ``transition`` audit entry each): a clue the user may not see, or
+        whose state does not allow assigning (e.g. 查实, 办结), is refused and the others go on. The
+        batch itself is audited as ``bulk_assign``. At most :data:`MAX_BULK` clues; an assignee who is not
+        an active investigator or admin refuses the whole batch (:class:`UserError`) before anything moves.
+
+        Returns ``{assigned: [ids], refused: [{id, error}]}``.
+        """
+        access.require("transition", user)
+        ids = list(dict.fromkeys(int(i) for i in clue_ids))
+        if not 0 < len(ids) <= MAX_BULK:
+            raise ValueError(f"批量分派一次 1 到 {MAX_BULK} 条线索 (bulk assignment takes 1..{MAX_BULK} clues, "
+                             f"got {len(ids)})")
+        with self._sessions() as s:
+            a = s.scalar(select(UserAccount).where(UserAccount.username == assignee))
+        if a is None or not a.active or a.role not in ("investigator", "admin"):
+            raise UserError(f"承办人 {assignee} 不是在用的核查人员 (assignee is not an active investigator)")
+        assigned, refused = [], []
+        for clue_id in ids:
+            try:
+                self.transition(clue_id, "assigned", user, reason, assignee=assignee)
+                assigned.append(clue_id)
+            except (ClueNotFound, IllegalTransition, AccessDenied, UserError, ValueError) as e:
+                refused.append({"id": clue_id, "error": str(e)})
+        with self._sessions.begin() as s:
+            self._audit(s, user, "bulk_assign", None, {"assignee": assignee, "assigned": assigned,
+                                                        "refused": [r["id"] for r in refused]})
+        return {"assigned": assigned, "refused": refused}
+
+    def record_referral_outcome(self, clue_id: int, user: User, outcome: str, outcome_date: date, doc_no: str,
+                                note: str | None = None) -> dict:
+        """公安反馈: record what public security did with a clue transferred to it; returns the new detail.
+
+        ``outcome`` is one of :data:`serving.clues.workflow.REFERRAL_OUTCOMES` (accepted 受理, filed 立案,
+        not_filed 不立案, returned 退回), ``outcome_date`` the date of public security's decision (not in the
+        future), ``doc_no`` its document number (文书号). Only on a clue in 移送公安, by a liaison or an
+        investigator who sees it, or an admin (``record_outcome``). Written as a ``clue_transition`` row from 移送公安 to 移送公安 with
+        the outcome in its detail, kept on the clue as its latest outcome, audited as ``referral_outcome``.
+        A final outcome (立案, 不立案, 退回) lets the clue be closed and counts it as cleared.
+        """
+        _check_choice("outcome", outcome, REFERRAL_OUTCOMES)
+        doc_no = mask_id((doc_no or "").strip())
+        if not doc_no or len(doc_no) > 100:
+            raise ValueError("须填写公安文书号, 至多 100 字 (doc_no: the document number, 1..100 characters)")
+        note = mask_id(note.strip()) if note and note.strip() else None
+        now = self._clock()
+        if not isinstance(outcome_date, date) or outcome_date > now.date():
+            raise ValueError(f"反馈日期不能晚于今天 (outcome_date {outcome_date} is in the future)")
+        with self._sessions.begin() as s:
+            c = self._visible_clue(s, clue_id, user, "record_outcome", lock=True)
+            if c.state not in CLOSE_NEEDS_REFERRAL_OUTCOME:
+                raise IllegalTransition(f"线索 #{c.id} ({c.clue_key}) 当前为「{STATES[c.state]}」, 只有移送公安的线索才能登记"
+                                        f"公安反馈 / clue #{c.id} is {c.state}: only a clue transferred to public "
+                                        f"security takes an outcome")
+            if outcome_date < c.created_at.date():
+                raise ValueError(f"反馈日期 {outcome_date} 早于线索发现日期 {c.created_at.date()} "
+                                 f"(outcome_date before the clue was raised)")
+            detail = {"referral_outcome": outcome, "outcome_date": outcome_date.isoformat(), "doc_no": doc_no}
+            s.add(ClueTransition(clue_id=c.id, from_state=c.state, to_state=c.state, actor=user.username,
+                                 role=user.role, at=now, reason=note, detail=detail))
+            c.referral_outcome, c.referral_outcome_date, c.referral_doc_no = outcome, outcome_date, doc_no
+            c.updated_at = now
+            s.flush()
+            self._audit(s, user, "referral_outcome", c.id, detail)
+            return self._detail(s, c, user)
 
     def comment(self, clue_id: int, user: User, text: str, *, idempotency_key: str | None = None) -> dict:
         """Add a comment (核查意见) to a clue; resident IDs in the text are masked. Returns the comment.
@@ -836,8 +939,51 @@ class ClueStore:
                 job.error = "服务进程已退出, 任务中断, 请重新提交 (the service process running the job exited; submit it again)"
         return live
 
-    def _due(self, risk_level: str, now: datetime) -> datetime | None:
-        return now + timedelta(days=self.sla_days) if risk_level == "high" else None
+    def _due(self, risk_level: str, start: datetime) -> datetime:
+        return start + timedelta(days=self.sla_days_by_risk[risk_level])
+
+    def _filtered(self, user: User, now: datetime, filters: dict) -> Any:
+        """SELECT of the clues ``user`` sees that pass ``filters`` (:data:`LIST_FILTERS`; None = no filter)."""
+        unknown = set(filters) - set(LIST_FILTERS)
+        if unknown:
+            raise ValueError(f"未知的筛选条件 (unknown filter) {sorted(unknown)}; 可用 (known): {', '.join(LIST_FILTERS)}")
+        f = {k: filters.get(k) for k in LIST_FILTERS}
+        _check_choice("state", f["state"], STATES)
+        _check_choice("entity_type", f["entity_type"], CLUE_ENTITY_TYPES)
+        _check_choice("typology", f["typology"], FRAUD_TYPES)
+        _check_choice("source", f["source"], CLUE_SOURCES)
+        _check_choice("risk_level", f["risk_level"], RISK_LEVELS)
+        lo, hi = f["min_amount"], f["max_amount"]
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_amount {lo} 大于 max_amount {hi} (the amount range is empty)")
+        q = select(Clue).where(access.visible(user))
+        if f["state"]:
+            q = q.where(Clue.state == f["state"])
+        if f["entity_type"]:
+            q = q.where(Clue.entity_type == f["entity_type"])
+        if f["typology"]:
+            q = q.where(cast(Clue.typologies, Text).contains('"' + f["typology"] + '"', autoescape=True))
+        if f["source"]:
+            q = q.where(cast(Clue.sources, Text).contains('"' + f["source"] + '"', autoescape=True))
+        if f["region"]:
+            q = q.where(Clue.region.startswith(f["region"], autoescape=True))
+        if f["min_priority"] is not None:
+            q = q.where(Clue.priority >= f["min_priority"])
+        if f["overdue"] is not None:
+            q = q.where(_late(now) if f["overdue"] else ~_late(now) | Clue.due_at.is_(None))
+        if f["risk_level"]:
+            q = q.where(Clue.risk_level == f["risk_level"])
+        if lo is not None:
+            q = q.where(Clue.amount_at_risk >= lo)
+        if hi is not None:
+            q = q.where(Clue.amount_at_risk <= hi)
+        if f["assignee"]:
+            q = q.where(Clue.assignee == f["assignee"])
+        needle = (f["q"] or "").strip().lower()
+        if needle:
+            q = q.where(or_(func.lower(Clue.entity_id).contains(needle, autoescape=True),
+                            func.lower(Clue.entity_name).contains(needle, autoescape=True)))
+        return q
 
     def _audit(self, s: Session, user: User, action: str, clue_id: int | None, detail: dict) -> None:
         if clue_id is not None and not 0 < clue_id <= _MAX_CLUE_ID:
@@ -878,8 +1024,12 @@ class ClueStore:
             "confirmed_amount": c.confirmed_amount, "recovered_amount": c.recovered_amount,
             "created_at": _ts(c.created_at), "updated_at": _ts(c.updated_at), "due_at": _ts(c.due_at),
             "age_days": (now - c.created_at).days,
-            "overdue": bool(c.risk_level == "high" and c.state in OPEN_STATES and c.due_at and c.due_at < now),
+            "overdue": _is_late(c, now),
             "first_seen_run": c.first_seen_run, "last_seen_run": c.last_seen_run,
+            "referral_outcome": c.referral_outcome,
+            "referral_outcome_zh": REFERRAL_OUTCOMES.get(c.referral_outcome or "") if c.referral_outcome else None,
+            "referral_outcome_date": c.referral_outcome_date.isoformat() if c.referral_outcome_date else None,
+            "referral_doc_no": c.referral_doc_no,
         }
 
     def _detail(self, s: Session, c: Clue, user: User) -> dict:
@@ -896,6 +1046,7 @@ class ClueStore:
             "comments": [_comment(x) for x in comments],
             "allowed_transitions": [{"state": m, "state_zh": STATES[m]} for m in moves],
             "may_comment": access.allowed("comment", user),
+            "may_record_outcome": access.allowed("record_outcome", user) and c.state in CLOSE_NEEDS_REFERRAL_OUTCOME,
         }
 
     def _account(self, s: Session, username: str) -> UserAccount:
@@ -978,6 +1129,34 @@ def _check_choice(name: str, value: str | None, choices: Iterable[str]) -> None:
     choices = list(choices)
     if value is not None and value not in choices:
         raise ValueError(f"未知的 {name} (unknown {name}) {value!r}; 可用 (known): {', '.join(choices)}")
+
+
+def _late(now: datetime):
+    """SQL: still open (新线索, 已分派, 核查中) past the 核查期限."""
+    return Clue.state.in_(OPEN_STATES) & (Clue.due_at < now)
+
+
+def _is_late(c, now: datetime) -> bool:
+    """:func:`_late` on a loaded row."""
+    return bool(c.state in OPEN_STATES and c.due_at is not None and c.due_at < now)
+
+
+def _order(sort: str, order: str | None) -> tuple:
+    """ORDER BY of a :data:`SORTS` id: its natural order, or ``order`` (asc/desc); ties by clue id."""
+    column, natural = {
+        "priority": (Clue.priority, "desc"), "age": (Clue.created_at, "asc"), "amount": (Clue.amount_at_risk, "desc"),
+        "p_fraud": (Clue.p_fraud, "desc"), "due": (Clue.due_at, "asc"), "region": (Clue.region, "asc"),
+        "state": (case({s: i for i, s in enumerate(STATES)}, value=Clue.state), "asc"),
+        "assignee": (Clue.assignee, "asc"), "id": (Clue.id, "asc"),
+    }[sort]
+    direction = order or natural
+    first = (column.asc() if direction == "asc" else column.desc()).nulls_last()
+    return (first, Clue.id) if sort != "id" else (first,)
+
+
+def _filter_audit(filters: dict) -> dict:
+    """The filters for the audit log: the ones given, a search text masked (it may be a typed resident ID)."""
+    return {k: (mask_id(v) if k == "q" else v) for k, v in filters.items() if v is not None and v != ""}
 
 
 def _union(old: list, new: list) -> list:
@@ -1079,7 +1258,7 @@ def _split(total: float, typologies: list[str], rule_hits: list[dict]) -> dict[s
     return {t: c / 100 for t, c in shares.items()}
 
 
-def _statistics(rows, now: datetime) -> dict:
+def _statistics(rows, now: datetime, sla_days: dict[str, int]) -> dict:
     def bucket() -> dict:
         return {"count": 0, "amount_at_risk": 0.0, "confirmed_amount": 0.0, "recovered_amount": 0.0}
 
@@ -1094,6 +1273,9 @@ def _statistics(rows, now: datetime) -> dict:
     by_typology: dict[str, dict] = {}
     by_region: dict[str, dict] = {}
     by_age = {label: bucket() | {"open": 0} for label, _, _ in AGE_BANDS}
+    by_risk = {k: {"label_zh": v, "sla_days": sla_days[k], "open": 0, "overdue": 0} for k, v in RISK_LEVELS.items()}
+    by_referral = {k: {"label_zh": v, "count": 0} for k, v in {**REFERRAL_OUTCOMES, "none": "待反馈"}.items()}
+    awaiting = 0
     total, overdue = bucket(), 0
     for r in rows:
         add(total, r)
@@ -1109,8 +1291,15 @@ def _statistics(rows, now: datetime) -> dict:
         band = next(label for label, lo, hi in AGE_BANDS if hi is None or age <= hi)
         add(by_age[band], r)
         by_age[band]["open"] += r.state in OPEN_STATES
-        overdue += bool(r.risk_level == "high" and r.state in OPEN_STATES and r.due_at and r.due_at < now)
-    cleared = sum(by_state[s]["count"] for s in CLEARED_STATES)
+        if r.state in CLOSE_NEEDS_REFERRAL_OUTCOME or r.referral_outcome:
+            by_referral[r.referral_outcome or "none"]["count"] += 1
+        awaiting += r.state in CLOSE_NEEDS_REFERRAL_OUTCOME and r.referral_outcome not in FINAL_REFERRAL_OUTCOMES
+        overdue += _is_late(r, now)
+        if r.state in OPEN_STATES:
+            by_risk[r.risk_level]["open"] += 1
+            by_risk[r.risk_level]["overdue"] += _is_late(r, now)
+    # a clue transferred to public security is cleared once public security reports a final outcome
+    cleared = sum(by_state[s]["count"] for s in CLEARED_STATES) - awaiting
     for group in (total, *by_state.values(), *by_source.values(), *by_typology.values(), *by_region.values(),
                   *by_age.values()):
         for k in ("amount_at_risk", "confirmed_amount", "recovered_amount"):
@@ -1123,7 +1312,8 @@ def _statistics(rows, now: datetime) -> dict:
         "transferred": sum(by_state[s]["count"] for s in TRANSFER_STATES), "overdue": overdue,
         "by_state": by_state, "by_source": by_source,
         "by_typology": dict(sorted(by_typology.items(), key=lambda kv: -kv[1]["count"])),
-        "by_region": dict(sorted(by_region.items())), "by_age": by_age,
+        "by_region": dict(sorted(by_region.items())), "by_age": by_age, "by_risk": by_risk,
+        "awaiting_referral_outcome": awaiting, "by_referral_outcome": by_referral,
     }
 
 

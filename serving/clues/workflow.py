@@ -27,6 +27,9 @@ __all__ = [
     "CLEARED_STATES",
     "TRANSFER_STATES",
     "OUTCOME_OF",
+    "REFERRAL_OUTCOMES",
+    "FINAL_REFERRAL_OUTCOMES",
+    "CLOSE_NEEDS_REFERRAL_OUTCOME",
     "IllegalTransition",
     "UnknownState",
     "allowed_targets",
@@ -77,6 +80,14 @@ CLEARED_STATES: tuple[str, ...] = ("dismissed", *TRANSFER_STATES, "closed")
 # Entering these states records the verification outcome that becomes a label.
 OUTCOME_OF: dict[str, str] = {"confirmed": "confirmed", "dismissed": "dismissed"}
 
+# 公安反馈: what public security did with a transferred clue, recorded by a liaison (公安联络员) with a date and
+# a document number. 受理 is an intermediate step; the others are final: only after one of them may a clue
+# transferred to public security be closed, and only then does it count as cleared (清仓见底).
+REFERRAL_OUTCOMES: dict[str, str] = {"accepted": "受理", "filed": "立案", "not_filed": "不立案", "returned": "退回"}
+FINAL_REFERRAL_OUTCOMES: tuple[str, ...] = ("filed", "not_filed", "returned")
+# Transfer states whose closing waits for a final outcome (the ones with a liaison to report it).
+CLOSE_NEEDS_REFERRAL_OUTCOME: tuple[str, ...] = ("transferred_police",)
+
 
 class UnknownState(ValueError):
     """A state id that is not in :data:`STATES`."""
@@ -102,7 +113,8 @@ def check_transition(clue_id: int, clue_key: str, from_state: str, to_state: str
     """Raise :class:`IllegalTransition` unless ``from_state -> to_state`` is allowed and complete.
 
     ``given`` holds the values the caller supplied (``reason``, ``confirmed_amount``, ``assignee``);
-    the ones :data:`REQUIREMENTS` names for ``to_state`` must be present and not empty.
+    the ones :data:`REQUIREMENTS` names for ``to_state`` must be present and not empty. Closing a state of
+    :data:`CLOSE_NEEDS_REFERRAL_OUTCOME` needs ``referral_outcome`` (the clue's latest 公安反馈) to be final.
     """
     if to_state not in STATES:
         raise UnknownState(_unknown(to_state))
@@ -114,6 +126,15 @@ def check_transition(clue_id: int, clue_key: str, from_state: str, to_state: str
         raise IllegalTransition(
             f"线索 {who} 不能从「{STATES[from_state]}」转到「{STATES[to_state]}」; 允许: {zh} / "
             f"clue {who} cannot move from {from_state} to {to_state}; allowed: {en}"
+        )
+    if to_state == "closed" and from_state in CLOSE_NEEDS_REFERRAL_OUTCOME \
+            and given.get("referral_outcome") not in FINAL_REFERRAL_OUTCOMES:
+        now = REFERRAL_OUTCOMES.get(given.get("referral_outcome") or "", "尚无反馈")
+        final = "/".join(REFERRAL_OUTCOMES[o] for o in FINAL_REFERRAL_OUTCOMES)
+        raise IllegalTransition(
+            f"线索 {who} 已移送公安, 须登记公安最终反馈 ({final}) 后才能办结; 当前: {now} / "
+            f"clue {who} was transferred to public security and can be closed only after a final outcome "
+            f"({', '.join(FINAL_REFERRAL_OUTCOMES)}) is recorded; now: {given.get('referral_outcome') or 'none'}"
         )
     missing = [r for r in REQUIREMENTS.get(to_state, ()) if given.get(r) in (None, "")]
     if missing:

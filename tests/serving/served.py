@@ -16,12 +16,13 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import httpx
 
 __all__ = ["ServiceData", "Served", "build_service_data", "seed_store", "launch_server", "wait_ready", "free_port",
-           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "REGION", "paths_covering_every_transition", "move", "run_yibao", "unzip_package", "YIBAO"]
+           "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "QUEUE_CLUES", "REGION", "paths_covering_every_transition", "move", "run_yibao", "unzip_package", "YIBAO"]
 
 # A resident ID (valid birth date and form) that must never come back unmasked.
 RESIDENT_ID = "11010519491231002X"
@@ -30,6 +31,10 @@ REGION = "220102"
 USERS = {"wang": ("admin", ""), "li": ("investigator", "2201"), "zhao": ("investigator", "3301"),
          "ana": ("analyst", ""), "gong": ("liaison", ""), "retired": ("investigator", "2201")}
 WORKFLOW_CLUES = 24
+# Clues of the work-queue tests (search, filters, bulk assignment, export): (id, risk p, amount, name).
+QUEUE_CLUES = [("Q-00", 0.95, 88_000.0, "宽城区队列第一医院"), ("Q-01", 0.9, 12_000.0, "宽城区队列第一诊所"),
+               ("Q-02", 0.55, 30_000.0, "宽城区队列第二医院"), ("Q-03", 0.5, 2_500.0, "宽城区队列第二诊所"),
+               ("Q-04", 0.2, 700.0, "宽城区队列第三诊所"), ("Q-05", 0.92, 45_000.0, "宽城区队列第三医院")]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 YIBAO = str(Path(sys.executable).with_name("yibao"))
 
@@ -109,6 +114,7 @@ def seed_store(db_url: str, data: ServiceData) -> tuple[dict[str, str], dict[str
     from serving.clues.store import open_store
 
     synthetic = [_clue("fixmedins", f"WF-{i:02d}", REGION, 0.5 + i / 100, 1000.0 + i) for i in range(WORKFLOW_CLUES)]
+    synthetic += [_clue("fixmedins", q, "220103", p, amount, name=name) for q, p, amount, name in QUEUE_CLUES]
     synthetic += [
         _clue("fixmedins", "ZJ-001", "330102", 0.9, 90000.0, name="浙江某医院"),
         _clue("psn", data.person, REGION, 0.8, 5000.0, typologies=["card_theft"],
@@ -125,6 +131,7 @@ def seed_store(db_url: str, data: ServiceData) -> tuple[dict[str, str], dict[str
         tokens = {u: store.create_user(u, role, region) for u, (role, region) in USERS.items()}
         keys = {c["clue_key"]: c["id"] for c in store.list(_system(), limit=1000)["items"]}
     ids = {f"wf{i}": keys[f"fixmedins:WF-{i:02d}"] for i in range(WORKFLOW_CLUES)}
+    ids |= {f"q{i}": keys[f"fixmedins:{q[0]}"] for i, q in enumerate(QUEUE_CLUES)}
     ids |= {"zhejiang": keys["fixmedins:ZJ-001"], "person": keys[f"psn:{data.person}"],
             "screened": keys[_key(full[0])], "screened_ui": keys[_key(full[1])]}
     rings = [c for c in data.clues if c["entity_type"] == "ring" and c["evidence"]["graph"]["members"]]
@@ -213,7 +220,13 @@ def paths_covering_every_transition() -> list[list[str]]:
 
 
 def move(client: httpx.Client, clue_id: int, to_state: str, *, assignee: str = "li") -> httpx.Response:
-    """POST one workflow move with what it needs (承办人 to assign, 查实金额 to confirm)."""
+    """POST one workflow move with what it needs (承办人 to assign, 查实金额 to confirm; to close a case
+    transferred to public security, first its final outcome 立案, recorded as a transition to the same state)."""
+    if to_state == "closed" and client.get(f"/api/clues/{clue_id}").json().get("state") == "transferred_police":
+        r = client.post(f"/api/clues/{clue_id}/referral-outcome",
+                        json={"outcome": "filed", "outcome_date": date.today().isoformat(), "doc_no": "测试立字1号"})
+        if r.status_code != 200:
+            return r
     body = {"to_state": to_state, "reason": f"测试 {to_state}"}
     if to_state == "assigned":
         body["assignee"] = assignee

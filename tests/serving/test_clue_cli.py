@@ -107,3 +107,28 @@ def test_a_mistyped_warehouse_is_an_error_not_an_empty_store(tmp_path):
     assert r.exit_code == 0 and f"sqlite:///{tmp_path / 'clues.db'}" in r.output
     r = runner.invoke(app, ["clues", "list", "-w", str(typo), "--json"], env=env)
     assert r.exit_code == 0
+
+
+def test_queue_filters_and_police_outcome_from_the_terminal(seeded):
+    assert [c["entity_id"] for c in _json(_run(seeded, "clues", "list", "--search", "康复", "--json"))["items"]] == ["H001"]
+    assert _json(_run(seeded, "clues", "list", "--risk", "medium", "--max-amount", "1000", "--json"))["total"] == 1
+    assert [c["entity_id"] for c in _json(_run(seeded, "clues", "list", "--sort", "amount", "--order", "asc",
+                                                "--json"))["items"]] == ["P7", "H001"]
+    _run(seeded, "users", "add", "gong", "--role", "liaison")
+    for state, extra in (("assigned", []), ("verifying", []), ("confirmed", ["--amount", "100"]),
+                         ("transferred_police", [])):
+        assert _run(seeded, "clues", "move", "1", state, *extra).exit_code == 0
+    refused = _run(seeded, "clues", "move", "1", "closed")
+    assert refused.exit_code == 2 and "final outcome" in refused.output
+    bad = _run(seeded, "clues", "outcome", "1", "filed", "--date", "2026-13-01", "--doc", "x", "--user", "gong")
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    from datetime import date
+
+    done = _run(seeded, "clues", "outcome", "1", "filed", "--date", date.today().isoformat(), "--doc",
+                "长公立字〔2026〕12号", "--user", "gong")
+    assert done.exit_code == 0 and "立案" in done.output
+    stats = _json(_run(seeded, "clues", "stats", "--json"))
+    assert stats["by_referral_outcome"]["filed"]["count"] == 1 and stats["awaiting_referral_outcome"] == 0
+    assert _json(_run(seeded, "clues", "move", "1", "closed", "--json"))["state"] == "closed"
+    with open_store(seeded) as store:
+        assert store.audit_log(action="referral_outcome")[0]["actor"] == "gong"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import duckdb
 import pytest
@@ -72,7 +72,7 @@ def test_schema_from_migrations_matches_the_models(store):
 
     with store.engine.connect() as con:
         assert compare_metadata(MigrationContext.configure(con, opts={"compare_type": True}), Base.metadata) == []
-        assert con.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert con.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_open_store_twice_migrates_once(clue_db_url, clock):
@@ -148,13 +148,15 @@ def test_workflow_records_who_when_why_and_amounts(store, clock):
     d = store.transition(1, "confirmed", inv, "虚记理疗 120 次", confirmed_amount=12_345.678)
     assert d["state_zh"] == "查实" and d["confirmed_amount"] == 12_345.68 and d["outcome"] == "confirmed"
     d = store.transition(1, "transferred_police", ADMIN, "涉嫌诈骗")
+    store.record_referral_outcome(1, ADMIN, "filed", date(2025, 3, 1), "长公立字〔2025〕1号")
     d = store.transition(1, "closed", ADMIN, "已追回", recovered_amount=10_000)
     assert d["recovered_amount"] == 10_000 and d["allowed_transitions"] == []
     hist = d["transitions"]
     assert [(t["from_state"], t["to_state"]) for t in hist] == [
         ("new", "assigned"), ("assigned", "verifying"), ("verifying", "confirmed"),
-        ("confirmed", "transferred_police"), ("transferred_police", "closed")]
-    assert [t["actor"] for t in hist] == ["admin1", "li", "li", "admin1", "admin1"]
+        ("confirmed", "transferred_police"), ("transferred_police", "transferred_police"),
+        ("transferred_police", "closed")]
+    assert [t["actor"] for t in hist] == ["admin1", "li", "li", "admin1", "admin1", "admin1"]
     assert hist[1]["at"] == "2025-03-01 11:00:00" and hist[1]["reason"] == "调取病历" and hist[1]["role"] == "investigator"
     assert hist[0]["assignee"] == "li" and hist[2]["confirmed_amount"] == 12_345.68
 
@@ -272,6 +274,7 @@ def test_region_and_role_isolation(store):
     confirm(store, 4)
     store.transition(4, "transferred_health", ADMIN, "移送卫健")
     assert seen(gong) == ["H001"] and seen(gong2) == []
+    store.record_referral_outcome(1, gong, "not_filed", date(2025, 3, 1), "长公不立字〔2025〕3号")
     store.transition(1, "closed", ADMIN, "结案")
     assert seen(gong) == ["H001"]  # closed after a transfer to police: still theirs
     d = store.get(1, gong)
@@ -397,6 +400,140 @@ def test_list_filters_sorting_and_paging(store, clock):
     for bad in ({"state": "open"}, {"sort": "name"}, {"typology": "x"}, {"limit": 0}, {"source": "tip"}):
         with pytest.raises(ValueError, match="unknown|limit"):
             store.list(ANALYST, **bad)
+
+
+def test_work_queue_search_risk_amount_assignee_and_column_sorts(store, clock):
+    store.upsert_clues("run-1", [clue("H001", amount=100, p=0.9, entity_name="宽城区第1医院"),
+                                 clue("H002", amount=5000, p=0.5, entity_name="南关区第2人民医院"),
+                                 clue("P1", entity_type="psn", amount=300, p=0.2, region="310101")])
+    store.create_user("li", "investigator", "2201")
+    li = User("li", "investigator", "2201")
+    store.transition(2, "assigned", ADMIN, assignee="li")
+
+    def ids(**kw):
+        return [c["entity_id"] for c in store.list(ANALYST, **kw)["items"]]
+
+    assert ids(assignee="li") == ["H002"] and [c["id"] for c in store.list(li, assignee="li")["items"]] == [2]
+    assert ids(q="h00") == ["H002", "H001"] and ids(q="宽城") == ["H001"] and ids(q="%") == []
+    assert ids(risk_level="high") == ["H001"] and ids(risk_level="low") == ["P1"]
+    assert ids(min_amount=100, max_amount=300) == ["H001", "P1"] and ids(min_amount=301) == ["H002"]
+    assert ids(sort="p_fraud") == ["H001", "H002", "P1"] and ids(sort="p_fraud", order="asc") == ["P1", "H002", "H001"]
+    assert ids(sort="state") == ["H001", "P1", "H002"]  # workflow order: 新线索 before 已分派
+    assert ids(sort="assignee")[0] == "H002" and ids(sort="id", order="desc") == ["P1", "H002", "H001"]
+    assert ids(sort="due") == ["H001", "H002", "P1"]  # 30, 60, 90 days
+    with pytest.raises(ValueError, match="amount range is empty"):
+        store.list(ANALYST, min_amount=10, max_amount=1)
+    for bad in ({"risk_level": "urgent"}, {"order": "up"}, {"colour": "red"}):
+        with pytest.raises(ValueError, match="unknown"):
+            store.list(ANALYST, **bad)
+    store.list(ANALYST, q="11010519491231002X")  # a resident ID typed into the search box is audited masked
+    assert store.audit_log(action="list")[-1]["detail"]["q"] == "110105***********X"
+
+
+def test_every_risk_level_has_a_deadline_and_a_raised_risk_shortens_it(clue_db_url, clock):
+    store = open_store(clue_db_url, sla_days={"high": 10, "medium": 20, "low": 40}, clock=clock)
+    store.upsert_clues("run-1", [clue("H", p=0.9), clue("M", p=0.5), clue("L", p=0.1)])
+    due = {c["entity_id"]: c["due_at"] for c in store.list(ANALYST)["items"]}
+    assert due == {"H": "2025-03-11 09:00:00", "M": "2025-03-21 09:00:00", "L": "2025-04-10 09:00:00"}
+    clock.advance(days=21)
+    assert [c["entity_id"] for c in store.overdue(ANALYST)] == ["H", "M"]
+    store.upsert_clues("run-2", [clue("L", p=0.95)])  # now high risk: 10 days from now, earlier than day 40
+    assert store.get(3, ADMIN)["due_at"] == "2025-04-01 09:00:00"
+    clock.advance(days=11)
+    late = store.list(ANALYST, overdue=True, sort="due")["items"]
+    assert [c["entity_id"] for c in late] == ["H", "M", "L"] and all(c["overdue"] for c in late)
+    by_risk = store.statistics(ANALYST)["by_risk"]
+    assert by_risk["high"] == {"label_zh": "高", "sla_days": 10, "open": 2, "overdue": 2}
+    assert by_risk["medium"]["overdue"] == 1 and by_risk["low"]["open"] == 0
+    with pytest.raises(ValueError, match="risk level"):
+        open_store(clue_db_url, sla_days={"urgent": 3})
+    assert Settings().clue_sla_days_by_risk == {"high": 30, "medium": 60, "low": 90}
+    store.close()
+
+
+def test_bulk_assignment_moves_each_clue_audited_and_refuses_what_it_may_not(store):
+    store.upsert_clues("run-1", [clue("H001"), clue("H002"), clue("H003"), clue("Z1", region="330102")])
+    store.create_user("li", "investigator", "2201")
+    store.create_user("zhao", "investigator", "3301")
+    store.create_user("ana2", "analyst")
+    confirm(store, 3)  # 查实: cannot be assigned again
+    li = User("li", "investigator", "2201")
+    out = store.bulk_assign([1, 2, 3, 4, 2], "zhao", li, "交叉检查")
+    assert out["assigned"] == [1, 2] and [r["id"] for r in out["refused"]] == [3, 4]
+    assert "不能从「查实」转到「已分派」" in out["refused"][0]["error"] and "无权查看" in out["refused"][1]["error"]
+    for clue_id in (1, 2):
+        d = store.get(clue_id, ADMIN)
+        assert d["assignee"] == "zhao" and d["transitions"][-1]["actor"] == "li"
+        assert d["transitions"][-1]["reason"] == "交叉检查"
+    log = store.audit_log()
+    assert [a["clue_id"] for a in log if a["action"] == "transition" and a["actor"] == "li"] == [1, 2]
+    assert [a for a in log if a["action"] == "denied" and a["clue_id"] == 4]
+    assert store.audit_log(action="bulk_assign")[0]["detail"] == {"assignee": "zhao", "assigned": [1, 2],
+                                                                      "refused": [3, 4]}
+    with pytest.raises(UserError, match="not an active investigator"):
+        store.bulk_assign([1], "ana2", ADMIN)
+    with pytest.raises(AccessDenied):
+        store.bulk_assign([1], "li", ANALYST)
+    with pytest.raises(ValueError, match="1..200"):
+        store.bulk_assign(range(1, 300), "li", ADMIN)
+
+
+def test_statistics_and_export_follow_the_list_filters(store):
+    store.upsert_clues("run-1", [clue("H001", amount=100, p=0.9), clue("H002", amount=5000, p=0.5),
+                                 clue("H003", amount=700, p=0.2, region="220201")])
+    st = store.statistics(ANALYST, risk_level="medium")
+    assert st["total"] == 1 and st["amount_at_risk"] == 5000.0
+    st = store.statistics(ANALYST, region="2201", min_amount=50, max_amount=1000)
+    assert st["total"] == 1 and st["amount_at_risk"] == 100.0 and list(st["by_region"]) == ["220102"]
+    assert store.statistics(ANALYST)["total"] == 3
+    out = store.export_list(ANALYST, max_amount=1000, sort="amount")
+    assert out["total"] == 2 and [c["entity_id"] for c in out["items"]] == ["H003", "H001"] and not out["truncated"]
+    assert store.export_list(ANALYST, limit=1)["truncated"]
+    entry = store.audit_log(action="export_list")[0]["detail"]
+    assert entry["max_amount"] == 1000 and entry["clue_ids"] == [3, 1] and entry["total"] == 2
+
+
+def test_police_outcomes_are_recorded_audited_and_close_the_case_only_when_final(store, clock):
+    store.upsert_clues("run-1", [clue("H001"), clue("H002"), clue("H003", region="310101")])
+    gong, gong_sh = User("gong", "liaison", "2201"), User("gong3", "liaison", "31")
+    for clue_id in (1, 2, 3):
+        confirm(store, clue_id)
+        store.transition(clue_id, "transferred_police", ADMIN, "涉嫌诈骗骗保")
+    st = store.statistics(ANALYST)
+    assert st["cleared"] == 0 and st["awaiting_referral_outcome"] == 3 and st["by_referral_outcome"]["none"]["count"] == 3
+
+    clock.advance(days=3)
+    d = store.record_referral_outcome(1, gong, "accepted", date(2025, 3, 2), "长公受字〔2025〕7号", "已受理")
+    assert (d["referral_outcome"], d["referral_outcome_zh"], d["referral_outcome_date"], d["referral_doc_no"]) == (
+        "accepted", "受理", "2025-03-02", "长公受字〔2025〕7号")
+    with pytest.raises(IllegalTransition, match="only after a final outcome"):
+        store.transition(1, "closed", ADMIN, "结案")  # 受理 is not final
+    d = store.record_referral_outcome(1, gong, "filed", date(2025, 3, 4), "长公立字〔2025〕12号")
+    assert d["state"] == "transferred_police" and d["may_record_outcome"] is True
+    last = d["transitions"][-1]
+    assert (last["from_state"], last["to_state"], last["actor"], last["role"]) == (
+        "transferred_police", "transferred_police", "gong", "liaison")
+    assert last["referral_outcome"] == "filed" and last["doc_no"] == "长公立字〔2025〕12号"
+    assert store.audit_log(action="referral_outcome")[-1]["detail"] == {
+        "referral_outcome": "filed", "outcome_date": "2025-03-04", "doc_no": "长公立字〔2025〕12号"}
+    st = store.statistics(ANALYST)
+    assert st["cleared"] == 1 and st["awaiting_referral_outcome"] == 2 and st["by_referral_outcome"]["filed"]["count"] == 1
+    assert store.transition(1, "closed", ADMIN, "结案")["state"] == "closed"
+    assert store.statistics(ANALYST)["cleared"] == 1  # counted once, closed or not
+
+    with pytest.raises(ClueNotFound):  # another region's liaison does not see it
+        store.record_referral_outcome(2, gong_sh, "filed", date(2025, 3, 4), "沪公立字1号")
+    with pytest.raises(AccessDenied):
+        store.record_referral_outcome(2, ANALYST, "filed", date(2025, 3, 4), "x")
+    with pytest.raises(IllegalTransition, match="only a clue transferred to public security"):
+        store.record_referral_outcome(1, ADMIN, "returned", date(2025, 3, 4), "x")  # closed now
+    for bad in ({"outcome": "arrested"}, {"doc_no": " "}, {"outcome_date": date(2025, 3, 5)},
+                {"outcome_date": date(2025, 2, 1)}):
+        args = {"outcome": "returned", "outcome_date": date(2025, 3, 4), "doc_no": "退字1号"} | bad
+        with pytest.raises(ValueError):
+            store.record_referral_outcome(2, gong, args["outcome"], args["outcome_date"], args["doc_no"])
+    d = store.record_referral_outcome(2, gong, "returned", date(2025, 3, 4), f"退字 {CERTNO}")
+    assert CERTNO not in str(d) and store.transition(2, "closed", ADMIN)["state"] == "closed"
 
 
 def test_labels_export_round_trips_through_ingest(store, tmp_path):

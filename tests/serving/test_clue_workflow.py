@@ -13,7 +13,9 @@ from serving.clues.access import PERMISSIONS, User, allowed, contains_resident_i
 from serving.clues.models import ROLES
 from serving.clues.workflow import (
     CLEARED_STATES,
+    FINAL_REFERRAL_OUTCOMES,
     OPEN_STATES,
+    REFERRAL_OUTCOMES,
     REQUIREMENTS,
     STATES,
     TRANSITIONS,
@@ -22,7 +24,7 @@ from serving.clues.workflow import (
     check_transition,
 )
 
-FULL = {"reason": "理由", "confirmed_amount": 1.0, "assignee": "li"}
+FULL = {"reason": "理由", "confirmed_amount": 1.0, "assignee": "li", "referral_outcome": "filed"}
 
 
 @pytest.mark.parametrize("module", ["serving.clues.workflow", "serving.clues.access", "serving.clues.store",
@@ -41,6 +43,16 @@ def test_transition_table_is_the_only_judge():
             with pytest.raises(IllegalTransition, match=f"cannot move from {a} to {b}"):
                 check_transition(1, "psn:P1", a, b, **FULL)
     assert TRANSITIONS["closed"] == () and set(OPEN_STATES) | set(CLEARED_STATES) | {"confirmed"} == set(STATES)
+
+
+def test_a_case_transferred_to_police_closes_only_on_a_final_outcome():
+    for outcome in (None, "accepted"):
+        with pytest.raises(IllegalTransition, match="only after a final outcome"):
+            check_transition(5, "psn:P1", "transferred_police", "closed", **(FULL | {"referral_outcome": outcome}))
+    for outcome in FINAL_REFERRAL_OUTCOMES:
+        check_transition(5, "psn:P1", "transferred_police", "closed", **(FULL | {"referral_outcome": outcome}))
+    assert [REFERRAL_OUTCOMES[o] for o in FINAL_REFERRAL_OUTCOMES] == ["立案", "不立案", "退回"]
+    check_transition(5, "psn:P1", "transferred_health", "closed", **(FULL | {"referral_outcome": None}))
 
 
 def test_every_state_is_reachable_from_new_and_reaches_closed():

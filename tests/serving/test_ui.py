@@ -71,7 +71,7 @@ def test_log_in_filter_open_confirm_reload(page, served_sqlite, tmp_path):
     expect(page.locator("#clue-title")).to_contain_text(f"线索 #{clue_id}")
     expect(page.locator("#clue-state")).to_have_text("新线索")
     expect(page.locator("#reasons li").first).to_be_visible()
-    expect(page.locator("#rule-hits tbody tr").first).to_be_visible()
+    expect(page.locator("#rule-hits details.hit-rule").first).to_be_visible()
     expect(page.locator("#claims tbody tr").first).to_be_visible()
     assert page.locator("#graph g.node").count() > 1 and page.locator("#graph line.edge").count() > 0
 
@@ -112,3 +112,220 @@ def test_log_in_filter_open_confirm_reload(page, served_sqlite, tmp_path):
 
     with s.store() as store:
         assert store.get(clue_id, store.user("li"))["state"] == "confirmed"
+
+
+# -- the work queue and the clue page (issue 19), on a desktop and on a phone ------------------------------
+
+VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def sized_page(request, tmp_path):
+    """A page of the given viewport and a ``shot(step)`` that saves a screenshot per step (into tmp_path, and
+    into $YIBAO_UI_SCREENSHOTS when set, to keep the last run's pictures)."""
+    import os
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    keep = os.environ.get("YIBAO_UI_SCREENSHOTS")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="zh-CN", viewport=VIEWPORTS[request.param], accept_downloads=True,
+                                          is_mobile=request.param == "phone", has_touch=request.param == "phone")
+            page = context.new_page()
+            steps: list[str] = []
+
+            def shot(step: str) -> Path:
+                path = tmp_path / f"{request.param}-{len(steps) + 1:02d}-{step}.png"
+                steps.append(step)
+                page.screenshot(path=str(path), full_page=True)
+                if keep:
+                    Path(keep).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(path, Path(keep) / path.name)
+                return path
+
+            yield request.param, page, shot
+        finally:
+            browser.close()
+
+
+def _no_horizontal_overflow(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page is {width} px wide on a {page.viewport_size['width']} px screen"
+
+
+def test_work_queue_filters_in_url_bulk_assign_export_and_clue_page(sized_page, served_sqlite, tmp_path):
+    import io
+
+    from openpyxl import load_workbook
+    from playwright.sync_api import expect
+
+    size, page, shot = sized_page
+    s = served_sqlite
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    api = s.client("li")
+
+    page.goto(f"{s.base_url}/ui/")
+    page.fill("#token", s.tokens["li"])
+    shot("login")
+    page.click("#login-btn")
+    expect(page.locator("#clue-table tbody tr.clue-row").first).to_be_visible()
+    if size == "phone":
+        title = page.locator("header h1").bounding_box()
+        assert title["height"] < 40 and title["width"] > 150, title  # one line, not a character per line
+        _no_horizontal_overflow(page)
+    shot("list")
+
+    # search, risk and amount range: the rows are the API's answer to the same filters
+    page.fill("#f-q", "队列")
+    page.select_option("#f-risk", "high")
+    page.fill("#f-min-amount", "10000")
+    page.fill("#f-max-amount", "50000")
+    page.click("#apply-filters")
+    wanted = {"q": "队列", "risk_level": "high", "min_amount": "10000", "max_amount": "50000"}
+    expected = [c["id"] for c in api.get("/api/clues", params=wanted).json()["items"]]
+    assert expected and set(expected) <= {s.ids[f"q{i}"] for i in range(6)}
+    rows = page.locator("#clue-table tbody tr.clue-row")
+    expect(rows).to_have_count(len(expected))
+    assert [int(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.id)")] == expected
+    assert "risk_level=high" in page.url and "min_amount=10000" in page.url
+    expect(page.locator("#stats")).to_contain_text(f"共 {len(expected)} 条线索")
+    shot("filtered")
+
+    page.reload()  # the filters live in the address
+    expect(page.locator("#f-q")).to_have_value("队列")
+    expect(page.locator("#f-risk")).to_have_value("high")
+    expect(page.locator("#f-min-amount")).to_have_value("10000")
+    expect(rows).to_have_count(len(expected))
+
+    # sort by amount, then the other way round: by the column header on a desktop, the form on a phone
+    by_amount = [c["id"] for c in api.get("/api/clues", params=wanted | {"sort": "amount"}).json()["items"]]
+    if size == "desktop":
+        page.locator("#clue-table th[data-sort=amount]").click()
+        expect(page.locator("#clue-table th[data-sort=amount]")).to_have_class("num sortable sorted-desc")
+    else:
+        page.select_option("#f-sort", "amount")
+        page.click("#apply-filters")
+    expect(rows.first).to_have_attribute("data-id", str(by_amount[0]))
+    if size == "desktop":
+        page.locator("#clue-table th[data-sort=amount]").click()
+        expect(page.locator("#clue-table th[data-sort=amount]")).to_have_class("num sortable sorted-asc")
+    else:
+        page.select_option("#f-order", "asc")
+        page.click("#apply-filters")
+    expect(rows.first).to_have_attribute("data-id", str(by_amount[-1]))
+    expect(page.locator("#f-order")).to_have_value("asc")
+    assert "order=asc" in page.url
+
+    # bulk assignment of the whole page to li, audited per clue
+    page.check("#select-all")
+    expect(page.locator("#selected-info")).to_have_text(f"已选 {len(expected)} 条")
+    page.select_option("#bulk-assignee", "li")
+    shot("selected")
+    page.click("#bulk-assign")
+    expect(page.locator("#bulk-message")).to_contain_text("已分派")
+    with s.store() as store:
+        for clue_id in expected:
+            assert store.get(clue_id, store.user("wang"))["assignee"] == "li"
+    expect(page.locator("#clue-table tbody td.assignee")).to_have_text(["li"] * len(expected))
+
+    # 我的线索: everything assigned to li, as the API counts it
+    page.click("#reset-filters")
+    page.check("#f-mine")
+    page.click("#apply-filters")
+    mine = api.get("/api/clues", params={"assignee": "li", "limit": 50}).json()
+    expect(rows).to_have_count(min(mine["total"], 50))
+    assert set(page.locator("#clue-table tbody td.assignee").all_inner_texts()) == {"li"}
+    assert "mine=1" in page.url
+    shot("mine")
+
+    # export of the filtered list: the workbook holds the API's list, amounts as numbers
+    with page.expect_download() as download:
+        page.click("#export-xlsx")
+    saved = tmp_path / f"{size}-{download.value.suggested_filename}"
+    download.value.save_as(saved)
+    expect(page.locator("#bulk-message")).to_contain_text("已导出")
+    sheet = load_workbook(io.BytesIO(saved.read_bytes()))["线索清单"]
+    table = list(sheet.iter_rows(values_only=True))
+    listed = api.get("/api/clues", params={"assignee": "li", "limit": 1000}).json()["items"]
+    assert [r[0] for r in table[1:]] == [c["id"] for c in listed]
+    amount = table[0].index("涉及金额(元)")
+    assert [r[amount] for r in table[1:]] == [c["amount_at_risk"] for c in listed]
+
+    # the 清仓见底 dashboard follows the filters and matches the store
+    with s.store() as store:
+        st = store.statistics(store.user("li"), assignee="li")
+    for level, b in st["by_risk"].items():
+        cells = page.locator(f'#dash-risk tr[data-risk="{level}"] td').all_inner_texts()
+        assert [int(x) for x in cells[1:]] == [b["sla_days"], b["open"], b["overdue"]]
+    for band, b in st["by_age"].items():
+        cells = page.locator(f'#dash-age tr[data-age="{band}"] td').all_inner_texts()
+        assert [int(x) for x in cells[1:3]] == [b["count"], b["open"]]
+    assert page.locator("#dash-region tbody tr").count() == len(st["by_region"])
+    if size == "phone":
+        _no_horizontal_overflow(page)
+    page.locator("#dashboard").scroll_into_view_if_needed()
+    shot("dashboard")
+
+    # the clue page: the one-line summary, each rule with its message, 政策依据 and flagged lines; claims marked
+    clue_id = s.ids["screened"]
+    page.goto(f"{s.base_url}/ui/#/clue/{clue_id}")
+    expect(page.locator("#clue-headline")).to_contain_text("涉及基金")
+    expect(page.locator("#clue-headline")).to_contain_text("主要规则")
+    first_rule = page.locator("#rule-hits details.hit-rule").first
+    expect(first_rule.locator(".basis")).to_contain_text("政策依据")
+    expect(first_rule.locator(".hit").first).to_be_visible()
+    assert first_rule.locator("tr.hit-line").count() >= 1
+    detail = api.get(f"/api/clues/{clue_id}").json()
+    flagged = [r["setl_id"] for r in detail["claims"]["rows"] if r["rule_ids"]]
+    assert flagged and page.locator("#claims tbody tr.flagged").count() == len(flagged)
+    assert "21" not in page.locator("#claims td.med-type").all_inner_texts()  # 医疗类别 by name, not code
+    from features.contract import code_values
+
+    region_name = code_values("admdvs").get(detail["region"])
+    assert region_name and region_name in page.locator("#clue-summary").inner_text()  # 区划 by name
+    page.select_option("#claims-filter", "*")
+    expect(page.locator("#claims tbody tr")).to_have_count(len(flagged))
+    if size == "phone":
+        _no_horizontal_overflow(page)
+    shot("clue")
+    page.click("#back")
+    expect(page.locator("#f-mine")).to_be_checked()  # back to the list with its filters
+
+    # a liaison records public security's 立案 on a transferred clue; the store has it, audited
+    from datetime import date
+
+    from served import move
+
+    police = s.ids["q3"]
+    with s.client("wang") as admin:
+        state = admin.get(f"/api/clues/{police}").json()["state"]
+        path = ["assigned", "verifying", "confirmed", "transferred_police"]
+        for step in path[path.index(state) + 1 if state in path else 0:]:
+            assert move(admin, police, step, assignee="wang").status_code == 200
+    page.click("#logout")
+    page.fill("#token", s.tokens["gong"])
+    page.click("#login-btn")
+    expect(page.locator("#whoami")).to_contain_text("公安联络员")
+    page.goto(f"{s.base_url}/ui/#/clue/{police}")
+    expect(page.locator("#outcome-form")).to_be_visible()
+    page.select_option("#outcome-kind", "filed")
+    page.fill("#outcome-date", date.today().isoformat())
+    page.fill("#outcome-doc", f"长公立字〔2026〕{size}号")
+    page.click("#outcome-submit")
+    expect(page.locator("#outcome-message")).to_have_text("已登记")
+    expect(page.locator("#outcome-current")).to_contain_text("立案")
+    expect(page.locator("#history")).to_contain_text(f"长公立字〔2026〕{size}号")
+    if size == "phone":
+        _no_horizontal_overflow(page)
+    shot("police-outcome")
+    with s.store() as store:
+        d = store.get(police, store.user("wang"))
+        assert (d["referral_outcome"], d["referral_doc_no"]) == ("filed", f"长公立字〔2026〕{size}号")
+        entry = store.audit_log(clue_id=police, action="referral_outcome")[-1]
+        assert entry["actor"] == "gong" and entry["detail"]["referral_outcome"] == "filed"
+    assert errors == [], errors
