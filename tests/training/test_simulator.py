@@ -319,3 +319,20 @@ def test_another_region_config_and_domain_randomisation(tmp_path):
     assert a.scenario == b.scenario and a.scenario["randomise"] == 9
     assert a.scenario["rates"] != base.scenario["rates"]
     assert a.rows == b.rows
+
+
+def test_districts_are_real_changchun_codes_named_from_the_code_list():
+    """The simulator's districts are 医保区划 codes that exist (220107 does not: 双阳区 is 220112), named from
+    the national code list the pages read too; a preset wanting more gets made-up codes of the same city."""
+    import doctest
+
+    from features.contract import code_meaning
+    from training.simulator import world
+
+    six = world.district_codes(6)
+    assert six == ["220102", "220103", "220104", "220105", "220106", "220112"]
+    assert [world.district_name(c) for c in six] == [code_meaning("admdvs", c) for c in six]
+    forty = world.district_codes(40)
+    assert len(set(forty)) == 40 and all(c.startswith("2201") for c in forty)
+    assert world.district_name(forty[-1]).startswith("第")
+    assert doctest.testmod(world).failed == 0

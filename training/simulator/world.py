@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.contract import code_meaning, code_values
+
 from .config import Preset, ScenarioConfig
 from .monitoring import assign_monitoring
 from .reference import DEPTS, ORDINARY_ITEMS
@@ -51,12 +53,31 @@ class World:
         return np.flatnonzero(self.cat["role"].to_numpy() == role)
 
 
+def district_codes(n: int) -> list[str]:
+    """The region's ``n`` districts: Changchun's (长春市) real 医保区划 codes from the national code list
+    (``features/data/code_values.csv``) first, then made-up codes of the same city where a preset wants
+    more (``province``).
+
+    >>> district_codes(7)
+    ['220102', '220103', '220104', '220105', '220106', '220112', '220113']
+    """
+    real = sorted(c for c in code_values("admdvs") if c.startswith("2201") and not c.endswith("00"))
+    made_up = (f"2201{i:02d}" for i in range(2, 100) if f"2201{i:02d}" not in real)
+    return [*real, *made_up][:n]
+
+
+def district_name(code: str) -> str:
+    """The district's name from the national code list, or 第NN区 for a made-up code."""
+    name = code_meaning("admdvs", code)
+    return name if name != code else f"第{code[-2:]}区"
+
+
 def build_world(preset: Preset, scenarios: ScenarioConfig, pack: pd.DataFrame, seed: int) -> World:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     start = np.datetime64(preset.start, "D")
     end = start.astype("datetime64[M]") + np.timedelta64(preset.months, "M")
     n_days = int((end.astype("datetime64[D]") - start).astype(int))
-    districts = [f"2201{2 + i:02d}" for i in range(preset.n_districts)]
+    districts = district_codes(preset.n_districts)
     inst = _institutions(preset, districts, rng)
     _assign_institution_fraud(inst, scenarios, rng)
     # honest look-alikes of the institution schemes draw from their own stream: the rest stays as it was
@@ -118,8 +139,7 @@ def _institutions(preset: Preset, districts: list[str], rng: np.random.Generator
         counters[(prefix, d)] = counters.get((prefix, d), 0) + 1
         seq = counters[(prefix, d)]
         codes.append(f"{prefix}{d}{seq:05d}")
-        place = {"220102": "南关区", "220103": "宽城区", "220104": "朝阳区", "220105": "二道区",
-                 "220106": "绿园区", "220107": "双阳区"}.get(d, f"第{d[-2:]}区")
+        place = district_name(d)
         if k == INST_HOSPITAL:
             names.append(f"{place}第{seq}{'人民医院' if lv >= 2 else '医院'}")
             types.append("hospital")
