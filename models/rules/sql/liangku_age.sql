@@ -1,7 +1,8 @@
 -- 限年龄 (两库 batch 1 and 8-2): a drug or item restricted to an age group (儿童 under 18, 婴幼儿 under 3,
 -- 新生儿 under 28 days, working age 16-60), billed for a person outside it.
 -- Knowledge points: rule_pack rows of rule_kind 'age'; the allowed range is age_min <= age < age_max
--- (years). Age is taken on the day of the fee from the birth date in psn_info: full years for limits of
+-- (years). Age is taken on the day of the fee from the exact birth date (the identity vault's, view person
+-- of _base.sql; the warehouse keeps only the birth year): full years for limits of
 -- a year or more, days for the newborn limit (28/365 of a year = 28 days).
 -- One hit per fee line; amount at risk = the line's amount.
 WITH k AS (
