@@ -17,11 +17,14 @@ WITH k AS (
     FROM claim_line l JOIN k ON k.hilist_code = l.hilist_code
     WHERE l.in_scope AND l.cnt > 0 AND l.psn_brdy IS NOT NULL
 )
+-- The detail keeps the age in days only where the limit is in days (新生儿): with the fee's date it is the
+-- birth date, which the warehouse (rule_hits) does not otherwise hold.
 SELECT 'line' AS entity_type, bkkp_sn AS entity_id, setl_id, mdtrt_id, psn_no, fixmedins_code,
        bilg_dr_code AS prac_code, [bkkp_sn] AS evidence, det_item_fee_sumamt AS amount_at_risk,
        setl_time AS event_time,
        {'hilist_code': hilist_code, 'hilist_name': hilist_name, 'limit_zh': value_text,
-        'age_years': age_years, 'age_days': age_days, 'age_min': age_min, 'age_max': round(age_max, 4),
+        'age_years': age_years, 'age_days': CASE WHEN age_max < 1 THEN age_days END, 'age_min': age_min,
+        'age_max': round(age_max, 4),
         'point_id': point_id} AS detail
 FROM aged
 WHERE (age_max IS NOT NULL AND CASE WHEN age_max >= 1 THEN age_years >= age_max
