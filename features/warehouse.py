@@ -26,6 +26,7 @@ features must be worked out again because a row they depend on was corrected.
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -217,8 +218,9 @@ def birth_dates_view(con: duckdb.DuckDBPyConnection, *, vault: Path | None = Non
                           "AND table_name = 'psn_info'", [db]).fetchall()
     if persons and con.execute(f"SELECT 1 FROM {quote_ident(db)}.main.psn_info LIMIT 1").fetchall():
         raise FileNotFoundError(
-            f"身份库中没有出生日期 (no birth dates in the identity vault) {vault}：限年龄规则需要它；"
-            "请用 yibao ingest 重新入库参保人表 (psn_info)")
+            f"身份库中没有出生日期 (no birth dates in the identity vault) {vault}：限年龄规则需要它。"
+            "复制仓库时须连同身份库一起复制 (copy the vault with the warehouse)，"
+            "或用 yibao ingest 重新入库参保人表 (psn_info)")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
                 "SELECT CAST(NULL AS VARCHAR) AS psn_no, CAST(NULL AS DATE) AS brdy WHERE false")
 
@@ -272,8 +274,6 @@ def migrate_birth_dates(con: duckdb.DuckDBPyConnection, vault: Path) -> int:
 def copy_warehouse(source: Path, target: Path) -> Path:
     """Copy a warehouse file and, when there is one, its identity vault beside it (the age rules read the
     vault's birth dates: a warehouse copied alone has none). Returns ``target``."""
-    import shutil
-
     source, target = Path(source), Path(target)
     shutil.copyfile(source, target)
     vault = identity_vault_path(source)
