@@ -172,6 +172,7 @@ def build_features(
     if memory_limit:
         con.execute(f"SET memory_limit = '{_memory_literal(memory_limit)}'")
     try:
+        wh.require_birth_year(con)  # an old warehouse (exact birth dates): migrated by the next ingest
         as_of_lit = as_of_literal(as_of) if as_of is not None else _latest_settlement(con)
         if engine == "duckdb":
             eng: Engine = DuckDBEngine(con)

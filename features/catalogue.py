@@ -150,7 +150,7 @@ FEAT_SETL = _table(
     is_chronic | bigint | 门诊慢特病 | chronic/special outpatient care (med_type 14xxxx)
     is_emergency | bigint | 急诊 | emergency (13, 120)
     hosp_level | bigint | 机构级别(3/2/1/0) | institution grade: 3 三级, 2 二级, 1 一级, 0 none
-    age_years | double? | 结算时年龄(岁) | age at settlement (years)
+    age_years | double? | 结算时年龄(岁) | age at settlement (years), from the middle of the birth year (2 July): the warehouse keeps the birth year only, so off by up to half a year
     age_days | bigint | 距截止日天数 | days between settlement and as_of
     ipt_days | double? | 住院天数 | inpatient days (mdtrt_d.ipt_days)
     stay_days | double? | 就诊天数(出院-入院) | calendar days from begin to end of the visit
@@ -203,7 +203,7 @@ FEAT_PSN = _table(
     "feat_psn", "feat_psn.sql", "psn_no", "psn_no", ("psn", "person"), "参保人级特征", "insured person level",
     "psn_no | key | 人员编号 | person",
     """
-    age_years | double? | 年龄(岁) | age at as_of (years)
+    age_years | double? | 年龄(岁) | age at as_of (years), from 2 July of the birth year (as `feat_setl`)
     is_female | bigint | 女性 | female
     is_dead | bigint | 已死亡 | died on or before as_of (die_date)
     is_insured_elsewhere | bigint | 异地参保 | insured in another city than the pooling region

@@ -25,12 +25,18 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["Settings", "load_settings", "DEV_PSEUDONYM_KEY"]
+__all__ = ["Settings", "load_settings", "identity_vault_path", "DEV_PSEUDONYM_KEY"]
 
 # Used only when no key is configured. It is public (it is in this file), so whoever holds a warehouse
 # made with it can check guessed resident IDs against the pseudonyms: `yibao ingest` and `yibao serve`
 # refuse it outside --dev, and `yibao demo` generates a key of its own instead.
 DEV_PSEUDONYM_KEY = "yibao-dev-key-not-for-production"
+
+
+def identity_vault_path(warehouse: Path) -> Path:
+    """The identity vault beside ``warehouse``: ``<warehouse stem>.identity.duckdb``."""
+    warehouse = Path(warehouse)
+    return warehouse.with_name(warehouse.stem + ".identity.duckdb")
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,8 @@ class Settings:
 
     @property
     def identity_vault(self) -> Path:
-        """Separate file holding clear resident IDs and names (身份信息), readable only by liaisons."""
-        return self.warehouse.with_name(self.warehouse.stem + ".identity.duckdb")
+        """Separate file holding clear resident IDs, names and birth dates (身份信息), readable only by liaisons."""
+        return identity_vault_path(self.warehouse)
 
     @property
     def default_key_file(self) -> Path:

@@ -22,6 +22,9 @@ from pathlib import Path
 
 __all__ = [
     "Field",
+    "Coarse",
+    "BIRTH_YEAR",
+    "NOT_KEPT",
     "TableSpec",
     "TABLES",
     "CLAIM_TABLES",
@@ -53,6 +56,33 @@ SQL_TYPES = {
 
 
 @dataclass(frozen=True)
+class Coarse:
+    """What the warehouse keeps in place of a field that, exact, would help single a person out
+    (个人信息最小化): the column ``column`` (None: nothing at all) of DuckDB type ``sql_type``, computed by
+    ``sql`` from the field's typed value (``{value}``). The exact value, where a rule needs it, is kept in
+    the identity vault only (``Field.vault``).
+
+    >>> BIRTH_YEAR.expr("DATE '1992-02-03'")
+    "CAST(year(DATE '1992-02-03') AS SMALLINT)"
+    """
+
+    column: str | None
+    sql_type: str = ""
+    sql: str = ""
+    label_zh: str = ""
+
+    def expr(self, value: str) -> str:
+        return self.sql.format(value=value)
+
+
+# The birth date (出生日期) becomes the birth year: the two-day window of an exact date, with region and sex,
+# leaves a few persons per district (docs/ingest.md, "Personal data").
+BIRTH_YEAR = Coarse("birth_year", "SMALLINT", "CAST(year({value}) AS SMALLINT)", "出生年份")
+# Not kept at all: an age in years on each settlement's date narrows the birthday to a few days.
+NOT_KEPT = Coarse(None)
+
+
+@dataclass(frozen=True)
 class Field:
     """One field of a contract table."""
 
@@ -66,10 +96,24 @@ class Field:
     # join on: the warehouse stores the canonical code under the field's name and the code as written
     # in ``<name>_raw`` (NULL when it was already canonical).
     canonical: str | None = None
+    # What the warehouse keeps in its place when not the value as given (``Coarse``), and whether the exact
+    # value goes to the identity vault (``Settings.identity_vault``, table ``psn_identity``, by psn_no).
+    coarse: Coarse | None = None
+    vault: bool = False
 
     @property
     def sql_type(self) -> str:
         return SQL_TYPES[self.kind]
+
+    @property
+    def column(self) -> str | None:
+        """The warehouse column holding this field (None: the warehouse keeps nothing of it)."""
+        return self.name if self.coarse is None else self.coarse.column
+
+    @property
+    def column_type(self) -> str:
+        """The DuckDB type of :attr:`column`."""
+        return self.sql_type if self.coarse is None else self.coarse.sql_type
 
     @property
     def companions(self) -> tuple[str, ...]:
@@ -104,6 +148,23 @@ class TableSpec:
         return tuple(f.name for f in self.fields)
 
     @property
+    def stored_fields(self) -> tuple[Field, ...]:
+        """The fields the warehouse keeps a column of (as given or coarsened), in contract order."""
+        return tuple(f for f in self.fields if f.column is not None)
+
+    @property
+    def warehouse_columns(self) -> tuple[str, ...]:
+        """The warehouse table's columns but ``_ingest_batch``: one per stored field (a coarsened field
+        under its coarse name: ``psn_info.birth_year`` for ``brdy``), then the companions of canonical codes.
+
+        >>> TABLES["psn_info"].warehouse_columns[:5]
+        ('psn_no', 'gend', 'birth_year', 'insutype', 'insu_admdvs')
+        >>> {"brdy", "age"} & set(TABLES["setl_d"].warehouse_columns)
+        set()
+        """
+        return tuple(f.column for f in self.stored_fields) + self.companion_columns
+
+    @property
     def canonical_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.canonical)
 
@@ -120,8 +181,8 @@ class TableSpec:
 
 
 def _f(name: str, kind: str, req: bool = False, code: str | None = None, zh: str = "", personal=False,
-       canonical: str | None = None):
-    return Field(name, kind, req, code, zh, personal, canonical)
+       canonical: str | None = None, coarse: Coarse | None = None, vault: bool = False):
+    return Field(name, kind, req, code, zh, personal, canonical, coarse, vault)
 
 
 SETL_D = TableSpec(
@@ -147,8 +208,8 @@ SETL_D = TableSpec(
         _f("fix_blng_admdvs", "code", zh="定点归属医保区划"),
         _f("hosp_lv", "code", code="hosp_lv", zh="医院等级"),
         _f("gend", "code", code="gend", zh="性别"),
-        _f("brdy", "date", zh="出生日期"),
-        _f("age", "number", zh="年龄"),
+        _f("brdy", "date", zh="出生日期", coarse=BIRTH_YEAR),  # exact: psn_info's, in the vault
+        _f("age", "number", zh="年龄", coarse=NOT_KEPT),
         _f("dise_no", "code", zh="病种编号"),
         _f("dise_name", "text", zh="病种名称"),
         _f("init_setl_id", "id", zh="原结算ID"),
@@ -236,7 +297,7 @@ PSN_INFO = TableSpec(
     (
         _f("psn_no", "id", True, zh="人员编号"),
         _f("gend", "code", True, "gend", "性别"),
-        _f("brdy", "date", True, zh="出生日期"),
+        _f("brdy", "date", True, zh="出生日期", coarse=BIRTH_YEAR, vault=True),
         _f("insutype", "code", True, "insutype", "险种类型"),
         _f("insu_admdvs", "code", True, zh="参保地医保区划"),
         _f("die_date", "date", zh="死亡日期"),

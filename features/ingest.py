@@ -24,8 +24,11 @@ All work is set-based SQL in DuckDB: each table is staged (Parquet as a view ove
 temporary tables), all one-row checks run as one scan that keeps the suspicious rows, the checks that
 need other rows are joins, and the good rows go in with one ``INSERT ... SELECT``.
 
-Resident IDs (``psn_info.certno``) reach the warehouse only as keyed pseudonyms and names not at all;
-the clear values go to the identity vault (``Settings.identity_vault``), table ``psn_identity``.
+Resident IDs (``psn_info.certno``) reach the warehouse only as keyed pseudonyms, names not at all and
+birth dates as the birth year (``birth_year``; ``setl_d.age`` not at all: ``Field.coarse``); the clear
+values and the exact birth date go to the identity vault (``Settings.identity_vault``), table
+``psn_identity``. A warehouse made before that is migrated by its next ingest
+(``warehouse.migrate_birth_dates``).
 
 >>> import tempfile
 >>> from features.config import Settings
@@ -65,6 +68,7 @@ from features.encoding import EncodingError, TextEncoding, detect_encoding, open
 from features.pseudonym import hmac_params, key_check, pseudonym_sql
 from features.validate import (
     CERTNO_LIKE,
+    COARSENED,
     HELD_REASONS,
     ISSUE_COLUMNS,
     OTHER_PERSONAL,
@@ -74,6 +78,7 @@ from features.validate import (
     checked_by_value,
     duplicate_key_sql,
     mask_column_sql,
+    mask_raw_sql,
     missing_parent_rows_sql,
     missing_parent_values_sql,
     negative_fee_sql,
@@ -293,6 +298,7 @@ def ingest(source: Path, settings: Settings, *, apply_corrections: bool = False,
         warehouse.ensure_schema(con)
         check = key_check(settings.pseudonym_key)
         _same_key(con, check, settings)
+        migrated = warehouse.migrate_birth_dates(con, settings.identity_vault)
         # The run is logged as it starts, so that a run that dies half-way still holds its number.
         (run.batch_no,) = con.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingest_log").fetchone()
         con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no, key_check) VALUES (?, ?, ?, ?, ?)",
@@ -339,6 +345,10 @@ def ingest(source: Path, settings: Settings, *, apply_corrections: bool = False,
                 reports[name] = replace(reports[name], released=released)
             if progress is not None:
                 progress(name, done, len(LOAD_ORDER))
+        if migrated:
+            reports["psn_info"] = replace(reports["psn_info"], notes=reports["psn_info"].notes + (
+                f"旧仓库已迁移：{migrated} 人的精确出生日期移入身份库，仓库只保留出生年份 "
+                f"(migrated: exact birth dates moved to the identity vault)",))
         finished = datetime.now()
         rederive = run.rederived()
         report = IngestReport(
@@ -467,6 +477,7 @@ class _Run:
     _quarantined_keys: set[str] = field(default_factory=set)  # parent tables with a temp table qk_<table>
     _held_keys: dict[str, str | None] = field(default_factory=dict)  # parent -> temp table (k, why) or None
     _corrections: dict[str, str] = field(default_factory=dict)  # table -> temp table of changed rows (_row, ...)
+    _vault_dates: str | None = None  # temp table of the vault's birth dates ('' when there is none; see above)
     _rederive: int = 0
 
     def canonicalise(self, name: str) -> None:
@@ -632,7 +643,7 @@ class _Run:
                    {_key_text(spec, "h")} AS row_key
             FROM {held} h""")
         self.con.execute(f"DELETE FROM {rel} h WHERE NOT superseded AND NOT ({present})")
-        names = ", ".join(quote_ident(n) for n in spec.names + spec.companion_columns)
+        names = ", ".join(quote_ident(n) for n in spec.warehouse_columns)
         back = " AND ".join(f"r.{quote_ident(k)} = h.{quote_ident(k)}" for k in spec.key)
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -804,12 +815,18 @@ class _Run:
         spec = st.spec
         cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
         differs = {}
+        vault = None
         for f in spec.fields:
             c = cols.get(f.name)
             new = _loaded_value(spec, f, c, pseudonym=pseudonym_sql(c.text)) if c is not None else None
             if new is None or f.name in spec.key:
                 continue
-            differs[f.name] = f"({new} IS DISTINCT FROM w.{quote_ident(f.name)})"
+            differs[f.name] = f"({new} IS DISTINCT FROM w.{quote_ident(f.column)})"
+            if f.vault and (vault := self._vault_for_compare()):
+                # The exact value is the vault's (a birth date corrected within its year); a person the vault
+                # lacks (its write failed) catches up without counting as a correction.
+                differs[f.name] = (f"({differs[f.name]} OR (v.psn_no IS NOT NULL AND CAST({c.value} AS {f.sql_type}) "
+                                   f"IS DISTINCT FROM v.{quote_ident(f.name)}))")
         if not differs:
             return None
         # Rows are first kept when any field differs (rarely); the list of fields is made for those only.
@@ -823,7 +840,26 @@ class _Run:
                 SELECT s._row, {key} AS key, CAST(w._ingest_batch AS VARCHAR) AS batch,
                        concat_ws('、', {", ".join(diffs)}) AS changed
                 FROM (SELECT *, {keys} FROM {st.relation} s) s JOIN main.{quote_ident(spec.name)} w ON {match}
+                {f"LEFT JOIN {vault} v ON v.psn_no = w.psn_no" if vault else ""}
                 WHERE ({" OR ".join(differs.values())}){repeated}"""
+
+    def _vault_for_compare(self) -> str | None:
+        """``vault.psn_identity``'s exact birth dates as a temp table (``psn_no, brdy``) for the correction
+        check of ``psn_info``; None when the vault has none yet."""
+        if self._vault_dates is None:
+            self._vault_dates = ""
+            vault = Path(self.settings.identity_vault)
+            if vault.is_file():
+                self.con.execute(f"ATTACH {sql_str(str(vault))} AS vault_cmp (READ_ONLY)")
+                try:
+                    if self.con.execute("SELECT 1 FROM duckdb_columns() WHERE database_name = 'vault_cmp' AND "
+                                        "table_name = 'psn_identity' AND column_name = 'brdy'").fetchall():
+                        self.con.execute("CREATE OR REPLACE TEMP TABLE vault_dates AS SELECT psn_no, brdy "
+                                         "FROM vault_cmp.psn_identity")
+                        self._vault_dates = "vault_dates"
+                finally:
+                    self.con.execute("DETACH vault_cmp")
+        return self._vault_dates or None
 
     def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
         """Issue rows of the rows of ``st`` whose ``fld`` names no row of the warehouse's ``parent`` table.
@@ -947,7 +983,7 @@ class _Run:
         target = f"held.{quote_ident(name)}"
         picked = f"(SELECT *, {keys} FROM {self._relation(st, pseudonyms)} s WHERE s._row IN (SELECT _row FROM {holding})) s"
         self.con.execute(f"DELETE FROM {target} w WHERE EXISTS (SELECT 1 FROM {picked} WHERE {match})")
-        names = ", ".join(quote_ident(n) for n in spec.names + spec.companion_columns)
+        names = ", ".join(quote_ident(n) for n in spec.warehouse_columns)
         (n,) = self.con.execute(f"""
             INSERT INTO {target} ({names}, _held_batch, _held_row)
             SELECT {", ".join(self._values(st))}, {int(self.batch_no)}, s._row FROM {picked}
@@ -980,9 +1016,9 @@ class _Run:
             if f.name in spec.key or f.name not in st.columns:
                 continue
             if _loaded_value(spec, f, st.columns[f.name], pseudonym="") is not None:
-                sets.append(f.name)
+                sets.append(f.column)
                 sets += [c for c in f.companions]
-        cols = dict(zip(spec.names + spec.companion_columns, self._values(st)))
+        cols = dict(zip(spec.warehouse_columns, self._values(st)))
         relation = self._relation(st, pseudonyms)
         con.execute(f"""
             UPDATE {target} AS w
@@ -1029,8 +1065,8 @@ class _Run:
         name = st.spec.name
         key = " || '|' || ".join(f"coalesce({st.columns[k].key_text}, '')" for k in st.spec.key)
         raw = "json_object(" + ", ".join(
-            f"{sql_str(c)}, {mask_column_sql(c, f'CAST({quote_ident(c)} AS VARCHAR)')}"
-            if (c in CERTNO_LIKE or c in OTHER_PERSONAL)
+            f"{sql_str(c)}, {mask_raw_sql(c, f'CAST({quote_ident(c)} AS VARCHAR)')}"
+            if (c in CERTNO_LIKE or c in OTHER_PERSONAL or c in COARSENED)
             else f"{sql_str(c)}, coalesce({quote_ident(st.raw_columns[c])}, {quote_ident(c)})" if c in st.raw_columns
             else f"{sql_str(c)}, {quote_ident(c)}"
             for c in st.source_columns
@@ -1089,14 +1125,14 @@ class _Run:
 
     def _values(self, st: _Staged) -> list[str]:
         """SQL (alias ``s``, a row of ``_relation``) of every warehouse column of ``st``'s table but
-        ``_ingest_batch``, in the order of ``spec.names + spec.companion_columns``."""
+        ``_ingest_batch``, in the order of ``spec.warehouse_columns``."""
         spec = st.spec
         cols = {k: replace(c, alias="s") for k, c in st.columns.items()}
         values = []
-        for f in spec.fields:
+        for f in spec.stored_fields:
             c = cols.get(f.name)
             value = _loaded_value(spec, f, c, pseudonym="s._certno_pseudonym") if c is not None else None
-            values.append(f"CAST(NULL AS {f.sql_type})" if value is None else value)
+            values.append(f"CAST(NULL AS {f.column_type})" if value is None else value)
         values += [f"s.{quote_ident(c)}" if c in st.companions else "CAST(NULL AS VARCHAR)"
                    for c in spec.companion_columns]
         return values
@@ -1112,7 +1148,7 @@ class _Run:
         """The INSERT of the good rows of ``st`` not yet in the warehouse (``pseudonyms``: see ``_pseudonyms``)."""
         spec = st.spec
         target = quote_ident(spec.name)
-        names = ", ".join(quote_ident(n) for n in spec.names + spec.companion_columns)
+        names = ", ".join(quote_ident(n) for n in spec.warehouse_columns)
         # Usually there is no bad row; then the insert need not look each row up among them.
         where = f"s._row NOT IN (SELECT _row FROM {issues})" if self._issue_count.get(spec.name) else "true"
         relation = self._relation(st, pseudonyms)
@@ -1129,10 +1165,10 @@ class _Run:
 
     def _write_identities(self, st: _Staged, issues: str, pseudonyms: str | None,
                           corrections: str | None = None) -> None:
-        """Clear resident IDs and names of the loaded persons go to the identity vault only; a corrected
-        person's (rows in ``corrections``) replace the vault's."""
-        cert, name = st.columns.get("certno"), st.columns.get("psn_name")
-        if cert is None and name is None:
+        """Clear resident IDs, names and exact birth dates (``Field.vault``) of the loaded persons go to the
+        identity vault only; a corrected person's (rows in ``corrections``) replace the vault's."""
+        cert, name, birth = st.columns.get("certno"), st.columns.get("psn_name"), st.columns.get("brdy")
+        if cert is None and name is None and birth is None:
             return
         vault = Path(self.settings.identity_vault)
         vault.parent.mkdir(parents=True, exist_ok=True)
@@ -1140,28 +1176,35 @@ class _Run:
         con.execute(f"ATTACH {sql_str(str(vault))} AS vault")
         try:
             plain = "VARCHAR USING COMPRESSION uncompressed"  # all different: see warehouse.UNCOMPRESSED_COLUMNS
-            con.execute(f"CREATE TABLE IF NOT EXISTS vault.psn_identity (psn_no {plain}, certno_pseudonym {plain}, "
-                        f"certno {plain}, psn_name VARCHAR, _ingest_batch VARCHAR)")
+            con.execute(warehouse.VAULT_DDL.format(vault="vault", plain=plain))
+            con.execute("ALTER TABLE vault.psn_identity ADD COLUMN IF NOT EXISTS brdy DATE")  # vaults made before
             psn = st.columns["psn_no"].text
+            birth_sql = f"CAST({birth.value} AS DATE)" if birth else "CAST(NULL AS DATE)"
             cert_sql = f"upper({cert.text})" if cert else "CAST(NULL AS VARCHAR)"
             pseud = "p.certno_pseudonym" if pseudonyms else "CAST(NULL AS VARCHAR)"
             source = f"{st.relation} s LEFT JOIN {pseudonyms} p ON p._row = s._row" if pseudonyms else f"{st.relation} s"
             name_sql = name.text if name else "CAST(NULL AS VARCHAR)"
+            good = f"s._row NOT IN (SELECT _row FROM {issues})"
             con.execute(f"""
-                INSERT INTO vault.psn_identity
-                SELECT {psn}, {pseud}, {cert_sql}, {name_sql}, {sql_str(self.batch_id)}
+                INSERT INTO vault.psn_identity (psn_no, certno_pseudonym, certno, psn_name, _ingest_batch, brdy)
+                SELECT {psn}, {pseud}, {cert_sql}, {name_sql}, {sql_str(self.batch_id)}, {birth_sql}
                 FROM {source}
-                WHERE s._row NOT IN (SELECT _row FROM {issues})
-                  AND ({cert_sql} IS NOT NULL OR {name_sql} IS NOT NULL)
+                WHERE {good}
+                  AND ({cert_sql} IS NOT NULL OR {name_sql} IS NOT NULL OR {birth_sql} IS NOT NULL)
                   AND {psn} NOT IN (SELECT psn_no FROM vault.psn_identity)""")
+            if birth:  # a person in the vault before it kept birth dates
+                con.execute(f"""
+                    UPDATE vault.psn_identity AS v SET brdy = n.brdy
+                    FROM (SELECT {psn} AS psn_no, {birth_sql} AS brdy FROM {source} WHERE {good}) n
+                    WHERE v.psn_no = n.psn_no AND v.brdy IS NULL""")
             if corrections:
                 sets = ([f"certno = n.certno", "certno_pseudonym = n.certno_pseudonym"] if cert else []) + (
-                    ["psn_name = n.psn_name"] if name else [])
+                    ["psn_name = n.psn_name"] if name else []) + (["brdy = n.brdy"] if birth else [])
                 con.execute(f"""
                     UPDATE vault.psn_identity AS v
                     SET {", ".join(sets)}, _ingest_batch = {sql_str(self.batch_id)}
                     FROM (SELECT {psn} AS psn_no, {pseud} AS certno_pseudonym, {cert_sql} AS certno,
-                                 {name_sql} AS psn_name
+                                 {name_sql} AS psn_name, {birth_sql} AS brdy
                           FROM {source} WHERE s._row IN (SELECT _row FROM {corrections})) n
                     WHERE v.psn_no = n.psn_no""")
         finally:
@@ -1173,12 +1216,15 @@ class _Run:
 
 
 def _loaded_value(spec: TableSpec, f: Field, c: Column, *, pseudonym: str) -> str | None:
-    """SQL of the value the warehouse stores for field ``f`` of staged column ``c``; None for what it
-    never stores (names). ``pseudonym`` is the SQL of the resident ID's keyed pseudonym."""
+    """SQL of the value the warehouse stores for field ``f`` of staged column ``c`` (in ``f.column``); None
+    for what it never stores (names, ``setl_d.age``). ``pseudonym`` is the SQL of the resident ID's keyed
+    pseudonym. A coarsened field (``Field.coarse``: the birth date) is stored in its coarse form."""
     if spec.name == "psn_info" and f.name == "psn_name":
         return None
     if spec.name == "psn_info" and f.name == "certno":
         return pseudonym
+    if f.coarse is not None:
+        return None if f.coarse.column is None else f.coarse.expr(f"CAST({c.value} AS {f.sql_type})")
     return f"CAST({c.value} AS {f.sql_type})"
 
 
@@ -1367,8 +1413,8 @@ def _rejects_sql(spec: TableSpec, rej: str, header: list[str], offset: int, file
     # Mask personal columns by position, then anything shaped like a resident ID anywhere in the line.
     pieces, start = [], 1
     for i, c in enumerate(lower, start=1):
-        if c in CERTNO_LIKE or c in OTHER_PERSONAL:
-            pieces += [f"parts[{start}:{i - 1}]", f"[{mask_column_sql(c, f'parts[{i}]')}]"]
+        if c in CERTNO_LIKE or c in OTHER_PERSONAL or c in COARSENED:
+            pieces += [f"parts[{start}:{i - 1}]", f"[{mask_raw_sql(c, f'parts[{i}]')}]"]
             start = i + 1
     masked_parts = f"list_concat({', '.join(pieces + [f'parts[{start}:]'])})" if pieces else "parts"
     id_like = r"(^|[^0-9A-Za-z])([0-9]{6})[0-9]{11}([0-9Xx])([^0-9A-Za-z]|$)"

@@ -7,7 +7,7 @@ rest need context, and each has its source here:
 ========================================  ==================================================================
 feature                                   context
 ========================================  ==================================================================
-``age_years``, ``is_after_death``         the person's register row (birth and death dates)
+``age_years``, ``is_after_death``         the person's register row (birth year and death date)
 ``n_psn_setl_same_day``                   the person's settlements that day
 ``days_since_prev_discharge``,            the person's earlier inpatient stays at the same institution
 ``is_readmit_15d``
@@ -228,10 +228,11 @@ class HistorySetl:
 @dataclass(frozen=True)
 class PersonHistory:
     """A person's settlements that count (refunds and what they cancel left out), each with its visit's
-    begin and end, and the register row (``brdy``, ``die_date``)."""
+    begin and end, and the register row (``birth_year``, ``die_date``). The birth year only, as the batch
+    features read it: the warehouse keeps no birth date (the identity vault does, for the age rules)."""
 
     settlements: tuple[HistorySetl, ...] = ()
-    brdy: date | None = None
+    birth_year: int | None = None
     die_date: date | None = None
     known: bool = False  # the person is in the register
 
@@ -248,7 +249,7 @@ class PersonHistory:
     def from_rows(cls, setl_rows: Sequence[tuple], visits: Mapping[str, tuple], person: tuple | None, *,
                   until: datetime | None = None) -> "PersonHistory":
         """From ``setl_d`` rows in :data:`models.rules.history.STORE_COLUMNS` order, visit times by
-        mdtrt_id and the register row ``(gend, brdy, die_date)``."""
+        mdtrt_id and the register row ``(gend, brdy, die_date)`` (of the birth date, the year is kept)."""
         refunded = set()
         for r in setl_rows:
             if r[12] == "1":
@@ -261,7 +262,9 @@ class PersonHistory:
                 continue
             begn, end = visits.get(mdtrt_id, (None, None))
             out.append(HistorySetl(setl_id, mdtrt_id, fix, med_type, setl_time, medfee, begn, end))
-        return cls(tuple(out), person[1] if person else None, person[2] if person else None, person is not None)
+        brdy = person[1] if person else None
+        return cls(tuple(out), brdy.year if brdy is not None else None, person[2] if person else None,
+                   person is not None)
 
 
 @dataclass(frozen=True)
@@ -329,7 +332,9 @@ def settlement_features(visit, history: PersonHistory, *, context: FeatureContex
     v["is_chronic"] = int(med_type.startswith("14"))
     v["is_emergency"] = int(med_type in ("13", "120"))
     v["hosp_level"] = level or 0
-    v["age_years"] = (setl_date - history.brdy).days / 365.25 if history.brdy is not None else None
+    # from the middle (2 July) of the birth year, as features/sql/_stage.sql
+    v["age_years"] = ((setl_date - date(history.birth_year, 7, 2)).days / 365.25
+                      if history.birth_year is not None else None)
     v["age_days"] = (as_of.date() - setl_date).days
     v["ipt_days"] = float(m.ipt_days) if m.ipt_days is not None else None
     begin = m.begntime.date() if m.begntime else None

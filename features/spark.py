@@ -87,15 +87,16 @@ class ParquetExports:
         self.views.add(name)
 
     def contract(self, con: duckdb.DuckDBPyConnection, names) -> None:
-        """Contract tables with their contract columns; one the warehouse lacks (an extract without
-        ``stock_moves``) as an empty table with the contract types."""
+        """Contract tables with their warehouse columns (``TableSpec.stored_fields``: the birth year, not the
+        birth date); one the warehouse lacks (an extract without ``stock_moves``) as an empty table with
+        the warehouse types."""
         for name in names:
             spec = TABLES[name]
             if _has_table(con, name):
-                self.export(con, name, f"SELECT {', '.join(spec.names)} FROM {name}")
+                self.export(con, name, f"SELECT {', '.join(f.column for f in spec.stored_fields)} FROM {name}")
             else:
-                self.export(con, name, f"SELECT {', '.join(f'CAST(NULL AS {f.sql_type}) AS {f.name}' for f in spec.fields)}"
-                                       " WHERE 1 = 0")
+                self.export(con, name, "SELECT " + ", ".join(f"CAST(NULL AS {f.column_type}) AS {f.column}"
+                                                             for f in spec.stored_fields) + " WHERE 1 = 0")
 
     def out(self, *parts: str) -> Path:
         """A folder under the exports for what Spark writes."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from features.codes import FLOAT_CODE_RE as _FLOAT_CODE_RE
-from features.contract import Field, TableSpec, code_values
+from features.contract import TABLES, Field, TableSpec, code_values
 from features.pseudonym import certno_valid_sql, mask_certno_sql, mask_name_sql
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "settlement_total_sql",
     "negative_fee_sql",
     "mask_column_sql",
+    "mask_raw_sql",
+    "COARSENED",
     "quote_ident",
     "sql_str",
 ]
@@ -80,6 +82,10 @@ ISSUE_COLUMNS = ("_row", "field", "reason_code", "check_id", "value", "detail")
 # personal fields plus the identity columns that the national setl_d/mdtrt_d extracts carry as extras.
 CERTNO_LIKE = frozenset({"certno", "mdtrt_cert_no", "psn_cert_no", "card_sn"})
 OTHER_PERSONAL = frozenset({"psn_name", "coner_name", "tel", "addr", "psn_tel", "psn_addr"})
+# Fields the warehouse keeps coarsened (``Field.coarse``): a quarantined row's raw copy shows only what the
+# warehouse would keep (the year of a birth date; nothing of an age). The value a check names stays as
+# written: a bad date is no birth date, and the person fixing it must see it.
+COARSENED = frozenset(f.name for spec in TABLES.values() for f in spec.fields if f.coarse is not None)
 
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL")
@@ -367,6 +373,17 @@ def mask_column_sql(name: str, expr: str) -> str:
     if name in OTHER_PERSONAL:
         return mask_name_sql(expr)
     return expr
+
+
+def mask_raw_sql(name: str, expr: str) -> str:
+    """``expr`` (VARCHAR) of column ``name`` as a quarantined row's raw copy shows it: personal data masked
+    (:func:`mask_column_sql`), a coarsened field (``COARSENED``) cut to the year or starred out."""
+    if name in COARSENED:
+        keeps_year = any(f.coarse.column for spec in TABLES.values() for f in spec.fields if f.name == name
+                         and f.coarse is not None)
+        masked = f"left({expr}, 4) || '-**-**'" if keeps_year else "'**'"
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {masked} END"
+    return mask_column_sql(name, expr)
 
 
 def row_checks(spec: TableSpec, columns: dict[str, Column], *, as_of: datetime) -> list[Check]:

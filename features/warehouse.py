@@ -1,7 +1,9 @@
 """The local warehouse (数据仓库): one DuckDB file holding the contract tables, the quarantine (隔离区) of
 rows that failed validation, and the ingest log.
 
-Warehouse tables have exactly the contract fields, typed by ``Field.sql_type``, plus the companions of
+Warehouse tables have the contract fields, typed by ``Field.sql_type``, but for the fields that would help
+single a person out (``Field.coarse``): ``brdy`` is kept as ``birth_year`` only and ``setl_d.age`` not at all,
+the exact birth date living in the identity vault (``psn_identity.brdy``); plus the companions of
 canonical codes (``<field>_raw``: the code as written when it was not canonical; ``hilist_code_suffix``: a
 local suffix split off a catalogue code; see ``features.codes``) and ``_ingest_batch`` (the number of the
 ingest run that loaded the row: ``ingest_log.batch_no``). Clear resident IDs and names are never stored here; they live in the
@@ -24,12 +26,14 @@ features must be worked out again because a row they depend on was corrected.
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
+from features.config import identity_vault_path
 from features.contract import TABLES, TableSpec
 from features.validate import REASONS, quote_ident
 
@@ -43,7 +47,14 @@ __all__ = [
     "ensure_schema",
     "table_ddl",
     "held_ddl",
+    "identity_vault_path",
+    "birth_dates_view",
+    "migrate_birth_dates",
+    "require_birth_year",
+    "OldWarehouseError",
     "note_ingest_change",
+    "write_rows",
+    "copy_warehouse",
     "list_quarantine",
     "quarantine_counts",
 ]
@@ -119,9 +130,9 @@ def table_ddl(spec: TableSpec) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for one contract table."""
     plain = UNCOMPRESSED_COLUMNS.get(spec.name, frozenset())
     cols = [
-        f"{quote_ident(f.name)} {f.sql_type}"
-        + (" USING COMPRESSION uncompressed" if f.name in plain or f.sql_type == "TIMESTAMP" else "")
-        for f in spec.fields
+        f"{quote_ident(f.column)} {f.column_type}"
+        + (" USING COMPRESSION uncompressed" if f.name in plain or f.column_type == "TIMESTAMP" else "")
+        for f in spec.stored_fields
     ]
     cols += [f"{quote_ident(c)} VARCHAR" for c in spec.companion_columns]
     # A number, not the run's text id: a constant number costs nothing to store, a constant text as much
@@ -133,7 +144,7 @@ def table_ddl(spec: TableSpec) -> str:
 def held_ddl(spec: TableSpec) -> str:
     """``CREATE TABLE IF NOT EXISTS held.<table>``: the warehouse columns of ``spec`` (no ``_ingest_batch``:
     a row gets it when it is released), the run that held it (``_held_batch``) and its source row."""
-    cols = [f"{quote_ident(f.name)} {f.sql_type}" for f in spec.fields]
+    cols = [f"{quote_ident(f.column)} {f.column_type}" for f in spec.stored_fields]
     cols += [f"{quote_ident(c)} VARCHAR" for c in spec.companion_columns]
     cols += ["_held_batch BIGINT", "_held_row BIGINT"]
     return f"CREATE TABLE IF NOT EXISTS held.{quote_ident(spec.name)} ({', '.join(cols)})"
@@ -160,6 +171,165 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     ddl += [f"ALTER TABLE {quote_ident(spec.name)} ADD COLUMN IF NOT EXISTS {quote_ident(c)} VARCHAR"
             for spec in TABLES.values() for c in spec.companion_columns]  # warehouses made before canonical codes
     con.execute(";\n".join(ddl))
+
+
+# The identity vault's person table (身份库): clear resident ID and name, and the exact birth date.
+VAULT_TABLE = "psn_identity"
+VAULT_DDL = ("CREATE TABLE IF NOT EXISTS {vault}.psn_identity (psn_no {plain}, certno_pseudonym {plain}, "
+             "certno {plain}, psn_name VARCHAR, _ingest_batch VARCHAR, brdy DATE)")
+# The relation the rule SQL reads exact birth dates from (``models/rules/sql/_base.sql``, view ``person``).
+BIRTH_DATES = "psn_birth"
+VAULT_ALIAS = "identity_vault"
+
+
+class OldWarehouseError(RuntimeError):
+    """A warehouse made before the birth date moved to the identity vault (it still has ``psn_info.brdy``)."""
+
+
+def require_birth_year(con: duckdb.DuckDBPyConnection, *, database: str | None = None) -> None:
+    """:class:`OldWarehouseError` when the warehouse on ``con`` (its attached ``database``, by default the
+    current one) keeps exact birth dates, made before they moved to the identity vault: the next
+    ``yibao ingest`` migrates it."""
+    if con.execute("SELECT 1 FROM duckdb_columns() WHERE database_name = coalesce(?, current_database()) AND "
+                   "schema_name = 'main' AND table_name = 'psn_info' AND column_name = 'brdy'", [database]).fetchall():
+        raise OldWarehouseError(
+            "仓库为旧格式：psn_info 仍保存精确出生日期 (brdy)。请先运行一次 yibao ingest（可用原批次数据）完成迁移："
+            "出生日期移入身份库，仓库只保留出生年份 (birth_year) "
+            "(old warehouse: exact birth dates in psn_info; run `yibao ingest` once to migrate)")
+
+
+def birth_dates_view(con: duckdb.DuckDBPyConnection, *, vault: Path | None = None, database: str | None = None,
+                     name: str = BIRTH_DATES) -> None:
+    """The temp view ``psn_birth (psn_no, brdy)`` (or ``name``): the exact birth dates of the identity
+    vault, attached read-only; by default the vault beside the file of the warehouse ``database`` (the
+    connection's current database unless named). The 两库 age rules read it.
+
+    Without a vault (a warehouse that never had a person) the view is empty; a warehouse with persons and
+    no vault, or a vault without birth dates, is an error naming the file: the age rules would be silent.
+    """
+    require_birth_year(con, database=database)
+    (db, path) = con.execute("SELECT database_name, path FROM duckdb_databases() "
+                             "WHERE database_name = coalesce(?, current_database())", [database]).fetchone()
+    if vault is None and path:
+        vault = identity_vault_path(Path(path))
+    attached = {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+    has_dates = VAULT_ALIAS in attached
+    if not has_dates and vault is not None and Path(vault).is_file():
+        con.execute(f"ATTACH {_sql_str(str(vault))} AS {VAULT_ALIAS} (READ_ONLY)")
+        has_dates = bool(con.execute(
+            "SELECT 1 FROM duckdb_columns() WHERE database_name = ? AND table_name = ? AND column_name = 'brdy'",
+            [VAULT_ALIAS, VAULT_TABLE]).fetchall())
+        if not has_dates:
+            con.execute(f"DETACH {VAULT_ALIAS}")
+    if has_dates:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT psn_no, brdy FROM "
+                    f"{VAULT_ALIAS}.{VAULT_TABLE} WHERE brdy IS NOT NULL")
+        return
+    persons = con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
+                          "AND table_name = 'psn_info'", [db]).fetchall()
+    if persons and con.execute(f"SELECT 1 FROM {quote_ident(db)}.main.psn_info LIMIT 1").fetchall():
+        raise FileNotFoundError(
+            f"身份库中没有出生日期 (no birth dates in the identity vault) {vault}：限年龄规则需要它。"
+            "复制仓库时须连同身份库一起复制 (copy the vault with the warehouse)，"
+            "或用 yibao ingest 重新入库参保人表 (psn_info)")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
+                "SELECT CAST(NULL AS VARCHAR) AS psn_no, CAST(NULL AS DATE) AS brdy WHERE false")
+
+
+def migrate_birth_dates(con: duckdb.DuckDBPyConnection, vault: Path) -> int:
+    """Move the exact birth dates of a warehouse made before they went to the identity vault: every
+    ``psn_info.brdy`` to ``vault`` (``psn_identity.brdy``, by psn_no), then each coarsened column
+    (``Field.coarse``) of the contract and held tables replaced by its coarse form (``birth_year``;
+    ``setl_d.age`` dropped). Returns the persons whose birth date moved; 0 for a current warehouse.
+
+    The dropped columns' blocks are freed, not wiped: copy the file (``COPY FROM DATABASE``) to be sure the
+    old values are gone from the disk too.
+    """
+    moved = 0
+    if _has_column(con, "psn_info", "brdy"):
+        vault = Path(vault)
+        con.execute(f"ATTACH {_sql_str(str(vault))} AS migrate_vault")
+        try:
+            plain = "VARCHAR USING COMPRESSION uncompressed"
+            con.execute(VAULT_DDL.format(vault="migrate_vault", plain=plain))
+            con.execute("ALTER TABLE migrate_vault.psn_identity ADD COLUMN IF NOT EXISTS brdy DATE")
+            con.execute("""
+                UPDATE migrate_vault.psn_identity v SET brdy = p.brdy FROM main.psn_info p
+                WHERE v.psn_no = p.psn_no AND v.brdy IS NULL""")
+            con.execute("""
+                INSERT INTO migrate_vault.psn_identity (psn_no, brdy, _ingest_batch)
+                SELECT psn_no, brdy, 'migrated' FROM main.psn_info p
+                WHERE brdy IS NOT NULL AND psn_no NOT IN (SELECT psn_no FROM migrate_vault.psn_identity)""")
+            (moved,) = con.execute("SELECT count(*) FROM main.psn_info WHERE brdy IS NOT NULL").fetchone()
+        finally:
+            con.execute("DETACH migrate_vault")
+        try:
+            os.chmod(vault, 0o600)
+        except OSError:
+            pass
+    for spec in TABLES.values():
+        for schema in ("main", "held"):
+            table = f"{schema}.{quote_ident(spec.name)}"
+            for f in spec.fields:
+                if f.coarse is None or not _has_column(con, spec.name, f.name, schema=schema):
+                    continue
+                if f.coarse.column is not None:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote_ident(f.coarse.column)} "
+                                f"{f.coarse.sql_type}")
+                    con.execute(f"UPDATE {table} SET {quote_ident(f.coarse.column)} = "
+                                f"{f.coarse.expr(quote_ident(f.name))}")
+                con.execute(f"ALTER TABLE {table} DROP COLUMN {quote_ident(f.name)}")
+    return int(moved)
+
+
+def copy_warehouse(source: Path, target: Path) -> Path:
+    """Copy a warehouse file and, when there is one, its identity vault beside it (the age rules read the
+    vault's birth dates: a warehouse copied alone has none). Returns ``target``."""
+    source, target = Path(source), Path(target)
+    shutil.copyfile(source, target)
+    vault = identity_vault_path(source)
+    if vault.is_file():
+        shutil.copyfile(vault, identity_vault_path(target))
+        os.chmod(identity_vault_path(target), 0o600)
+    return target
+
+
+def write_rows(con: duckdb.DuckDBPyConnection, table: str, relation: str, *, vault: Path | None = None) -> None:
+    """Append the rows of ``relation`` (a registered frame or a table, in contract field names) to the
+    warehouse ``table`` as the ingest stores them, without its checks: for hand-built warehouses (tests,
+    fixtures). A coarsened field goes in coarse (``birth_year``), one the warehouse does not keep is left
+    out, and ``psn_info.brdy`` goes to the identity ``vault`` (default: the one beside the warehouse)."""
+    spec = TABLES[table]
+    have = {r[0] for r in con.execute(f"SELECT * FROM {relation} LIMIT 0").description}
+    cols, values = [], []
+    for f in spec.fields:
+        if f.name not in have or f.column is None:
+            continue
+        cols.append(quote_ident(f.column))
+        typed = f"CAST({quote_ident(f.name)} AS {f.sql_type})"
+        values.append(typed if f.coarse is None else f.coarse.expr(typed))
+    for c in spec.companion_columns:
+        if c in have:
+            cols.append(quote_ident(c))
+            values.append(quote_ident(c))
+    con.execute(f"INSERT INTO main.{quote_ident(table)} ({', '.join(cols)}) SELECT {', '.join(values)} FROM {relation}")
+    vaulted = [f.name for f in spec.fields if f.vault and f.name in have]
+    if not vaulted:
+        return
+    if vault is None:
+        (path,) = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+        vault = identity_vault_path(Path(path))
+    con.execute(f"ATTACH {_sql_str(str(vault))} AS write_vault")
+    try:
+        con.execute(VAULT_DDL.format(vault="write_vault", plain="VARCHAR"))
+        sets = ", ".join(f"{quote_ident(n)} = CAST(r.{quote_ident(n)} AS DATE)" for n in vaulted)
+        con.execute(f"UPDATE write_vault.psn_identity v SET {sets} FROM {relation} r WHERE v.psn_no = r.psn_no")
+        names = ", ".join(quote_ident(n) for n in vaulted)
+        con.execute(f"INSERT INTO write_vault.psn_identity (psn_no, {names}) SELECT psn_no, "
+                    + ", ".join(f"CAST({quote_ident(n)} AS DATE)" for n in vaulted)
+                    + f" FROM {relation} WHERE psn_no NOT IN (SELECT psn_no FROM write_vault.psn_identity)")
+    finally:
+        con.execute("DETACH write_vault")
 
 
 def list_quarantine(
@@ -245,10 +415,14 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(rows)
 
 
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str, *, schema: str = "main") -> bool:
     return bool(con.execute(
-        "SELECT 1 FROM duckdb_columns() WHERE database_name = current_database() AND table_name = ? "
-        "AND column_name = ?", [table, column]).fetchall())
+        "SELECT 1 FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = ? "
+        "AND table_name = ? AND column_name = ?", [schema, table, column]).fetchall())
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _cores() -> int:

@@ -238,7 +238,7 @@ def visit_from_warehouse(con: duckdb.DuckDBPyConnection, setl_id: str) -> dict:
     parts: dict[str, Any] = {}
     for part, table in (("setl", "setl_d"), ("mdtrt", "mdtrt_d"), ("lines", "fee_list_d"),
                         ("diagnoses", "setl_list_diag_d")):
-        cols = [f.name for f in TABLES[table].fields]
+        cols = [f.name for f in TABLES[table].fields if f.coarse is None]  # the warehouse keeps no birth date
         key = ("mdtrt_id = (SELECT mdtrt_id FROM setl_d WHERE setl_id = $s)" if table == "mdtrt_d"
                else "setl_id = $s")
         cur = con.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE {key}", {"s": setl_id})

@@ -78,7 +78,10 @@ SELECT s.setl_id, s.mdtrt_id, s.psn_no, s.fixmedins_code, s.med_type, s.setl_tim
        -- 外伤 (S/T main diagnosis): candidates for third-party liability
        CASE WHEN SUBSTR(COALESCE(m.dscg_maindiag_code, s.dise_no, ''), 1, 1) IN ('S', 'T') THEN 1 ELSE 0 END
            AS is_injury,
-       CAST(DATE_DIFF('day', p.brdy, CAST(s.setl_time AS DATE)) AS DOUBLE) / 365.25 AS age_years,
+       -- the warehouse keeps the birth year only (the date is in the identity vault): age from the year's
+       -- middle, 2 July, off by half a year at most (features.online and feat_psn.sql do the same)
+       CAST(DATE_DIFF('day', MAKE_DATE(p.birth_year, 7, 2), CAST(s.setl_time AS DATE)) AS DOUBLE) / 365.25
+           AS age_years,
        CASE WHEN p.die_date IS NOT NULL AND CAST(s.setl_time AS DATE) > p.die_date THEN 1 ELSE 0 END
            AS is_after_death
 FROM setl_d s

@@ -87,7 +87,9 @@ refill AS (
     GROUP BY psn_no
 )
 SELECT p.psn_no,
-       CAST(DATE_DIFF('day', p.brdy, CAST({{ as_of }} AS DATE)) AS DOUBLE) / 365.25 AS age_years,
+       -- from the middle (2 July) of the birth year, as in _stage.sql: the warehouse keeps no birth date
+       CAST(DATE_DIFF('day', MAKE_DATE(p.birth_year, 7, 2), CAST({{ as_of }} AS DATE)) AS DOUBLE) / 365.25
+           AS age_years,
        CASE WHEN p.gend = '2' THEN 1 ELSE 0 END AS is_female,
        CASE WHEN p.die_date IS NOT NULL AND p.die_date <= CAST({{ as_of }} AS DATE) THEN 1 ELSE 0 END AS is_dead,
        CASE WHEN SUBSTR(p.insu_admdvs, 1, 4) <> rg.region_city THEN 1 ELSE 0 END AS is_insured_elsewhere,

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 import duckdb
 
-from features.warehouse import connect
+from features.warehouse import BIRTH_DATES, birth_dates_view, connect
 from models.rules.config import SQL_DIR, Rule, RuleConfig, RuleConfigError, load_config, sql_params
 from models.rules.coverage import silent_rules, unmatched_codes
 from models.rules.exemptions import apply_exemptions, ensure_exemption_tables
@@ -314,9 +314,16 @@ def prepare_session(con: duckdb.DuckDBPyConnection, config: RuleConfig, *, since
     """Create the session tables (``rule_codes``, ``rule_window``) and the base views on *con*.
 
     The contract tables and ``rule_pack`` must be visible under their names (warehouse tables, or the
-    temp tables of a precheck). Base views named in *materialize* are computed once into temp tables
+    temp tables of a precheck), and so must ``psn_birth (psn_no, brdy)``, the exact birth dates: when it
+    is not, the identity vault beside the connection's warehouse is attached read-only for it
+    (``features.warehouse.birth_dates_view``). Base views named in *materialize* are computed once into temp tables
     (a batch run reads the settlements many times).
     """
+    if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ? UNION ALL "
+                       "SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [BIRTH_DATES, BIRTH_DATES]).fetchall():
+        # The exact birth dates the age rules need: the identity vault beside the warehouse, read-only
+        # (a precheck session brings its own psn_birth).
+        birth_dates_view(con)
     con.execute("CREATE OR REPLACE TEMP TABLE rule_codes (code_set VARCHAR, code VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO rule_codes VALUES (?, ?, ?)", config.code_rows())
     con.execute("CREATE OR REPLACE TEMP TABLE rule_window AS SELECT CAST(? AS TIMESTAMP) AS since, "

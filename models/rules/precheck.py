@@ -61,7 +61,9 @@ import duckdb
 import pyarrow as pa
 
 from features.codes import CodeMap
+from features.config import identity_vault_path
 from features.contract import TABLES
+from features.warehouse import BIRTH_DATES, VAULT_ALIAS, birth_dates_view
 from models.rules.config import RuleConfig, RuleConfigError, load_config
 from models.rules.engine import (ALL_TIME, HIT_COLUMNS, RULE_OUTPUT, _lit, base_statements, check_rules,
                                  hit_select, prepare_session, rule_body, store_pack)
@@ -577,10 +579,13 @@ def _load_store(db: duckdb.DuckDBPyConnection, warehouse: Path, since: date | da
                 "fee_list_d": "WHERE setl_id IN (SELECT setl_id FROM store.hist_setl_d)",
                 "setl_list_diag_d": "WHERE setl_id IN (SELECT setl_id FROM store.hist_setl_d)",
                 "psn_info": ""} if since is not None else dict.fromkeys(_HISTORY, "")
+        # the exact birth dates are the identity vault's (the warehouse keeps the birth year): read-only
+        birth_dates_view(db, database="wh", vault=identity_vault_path(warehouse), name="wh_birth")
         for table in _HISTORY:
-            columns = ", ".join(f.name for f in TABLES[table].fields)
-            db.execute(f"CREATE TABLE store.hist_{table} AS SELECT hash(psn_no) AS _psn_key, {columns} "
-                       f"FROM wh.{table} {keep[table]} ORDER BY _psn_key",
+            columns = ", ".join(_store_column(f) for f in TABLES[table].fields)
+            birth = "LEFT JOIN wh_birth b ON b.psn_no = w.psn_no" if table == "psn_info" else ""
+            db.execute(f"CREATE TABLE store.hist_{table} AS SELECT hash(w.psn_no) AS _psn_key, {columns} "
+                       f"FROM wh.{table} w {birth} {keep[table]} ORDER BY _psn_key",
                        {"since": since} if "$since" in keep[table] else None)
         for table in ("fixmedins", "hilist"):
             db.execute(f"CREATE TABLE {table} AS SELECT * FROM wh.{table}")
@@ -588,6 +593,8 @@ def _load_store(db: duckdb.DuckDBPyConnection, warehouse: Path, since: date | da
         if "rule_exemptions" in have:
             db.execute("CREATE TABLE rule_exemptions AS SELECT * FROM wh.rule_exemptions")
     finally:
+        db.execute("DROP VIEW IF EXISTS wh_birth")
+        db.execute(f"DETACH DATABASE IF EXISTS {VAULT_ALIAS}")
         db.execute("DETACH wh")
     return store_pack(db)
 
@@ -610,6 +617,18 @@ def _load_region_views(db: duckdb.DuckDBPyConnection, have: set[str]) -> None:
     finally:
         db.execute("RESET search_path")
         db.execute("DROP VIEW IF EXISTS refunded_setl")
+
+
+def _store_column(f) -> str:
+    """SQL (over the warehouse row ``w`` and the vault's birth date ``b``) of contract field ``f`` in the
+    history store: as the warehouse keeps it; the exact value from the vault for a field the warehouse
+    coarsens and the vault keeps (``Field.vault``: the birth date); NULL for one nobody keeps
+    (``setl_d.brdy``, ``setl_d.age``: the rules read the person's)."""
+    if f.coarse is None:
+        return f"w.{f.name}"
+    if f.vault:
+        return f"b.{f.name} AS {f.name}"
+    return f"CAST(NULL AS {f.sql_type}) AS {f.name}"
 
 
 def _history_index(db: duckdb.DuckDBPyConnection, rules, config: RuleConfig) -> dict[str, tuple]:
@@ -635,6 +654,8 @@ def _contract_sources() -> dict[str, str]:
         if table in _VISIT_PARTS:
             source = f"({source}) UNION ALL (SELECT {columns} FROM _visit_{table})"
         out[table] = source
+    # the exact birth date, as the batch run reads it from the vault (models/rules/sql/_base.sql, person)
+    out[BIRTH_DATES] = f"SELECT psn_no, brdy FROM store.hist_psn_info WHERE {_KEY_MATCH}"
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from features.spark import ParquetExports
+from features.warehouse import BIRTH_DATES
 from features.spark_sql import to_spark
 from models.rules.config import Rule, RuleConfig
 from models.rules.engine import BATCH_MATERIALIZED, RuleSqlError, base_statements, rule_body, rule_window
@@ -50,6 +51,9 @@ class SparkRules:
         self.exports = exports
         spark = exports.spark
         exports.contract(con, RULE_SOURCE_TABLES)
+        # the exact birth dates for the age rules: the vault's view of the DuckDB session (prepare_session);
+        # the Parquet copy lives in the exports' folder, removed with it
+        exports.export(con, BIRTH_DATES, f"SELECT psn_no, brdy FROM {BIRTH_DATES}", fresh=True)
         exports.export(con, "rule_pack", fresh=True)
         codes = [f"({sql_literal(s)}, {sql_literal(c)}, {sql_literal(v)})" for s, c, v in config.code_rows()]
         spark.sql(to_spark(f"SELECT * FROM (VALUES {', '.join(codes) or '(NULL, NULL, NULL)'}) t(code_set, code, value)"

@@ -11,7 +11,7 @@ import pytest
 
 from features.build import FeatureBuildError, as_of_literal, build_features, stage_blocks
 from features.catalogue import TABLES, markdown
-from features.warehouse import ensure_schema
+from features.warehouse import ensure_schema, write_rows
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 
@@ -98,7 +98,7 @@ def make_mini_warehouse(path: Path) -> Path:
         ensure_schema(con)
         for name, df in _mini_tables().items():
             con.register("df", df)
-            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM df")
+            write_rows(con, name, "df")
             con.unregister("df")
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from types import SimpleNamespace
 
 import duckdb
@@ -572,3 +573,78 @@ def test_report_progress_and_counts(region, write, settings):
 def test_quarantine_helpers_on_missing_warehouse(tmp_path):
     with pytest.raises(FileNotFoundError):
         quarantine_counts(tmp_path / "none.duckdb")
+
+
+# -- birth dates: the year in the warehouse, the date in the identity vault ---------------------------
+
+
+def _vault_birth_dates(settings) -> dict:
+    with duckdb.connect(str(settings.identity_vault), read_only=True) as con:
+        return dict(con.execute("SELECT psn_no, brdy FROM psn_identity").fetchall())
+
+
+def test_the_warehouse_keeps_the_birth_year_and_the_vault_the_date(region, write, settings):
+    set_row(region, "psn_info", "PSN003", gend="9")  # quarantined: its raw row must not show the date either
+    report = ingest(write(region), settings)
+    assert report.table("psn_info").loaded == 2
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert dict(con.execute("SELECT psn_no, birth_year FROM psn_info").fetchall()) == {"PSN001": 1980, "PSN002": 1992}
+        columns = {t: [r[0] for r in con.execute(f"DESCRIBE {t}").fetchall()] for t in ("psn_info", "setl_d")}
+        dated = con.execute("SELECT count(*) FROM duckdb_columns() WHERE data_type = 'DATE' "
+                            "AND (column_name ILIKE '%brdy%' OR column_name ILIKE '%birth%')").fetchone()[0]
+        setl_years = {r[0] for r in con.execute("SELECT DISTINCT birth_year FROM setl_d").fetchall()}
+    assert "brdy" not in columns["psn_info"] and not {"brdy", "age"} & set(columns["setl_d"]) and dated == 0
+    assert setl_years <= {1980, 1992, 2015, None}
+    assert _vault_birth_dates(settings) == {"PSN001": date(1980, 1, 1), "PSN002": date(1992, 3, 15)}
+    raw = json.loads(list_quarantine(settings.warehouse, table="psn_info").iloc[0].raw)
+    assert raw["brdy"] == "2015-**-**" and "2015-07-20" not in json.dumps(raw)
+
+
+def test_a_birth_date_corrected_within_its_year_is_a_correction(region, write, settings):
+    ingest(write(region, name="a"), settings)
+    set_row(region, "psn_info", "PSN002", brdy="1992-03-16")  # the warehouse's birth year does not change
+    src = write(region, name="b")
+    held = ingest(src, settings)
+    assert quarantined(settings, "psn_info") == {("psn_info", "PSN002", "brdy", "changed_after_load")}
+    assert held.table("psn_info").corrected == 0 and _vault_birth_dates(settings)["PSN002"] == date(1992, 3, 15)
+    applied = ingest(src, settings, apply_corrections=True)
+    assert applied.table("psn_info").corrected == 1
+    assert _vault_birth_dates(settings)["PSN002"] == date(1992, 3, 16)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT birth_year FROM psn_info WHERE psn_no = 'PSN002'").fetchone() == (1992,)
+        old = json.loads(con.execute("SELECT old_row FROM row_versions WHERE row_key = 'PSN002'").fetchone()[0])
+    assert old["birth_year"] == 1992 and "brdy" not in old  # the old version keeps no date either
+
+
+def test_a_warehouse_made_before_is_refused_by_the_rules_then_migrated_by_ingest(region, write, settings):
+    from features.warehouse import OldWarehouseError, birth_dates_view
+
+    src = write(region)
+    ingest(src, settings)
+    with duckdb.connect(str(settings.warehouse)) as con:  # the old layout: exact dates in the warehouse
+        con.execute(f"ATTACH '{settings.identity_vault}' AS v")
+        con.execute("ALTER TABLE psn_info ADD COLUMN brdy DATE")
+        con.execute("UPDATE psn_info p SET brdy = v.brdy FROM v.psn_identity v WHERE v.psn_no = p.psn_no")
+        con.execute("ALTER TABLE v.psn_identity DROP COLUMN brdy")
+        for table in ("main.setl_d", "held.setl_d"):
+            con.execute(f"ALTER TABLE {table} ADD COLUMN brdy DATE")
+            con.execute(f"ALTER TABLE {table} ADD COLUMN age DOUBLE")
+        con.execute("UPDATE setl_d s SET brdy = p.brdy, age = 40 FROM psn_info p WHERE p.psn_no = s.psn_no")
+        for table in ("main.psn_info", "main.setl_d", "held.setl_d"):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN birth_year")
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con, pytest.raises(OldWarehouseError,
+                                                                                    match="yibao ingest"):
+        birth_dates_view(con)
+    report = ingest(src, settings)  # the same extract: nothing new, but the layout is migrated
+    assert any("迁移" in n for n in report.table("psn_info").notes)
+    assert all(t.unchanged == t.rows_in for t in report.tables if t.status == "ok")
+    assert _vault_birth_dates(settings)["PSN002"] == date(1992, 3, 15)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT birth_year FROM psn_info WHERE psn_no = 'PSN002'").fetchone() == (1992,)
+        for schema, table in (("main", "psn_info"), ("main", "setl_d"), ("held", "setl_d")):
+            cols = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? "
+                                              "AND table_name = ?", [schema, table]).fetchall()}
+            assert "brdy" not in cols and "age" not in cols and "birth_year" in cols, (schema, table)
+        assert dict(con.execute("SELECT setl_id, birth_year FROM setl_d").fetchall())["S001"] == 1980
+        birth_dates_view(con)
+        assert con.execute("SELECT brdy FROM psn_birth WHERE psn_no = 'PSN001'").fetchone() == (date(1980, 1, 1),)

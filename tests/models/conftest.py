@@ -1,8 +1,6 @@
 """Session fixtures for the rule-engine tests: the hand-built case warehouse and the tiny region's warehouse."""
 
 from __future__ import annotations
-
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -10,6 +8,7 @@ import pandas as pd
 import pytest
 
 from rules_mini import case_region
+from features.warehouse import copy_warehouse
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +37,7 @@ def case_hits(case_warehouse) -> pd.DataFrame:
 def case_copy(case_warehouse, tmp_path) -> Path:
     """A private copy of the case warehouse, for tests that write."""
     target = tmp_path / "cases.duckdb"
-    shutil.copyfile(case_warehouse, target)
+    copy_warehouse(case_warehouse, target)
     return target
 
 

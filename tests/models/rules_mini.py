@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from features.contract import TABLES
-from features.warehouse import ensure_schema
+from features.warehouse import ensure_schema, write_rows
 from models.rules import load_pack
 
 __all__ = ["MiniRegion", "case_region", "lookalike_cases", "CODES", "visit_dict"]
@@ -121,7 +121,7 @@ class MiniRegion:
                 if rows:
                     frame = pd.DataFrame(rows)
                     con.register("_rows", frame)
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+                    write_rows(con, table, "_rows")  # psn_info.brdy to the identity vault beside it
                     con.unregister("_rows")
         return path
 
@@ -477,7 +477,8 @@ def warehouse_visit(con, setl_id: str) -> dict:
     def rows(sql):
         cur = con.execute(sql, [setl_id])
         names = [d[0] for d in cur.description]
-        return [{k: v for k, v in zip(names, r) if k != "_ingest_batch"} for r in cur.fetchall()]
+        # the warehouse's own columns but those no visit carries (_ingest_batch; birth_year, kept for brdy)
+        return [{k: v for k, v in zip(names, r) if k not in ("_ingest_batch", "birth_year")} for r in cur.fetchall()]
 
     mdtrt = rows("SELECT m.* FROM mdtrt_d m JOIN setl_d s USING (mdtrt_id) WHERE s.setl_id = ?")
     return {"setl": rows("SELECT * FROM setl_d WHERE setl_id = ?")[0], "mdtrt": mdtrt[0] if mdtrt else None,

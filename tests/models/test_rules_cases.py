@@ -96,3 +96,11 @@ def test_messages_speak_to_the_doctor(case_hits):
     assert msg["split_admission"].startswith("患者2025-03-08出院后7天即再次入住同一机构")
     assert "已收4次" in msg["liangku_frequency"]
     assert "65.0%" in msg["vbp_noncompliance"] and "42.0%" in msg["vbp_noncompliance"]
+
+
+def test_an_age_hit_keeps_no_birth_date(case_hits):
+    # the age in days on the fee's day is the birth date once the fee's date is subtracted: a hit keeps
+    # it only for a limit in days (新生儿), where it is the evidence; the warehouse keeps no birth date
+    hit = case_hits[(case_hits.rule_id == "liangku_age") & case_hits.psn_no.str.startswith("P-AGE-HIT")]
+    detail = json.loads(hit.detail.iloc[0])
+    assert detail["age_years"] == 30 and detail["age_max"] >= 1 and detail["age_days"] is None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import duckdb
 
 from models.rules.config import DEFAULT_CONFIG, load_config
 from models.rules.coverage import unmatched_in_warehouse
 from models.rules.engine import run_rules
+from features.warehouse import copy_warehouse
 
 _DUPLICATE_PACK_ITEMS = """(SELECT hilist_code FROM rule_pack WHERE rule_kind = 'duplicate_charge'
                            UNION SELECT related_code FROM rule_pack WHERE rule_kind = 'duplicate_charge')"""
@@ -16,7 +15,7 @@ _DUPLICATE_PACK_ITEMS = """(SELECT hilist_code FROM rule_pack WHERE rule_kind = 
 
 def test_a_rule_family_whose_codes_the_extract_writes_otherwise_is_warned_about(tiny_warehouse, tmp_path):
     wh = tmp_path / "w.duckdb"
-    shutil.copy(tiny_warehouse, wh)
+    copy_warehouse(tiny_warehouse, wh)
     config = load_config(DEFAULT_CONFIG)
     before = run_rules(wh, config)
     assert before.rule("liangku_duplicate_charge").hits > 0

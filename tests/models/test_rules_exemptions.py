@@ -1,8 +1,6 @@
 """Exemptions (白名单): covered hits are set aside, not lost; they come back when the exemption ends."""
 
 from __future__ import annotations
-
-import shutil
 from datetime import date, timedelta
 
 import duckdb
@@ -12,6 +10,7 @@ from typer.testing import CliRunner
 from models.rules.config import DEFAULT_CONFIG, load_config
 from models.rules.engine import run_rules
 from models.rules.exemptions import ExemptionError, add_exemption, list_exemptions, revoke_exemption
+from features.warehouse import copy_warehouse
 
 FAR = (date.today() + timedelta(days=365)).isoformat()
 
@@ -19,7 +18,7 @@ FAR = (date.today() + timedelta(days=365)).isoformat()
 @pytest.fixture()
 def wh(tiny_warehouse, tmp_path):
     path = tmp_path / "w.duckdb"
-    shutil.copy(tiny_warehouse, path)
+    copy_warehouse(tiny_warehouse, path)
     return path
 
 

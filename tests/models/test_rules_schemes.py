@@ -6,7 +6,6 @@ is not. And on the tiny region, against its labels.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -19,6 +18,7 @@ from schemes_mini import EXPECTED, SCHEME_RULES, scheme_region
 from models.rules.config import load_config
 from models.rules.engine import run_rules
 from models.rules.evaluate import evaluate
+from features.warehouse import copy_warehouse
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_fake_treatment_areas_and_excess(hits):
 
 def test_thresholds_and_evidence_cap_come_from_the_config(scheme_warehouse, tmp_path):
     path = tmp_path / "schemes.duckdb"
-    shutil.copyfile(scheme_warehouse, path)
+    copy_warehouse(scheme_warehouse, path)
     config = load_config()
     tighter = {"over_examination": {"min_ratio_doctor": 3.5, "min_ratio_institution": 3.5},
                "drug_substitution": {"max_evidence_lines": 5},

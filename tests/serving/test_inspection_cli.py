@@ -6,15 +6,14 @@ import json
 
 import pandas as pd
 from typer.testing import CliRunner
+from features.warehouse import copy_warehouse
 
 
 def test_cli_credit_and_inspection_on_tiny(tiny_warehouse, tiny_trained, tmp_path):
-    import shutil
-
     from serving.cli import app
 
     wh = tmp_path / "warehouse.duckdb"
-    shutil.copy(tiny_warehouse, wh)
+    copy_warehouse(tiny_warehouse, wh)
     bundle = tiny_trained[1].report_dir / "scorer_bundle.joblib"
     runner = CliRunner()
     res = runner.invoke(app, ["credit", "--warehouse", str(wh), "--bundle", str(bundle), "--json"])

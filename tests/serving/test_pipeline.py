@@ -6,6 +6,7 @@ import pytest
 
 from features.config import load_settings
 from serving.pipeline import PipelineError, run_pipeline
+from features.warehouse import copy_warehouse
 
 BATCH = ("ingest", "rules", "graph", "features")
 
@@ -32,13 +33,12 @@ def test_two_runs_of_the_same_extract_give_the_same_tables_and_a_rerun_skips(tin
 
 
 def test_a_changed_rule_config_reruns_the_rules_and_what_follows(tiny_warehouse, tmp_path):
-    import shutil
     from dataclasses import replace
 
     from models.rules.config import load_config
 
     wh = tmp_path / "warehouse.duckdb"
-    shutil.copy(tiny_warehouse, wh)
+    copy_warehouse(tiny_warehouse, wh)
     s = load_settings(warehouse=wh)
     run_pipeline(s, stages=("rules", "graph"))
     config = load_config()

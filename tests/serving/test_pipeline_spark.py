@@ -26,6 +26,7 @@ import pytest
 from features.catalogue import SNAPSHOTS, TABLES
 from features.config import load_settings
 from serving.pipeline import run_pipeline
+from features.warehouse import copy_warehouse
 
 BATCH = ("ingest", "rules", "graph", "features")
 
@@ -49,7 +50,7 @@ def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained,
     for engine in ("duckdb", "spark"):
         warehouse = tmp_path / engine / "warehouse.duckdb"
         warehouse.parent.mkdir()
-        shutil.copy(reference, warehouse)
+        copy_warehouse(reference, warehouse)
         reports[engine] = run_pipeline(load_settings(warehouse=warehouse), stages=("screen",), engine=engine,
                                        spark=spark if engine == "spark" else None, bundle_path=bundle).stage("screen")
     on_duck, on_spark = reports["duckdb"], reports["spark"]
@@ -75,7 +76,7 @@ def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb,
     reference, duck = on_duckdb
     out = tmp_path / "work"
     out.mkdir()
-    shutil.copy(reference, out / "warehouse.duckdb")  # ingested and graphed on DuckDB; rules and features redone
+    copy_warehouse(reference, out / "warehouse.duckdb")  # ingested and graphed on DuckDB; rules and features redone
     cluster = StandaloneCluster(workers=1, cores=2)
     with cluster:
         assert len(cluster.alive()) >= 2  # a master and a worker

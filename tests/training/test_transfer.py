@@ -10,6 +10,7 @@ import pytest
 from models.bundle import RegionScale
 from training.dataset import ring_truth
 from training.transfer import judge_clues, warehouse_of
+from features.warehouse import copy_warehouse
 
 
 def test_judge_counts_labelled_fraudsters_and_matching_rings(tiny_warehouse):
@@ -77,15 +78,13 @@ def test_warehouse_of_a_run_folder(tmp_path):
 
 
 def test_a_region_calibrates_the_shipped_model_on_its_first_outcomes(tiny_warehouse, tiny_trained, tmp_path):
-    import shutil
-
     from models.calibration import RegionCalibration
     from models.screening import screen
     from training.calibrate import calibrate_region, region_outcomes
 
     _, result = tiny_trained
     wh = tmp_path / "warehouse.duckdb"
-    shutil.copy(tiny_warehouse, wh)
+    copy_warehouse(tiny_warehouse, wh)
     with duckdb.connect(str(wh), read_only=True) as con:
         outcomes = region_outcomes(con, sources=("simulated",))
         assert region_outcomes(con).empty  # no verified outcomes in a simulated region

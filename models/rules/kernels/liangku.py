@@ -61,7 +61,9 @@ def age(params: dict[str, Any], c: Claims) -> list[RuleRow]:
         if too_old or too_young:
             out.append(line_row(ln, {
                 "hilist_code": ln.hilist_code, "hilist_name": ln.hilist_name, "limit_zh": value_text,
-                "age_years": years, "age_days": days, "age_min": age_min, "age_max": duck_round(age_max, 4),
+                # the age in days only for a limit in days (新生儿): with the fee's date it is the birth date
+                "age_years": years, "age_days": days if age_max is not None and age_max < 1 else None,
+                "age_min": age_min, "age_max": duck_round(age_max, 4),
                 "point_id": point_id}))
     return out
 

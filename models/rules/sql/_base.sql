@@ -50,9 +50,11 @@ LEFT JOIN med_type_class mc ON mc.med_type = s.med_type
 WHERE s.setl_time >= w.history_from
   AND NOT EXISTS (SELECT 1 FROM refunded_setl r WHERE r.setl_id = s.setl_id);
 
--- Persons: sex, birth date and death date from the register (psn_info).
+-- Persons: sex and death date from the register (psn_info); the exact birth date from the identity vault
+-- (psn_birth: the warehouse keeps the birth year only; the engine attaches the vault read-only).
 CREATE OR REPLACE TEMP VIEW person AS
-SELECT psn_no, gend, brdy, die_date, insutype, insu_admdvs FROM psn_info;
+SELECT p.psn_no, p.gend, b.brdy, p.die_date, p.insutype, p.insu_admdvs
+FROM psn_info p LEFT JOIN psn_birth b ON b.psn_no = p.psn_no;
 
 -- Fee lines of the settlements that count, with what the rules need from the settlement and the person.
 CREATE OR REPLACE TEMP VIEW claim_line AS
