@@ -526,16 +526,17 @@ def _line_totals(lines: Sequence[Any], ref: Reference) -> dict[str, float]:
 
 
 def _rule_hit_columns(hits: Iterable[Any], setl_id: str, typologies: Sequence[str]) -> dict[str, Any]:
-    """``rule_hits.sql`` for the hits of one settlement."""
-    out: dict[str, Any] = {"rh_n_hits": 0, "rh_amt_hits": 0.0}
+    """``rule_hits.sql`` for the hits of one settlement; amounts summed in fen-exact Decimal, as the SQL
+    sums DECIMAL, then made floats."""
+    out: dict[str, Any] = {"rh_n_hits": 0, "rh_amt_hits": Decimal(0)}
     rules, types = set(), set()
     for t in typologies:
-        out[f"rh_n_{t}"], out[f"rh_amt_{t}"] = 0, 0.0
+        out[f"rh_n_{t}"], out[f"rh_amt_{t}"] = 0, Decimal(0)
     for h in hits:
         get = h.get if isinstance(h, Mapping) else (lambda k, h=h: getattr(h, k, None))
         if get("setl_id") != setl_id:
             continue
-        amount = float(get("amount_at_risk") or 0)
+        amount = Decimal(str(get("amount_at_risk") or 0))
         out["rh_n_hits"] += 1
         out["rh_amt_hits"] += amount
         rules.add(get("rule_id"))
@@ -545,7 +546,7 @@ def _rule_hit_columns(hits: Iterable[Any], setl_id: str, typologies: Sequence[st
             out[f"rh_n_{t}"] += 1
             out[f"rh_amt_{t}"] += amount
     out["rh_n_rules"], out["rh_n_typologies"] = len(rules), len(types)
-    return out
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in out.items()}
 
 
 def _distance(insured: str | None, care: str | None) -> int:
