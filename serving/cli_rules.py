@@ -128,11 +128,15 @@ def rules_list(
     s = _settings(None)
     path = effective_config_path(config, s.rules_config)
     cfg = _load_config(path)
-    outcomes = _rule_outcomes(s)
+    views = _rule_outcomes(s)
+    outcomes = None if views is None else views["rule"]
     if as_json:
+        by_view = {} if views is None else {f"outcomes_by_{v}": {k: o.to_dict() for k, o in views[v].items()}
+                                            for v in ("typology", "level")}
         return _emit({"config": str(cfg.path), "config_version": cfg.config_version, "pack_version": pack_version(),
                       "rules": [r.to_dict() | ({} if outcomes is None else {"outcomes": (
-                          outcomes[r.id].to_dict() if r.id in outcomes else None)}) for r in cfg.rules]}, True)
+                          outcomes[r.id].to_dict() if r.id in outcomes else None)}) for r in cfg.rules]} | by_view,
+                     True)
     from features.contract import FRAUD_TYPES
 
     t = Table(title=f"规则 rules — {cfg.path} (config {cfg.config_version}, pack {pack_version()})")
@@ -149,16 +153,35 @@ def rules_list(
             row.append(outcomes[r.id].text_zh if r.id in outcomes else "无已结论线索")
         t.add_row(*row)
     console.print(t)
-    if outcomes is not None:
+    if views is not None:
         console.print("查实率: 已结论线索中含该规则命中者被查实的比例, 95% 置信区间; 区间整体低于全部已结论线索的查实率时"
                       "建议复核 (confirmed share of the decided clues holding the rule's hits)")
+        _print_outcome_views(views)
+
+
+def _print_outcome_views(views) -> None:
+    """查实率 by typology and by model level (the clue's entity type), when clues have been decided."""
+    from features.contract import FRAUD_TYPES
+    from models.rules.outcomes import OUTCOME_VIEWS
+
+    level_zh = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
+    for view, names in (("typology", {k: v[0] for k, v in FRAUD_TYPES.items()}), ("level", level_zh)):
+        if not views[view]:
+            continue
+        t = Table(title=f"查实率 按{OUTCOME_VIEWS[view]} (confirmation rate by {view})")
+        for c in (OUTCOME_VIEWS[view], "已结论 decided", "查实率 confirmed [95%]"):
+            t.add_column(c, justify="right" if c.startswith("已结论") else "left", overflow="fold")
+        for key, o in sorted(views[view].items(), key=lambda kv: -kv[1].decided):
+            t.add_row(f"{names.get(key, key)} {key}", f"{o.decided:,}", o.text_zh)
+        console.print(t)
 
 
 def _rule_outcomes(settings):
-    """Confirmation rates per rule from the clue store, or None when there is no store to read."""
-    from models.rules.outcomes import confirmation_rates
+    """Confirmation rates per rule, typology and model level from the clue store (``outcome_rates``), or None
+    when there is no store to read."""
+    from models.rules.outcomes import outcome_rates
 
-    return read_clue_store(settings, lambda store: confirmation_rates(store.rule_outcomes()), "不显示查实率")
+    return read_clue_store(settings, lambda store: outcome_rates(store.decided_clues()), "不显示查实率")
 
 
 def read_clue_store(settings, read, without: str):

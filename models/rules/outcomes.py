@@ -24,7 +24,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-__all__ = ["RuleOutcome", "confirmation_rates", "wilson"]
+__all__ = ["RuleOutcome", "confirmation_rates", "outcome_rates", "wilson", "OUTCOME_VIEWS"]
+
+# The views of the rates: what a decided clue counts under (its rules, its typologies, its model level).
+OUTCOME_VIEWS = {"rule": "规则", "typology": "违规类型", "level": "模型层级"}
 
 Z95 = 1.959963984540054
 
@@ -70,6 +73,23 @@ def confirmation_rates(decided: Iterable[tuple[Iterable[str], bool]], *, z: floa
         out[rule_id] = RuleOutcome(rule_id, n, k, k / n, low, high, overall,
                                    overall is not None and high < overall)
     return out
+
+
+def outcome_rates(decided: Iterable[dict]) -> dict[str, dict[str, RuleOutcome]]:
+    """查实率 per rule, per typology and per model level (the clue's entity type: psn, prac, fixmedins,
+    pharmacy, ring), from the clue store's decided clues (``ClueStore.decided_clues``): each view as
+    :func:`confirmation_rates` gives it, keyed by :data:`OUTCOME_VIEWS`.
+
+    >>> d = [{"rule_ids": ["a"], "typologies": ["bed_hold"], "entity_type": "psn", "confirmed": True},
+    ...      {"rule_ids": ["a"], "typologies": ["bed_hold", "card_theft"], "entity_type": "ring", "confirmed": False}]
+    >>> r = outcome_rates(d)
+    >>> r["rule"]["a"].text_zh, r["typology"]["card_theft"].decided, r["level"]["ring"].confirmed
+    ('1/2 = 50% [9–91%]', 1, 0)
+    """
+    decided = list(decided)
+    keys = {"rule": lambda d: d["rule_ids"], "typology": lambda d: d["typologies"],
+            "level": lambda d: [d["entity_type"]]}
+    return {view: confirmation_rates((key(d), d["confirmed"]) for d in decided) for view, key in keys.items()}
 
 
 def wilson(k: int, n: int, *, z: float = Z95) -> tuple[float, float]:

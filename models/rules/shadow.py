@@ -236,12 +236,12 @@ def run_shadows(con: duckdb.DuckDBPyConnection, run_id: str, *,
 
 
 def shadow_report(warehouse: Path, live: RuleConfig, rule_id: str | None = None, *, include_stopped: bool = False,
-                  decided: Iterable[tuple[str, str, Iterable[str], bool]] | None = None) -> list[ShadowReport]:
+                  decided: Iterable[dict[str, Any]] | None = None) -> list[ShadowReport]:
     """Live rule against shadow, per shadow (of ``rule_id`` only, when given).
 
-    ``decided``: the clue store's decided clues as ``(entity_type, entity_id, rule ids, confirmed?)``
-    (:meth:`serving.clues.store.ClueStore.decided_clues`); rings are left out of that count (a ring's
-    hits are its members').
+    ``decided``: the clue store's decided clues (:meth:`serving.clues.store.ClueStore.decided_clues`: dicts
+    with ``entity_type``, ``entity_id``, ``rule_ids``, ``confirmed``); rings are left out of that count (a
+    ring's hits are its members').
     """
     decided = list(decided) if decided is not None else None
     out = []
@@ -282,8 +282,8 @@ def _compare(con, shadow: Shadow, live: RuleConfig, decided) -> ShadowReport:
 
 def _decided_dropped(con, shadow: Shadow, live_hits: str, decided) -> dict[str, int]:
     """Decided clues holding the rule's live hits; those that would hold none of the shadow's; confirmed."""
-    holding = [(t, i, bool(c)) for t, i, rules, c in decided
-               if t in ENTITY_HIT_COLUMN and shadow.rule_id in set(rules)]
+    holding = [(d["entity_type"], d["entity_id"], bool(d["confirmed"])) for d in decided
+               if d["entity_type"] in ENTITY_HIT_COLUMN and shadow.rule_id in set(d["rule_ids"])]
     kept = set()
     for column in set(ENTITY_HIT_COLUMN.values()):
         kept |= {(column, v) for (v,) in con.execute(

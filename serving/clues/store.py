@@ -712,14 +712,15 @@ class ClueStore:
     def rule_outcomes(self) -> list[tuple[list[str], bool]]:
         """The decided clues as ``(rule ids of the clue's hits, confirmed?)``, for the confirmation rate of
         each rule (:func:`models.rules.outcomes.confirmation_rates`)."""
-        return [(rule_ids, confirmed) for _, _, rule_ids, confirmed in self.decided_clues()]
+        return [(d["rule_ids"], d["confirmed"]) for d in self.decided_clues()]
 
-    def decided_clues(self) -> list[tuple[str, str, list[str], bool]]:
-        """The decided clues as ``(entity_type, entity_id, rule ids of the clue's hits, confirmed?)``."""
+    def decided_clues(self) -> list[dict[str, Any]]:
+        """The decided clues (查实 or 排除): ``entity_type``, ``entity_id``, ``rule_ids`` (of the clue's hits),
+        ``typologies`` and ``confirmed``, for the confirmation rates and the shadow runs' report."""
         with self._sessions.begin() as s:
-            return [(c.entity_type, c.entity_id,
-                     [h["rule_id"] for h in c.rule_hits or [] if isinstance(h, dict) and h.get("rule_id")],
-                     c.outcome == "confirmed")
+            return [{"entity_type": c.entity_type, "entity_id": c.entity_id,
+                     "rule_ids": [h["rule_id"] for h in c.rule_hits or [] if isinstance(h, dict) and h.get("rule_id")],
+                     "typologies": [str(t) for t in c.typologies or []], "confirmed": c.outcome == "confirmed"}
                     for c in s.scalars(select(Clue).where(Clue.outcome.is_not(None)).order_by(Clue.id))]
 
     def export_labels(self, path: Path, user: User = SYSTEM) -> dict:

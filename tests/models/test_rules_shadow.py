@@ -56,8 +56,9 @@ def test_a_shadow_runs_beside_the_live_rule_and_raises_no_clue(case_copy, tmp_pa
 
     # the clue store's decided clues: one confirmed clue of a person the change would no longer flag
     (hit_person,), other = live[0], "NOT-HIT"
-    decided = [("psn", hit_person, ["split_admission", "bed_hold"], True), ("psn", other, ["split_admission"], False),
-               ("fixmedins", "H-ELSE", ["card_theft"], True)]
+    decided = [{"entity_type": t, "entity_id": i, "rule_ids": r, "confirmed": c} for t, i, r, c in (
+        ("psn", hit_person, ["split_admission", "bed_hold"], True), ("psn", other, ["split_admission"], False),
+        ("fixmedins", "H-ELSE", ["card_theft"], True))]
     rep, = shadow_report(case_copy, load_config(), "split_admission", decided=decided)
     assert (rep.decided_clues, rep.decided_dropped, rep.confirmed_dropped) == (1, 1, 1)
     rep, = shadow_report(case_copy, load_config(), "bed_hold", decided=decided)
