@@ -24,6 +24,7 @@
 | ``GET /overdue`` | clues past their 核查期限 with a cross-checker to offer |
 | ``GET /assignees`` | investigators a clue can be assigned to |
 | ``GET /monitoring`` | the monitor's findings (``yibao monitor``, ``models.monitoring``; analysts and admins) |
+| ``GET /outcomes`` | 查实率: confirmation rates of the decided clues per rule, typology and model level (analysts, admins) |
 
 Who may do what is decided by the store (:mod:`serving.clues.access`); this module only maps its
 refusals to HTTP: ``AccessDenied`` → 403; a clue the user may not see → 403 for the roles that see only
@@ -69,7 +70,7 @@ from serving.errors import CatchUnexpected, error_response, field_problems, inva
 from serving.runtime import Runtime
 from serving.schemas import (MAX_ID, AssigneeList, BulkAssignIn, BulkAssignOut, ClueDetail, ClueExportQuery,
                              ClueFilters, ClueList, ClueListQuery, ClueRecord, CommentIn, CommentOut, ErrorBody,
-                             Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta, MonitorReportOut, OverdueList,
+                             Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta, MonitorReportOut, OutcomesOut, OverdueList,
                              ReferralOutcomeIn, ServiceStatus, Statistics, TransitionIn)
 from serving.scoring import masked
 
@@ -338,6 +339,26 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
         if not r.settings.warehouse.is_file():
             raise HTTPException(503, "仓库不存在 (warehouse not found)")
         return masked(monitor_cache.report(r.settings.warehouse, r.bundle))
+
+    @app.get("/outcomes", summary="查实率 confirmation rates per rule, typology and model level (analysts)",
+             response_model=OutcomesOut, responses=_answers(403))
+    def outcomes(user: User = Depends(current_user)) -> dict:
+        if user.role not in ("analyst", "admin"):  # also when mounted without the middleware (ROUTE_ROLES)
+            raise AccessDenied(f"角色 {user.role} 无权查看查实率 (role {user.role} may not see the outcomes)")
+        from models.ranking import ENTITY_ZH
+        from models.rules.outcomes import outcome_rates
+
+        r = rt()
+        decided = r.store.decided_clues()
+        views = outcome_rates(decided)
+        names = {"rule": _rule_names(r), "typology": {k: v[0] for k, v in FRAUD_TYPES.items()}, "level": ENTITY_ZH}
+        return {"decided": len(decided),
+                "overall": sum(d["confirmed"] for d in decided) / len(decided) if decided else None,
+                "views": {view: [{"key": key, "name_zh": names[view].get(key, key), "decided": o.decided,
+                                  "confirmed": o.confirmed, "rate": o.rate, "low": o.low, "high": o.high,
+                                  "review": o.review, "text_zh": o.text_zh}
+                                 for key, o in sorted(rates.items(), key=lambda kv: (-kv[1].decided, kv[0]))]
+                          for view, rates in views.items()}}
 
     @app.get("/overdue", summary="逾期线索 clues past their 核查期限", response_model=OverdueList,
              responses=_answers(403))

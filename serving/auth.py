@@ -44,6 +44,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "/score": frozenset({"analyst", "investigator", "admin"}),
     "/metrics": frozenset({"analyst", "admin"}),
     "/api/monitoring": frozenset({"analyst", "admin"}),  # 监测: the analysts' view of rules and models
+    "/api/outcomes": frozenset({"analyst", "admin"}),  # 查实率 per rule, typology, model level
 }
 USER_KEY = "yibao_user"
 

@@ -162,10 +162,10 @@ def rules_list(
 def _print_outcome_views(views) -> None:
     """查实率 by typology and by model level (the clue's entity type), when clues have been decided."""
     from features.contract import FRAUD_TYPES
+    from models.ranking import ENTITY_ZH
     from models.rules.outcomes import OUTCOME_VIEWS
 
-    level_zh = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
-    for view, names in (("typology", {k: v[0] for k, v in FRAUD_TYPES.items()}), ("level", level_zh)):
+    for view, names in (("typology", {k: v[0] for k, v in FRAUD_TYPES.items()}), ("level", ENTITY_ZH)):
         if not views[view]:
             continue
         t = Table(title=f"查实率 按{OUTCOME_VIEWS[view]} (confirmation rate by {view})")

@@ -469,6 +469,26 @@ class ServiceStatus(BaseModel):
     online_features: dict[str, Any] | None = None
 
 
+class OutcomeRate(BaseModel):
+    """查实率 of one rule, typology or model level (``models.rules.outcomes.RuleOutcome``)."""
+    key: str
+    name_zh: str
+    decided: int
+    confirmed: int
+    rate: float | None
+    low: float
+    high: float
+    review: bool  # 建议复核: the 95 % interval lies below the rate of all decided clues
+    text_zh: str
+
+
+class OutcomesOut(BaseModel):
+    """The confirmation rates of the decided clues, per rule, typology and model level."""
+    decided: int
+    overall: float | None
+    views: dict[str, list[OutcomeRate]]
+
+
 class MonitorReportOut(BaseModel):
     """``yibao monitor`` as the analysts' page shows it."""
     months: list[str]
