@@ -113,39 +113,6 @@ def test_monitoring_for_analysts_only(served):
         assert page.status_code == 200 and "监测: 规则与模型" in page.text
 
 
-def test_outcomes_count_each_decided_clue_under_its_rules_typologies_and_level(served):
-    """查实率 on the analysts' page (GET /api/outcomes): two clues decided here move the counts by exactly them."""
-    def views(c):
-        out = c.get("/api/outcomes")
-        assert out.status_code == 200, out.text
-        body = out.json()
-        return body, {(v, r["key"]): (r["decided"], r["confirmed"]) for v, rows in body["views"].items() for r in rows}
-
-    with served.client("wang") as c:
-        fresh = [x for x in c.get("/api/clues", params={"state": "new", "limit": 200}).json()["items"]][:2]
-        assert len(fresh) == 2
-        before_body, before = views(c)
-        details = [c.get(f"/api/clues/{x['id']}").json() for x in fresh]
-        for x, to in zip(fresh, ("confirmed", "dismissed")):
-            for step in (("assigned", "verifying", "confirmed") if to == "confirmed" else ("assigned", "dismissed")):
-                assert move(c, x["id"], step).status_code == 200
-        after_body, after = views(c)
-    assert after_body["decided"] == before_body["decided"] + 2
-    expected = dict(before)
-    for d, confirmed in zip(details, (1, 0)):
-        keys = [("level", d["entity_type"])] + [("typology", t) for t in d["typologies"]] + \
-               [("rule", r) for r in {h["rule_id"] for h in d["rule_hits"] or []}]
-        for key in keys:
-            n, k = expected.get(key, (0, 0))
-            expected[key] = (n + 1, k + confirmed)
-    assert after == expected
-    assert all(r["name_zh"] for rows in after_body["views"].values() for r in rows)
-    with served.client("li") as c:
-        assert c.get("/api/outcomes").status_code == 403
-    with served.client("ana") as c:
-        assert c.get("/api/outcomes").status_code == 200
-
-
 def test_score_by_id_and_by_feature_row_with_adaptive_batching(served):
     with duckdb.connect(str(served.data.warehouse), read_only=True) as con:
         ids = [r[0] for r in con.execute("SELECT setl_id FROM feat_setl ORDER BY setl_id LIMIT 40").fetchall()]
@@ -499,3 +466,37 @@ def test_evidence_package_over_http_clear_only_for_the_liaison_on_a_police_case(
     with served.store() as store:  # both exports audited with their package hash
         audit = store.audit_log(clue_id=ring, action="export_evidence")
     assert {(e["actor"], e["detail"]["package_sha256"]) for e in audit} >= {("ana", ana_hash), ("gong", pol_hash)}
+
+
+def test_outcomes_count_each_decided_clue_under_its_rules_typologies_and_level(served):
+    """查实率 on the analysts' page (GET /api/outcomes): two clues decided here move the counts by exactly them.
+    Last in the module: it decides two of the fixture's new clues, which earlier tests use."""
+    def views(c):
+        out = c.get("/api/outcomes")
+        assert out.status_code == 200, out.text
+        body = out.json()
+        return body, {(v, r["key"]): (r["decided"], r["confirmed"]) for v, rows in body["views"].items() for r in rows}
+
+    with served.client("wang") as c:
+        fresh = [x for x in c.get("/api/clues", params={"state": "new", "limit": 200}).json()["items"]][:2]
+        assert len(fresh) == 2
+        before_body, before = views(c)
+        details = [c.get(f"/api/clues/{x['id']}").json() for x in fresh]
+        for x, to in zip(fresh, ("confirmed", "dismissed")):
+            for step in (("assigned", "verifying", "confirmed") if to == "confirmed" else ("assigned", "dismissed")):
+                assert move(c, x["id"], step).status_code == 200
+        after_body, after = views(c)
+    assert after_body["decided"] == before_body["decided"] + 2
+    expected = dict(before)
+    for d, confirmed in zip(details, (1, 0)):
+        keys = [("level", d["entity_type"])] + [("typology", t) for t in d["typologies"]] + \
+               [("rule", r) for r in {h["rule_id"] for h in d["rule_hits"] or []}]
+        for key in keys:
+            n, k = expected.get(key, (0, 0))
+            expected[key] = (n + 1, k + confirmed)
+    assert after == expected
+    assert all(r["name_zh"] for rows in after_body["views"].values() for r in rows)
+    with served.client("li") as c:
+        assert c.get("/api/outcomes").status_code == 403
+    with served.client("ana") as c:
+        assert c.get("/api/outcomes").status_code == 200
