@@ -21,7 +21,7 @@ EXPECTED = {
     "drug_substitution": {("fixmedins", "DS-HIT")},
     "phantom_purchase": {("fixmedins", "PH-HIT")},
     "over_examination": {("fixmedins", "OE-HIT"), ("prac", "D-OE-HIT"), ("fixmedins", "OE-DOC"),
-                         ("prac", "D-OE-DOC-HIGH")},
+                         ("prac", "D-OE-DOC-HIGH"), ("prac", "D-OE-DOC-ALSO")},
     "fake_treatment": {("fixmedins", "FT-DIAL"), ("fixmedins", "FT-REHAB"), ("fixmedins", "FT-PSYCH")},
 }
 
@@ -139,31 +139,34 @@ def _phantom_purchase(r: MiniRegion) -> None:
 # -- 过度检查 -------------------------------------------------------------------------------------
 
 def _exam_visit(r: MiniRegion, sid: str, psn: str, inst: str, doc: str, day: date, diag: str, exams: int,
-                other_diags: tuple[str, ...] = ()) -> None:
+                other_diags: tuple[str, ...] = (), dept: str = "A03") -> None:
     when = f"{day} 09:00:00"
     lines = [{"code": CONSULT, "pric": 10.0}] + [{"code": EXAM, "pric": 20.0}] * exams
     r.visit(sid, psn, inst, begin=when, diags=(diag,) + other_diags, lines=lines)
     r.rows["mdtrt_d"][-1]["chfpdr_code"] = doc
+    r.rows["mdtrt_d"][-1]["adm_dept_codg"] = dept
     for ln in r.rows["fee_list_d"]:
         if ln["setl_id"] == sid:
             ln["bilg_dr_code"] = doc
 
 
 def _over_examination(r: MiniRegion) -> None:
-    """二级 hospitals, internal medicine (A03), 60 visits a doctor in the year.
+    """二级 hospitals, internal medicine (A03) and surgery (A04), 60 visits a doctor and department in the year.
 
-    Peers OE-P1..P5: colds (J06) with 1 lab (4 visits in 6), heart failure (I50) with 3, heart failure
-    with two comorbidities with 5. OE-HIT: colds with 3 labs, 120 visits (3 times the norm): the
-    institution on its own figures, and its doctor. OE-DOC: D-OE-DOC-HIGH at 3 times and D-OE-DOC-OK at the
-    norm with twice the visits: the doctor, and the institution through him (its own ratio is 1.7).
-    OE-CARDIO: the honest cardiac centre, mostly sicker heart-failure patients with comorbidities: 4.3 labs
-    a visit against its peers' 2 (twice as many), but the peers' own figure for the same patients.
-    OE-NEAR: colds with 1.8 labs (under the bar of 2). OE-FEW: 3 times, but 20 visits (under the 30 a rate
-    needs).
+    Peers OE-P1..P5, in A03: colds (J06) with 1 lab (4 visits in 6), heart failure (I50) with 3, heart
+    failure with two comorbidities with 5; in A04: colds with 1 lab. OE-HIT: colds with 3 labs, 120 visits
+    (3 times the norm) by its one doctor: the institution on its own figures, and the doctor. OE-DOC: its
+    A03 runs the scheme (D-OE-DOC-HIGH and D-OE-DOC-ALSO, each 3 times) while its A04 (D-OE-DOC-OK, four
+    times their visits) works at the norm: both doctors, and the institution through the department (its
+    own ratio is 1.67). OE-LONE: one doctor at 5 times (D-OE-LONE-HIGH) beside a colleague at the norm in
+    the same department, whose ratio (3) rests on him alone: a practice outlier, not a scheme. OE-CARDIO:
+    the honest cardiac centre, mostly sicker heart-failure patients with comorbidities: 4.3 labs a visit
+    against its peers' 2 (twice as many), but the peers' own figure for the same patients. OE-NEAR: colds
+    with 1.8 labs (under the bar of 2). OE-FEW: 3 times, but 20 visits (under the 30 a rate needs).
     """
     days = [date(2025, 1, 1) + timedelta(days=5 * i) for i in range(60)]
     peers = [f"OE-P{k}" for k in range(1, 6)]
-    for inst in peers + ["OE-HIT", "OE-DOC", "OE-CARDIO", "OE-NEAR", "OE-FEW"]:
+    for inst in peers + ["OE-HIT", "OE-DOC", "OE-LONE", "OE-CARDIO", "OE-NEAR", "OE-FEW"]:
         r.institution(inst, hosp_lv="05")
     p = r.person("P-OE")
     mix = [("J06.900", 1, ())] * 4 + [("I50.900", 3, ()), ("I50.900", 5, ("I10.x00", "E11.900"))]
@@ -171,12 +174,16 @@ def _over_examination(r: MiniRegion) -> None:
         for i, day in enumerate(days):
             diag, exams, other = mix[i % 6]
             _exam_visit(r, f"{inst}-{i:02d}", p, inst, f"D-{inst}", day, diag, exams, other)
+            _exam_visit(r, f"{inst}-S{i:02d}", p, inst, f"D-{inst}-S", day, "J06.900", 1, dept="A04")
     for i, day in enumerate(days):
         for k in range(2):
             _exam_visit(r, f"OE-HIT-{i:02d}{k}", p, "OE-HIT", "D-OE-HIT", day, "J06.900", 3)
         _exam_visit(r, f"OE-DOC-H{i:02d}", p, "OE-DOC", "D-OE-DOC-HIGH", day, "J06.900", 3)
-        for k in range(2):
-            _exam_visit(r, f"OE-DOC-O{i:02d}{k}", p, "OE-DOC", "D-OE-DOC-OK", day, "J06.900", 1)
+        _exam_visit(r, f"OE-DOC-A{i:02d}", p, "OE-DOC", "D-OE-DOC-ALSO", day, "J06.900", 3)
+        for k in range(4):
+            _exam_visit(r, f"OE-DOC-O{i:02d}{k}", p, "OE-DOC", "D-OE-DOC-OK", day, "J06.900", 1, dept="A04")
+        _exam_visit(r, f"OE-LONE-H{i:02d}", p, "OE-LONE", "D-OE-LONE-HIGH", day, "J06.900", 5)
+        _exam_visit(r, f"OE-LONE-O{i:02d}", p, "OE-LONE", "D-OE-LONE-OK", day, "J06.900", 1)
         sick = i % 6 != 0
         _exam_visit(r, f"OE-CARDIO-{i:02d}", p, "OE-CARDIO", "D-OE-CARDIO", day, "I50.900" if sick else "J06.900",
                     5 if sick else 1, ("I10.x00", "E11.900") if sick else ())

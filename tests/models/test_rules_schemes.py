@@ -87,15 +87,33 @@ def test_over_examination_doctor_and_institution(hits):
     d = json.loads(doctor.detail)
     assert doctor.entity_type == "prac" and doctor.prac_code == "D-OE-HIT" and d["institution"] == "OE-HIT"
     assert doctor.fixmedins_code is None  # the institution's own hit carries this excess: not counted twice
-    assert (d["visits"], d["observed"], d["expected"], d["ratio"]) == (120, 360.0, 120.0, 3.0)
+    assert (d["visits"], d["observed"], d["expected"], d["ratio"], d["departments"]) == (120, 360.0, 120.0, 3.0, ["A03"])
     assert float(doctor.amount_at_risk) == 7200.0 * 240 / 360  # the excess share of the exams' amount
     own = json.loads(_hit(hits, "over_examination", "OE-HIT").detail)
     assert own["own_figures"] and own["doctors"] == ["D-OE-HIT"]
     through = _hit(hits, "over_examination", "OE-DOC")
     t = json.loads(through.detail)
-    assert not t["own_figures"] and t["doctors"] == ["D-OE-DOC-HIGH"] and t["ratio"] < 2
-    assert float(through.amount_at_risk) == float(_hit(hits, "over_examination", "D-OE-DOC-HIGH").amount_at_risk)
-    assert "其中1名医师明显偏高" in through.message_zh
+    assert not t["own_figures"] and t["departments"] == ["A03"] and t["ratio"] < 2
+    assert t["doctors"] == ["D-OE-DOC-ALSO", "D-OE-DOC-HIGH"]  # the department's doctors, not its surgeon
+    assert float(through.amount_at_risk) == sum(float(_hit(hits, "over_examination", f"D-OE-DOC-{k}").amount_at_risk)
+                                                for k in ("HIGH", "ALSO"))
+    assert "其中A03科室3.0倍整体明显偏高" in through.message_zh and "开单医师2名" in through.message_zh
+
+
+def test_one_heavy_doctor_among_usual_colleagues_is_not_a_scheme(scheme_warehouse, hits):
+    """OE-LONE's department examines at 3 times the norm, all of it one doctor's (5 times): not hit; with
+    ``min_ratio_rest`` at 1.0 (the rest need only examine as usual) the department and doctor are."""
+    assert not {"OE-LONE", "D-OE-LONE-HIGH"} & set(hits.entity_id[hits.rule_id == "over_examination"])
+    path = scheme_warehouse.parent / "lone.duckdb"
+    copy_warehouse(scheme_warehouse, path)
+    config = load_config()
+    config = replace(config, rules=tuple(
+        replace(r, params=MappingProxyType({**r.params, "min_ratio_rest": 1.0})) if r.id == "over_examination" else r
+        for r in config.rules))
+    run_rules(path, config, rule_ids=["over_examination"])
+    with duckdb.connect(str(path), read_only=True) as con:
+        got = {e for (e,) in con.execute("SELECT entity_id FROM rule_hits WHERE rule_id = 'over_examination'").fetchall()}
+    assert {"OE-LONE", "D-OE-LONE-HIGH"} <= got
 
 
 def test_the_cardiac_centre_examines_more_only_because_its_patients_are_sicker(scheme_warehouse, hits):
@@ -124,7 +142,7 @@ def test_thresholds_and_evidence_cap_come_from_the_config(scheme_warehouse, tmp_
     path = tmp_path / "schemes.duckdb"
     copy_warehouse(scheme_warehouse, path)
     config = load_config()
-    tighter = {"over_examination": {"min_ratio_doctor": 3.5, "min_ratio_institution": 3.5},
+    tighter = {"over_examination": {"min_ratio": 3.5},
                "drug_substitution": {"max_evidence_lines": 5},
                "fake_treatment": {"max_dialysis_per_week": 5, "max_rehab_sessions_per_day": 2,
                                   "max_psych_visits_per_month": 4},
@@ -154,7 +172,5 @@ def test_institution_schemes_on_the_tiny_region(tiny_warehouse, typology):
     assert score.precision >= 0.9 and score.recall >= 0.9, score
     if typology == "over_examination":  # doctors are scored at their own level too
         doctors = report.score(typology, "prac")
-        # a floor, not the issue's 0.9: honest doctors' exam habits spread lognormally (σ 0.25 on top of their
-        # institution's 0.15), so an honest doctor at 2× the case-mix expectation exists in any region of a
-        # few hundred doctors, and a ratio alone cannot tell him from a package scheme (docs/rules.md)
-        assert doctors.headline and doctors.hits > 0 and doctors.precision >= 0.8, doctors
+        # doctors are hit with their department's scheme, not alone (docs/rules.md): none honest
+        assert doctors.headline and doctors.hits > 0 and doctors.precision >= 0.9, doctors
