@@ -24,10 +24,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["ENTITY_ZH", "recovery_share", "amount_at_risk", "rank_clues"]
+__all__ = ["ENTITY_ZH", "RISK_CUTS", "risk_level", "recovery_share", "amount_at_risk", "rank_clues"]
 
 ENTITY_ZH = {"psn": "参保人", "prac": "医师", "fixmedins": "定点医疗机构", "pharmacy": "定点零售药店",
              "ring": "团伙", "setl": "结算"}
+# 风险等级: P(fraud) from which a clue or a settlement is high / medium risk (else low).
+RISK_CUTS: tuple[tuple[float, str], ...] = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
+
+
+def risk_level(p: float | None) -> str | None:
+    """high / medium / low from P(fraud) (:data:`RISK_CUTS`); None without a score.
+
+    >>> risk_level(0.75), risk_level(0.1), risk_level(None)
+    ('high', 'low', None)
+    """
+    if p is None:
+        return None
+    return next(level for cut, level in RISK_CUTS if p >= cut)
 
 
 def recovery_share(label_amount: pd.Series, exposure: pd.Series, label: pd.Series) -> float:

@@ -38,10 +38,10 @@ import pandas as pd
 
 from models.bundle import ScorerBundle
 from models.calibration import RegionCalibration, apply_calibration, model_id
-from models.ranking import rank_clues
+from models.ranking import rank_clues, risk_level
 from models.rules.engine import ENTITY_HIT_COLUMN
 
-__all__ = ["ScreenResult", "screen", "CLUE_LEVELS"]
+__all__ = ["ScreenResult", "screen", "clue_risk_level", "CLUE_LEVELS"]
 
 CLUE_LEVELS = ("psn", "prac", "fixmedins", "pharmacy", "ring")
 Progress = Callable[[str, int, int], None]
@@ -90,6 +90,8 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
                 "entity_type": level, "entity_id": d.ids.astype(str).to_numpy(), "p_fraud": p,
                 "rule_amount": d.frame["rule_amount"].fillna(0).to_numpy(dtype=float),
                 "exposure": d.frame["exposure"].to_numpy(dtype=float), "graph_candidate": candidate,
+                "graph_risk": (d.frame["risk_score"].fillna(0).to_numpy(dtype=float) if level == "ring"
+                               else np.zeros(len(d.frame))),
                 "row": np.arange(len(d.frame))}))
         ranked = rank_clues(pd.concat(parts, ignore_index=True), bundle.shares)
         keep = ranked[((ranked["p_fraud"] >= min_p) | (ranked["rule_amount"] >= min_rule_amount)
@@ -103,6 +105,18 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
     by_type = {t: int(n) for t, n in keep["entity_type"].value_counts().sort_index().items()}
     return ScreenResult(run_id or f"screen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", clues,
                         int(len(ranked)), round(time.perf_counter() - t0, 1), by_type, note)
+
+
+def clue_risk_level(p_fraud: float, graph_risk: float = 0.0) -> str:
+    """风险等级 of a clue: from the stronger of the model's P(fraud) and, for a ring, the graph's own risk score
+    (``graph_communities.risk_score``, label-free evidence: synchrony, shared providers, rule hits of the
+    members). A region's ring model trained on few rings scores every community ≈ 0.1 (the module docstring):
+    without the graph's score every ring would be rated 低.
+
+    >>> clue_risk_level(0.1, 0.8), clue_risk_level(0.5), clue_risk_level(0.1)
+    ('high', 'medium', 'low')
+    """
+    return risk_level(max(p_fraud, graph_risk))
 
 
 # -- private helpers ------------------------------------------------------------------------------
@@ -142,6 +156,7 @@ def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, mi
         out.append({
             "entity_type": r.entity_type, "entity_id": r.entity_id, "entity_name": names.get(key),
             "region": regions.get(key), "p_fraud": float(r.p_fraud),
+            "risk_level": clue_risk_level(float(r.p_fraud), float(r.graph_risk)),
             "amount_at_risk": float(r.amount_at_risk), "typologies": typologies, "sources": sources,
             "reasons": reasons.get(key, []), "rule_hits": rh,
             "evidence": {"setl_id": settlements.get(key, []), "graph": graph},

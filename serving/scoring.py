@@ -36,6 +36,7 @@ import pandas as pd
 
 from features.contract import FRAUD_TYPES, TABLES
 from models.bundle import ScorerBundle
+from models.ranking import RISK_CUTS, risk_level  # noqa: F401  (RISK_CUTS re-exported)
 from models.rules.precheck import Prechecker, Visit, VisitError
 from serving.clues.access import mask_id
 from serving.online import OnlineSettlementFeatures
@@ -58,8 +59,6 @@ __all__ = [
 # settlement is processed, a hold for manual review when the risk is high.
 MODES: dict[str, str] = {"pre": "事前提醒", "during": "事中审核"}
 DECISIONS: dict[str, str] = {"pass": "通过", "remind": "提醒", "review": "暂停结算, 转人工审核"}
-# P(fraud) from which a settlement is high / medium risk (the clue store's cuts).
-RISK_CUTS: tuple[tuple[float, str], ...] = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
 RISK_ZH = {"high": "高", "medium": "中", "low": "低"}
 # Settlements of the last this many days are kept in memory for the pre-check's model score; older
 # ones are read from the warehouse on demand (batch scoring).
@@ -221,13 +220,6 @@ def decide(mode: str, hits: list[dict], p: float | None) -> tuple[str, str]:
     if hits or level in ("high", "medium"):
         return "remind", DECISIONS["remind"]
     return "pass", DECISIONS["pass"]
-
-
-def risk_level(p: float | None) -> str | None:
-    """high / medium / low from P(fraud) (:data:`RISK_CUTS`); None without a score."""
-    if p is None:
-        return None
-    return next(level for cut, level in RISK_CUTS if p >= cut)
 
 
 def visit_from_warehouse(con: duckdb.DuckDBPyConnection, setl_id: str) -> dict:

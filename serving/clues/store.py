@@ -53,6 +53,7 @@ from sqlalchemy.pool import StaticPool
 
 from features.config import Settings
 from features.contract import FRAUD_TYPES
+from models.ranking import risk_level
 from serving.clues import access
 from serving.clues.access import AccessDenied, User, mask_id
 from serving.clues.models import (
@@ -129,8 +130,6 @@ MAX_EXPORT_ROWS = 10_000
 MAX_BULK = 200
 # Clue entity type -> the entity_type of its label (features.contract.ENTITY_TYPES).
 LABEL_ENTITY_TYPE = {"psn": "psn", "prac": "prac", "fixmedins": "fixmedins", "pharmacy": "fixmedins", "ring": "ring"}
-# Risk level when the screening job gives none, from P(fraud).
-_RISK_CUTS = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
 _RISK_RANK = {level: i for i, level in enumerate(RISK_LEVELS)}  # high 0 .. low 2
 _CLUE_FIELDS = {"entity_type", "entity_id", "entity_name", "region", "p_fraud", "amount_at_risk", "risk_level",
                 "typologies", "sources", "reasons", "rule_hits", "evidence"}
@@ -1225,7 +1224,7 @@ def _validated(clues: list[dict]) -> list[dict]:
             "clue_key": key, "entity_type": et, "entity_id": str(eid).strip(),
             "entity_name": mask_id(raw.get("entity_name")), "region": None if region is None else str(region),
             "p_fraud": p, "amount_at_risk": amount, "priority": round(p * amount, 2),
-            "risk_level": risk or next(level for cut, level in _RISK_CUTS if p >= cut),
+            "risk_level": risk or risk_level(p),  # when the screening job gives none
             "typologies": list(dict.fromkeys(typologies)), "sources": list(dict.fromkeys(sources)),
             "reasons": _scrub(reasons), "rule_hits": _scrub(list(raw.get("rule_hits") or [])),
             "evidence": _scrub(dict(raw.get("evidence") or {})),

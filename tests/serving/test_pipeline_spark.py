@@ -28,6 +28,8 @@ from features.config import load_settings
 from serving.pipeline import run_pipeline
 from features.warehouse import copy_warehouse
 
+pytestmark = pytest.mark.xdist_group("spark")  # one worker builds its fixtures (scripts/test.sh)
+
 BATCH = ("ingest", "rules", "graph", "features")
 
 pytest.importorskip("pyspark")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import mlflow
 import numpy as np
 import pytest
 
 from models.bundle import MODEL_NAME, ScorerBundle, load_registered
+from models.ranking import risk_level
 from models.screening import screen
 from training.promote import compare, promote
 from training.train import TrainConfig, train
@@ -114,6 +116,12 @@ def test_screening_gives_one_clue_per_entity_with_reasons_and_evidence(tiny_ware
     prio = [c["p_fraud"] * c["amount_at_risk"] for c in clues]
     assert prio == sorted(prio, reverse=True)
     assert all(c["sources"] for c in clues)
+    # a ring's risk level follows the stronger of its P(fraud) and the graph's own risk score
+    with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
+        graph_risk = dict(con.execute("SELECT community_id, risk_score FROM graph_communities").fetchall())
+    rings = [c for c in clues if c["entity_type"] == "ring"]
+    assert rings and all(c["risk_level"] == risk_level(max(c["p_fraud"], graph_risk[c["entity_id"]])) for c in rings)
+    assert any(c["risk_level"] != "low" and c["p_fraud"] < 0.4 for c in rings)  # not rated 低 by a weak ring model
     with_rules = [c for c in clues if "rule" in c["sources"]]
     assert with_rules and all(c["rule_hits"] for c in with_rules)
     assert any(c["evidence"]["setl_id"] for c in clues)
