@@ -71,13 +71,15 @@ def _settings(warehouse: Optional[Path]) -> Settings:
     try:
         s = load_settings(warehouse=warehouse)
     except ValueError as e:
-        console.print(f"[red]配置错误 (configuration error):[/red] {e}")
+        console.print(f"[red]配置错误 (configuration error):[/red] {e}", soft_wrap=True)
         raise typer.Exit(2)
     return s
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[red]错误 (error):[/red] {msg}")
+    # soft_wrap: not broken into lines by us (the terminal wraps it), so that a path or a code in the message
+    # stays one piece to copy, at any width and when stderr is not a terminal
+    console.print(f"[red]错误 (error):[/red] {msg}", soft_wrap=True)
     raise typer.Exit(code)
 
 
