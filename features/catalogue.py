@@ -259,6 +259,7 @@ FEAT_PRAC = _table(
     is_active_365 | bigint | 近365天有接诊 | had visits in the last 365 days
     n_visits* | bigint | 接诊次数 | visits as chief doctor
     amt* | double | 接诊医疗费(元) | medical fees of those visits (yuan)
+    fund_amt_365 | double | 接诊基金支付额(近365天,元) | fund paid for those visits, last 365 days (yuan)
     n_patients_365 | bigint | 患者数 | distinct patients (365 days)
     n_active_days_365 | bigint | 出诊天数 | days with visits (365 days)
     n_inpatient_365 | bigint | 住院病例数 | inpatient visits (365 days)

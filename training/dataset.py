@@ -9,10 +9,12 @@ one table of the warehouse and the labels at its own entity type:
 |---|---|---|---|---|---|
 | setl | feat_setl | setl_id | setl, its visit (mdtrt) or one of its lines | fund_amt | its rh_amt_* to verify |
 | psn | feat_psn | psn_no | psn | fund_amt_365 | its rh_amt_* to verify |
-| prac | feat_prac | prac_code | prac | amt_365 | its own typologies' rh_amt_* to verify |
+| prac | feat_prac | prac_code | prac | fund_amt_365 | its own typologies' rh_amt_* to verify |
 | fixmedins | feat_fixmedins | fixmedins_code | fixmedins | fund_amt_365 | its own typologies' rh_amt_* to verify |
 | pharmacy | feat_pharmacy | fixmedins_code | fixmedins | fund_amt_365 | its own typologies' rh_amt_* to verify |
-| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring or card pool | amount | members' rh_amt_* to verify |
+| ring | graph_communities (3+ members) | community_id | ring: most members belong to one labelled ring or card pool | fund_amount | members' rh_amt_* to verify |
+
+Exposure is what the fund paid at every level (one definition of 涉及金额's basis, ``docs/clues.md``).
 
 The *rule amount* of a row (``rule_amount``) is what its rule hits put at risk that needs verifying: the
 hits of the typologies settled by deduction (``deduction_typologies`` of rules.yaml: 两库 claim edits, price
@@ -62,11 +64,11 @@ class Level:
 LEVELS: dict[str, Level] = {
     "setl": Level("setl", "结算", "feat_setl", "setl_id", "setl", "fund_amt", "setl_time"),
     "psn": Level("psn", "参保人", "feat_psn", "psn_no", "psn", "fund_amt_365"),
-    "prac": Level("prac", "医师", "feat_prac", "prac_code", "prac", "amt_365"),
+    "prac": Level("prac", "医师", "feat_prac", "prac_code", "prac", "fund_amt_365"),
     "fixmedins": Level("fixmedins", "定点医疗机构", "feat_fixmedins", "fixmedins_code", "fixmedins",
                        "fund_amt_365"),
     "pharmacy": Level("pharmacy", "定点零售药店", "feat_pharmacy", "fixmedins_code", "fixmedins", "fund_amt_365"),
-    "ring": Level("ring", "团伙", "graph_communities", "community_id", "ring", "amount"),
+    "ring": Level("ring", "团伙", "graph_communities", "community_id", "ring", "fund_amount"),
 }
 
 
@@ -264,6 +266,9 @@ def _setl_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFram
 
 def _ring_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFrame:
     stats = con.sql("SELECT * FROM graph_communities WHERE size >= 3 ORDER BY community_id").df()
+    if "fund_amount" not in stats:
+        raise FileNotFoundError("graph_communities 缺少 fund_amount（旧版关系图）: 先运行 yibao graph build "
+                                "(the graph was built by an older version: rebuild it)")
     rules = con.sql(f"""
         SELECT m.community_id, sum(coalesce({verification_amount_sql("p", "psn")}, 0)) AS rule_amount
         FROM graph_membership m LEFT JOIN feat_psn p ON p.psn_no = m.node_id
@@ -281,7 +286,7 @@ def _ring_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFram
     else:
         frame["label"], frame["fraud_types"], frame["labelled"] = 0, None, False
         frame["ring_id"], frame["ring_share"] = None, 0.0
-    frame["label_amount"] = np.where(frame["label"] == 1, frame["amount"], 0.0)
+    frame["label_amount"] = np.where(frame["label"] == 1, frame["fund_amount"], 0.0)
     # Derived from the labels, not features of the community.
     frame = frame.rename(columns={"ring_share": "truth_ring_share"})
     for c in ("in_ring_candidates",):

@@ -8,7 +8,7 @@ Two tables come out of the warehouse, both without refunds (退费: the reversal
     hospital or clinic, ``pharmacy`` for a purchase at a retail pharmacy, 药店购药), ``hub_id`` (the
     institution), ``prac_code`` (the attending doctor, 主诊医师 ``chfpdr_code``; null at pharmacies),
     ``dept_id`` (``fixmedins_code/adm_dept_codg``), ``fixmedins_code``, ``visit_date``, ``amount`` (yuan,
-    医疗费总额), ``visit_sec`` (seconds after midnight of ``begntime``; -1 when the extract gives no time
+    医疗费总额), ``fund_amount`` (yuan, 基金支付), ``visit_sec`` (seconds after midnight of ``begntime``; -1 when the extract gives no time
     of day, i.e. the time is exactly midnight), ``basket`` (at a pharmacy: a 53-bit hash of the sorted set
     of catalogue codes bought, so two swipes with the same basket have the same number; 0 elsewhere). The
     co-visit projection (``features.graph.projection``) is built from it.
@@ -33,8 +33,8 @@ Node types are ``psn`` (参保人), ``prac`` (医师/药师), ``fixmedins`` (hos
 >>> con = duckdb.connect()
 >>> _ = con.execute(_DEMO_SQL)
 >>> v = read_visits(con)
->>> v[["psn_no", "hub_type", "hub_id", "amount"]].values.tolist()
-[['P1', 'fixmedins', 'H1', 100.0], ['P2', 'pharmacy', 'S1', 30.0]]
+>>> v[["psn_no", "hub_type", "hub_id", "amount", "fund_amount"]].values.tolist()
+[['P1', 'fixmedins', 'H1', 100.0, 70.0], ['P2', 'pharmacy', 'S1', 30.0, 0.0]]
 >>> e = read_edges(con)
 >>> sorted(e["kind"])
 ['care', 'purchase', 'visit', 'works_at']
@@ -57,7 +57,7 @@ NODE_TYPES = ("psn", "prac", "fixmedins", "pharmacy")
 
 # Settlements that count: not a reversal, not reversed by one.
 _LIVE_SETL = """
-    SELECT s.mdtrt_id, sum(s.medfee_sumamt)::DOUBLE AS amount
+    SELECT s.mdtrt_id, sum(s.medfee_sumamt)::DOUBLE AS amount, sum(s.fund_pay_sumamt)::DOUBLE AS fund_amount
     FROM setl_d s
     WHERE s.refd_setl_flag IS DISTINCT FROM '1'
       AND s.setl_id NOT IN (SELECT init_setl_id FROM setl_d WHERE refd_setl_flag = '1' AND init_setl_id IS NOT NULL)
@@ -86,6 +86,7 @@ _VISITS_SQL = f"""
            m.fixmedins_code,
            CAST(m.begntime AS DATE) AS visit_date,
            live.amount,
+           live.fund_amount,
            CASE WHEN CAST(m.begntime AS TIME) = TIME '00:00:00' OR m.begntime IS NULL THEN -1
                 ELSE (extract(epoch FROM CAST(m.begntime AS TIME)))::INTEGER END AS visit_sec,
            coalesce(baskets.basket, 0) AS basket
@@ -191,9 +192,9 @@ CREATE TABLE mdtrt_d AS SELECT * FROM (VALUES
   t(mdtrt_id, psn_no, fixmedins_code, med_type, begntime, chfpdr_code);
 ALTER TABLE mdtrt_d ADD COLUMN adm_dept_codg VARCHAR;
 CREATE TABLE setl_d AS SELECT * FROM (VALUES
-  ('S01', 'M1', 100.0, '0', NULL), ('S02', 'M2', 30.0, '0', NULL),
-  ('S03', 'M3', 50.0, '0', NULL), ('S04', 'M3', -50.0, '1', 'S03'))
-  t(setl_id, mdtrt_id, medfee_sumamt, refd_setl_flag, init_setl_id);
+  ('S01', 'M1', 100.0, 70.0, '0', NULL), ('S02', 'M2', 30.0, 0.0, '0', NULL),
+  ('S03', 'M3', 50.0, 35.0, '0', NULL), ('S04', 'M3', -50.0, -35.0, '1', 'S03'))
+  t(setl_id, mdtrt_id, medfee_sumamt, fund_pay_sumamt, refd_setl_flag, init_setl_id);
 CREATE TABLE fee_list_d AS SELECT * FROM (VALUES
   ('F1', 'M1', 'P1', 'D1', TIMESTAMP '2024-03-01 09:10:00', 100.0, 'SVC', 1.0, NULL),
   ('F2', 'M2', 'P2', NULL, TIMESTAMP '2024-03-02 10:00:00', 30.0, 'XA1', 2.0, 14.0))

@@ -7,7 +7,8 @@ the evidence, ``features.graph.evidence``, with the evidence columns), ``size``,
 of the projection inside it, ``synchrony`` (share of the members' visits and purchases at which another
 member was at the same hub on the same day), ``max_turnout`` (the largest share of members seen at one hub
 on one day), ``co_visit_share``, ``co_counter_share`` and ``co_purchase_share`` (share of its edges with a
-tie in that layer), ``amount`` and ``amount_concentration`` (Herfindahl
+tie in that layer), ``amount`` (the members' medical fees), ``fund_amount`` (what the fund paid for them: a
+ring's 涉及金额 basis) and ``amount_concentration`` (Herfindahl
 index of the members' spending over institutions and pharmacies: 1 = all at one place), ``top_provider``,
 ``rule_hit_share`` (share of members with a rule hit; null when the rule engine has not run), the likely
 ``organisers`` and a ``risk_score`` in [0, 1].
@@ -232,12 +233,13 @@ def _organiser_order(sub: nx.Graph) -> list:
 
 
 def _visit_stats(visits: pd.DataFrame, ids: dict) -> pd.DataFrame:
-    cols = ["community_id", "n_visits", "amount", "synchrony", "max_turnout", "amount_concentration",
+    cols = ["community_id", "n_visits", "amount", "fund_amount", "synchrony", "max_turnout", "amount_concentration",
             "top_provider", "top_provider_share"]
     if not ids or len(visits) == 0:
         return pd.DataFrame(columns=cols)
     v = visits[visits["psn_no"].isin(ids.keys())]
-    v = v.assign(community_id=v["psn_no"].map(ids), amount=v["amount"].astype(float))
+    v = v.assign(community_id=v["psn_no"].map(ids), amount=v["amount"].astype(float),
+                 fund_amount=v["fund_amount"].astype(float) if "fund_amount" in v else np.nan)
     size = pd.Series(ids).value_counts()
     # synchrony: visits at a hub-day where another member was too
     present = v.groupby(["community_id", "hub_id", "visit_date"])["psn_no"].transform("nunique")
@@ -252,6 +254,7 @@ def _visit_stats(visits: pd.DataFrame, ids: dict) -> pd.DataFrame:
     out = pd.DataFrame({
         "n_visits": v.groupby("community_id").size(),
         "amount": v.groupby("community_id")["amount"].sum(),
+        "fund_amount": v.groupby("community_id")["fund_amount"].sum(min_count=1),
         "synchrony": sync,
         "max_turnout": turnout,
         "amount_concentration": hhi,

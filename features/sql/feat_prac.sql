@@ -9,7 +9,8 @@ WITH vol AS (
            SUM(CASE WHEN age_days < 365 THEN 1 ELSE 0 END) AS n_visits_365,
            SUM(CASE WHEN age_days < 30 THEN amt ELSE 0 END) AS amt_30,
            SUM(CASE WHEN age_days < 90 THEN amt ELSE 0 END) AS amt_90,
-           SUM(CASE WHEN age_days < 365 THEN amt ELSE 0 END) AS amt_365
+           SUM(CASE WHEN age_days < 365 THEN amt ELSE 0 END) AS amt_365,
+           SUM(CASE WHEN age_days < 365 THEN fund_amt ELSE 0 END) AS fund_amt_365
     FROM stg_visit
     WHERE chfpdr_code IS NOT NULL
     GROUP BY chfpdr_code
@@ -48,7 +49,7 @@ base AS (
     SELECT d.prac_code, d.fixmedins_code, i.hosp_level,
            COALESCE(d.caty, d.dept_codg, '-') AS specialty,
            CASE WHEN y.prac_code IS NULL THEN 0 ELSE 1 END AS is_active_365,
-           v.n_visits_30, v.n_visits_90, v.n_visits_365, v.amt_30, v.amt_90, v.amt_365,
+           v.n_visits_30, v.n_visits_90, v.n_visits_365, v.amt_30, v.amt_90, v.amt_365, v.fund_amt_365,
            y.n_patients_365, y.n_active_days_365, y.n_inpatient_365,
            COALESCE(y.amt_per_visit, 0) AS amt_per_visit,
            COALESCE(y.exams_per_visit, 0) AS exams_per_visit,
@@ -80,7 +81,7 @@ peer AS (
 )
 SELECT prac_code, fixmedins_code, peer_group,
        hosp_level, is_active_365,
-       n_visits_30, n_visits_90, n_visits_365, amt_30, amt_90, amt_365,
+       n_visits_30, n_visits_90, n_visits_365, amt_30, amt_90, amt_365, fund_amt_365,
        n_patients_365, n_active_days_365, n_inpatient_365,
        amt_per_visit, exams_per_visit, labs_per_visit, lines_per_visit,
        exam_share, lab_share, drug_share, consumable_share, class_c_share, vbp_nonselected_share,

@@ -49,7 +49,7 @@ class _Claims:
             amount = round(cnt * price, 2)
             total += amount
             self.fee.append((f"F{len(self.fee):08d}", mid, psn, doctor, when, amount, code, float(cnt), days))
-        self.setl.append((f"T{len(self.setl):07d}", mid, round(total, 2), "0", None))
+        self.setl.append((f"T{len(self.setl):07d}", mid, round(total, 2), round(0.7 * total, 2), "0", None))
 
 
 def _region(seed: int = 11) -> dict[str, pd.DataFrame]:
@@ -124,7 +124,8 @@ def _region(seed: int = 11) -> dict[str, pd.DataFrame]:
                         "fixmedins_type": ["pharmacy"] * len(SHOPS) + ["hospital"] * 3})
     mdtrt = pd.DataFrame(c.mdtrt, columns=["mdtrt_id", "psn_no", "fixmedins_code", "med_type", "begntime",
                                            "chfpdr_code", "adm_dept_codg"])
-    setl = pd.DataFrame(c.setl, columns=["setl_id", "mdtrt_id", "medfee_sumamt", "refd_setl_flag", "init_setl_id"])
+    setl = pd.DataFrame(c.setl, columns=["setl_id", "mdtrt_id", "medfee_sumamt", "fund_pay_sumamt", "refd_setl_flag",
+                                         "init_setl_id"])
     fee = pd.DataFrame(c.fee, columns=["bkkp_sn", "mdtrt_id", "psn_no", "bilg_dr_code", "fee_ocur_time",
                                        "det_item_fee_sumamt", "hilist_code", "cnt", "prd_days"])
     return {"fixmedins": fix, "mdtrt_d": mdtrt, "setl_d": setl, "fee_list_d": fee,
