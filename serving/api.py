@@ -32,7 +32,7 @@ part of the list (investigator, liaison: the same answer whether the clue exists
 leaks), 404 for the roles that see every clue; an illegal move → 409; bad input → 422 naming each field
 (:mod:`serving.errors`); too many background jobs → 429. Every value taken is typed and bounded
 (:mod:`serving.schemas`), every answer has a declared type, and every refusal the body ``ErrorBody``.
-A transition or comment with an ``Idempotency-Key`` header is done once: a retry gets the first answer.
+A transition, comment or 公安反馈 with an ``Idempotency-Key`` header is done once: a retry gets the first answer.
 
 :func:`create_ui_app` serves ``serving/ui/index.html`` (plain HTML and JavaScript, Chinese labels).
 """
@@ -241,12 +241,16 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
 
     @app.post("/clues/{clue_id}/referral-outcome", summary="公安反馈 record public security's outcome",
               response_model=ClueRecord, responses=_answers(403, 404, 409, 422))
-    def referral_outcome(clue_id: ClueIdPath, body: ReferralOutcomeIn, user: User = Depends(current_user)) -> dict:
+    def referral_outcome(clue_id: ClueIdPath, body: ReferralOutcomeIn, response: Response,
+                         user: User = Depends(current_user), idempotency_key: IdempotencyHeader = None) -> dict:
         """受理/立案/不立案/退回 with the decision's date and document number, on a clue in 移送公安 (409
         otherwise); by a liaison or investigator who sees the clue, or an admin (403 otherwise). Audited;
-        after 立案, 不立案 or 退回 the clue may be closed and counts as cleared."""
-        return masked(rt().store.record_referral_outcome(clue_id, user, body.outcome, body.outcome_date,
-                                                         body.doc_no, body.note))
+        after 立案, 不立案 or 退回 the clue may be closed and counts as cleared. With ``Idempotency-Key`` a
+        retry returns the first answer and records nothing."""
+        out = rt().store.record_referral_outcome(clue_id, user, body.outcome, body.outcome_date, body.doc_no,
+                                                 body.note, idempotency_key=idempotency_key)
+        _mark_replay(response, out)
+        return masked(out)
 
     @app.post("/clues/{clue_id}/comments", summary="核查意见 add a comment", response_model=CommentOut,
               responses=_answers(403, 404, 422))

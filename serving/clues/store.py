@@ -555,7 +555,7 @@ class ClueStore:
         return {"assigned": assigned, "refused": refused}
 
     def record_referral_outcome(self, clue_id: int, user: User, outcome: str, outcome_date: date, doc_no: str,
-                                note: str | None = None) -> dict:
+                                note: str | None = None, *, idempotency_key: str | None = None) -> dict:
         """公安反馈: record what public security did with a clue transferred to it; returns the new detail.
 
         ``outcome`` is one of :data:`serving.clues.workflow.REFERRAL_OUTCOMES` (accepted 受理, filed 立案,
@@ -564,6 +564,8 @@ class ClueStore:
         investigator who sees it, or an admin (``record_outcome``). Written as a ``clue_transition`` row from 移送公安 to 移送公安 with
         the outcome in its detail, kept on the clue as its latest outcome, audited as ``referral_outcome``.
         A final outcome (立案, 不立案, 退回) lets the clue be closed and counts it as cleared.
+
+        ``idempotency_key``: as for :meth:`transition`, a retry gets the first answer and records nothing.
         """
         _check_choice("outcome", outcome, REFERRAL_OUTCOMES)
         doc_no = mask_id((doc_no or "").strip())
@@ -573,23 +575,34 @@ class ClueStore:
         now = self._clock()
         if not isinstance(outcome_date, date) or outcome_date > now.date():
             raise ValueError(f"反馈日期不能晚于今天 (outcome_date {outcome_date} is in the future)")
-        with self._sessions.begin() as s:
-            c = self._visible_clue(s, clue_id, user, "record_outcome", lock=True)
-            if c.state not in CLOSE_NEEDS_REFERRAL_OUTCOME:
-                raise IllegalTransition(f"线索 #{c.id} ({c.clue_key}) 当前为「{STATES[c.state]}」, 只有移送公安的线索才能登记"
-                                        f"公安反馈 / clue #{c.id} is {c.state}: only a clue transferred to public "
-                                        f"security takes an outcome")
-            if outcome_date < c.created_at.date():
-                raise ValueError(f"反馈日期 {outcome_date} 早于线索发现日期 {c.created_at.date()} "
-                                 f"(outcome_date before the clue was raised)")
-            detail = {"referral_outcome": outcome, "outcome_date": outcome_date.isoformat(), "doc_no": doc_no}
-            s.add(ClueTransition(clue_id=c.id, from_state=c.state, to_state=c.state, actor=user.username,
-                                 role=user.role, at=now, reason=note, detail=detail))
-            c.referral_outcome, c.referral_outcome_date, c.referral_doc_no = outcome, outcome_date, doc_no
-            c.updated_at = now
-            s.flush()
-            self._audit(s, user, "referral_outcome", c.id, detail)
-            return self._detail(s, c, user)
+        fingerprint = _fingerprint("referral_outcome", clue_id, outcome, outcome_date.isoformat(), doc_no, note)
+        try:
+            with self._sessions.begin() as s:
+                c = self._visible_clue(s, clue_id, user, "record_outcome", lock=True)
+                stored = self._replay(s, user, idempotency_key, fingerprint)
+                if stored is not None:
+                    return stored
+                if c.state not in CLOSE_NEEDS_REFERRAL_OUTCOME:
+                    raise IllegalTransition(f"线索 #{c.id} ({c.clue_key}) 当前为「{STATES[c.state]}」, 只有移送公安的线索才能登记"
+                                            f"公安反馈 / clue #{c.id} is {c.state}: only a clue transferred to public "
+                                            f"security takes an outcome")
+                if outcome_date < c.created_at.date():
+                    raise ValueError(f"反馈日期 {outcome_date} 早于线索发现日期 {c.created_at.date()} "
+                                     f"(outcome_date before the clue was raised)")
+                detail = {"referral_outcome": outcome, "outcome_date": outcome_date.isoformat(), "doc_no": doc_no}
+                s.add(ClueTransition(clue_id=c.id, from_state=c.state, to_state=c.state, actor=user.username,
+                                     role=user.role, at=now, reason=note, detail=detail))
+                c.referral_outcome, c.referral_outcome_date, c.referral_doc_no = outcome, outcome_date, doc_no
+                c.updated_at = now
+                s.flush()
+                self._audit(s, user, "referral_outcome", c.id, detail)
+                out = self._detail(s, c, user)
+                self._remember(s, user, idempotency_key, fingerprint, "referral_outcome", c.id, out)
+                return out
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            return self._replay_committed(user, idempotency_key, fingerprint)
 
     def comment(self, clue_id: int, user: User, text: str, *, idempotency_key: str | None = None) -> dict:
         """Add a comment (核查意见) to a clue; resident IDs in the text are masked. Returns the comment.

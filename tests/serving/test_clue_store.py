@@ -21,6 +21,7 @@ from serving.clues import (
     open_store,
 )
 from serving.clues.models import AppendOnlyError, AuditLog, Base, ClueTransition
+from serving.clues.store import IdempotencyConflict, Replayed
 
 ADMIN = User("admin1", "admin")
 ANALYST = User("ana", "analyst")
@@ -508,7 +509,12 @@ def test_police_outcomes_are_recorded_audited_and_close_the_case_only_when_final
         "accepted", "受理", "2025-03-02", "长公受字〔2025〕7号")
     with pytest.raises(IllegalTransition, match="only after a final outcome"):
         store.transition(1, "closed", ADMIN, "结案")  # 受理 is not final
-    d = store.record_referral_outcome(1, gong, "filed", date(2025, 3, 4), "长公立字〔2025〕12号")
+    d = store.record_referral_outcome(1, gong, "filed", date(2025, 3, 4), "长公立字〔2025〕12号", idempotency_key="k-12")
+    again = store.record_referral_outcome(1, gong, "filed", date(2025, 3, 4), "长公立字〔2025〕12号",
+                                          idempotency_key="k-12")  # the liaison's retry: recorded once
+    assert isinstance(again, Replayed) and again == d and len(store.audit_log(action="referral_outcome")) == 2
+    with pytest.raises(IdempotencyConflict):  # the same key with another outcome is not a retry
+        store.record_referral_outcome(1, gong, "returned", date(2025, 3, 4), "长公退字1号", idempotency_key="k-12")
     assert d["state"] == "transferred_police" and d["may_record_outcome"] is True
     last = d["transitions"][-1]
     assert (last["from_state"], last["to_state"], last["actor"], last["role"]) == (
