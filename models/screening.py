@@ -11,7 +11,10 @@ P(fraud) × amount at risk) and turns the entities worth verifying into clue dic
   its rule hits put at least ``min_rule_amount`` yuan at risk (source ``rule``); the list keeps the
   ``max_clues`` with the highest priority. A ring model trained on a region with fewer than ten labelled
   rings is an isolation forest that cannot tell rings apart (≈ 0.1 for every community): without the
-  graph's candidates such a region's rings would reach the list only through their members' rule hits;
+  graph's candidates such a region's rings would reach the list only through their members' rule hits,
+  and ranked by that ≈ 0.1 they fall below the first hundred. So a ring candidate's P(fraud) is the
+  stronger of the ring model's and the graph's risk score (both are in the clue's graph evidence:
+  ``model_p_fraud``, ``risk_score``), and so is its risk level;
 - each clue gathers its rule hits (per rule: typology, hits, amount), the typologies of those hits and,
   for a ring, the ring's own type from the graph's evidence (``graph_communities.ring_type``:
   ``drug_resale``, ``collusive_ring`` or ``phantom_purchase``, see ``features.graph.evidence``), the top
@@ -86,13 +89,15 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
             p = apply_calibration(bundle.score(level, d.frame), calibration)
             candidate = (d.frame["in_ring_candidates"].fillna(0).to_numpy(dtype=float) > 0
                          if "in_ring_candidates" in d.frame else np.zeros(len(d.frame), dtype=bool))
+            graph_risk = (d.frame["risk_score"].fillna(0).to_numpy(dtype=float) if level == "ring"
+                          else np.zeros(len(d.frame)))
             parts.append(pd.DataFrame({
-                "entity_type": level, "entity_id": d.ids.astype(str).to_numpy(), "p_fraud": p,
+                "entity_type": level, "entity_id": d.ids.astype(str).to_numpy(),
+                # a ring candidate: the stronger of the ring model's P(fraud) and the graph's own risk score
+                "p_fraud": np.where(candidate, np.maximum(p, graph_risk), p), "p_model": p,
                 "rule_amount": d.frame["rule_amount"].fillna(0).to_numpy(dtype=float),
                 "exposure": d.frame["exposure"].to_numpy(dtype=float), "graph_candidate": candidate,
-                "graph_risk": (d.frame["risk_score"].fillna(0).to_numpy(dtype=float) if level == "ring"
-                               else np.zeros(len(d.frame))),
-                "row": np.arange(len(d.frame))}))
+                "graph_risk": graph_risk, "row": np.arange(len(d.frame))}))
         ranked = rank_clues(pd.concat(parts, ignore_index=True), bundle.shares)
         keep = ranked[((ranked["p_fraud"] >= min_p) | (ranked["rule_amount"] >= min_rule_amount)
                        | ranked["graph_candidate"]) & (ranked["priority"] > 0)].head(max_clues)
@@ -153,6 +158,7 @@ def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, mi
             info = ring_info.get(r.entity_id, {})
             typologies = sorted(set(typologies) | {info.get("ring_type") or "collusive_ring"})
             graph.update({k: v for k, v in info.items() if v is not None})
+            graph.update({"risk_score": round(float(r.graph_risk), 4), "model_p_fraud": round(float(r.p_model), 4)})
         out.append({
             "entity_type": r.entity_type, "entity_id": r.entity_id, "entity_name": names.get(key),
             "region": regions.get(key), "p_fraud": float(r.p_fraud),

@@ -119,9 +119,15 @@ def test_screening_gives_one_clue_per_entity_with_reasons_and_evidence(tiny_ware
     # a ring's risk level follows the stronger of its P(fraud) and the graph's own risk score
     with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
         graph_risk = dict(con.execute("SELECT community_id, risk_score FROM graph_communities").fetchall())
+        candidates = {c for (c,) in con.execute("SELECT community_id FROM graph_communities WHERE in_ring_candidates")
+                      .fetchall()}
     rings = [c for c in clues if c["entity_type"] == "ring"]
     assert rings and all(c["risk_level"] == risk_level(max(c["p_fraud"], graph_risk[c["entity_id"]])) for c in rings)
-    assert any(c["risk_level"] != "low" and c["p_fraud"] < 0.4 for c in rings)  # not rated 低 by a weak ring model
+    # a ring candidate's P(fraud) is the stronger of the ring model's and the graph's risk score, both kept
+    cands = [c for c in rings if c["entity_id"] in candidates]
+    assert cands and all(c["p_fraud"] == pytest.approx(max(c["evidence"]["graph"]["model_p_fraud"],
+                                                           c["evidence"]["graph"]["risk_score"]), abs=1e-4)
+                         and c["risk_level"] != "low" for c in cands)
     with_rules = [c for c in clues if "rule" in c["sources"]]
     assert with_rules and all(c["rule_hits"] for c in with_rules)
     assert any(c["evidence"]["setl_id"] for c in clues)
