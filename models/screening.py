@@ -12,9 +12,11 @@ P(fraud) × amount at risk) and turns the entities worth verifying into clue dic
   ``max_clues`` with the highest priority. A ring model trained on a region with fewer than ten labelled
   rings is an isolation forest that cannot tell rings apart (≈ 0.1 for every community): without the
   graph's candidates such a region's rings would reach the list only through their members' rule hits,
-  and ranked by that ≈ 0.1 they fall below the first hundred. So a ring candidate's P(fraud) is the
-  stronger of the ring model's and the graph's risk score (both are in the clue's graph evidence:
-  ``model_p_fraud``, ``risk_score``), and so is its risk level;
+  and ranked by that ≈ 0.1 they fall below the first hundred. So with such a model (``mode_``
+  ``unsupervised``) a ring candidate's P(fraud) is the stronger of the model's and the graph's risk score
+  (both are in the clue's graph evidence: ``model_p_fraud``, ``risk_score``); a supervised ring model has
+  learnt from labelled rings what the graph's evidence is worth, and its P(fraud) stands. A ring's risk
+  level is the stronger of the two either way;
 - each clue gathers its rule hits (per rule: typology, hits, amount), the typologies of those hits and,
   for a ring, the ring's own type from the graph's evidence (``graph_communities.ring_type``:
   ``drug_resale``, ``collusive_ring`` or ``phantom_purchase``, see ``features.graph.evidence``), the top
@@ -91,10 +93,12 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
                          if "in_ring_candidates" in d.frame else np.zeros(len(d.frame), dtype=bool))
             graph_risk = (d.frame["risk_score"].fillna(0).to_numpy(dtype=float) if level == "ring"
                           else np.zeros(len(d.frame)))
+            # a ring candidate, when the ring model has learnt nothing from labels: the stronger of its
+            # P(fraud) and the graph's own risk score
+            weak = getattr(bundle.scorers[level], "mode_", "supervised") != "supervised"
             parts.append(pd.DataFrame({
                 "entity_type": level, "entity_id": d.ids.astype(str).to_numpy(),
-                # a ring candidate: the stronger of the ring model's P(fraud) and the graph's own risk score
-                "p_fraud": np.where(candidate, np.maximum(p, graph_risk), p), "p_model": p,
+                "p_fraud": np.where(candidate & weak, np.maximum(p, graph_risk), p), "p_model": p,
                 "rule_amount": d.frame["rule_amount"].fillna(0).to_numpy(dtype=float),
                 "exposure": d.frame["exposure"].to_numpy(dtype=float), "graph_candidate": candidate,
                 "graph_risk": graph_risk, "row": np.arange(len(d.frame))}))
