@@ -9,6 +9,21 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
+# Session fixtures too dear to build twice: scripts/test.sh runs two pytest-xdist workers with --dist loadgroup,
+# and every test that uses one of these (directly or through another fixture) runs on the worker of its
+# group, which builds it once. A test that takes one with request.getfixturevalue is marked by hand.
+SHARED_FIXTURE_GROUPS = {"small_demo": "small_demo", "spark": "spark", "spark_test_conf": "spark",
+                         "launched": "service", "served": "service"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        group = next((g for f, g in SHARED_FIXTURE_GROUPS.items() if f in names), None)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session")
 def tiny_region(tmp_path_factory) -> Path:

@@ -9,7 +9,6 @@ import pytest
 from features.build import feature_select, final_select, rule_hits_select, stage_blocks
 from features.catalogue import TABLES
 
-pytestmark = pytest.mark.xdist_group("spark")  # one worker builds its fixtures (scripts/test.sh)
 
 sqlglot = pytest.importorskip("sqlglot")
 

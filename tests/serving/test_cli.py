@@ -18,7 +18,6 @@ def _json(result) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("small_demo")  # the worker that builds the small demo for the other modules
 def test_main_job_runs_every_built_step(small_demo):
     """The README's main job, ``yibao demo --preset small --seed 7 --json``, run once per session by the
     ``small_demo`` fixture (tests/serving/conftest.py) and shared with the end-to-end and evidence tests."""

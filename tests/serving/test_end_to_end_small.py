@@ -25,7 +25,7 @@ from served import (YIBAO, free_port, launch_server, move, paths_covering_every_
                     wait_ready)
 from served import run_yibao as _yibao
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("small_demo")]
+pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def small(request, small_demo, tmp_path_factory):

@@ -27,7 +27,8 @@ from serving.evidence_export.graph import case_graph, seeds_of
 from serving.evidence_export.redact import Redactor
 from serving.evidence_export.report import chromium_path
 
-pytestmark = pytest.mark.xdist_group("small_demo")  # one worker builds its fixtures (scripts/test.sh)
+# the small demo is taken with request.getfixturevalue, which tests/conftest.py cannot see: grouped by hand
+pytestmark = pytest.mark.xdist_group("small_demo")
 
 ANALYST = User("ana", "analyst")
 LIAISON = User("gong", "liaison")

@@ -28,7 +28,6 @@ from features.config import load_settings
 from serving.pipeline import run_pipeline
 from features.warehouse import copy_warehouse
 
-pytestmark = pytest.mark.xdist_group("spark")  # one worker builds its fixtures (scripts/test.sh)
 
 BATCH = ("ingest", "rules", "graph", "features")
 

@@ -19,7 +19,7 @@ from serving.clues.access import mask_id
 from serving.clues.workflow import TRANSITIONS
 from serving.scoring import visit_from_warehouse
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
+pytestmark = pytest.mark.slow
 
 MASKED_ID = mask_id(RESIDENT_ID)
 WRONG_TOKEN = "not-a-token-0123456789abcdefghijklmnop"

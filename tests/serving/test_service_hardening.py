@@ -19,7 +19,7 @@ from served import RESIDENT_ID
 from serving.schemas import MAX_AMOUNT, ErrorBody
 from serving.scoring import visit_from_warehouse
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
+pytestmark = pytest.mark.slow
 
 BIG = 2**63  # one past the largest id the service takes
 SECRET = "王涛-secret"

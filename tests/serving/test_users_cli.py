@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from serving.cli import app
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
+pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 
