@@ -576,33 +576,25 @@ class ClueStore:
         if not isinstance(outcome_date, date) or outcome_date > now.date():
             raise ValueError(f"反馈日期不能晚于今天 (outcome_date {outcome_date} is in the future)")
         fingerprint = _fingerprint("referral_outcome", clue_id, outcome, outcome_date.isoformat(), doc_no, note)
-        try:
-            with self._sessions.begin() as s:
-                c = self._visible_clue(s, clue_id, user, "record_outcome", lock=True)
-                stored = self._replay(s, user, idempotency_key, fingerprint)
-                if stored is not None:
-                    return stored
-                if c.state not in CLOSE_NEEDS_REFERRAL_OUTCOME:
-                    raise IllegalTransition(f"线索 #{c.id} ({c.clue_key}) 当前为「{STATES[c.state]}」, 只有移送公安的线索才能登记"
-                                            f"公安反馈 / clue #{c.id} is {c.state}: only a clue transferred to public "
-                                            f"security takes an outcome")
-                if outcome_date < c.created_at.date():
-                    raise ValueError(f"反馈日期 {outcome_date} 早于线索发现日期 {c.created_at.date()} "
-                                     f"(outcome_date before the clue was raised)")
-                detail = {"referral_outcome": outcome, "outcome_date": outcome_date.isoformat(), "doc_no": doc_no}
-                s.add(ClueTransition(clue_id=c.id, from_state=c.state, to_state=c.state, actor=user.username,
-                                     role=user.role, at=now, reason=note, detail=detail))
-                c.referral_outcome, c.referral_outcome_date, c.referral_doc_no = outcome, outcome_date, doc_no
-                c.updated_at = now
-                s.flush()
-                self._audit(s, user, "referral_outcome", c.id, detail)
-                out = self._detail(s, c, user)
-                self._remember(s, user, idempotency_key, fingerprint, "referral_outcome", c.id, out)
-                return out
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            return self._replay_committed(user, idempotency_key, fingerprint)
+
+        def record(s: Session, c: Clue) -> dict:
+            if c.state not in CLOSE_NEEDS_REFERRAL_OUTCOME:
+                raise IllegalTransition(f"线索 #{c.id} ({c.clue_key}) 当前为「{STATES[c.state]}」, 只有移送公安的线索才能登记"
+                                        f"公安反馈 / clue #{c.id} is {c.state}: only a clue transferred to public "
+                                        f"security takes an outcome")
+            if outcome_date < c.created_at.date():
+                raise ValueError(f"反馈日期 {outcome_date} 早于线索发现日期 {c.created_at.date()} "
+                                 f"(outcome_date before the clue was raised)")
+            detail = {"referral_outcome": outcome, "outcome_date": outcome_date.isoformat(), "doc_no": doc_no}
+            s.add(ClueTransition(clue_id=c.id, from_state=c.state, to_state=c.state, actor=user.username,
+                                 role=user.role, at=now, reason=note, detail=detail))
+            c.referral_outcome, c.referral_outcome_date, c.referral_doc_no = outcome, outcome_date, doc_no
+            c.updated_at = now
+            s.flush()
+            self._audit(s, user, "referral_outcome", c.id, detail)
+            return self._detail(s, c, user)
+
+        return self._once(clue_id, user, ("record_outcome", "referral_outcome"), idempotency_key, fingerprint, record)
 
     def comment(self, clue_id: int, user: User, text: str, *, idempotency_key: str | None = None) -> dict:
         """Add a comment (核查意见) to a clue; resident IDs in the text are masked. Returns the comment.
@@ -616,24 +608,37 @@ class ClueStore:
             raise ValueError(f"评论过长 (comment too long): {len(text)} > 4000 characters")
         fingerprint = _fingerprint("comment", clue_id, text)
         now = self._clock()
+
+        def add(s: Session, c: Clue) -> dict:
+            row = ClueComment(clue_id=c.id, actor=user.username, role=user.role, at=now, text=mask_id(text))
+            s.add(row)
+            c.updated_at = now
+            s.flush()
+            self._audit(s, user, "comment", c.id, {"comment_id": row.id})
+            return _comment(row)
+
+        return self._once(clue_id, user, ("comment", "comment"), idempotency_key, fingerprint, add)
+
+    def _once(self, clue_id: int, user: User, actions: tuple[str, str], key: str | None, fingerprint: str,
+              write: Callable[[Session, Clue], dict]) -> dict:
+        """``write(session, clue)`` on the clue the user may act on (``actions[0]``, row-locked), done once per
+        idempotency ``key``: the answer is remembered as ``actions[1]``, and a retry gets it back (a
+        :class:`Replayed`) with nothing written; a twin in flight that lost the race for the key gets the
+        winner's answer."""
+        permission, action = actions
         try:
             with self._sessions.begin() as s:
-                c = self._visible_clue(s, clue_id, user, "comment", lock=True)
-                stored = self._replay(s, user, idempotency_key, fingerprint)
+                c = self._visible_clue(s, clue_id, user, permission, lock=True)
+                stored = self._replay(s, user, key, fingerprint)
                 if stored is not None:
                     return stored
-                row = ClueComment(clue_id=c.id, actor=user.username, role=user.role, at=now, text=mask_id(text))
-                s.add(row)
-                c.updated_at = now
-                s.flush()
-                self._audit(s, user, "comment", c.id, {"comment_id": row.id})
-                out = _comment(row)
-                self._remember(s, user, idempotency_key, fingerprint, "comment", c.id, out)
+                out = write(s, c)
+                self._remember(s, user, key, fingerprint, action, c.id, out)
                 return out
         except IntegrityError:
-            if idempotency_key is None:
+            if key is None:
                 raise
-            return self._replay_committed(user, idempotency_key, fingerprint)
+            return self._replay_committed(user, key, fingerprint)
 
     # -- background jobs ----------------------------------------------------------------------------
 
