@@ -5,7 +5,8 @@
 # It skips only what is absent, with the reason: ../shared data, PostgreSQL, Chromium, Java.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Two workers (pytest-xdist), one per core; the modules that share an expensive session fixture (the small
-# demo, Spark, the running services) are each kept on one worker (xdist_group marks) so that it is built once.
+# Two workers (pytest-xdist), one per core; the tests that share an expensive session fixture (the small
+# demo, Spark, the running services) are each kept on one worker (tests/conftest.py groups them) so that it
+# is built once.
 # --durations: the 25 slowest tests at the end, for whoever works on the suite's time.
 exec .venv/bin/pytest -q -n "${YIBAO_TEST_WORKERS:-2}" --dist loadgroup --durations=25 "$@"

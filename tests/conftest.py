@@ -16,13 +16,13 @@ SHARED_FIXTURE_GROUPS = {"small_demo": "small_demo", "spark": "spark", "spark_te
                          "launched": "service", "served": "service"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        group = next((g for f, g in SHARED_FIXTURE_GROUPS.items() if f in names), None)
-        if group and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
+def pytest_itemcollected(item):
+    """Mark the test with its group as it is collected, before any pytest_collection_modifyitems (where xdist
+    reads the marks and suffixes the test's id with its group)."""
+    names = set(getattr(item, "fixturenames", ()))
+    group = next((g for f, g in SHARED_FIXTURE_GROUPS.items() if f in names), None)
+    if group and not item.get_closest_marker("xdist_group"):
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
