@@ -9,4 +9,7 @@ cd "$(dirname "$0")/.."
 # demo, Spark, the running services) are each kept on one worker (tests/conftest.py groups them) so that it
 # is built once.
 # --durations: the 25 slowest tests at the end, for whoever works on the suite's time.
+# OMP_WAIT_POLICY=PASSIVE: LightGBM's OpenMP threads sleep when idle instead of spinning; with two workers each
+# training on 2 threads, spinning threads took a test from 17 s to over 10 minutes on this 2-core machine.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec .venv/bin/pytest -q -n "${YIBAO_TEST_WORKERS:-2}" --dist loadgroup --durations=25 "$@"
