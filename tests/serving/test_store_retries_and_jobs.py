@@ -153,3 +153,43 @@ def test_background_work_and_what_it_starts_stay_in_the_idle_class(tmp_path):
         pool.close()
     assert seen["self"] == seen["idle"]
     assert seen["child"] == seen["idle"]  # a renice by the child does not take it out of the class
+
+
+def _scheduling_inside_a_store_transaction(db_url: str) -> dict:
+    """In a background process: the scheduling class and nice value inside one clue-store transaction
+    and after it, with the store as the evidence job opens it."""
+    import os
+
+    from sqlalchemy import text
+
+    from serving.clues.store import open_store
+    from serving.jobs import lift_priority_in_transactions
+
+    store = open_store(db_url)
+    lifted = lift_priority_in_transactions(store.engine)
+    with store.engine.begin() as conn:
+        conn.execute(text("SELECT 1"))
+        inside = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+    after = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+    return {"lifted": lifted, "inside": inside, "after": after}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="the idle class is Linux's")
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="leaving the idle class needs CAP_SYS_NICE")
+def test_a_background_store_transaction_runs_in_the_normal_class(tmp_path):
+    # an idle-class process preempted while it holds the store's write lock would hold up every writer
+    import os
+
+    from features.config import Settings
+    from serving.jobs import JobLimits, JobPool
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    pool = JobPool(db_url=url, settings=Settings(warehouse=tmp_path / "w.duckdb"), folder=tmp_path / "jobs",
+                   limits=JobLimits(niceness=10))
+    try:
+        seen = pool._pool().submit(_scheduling_inside_a_store_transaction, url).result(timeout=120)
+    finally:
+        pool.close()
+    assert seen["lifted"] is True
+    assert seen["inside"] == (os.SCHED_OTHER, 0)
+    assert seen["after"] == (os.SCHED_IDLE, 10)
