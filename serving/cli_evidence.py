@@ -29,7 +29,9 @@ def evidence_export(
     depth: int = typer.Option(1, "--depth", min=0, max=3, help="Hops of graph neighbourhood around the clue."),
     max_nodes: int = typer.Option(400, "--max-nodes", min=1, help="Most nodes in the case graph (strongest ties kept)."),
     key: Optional[Path] = typer.Option(None, "--key", help="Ed25519 private key (PEM). Default: YIBAO_EVIDENCE_KEY."),
-    model_version: Optional[str] = typer.Option(None, "--model-version", help="Model version to record, if known."),
+    model_version: Optional[str] = typer.Option(
+        None, "--model-version", help="Model version to name in the report: a text, or registry:<alias|version>. "
+        "Default: the registry's champion (what `yibao screen` uses) at the tracking URI."),
     no_pdf: bool = typer.Option(False, "--no-pdf", help="Do not render report.pdf (HTML only)."),
     db: Optional[str] = DB_OPT,
     user: Optional[str] = USER_OPT,

@@ -13,11 +13,13 @@ names. Persons are renamed later by the package's redaction (see :mod:`serving.e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+import json
+from dataclasses import dataclass, field, fields
 
 import duckdb
 
-__all__ = ["CaseGraph", "case_graph", "seeds_of", "NODE_TYPES", "EDGE_TYPES"]
+__all__ = ["CaseGraph", "case_graph", "seeds_of", "NODE_TYPES", "EDGE_TYPES", "PERSON_TIES"]
 
 # warehouse node type -> (exported type, Neo4j label, 中文)
 NODE_TYPES = {
@@ -37,6 +39,15 @@ EDGE_TYPES = {
     "co_purchase": ("CO_PURCHASES", "共同购药"),
     "co_counter": ("CO_SWIPES", "同柜台连续刷卡"),
 }
+# the person–person layers of the projection (graph_covisit_pairs): dated by what the two persons shared
+PERSON_TIES = ("co_visit", "co_purchase", "co_counter")
+
+
+def _co_purchase_window_days() -> int:
+    """The co-purchase window of the projection (the build config does not set it: the function's default)."""
+    from features.graph.projection import co_purchase_pairs
+
+    return int(inspect.signature(co_purchase_pairs).parameters["window_days"].default)
 
 
 @dataclass
@@ -125,8 +136,75 @@ def case_graph(con: duckdb.DuckDBPyConnection, seeds: list[str], *, depth: int =
         g.edges.append({"src": f"{st}:{si}", "dst": f"{dt}:{di}", "kind": kind, "n_events": int(n or 0),
                         "amount": round(float(amount or 0.0), 2), "first_date": first or "", "last_date": last or "",
                         "shared_days": int(days or 0), "surprise": round(float(surprise or 0.0), 3)})
+    _date_person_ties(con, g)
     _describe_nodes(con, g)
     return g
+
+
+def _date_person_ties(con: duckdb.DuckDBPyConnection, g: CaseGraph) -> None:
+    """First and last date of what each person–person tie shares (同日同机构就医, 同柜台连刷, 同药同店购药).
+
+    ``graph_covisit_pairs`` keeps counts, not dates: the dates are found again in the pair's own visits, with
+    the window and hub of the graph build that made the pairs (``graph_build_log``), so they cover the
+    shared events that were counted. Co-purchase dates are the days both bought one drug at one shop within
+    the projection's window (also when the drug was not one they were oversupplied with).
+    """
+    ties = [(e["kind"], e["src"].partition(":")[2], e["dst"].partition(":")[2]) for e in g.edges
+            if e["kind"] in PERSON_TIES]
+    if not ties:
+        return
+    from features.graph.edges import _IS_PHARMACY, _VISITS_SQL
+
+    config = _graph_build_config(con)
+    hub = {"fixmedins": "hub_id", "dept": "dept_id", "prac": "prac_code"}.get(config.visit_hub, "hub_id")
+    rows = con.execute(f"""
+        WITH _case_ties_in AS (SELECT unnest($kinds) AS kind, unnest($a) AS psn_a, unnest($b) AS psn_b),
+        persons AS (SELECT psn_a AS psn_no FROM _case_ties_in UNION SELECT psn_b FROM _case_ties_in),
+        v AS (SELECT * FROM ({_VISITS_SQL}) WHERE psn_no IN (SELECT psn_no FROM persons)),
+        drugs AS (
+            SELECT DISTINCT m.psn_no, m.fixmedins_code AS shop, CAST(m.begntime AS DATE) AS day, fl.hilist_code
+            FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
+            WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL
+              AND m.psn_no IN (SELECT psn_no FROM persons)),
+        shared AS (
+            SELECT t.kind, t.psn_a, t.psn_b, least(a.visit_date, b.visit_date) AS d0,
+                   greatest(a.visit_date, b.visit_date) AS d1
+            FROM _case_ties_in t JOIN v a ON a.psn_no = t.psn_a JOIN v b ON b.psn_no = t.psn_b
+            WHERE t.kind = 'co_visit' AND a.hub_type = 'fixmedins' AND b.hub_type = 'fixmedins'
+              AND a.{hub} = b.{hub} AND abs(date_diff('day', a.visit_date, b.visit_date)) < $window_days
+            UNION ALL
+            SELECT t.kind, t.psn_a, t.psn_b, a.visit_date, a.visit_date
+            FROM _case_ties_in t JOIN v a ON a.psn_no = t.psn_a JOIN v b ON b.psn_no = t.psn_b
+            WHERE t.kind = 'co_counter' AND a.hub_type = 'pharmacy' AND b.hub_type = 'pharmacy'
+              AND a.hub_id = b.hub_id AND a.visit_date = b.visit_date AND a.visit_sec >= 0 AND b.visit_sec >= 0
+              AND abs(a.visit_sec - b.visit_sec) <= $window_sec
+            UNION ALL
+            SELECT t.kind, t.psn_a, t.psn_b, least(a.day, b.day), greatest(a.day, b.day)
+            FROM _case_ties_in t JOIN drugs a ON a.psn_no = t.psn_a JOIN drugs b ON b.psn_no = t.psn_b
+            WHERE t.kind = 'co_purchase' AND a.shop = b.shop AND a.hilist_code = b.hilist_code
+              AND abs(date_diff('day', a.day, b.day)) < $purchase_window_days)
+        SELECT kind, psn_a, psn_b, strftime(min(d0), '%Y-%m-%d'), strftime(max(d1), '%Y-%m-%d')
+        FROM shared GROUP BY 1, 2, 3""",
+        {"kinds": [t[0] for t in ties], "a": [t[1] for t in ties], "b": [t[2] for t in ties],
+         "window_days": int(config.window_days), "window_sec": float(config.window_minutes) * 60,
+         "purchase_window_days": _co_purchase_window_days()}).fetchall()
+    dates = {(kind, a, b): (first, last) for kind, a, b, first, last in rows}
+    for e in g.edges:
+        if e["kind"] in PERSON_TIES:
+            first, last = dates.get((e["kind"], e["src"].partition(":")[2], e["dst"].partition(":")[2]), ("", ""))
+            e["first_date"], e["last_date"] = e["first_date"] or first, e["last_date"] or last
+
+
+def _graph_build_config(con: duckdb.DuckDBPyConnection):
+    """The options of the newest graph build (``graph_build_log``), else the defaults."""
+    from features.graph.build import GraphConfig
+
+    if _has_table(con, "graph_build_log"):
+        row = con.execute("SELECT config FROM graph_build_log ORDER BY built_at DESC LIMIT 1").fetchone()
+        if row and row[0]:
+            known = {f.name for f in fields(GraphConfig)}
+            return GraphConfig(**{k: v for k, v in json.loads(row[0]).items() if k in known})
+    return GraphConfig()
 
 
 def _describe_nodes(con: duckdb.DuckDBPyConnection, g: CaseGraph) -> None:
@@ -149,7 +227,7 @@ def _describe_nodes(con: duckdb.DuckDBPyConnection, g: CaseGraph) -> None:
             "AND node_id IN (SELECT unnest($c))", {"c": codes["psn"]}).fetchall()}
     totals: dict[str, list] = {k: [0, 0.0] for k in g.nodes}
     for e in g.edges:
-        if e["kind"] in ("co_visit", "co_purchase", "co_counter", "works_at"):
+        if e["kind"] in PERSON_TIES or e["kind"] == "works_at":
             continue
         for k in (e["src"], e["dst"]):
             totals[k][0] += e["n_events"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import subprocess
 import zipfile
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -16,16 +16,18 @@ import duckdb
 from serving.clues.access import User
 from serving.clues.models import ROLES
 from serving.evidence_export import formats, report
-from serving.evidence_export.graph import case_graph, seeds_of
+from serving.evidence_export.display import BEIJING, beijing_time, count, signed, yuan
+from serving.evidence_export.graph import PERSON_TIES, case_graph, seeds_of
 from serving.evidence_export.redact import Redactor, clear_allowed, read_identities
 from serving.evidence_export.signing import (MANIFEST, SIGNATURE, key_fingerprint, load_private_key, sha256_file,
                                              sign_manifest)
 
-__all__ = ["export_package", "FORMAT", "MAX_SETTLEMENTS", "MAX_FEE_LINES"]
+__all__ = ["export_package", "model_version_of", "FORMAT", "MAX_SETTLEMENTS", "MAX_FEE_LINES"]
 
 FORMAT = "yibao-evidence/1"
 MAX_SETTLEMENTS = 2000
 MAX_FEE_LINES = 20000
+TOP_PERSON_TIES = 15  # the strongest co-visit / co-purchase pairs listed in the report
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SETTLEMENT_COLUMNS = ["setl_id", "mdtrt_id", "psn", "fixmedins_code", "fixmedins_name", "med_type", "setl_time",
@@ -43,7 +45,8 @@ def export_package(warehouse: Path, store, clue_id: int, user: User, out_dir: Pa
                    pdf: bool = True) -> Path:
     """Write the evidence package of clue ``clue_id`` as seen by ``user`` into ``out_dir``; returns it.
 
-    ``out_dir`` must not exist or be empty. ``signing_key``: an Ed25519 private key, a PEM path, or None
+    ``out_dir`` must not exist or be empty. ``model_version``: see :func:`model_version_of` (None: the
+    registry's champion in ``settings.tracking_uri``, the model screening uses). ``signing_key``: an Ed25519 private key, a PEM path, or None
     for the path in ``settings.evidence_key`` / env ``YIBAO_EVIDENCE_KEY``. The export is refused when
     ``user`` may not see the clue, and audited in the clue store (``export_evidence``) with the package
     hash (SHA-256 of ``manifest.json``).
@@ -54,7 +57,8 @@ def export_package(warehouse: Path, store, clue_id: int, user: User, out_dir: Pa
     key = load_private_key(signing_key if signing_key is not None else getattr(settings, "evidence_key", None))
     clue = store.get(clue_id, user)  # refuses (and audits) a clue the user may not see
     clear = clear_allowed(clue, user.role)
-    created_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    created_at = datetime.now(BEIJING).replace(microsecond=0).isoformat()  # ISO 8601, +08:00
+    model_version = model_version_of(model_version, getattr(settings, "tracking_uri", None))
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -215,6 +219,7 @@ def _rule_run(con) -> dict:
 
 def _report_context(clue, user, r: Redactor, nxg, g, setl, hits, rule_run, created_at, depth, model_version,
                     settings) -> dict:
+    """What the report shows, every figure already as the text the reader sees (:mod:`.display`)."""
     months: dict[str, dict] = {}
     for s in setl:
         m = months.setdefault((s["setl_time"] or "")[:7], {"month": (s["setl_time"] or "")[:7], "n": 0, "medfee": 0.0,
@@ -222,23 +227,26 @@ def _report_context(clue, user, r: Redactor, nxg, g, setl, hits, rule_run, creat
         m["n"] += 1
         m["medfee"] += s["medfee_sumamt"] or 0.0
         m["fund"] += s["fund_pay_sumamt"] or 0.0
+    month_rows = [{"month": m["month"], "n": count(m["n"]), "medfee": yuan(m["medfee"]), "fund": yuan(m["fund"])}
+                  for m in sorted(months.values(), key=lambda m: m["month"])]
     types = [d["node_type"] for _, d in nxg.nodes(data=True)]
     dates = [s["setl_time"] for s in setl if s["setl_time"]]
     figures = [
-        ("涉案人员（人）", types.count("person")), ("医师（人）", types.count("doctor")),
-        ("医疗机构（家）", types.count("institution")), ("零售药店（家）", types.count("pharmacy")),
-        ("关系（条）", nxg.number_of_edges()),
-        ("结伴就医/共同购药关系（条）", sum(1 for *_, d in nxg.edges(data=True)
-                                  if d["rel_type"] in ("CO_VISITS", "CO_PURCHASES"))),
-        ("结算（笔）", len(setl)),
-        ("医疗费用合计（元）", f"{sum(s['medfee_sumamt'] or 0 for s in setl):,.2f}"),
-        ("基金支付合计（元）", f"{sum(s['fund_pay_sumamt'] or 0 for s in setl):,.2f}"),
-        ("规则命中（次）", len(hits)),
-        ("规则涉及金额（元）", f"{sum(h['amount_at_risk'] or 0 for h in hits):,.2f}"),
+        ("涉案人员（人）", count(types.count("person"))), ("医师（人）", count(types.count("doctor"))),
+        ("医疗机构（家）", count(types.count("institution"))), ("零售药店（家）", count(types.count("pharmacy"))),
+        ("关系（条）", count(nxg.number_of_edges())),
+        ("结伴就医/共同购药/同柜台刷卡关系（条）", count(sum(1 for *_, d in nxg.edges(data=True)
+                                             if d["kind"] in PERSON_TIES))),
+        ("结算（笔）", count(len(setl))),
+        ("医疗费用合计（元）", yuan(sum(s["medfee_sumamt"] or 0 for s in setl))),
+        ("基金支付合计（元）", yuan(sum(s["fund_pay_sumamt"] or 0 for s in setl))),
+        ("规则命中（次）", count(len(hits))),
+        ("规则涉及金额（元）", yuan(sum(h["amount_at_risk"] or 0 for h in hits))),
         ("时间范围", f"{min(dates)[:10]} 至 {max(dates)[:10]}" if dates else "—"),
     ]
     persons = [d for _, d in nxg.nodes(data=True) if d["node_type"] == "person"]
     persons.sort(key=lambda d: (not d["seed"], -d["amount"], d["code"]))
+    person_rows = [d | {"n_events": count(d["n_events"]), "amount": yuan(d["amount"])} for d in persons]
     names, bases = _rule_names(settings), {}
     for h in hits:
         if h.get("basis_zh"):
@@ -248,24 +256,54 @@ def _report_context(clue, user, r: Redactor, nxg, g, setl, hits, rule_run, creat
         rid = h.get("rule_id", "")
         name, basis = names.get(rid, (rid, ""))
         rule_rows.append({"name": f"{name}（{rid}）" if name != rid else rid,
-                          "typology": _typology_zh(h.get("typology")), "hits": h.get("hits", ""),
-                          "amount": float(h.get("amount_at_risk") or 0.0), "basis": bases.get(rid) or basis})
-    reasons = [{"text": r.text(x.get("text_zh")), "value": _fmt(x.get("value"), ".4g"),
-                "peer": _fmt(x.get("peer_value"), ".4g"),
-                "contribution": _fmt(x.get("contribution"), ".4g")} for x in clue.get("reasons") or []]
-    transitions = [{"at": t.get("at"), "to": f"{_state_zh(t.get('from_state'))} → {t.get('to_state_zh')}",
+                          "typology": _typology_zh(h.get("typology")), "hits": count(h.get("hits")),
+                          "amount": yuan(h.get("amount_at_risk") or 0.0), "basis": bases.get(rid) or basis})
+    reasons = [{"text": r.text(x.get("text_zh")), "value": _feature_value(x.get("feature"), x.get("value")),
+                "peer": _feature_value(x.get("feature"), x.get("peer_value")),
+                "contribution": signed(x.get("contribution"))} for x in clue.get("reasons") or []]
+    transitions = [{"at": beijing_time(t.get("at")),
+                    "to": f"{_state_zh(t.get('from_state'))} → {t.get('to_state_zh')}",
                     "actor": t.get("actor"), "reason": r.text(t.get("reason"))} for t in clue.get("transitions") or []]
     eid = r.person(clue["entity_id"]) if clue["entity_type"] == "psn" else clue["entity_id"]
     entity_name = (r.name(clue["entity_id"]) or f"参保人 {eid}") if clue["entity_type"] == "psn" \
         else r.text(clue.get("entity_name") or "")
     code = _code_version()
+    screening = clue.get("last_seen_run") or "未知"
     return {"clue": clue, "user": user, "role_zh": ROLES.get(user.role, user.role), "clear": r.clear,
-            "created_at": created_at, "depth": depth, "entity_key": f"{clue['entity_type']}:{eid}",
-            "entity_name": entity_name, "figures": figures, "months": sorted(months.values(), key=lambda m: m["month"]),
-            "transitions": transitions, "graph_png": "graph.png", "truncated": g.truncated, "persons": persons,
-            "rule_hits": rule_rows, "reasons": reasons, "code_version": code["commit"],
+            "created_at": beijing_time(created_at), "depth": depth, "entity_key": f"{clue['entity_type']}:{eid}",
+            "entity_name": entity_name, "p_fraud": f"{float(clue.get('p_fraud') or 0):.3f}",
+            "amount_at_risk": yuan(clue.get("amount_at_risk") or 0), "figures": figures, "months": month_rows,
+            "transitions": transitions, "graph_png": "graph.png", "truncated": g.truncated, "persons": person_rows,
+            "person_ties": _person_tie_rows(nxg), "rule_hits": rule_rows, "reasons": reasons,
+            "code_version": code["commit"],
             "rule_version": f"{rule_run.get('config_version')} / {rule_run.get('pack_version')}",
-            "model_version": model_version or f"未知（筛查批次 {clue.get('last_seen_run')}）"}
+            "model_version": model_version or "未知", "screening_run": screening}
+
+
+def _person_tie_rows(nxg) -> list[dict]:
+    """The strongest person–person ties (结伴就医, 共同购药, 同柜台连续刷卡) with the dates they share, for the
+    report: most significant first (surprise), then most shared events."""
+    ties = sorted(((u, v, d) for u, v, d in nxg.edges(data=True) if d["kind"] in PERSON_TIES),
+                  key=lambda t: (-t[2]["surprise"], -t[2]["n_events"], t[0], t[1]))
+    return [{"a": _person_text(nxg.nodes[u]), "b": _person_text(nxg.nodes[v]), "type_zh": d["type_zh"],
+             "n_events": count(d["n_events"]), "shared_days": count(d["shared_days"]),
+             "first_date": d["first_date"] or "—", "last_date": d["last_date"] or "—"}
+            for u, v, d in ties[:TOP_PERSON_TIES]]
+
+
+def _person_text(node: dict) -> str:
+    """A person as the report names them: the pseudonym, or in a clear package the name and psn_no."""
+    label, code = node.get("label") or "", node.get("code") or ""
+    return label if not code or label == code else f"{label}（{code}）"
+
+
+def _feature_value(feature: str | None, value) -> str:
+    """A model reason's value as its reason sentence writes it (shares in %, amounts in 元, counts whole)."""
+    from models.explain import _fmt as feature_text  # the one place feature values get their unit
+
+    if value is None or value == "":
+        return ""
+    return feature_text(feature or "", value)
 
 
 def _rule_names(settings) -> dict[str, tuple[str, str]]:
@@ -290,6 +328,35 @@ def _state_zh(state: str | None) -> str:
     from serving.clues.workflow import STATES
 
     return STATES.get(state, state or "") if state else ""
+
+
+def model_version_of(source: str | None, tracking_uri: str | None) -> str | None:
+    """The model version the report names (模型版本), or None when it cannot be known.
+
+    ``source``: None for the registry's ``champion`` (what ``yibao screen`` and the service use by
+    default); ``registry:<alias or version>`` (the service's model, ``Runtime.model_source``) resolved in
+    the MLflow registry at ``tracking_uri``; ``file:<name>`` a bundle file; any other text is kept as the
+    caller wrote it (``--model-version``). The registry is only read, never created: a SQLite registry that
+    does not exist gives None.
+    """
+    if source is not None and not source.startswith("registry:"):
+        return f"模型文件 {source[5:]}" if source.startswith("file:") else source
+    ref = source[len("registry:"):] if source else "champion"
+    if not tracking_uri or (tracking_uri.startswith("sqlite:///")
+                            and not Path(tracking_uri[len("sqlite:///"):]).is_file()):
+        return None
+    try:
+        import mlflow
+
+        from models.bundle import MODEL_NAME
+
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        mv = (client.get_model_version(MODEL_NAME, ref) if ref.isdigit()
+              else client.get_model_version_by_alias(MODEL_NAME, ref))
+    except Exception:  # noqa: BLE001 - no registry, no such alias: the report says 未知
+        return None
+    alias = "" if ref.isdigit() else f"{ref}，"
+    return f"{MODEL_NAME} v{mv.version}（{alias}MLflow run {str(mv.run_id)[:8]}）"
 
 
 def _code_version() -> dict:

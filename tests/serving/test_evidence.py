@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 import subprocess
+from html import unescape
 from pathlib import Path
 
 import duckdb
@@ -40,11 +42,15 @@ def env(request, tmp_path_factory):
     from models.bundle import ScorerBundle
     from models.screening import screen
 
-    if request.param == "tiny":
-        warehouse, bundle = request.getfixturevalue("tiny_warehouse"), request.getfixturevalue("tiny_trained")[1].bundle
-    else:
+    if request.param == "tiny":  # trained and registered, not promoted: the export names the version
+        uri, trained = request.getfixturevalue("tiny_trained")
+        warehouse, bundle, model_ref = request.getfixturevalue("tiny_warehouse"), trained.bundle, \
+            f"registry:{trained.model_version}"
+    else:  # the demo promotes its model: the export names the registry's champion by default
         demo = request.getfixturevalue("small_demo")
-        warehouse, bundle = demo["warehouse"], ScorerBundle.load(demo["bundle"])
+        warehouse, bundle, uri, model_ref = demo["warehouse"], ScorerBundle.load(demo["bundle"]), \
+            demo["tracking_uri"], None
+    settings = Settings(warehouse=warehouse, tracking_uri=uri)
     folder = tmp_path_factory.mktemp(f"evidence_{request.param}")
     vault = Settings(warehouse=warehouse).identity_vault
     clues = screen(warehouse, bundle, max_clues=60).clues
@@ -57,11 +63,13 @@ def env(request, tmp_path_factory):
     ids = {c["clue_key"]: c["id"] for c in store.list(SYSTEM, limit=1000)["items"]}
     ring_id = ids[f"ring:{rings[0]['entity_id']}"]
     priv, pub = generate_keypair(folder / "keys")
-    analyst_pkg = export_package(warehouse, store, ring_id, ANALYST, folder / "analyst_pkg", signing_key=priv)
+    analyst_pkg = export_package(warehouse, store, ring_id, ANALYST, folder / "analyst_pkg", signing_key=priv,
+                                 settings=settings, model_version=model_ref)
     for state, kw in (("assigned", {"assignee": "system"}), ("verifying", {}), ("confirmed", {"confirmed_amount": 1.0}),
                       ("transferred_police", {})):
         store.transition(ring_id, state, SYSTEM, "移送公安测试", **kw)
-    liaison_pkg = export_package(warehouse, store, ring_id, LIAISON, folder / "liaison_pkg", signing_key=priv)
+    liaison_pkg = export_package(warehouse, store, ring_id, LIAISON, folder / "liaison_pkg", signing_key=priv,
+                                 settings=settings, model_version=model_ref)
     yield {"store": store, "warehouse": warehouse, "vault": vault, "ring_id": ring_id, "priv": priv, "pub": pub,
            "analyst": analyst_pkg, "liaison": liaison_pkg, "folder": folder, "ids": ids}
     store.close()
@@ -229,6 +237,8 @@ def test_an_admin_export_of_a_transferred_case_stays_pseudonymised(env, tmp_path
     m = _manifest(pkg)
     assert m["redaction"] == "pseudonymised" and m["pdf"]["status"] == "skipped"
     assert verify_package(pkg, env["pub"]).ok
+    # no settings, so no registry to ask: only then does the report say the model version is unknown
+    assert m["model"]["version"] is None and "模型版本 未知" in (pkg / "report.html").read_text("utf-8")
 
 
 def test_every_export_is_audited_with_the_package_hash(env):
@@ -275,3 +285,136 @@ def test_cli_keygen_export_verify(env, tmp_path):
     (tmp_path / "pkg" / "report.html").write_text("changed", encoding="utf-8")
     res = runner.invoke(app, ["evidence", "verify", str(tmp_path / "pkg"), "--public-key", pub, "--json"])
     assert res.exit_code == 1 and json.loads(res.stdout)["ok"] is False
+
+
+# -- the report a liaison reads: A4, page numbers, Beijing time, plain numbers, model version, dated ties ---
+
+
+def _pdf_pages(pkg: Path) -> list[str]:
+    """The text of each page of report.pdf (pdftotext), whitespace collapsed; skips without the tools."""
+    if chromium_path() is None or shutil.which("pdftotext") is None or shutil.which("pdfinfo") is None:
+        pytest.skip("chromium or poppler-utils not installed (apt-get install chromium fonts-noto-cjk poppler-utils)")
+    text = subprocess.run(["pdftotext", "-layout", str(pkg / "report.pdf"), "-"], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+    return [" ".join(page.split()) for page in text.split("\f") if page.strip()]
+
+
+def test_report_pdf_is_a4_with_page_numbers(env):
+    for pkg in (env["analyst"], env["liaison"]):
+        info = subprocess.run(["pdfinfo", str(pkg / "report.pdf")], capture_output=True, text=True, timeout=60,
+                              check=True).stdout if shutil.which("pdfinfo") else ""
+        pages = _pdf_pages(pkg)
+        size = re.search(r"Page size:\s+([\d.]+) x ([\d.]+) pts", info)
+        assert size and (round(float(size[1])), round(float(size[2]))) == (595, 842), info
+        n = int(re.search(r"Pages:\s+(\d+)", info)[1])
+        assert len(pages) == n >= 2
+        for i, page in enumerate(pages, start=1):
+            assert re.search(rf"第 ?{i} ?页 ?/ ?共 ?{n} ?页", page), (i, page[-200:])
+            assert f"线索 #{env['ring_id']}" in page
+
+
+def test_report_times_are_beijing_time(env):
+    from serving.evidence_export.display import beijing_time
+
+    m = _manifest(env["liaison"])
+    assert m["created_at"].endswith("+08:00")  # the manifest keeps ISO 8601, in Beijing time
+    html = (env["liaison"] / "report.html").read_text("utf-8")
+    assert f"导出时间 {beijing_time(m['created_at'])}" in html
+    assert re.search(r"导出时间 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d（北京时间）", html)
+    # the workflow moves: the store's local times, shown in Beijing time
+    moves = env["store"].get(env["ring_id"], SYSTEM)["transitions"]
+    assert moves and all(beijing_time(t["at"]) in html for t in moves)
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", html), "an ISO time shown to the reader"
+
+
+def test_report_numbers_are_plain(env):
+    for pkg in (env["analyst"], env["liaison"]):
+        html = (pkg / "report.html").read_text("utf-8")
+        text = unescape(re.sub(r"<[^>]+>", " ", html.split("</style>", 1)[1]))
+        if (pkg / "report.pdf").is_file() and shutil.which("pdftotext"):
+            text += " ".join(_pdf_pages(pkg))
+        sci = re.search(r".{0,40}\d[eE][+-]\d.{0,20}", text)  # 2.035e+05 (a commit hash has e without sign)
+        assert sci is None, sci
+        figures = _key_figures(html)
+        for label, value in figures.items():
+            if label.endswith("（元）"):
+                assert re.fullmatch(r"-?\d{1,3}(,\d{3})*\.\d\d", value), (label, value)
+            elif label.endswith(("（人）", "（家）", "（条）", "（笔）", "（次）")):
+                assert re.fullmatch(r"\d{1,3}(,\d{3})*", value), (label, value)
+        assert int(figures["结算（笔）"].replace(",", "")) == _manifest(pkg)["counts"]["settlements"]
+
+
+def _key_figures(html: str) -> dict[str, str]:
+    """The 关键数据 table of the report: label -> the text shown."""
+    section = html.split("关键数据", 1)[1].split("</table>", 1)[0]
+    return {unescape(k).strip(): unescape(v).strip()
+            for k, v in re.findall(r"<tr><th>(.*?)</th><td[^>]*>(.*?)</td></tr>", section)}
+
+
+def test_report_names_the_model_version(env):
+    for pkg in (env["analyst"], env["liaison"]):
+        m = _manifest(pkg)
+        assert m["model"]["version"] and m["model"]["version"].startswith("yibao-fraud v"), m["model"]
+        html = (pkg / "report.html").read_text("utf-8")
+        assert f"模型版本 {m['model']['version']}" in html and "模型版本 未知" not in html
+        assert m["model"]["screening_run"] and m["model"]["screening_run"] in html
+
+
+def test_person_ties_carry_their_dates_in_every_graph_file(env):
+    pkg = env["liaison"]
+    ties = ("CO_VISITS", "CO_PURCHASES", "CO_SWIPES")
+    found = {}
+    for name, reader in (("case_graph.graphml", nx.read_graphml), ("case_graph.gexf", nx.read_gexf)):
+        g = reader(pkg / name)
+        found[name] = [(u, v, d) for u, v, d in g.edges(data=True) if d["rel_type"] in ties]
+    rels = [r for r in csv.DictReader((pkg / "neo4j" / "relationships.csv").read_text("utf-8").splitlines())
+            if r[":TYPE"] in ties]
+    i2 = [r for r in csv.DictReader((pkg / "i2_links.csv").read_text("utf-8").splitlines()) if r["link_type"] in ties]
+    found["neo4j"] = [(r[":START_ID"], r[":END_ID"], {"first_date": r["first_date:date"],
+                                                      "last_date": r["last_date:date"],
+                                                      "n_events": int(r["n_events:long"])}) for r in rels]
+    found["i2"] = [(r["from_id"], r["to_id"], {"first_date": r["first_date"], "last_date": r["last_date"],
+                                               "n_events": int(r["n_events"])}) for r in i2]
+    assert found["case_graph.graphml"], "the ring's case graph has no co-visit / co-purchase tie"
+    setl = list(csv.DictReader((pkg / "settlements.csv").read_text("utf-8").splitlines()))
+    days = sorted(s["begndate"] for s in setl if s["begndate"])
+    for name, edges in found.items():
+        assert len(edges) == len(found["case_graph.graphml"]), name
+        for u, v, d in edges:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d", d["first_date"]) and re.fullmatch(r"\d{4}-\d\d-\d\d",
+                                                                                      d["last_date"]), (name, u, v, d)
+            assert d["first_date"] <= d["last_date"] and int(d["n_events"]) >= 1
+    # a co-visit of two members: both were at one institution on its first and on its last date
+    seen = {(s["psn"], s["fixmedins_code"], s["begndate"]) for s in setl}
+    places = {s["fixmedins_code"] for s in setl}
+    members = {r["psn"] for r in setl if r["in_clue_evidence"] == "true"} | {
+        n.split(":", 1)[1] for n, d in nx.read_graphml(pkg / "case_graph.graphml").nodes(data=True) if d["seed"]}
+    for u, v, d in found["case_graph.graphml"]:
+        a, b = u.split(":", 1)[1], v.split(":", 1)[1]
+        if d["rel_type"] == "CO_VISITS" and a in members and b in members:
+            for day in (d["first_date"], d["last_date"]):
+                assert any((a, h, day) in seen and (b, h, day) in seen for h in places), (a, b, day)
+        assert days[0][:10] <= d["first_date"] and d["last_date"] <= days[-1][:10] or a not in members
+    # the report lists the strongest pairs with their dates
+    html = (pkg / "report.html").read_text("utf-8")
+    strongest = max(found["case_graph.graphml"], key=lambda e: (e[2]["surprise"], e[2]["n_events"]))
+    assert "主要结伴关系" in html and strongest[2]["first_date"] in html and strongest[2]["last_date"] in html
+
+
+def test_graph_drawing_names_nodes_and_labels_only_the_main_ones_of_a_big_graph():
+    from serving.evidence_export.report import labelled_nodes, node_label
+
+    g = nx.MultiDiGraph()
+    g.add_node("person:P001", node_type="person", code="P001", label="P001", seed=True)
+    g.add_node("institution:H1", node_type="institution", code="H22010200001", label="南关区社区卫生服务中心10",
+               seed=False)
+    for i in range(200):
+        g.add_node(f"doctor:D{i}", node_type="doctor", code=f"D22010200{i:05d}", label=f"医师 D22010200{i:05d}",
+                   seed=False)
+        g.add_edge(f"doctor:D{i}", "institution:H1", rel_type="WORKS_AT")
+    g.add_edge("person:P001", "doctor:D7", rel_type="SEEN_BY")
+    chosen = labelled_nodes(g, 30)
+    assert len(chosen) == 30 and chosen[:2] == ["person:P001", "institution:H1"]
+    labels = [node_label(g.nodes[v]) for v in chosen]
+    assert labels[:2] == ["P001", "南关区社区…中心10"] and "医师·0007" in labels
+    assert all(len(x) <= 10 and not re.search(r"\d{9,}", x) for x in labels)
