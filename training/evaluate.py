@@ -51,12 +51,34 @@ def recall_at_k(y_sorted: np.ndarray, k: int) -> float:
     return float(y[:k].sum() / total) if total else 0.0
 
 
+def wilson_interval(successes: float, n: int, *, z: float = 1.96) -> list[float] | None:
+    """95 % Wilson score interval of a proportion ``successes / n`` (None for n = 0): honest with few cases,
+    where the normal approximation gives intervals beyond 0 or 1."""
+    if n <= 0:
+        return None
+    phat = successes / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(float(max(0.0, centre - half)), 4), round(float(min(1.0, centre + half)), 4)]
+
+
+def auc_interval(auc: float, positives: int, negatives: int, *, z: float = 1.96) -> list[float]:
+    """95 % interval of a ROC-AUC by Hanley and McNeil's standard error (1982): wide with a handful of
+    positives, which is when a reader needs it."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
+        positives * negatives)
+    half = z * np.sqrt(max(var, 0.0))
+    return [round(float(max(0.0, auc - half)), 4), round(float(min(1.0, auc + half)), 4)]
+
+
 def level_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """ROC-AUC and PR-AUC of one level's scores (None when only one class is present)."""
+    """ROC-AUC (with its 95 % interval) and PR-AUC of one level's scores (None when only one class is present)."""
     y = np.asarray(y)
     if len(np.unique(y)) < 2:  # one class only: nothing to rank
-        return {"roc_auc": None, "pr_auc": None, "n": int(len(y)), "positives": int(y.sum())}
-    return {"roc_auc": round(float(roc_auc_score(y, score)), 4),
+        return {"roc_auc": None, "roc_auc_ci": None, "pr_auc": None, "n": int(len(y)), "positives": int(y.sum())}
+    auc = float(roc_auc_score(y, score))
+    return {"roc_auc": round(auc, 4), "roc_auc_ci": auc_interval(auc, int(y.sum()), int(len(y) - y.sum())),
             "pr_auc": round(float(average_precision_score(y, score)), 4),
             "n": int(len(y)), "positives": int(y.sum())}
 
@@ -137,7 +159,9 @@ def evaluate_ranking(ranked: pd.DataFrame, ledger: pd.DataFrame, *,
             if g["amount"].sum() else 0.0, include_groups=False)
         out["at"][str(k)] = {
             "precision": round(precision_at_k(y, k), 4),
+            "precision_ci": wilson_interval(float(y[:k].sum()), int(min(k, len(y)))),
             "recall": round(recall_at_k(y, k), 4),
+            "recall_ci": wilson_interval(float(y[:k].sum()), int(y.sum())),
             "amount_recall": round(money / total_money, 4) if total_money else 0.0,
             "money_caught": round(money, 2),
             "cases_reached": int(cases["reached"].sum()),

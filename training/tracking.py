@@ -71,19 +71,29 @@ def flat_metrics(report: dict) -> dict[str, float]:
             v = rep.get("metrics", {}).get(m)
             if v is not None and v == v:
                 out[f"{level}.{m}"] = v
+        ci = rep.get("metrics", {}).get("roc_auc_ci")
+        if ci:
+            out[f"{level}.roc_auc_ci_low"], out[f"{level}.roc_auc_ci_high"] = ci
     return out
 
 
 def log_training(tracking_uri: str, experiment: str, config, report: dict, data: dict, bundle: ScorerBundle,
                  bundle_path: Path, report_dir: Path, *, register: bool, model_name: str,
-                 git_commit: str | None, pack_version: str | None) -> tuple[str, str | None]:
-    """Log one training run; returns ``(run_id, registered version or None)``."""
+                 git_commit: str | None, pack_version: str | None,
+                 started_ms: int | None = None) -> tuple[str, str | None]:
+    """Log one training run; returns ``(run_id, registered version or None)``. ``started_ms`` (epoch ms):
+    when the training began, so that the run's duration in MLflow covers it, not only the logging."""
     from dataclasses import asdict
 
     configure(tracking_uri)
     _experiment(tracking_uri, experiment)
     window = bundle.meta.get("eval_window") or {}
-    with mlflow.start_run(run_name=f"train-seed{config.seed}") as run:
+    from mlflow.tracking.context.registry import resolve_tags  # the tags start_run would set (user, source)
+
+    created = mlflow.MlflowClient().create_run(mlflow.get_experiment_by_name(experiment).experiment_id,
+                                               start_time=started_ms, tags=resolve_tags(),
+                                               run_name=f"train-seed{config.seed}")
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         params = {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
         params.update({f"mode.{lv}": rep["mode"]["mode"] for lv, rep in report["levels"].items()})
         mlflow.log_params(params)

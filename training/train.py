@@ -93,6 +93,7 @@ def train(warehouse: Path | Sequence[Path], config: TrainConfig = TrainConfig(),
     ``warehouse`` may be several regions' warehouses: their rows are pooled (ids prefixed ``r<i>:``, each
     region's features scaled within it), the evaluation cross-fits over the pool."""
     t0 = time.perf_counter()
+    started_ms = int(time.time() * 1000)  # the MLflow run starts here, not when the logging does
     tick = progress or (lambda *_: None)
     warehouses = [Path(w) for w in warehouse] if isinstance(warehouse, (list, tuple)) else [Path(warehouse)]
     steps = len(config.levels) + 3
@@ -141,7 +142,7 @@ def train(warehouse: Path | Sequence[Path], config: TrainConfig = TrainConfig(),
 
         run_id, version = log_training(tracking_uri, experiment, config, report, data, bundle, bundle_path,
                                        out_dir, register=register, model_name=MODEL_NAME,
-                                       git_commit=_git_commit(), pack_version=pack_version)
+                                       git_commit=_git_commit(), pack_version=pack_version, started_ms=started_ms)
     done += 1
     tick("完成 done", done, steps)
     report["run_id"], report["model_version"] = run_id, version
@@ -197,8 +198,8 @@ def fit_levels(d: LevelData, config: TrainConfig) -> tuple[FraudScorer, np.ndarr
     final = _scorer(config, len(d.frame)).fit(d.X, d.y)
     rep = {"mode": final.summary(), "metrics": level_metrics(d.y, p) if len(p) else {},
            "calibration": calibration_table(d.y, p).to_dict("records") if d.y.sum() >= 5 else [],
-           "evaluation": (f"{_folds(d.y, config.folds)}-fold cross-fitting by entity" if _folds(d.y, config.folds) >= 2
-                          else "in-sample only: too few labels of one class to cross-fit")}
+           "evaluation": (f"按对象 {_folds(d.y, config.folds)} 折交叉拟合（每个对象的分数来自未见过它的模型）"
+                          if _folds(d.y, config.folds) >= 2 else "仅样本内：某一类标注太少，无法交叉拟合")}
     return final, p, rep
 
 
@@ -244,8 +245,8 @@ def _fit_settlements(d: LevelData, config: TrainConfig) -> tuple[FraudScorer, di
            "baselines": {"rules_alone": level_metrics(y, d.frame["rule_amount"].to_numpy()[test_idx]),
                          "amount_ranking": level_metrics(y, d.frame["exposure"].to_numpy()[test_idx])},
            "calibration": calibration_table(y, p).to_dict("records") if y.sum() >= 5 else [],
-           "evaluation": f"time split: trained before {window['cutoff']}, evaluated on the {config.test_months} "
-                         "months after", "window": window}
+           "evaluation": f"按时间切分：用 {window['cutoff']} 之前的结算训练，在其后 {config.test_months} 个月上评估",
+           "window": window}
     return scorer, rep, window
 
 

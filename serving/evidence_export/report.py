@@ -7,7 +7,6 @@ says so).
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -17,30 +16,14 @@ from pathlib import Path
 import networkx as nx
 from jinja2 import Environment, select_autoescape
 
+from models.charts import cjk_font
+
 __all__ = ["draw_graph", "node_label", "labelled_nodes", "write_html", "render_pdf", "chromium_path",
            "NODE_COLOURS", "NODE_ZH"]
 
 NODE_COLOURS = {"person": "#d62728", "doctor": "#1f77b4", "institution": "#2ca02c", "pharmacy": "#ff7f0e"}
 NODE_ZH = {"person": "参保人", "doctor": "医师", "institution": "医疗机构", "pharmacy": "零售药店"}
 _FONTS = '"Noto Sans CJK SC", "WenQuanYi Zen Hei", "Microsoft YaHei", sans-serif'
-_CJK_FONTS = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-              "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-              "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
-
-
-def _cjk_font() -> str | None:
-    """The family name of an installed CJK font, registered with matplotlib; None when there is none."""
-    from matplotlib import font_manager
-
-    candidates = list(_CJK_FONTS) + sorted(glob.glob("/usr/share/fonts/**/*CJK*.tt[cf]", recursive=True))
-    for path in candidates:
-        if os.path.isfile(path):
-            try:
-                font_manager.fontManager.addfont(path)
-                return font_manager.FontProperties(fname=path).get_name()
-            except (RuntimeError, OSError, ValueError):
-                continue
-    return None
 
 
 def draw_graph(g: nx.MultiDiGraph, path: Path, *, seed: int = 0, max_labels: int = 30) -> Path:
@@ -55,7 +38,7 @@ def draw_graph(g: nx.MultiDiGraph, path: Path, *, seed: int = 0, max_labels: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    family = _cjk_font()
+    family = cjk_font()
     simple = nx.Graph(g.to_undirected())
     n = simple.number_of_nodes()
     fig, ax = plt.subplots(figsize=(9, 7), dpi=130)  # printed ~18 cm wide on A4: labels stay legible

@@ -22,7 +22,7 @@ def test_training_logs_a_run_with_report_model_and_lineage(tiny_trained):
     uri, result = tiny_trained
     rep = result.report
     assert set(rep["levels"]) == {"setl", "psn", "prac", "fixmedins", "pharmacy", "ring"}
-    assert rep["levels"]["setl"]["evaluation"].startswith("time split")
+    assert rep["levels"]["setl"]["evaluation"].startswith("按时间切分")
     # every level says which mode it ran in; few labels means the unsupervised fallback
     for lv, r in rep["levels"].items():
         assert r["mode"]["mode"] == ("supervised" if r["mode"]["n_positives"] >= 10 else "unsupervised"), lv
@@ -35,6 +35,8 @@ def test_training_logs_a_run_with_report_model_and_lineage(tiny_trained):
     assert {"report/report.html", "report/report.json", "report/precision_at_k.png",
             "report/calibration.png"} <= arts
     assert len(run.inputs.dataset_inputs) == 6
+    # the run's duration covers the training, not only the logging at its end
+    assert (run.info.end_time - run.info.start_time) / 1000 >= 0.8 * result.seconds
     mv = client.get_model_version(MODEL_NAME, result.model_version)
     assert mv.run_id == result.run_id
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{result.model_version}")
@@ -56,6 +58,29 @@ def test_combined_ranking_is_evaluated_against_both_baselines(tiny_trained):
     assert all("同类中位数" in text for c in supervised for text in c["reasons"])
     html = (result.report_dir / "report.html").read_text(encoding="utf-8")
     assert "线索清单效果" in html and "仅规则" in html
+
+
+def test_the_report_is_in_chinese_with_intervals_and_its_plots_inside(tiny_trained):
+    from features.contract import FRAUD_TYPES
+
+    _, result = tiny_trained
+    rep = result.report
+    at = rep["rankings"]["combined"]["at"]["50"]
+    lo, hi = at["precision_ci"]
+    assert lo <= at["precision"] <= hi and hi - lo > 0  # an interval, around the figure
+    for lv in ("setl", "fixmedins"):
+        m = rep["levels"][lv]["metrics"]
+        if m["roc_auc"] is not None:
+            assert m["roc_auc_ci"][0] <= m["roc_auc"] <= m["roc_auc_ci"][1]
+    html = (result.report_dir / "report.html").read_text(encoding="utf-8")
+    # the plots are inside the page (MLflow's artifact view shows an HTML artifact without its neighbours)
+    assert html.count('src="data:image/png;base64,') == 4 and 'src="precision_at_k.png"' not in html
+    # per typology at every capacity, by Chinese name, not by id
+    assert all(f"@{k}" in html for k in ("50", "100", "500"))
+    typ = next(iter(rep["rankings"]["combined"]["at"]["500"]["typology_amount_recall"]))
+    assert FRAUD_TYPES[typ][0] in html and f"({typ})" not in html
+    for english in ("time split", "cross-fitting", "per level", "recall per typology"):
+        assert english not in html
 
 
 def test_same_seed_gives_the_same_models_and_report(tiny_warehouse, tiny_trained, tmp_path):
