@@ -6,6 +6,12 @@ with ``--json`` prints one machine-readable JSON object instead (nothing else on
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m serving.cli`: run the module the sub-commands import, not a second copy
+    from serving.cli import main
+
+    main()
+    raise SystemExit(0)
+
 import json
 import os
 import sys
@@ -459,6 +465,3 @@ app.command("monitor")(monitor_command)
 def main() -> None:  # pragma: no cover
     app()
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

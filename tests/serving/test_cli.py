@@ -120,3 +120,14 @@ def test_the_ingest_table_reads_at_80_columns(tmp_path):
     assert table and all(len(ln) <= 80 for ln in table)
     assert any("fee_list_d" in ln for ln in table) and any("setl_list_diag_d" in ln for ln in table)  # whole names
     assert "各表均为 0" in r.output  # the all-zero columns are named, not shown
+
+
+def test_the_command_line_runs_as_a_module_too():
+    # `python -m serving.cli` once failed on a circular import (the sub-command modules import serving.cli)
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "serving.cli", "rules", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Usage" in done.stdout
