@@ -14,6 +14,8 @@
 | ``GET /clues/{id}`` | one clue: reasons, rule hits, claims, graph neighbourhood, history (audited) |
 | ``POST /clues/{id}/transitions`` | move a clue (assign, verify, confirm, dismiss, transfer, close) |
 | ``POST /clues/{id}/comments`` | add a comment (核查意见) |
+| ``POST /clues/{id}/attachments`` | attach a file (附件: 现场核查记录, 病历; the body is the file; kept with its SHA-256) |
+| ``GET /clues/{id}/attachments/{attachment_id}`` | one attachment, checked against its hash (audited) |
 | ``POST /clues/{id}/referral-outcome`` | record what public security did with a transferred clue (公安反馈; liaison) |
 | ``POST /clues/{id}/evidence/jobs`` | start building the clue's evidence package in the background (202, a job) |
 | ``GET /jobs``, ``GET /jobs/{job_id}`` | the user's background jobs; one job's state |
@@ -32,7 +34,8 @@ part of the list (investigator, liaison: the same answer whether the clue exists
 leaks), 404 for the roles that see every clue; an illegal move → 409; bad input → 422 naming each field
 (:mod:`serving.errors`); too many background jobs → 429. Every value taken is typed and bounded
 (:mod:`serving.schemas`), every answer has a declared type, and every refusal the body ``ErrorBody``.
-A transition, comment or 公安反馈 with an ``Idempotency-Key`` header is done once: a retry gets the first answer.
+A transition, comment, attachment or 公安反馈 with an ``Idempotency-Key`` header is done once: a retry gets
+the first answer.
 
 :func:`create_ui_app` serves ``serving/ui/index.html`` (plain HTML and JavaScript, Chinese labels).
 """
@@ -47,7 +50,8 @@ import threading
 from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
@@ -60,15 +64,16 @@ from serving import evidence
 from serving.auth import USER_KEY, bearer_token
 from serving.clues import access
 from serving.clues.access import AccessDenied, User
+from serving.clues.attachments import ATTACHMENT_KINDS, MAX_BYTES
 from serving.clues.models import CLUE_ENTITY_TYPES, CLUE_SOURCES, RISK_LEVELS, ROLES
 from serving.clues.export import XLSX_MEDIA_TYPE, clue_list_xlsx
-from serving.clues.store import (SORT_ORDERS, SORTS, ClueInputError, ClueNotFound, IdempotencyConflict, JobNotFound,
-                                 Replayed, StoreBusy, TooManyJobs, UserError)
+from serving.clues.store import (SORT_ORDERS, SORTS, AttachmentCorrupted, ClueInputError, ClueNotFound,
+                                 IdempotencyConflict, JobNotFound, Replayed, StoreBusy, TooManyJobs, UserError)
 from serving.clues.workflow import (REFERRAL_OUTCOMES, REQUIREMENTS, STATES, TRANSITIONS, IllegalTransition,
                                     UnknownState)
 from serving.errors import CatchUnexpected, error_response, field_problems, invalid_response
 from serving.runtime import Runtime
-from serving.schemas import (MAX_ID, AssigneeList, BulkAssignIn, BulkAssignOut, ClueDetail, ClueExportQuery,
+from serving.schemas import (MAX_ID, AssigneeList, AttachmentOut, BulkAssignIn, BulkAssignOut, ClueDetail, ClueExportQuery,
                              ClueFilters, ClueList, ClueListQuery, ClueRecord, CommentIn, CommentOut, ErrorBody,
                              Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta, MonitorReportOut, OutcomesOut, OverdueList,
                              ReferralOutcomeIn, ServiceStatus, Statistics, TransitionIn)
@@ -83,18 +88,38 @@ _PARTIAL_VIEW_ROLES = frozenset({"investigator", "liaison"})
 _ALWAYS = (401, 500, 503, 504)
 _WHY = {401: "缺少或无效的令牌 (missing or invalid token)", 403: "无权 (not allowed)",
         404: "不存在 (not found)", 409: "状态不允许 (conflict with the current state)",
-        410: "已过期删除 (expired)", 422: "请求无效, 逐字段说明 (invalid request, field by field)",
+        410: "已过期删除 (expired)", 413: "文件过大 (file too large)", 422: "请求无效, 逐字段说明 (invalid request, field by field)",
         429: "任务过多, 稍后再试 (too many jobs; try later)", 500: "服务内部错误 (internal error)",
         503: "服务启动中或依赖不可用 (starting, or a dependency unavailable)", 504: "超时 (timed out)"}
 _ZIP = {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
         "description": "the package folder as a zip; header X-Package-SHA256"}
 
 ClueIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="线索编号 clue id (1..2^63-1)")]
+AttachmentIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="附件编号 attachment id")]
+AttachmentKind = Literal[tuple(ATTACHMENT_KINDS)]  # type: ignore[valid-type]
+_FILE_BODY = {"requestBody": {"required": True, "description": "the file's bytes (PDF, JPEG, PNG or TIFF)",
+                              "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                  "format": "binary"}}}}}
+_FILE = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+         "description": "the attachment's bytes, as stored; header X-Content-SHA256"}
 JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="任务编号 job id")]
 IdempotencyHeader = Annotated[IdempotencyKeyText | None, Header(
     alias="Idempotency-Key", description="重试键: the same key again returns the first answer and writes nothing")]
 _XLSX = {"content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
          "description": "the filtered clue list as an .xlsx workbook (Chinese headers, amounts as numbers)"}
+
+
+async def _body_at_most(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (before reading it when it says its length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"文件过大 (file too large): {int(declared):,} 字节 > {limit:,}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"文件过大 (file too large): > {limit:,} 字节")
+    return bytes(body)
 
 
 def _answers(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -139,6 +164,10 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
         if user is not None and user.role in _PARTIAL_VIEW_ROLES:
             return error_response(403, str(exc), error="forbidden")
         return error_response(404, str(exc), error="not_found")
+
+    @app.exception_handler(AttachmentCorrupted)
+    def _corrupted(request: Request, exc: AttachmentCorrupted):
+        return error_response(500, str(exc), error="corrupted")
 
     @app.exception_handler(JobNotFound)
     def _no_job(request: Request, exc: JobNotFound):
@@ -260,6 +289,33 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
         out = rt().store.comment(clue_id, user, body.text, idempotency_key=idempotency_key)
         _mark_replay(response, out)
         return masked(out)
+
+    @app.post("/clues/{clue_id}/attachments", summary="上传附件 attach a file (现场核查记录, 病历 …; audited)",
+              status_code=201, response_model=AttachmentOut, responses=_answers(403, 404, 413, 422),
+              openapi_extra=_FILE_BODY)
+    async def attach(clue_id: ClueIdPath, request: Request, response: Response,
+                     kind: AttachmentKind = Query(description="附件类别: " + ", ".join(
+                         f"{k} {v}" for k, v in ATTACHMENT_KINDS.items())),
+                     filename: str = Query("", max_length=200, description="the file's name, as the user sees it"),
+                     user: User = Depends(current_user), idempotency_key: IdempotencyHeader = None) -> dict:
+        """The request body is the file itself. Kept with its SHA-256 in the clue store, append-only; PDF,
+        JPEG, PNG or TIFF judged by the content (422 otherwise), at most 20 MB (413). By whoever may
+        comment on the clue. With ``Idempotency-Key`` a retry returns the first answer and stores nothing."""
+        content = await _body_at_most(request, MAX_BYTES)
+        out = await anyio.to_thread.run_sync(lambda: rt().store.attach(
+            clue_id, user, content, filename, kind, idempotency_key=idempotency_key))
+        _mark_replay(response, out)
+        return masked(out)
+
+    @app.get("/clues/{clue_id}/attachments/{attachment_id}", summary="下载附件 one attachment (audited)",
+             response_class=Response, responses={200: _FILE, **_answers(403, 404, 422)})
+    def attachment(clue_id: ClueIdPath, attachment_id: AttachmentIdPath, user: User = Depends(current_user)) -> Response:
+        """The bytes as stored, checked against the SHA-256 recorded with them (a mismatch is refused)."""
+        meta, content = rt().store.attachment(clue_id, attachment_id, user)
+        return Response(content, media_type=meta["media_type"], headers={
+            "Content-Disposition": f"attachment; filename=\"attachment-{meta['id']}\"; "
+                                   f"filename*=UTF-8''{quote(meta['filename'])}",
+            "X-Content-SHA256": meta["sha256"], "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     @app.post("/clues/{clue_id}/evidence/jobs", summary="证据包任务 start building the evidence package (audited)",
               status_code=202, response_model=JobOut, responses=_answers(403, 404, 422, 429))

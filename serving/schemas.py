@@ -568,6 +568,22 @@ class CommentOut(BaseModel):
     text: str
 
 
+class AttachmentOut(BaseModel):
+    """附件 as the store keeps it (the bytes: ``GET /clues/{id}/attachments/{attachment_id}``)."""
+
+    id: int
+    clue_id: int
+    actor: str
+    role: str
+    at: str
+    kind: str
+    kind_zh: str
+    filename: str
+    media_type: str
+    bytes: int
+    sha256: str
+
+
 class StateChoice(BaseModel):
     state: str
     state_zh: str
@@ -584,6 +600,7 @@ class ClueRecord(ClueSummary):
     overdue_flagged_at: str | None
     transitions: list[TransitionRecord]
     comments: list[CommentOut]
+    attachments: list[AttachmentOut] = []
     allowed_transitions: list[StateChoice]
     may_comment: bool
     may_record_outcome: bool = False

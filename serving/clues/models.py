@@ -4,9 +4,11 @@ The schema itself is created by the Alembic migrations in ``serving/clues/migrat
 must match them (a test compares the migrated schema with this metadata).
 
 ``clue``: one row per screened entity (``clue_key = entity_type:entity_id``), with its scores, reasons,
-workflow state, amounts and, once transferred to public security, the latest outcome it reported (公安反馈). ``clue_transition``, ``clue_comment``: its history. ``audit_log``: every
-read and write by a user, append-only (no update or delete through the ORM; database triggers reject
-them too). ``screening_run``: one row per screening run that fed the store. ``user``: accounts with a
+workflow state, amounts and, once transferred to public security, the latest outcome it reported
+(公安反馈). ``clue_transition``, ``clue_comment``: its history; ``clue_attachment``: the files gathered
+for it. ``audit_log``: every read and write by a user. ``audit_log``, ``clue_transition`` and
+``clue_attachment`` are append-only (no update or delete through the ORM; database triggers reject them
+too). ``screening_run``: one row per screening run that fed the store. ``user``: accounts with a
 role and a region (统筹区 admdvs prefix); only the SHA-256 of a token is stored. ``idempotency_key``: the
 first answer to a POST that carried an ``Idempotency-Key`` header, per user, so that a retry returns it
 instead of acting twice. ``job``: long work run in the background (evidence packages), its state and result.
@@ -17,7 +19,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (JSON, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint, event)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "Clue",
     "ClueTransition",
     "ClueComment",
+    "ClueAttachment",
     "AuditLog",
     "ScreeningRun",
     "UserAccount",
@@ -135,6 +139,25 @@ class ClueComment(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
+class ClueAttachment(Base):
+    """附件: a file gathered for a clue (现场核查记录, 病历 …), its bytes and their SHA-256; append-only
+    (:mod:`serving.clues.attachments`)."""
+
+    __tablename__ = "clue_attachment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clue_id: Mapped[int] = mapped_column(ForeignKey("clue.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    role: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(30))
+    filename: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # read only when downloaded
+
+
 class AuditLog(Base):
     """审计日志: append-only; ``clue_id`` is empty for actions on the list, statistics, users or labels."""
 
@@ -222,6 +245,6 @@ def _refuse(zh: str, en: str):
     return handler
 
 
-for _cls in (AuditLog, ClueTransition):
+for _cls in (AuditLog, ClueTransition, ClueAttachment):
     event.listen(_cls, "before_update", _refuse("修改", "update"))
     event.listen(_cls, "before_delete", _refuse("删除", "delete"))

@@ -56,6 +56,7 @@ from features.contract import FRAUD_TYPES
 from models.ranking import risk_level
 from serving.clues import access
 from serving.clues.access import AccessDenied, User, mask_id
+from serving.clues.attachments import ATTACHMENT_KINDS, checked_attachment
 from serving.clues.models import (
     CLUE_ENTITY_TYPES,
     CLUE_SOURCES,
@@ -63,6 +64,7 @@ from serving.clues.models import (
     ROLES,
     JOB_STATES,
     AuditLog,
+    ClueAttachment,
     Clue,
     ClueComment,
     ClueTransition,
@@ -93,6 +95,7 @@ __all__ = [
     "migrate",
     "UpsertCounts",
     "ClueNotFound",
+    "AttachmentCorrupted",
     "ClueInputError",
     "UserError",
     "IdempotencyConflict",
@@ -152,6 +155,10 @@ READ_ONLY = "yibao_read_only"
 
 class ClueNotFound(LookupError):
     """No such clue, or not one the user may see (the two are not told apart)."""
+
+
+class AttachmentCorrupted(RuntimeError):
+    """An attachment whose stored bytes no longer match the SHA-256 recorded with them."""
 
 
 class ClueInputError(ValueError):
@@ -619,6 +626,46 @@ class ClueStore:
 
         return self._once(clue_id, user, ("comment", "comment"), idempotency_key, fingerprint, add)
 
+    def attach(self, clue_id: int, user: User, content: bytes, filename: str | None, kind: str, *,
+               idempotency_key: str | None = None) -> dict:
+        """Keep a file gathered for a clue (附件: 现场核查记录, 病历 …) with its SHA-256; returns its record
+        (without the bytes). Who may comment may attach; audited with the hash. Raises
+        :class:`~serving.clues.attachments.AttachmentRefused` for a file the store does not take.
+        ``idempotency_key``: as for :meth:`transition`."""
+        meta = checked_attachment(content, filename, kind)
+        fingerprint = _fingerprint("attach", clue_id, meta["sha256"], meta["kind"], meta["filename"])
+        now = self._clock()
+
+        def add(s: Session, c: Clue) -> dict:
+            row = ClueAttachment(clue_id=c.id, actor=user.username, role=user.role, at=now, kind=meta["kind"],
+                                 filename=meta["filename"], media_type=meta["media_type"], size=meta["bytes"],
+                                 sha256=meta["sha256"], content=content)
+            s.add(row)
+            c.updated_at = now
+            s.flush()
+            self._audit(s, user, "attach", c.id, {"attachment_id": row.id, "sha256": row.sha256, "kind": row.kind,
+                                                  "bytes": row.size})
+            return _attachment(row)
+
+        return self._once(clue_id, user, ("comment", "attach"), idempotency_key, fingerprint, add)
+
+    def attachment(self, clue_id: int, attachment_id: int, user: User) -> tuple[dict, bytes]:
+        """One attachment of a clue the user may see, and its bytes, checked against the SHA-256 recorded
+        when it was stored (:class:`AttachmentCorrupted` if they differ); audited as ``read_attachment``."""
+        with self._sessions.begin() as s:
+            c = self._visible_clue(s, clue_id, user, "read_detail")
+            row = s.scalar(select(ClueAttachment).where(ClueAttachment.clue_id == c.id,
+                                                        ClueAttachment.id == attachment_id)) \
+                if 0 < attachment_id <= _MAX_CLUE_ID else None
+            if row is None:
+                raise ClueNotFound(f"线索 #{c.id} 没有附件 #{attachment_id} (no such attachment)")
+            content = row.content
+            if hashlib.sha256(content).hexdigest() != row.sha256:
+                raise AttachmentCorrupted(f"附件 #{row.id} 的内容与存入时的 SHA-256 不符，不予提供 "
+                                          f"(attachment #{row.id} does not match its recorded hash)")
+            self._audit(s, user, "read_attachment", c.id, {"attachment_id": row.id, "sha256": row.sha256})
+            return _attachment(row), content
+
     def _once(self, clue_id: int, user: User, actions: tuple[str, str], key: str | None, fingerprint: str,
               write: Callable[[Session, Clue], dict]) -> dict:
         """``write(session, clue)`` on the clue the user may act on (``actions[0]``, row-locked), done once per
@@ -1054,6 +1101,8 @@ class ClueStore:
         transitions = s.scalars(select(ClueTransition).where(ClueTransition.clue_id == c.id)
                                 .order_by(ClueTransition.id))
         comments = s.scalars(select(ClueComment).where(ClueComment.clue_id == c.id).order_by(ClueComment.id))
+        attachments = s.scalars(select(ClueAttachment).where(ClueAttachment.clue_id == c.id)
+                                .order_by(ClueAttachment.id))
         moves = allowed_targets(c.state) if access.allowed("transition", user) else ()
         return self._summary(c, self._clock()) | {
             "reasons": c.reasons, "rule_hits": c.rule_hits, "evidence": c.evidence,
@@ -1062,6 +1111,7 @@ class ClueStore:
                              "actor": t.actor, "role": t.role, "at": _ts(t.at), "reason": t.reason, **t.detail}
                             for t in transitions],
             "comments": [_comment(x) for x in comments],
+            "attachments": [_attachment(x) for x in attachments],
             "allowed_transitions": [{"state": m, "state_zh": STATES[m]} for m in moves],
             "may_comment": access.allowed("comment", user),
             "may_record_outcome": access.allowed("record_outcome", user) and c.state in CLOSE_NEEDS_REFERRAL_OUTCOME,
@@ -1361,6 +1411,12 @@ def _job(row: Job) -> dict:
 
 def _comment(row: ClueComment) -> dict:
     return {"id": row.id, "actor": row.actor, "role": row.role, "at": _ts(row.at), "text": row.text}
+
+
+def _attachment(row: ClueAttachment) -> dict:
+    return {"id": row.id, "clue_id": row.clue_id, "actor": row.actor, "role": row.role, "at": _ts(row.at),
+            "kind": row.kind, "kind_zh": ATTACHMENT_KINDS.get(row.kind, row.kind), "filename": row.filename,
+            "media_type": row.media_type, "bytes": row.size, "sha256": row.sha256}
 
 
 def _read_vault(vault: Path | None, persons: list[str]) -> list[dict]:

@@ -73,7 +73,7 @@ def test_schema_from_migrations_matches_the_models(store):
 
     with store.engine.connect() as con:
         assert compare_metadata(MigrationContext.configure(con, opts={"compare_type": True}), Base.metadata) == []
-        assert con.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert con.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
 
 
 def test_open_store_twice_migrates_once(clue_db_url, clock):
@@ -647,3 +647,68 @@ def test_concurrent_transitions_do_not_both_win(clue_db_url, clock):
     assert sorted(results) in (["IllegalTransition", d["state"]], ["OperationalError", d["state"]])
     a.close()
     b.close()
+
+
+# -- attachments (附件) ---------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def test_attachments_are_kept_with_their_hash_and_refused_by_content(store):
+    import hashlib
+
+    from serving.clues.attachments import AttachmentRefused
+
+    store.upsert_clues("run-1", [clue("H001")])
+    rec = store.attach(1, ADMIN, PDF, f"C:\\扫描\\现场核查记录 {CERTNO}.PDF", "inspection_record")
+    assert rec["sha256"] == hashlib.sha256(PDF).hexdigest() and rec["bytes"] == len(PDF)
+    assert rec["media_type"] == "application/pdf" and rec["kind_zh"] == "现场核查记录"
+    assert rec["filename"].startswith("现场核查记录 110105") and CERTNO not in rec["filename"]  # no folder, ID masked
+    assert rec["filename"].endswith(".pdf")
+    meta, content = store.attachment(1, rec["id"], ADMIN)
+    assert content == PDF and meta == rec
+    assert [a["id"] for a in store.get(1, ADMIN)["attachments"]] == [rec["id"]]
+    # judged by the bytes, not the name: an executable called .pdf, an empty file, an unknown kind
+    for content, kind in ((b"MZ\x90\x00 not a pdf", "medical_record"), (b"", "other"), (PNG, "selfie")):
+        with pytest.raises(AttachmentRefused):
+            store.attach(1, ADMIN, content, "scan.pdf", kind)
+    assert len(store.get(1, ADMIN)["attachments"]) == 1
+    # a retry with the same key stores nothing more
+    first = store.attach(1, ADMIN, PNG, "病历.png", "medical_record", idempotency_key="k-1")
+    again = store.attach(1, ADMIN, PNG, "病历.png", "medical_record", idempotency_key="k-1")
+    assert isinstance(again, Replayed) and again["id"] == first["id"]
+    actions = [a for (a,) in store.engine.connect().execute(
+        text("SELECT action FROM audit_log WHERE clue_id = 1 ORDER BY id")).all()]
+    assert actions.count("attach") == 2 and actions.count("read_attachment") == 1
+
+
+def test_attachments_follow_who_may_see_and_comment(store):
+    store.upsert_clues("run-1", [clue("H001", region="220102")])
+    rec = store.attach(1, ADMIN, PDF, "a.pdf", "other")
+    elsewhere = User("zhao", "investigator", "3301")
+    with pytest.raises(ClueNotFound):
+        store.attachment(1, rec["id"], elsewhere)
+    with pytest.raises(ClueNotFound):
+        store.attach(1, elsewhere, PDF, "b.pdf", "other")
+    with pytest.raises(ClueNotFound, match="附件"):
+        store.attachment(1, rec["id"] + 1, ADMIN)
+    liaison = User("gong", "liaison", "220102")
+    with pytest.raises((AccessDenied, ClueNotFound)):  # a liaison does not comment, so does not attach
+        store.attach(1, liaison, PDF, "c.pdf", "other")
+
+
+def test_an_attachment_is_append_only_and_checked_when_read(store):
+    from serving.clues.store import AttachmentCorrupted
+
+    store.upsert_clues("run-1", [clue("H001")])
+    rec = store.attach(1, ADMIN, PDF, "a.pdf", "other")
+    for sql in ("UPDATE clue_attachment SET filename = 'x.pdf'", "DELETE FROM clue_attachment"):
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as con:
+            con.execute(text(sql))
+    if store.engine.dialect.name == "sqlite":  # bytes changed behind the store's back are not handed on
+        with store.engine.begin() as con:
+            con.execute(text("DROP TRIGGER clue_attachment_no_update"))
+            con.execute(text("UPDATE clue_attachment SET content = :c"), {"c": PDF + b"tampered"})
+        with pytest.raises(AttachmentCorrupted, match="SHA-256"):
+            store.attachment(1, rec["id"], ADMIN)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from serving.clues.migrations.append_only import create_function, drop_function, protect, unprotect
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -105,39 +107,14 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean, nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
-    dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        # No colons or percent signs below: the text goes through SQLAlchemy and the driver as is.
-        op.execute("""
-            CREATE FUNCTION clue_store_append_only() RETURNS trigger LANGUAGE plpgsql AS $body$
-            BEGIN
-                RAISE EXCEPTION USING
-                    ERRCODE = 'insufficient_privilege',
-                    MESSAGE = TG_TABLE_NAME || ' 只能追加 (is append-only), ' || TG_OP || ' rejected';
-            END
-            $body$""")
-        for table in APPEND_ONLY:
-            op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                       "FOR EACH ROW EXECUTE FUNCTION clue_store_append_only()")
-            op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                       "FOR EACH STATEMENT EXECUTE FUNCTION clue_store_append_only()")
-    elif dialect == "sqlite":
-        for table in APPEND_ONLY:
-            for verb in ("UPDATE", "DELETE"):
-                op.execute(f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} BEGIN "
-                           f"SELECT RAISE(ABORT, '{table} 只能追加 (is append-only), {verb} rejected'); END")
+    create_function()
+    for table in APPEND_ONLY:
+        protect(table)
 
 
 def downgrade() -> None:
-    dialect = op.get_bind().dialect.name
     for table in APPEND_ONLY:
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
-        elif dialect == "sqlite":
-            for verb in ("update", "delete"):
-                op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
-    if dialect == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS clue_store_append_only()")
+        unprotect(table)
+    drop_function()
     for table in ("user", "screening_run", "audit_log", "clue_comment", "clue_transition", "clue"):
         op.drop_table(table)
