@@ -37,7 +37,8 @@ leaks), 404 for the roles that see every clue; an illegal move → 409; bad inpu
 A transition, comment, attachment or 公安反馈 with an ``Idempotency-Key`` header is done once: a retry gets
 the first answer.
 
-:func:`create_ui_app` serves ``serving/ui/index.html`` (plain HTML and JavaScript, Chinese labels).
+:func:`create_ui_app` serves ``serving/ui/index.html`` (plain HTML and JavaScript, Chinese labels) and the
+libraries it loads from ``/ui/vendor/`` (Cytoscape.js for the case graph, installed by ``scripts/setup.sh``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from serving.schemas import (MAX_ID, AssigneeList, AttachmentOut, BulkAssignIn, 
                              Identities, IdempotencyKeyText, JobList, JobOut, Me, Meta, MonitorReportOut, OutcomesOut, OverdueList,
                              ReferralOutcomeIn, ServiceStatus, Statistics, TransitionIn)
 from serving.scoring import masked
+from serving.ui.assets import VENDOR_DIR, VENDOR_FILES
 
 __all__ = ["create_clue_api", "create_ui_app", "UI_FILE"]
 
@@ -436,12 +438,14 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
     return app
 
 
-def create_ui_app() -> FastAPI:
-    """The investigator page at ``/ui`` (one HTML file; its script allowed by hash in the CSP)."""
+def create_ui_app(vendor_dir: FilePath = VENDOR_DIR) -> FastAPI:
+    """The investigator page at ``/ui`` (one HTML file; its script allowed by hash in the CSP) and the
+    front-end libraries it loads from ``/ui/vendor/`` (:mod:`serving.ui.assets`, installed by setup;
+    404 when not installed, and the page then draws the graph without them)."""
     html = UI_FILE.read_text(encoding="utf-8")
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode('utf-8')).digest()).decode()}'"
                       for s in re.findall(r"<script>(.*?)</script>", html, flags=re.S))
-    csp = (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; connect-src 'self'; "
+    csp = (f"default-src 'none'; script-src 'self' {hashes}; style-src 'unsafe-inline'; connect-src 'self'; "
            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
     headers = {"Content-Security-Policy": csp, "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
                "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
@@ -450,6 +454,14 @@ def create_ui_app() -> FastAPI:
     @ui.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(html, headers=headers)
+
+    @ui.get("/vendor/{name}", include_in_schema=False)
+    def vendor(name: str) -> Response:
+        path = vendor_dir / name
+        if name not in VENDOR_FILES or not path.is_file():
+            return Response("not installed: bash scripts/setup.sh", status_code=404, media_type="text/plain")
+        return FileResponse(path, media_type=VENDOR_FILES[name],
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=3600"})
 
     return ui
 

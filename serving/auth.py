@@ -30,12 +30,14 @@ from typing import Any
 import anyio
 
 from serving.clues.access import User
+from serving.ui.assets import VENDOR_FILES
 
 __all__ = ["BearerAuth", "PUBLIC_PATHS", "ROUTE_ROLES", "USER_KEY", "bearer_token", "route_allowed"]
 
-# Reachable without a token: health probes for the orchestrator and the static log-in page (it holds
-# no data; everything it shows comes from the API with the token the user types in).
-PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/ui", "/ui/"})
+# Reachable without a token: health probes for the orchestrator, the static log-in page and the libraries
+# it loads (they hold no data; everything the page shows comes from the API with the token the user types in).
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/ui", "/ui/"}
+                         | {f"/ui/vendor/{name}" for name in VENDOR_FILES})
 # Routes only some roles may use; every other route is open to any signed-in user (the clue API then
 # applies serving.clues.access per clue). The pre-check and scoring serve the analysts, investigators
 # and the hospital systems' service accounts (admin); a public-security liaison has no use for them.

@@ -27,10 +27,12 @@ from pathlib import Path
 import duckdb
 
 from features.contract import code_values
+from serving.evidence_export.graph import NODE_TYPES
+from serving.evidence_export.report import NODE_COLOURS
 from serving.scoring import masked
 
-__all__ = ["claims", "neighbourhood", "rule_hit_lines", "claims_and_graph", "EvidenceCache", "MAX_CLAIMS",
-           "MAX_NODES", "MAX_HITS_PER_RULE", "MAX_LINES_PER_HIT"]
+__all__ = ["claims", "neighbourhood", "rule_hit_lines", "claims_and_graph", "graph_legend", "EvidenceCache",
+           "MAX_CLAIMS", "MAX_NODES", "MAX_HITS_PER_RULE", "MAX_LINES_PER_HIT", "NODE_ZH", "NODE_COLOUR"]
 
 MAX_CLAIMS = 200
 MAX_NODES = 60
@@ -39,7 +41,10 @@ MAX_HITS_PER_RULE = 20
 MAX_LINES_PER_HIT = 10
 # Clue entity type -> the rule_hits column naming it (as models.screening joins the hits to a clue).
 _HIT_COLUMN = {"psn": "psn_no", "prac": "prac_code", "fixmedins": "fixmedins_code", "pharmacy": "fixmedins_code"}
-NODE_ZH = {"psn": "参保人", "prac": "医师", "fixmedins": "医疗机构", "pharmacy": "药店", "ring": "团伙"}
+# Node type -> 中文 and colour: the evidence package's (its report's graph, the PDF) for the people and
+# providers, so that the page and the PDF cannot drift; a ring (团伙) is drawn only on the page.
+NODE_ZH = {t: zh for t, (_, _, zh) in NODE_TYPES.items()} | {"ring": "团伙"}
+NODE_COLOUR = {t: NODE_COLOURS[exported] for t, (exported, _, _) in NODE_TYPES.items()} | {"ring": "#6e7781"}
 EDGE_ZH = {"care": "就医", "purchase": "购药", "visit": "就诊医师", "works_at": "执业于", "member": "成员",
            "counter": "刷卡药店", "claim": "结算"}
 
@@ -207,10 +212,12 @@ def rule_hit_lines(con: duckdb.DuckDBPyConnection, clue: dict, *, per_rule: int 
 
 def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *, max_nodes: int = MAX_NODES,
                   con: duckdb.DuckDBPyConnection | None = None, note: str | None = None) -> dict:
-    """Nodes and edges around the clue's entity: ``{available, note, center, nodes, edges}``.
+    """Nodes and edges around the clue's entity: ``{available, note, center, nodes, edges, legend}``.
 
-    Each node is ``{id: "type:id", type, type_zh, label, role}`` (role ``center``, ``member`` or
-    ``linked``); each edge ``{source, target, kind, kind_zh, n_events, amount}``.
+    Each node is ``{id: "type:id", type, type_zh, label, role, colour, setl_ids}``: role ``center``,
+    ``member`` or ``linked``; label the institution's name where the warehouse has one, else the code or
+    pseudonym; ``setl_ids`` the claims among ``claim_rows`` it takes part in (a ring: its members'). Each
+    edge is ``{source, target, kind, kind_zh, n_events, amount}``; ``legend`` is :func:`graph_legend`.
     """
     etype, eid = clue["entity_type"], str(clue["entity_id"])
     center = f"{etype}:{eid}"
@@ -227,9 +234,8 @@ def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
         nodes.setdefault(key, _node(key, "linked"))
         edges[(center, key, "counter")] = _edge(center, key, "counter")
     for r in claim_rows:
-        for key in (f"psn:{r.get('psn_no')}", f"{_inst_type(r)}:{r.get('fixmedins_code')}",
-                    f"prac:{r.get('prac_code')}"):
-            if not key.endswith(":None") and len(nodes) < max_nodes:
+        for key in _claim_keys(r):
+            if len(nodes) < max_nodes:
                 nodes.setdefault(key, _node(key, "linked", r.get("fixmedins_name") if key.startswith(
                     ("fixmedins:", "pharmacy:")) else None))
     own = con is None and note is None
@@ -238,6 +244,7 @@ def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
     if con is not None:
         try:
             _graph_edges(con, nodes, edges)
+            _institution_names(con, nodes)
         except duckdb.Error as e:
             note = f"关系图读取失败 (cannot read graph edges): {type(e).__name__}"
         finally:
@@ -250,9 +257,22 @@ def neighbourhood(warehouse: Path | None, clue: dict, claim_rows: list[dict], *,
                 e = edges.setdefault((p, h, "claim"), _edge(p, h, "claim"))
                 e["n_events"] += 1
                 e["amount"] = round(e["amount"] + float(r.get("fund_pay_sumamt") or 0), 2)
+    _claims_of_nodes(nodes, claim_rows)
     return masked({"available": note is None, "note": note, "center": center,
                    "community_id": graph.get("community_id"), "nodes": list(nodes.values()),
-                   "edges": list(edges.values())})
+                   "edges": list(edges.values()), "legend": graph_legend(n["type"] for n in nodes.values())})
+
+
+def graph_legend(types=()) -> list[dict]:
+    """The legend of the clue page's graph: ``{type, type_zh, colour}`` of every person and provider type
+    (the PDF's colours, in its order), then of the other types among ``types`` (a ring).
+
+    >>> [(x["type"], x["colour"]) for x in graph_legend()][:2]
+    [('psn', '#d62728'), ('prac', '#1f77b4')]
+    """
+    shown = list(NODE_TYPES) + sorted(set(types) - set(NODE_TYPES))
+    return [{"type": t, "type_zh": NODE_ZH.get(t, t), "colour": NODE_COLOUR.get(t, NODE_COLOUR["ring"])}
+            for t in shown]
 
 
 # -- private ------------------------------------------------------------------------------------------
@@ -288,6 +308,35 @@ def _graph_edges(con, nodes: dict[str, dict], edges: dict) -> None:
                                "n_events": int(n or 0), "amount": round(float(amount or 0), 2)}
 
 
+def _institution_names(con, nodes: dict[str, dict]) -> None:
+    # the names of the institutions and pharmacies the claims did not name (a ring's counter, a neighbour)
+    unnamed = {n["id"].split(":", 1)[1]: n for n in nodes.values()
+               if n["type"] in ("fixmedins", "pharmacy") and n["label"] == n["id"].split(":", 1)[1]}
+    if not unnamed:
+        return
+    rows = con.execute("SELECT fixmedins_code, fixmedins_name FROM fixmedins WHERE fixmedins_code IN "
+                       "(SELECT unnest($codes)) AND fixmedins_name IS NOT NULL", {"codes": sorted(unnamed)}).fetchall()
+    for code, name in rows:
+        unnamed[code]["label"] = name
+
+
+def _claims_of_nodes(nodes: dict[str, dict], claim_rows: list[dict]) -> None:
+    for n in nodes.values():
+        n["setl_ids"] = []
+    for r in claim_rows:
+        for key in _claim_keys(r):
+            if key in nodes and r["setl_id"] not in nodes[key]["setl_ids"]:
+                nodes[key]["setl_ids"].append(r["setl_id"])
+    for ring in (n for n in nodes.values() if n["type"] == "ring"):
+        ring["setl_ids"] = list(dict.fromkeys(s for m in nodes.values() if m["role"] == "member" for s in m["setl_ids"]))
+
+
+def _claim_keys(row: dict) -> list[str]:
+    """The node keys of a claim: its person, institution (or pharmacy) and doctor."""
+    keys = [f"psn:{row.get('psn_no')}", f"{_inst_type(row)}:{row.get('fixmedins_code')}", f"prac:{row.get('prac_code')}"]
+    return [k for k in keys if not k.endswith(":None")]
+
+
 def _key(member: str) -> str:
     t, _, i = str(member).partition(":")
     return f"{'psn' if t == 'person' else t}:{i}"
@@ -299,7 +348,8 @@ def _inst_type(row: dict) -> str:
 
 def _node(key: str, role: str, label: str | None = None) -> dict:
     t, _, i = key.partition(":")
-    return {"id": key, "type": t, "type_zh": NODE_ZH.get(t, t), "label": label or i, "role": role}
+    return {"id": key, "type": t, "type_zh": NODE_ZH.get(t, t), "label": label or i, "role": role,
+            "colour": NODE_COLOUR.get(t, NODE_COLOUR["ring"])}
 
 
 def _edge(a: str, b: str, kind: str) -> dict:

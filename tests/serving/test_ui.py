@@ -2,7 +2,9 @@
 
 Log in with a token, filter the clue list, open a clue (reasons, rule hits, claims, graph drawing),
 assign it, start verifying, confirm it with an amount, reload, and see the new state from the server;
-download the clue's evidence package with the page's button and verify it.
+download the clue's evidence package with the page's button and verify it. The case graph on a desktop
+and a phone: Cytoscape.js from the service, the API's nodes without the isolated ones, zoom, a node's
+claims, the PDF's colours, the same picture after a reload, and the static drawing without the library.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def test_log_in_filter_open_confirm_reload(page, served_sqlite, tmp_path):
     expect(page.locator("#reasons li").first).to_be_visible()
     expect(page.locator("#rule-hits details.hit-rule").first).to_be_visible()
     expect(page.locator("#claims tbody tr").first).to_be_visible()
-    assert page.locator("#graph g.node").count() > 1 and page.locator("#graph line.edge").count() > 0
+    page.wait_for_function("() => S.cy && S.cy.nodes().length > 1 && S.cy.edges().length > 0")
 
     page.click("#wf-assigned")
     expect(page.locator("#wf-assignee option[value='li']")).to_have_count(1)
@@ -137,10 +139,14 @@ def sized_page(request, tmp_path):
             page = context.new_page()
             steps: list[str] = []
 
-            def shot(step: str) -> Path:
+            def shot(step: str, element=None) -> Path:
+                """The whole page, or only ``element`` (a locator)."""
                 path = tmp_path / f"{request.param}-{len(steps) + 1:02d}-{step}.png"
                 steps.append(step)
-                page.screenshot(path=str(path), full_page=True)
+                if element is None:
+                    page.screenshot(path=str(path), full_page=True)
+                else:
+                    element.screenshot(path=str(path))
                 if keep:
                     Path(keep).mkdir(parents=True, exist_ok=True)
                     shutil.copy(path, Path(keep) / path.name)
@@ -329,3 +335,139 @@ def test_work_queue_filters_in_url_bulk_assign_export_and_clue_page(sized_page, 
         entry = store.audit_log(clue_id=police, action="referral_outcome")[-1]
         assert entry["actor"] == "gong" and entry["detail"]["referral_outcome"] == "filed"
     assert errors == [], errors
+
+
+# -- the interactive case graph (Cytoscape.js served by the service), on a desktop and on a phone -----------
+
+CY_READY = "() => typeof S !== 'undefined' && S.cy !== null && S.cy !== undefined && S.cy.nodes().length > 0"
+
+
+def _drawable(graph: dict) -> set[str]:
+    """The API's nodes the page draws: those tied to another node, and the clue's own entity."""
+    tied = {e["source"] for e in graph["edges"]} | {e["target"] for e in graph["edges"]}
+    return {n["id"] for n in graph["nodes"] if n["id"] == graph["center"] or n["id"] in tied}
+
+
+def _rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def _tap_node(page, size: str, node_id: str) -> None:
+    """Tap (phone) or click (desktop) the node where Cytoscape drew it."""
+    page.locator("#graph-canvas").scroll_into_view_if_needed()
+    box = page.locator("#graph-canvas").bounding_box()
+    p = page.evaluate("id => S.cy.getElementById(id).renderedPosition()", node_id)
+    x, y = box["x"] + p["x"], box["y"] + p["y"]
+    assert box["x"] <= x <= box["x"] + box["width"] and box["y"] <= y <= box["y"] + box["height"], (p, box)
+    if size == "phone":
+        page.touchscreen.tap(x, y)
+    else:
+        page.mouse.click(x, y)
+
+
+def test_case_graph_interactive(sized_page, served_sqlite):
+    from playwright.sync_api import expect
+
+    from serving.evidence_export.graph import NODE_TYPES
+    from serving.evidence_export.report import NODE_COLOURS
+
+    size, page, shot = sized_page
+    s = served_sqlite
+    clue_id = s.ids["ring"]  # a ring: members, a pharmacy, doctors; some pharmacists tied to nothing
+    detail = s.client("wang").get(f"/api/clues/{clue_id}").json()
+    graph = detail["graph"]
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    scripts: list[str] = []
+    page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
+    page.goto(f"{s.base_url}/ui/")
+    page.fill("#token", s.tokens["wang"])
+    page.click("#login-btn")
+    expect(page.locator("#whoami")).to_contain_text("wang")
+    page.goto(f"{s.base_url}/ui/#/clue/{clue_id}")
+    page.wait_for_function(CY_READY)
+
+    # the library came from the service, not from a CDN
+    assert scripts == [f"{s.base_url}/ui/vendor/cytoscape.min.js"], scripts
+    expect(page.locator("#graph-missing")).to_be_hidden()
+    # every node the API gave but the isolated ones (the clue's own entity always)
+    drawn = set(page.evaluate("S.cy.nodes().map(n => n.id())"))
+    assert drawn == _drawable(graph) and graph["center"] in drawn
+    assert len(drawn) < len(graph["nodes"]), "this ring's pharmacists are tied to nothing: the test needs them"
+    expect(page.locator("#graph-note")).to_contain_text(f"{len(drawn)} 个节点")
+    # labels: names where the warehouse has them, pseudonyms (never clear IDs) otherwise
+    labels = dict(page.evaluate("S.cy.nodes().map(n => [n.id(), n.data('short')])"))
+    for n in graph["nodes"]:
+        code = n["id"].split(":", 1)[1]
+        if n["type"] in ("fixmedins", "pharmacy") and n["id"] in drawn:
+            assert n["label"] != code and code not in labels[n["id"]], n
+    # the PDF's colours, in the legend and on the nodes
+    legend_colours = {t: page.locator(f"#graph-legend .legend-item[data-type='{t}'] .swatch").evaluate(
+        "e => getComputedStyle(e).backgroundColor") for t in NODE_TYPES}
+    assert legend_colours == {t: _rgb(NODE_COLOURS[exported]) for t, (exported, _, _) in NODE_TYPES.items()}
+    for node_type, colour in page.evaluate("S.cy.nodes().map(n => [n.data('node').type, n.style('background-color')])"):
+        if node_type in NODE_TYPES:
+            assert colour.replace(" ", "") == legend_colours[node_type].replace(" ", ""), node_type
+    if size == "phone":
+        _no_horizontal_overflow(page)
+    shot("graph", page.locator("#graph-card"))
+
+    # zoom with the buttons (and the wheel on a desktop), then back to the whole graph
+    fitted = page.evaluate("S.cy.zoom()")
+    shown = page.locator("#graph-zoom").inner_text()
+    page.click("#graph-zoom-in")
+    assert page.evaluate("S.cy.zoom()") > fitted * 1.2
+    expect(page.locator("#graph-zoom")).not_to_have_text(shown)
+    if size == "desktop":
+        before = page.evaluate("S.cy.zoom()")
+        box = page.locator("#graph-canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, -300)
+        page.wait_for_function(f"() => S.cy.zoom() > {before}")
+    shot("graph-zoomed", page.locator("#graph-card"))
+    page.click("#graph-fit")
+    assert abs(page.evaluate("S.cy.zoom()") - fitted) < 0.01
+
+    # a member with claims: its claims only, then all of them again
+    member = next(n for n in graph["nodes"] if n["role"] == "member" and n["setl_ids"] and n["id"] in drawn)
+    all_rows = len(detail["claims"]["rows"])
+    _tap_node(page, size, member["id"])
+    expect(page.locator("#graph-detail")).to_have_attribute("data-node", member["id"])
+    expect(page.locator("#claims-node")).to_be_visible()
+    rows = page.locator("#claims tbody tr")
+    expect(rows).to_have_count(len(member["setl_ids"]))
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.setl)")) == sorted(member["setl_ids"])
+    assert len(member["setl_ids"]) < all_rows
+    shot("node-claims", page.locator("#clue-view"))
+    page.click("#claims-node-clear")
+    expect(rows).to_have_count(all_rows)
+    expect(page.locator("#claims-node")).to_be_hidden()
+
+    # the same clue gives the same picture
+    where = "S.cy.nodes().map(n => [n.id(), Math.round(n.position('x')), Math.round(n.position('y'))])"
+    before = sorted(page.evaluate(where))
+    page.reload()
+    page.wait_for_function(CY_READY)
+    assert sorted(page.evaluate(where)) == before
+    assert errors == [], errors
+
+
+def test_case_graph_without_the_library(page, served_sqlite):
+    """Cytoscape.js not installed: the page draws the static graph and says how to install it."""
+    from playwright.sync_api import expect
+
+    s = served_sqlite
+    clue_id = s.ids["ring"]
+    graph = s.client("wang").get(f"/api/clues/{clue_id}").json()["graph"]
+    page.route("**/ui/vendor/cytoscape.min.js", lambda route: route.fulfill(status=404, body="not installed"))
+    page.goto(f"{s.base_url}/ui/")
+    page.fill("#token", s.tokens["wang"])
+    page.click("#login-btn")
+    expect(page.locator("#whoami")).to_contain_text("wang")
+    page.goto(f"{s.base_url}/ui/#/clue/{clue_id}")
+    expect(page.locator("#graph-missing")).to_be_visible()
+    expect(page.locator("#graph-missing")).to_contain_text("scripts/setup.sh")
+    expect(page.locator("#graph g.node")).to_have_count(len(_drawable(graph)))
+    expect(page.locator("#graph-tools")).to_be_hidden()
