@@ -215,7 +215,7 @@ def create_clue_api(runtime: Callable[[], Runtime | None]) -> FastAPI:
                 "entity_types": CLUE_ENTITY_TYPES, "risk_levels": RISK_LEVELS, "sorts": SORTS,
                 "sort_orders": SORT_ORDERS, "roles": ROLES, "sla_days": rt().store.sla_days_by_risk,
                 "regions": code_values("admdvs"), "med_types": code_values("med_type"), "rules": _rule_names(rt()),
-                "referral_outcomes": REFERRAL_OUTCOMES}
+                "referral_outcomes": REFERRAL_OUTCOMES, "attachment_kinds": ATTACHMENT_KINDS}
 
     @app.get("/status", summary="服务载入状态 what the service loaded", response_model=ServiceStatus,
              responses=_answers())

@@ -453,6 +453,7 @@ class Meta(BaseModel):
     med_types: dict[str, str]
     rules: dict[str, str]
     referral_outcomes: dict[str, str]
+    attachment_kinds: dict[str, str] = {}
 
 
 class ServiceStatus(BaseModel):
