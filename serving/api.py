@@ -65,7 +65,7 @@ from serving import evidence
 from serving.auth import USER_KEY, bearer_token
 from serving.clues import access
 from serving.clues.access import AccessDenied, User
-from serving.clues.attachments import ATTACHMENT_KINDS, MAX_BYTES
+from serving.clues.attachments import ATTACHMENT_KINDS, MAX_BYTES, MEDIA_TYPES
 from serving.clues.models import CLUE_ENTITY_TYPES, CLUE_SOURCES, RISK_LEVELS, ROLES
 from serving.clues.export import XLSX_MEDIA_TYPE, clue_list_xlsx
 from serving.clues.store import (SORT_ORDERS, SORTS, AttachmentCorrupted, ClueInputError, ClueNotFound,
@@ -102,8 +102,8 @@ AttachmentKind = Literal[tuple(ATTACHMENT_KINDS)]  # type: ignore[valid-type]
 _FILE_BODY = {"requestBody": {"required": True, "description": "the file's bytes (PDF, JPEG, PNG or TIFF)",
                               "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                   "format": "binary"}}}}}
-_FILE = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-         "description": "the attachment's bytes, as stored; header X-Content-SHA256"}
+_FILE = {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in MEDIA_TYPES},
+         "description": "the attachment's bytes, as stored, in its own format; header X-Content-SHA256"}
 JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="任务编号 job id")]
 IdempotencyHeader = Annotated[IdempotencyKeyText | None, Header(
     alias="Idempotency-Key", description="重试键: the same key again returns the first answer and writes nothing")]

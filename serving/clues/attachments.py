@@ -15,7 +15,7 @@ import unicodedata
 
 from serving.clues.access import mask_id
 
-__all__ = ["ATTACHMENT_KINDS", "MAX_BYTES", "AttachmentRefused", "checked_attachment", "media_type_of",
+__all__ = ["ATTACHMENT_KINDS", "MAX_BYTES", "MEDIA_TYPES", "AttachmentRefused", "checked_attachment", "media_type_of",
            "safe_filename"]
 
 ATTACHMENT_KINDS: dict[str, str] = {
@@ -33,6 +33,7 @@ _SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "image/tiff": (b"II*\x00", b"MM\x00*"),
 }
 _EXTENSIONS = {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tif"}
+MEDIA_TYPES = tuple(_SIGNATURES)  # what an attachment may be, and is served as
 
 
 class AttachmentRefused(ValueError):
