@@ -34,6 +34,7 @@ __all__ = [
     "ENTITY_TYPES",
     "code_values",
     "code_meaning",
+    "region_name",
 ]
 
 # Field kinds. ``code`` and ``id`` are strings whose leading zeros matter; ``amount`` is yuan with two
@@ -451,6 +452,23 @@ def code_values(code_set: str) -> dict[str, str]:
     if code_set in _EXTRA_CODES:
         return dict(_EXTRA_CODES[code_set])
     return dict(_national_codes()[code_set])
+
+
+def region_name(code: str | None) -> str | None:
+    """The Chinese name of a 医保区划 code: its own in the code list, else its province's with the code
+    (a county elsewhere in China the list does not name, e.g. a patient insured in another province);
+    None for no code or a code of no province.
+
+    >>> region_name("220103"), region_name("440106"), region_name("441302"), region_name("990101")
+    ('宽城区', '广州市天河区', '广东省（区划 441302）', None)
+    """
+    if not code:
+        return None
+    values = code_values("admdvs")
+    if code in values:
+        return values[code]
+    province = values.get(str(code)[:2] + "0000")
+    return f"{province}（区划 {code}）" if province else None
 
 
 def code_meaning(code_set: str, code: str) -> str:

@@ -1198,7 +1198,7 @@ class _Run:
                     FROM (SELECT {psn} AS psn_no, {birth_sql} AS brdy FROM {source} WHERE {good}) n
                     WHERE v.psn_no = n.psn_no AND v.brdy IS NULL""")
             if corrections:
-                sets = ([f"certno = n.certno", "certno_pseudonym = n.certno_pseudonym"] if cert else []) + (
+                sets = (["certno = n.certno", "certno_pseudonym = n.certno_pseudonym"] if cert else []) + (
                     ["psn_name = n.psn_name"] if name else []) + (["brdy = n.brdy"] if birth else [])
                 con.execute(f"""
                     UPDATE vault.psn_identity AS v

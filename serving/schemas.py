@@ -511,6 +511,7 @@ class ClueSummary(BaseModel):
     entity_id: str
     entity_name: str | None
     region: str | None
+    region_zh: str | None = None  # its name (features.contract.region_name)
     priority: float | None
     p_fraud: float | None
     amount_at_risk: float | None

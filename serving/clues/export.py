@@ -3,7 +3,7 @@
 One row per clue under Chinese headers; amounts, probabilities and dates are typed cells (numbers and
 dates, not text), so that the workbook sums and sorts. A second sheet, 筛选条件, says which filters made
 the list, who exported it and when, and how many clues matched. Region codes carry their names from the
-national code list (``features.contract.code_values("admdvs")``).
+national code list (``features.contract.region_name``).
 
 >>> from openpyxl import load_workbook
 >>> import io
@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-from features.contract import code_values
+from features.contract import region_name
 from serving.clues.models import RISK_LEVELS
 
 __all__ = ["XLSX_MEDIA_TYPE", "XLSX_COLUMNS", "clue_list_xlsx", "FILTER_LABELS"]
@@ -65,7 +65,6 @@ def clue_list_xlsx(items: list[dict], *, filters: dict | None = None, total: int
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
 
-    regions = code_values("admdvs")
     wb = Workbook()
     ws = wb.active
     ws.title = "线索清单"
@@ -74,7 +73,7 @@ def clue_list_xlsx(items: list[dict], *, filters: dict | None = None, total: int
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="DDE6F0")
     for c in items:
-        ws.append([_cell(c.get(field), kind, regions) for field, kind in XLSX_COLUMNS.values()])
+        ws.append([_cell(c.get(field), kind) for field, kind in XLSX_COLUMNS.values()])
     for j, (header, (_, kind)) in enumerate(XLSX_COLUMNS.items(), start=1):
         letter = ws.cell(row=1, column=j).column_letter
         if kind in _FORMATS:
@@ -103,7 +102,7 @@ def clue_list_xlsx(items: list[dict], *, filters: dict | None = None, total: int
     return out.getvalue()
 
 
-def _cell(value, kind: str, regions: dict[str, str]):
+def _cell(value, kind: str):
     if value is None:
         return None
     if kind == "list":
@@ -111,7 +110,7 @@ def _cell(value, kind: str, regions: dict[str, str]):
     if kind == "flag":
         return "是" if value else "否"
     if kind == "region_name":
-        return regions.get(value, "")
+        return region_name(value) or ""
     if kind == "time":
         return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
     if kind in ("money", "share"):

@@ -52,7 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from features.config import Settings
-from features.contract import FRAUD_TYPES
+from features.contract import FRAUD_TYPES, region_name
 from models.ranking import risk_level
 from serving.clues import access
 from serving.clues.access import AccessDenied, User, mask_id
@@ -1081,7 +1081,8 @@ class ClueStore:
         return {
             "id": c.id, "clue_key": c.clue_key, "entity_type": c.entity_type,
             "entity_type_zh": CLUE_ENTITY_TYPES[c.entity_type], "entity_id": c.entity_id,
-            "entity_name": c.entity_name, "region": c.region, "priority": c.priority, "p_fraud": c.p_fraud,
+            "entity_name": c.entity_name, "region": c.region, "region_zh": region_name(c.region),
+            "priority": c.priority, "p_fraud": c.p_fraud,
             "amount_at_risk": c.amount_at_risk, "risk_level": c.risk_level, "risk_level_zh": RISK_LEVELS[c.risk_level],
             "typologies": list(c.typologies), "typologies_zh": [FRAUD_TYPES[t][0] for t in c.typologies],
             "sources": list(c.sources), "sources_zh": [CLUE_SOURCES[x] for x in c.sources],
