@@ -28,7 +28,7 @@ import pandas as pd
 from features.catalogue import TABLES, rule_hit_columns
 from models.ranking import ENTITY_ZH
 
-__all__ = ["Reason", "GRAPH_ZH", "column_zh", "sentence", "is_reason", "peer_medians", "top_reasons"]
+__all__ = ["Reason", "GRAPH_ZH", "NOT_CAUSES", "column_zh", "sentence", "is_reason", "peer_medians", "top_reasons"]
 
 GRAPH_ZH = {
     "g_degree": "关系图关联数", "g_weighted_degree": "关系图加权关联数", "g_amount": "关系图涉及金额(元)",
@@ -91,10 +91,21 @@ def sentence(level: str, feature: str, value, peer) -> str:
     return f"{who}{name} {v}，高于同类中位数 {p}{times}"
 
 
+# Factors that restate why the entity is a candidate at all, so cannot be a reason for suspecting it: a
+# ring clue is a ring candidate ("该团伙已列入疑似团伙 1" says nothing to an investigator).
+NOT_CAUSES = frozenset({"in_ring_candidates"})
+
+
 def is_reason(value, peer, feature: str = "") -> bool:
     """Whether a factor with this value and peer median may be cited as a cause: above the median (when
     both are known; with no median to compare, the model's push stands alone), and for a z-score above the
-    group mean as well."""
+    group mean as well; never a factor of :data:`NOT_CAUSES`.
+
+    >>> is_reason(3.0, 1.0), is_reason(1.0, 1.0), is_reason(1, 0, "in_ring_candidates")
+    (True, False, False)
+    """
+    if feature in NOT_CAUSES:
+        return False
     x, m = _num(value), _num(peer)
     if feature.startswith("z_") and x is not None and x <= 0:
         return False

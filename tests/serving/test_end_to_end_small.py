@@ -169,7 +169,7 @@ def test_every_clue_of_the_demo_cites_causes_toward_fraud_and_names_its_codes(sm
     """Over every clue of the `small` demo: no reason cites a value at or below its peer median as a cause,
     and every code the page shows (region, typology, rule, source, risk) has a name."""
     from features.contract import FRAUD_TYPES, region_name
-    from models.explain import is_reason
+    from models.explain import NOT_CAUSES, is_reason
     from models.rules.config import DEFAULT_CONFIG, load_config
     from serving.clues import User, open_store
     from serving.clues.models import CLUE_SOURCES, RISK_LEVELS
@@ -186,6 +186,7 @@ def test_every_clue_of_the_demo_cites_causes_toward_fraud_and_names_its_codes(sm
             c = store.get(clue_id, admin)
             for r in c["reasons"]:
                 assert r["text_zh"] and "e+" not in r["text_zh"] and "低于" not in r["text_zh"], (clue_id, r)
+                assert r.get("feature") not in NOT_CAUSES, (clue_id, r)  # no circular reason
                 if isinstance(r.get("value"), (int, float)) and isinstance(r.get("peer_value"), (int, float)):
                     cited += 1
                     assert is_reason(r["value"], r["peer_value"], r.get("feature", "")), (clue_id, r)
