@@ -38,8 +38,11 @@ def write_report(report: dict, clues: pd.DataFrame, out_dir: Path) -> list[Path]
     """Write the report files into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [_curve(clues, out_dir / PLOTS[0], "precision"), _curve(clues, out_dir / PLOTS[1], "amount"),
-             _typology(report, out_dir / PLOTS[2]), _calibration(report, out_dir / PLOTS[3])]
+    family = cjk_font()
+    fonts = {"font.family": [family, "DejaVu Sans"], "axes.unicode_minus": False} if family else {}
+    with plt.rc_context(fonts):  # before any figure exists: an axes takes its labels' font when it is made
+        paths = [_curve(clues, out_dir / PLOTS[0], "precision"), _curve(clues, out_dir / PLOTS[1], "amount"),
+                 _typology(report, out_dir / PLOTS[2]), _calibration(report, out_dir / PLOTS[3])]
     (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     images = {p.name: "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii") for p in paths}
     html = _ENV.from_string(_TEMPLATE).render(r=report, ranking_zh=RANKING_ZH, entity_zh=ENTITY_ZH,
@@ -49,13 +52,9 @@ def write_report(report: dict, clues: pd.DataFrame, out_dir: Path) -> list[Path]
 
 
 def _labels(zh: str, en: str) -> str:
-    """A plot label in Chinese where a CJK font is installed (and set as matplotlib's font), else in English."""
-    family = cjk_font()
-    if family is None:
-        return en
-    plt.rcParams["font.family"] = [family, "DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
-    return zh
+    """A plot label in Chinese where a CJK font is installed (:func:`write_report` draws with it), else in
+    English."""
+    return en if cjk_font() is None else zh
 
 
 def _ranking_name(name: str) -> str:

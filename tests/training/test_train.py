@@ -60,11 +60,22 @@ def test_combined_ranking_is_evaluated_against_both_baselines(tiny_trained):
     assert "线索清单效果" in html and "仅规则" in html
 
 
-def test_the_report_is_in_chinese_with_intervals_and_its_plots_inside(tiny_trained):
+def test_the_report_is_in_chinese_with_intervals_and_its_plots_inside(tiny_trained, tmp_path):
+    import warnings
+
     from features.contract import FRAUD_TYPES
+    from training.report import write_report
 
     _, result = tiny_trained
     rep = result.report
+    import matplotlib
+
+    # every label drawn in a font that has its glyphs, from matplotlib's defaults (as in a fresh process)
+    with matplotlib.rc_context(), warnings.catch_warnings(record=True) as caught:
+        matplotlib.rcdefaults()
+        warnings.simplefilter("always")
+        write_report(rep, result.clues, tmp_path)
+    assert not [str(w.message) for w in caught if "Glyph" in str(w.message)]
     at = rep["rankings"]["combined"]["at"]["50"]
     lo, hi = at["precision_ci"]
     assert lo <= at["precision"] <= hi and hi - lo > 0  # an interval, around the figure
