@@ -128,18 +128,25 @@ def claims(warehouse: Path | None, setl_ids: list[str], *, limit: int = MAX_CLAI
     if con is None:
         return {"available": False, "note": note, "total": len(setl_ids or []), "rows": []}
     try:
+        # each table filtered by the wanted ids first: a correlated count over fee_list_d, or a join to the
+        # whole of mdtrt_d, read the whole table on every clue opened (city: 0.6 s a clue, now 65 ms)
         cur = con.execute("""
+            WITH wanted AS (SELECT DISTINCT unnest($ids) AS setl_id),
+            s AS (SELECT * FROM setl_d WHERE setl_id IN (SELECT setl_id FROM wanted)),
+            m AS (SELECT mdtrt_id, chfpdr_code, dscg_maindiag_name FROM mdtrt_d
+                  WHERE mdtrt_id IN (SELECT mdtrt_id FROM s)),
+            n AS (SELECT setl_id, count(*) AS n_lines FROM fee_list_d
+                  WHERE setl_id IN (SELECT setl_id FROM wanted) GROUP BY setl_id)
             SELECT s.setl_id, s.mdtrt_id, s.psn_no, s.fixmedins_code, i.fixmedins_name, s.med_type,
                    strftime(s.setl_time, '%Y-%m-%d %H:%M') AS setl_time,
                    CAST(s.medfee_sumamt AS DOUBLE) AS medfee_sumamt,
                    CAST(s.fund_pay_sumamt AS DOUBLE) AS fund_pay_sumamt, CAST(s.psn_pay AS DOUBLE) AS psn_pay,
                    m.chfpdr_code AS prac_code, coalesce(m.dscg_maindiag_name, s.dise_name) AS diagnosis,
-                   i.admdvs AS fixmedins_admdvs,
-                   (SELECT count(*) FROM fee_list_d f WHERE f.setl_id = s.setl_id) AS n_lines
-            FROM setl_d s
+                   i.admdvs AS fixmedins_admdvs, coalesce(n.n_lines, 0) AS n_lines
+            FROM s
             LEFT JOIN fixmedins i USING (fixmedins_code)
-            LEFT JOIN mdtrt_d m USING (mdtrt_id)
-            WHERE s.setl_id IN (SELECT unnest($ids))
+            LEFT JOIN m USING (mdtrt_id)
+            LEFT JOIN n USING (setl_id)
             ORDER BY s.fund_pay_sumamt DESC, s.setl_id""", {"ids": ids})
         cols = [d[0] for d in cur.description]
         med_types = code_values("med_type")

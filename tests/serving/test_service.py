@@ -284,6 +284,12 @@ def test_work_queue_search_filters_sort_statistics_export_and_bulk_assign(served
         flagged = {r["setl_id"]: r["rule_ids"] for r in d["claims"]["rows"] if r["rule_ids"]}
         assert flagged and all(any(h["setl_id"] == s for r in ids for h in hits[r]) for s, ids in flagged.items())
         assert all(r["med_type_zh"] for r in d["claims"]["rows"])
+        with duckdb.connect(str(served.data.warehouse), read_only=True) as con:  # each claim's lines, counted
+            counts = dict(con.execute("SELECT setl_id, count(*) FROM fee_list_d WHERE setl_id IN "
+                                      "(SELECT unnest($ids)) GROUP BY setl_id",
+                                      {"ids": [r["setl_id"] for r in d["claims"]["rows"]]}).fetchall())
+        assert [r["n_lines"] for r in d["claims"]["rows"]] == [counts.get(r["setl_id"], 0) for r in d["claims"]["rows"]]
+        assert sum(counts.values()) > 0
     with served.store() as store:
         assert store.get(q[0], store.user("wang"))["transitions"][-1]["reason"] == "批量分派"
         assert store.audit_log(action="bulk_assign")[-1]["detail"]["assigned"] == [q[0], q[1]]
