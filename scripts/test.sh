@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, slow tests included: 10 min 55 s to 12 min 3 s on this 2-core machine in fresh clones (2026-12-06
-# 19:25, 858 tests, two workers; it was 22 min 40 s on one); the slowest: the Spark cluster test 176 s, the
-# small demo fixture 120 s, the kernel-vs-SQL checks ~110 s.
+# The whole test suite, slow tests included: 10 min 55 s to 12 min 3 s on this 2-core machine in fresh
+# clones (2026-12-06 19:25 and 19:58, 858 tests, two workers; it was 22 min 40 s on one); the slowest: the
+# Spark cluster test 176 s, the small demo fixture 120 s, the kernel-vs-SQL checks ~110 s.
 # It skips only what is absent, with the reason: ../shared data, PostgreSQL, Chromium, Java.
 set -euo pipefail
 cd "$(dirname "$0")/.."
