@@ -464,7 +464,7 @@ def region_name(code: str | None) -> str | None:
     """
     if not code:
         return None
-    values = code_values("admdvs")
+    values = _national_codes()["admdvs"]  # read, not copied: this names every clue of a list
     if code in values:
         return values[code]
     province = values.get(str(code)[:2] + "0000")

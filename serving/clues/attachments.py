@@ -50,7 +50,7 @@ def media_type_of(content: bytes) -> str | None:
 
 def safe_filename(name: str | None, media_type: str) -> str:
     """The file's name as it may be stored and shown: no folders, no control characters, resident IDs
-    masked, at most 120 characters, with the extension of its real format."""
+    masked, at most 110 characters before the extension of its real format."""
     base = re.split(r"[\\/]", unicodedata.normalize("NFC", name or ""))[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip().strip(".")
     stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", base)
