@@ -304,6 +304,30 @@ def test_over_examination_runs_in_one_or_two_departments(tiny_region):
     assert depts and all(1 <= n <= 2 for _, n in depts)
 
 
+def test_over_examination_runs_where_the_patients_are(tiny_region):
+    # a revenue scheme in a department that sees a handful of visits a year would be no scheme: each scheme
+    # department holds at least a twentieth of its institution's visits
+    con = _con(tiny_region)
+    shares = con.execute("""
+        with scheme as (select distinct p.fixmedins_code, p.dept_codg from labels l
+                        join practitioner p on p.prac_code = l.entity_id
+                        where l.label = 1 and l.entity_type = 'prac' and l.fraud_type = 'over_examination'),
+             visits as (select fixmedins_code, adm_dept_codg, count(*) as n from mdtrt_d group by all)
+        select s.fixmedins_code, s.dept_codg,
+               coalesce(v.n, 0) / (select sum(n) from visits w where w.fixmedins_code = s.fixmedins_code)
+        from scheme s left join visits v on v.fixmedins_code = s.fixmedins_code and v.adm_dept_codg = s.dept_codg
+        """).fetchall()
+    assert shares and all(share >= 0.05 for *_, share in shares), shares
+
+
+def test_a_visit_goes_to_its_department_else_internal_medicine_else_general():
+    from training.simulator.world import visit_role
+
+    assert visit_role(["general", "internal", "cardiology"], "cardiology") == "cardiology"
+    assert visit_role(["general", "internal"], "surgery") == "internal"
+    assert visit_role(["general"], "surgery") == "general"
+
+
 def test_another_region_config_and_domain_randomisation(tmp_path):
     """The second scenario config changes the institution mix; randomisation is seeded and recorded."""
     from training.simulator.config import DEFAULT_SCENARIOS

@@ -23,7 +23,7 @@ from features.contract import FRAUD_TYPES
 from .config import ScenarioConfig
 from .monitoring import evade_price_caps
 from .reference import CAUSE_FALL, CAUSE_THIRD_PARTY, DIAGS, LOOKALIKE_DIAGS, OTHER_REGIONS
-from .world import DEPT_ROLE, INST_CLINIC, INST_HOSPITAL, INST_PHARMACY, World
+from .world import DEPT_ROLE, FALLBACK_ROLES, INST_CLINIC, INST_HOSPITAL, INST_PHARMACY, World
 
 __all__ = ["TYPES", "Chunk", "simulate_chunk"]
 
@@ -188,7 +188,8 @@ def _dept_at(world: World, inst: np.ndarray, diag: np.ndarray) -> np.ndarray:
     want = DIAG_DEPT[diag]
     has = _has_role(world)
     ok = has[inst, want]
-    fallback = np.where(has[inst, DEPT_ROLE["internal"]], DEPT_ROLE["internal"], DEPT_ROLE["general"])
+    first, last = (DEPT_ROLE[r] for r in FALLBACK_ROLES)
+    fallback = np.where(has[inst, first], first, last)
     return np.where(ok, want, fallback)
 
 

@@ -17,7 +17,7 @@ from features.contract import code_meaning, code_values
 
 from .config import Preset, ScenarioConfig
 from .monitoring import assign_monitoring
-from .reference import DEPTS, ORDINARY_ITEMS
+from .reference import DEPTS, DIAGS, ORDINARY_ITEMS
 
 __all__ = ["World", "build_world", "LEVEL_CODES"]
 
@@ -26,6 +26,8 @@ LEVEL_CODES = {3: ["02", "03"], 2: ["05", "06"], 1: ["08", "09", "14"], 0: ["11"
 DEPT_ROLE = {role: i for i, (_, _, role) in enumerate(DEPTS)}
 INST_HOSPITAL, INST_CLINIC, INST_PHARMACY = 0, 1, 2
 FOCUS_ROLES = ("dialysis", "rehabilitation", "psychiatry")
+# A visit goes to its diagnosis' department where the institution has one, else to the first of these it has.
+FALLBACK_ROLES = ("internal", "general")
 
 
 @dataclass
@@ -249,20 +251,35 @@ def _practitioners(inst: pd.DataFrame, rng: np.random.Generator):
     return prac, {k: np.array(v) for k, v in groups.items()}
 
 
-# Clinical departments that see patients, weighted by how likely an exam-revenue scheme (科室创收指标) runs
-# there: the busy medical departments first.
+# Clinical departments, weighted by how likely an exam-revenue scheme (科室创收指标) runs there: the busy
+# medical departments first.
 _SCHEME_DEPTS = {"internal": 4.0, "cardiology": 3.0, "general": 2.0, "orthopaedics": 1.5, "paediatrics": 1.0,
                  "surgery": 1.0, "gynaecology": 1.0}
+# The roles of the diagnoses seen in clinics (acute and chronic care): where the visits are.
+_CLINIC_DIAG_ROLES = sorted({role for _, _, role, kind, _ in DIAGS if kind in ("acute", "chronic")})
+
+
+def visit_role(roles, diag_role: str) -> str:
+    """The department of an institution with *roles* that sees a visit for a diagnosis of *diag_role*."""
+    if diag_role in roles:
+        return diag_role
+    return next((r for r in FALLBACK_ROLES if r in roles), FALLBACK_ROLES[-1])
 
 
 def _over_examining_departments(inst: pd.DataFrame, prac: pd.DataFrame, rng: np.random.Generator) -> None:
     """In an over-examining institution the scheme runs in one or two clinical departments: all their doctors
-    examine at the institution's intensity (the drivers); the other departments work as usual."""
+    examine at the institution's intensity (the drivers); the other departments work as usual.
+
+    A revenue scheme runs where the patients are: among the departments that see the clinic visits (a
+    general-practice desk of a hospital whose internal medicine takes them, or a surgery that sees only
+    its few admissions, bills a handful of visits a year, and a scheme there would be no scheme)."""
     oe = inst["over_examination"].to_numpy()
     dept = prac["dept"].to_numpy()
     where = prac["inst"].to_numpy()
     for i in np.flatnonzero(oe > 0):
-        roles = [r for r in inst.at[i, "roles"] if r in _SCHEME_DEPTS]
+        has = inst.at[i, "roles"]
+        busy = {visit_role(has, r) for r in _CLINIC_DIAG_ROLES}
+        roles = [r for r in has if r in _SCHEME_DEPTS and r in busy] or [r for r in has if r in _SCHEME_DEPTS]
         w = np.array([_SCHEME_DEPTS[r] for r in roles])
         k = min(len(roles), 1 + int(rng.random() < 0.4))
         chosen = rng.choice(roles, k, replace=False, p=w / w.sum())
