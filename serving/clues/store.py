@@ -215,7 +215,8 @@ def open_store(url: str, *, sla_days: int | Mapping[str, int] | None = None, ide
     engine = _engine(url)
     if upgrade:
         migrate(engine)
-    return ClueStore(engine, sla_days=sla_days, identity_vault=identity_vault, clock=clock)
+    return ClueStore(engine, sla_days=sla_days, identity_vault=identity_vault, clock=clock,
+                     token_engine=_token_engine(url, engine))
 
 
 def store_for(settings, *, clock: Callable[[], datetime] | None = None) -> ClueStore:
@@ -240,7 +241,8 @@ class ClueStore:
     """Clues, their workflow and users on one database (see the module docstring)."""
 
     def __init__(self, engine: Engine, *, sla_days: int | Mapping[str, int] | None = None,
-                 identity_vault: Path | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 identity_vault: Path | None = None, clock: Callable[[], datetime] | None = None,
+                 token_engine: Engine | None = None) -> None:
         days = Settings().clue_sla_days_by_risk
         days |= {"high": sla_days} if isinstance(sla_days, int) else dict(sla_days or {})
         for level, n in days.items():
@@ -248,6 +250,8 @@ class ClueStore:
                 raise ValueError(f"sla_days: {level} must be a risk level ({', '.join(RISK_LEVELS)}) with at least "
                                  f"1 day, not {n!r}")
         self.engine = engine
+        # the token check's own connections (:func:`_token_engine`); the store's engine where none is given
+        self.token_engine = token_engine or engine
         self.sla_days_by_risk = days
         self.sla_days = days["high"]
         self.identity_vault = identity_vault
@@ -255,6 +259,8 @@ class ClueStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:
+        if self.token_engine is not self.engine:
+            self.token_engine.dispose()
         self.engine.dispose()
 
     def __enter__(self) -> ClueStore:
@@ -916,12 +922,13 @@ class ClueStore:
         """The active user holding ``token``, or None."""
         if not token:
             return None
-        # Every request of the service comes through here: one Core SELECT on a pooled connection,
-        # marked read-only so that SQLite does not take the write lock every other transaction takes.
+        # Every request of the service comes through here: one Core SELECT on a connection of the token
+        # check's own pool (requests that write may hold every connection of the store's pool while
+        # they wait for the write lock), marked read-only so that SQLite does not take that lock.
         t = UserAccount.__table__
         q = select(t.c.username, t.c.role, t.c.region).where(t.c.token_sha256 == _token_hash(token),
                                                              t.c.active.is_(True))
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as c:
+        with self.token_engine.connect().execution_options(**{READ_ONLY: True}) as c:
             row = c.execute(q).first()
         return None if row is None else User(row.username, row.role, row.region)
 
@@ -1140,8 +1147,21 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _engine(url: str) -> Engine:
-    kw: dict[str, Any] = {"json_serializer": lambda o: json.dumps(o, ensure_ascii=False)}
+def _token_engine(url: str, engine: Engine) -> Engine:
+    """The token check's own small pool on the store at ``url`` (``engine``'s, for an in-memory store).
+
+    The service authenticates every request, on SQLite on its event loop (``serving.auth``). From the
+    store's pool it had to wait, like any request, for a connection, and under load the requests that
+    write hold them all while they queue for the write lock: the loop then stood still, and every route
+    of the worker with it, the pre-check included (seen with py-spy in the soak with eight exports).
+    """
+    if isinstance(engine.pool, StaticPool):  # one in-memory database: a second engine would be another
+        return engine
+    return _engine(url, pool_size=2, max_overflow=2)
+
+
+def _engine(url: str, **pool: Any) -> Engine:
+    kw: dict[str, Any] = {"json_serializer": lambda o: json.dumps(o, ensure_ascii=False), **pool}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path in ("", ":memory:"):

@@ -193,3 +193,21 @@ def test_a_background_store_transaction_runs_in_the_normal_class(tmp_path):
     assert seen["lifted"] is True
     assert seen["inside"] == (os.SCHED_OTHER, 0)
     assert seen["after"] == (os.SCHED_IDLE, 10)
+
+
+def test_a_token_check_does_not_wait_for_the_connections_that_writers_hold(tmp_path):
+    # The service checks every request's token on its event loop (SQLite). Requests that write hold the
+    # store's pooled connections while they queue for the write lock; the token check must not queue
+    # behind them (it had to, and the loop, with every route of the worker, stood still).
+    store = open_store(f"sqlite:///{tmp_path / 'clues.db'}")
+    token = store.create_user("li", "analyst")
+    held = [store.engine.connect() for _ in range(store.engine.pool.size() + store.engine.pool._max_overflow)]
+    answer: list = []
+    checker = threading.Thread(target=lambda: answer.append(store.authenticate(token)), daemon=True)
+    checker.start()
+    checker.join(timeout=10)  # without its own pool: 30 s of waiting, then a pool time-out
+    waited = checker.is_alive()
+    for con in held:
+        con.close()
+    assert not waited and answer == [User("li", "analyst", "")]
+    store.close()
