@@ -38,19 +38,13 @@ def tiny_region(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_warehouse(tiny_region, tmp_path_factory) -> Path:
     """The tiny region ingested, with rule hits, the graph and the feature tables built (read-only use)."""
-    from features.build import build_features
     from features.config import load_settings
-    from features.graph.build import build_graph
-    from features.ingest import ingest
     from models.rules.config import DEFAULT_CONFIG, load_config
-    from models.rules.engine import run_rules
+    from serving.pipeline import run_pipeline
 
     wh = tmp_path_factory.mktemp("tiny_wh") / "warehouse.duckdb"
-    settings = load_settings(warehouse=wh)
-    ingest(tiny_region, settings)
-    run_rules(wh, load_config(DEFAULT_CONFIG))
-    build_graph(wh)
-    build_features(wh)
+    run_pipeline(load_settings(warehouse=wh), source=tiny_region, stages=("ingest", "rules", "graph", "features"),
+                 rules_config=load_config(DEFAULT_CONFIG), fingerprints=False)
     return wh
 
 

@@ -45,10 +45,10 @@ def case_copy(case_warehouse, tmp_path) -> Path:
 def tiny_warehouse(tiny_region, tmp_path_factory) -> Path:
     """The tiny region (tests/conftest.py) ingested into a warehouse, the committed rules run over it."""
     from features.config import Settings
-    from features.ingest import ingest
-    from models.rules.engine import run_rules
+    from models.rules.config import DEFAULT_CONFIG, load_config
+    from serving.pipeline import run_pipeline
 
     path = tmp_path_factory.mktemp("tiny_wh") / "tiny.duckdb"
-    ingest(tiny_region, Settings(warehouse=path))
-    run_rules(path)
+    run_pipeline(Settings(warehouse=path), source=tiny_region, stages=("ingest", "rules"),
+                 rules_config=load_config(DEFAULT_CONFIG), fingerprints=False)
     return path
