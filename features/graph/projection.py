@@ -55,6 +55,12 @@ days are largely the ring's own days (in the simulator a ring's two doctors see 
 a null model conditioned on the doctor's calendar explains the ring away; the institution's calendar is
 set by everyone else. ``visit_hub="dept"`` or ``"prac"`` chooses the finer hubs.
 
+Each layer's counting — the self-join that pairs persons and the null model's sums — is one SELECT in
+DuckDB's dialect (:func:`co_visit_sql`, :func:`co_counter_sql`, :func:`co_purchase_sql`) over the tables of
+``features.graph.edges``; :func:`layer_pairs` scores what a query engine counted (the Poisson tails, in
+Python). The ``*_pairs`` functions run the SQL on an in-memory DuckDB over pandas frames;
+``features.graph.spark`` runs the same SQL on Spark, transpiled, for ``--engine spark``.
+
 Pairs are kept at ``min_shared`` co-visit days (counter days, shared shops) or more, a lift (observed /
 expected) of at least ``min_lift`` and a surprise of at least ``min_surprise``. ``co_visit_graph`` joins
 the layers into one weighted ``nx.Graph`` (weight = sum of the capped surprises; each layer's own weight
@@ -333,12 +339,14 @@ def layer_pairs(
     *,
     purchases: bool = True,
     times: bool = True,
+    prefix: str = "",
     co_visit: dict | None = None,
     co_counter: dict | None = None,
     co_purchase: dict | None = None,
 ) -> pd.DataFrame:
     """:func:`projection_pairs` on either engine: ``query`` runs one SELECT of this module over the views
-    ``visits``, ``drug_purchases`` and ``drug_shops`` (``features.graph.edges``) and returns its rows
+    ``visits``, ``drug_purchases`` and ``drug_shops`` (``features.graph.edges``; each name after ``prefix``)
+    and returns its rows
     ordered by ``psn_a, psn_b``; the pairs it counts — with their expected counts under the null models —
     are scored here (the Poisson tails). Without ``purchases`` the co-purchase layer is empty, without
     ``times`` (no ``visit_sec`` column) the same-counter layer.
@@ -346,10 +354,10 @@ def layer_pairs(
     visit_opts, counter_opts, purchase_opts = dict(co_visit or {}), dict(co_counter or {}), dict(co_purchase or {})
     visit_score = {k: visit_opts.pop(k) for k in ("min_lift", "min_surprise") if k in visit_opts}
     counter_score = {k: counter_opts.pop(k) for k in ("min_lift", "min_surprise") if k in counter_opts}
-    parts = [_layer_scored(query(co_visit_sql("visits", clinics_only=True, **visit_opts)), "co_visit",
+    parts = [_layer_scored(query(co_visit_sql(f"{prefix}visits", clinics_only=True, **visit_opts)), "co_visit",
                            **(_CO_VISIT_SCORE | visit_score))]
     if times:
-        parts.append(_layer_scored(query(co_counter_sql("visits", **counter_opts)), "co_counter",
+        parts.append(_layer_scored(query(co_counter_sql(f"{prefix}visits", **counter_opts)), "co_counter",
                                    **(_CO_COUNTER_SCORE | counter_score)))
     else:
         parts.append(_score(_empty_pairs("co_counter"), "shared_events", min_lift=0, min_surprise=0))
@@ -357,7 +365,7 @@ def layer_pairs(
         purchase_score = {k: purchase_opts.pop(k) for k in ("min_lift", "min_surprise", "days_min_lift",
                                                             "days_min_surprise") if k in purchase_opts}
         sql_opts = _CO_PURCHASE_COUNT | purchase_opts
-        parts.append(_purchase_scored(query(co_purchase_sql("drug_purchases", "drug_shops", **sql_opts)),
+        parts.append(_purchase_scored(query(co_purchase_sql(f"{prefix}drug_purchases", f"{prefix}drug_shops", **sql_opts)),
                                       min_shops=sql_opts["min_shops"], min_shared_days=sql_opts["min_shared_days"],
                                       **(_CO_PURCHASE_SCORE | purchase_score)))
     return pd.concat(parts, ignore_index=True)[_PAIR_COLUMNS]
