@@ -141,8 +141,12 @@ _EDGES_SQL = f"""
     FROM v WHERE prac_code IS NOT NULL GROUP BY ALL
 """
 
-INPUT_ORDER = {"visits": "psn_no, visit_date, hub_id, prac_code", "drug_purchases": "psn_no, drug, visit_date, hub_id",
-               "drug_shops": "drug, hub_id", "edges": "kind, src_id, dst_id"}
+# Each order is total (rows equal in it are equal): what reads them back from several files, or from a
+# parallel query, sees the same order every time (the burst evidence breaks ties by order).
+INPUT_ORDER = {"visits": "psn_no, visit_date, hub_id, prac_code, visit_sec, dept_id, hub_type, fixmedins_code, amount, "
+                         "fund_amount, basket",
+               "drug_purchases": "psn_no, drug, visit_date, hub_id", "drug_shops": "drug, hub_id",
+               "edges": "kind, src_id, dst_id"}
 
 
 def graph_inputs_sql(*, min_spend: float = 1000.0) -> dict[str, str]:
