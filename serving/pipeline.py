@@ -69,7 +69,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("graph", "关系图", ("graph_*", "ring_candidates"), ("ingest", "rules"),
           "the graph's inputs from the claims (visits, drug purchases, edges) and the projection's pair counts "
           "(co-visit, same-counter and co-purchase self-joins with their null models); pair scores, communities, "
-          "community stats, PageRank and node features on the driver (Python, DuckDB)"),
+          "community stats, PageRank and node features on the driver (Python, DuckDB), which holds all edges"),
     Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph"),
           "the feature SQL (staging, every level, rule-hit and graph joins)"),
     Stage("screen", "筛查", ("setl_scores",), ("features", "graph", "rules"),

@@ -141,14 +141,16 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
             purchases = read_drug_purchases(con, min_spend=config.min_spend)
             popularity = read_drug_shops(con)
             edges = read_edges(con)
+            n_visits = len(visits)
         else:  # computed on Spark, read back by DuckDB (the drug shops stay on Spark: only the projection reads them)
-            visits, purchases, edges = (spark.table(t) for t in ("visits", "drug_purchases", "edges"))
+            purchases, edges = spark.table("drug_purchases"), spark.table("edges")
+            n_visits = spark.count("visits")
     with clock("projection"):
         if spark is None:
             pairs = projection_pairs(visits, purchases, popularity, **layer_options(config))
         else:
             pairs = layer_pairs(spark, prefix=spark.prefix, **layer_options(config))
-        g = co_visit_graph(visits, pairs=pairs)
+        g = co_visit_graph(None, pairs=pairs)
     with clock("communities"):
         if config.layered:
             communities, layer_of = layered_communities(g, method=method, seed=config.seed,
@@ -158,6 +160,8 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
             layer_of = {c: _main_layer(g, c) for c in communities}
     with clock("stats"):
         hits = _rule_hit_persons(con)
+        if spark is not None:  # the statistics read the visits of community members only: of these persons
+            visits = spark.table("visits", persons=set(pairs["psn_a"]) | set(pairs["psn_b"]))
         oversupply = drug_oversupply(purchases, min_spend=config.min_spend, min_fills=config.min_fills,
                                      min_oversupply=config.min_oversupply, min_shops=config.min_shops)
         stats = community_stats(g, communities, visits, rule_hit_persons=hits, layer_of=layer_of,
@@ -173,7 +177,7 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
                                     alpha=config.ppr_alpha)
         nodes = node_features(edges, members, stats, cands, ppr)
     layer_counts = pairs["layer"].value_counts()
-    rep.counts = {"visits": len(visits), "edges": len(edges), "projection_nodes": g.number_of_nodes(),
+    rep.counts = {"visits": n_visits, "edges": len(edges), "projection_nodes": g.number_of_nodes(),
                   "projection_edges": g.number_of_edges(),
                   "pairs_per_layer": {k: int(layer_counts.get(k, 0)) for k in LAYERS},
                   "oversupplied_buyers": int(oversupply["suspect"].sum()),

@@ -268,7 +268,7 @@ def co_purchase_pairs(
 
 
 def co_visit_graph(
-    visits: pd.DataFrame,
+    visits: pd.DataFrame | None,
     purchases: pd.DataFrame | None = None,
     *,
     window_days: int = 1,
@@ -282,7 +282,7 @@ def co_visit_graph(
     """The projection as a weighted ``nx.Graph`` of persons (``psn_no``).
 
     The keyword options are the co-visit layer's (the other layers take their defaults; pass ``pairs``
-    from :func:`projection_pairs` to choose theirs, and to skip recomputing them). Edge attributes:
+    from :func:`projection_pairs` to choose theirs, and to skip recomputing them; ``visits`` is not read then). Edge attributes:
     ``weight`` (sum over layers of the surprise, each capped at ``SURPRISE_CAP``), ``w_co_visit``,
     ``w_co_counter``, ``w_co_purchase`` (each layer's capped surprise, 0 when the layer has no tie),
     ``shared_days``, ``shared_shops``, ``lift`` (the larger of the layers'), ``layers`` (e.g.

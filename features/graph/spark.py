@@ -8,9 +8,10 @@ transpiled (``features.spark_sql.to_spark``), over the Parquet exports of the wa
 feature stages read (``features.spark.ParquetExports``). Each result is written by Spark to Parquet and
 read back by DuckDB: nothing is collected to the driver through Spark.
 
-What comes back: the visits and drug purchases (the communities' statistics and evidence read them),
-the edges (written as ``graph_edges``; the node features and PageRank read them) and, per layer, the
-counted person pairs with their expected counts. Scoring those pairs (a Poisson tail each), community
+What comes back: the drug purchases (the resale evidence reads them), the edges (written as
+``graph_edges``; the node features and PageRank read them), per layer the counted person pairs with their
+expected counts, and — once the pairs are scored — the visits of the persons in the projection (the
+communities' statistics and evidence read those only; the set of persons is what goes to the executors). Scoring those pairs (a Poisson tail each), community
 detection, the communities' statistics, PageRank and the node features stay on the driver, in Python and
 DuckDB, as with ``--engine duckdb`` (``features.graph.build``).
 
@@ -52,11 +53,21 @@ class SparkGraphInputs:
             df.createOrReplaceTempView(VIEW_PREFIX + name)
             self.views.append(VIEW_PREFIX + name)
 
-    def table(self, name: str) -> pd.DataFrame:
+    def table(self, name: str, *, persons: set[str] | None = None) -> pd.DataFrame:
         """Input table ``name`` (``visits``, ``drug_purchases``, ``drug_shops``, ``edges``), computed by Spark,
-        read back by DuckDB in :data:`features.graph.edges.INPUT_ORDER` with the DuckDB reader's types."""
+        read back by DuckDB in :data:`features.graph.edges.INPUT_ORDER` with the DuckDB reader's types;
+        with ``persons`` (sent to the executors: a small set, the projection's persons) only their rows."""
         df = self.spark.table(VIEW_PREFIX + name) if name in _CACHED else self.spark.sql(to_spark(self.sql[name]))
+        if persons is not None:
+            keep = self.spark.createDataFrame(pd.DataFrame({"psn_no": sorted(persons)}, dtype=object),
+                                              schema="psn_no string")
+            df = df.join(keep, on="psn_no", how="left_semi")
         return typed_input(name, self._through_parquet(df, name, INPUT_ORDER[name]))
+
+    def count(self, name: str) -> int:
+        """The number of rows of input table ``name`` (counted on Spark)."""
+        return self.spark.table(VIEW_PREFIX + name).count() if name in _CACHED else \
+            self.spark.sql(to_spark(self.sql[name])).count()
 
     def __call__(self, sql: str) -> pd.DataFrame:
         """One projection SELECT (over the ``graph_in_`` views) on Spark; its rows ordered by pair."""
