@@ -3,9 +3,10 @@
 The SQL of ``features/sql`` and ``models/rules/sql`` is DuckDB's dialect; :func:`to_spark`
 (``features.spark_sql``) transpiles it to Spark SQL. The warehouse tables the SQL reads are exported from
 DuckDB to Parquet (``COPY``) once into a folder (:class:`ParquetExports`) and registered as temp views;
-the rule stage and the feature stage of a pipeline run read the same exports. Here each staging block
-becomes a cached temp view and each feature table is written to Parquet and loaded back into the
-warehouse, replacing the table of the same name: nothing is collected to the driver. On a cluster the
+the rule, graph and feature stages of a pipeline run read the same exports (the graph's use of them:
+``features.graph.spark``). Here each staging block becomes a cached temp view and each feature table is
+written to Parquet and loaded back into the warehouse, replacing the table of the same name: nothing is
+collected to the driver. On a cluster the
 exports would be the lake's own Parquet tables; locally (``local[2]``) and on a standalone cluster this is
 how the equality tests check that both engines give the same tables.
 

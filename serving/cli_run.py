@@ -18,8 +18,9 @@ def run_command(
     out: Path = typer.Option(..., "--out", help="Work folder: the warehouse (warehouse.duckdb) and the clue store."),
     stages: str = typer.Option("ingest,rules,graph,features,screen", "--stages",
                                help="Comma-separated stages, run in pipeline order."),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb | spark (the rule and feature SQL on Spark, "
-                               "the other stages on DuckDB; the report names each stage's engine; needs Java 17)."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb | spark (the rule SQL, the graph's inputs "
+                               "and projection pairs, the feature SQL and the settlement scores on Spark, the rest on "
+                               "DuckDB and the driver; the report says per stage what ran where; needs Java 17)."),
     spark_master: str = typer.Option("local[2]", "--spark-master",
                                      help="With --engine spark: local[N] or a cluster, e.g. spark://host:7077."),
     spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf",

@@ -7,14 +7,14 @@ runs the same stages through :func:`run_pipeline`:
 |---|---|---|
 | ``ingest`` | the extract folder | the contract tables, ``quarantine``, ``ingest_log`` |
 | ``rules`` | claim tables, ``rule_pack``, ``rule_exemptions`` | ``rule_hits``, ``rule_hits_exempted``, ``rule_runs`` |
-| ``graph`` | claim tables, ``rule_hits`` | ``graph_*`` |
+| ``graph`` | claim tables, ``rule_hits`` | ``graph_*``, ``ring_candidates`` |
 | ``features`` | claim tables, ``rule_hits``, ``graph_*`` | ``feat_*`` |
 | ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | ``setl_scores``, the clue list (clue store) |
 
 Engines: ``duckdb`` runs every stage on the warehouse file. ``spark`` runs on Spark what has a Spark path
-(``Stage.on_spark``: the rule SQL and the feature SQL, transpiled from the same DuckDB text, over one set
-of Parquet exports of the warehouse, and the settlement scores in ``mapInPandas``; results written back into
-the warehouse) and the rest on DuckDB; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
+(``Stage.on_spark``: the rule SQL, the graph's inputs and projection pairs and the feature SQL, transpiled
+from the same DuckDB text, over one set of Parquet exports of the warehouse, and the settlement scores in
+``mapInPandas``; results written back into the warehouse) and the rest on DuckDB or the driver; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
 say) is used and left running; otherwise a local one is started for the stages that need it and stopped.
 
 A stage is skipped when it is up to date: what it read (the state of the stages before it, the extract's
@@ -66,7 +66,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("ingest", "导入", tuple(TABLES) + ("quarantine",), ()),
     Stage("rules", "规则", ("rule_hits", "rule_hits_exempted"), ("ingest",),
           "the rule SQL (base views and every rule); hit ids, messages, exemptions and code coverage on DuckDB"),
-    Stage("graph", "关系图", ("graph_*",), ("ingest", "rules")),
+    Stage("graph", "关系图", ("graph_*", "ring_candidates"), ("ingest", "rules"),
+          "the graph's inputs from the claims (visits, drug purchases, edges) and the projection's pair counts "
+          "(co-visit, same-counter and co-purchase self-joins with their null models); pair scores, communities, "
+          "community stats, PageRank and node features on the driver (Python, DuckDB), which holds all edges"),
     Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph"),
           "the feature SQL (staging, every level, rule-hit and graph joins)"),
     Stage("screen", "筛查", ("setl_scores",), ("features", "graph", "rules"),
@@ -219,10 +222,10 @@ def _rules(settings: Settings, *, rules_config, progress, exports, **_) -> dict:
             "silent_rules": [r.message_zh for r in report.silent_rules if r.level == "warning"]}
 
 
-def _graph(settings: Settings, *, graph_config, progress, **_) -> dict:
+def _graph(settings: Settings, *, graph_config, progress, exports, **_) -> dict:
     from features.graph.build import GraphConfig, build_graph
 
-    report = build_graph(settings.warehouse, graph_config or GraphConfig(), progress=progress)
+    report = build_graph(settings.warehouse, graph_config or GraphConfig(), progress=progress, exports=exports)
     return {"method": report.method, "counts": report.counts}
 
 

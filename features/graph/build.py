@@ -18,6 +18,11 @@ Tables written (each replaced on every build):
 =========================  =======================================================================
 
 The features pipeline left-joins ``graph_node_features`` on ``(node_type, node_id)``.
+
+Steps: ``edges`` (read the inputs from the claims), ``projection`` (count and score the person pairs),
+``communities``, ``stats``, ``pagerank``, ``write``. With ``exports`` (``yibao run --engine spark``) the first
+two run their SQL on Spark (``features.graph.spark``: the same SQL text, transpiled) and DuckDB reads the
+results back; scoring the pairs and every step after the projection run on the driver either way.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import pandas as pd
 from features.graph.communities import detect_communities, layered_communities, resolve_method
 from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
 from features.graph.pagerank import cross_fitted_pagerank
-from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, projection_pairs
+from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, layer_pairs, projection_pairs
 from features.graph.stats import community_stats, membership, ordered_subgraph, ring_candidates
 from features.warehouse import connect
 
@@ -100,28 +105,52 @@ class GraphReport:
 
 
 def build_graph(warehouse: Path, config: GraphConfig = GraphConfig(), *,
-                progress: Progress | None = None) -> GraphReport:
-    """Read the warehouse, build the graph outputs and write them back (see the module docstring)."""
+                progress: Progress | None = None, exports=None) -> GraphReport:
+    """Read the warehouse, build the graph outputs and write them back (see the module docstring).
+
+    With ``exports`` (a pipeline run's ``features.spark.ParquetExports``) the inputs and the projection's
+    pairs are computed on Spark (``features.graph.spark``); the rest as without."""
     with connect(Path(warehouse)) as con:
-        return build_in(con, config, progress=progress, warehouse=str(warehouse))
+        return build_in(con, config, progress=progress, warehouse=str(warehouse), exports=exports)
 
 
 def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig(), *,
-             progress: Progress | None = None, warehouse: str = "") -> GraphReport:
+             progress: Progress | None = None, warehouse: str = "", exports=None) -> GraphReport:
     """:func:`build_graph` on an open connection."""
+    if exports is None:
+        return _build(con, config, progress=progress, warehouse=warehouse, spark=None)
+    from features.graph.spark import SparkGraphInputs
+
+    spark = SparkGraphInputs(con, exports, min_spend=config.min_spend)
+    try:
+        return _build(con, config, progress=progress, warehouse=warehouse, spark=spark)
+    finally:
+        spark.close()
+
+
+def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Progress | None, warehouse: str,
+           spark) -> GraphReport:
     method = resolve_method(config.method)
     rep = GraphReport(warehouse=warehouse, method=method, config=asdict(config))
     tick = progress or (lambda *_: None)
     clock = _Clock(rep, tick)
 
     with clock("edges"):
-        visits = read_visits(con)
-        purchases = read_drug_purchases(con, min_spend=config.min_spend)
-        popularity = read_drug_shops(con)
-        edges = read_edges(con)
+        if spark is None:
+            visits = read_visits(con)
+            purchases = read_drug_purchases(con, min_spend=config.min_spend)
+            popularity = read_drug_shops(con)
+            edges = read_edges(con)
+            n_visits = len(visits)
+        else:  # computed on Spark, read back by DuckDB (the drug shops stay on Spark: only the projection reads them)
+            purchases, edges = spark.table("drug_purchases"), spark.table("edges")
+            n_visits = spark.count("visits")
     with clock("projection"):
-        pairs = projection_pairs(visits, purchases, popularity, **layer_options(config))
-        g = co_visit_graph(visits, pairs=pairs)
+        if spark is None:
+            pairs = projection_pairs(visits, purchases, popularity, **layer_options(config))
+        else:
+            pairs = layer_pairs(spark, prefix=spark.prefix, **layer_options(config))
+        g = co_visit_graph(None, pairs=pairs)
     with clock("communities"):
         if config.layered:
             communities, layer_of = layered_communities(g, method=method, seed=config.seed,
@@ -131,6 +160,8 @@ def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig()
             layer_of = {c: _main_layer(g, c) for c in communities}
     with clock("stats"):
         hits = _rule_hit_persons(con)
+        if spark is not None:  # the statistics read the visits of community members only: of these persons
+            visits = spark.table("visits", persons=set(pairs["psn_a"]) | set(pairs["psn_b"]))
         oversupply = drug_oversupply(purchases, min_spend=config.min_spend, min_fills=config.min_fills,
                                      min_oversupply=config.min_oversupply, min_shops=config.min_shops)
         stats = community_stats(g, communities, visits, rule_hit_persons=hits, layer_of=layer_of,
@@ -146,7 +177,7 @@ def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig()
                                     alpha=config.ppr_alpha)
         nodes = node_features(edges, members, stats, cands, ppr)
     layer_counts = pairs["layer"].value_counts()
-    rep.counts = {"visits": len(visits), "edges": len(edges), "projection_nodes": g.number_of_nodes(),
+    rep.counts = {"visits": n_visits, "edges": len(edges), "projection_nodes": g.number_of_nodes(),
                   "projection_edges": g.number_of_edges(),
                   "pairs_per_layer": {k: int(layer_counts.get(k, 0)) for k in LAYERS},
                   "oversupplied_buyers": int(oversupply["suspect"].sum()),

@@ -9,8 +9,8 @@ Two tables come out of the warehouse, both without refunds (退费: the reversal
     institution), ``prac_code`` (the attending doctor, 主诊医师 ``chfpdr_code``; null at pharmacies),
     ``dept_id`` (``fixmedins_code/adm_dept_codg``), ``fixmedins_code``, ``visit_date``, ``amount`` (yuan,
     医疗费总额), ``fund_amount`` (yuan, 基金支付), ``visit_sec`` (seconds after midnight of ``begntime``; -1 when the extract gives no time
-    of day, i.e. the time is exactly midnight), ``basket`` (at a pharmacy: a 53-bit hash of the sorted set
-    of catalogue codes bought, so two swipes with the same basket have the same number; 0 elsewhere). The
+    of day, i.e. the time is exactly midnight), ``basket`` (at a pharmacy: the sorted set of catalogue codes
+    bought, joined by spaces, so two swipes with the same basket have the same key; ``''`` elsewhere). The
     co-visit projection (``features.graph.projection``) is built from it.
 ``drug purchases`` (``read_drug_purchases``)
     one row per person, pharmacy, day and catalogue item (``drug``) for the persons who spent at least
@@ -26,6 +26,10 @@ Two tables come out of the warehouse, both without refunds (退费: the reversal
     ``purchase`` person–pharmacy, ``works_at`` doctor–institution), ``n_events``, ``amount``,
     ``first_date``, ``last_date``.
 
+Each table is one SELECT in DuckDB's dialect (:func:`graph_inputs_sql`): the ``read_*`` functions run it on
+the warehouse; with ``--engine spark`` Spark runs it, transpiled (``features.graph.spark``), over Parquet
+exports of the same tables, and DuckDB reads Spark's output back.
+
 Node types are ``psn`` (参保人), ``prac`` (医师/药师), ``fixmedins`` (hospital or clinic, 医疗机构) and
 ``pharmacy`` (零售药店); node ids are the contract codes (``psn_no``, ``prac_code``, ``fixmedins_code``).
 
@@ -38,8 +42,8 @@ Node types are ``psn`` (参保人), ``prac`` (医师/药师), ``fixmedins`` (hos
 >>> e = read_edges(con)
 >>> sorted(e["kind"])
 ['care', 'purchase', 'visit', 'works_at']
->>> v["visit_sec"].tolist(), bool(v["basket"].iloc[1] > 0)
-([32400, 36000], True)
+>>> v["visit_sec"].tolist(), v["basket"].tolist()
+([32400, 36000], ['', 'XA1'])
 >>> read_drug_purchases(con, min_spend=20)[["psn_no", "drug", "cnt", "supply"]].values.tolist()
 [['P2', 'XA1', 2.0, 14.0]]
 >>> read_drug_shops(con).values.tolist()
@@ -51,7 +55,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-__all__ = ["NODE_TYPES", "read_visits", "read_edges", "read_drug_purchases", "read_drug_shops"]
+__all__ = ["NODE_TYPES", "read_visits", "read_edges", "read_drug_purchases", "read_drug_shops", "graph_inputs_sql",
+           "typed_input", "INPUT_ORDER"]
 
 NODE_TYPES = ("psn", "prac", "fixmedins", "pharmacy")
 
@@ -66,9 +71,10 @@ _LIVE_SETL = """
 
 _IS_PHARMACY = "(coalesce(f.fixmedins_type, '') = 'pharmacy' OR m.med_type = '41')"
 
-# The basket of a pharmacy swipe: the set of items bought, hashed (53 bits, so a float holds it exactly).
+# The basket of a pharmacy swipe: the set of items bought, as their sorted codes (a key both engines spell
+# alike; a hash would differ between DuckDB and Spark).
 _BASKETS = f"""
-    SELECT fl.mdtrt_id, (hash(list_sort(list(DISTINCT fl.hilist_code))) >> 11)::BIGINT AS basket
+    SELECT fl.mdtrt_id, array_to_string(list(DISTINCT fl.hilist_code ORDER BY fl.hilist_code), ' ') AS basket
     FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
     WHERE {_IS_PHARMACY}
     GROUP BY fl.mdtrt_id
@@ -87,9 +93,9 @@ _VISITS_SQL = f"""
            CAST(m.begntime AS DATE) AS visit_date,
            live.amount,
            live.fund_amount,
-           CASE WHEN CAST(m.begntime AS TIME) = TIME '00:00:00' OR m.begntime IS NULL THEN -1
-                ELSE (extract(epoch FROM CAST(m.begntime AS TIME)))::INTEGER END AS visit_sec,
-           coalesce(baskets.basket, 0) AS basket
+           CASE WHEN m.begntime IS NULL OR hour(m.begntime) * 3600 + minute(m.begntime) * 60 + second(m.begntime) = 0
+                THEN -1 ELSE hour(m.begntime) * 3600 + minute(m.begntime) * 60 + second(m.begntime) END AS visit_sec,
+           coalesce(baskets.basket, '') AS basket
     FROM mdtrt_d m
     JOIN live USING (mdtrt_id)
     LEFT JOIN baskets USING (mdtrt_id)
@@ -97,60 +103,18 @@ _VISITS_SQL = f"""
 """
 
 
-def read_visits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Encounters without refunds (see the module docstring), ordered by person, date and hub."""
-    df = con.execute(_VISITS_SQL + " ORDER BY m.psn_no, visit_date, hub_id, prac_code").df()
-    df["visit_date"] = pd.to_datetime(df["visit_date"])
-    df["visit_sec"] = df["visit_sec"].astype("int32")
-    df["basket"] = df["basket"].astype("int64")
-    return df
-
-
-def read_drug_purchases(con: duckdb.DuckDBPyConnection, *, min_spend: float = 1000.0) -> pd.DataFrame:
-    """Pharmacy purchases per person, shop, day and item, for the persons who spent ``min_spend`` yuan or
-    more on the item (see the module docstring), ordered by person, item and day."""
-    sql = f"""
-    WITH live AS ({_LIVE_SETL}),
-    lines AS (
-        SELECT m.psn_no, m.fixmedins_code AS hub_id, CAST(m.begntime AS DATE) AS visit_date,
-               fl.hilist_code AS drug, fl.cnt, fl.det_item_fee_sumamt::DOUBLE AS amount, fl.prd_days
-        FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) JOIN live USING (mdtrt_id)
-        LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
-        WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL),
-    per_unit AS (
-        SELECT drug, median(prd_days / cnt) AS days_per_unit FROM lines
-        WHERE prd_days > 0 AND cnt > 0 GROUP BY drug),
-    big AS (
-        SELECT psn_no, drug FROM lines GROUP BY ALL HAVING sum(amount) >= {float(min_spend)})
-    SELECT l.psn_no, l.hub_id, l.visit_date, l.drug, sum(l.cnt)::DOUBLE AS cnt, sum(l.amount) AS amount,
-           sum(coalesce(l.prd_days, l.cnt * u.days_per_unit))::DOUBLE AS supply
-    FROM lines l JOIN big USING (psn_no, drug) JOIN per_unit u USING (drug)
-    GROUP BY ALL
-    ORDER BY l.psn_no, l.drug, l.visit_date, l.hub_id
-    """
-    df = con.execute(sql).df()
-    df["visit_date"] = pd.to_datetime(df["visit_date"])
-    return df
-
-
-def read_drug_shops(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Per item and pharmacy, the persons who bought it there (``drug, hub_id, buyers``), refunds left out."""
-    sql = f"""
+# The tables above, each one SELECT in DuckDB's dialect (Spark runs it transpiled: ``graph_inputs_sql``),
+# with the order a reader sorts them in.
+_DRUG_SHOPS_SQL = f"""
     WITH live AS ({_LIVE_SETL})
     SELECT fl.hilist_code AS drug, m.fixmedins_code AS hub_id, count(DISTINCT m.psn_no) AS buyers
     FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) JOIN live USING (mdtrt_id)
     LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
     WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL
-    GROUP BY ALL ORDER BY 1, 2
-    """
-    df = con.execute(sql).df()
-    df["buyers"] = df["buyers"].astype("int64")
-    return df
+    GROUP BY ALL
+"""
 
-
-def read_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The heterogeneous graph's weighted, dated edges (see the module docstring)."""
-    sql = f"""
+_EDGES_SQL = f"""
     WITH v AS ({_VISITS_SQL}),
     billing AS (
         SELECT fl.psn_no, fl.bilg_dr_code AS prac_code, count(DISTINCT fl.mdtrt_id) AS n_events,
@@ -159,7 +123,7 @@ def read_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id)
         WHERE fl.bilg_dr_code IS NOT NULL AND fl.bilg_dr_code IS DISTINCT FROM m.chfpdr_code
           AND m.med_type <> '41'
-          AND fl.mdtrt_id IN (SELECT mdtrt_id FROM ({_LIVE_SETL}))
+          AND fl.mdtrt_id IN (SELECT mdtrt_id FROM ({_LIVE_SETL}) live_ids)
         GROUP BY ALL
     )
     SELECT 'psn' AS src_type, psn_no AS src_id, 'prac' AS dst_type, prac_code AS dst_id, 'visit' AS kind,
@@ -175,10 +139,86 @@ def read_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     SELECT 'prac', prac_code, 'fixmedins', fixmedins_code, 'works_at', count(*), sum(amount), min(visit_date),
            max(visit_date)
     FROM v WHERE prac_code IS NOT NULL GROUP BY ALL
+"""
+
+# Each order is total (rows equal in it are equal): what reads them back from several files, or from a
+# parallel query, sees the same order every time (the burst evidence breaks ties by order).
+INPUT_ORDER = {"visits": "psn_no, visit_date, hub_id, prac_code, visit_sec, dept_id, hub_type, fixmedins_code, amount, "
+                         "fund_amount, basket",
+               "drug_purchases": "psn_no, drug, visit_date, hub_id", "drug_shops": "drug, hub_id",
+               "edges": "kind, src_id, dst_id"}
+
+
+def graph_inputs_sql(*, min_spend: float = 1000.0) -> dict[str, str]:
+    """The SELECT of each table the graph reads from the claims (``visits``, ``drug_purchases``,
+    ``drug_shops``, ``edges``; unordered, see :data:`INPUT_ORDER`), in DuckDB's dialect over the contract
+    tables ``setl_d``, ``mdtrt_d``, ``fee_list_d`` and ``fixmedins``. The ``read_*`` functions run them on
+    DuckDB; ``features.graph.spark`` runs them on Spark.
+
+    >>> sorted(graph_inputs_sql())
+    ['drug_purchases', 'drug_shops', 'edges', 'visits']
     """
-    df = con.execute(f"SELECT * FROM ({sql}) ORDER BY kind, src_id, dst_id").df()
-    df["n_events"] = df["n_events"].astype("int64")
+    return {"visits": _VISITS_SQL, "drug_purchases": _drug_purchases_sql(min_spend), "drug_shops": _DRUG_SHOPS_SQL,
+            "edges": _EDGES_SQL}
+
+
+def typed_input(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """The column types the graph code expects of input table ``name`` as read by DuckDB (in place)."""
+    if "visit_date" in df.columns:
+        df["visit_date"] = pd.to_datetime(df["visit_date"])
+    if name == "visits":
+        df["visit_sec"] = df["visit_sec"].astype("int32")
+    elif name == "drug_shops":
+        df["buyers"] = df["buyers"].astype("int64")
+    elif name == "edges":
+        df["n_events"] = df["n_events"].astype("int64")
     return df
+
+
+def read_visits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Encounters without refunds (see the module docstring), ordered by person, date and hub."""
+    return _read(con, "visits", _VISITS_SQL)
+
+
+def read_drug_purchases(con: duckdb.DuckDBPyConnection, *, min_spend: float = 1000.0) -> pd.DataFrame:
+    """Pharmacy purchases per person, shop, day and item, for the persons who spent ``min_spend`` yuan or
+    more on the item (see the module docstring), ordered by person, item and day."""
+    return _read(con, "drug_purchases", _drug_purchases_sql(min_spend))
+
+
+def read_drug_shops(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per item and pharmacy, the persons who bought it there (``drug, hub_id, buyers``), refunds left out."""
+    return _read(con, "drug_shops", _DRUG_SHOPS_SQL)
+
+
+def read_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The heterogeneous graph's weighted, dated edges (see the module docstring)."""
+    return _read(con, "edges", _EDGES_SQL)
+
+
+def _read(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> pd.DataFrame:
+    return typed_input(name, con.execute(f"SELECT * FROM ({sql}) ORDER BY {INPUT_ORDER[name]}").df())
+
+
+def _drug_purchases_sql(min_spend: float) -> str:
+    return f"""
+    WITH live AS ({_LIVE_SETL}),
+    lines AS (
+        SELECT m.psn_no, m.fixmedins_code AS hub_id, CAST(m.begntime AS DATE) AS visit_date,
+               fl.hilist_code AS drug, fl.cnt, fl.det_item_fee_sumamt::DOUBLE AS amount, fl.prd_days
+        FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) JOIN live USING (mdtrt_id)
+        LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
+        WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL),
+    per_unit AS (
+        SELECT drug, median(prd_days / cnt) AS days_per_unit FROM lines
+        WHERE prd_days > 0 AND cnt > 0 GROUP BY drug),
+    big AS (
+        SELECT psn_no, drug FROM lines GROUP BY ALL HAVING sum(amount) >= {float(min_spend)!r})
+    SELECT l.psn_no, l.hub_id, l.visit_date, l.drug, sum(l.cnt)::DOUBLE AS cnt, sum(l.amount) AS amount,
+           sum(coalesce(l.prd_days, l.cnt * u.days_per_unit))::DOUBLE AS supply
+    FROM lines l JOIN big USING (psn_no, drug) JOIN per_unit u USING (drug)
+    GROUP BY ALL
+"""
 
 
 # A two-person region for the doctest: one visit to doctor D1 at hospital H1, one purchase at pharmacy S1,

@@ -55,6 +55,12 @@ days are largely the ring's own days (in the simulator a ring's two doctors see 
 a null model conditioned on the doctor's calendar explains the ring away; the institution's calendar is
 set by everyone else. ``visit_hub="dept"`` or ``"prac"`` chooses the finer hubs.
 
+Each layer's counting — the self-join that pairs persons and the null model's sums — is one SELECT in
+DuckDB's dialect (:func:`co_visit_sql`, :func:`co_counter_sql`, :func:`co_purchase_sql`) over the tables of
+``features.graph.edges``; :func:`layer_pairs` scores what a query engine counted (the Poisson tails, in
+Python). The ``*_pairs`` functions run the SQL on an in-memory DuckDB over pandas frames;
+``features.graph.spark`` runs the same SQL on Spark, transpiled, for ``--engine spark``.
+
 Pairs are kept at ``min_shared`` co-visit days (counter days, shared shops) or more, a lift (observed /
 expected) of at least ``min_lift`` and a surprise of at least ``min_surprise``. ``co_visit_graph`` joins
 the layers into one weighted ``nx.Graph`` (weight = sum of the capped surprises; each layer's own weight
@@ -76,7 +82,9 @@ in ``w_<layer>``).
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 
 import duckdb
 import networkx as nx
@@ -87,10 +95,15 @@ from scipy import stats
 from features.warehouse import DETERMINISTIC_THREADS
 
 __all__ = ["co_visit_pairs", "co_counter_pairs", "co_purchase_pairs", "drug_oversupply", "co_visit_graph",
-           "projection_pairs", "LAYERS", "SURPRISE_CAP"]
+           "projection_pairs", "layer_pairs", "co_visit_sql", "co_counter_sql", "co_purchase_sql", "PairQuery",
+           "LAYERS", "SURPRISE_CAP"]
 
 LAYERS = ("co_purchase", "co_counter", "co_visit")  # most specific first (ties in the partition go that way)
 SURPRISE_CAP = 30.0  # -log10 p; beyond this all pairs are equally certain
+# One SELECT of this module in, its rows ordered by (psn_a, psn_b) out: DuckDB's or Spark's (layer_pairs).
+PairQuery = Callable[[str], pd.DataFrame]
+# A visit's day as a number (days since 1970-01-01), the same on both engines.
+_DAY = "date_diff('day', DATE '1970-01-01', CAST(visit_date AS DATE))"
 _PAIR_COLUMNS = ["psn_a", "psn_b", "layer", "shared_days", "shared_events", "shared_shops", "expected", "lift",
                  "surprise"]
 
@@ -120,39 +133,10 @@ def co_visit_pairs(
     >>> co_visit_pairs(v, window_days=2, min_lift=0, min_surprise=0)["shared_days"].tolist()
     [2]
     """
-    if window_days < 1:
-        raise ValueError("window_days must be at least 1 (1 = the same day)")
-    w = int(window_days) - 1
-    con = _duck(threads)
-    con.register("visits_in", _events(visits, visit_hub))
-    con.execute("""
-        CREATE TEMP TABLE ev AS
-        SELECT DISTINCT psn_no, hub_type || ':' || hub_id AS hub, day FROM visits_in WHERE hub_id IS NOT NULL""")
-    con.execute("CREATE TEMP TABLE hd AS SELECT hub, day, count(*)::DOUBLE AS n FROM ev GROUP BY ALL")
-    # The hub's typical volume on a day: the median over its open days of the same weekday. The observed
-    # count would let a group inflate its own null (ten members turning up make their day look busy).
-    con.execute(f"""
-        CREATE TEMP TABLE hubc AS
-        WITH typ AS (
-            SELECT hd.hub, hd.day, t.lam FROM hd
-            JOIN (SELECT hub, day % 7 AS dow, median(n) AS lam FROM hd GROUP BY ALL) t
-              ON t.hub = hd.hub AND t.dow = hd.day % 7)
-        SELECT hub, sum(lam * m) / (sum(lam) * sum(lam)) AS c FROM (
-            SELECT hub, lam, sum(lam) OVER (PARTITION BY hub ORDER BY day RANGE BETWEEN {w} PRECEDING AND {w} FOLLOWING)
-                AS m FROM typ) GROUP BY hub""")
-    con.execute("CREATE TEMP TABLE ph AS SELECT psn_no, hub, count(*)::DOUBLE AS k FROM ev GROUP BY ALL")
-    # Crowded hub-days carry no group signal; the pairs of the remaining ones are counted.
-    con.execute(f"""
-        CREATE TEMP TABLE ev_ok AS SELECT ev.* FROM ev JOIN hd USING (hub, day) WHERE hd.n <= {int(max_crowd)}""")
-    day_match = "b.day = a.day" if w == 0 else f"b.day BETWEEN a.day - {w} AND a.day + {w}"
-    con.execute(f"""
-        CREATE TEMP TABLE pr AS
-        WITH j AS (
-            SELECT DISTINCT a.psn_no AS psn_a, b.psn_no AS psn_b, a.hub, least(a.day, b.day) AS d
-            FROM ev_ok a JOIN ev_ok b ON a.hub = b.hub AND {day_match} AND a.psn_no < b.psn_no)
-        SELECT psn_a, psn_b, count(DISTINCT d) AS shared_days, count(*) AS shared_events
-        FROM j GROUP BY ALL HAVING count(DISTINCT d) >= {int(min_shared)}""")
-    return _scored_pairs(con, "hub", "hubc", "co_visit", min_lift=min_lift, min_surprise=min_surprise)
+    sql = co_visit_sql("visits", window_days=window_days, min_shared=min_shared, max_crowd=max_crowd,
+                       visit_hub=visit_hub)
+    return _layer_scored(_duck_query({"visits": visits}, threads)(sql), "co_visit", min_lift=min_lift,
+                         min_surprise=min_surprise)
 
 
 def co_counter_pairs(
@@ -179,61 +163,11 @@ def co_counter_pairs(
     >>> co_counter_pairs(v)[["psn_a", "psn_b", "shared_days"]].values.tolist()
     [['A', 'B', 3], ['A', 'C', 3], ['B', 'C', 3]]
     """
-    w = max(1, int(round(window_minutes * 60)))
     if "visit_sec" not in visits.columns:
         return _score(_empty_pairs("co_counter"), "shared_events", min_lift=min_lift, min_surprise=min_surprise)
-    sel = (visits["hub_type"] == "pharmacy") & visits["hub_id"].notna() & (visits["visit_sec"] >= 0)
-    v = visits.loc[sel]
-    con = _duck(threads)
-    con.register("swipes_in", pd.DataFrame({
-        "psn_no": v["psn_no"].to_numpy(), "shop": v["hub_id"].to_numpy(),
-        "day": pd.to_datetime(v["visit_date"]).values.astype("datetime64[D]").astype("int64"),
-        "sec": v["visit_sec"].to_numpy(dtype="int64")}))
-    con.execute("CREATE TEMP TABLE sw AS SELECT DISTINCT psn_no, shop, day, sec FROM swipes_in")
-    con.execute("CREATE TEMP TABLE hd AS SELECT shop, day, count(DISTINCT psn_no)::DOUBLE AS n FROM sw GROUP BY ALL")
-    # Day factor: the shop's typical weekday volume (median), as in the co-visit layer; time factor: the
-    # shop's own time-of-day profile in bins of the window.
-    con.execute(f"""
-        CREATE TEMP TABLE shopc AS
-        WITH typ AS (
-            SELECT hd.shop, t.lam FROM hd
-            JOIN (SELECT shop, day % 7 AS dow, median(n) AS lam FROM hd GROUP BY ALL) t
-              ON t.shop = hd.shop AND t.dow = hd.day % 7),
-        dayf AS (SELECT shop, sum(lam * lam) / (sum(lam) * sum(lam)) AS dayf FROM typ GROUP BY shop),
-        bins AS (SELECT shop, sec // {w} AS b, count(*)::DOUBLE AS n FROM sw GROUP BY ALL),
-        q AS (SELECT shop, b, n / sum(n) OVER (PARTITION BY shop) AS q FROM bins),
-        tau AS (SELECT x.shop, sum(x.q * (x.q + coalesce(y.q, 0))) AS tau
-                FROM q x LEFT JOIN q y ON y.shop = x.shop AND y.b = x.b + 1 GROUP BY x.shop)
-        SELECT shop, dayf * tau AS c FROM dayf JOIN tau USING (shop)""")
-    con.execute("CREATE TEMP TABLE ph AS SELECT psn_no, shop, count(DISTINCT day)::DOUBLE AS k FROM sw GROUP BY ALL")
-    con.execute(f"""
-        CREATE TEMP TABLE sw_ok AS SELECT sw.* FROM sw JOIN hd USING (shop, day) WHERE hd.n <= {int(max_crowd)}""")
-    con.execute(f"""
-        CREATE TEMP TABLE pr AS
-        WITH j AS (
-            SELECT DISTINCT a.psn_no AS psn_a, b.psn_no AS psn_b, a.shop, a.day
-            FROM sw_ok a JOIN sw_ok b ON a.shop = b.shop AND a.day = b.day AND a.psn_no < b.psn_no
-             AND b.sec BETWEEN a.sec - {w} AND a.sec + {w})
-        SELECT psn_a, psn_b, count(DISTINCT day) AS shared_days, count(*) AS shared_events
-        FROM j GROUP BY ALL HAVING count(DISTINCT day) >= {int(min_shared)}""")
-    return _scored_pairs(con, "shop", "shopc", "co_counter", min_lift=min_lift, min_surprise=min_surprise)
-
-
-def _scored_pairs(con, place: str, factors: str, layer: str, *, min_lift: float, min_surprise: float) -> pd.DataFrame:
-    """The pairs of temp table ``pr`` with their expected count under the null model — the sum over the
-    places both visit of k_a · k_b · c (``ph``: visits per person and ``place``; ``factors``: c per place) —
-    scored by :func:`_score`; closes ``con``."""
-    df = con.execute(f"""
-        SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, sum(x.k * y.k * {factors}.c) AS expected
-        FROM pr
-        JOIN ph x ON x.psn_no = pr.psn_a
-        JOIN ph y ON y.psn_no = pr.psn_b AND y.{place} = x.{place}
-        JOIN {factors} ON {factors}.{place} = x.{place}
-        GROUP BY ALL ORDER BY psn_a, psn_b""").df()
-    con.close()
-    df["layer"] = layer
-    df["shared_shops"] = 0
-    return _score(df, "shared_events", min_lift=min_lift, min_surprise=min_surprise)
+    sql = co_counter_sql("visits", window_minutes=window_minutes, min_shared=min_shared, max_crowd=max_crowd)
+    return _layer_scored(_duck_query({"visits": visits}, threads)(sql), "co_counter", min_lift=min_lift,
+                         min_surprise=min_surprise)
 
 
 def drug_oversupply(
@@ -321,80 +255,20 @@ def co_purchase_pairs(
     >>> co_purchase_pairs(p)[["psn_a", "psn_b", "shared_shops"]].values.tolist()
     [['A', 'B', 4], ['A', 'C', 4], ['B', 'C', 4]]
     """
-    sus = drug_oversupply(purchases, min_spend=min_spend, min_fills=min_fills, min_oversupply=min_oversupply,
-                          min_shops=min_shops)
-    sus = sus[sus["suspect"]]
-    if len(sus) < 2:
-        return _score(_empty_pairs("co_purchase"), "shared_shops", min_lift=min_lift, min_surprise=min_surprise)
-    con = _duck(threads)
-    p = purchases[["psn_no", "hub_id", "drug"]].assign(
-        day=pd.to_datetime(purchases["visit_date"]).values.astype("datetime64[D]").astype("int64"))
-    con.register("buys_in", p)
-    con.register("sus_in", sus[["psn_no", "drug"]])
     if popularity is None:
-        popularity = p.groupby(["drug", "hub_id"], as_index=False).agg(buyers=("psn_no", "nunique"))
-    con.register("pop_in", popularity[["drug", "hub_id", "buyers"]])
-    # The shops' share of each drug's buyers.
-    con.execute("""
-        CREATE TEMP TABLE pi2 AS
-        WITH n AS (SELECT drug, hub_id, sum(buyers)::DOUBLE AS n FROM pop_in GROUP BY ALL)
-        SELECT drug, sum(n * n) / (sum(n) * sum(n)) AS pi2 FROM n GROUP BY drug""")
-    con.execute("""
-        CREATE TEMP TABLE sb AS
-        SELECT b.* FROM buys_in b JOIN sus_in USING (psn_no, drug)""")
-    con.execute("""
-        CREATE TEMP TABLE ss AS
-        SELECT psn_no, drug, hub_id, count(*) OVER (PARTITION BY psn_no, drug)::DOUBLE AS n_shops
-        FROM (SELECT DISTINCT psn_no, drug, hub_id FROM sb)""")
-    con.execute("""
-        CREATE TEMP TABLE pr AS
-        SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, count(*) AS shared_shops
-        FROM ss a JOIN ss b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
-        GROUP BY ALL""")
-    w = int(window_days) - 1
-    (span,) = con.execute("SELECT greatest(max(day) - min(day) + 1, 1)::DOUBLE FROM buys_in").fetchone()
-    df = con.execute(f"""
-        WITH f AS (SELECT psn_no, drug, count(DISTINCT day)::DOUBLE AS fills FROM sb GROUP BY ALL),
-        per AS (SELECT DISTINCT ss.psn_no, ss.drug, ss.n_shops, f.fills FROM ss JOIN f USING (psn_no, drug)),
-        ex AS (
-            SELECT pr.psn_a, pr.psn_b, sum(x.n_shops * y.n_shops * pi2.pi2) AS expected_shops,
-                   sum(x.fills * y.fills * pi2.pi2) * {2 * w + 1} / {span} AS expected_days
-            FROM pr
-            JOIN per x ON x.psn_no = pr.psn_a
-            JOIN per y ON y.psn_no = pr.psn_b AND y.drug = x.drug
-            JOIN pi2 ON pi2.drug = x.drug
-            GROUP BY ALL),
-        days AS (
-            SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, count(DISTINCT least(a.day, b.day)) AS shared_days
-            FROM sb a JOIN sb b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
-             AND b.day BETWEEN a.day - {w} AND a.day + {w}
-            GROUP BY ALL)
-        SELECT pr.psn_a, pr.psn_b, pr.shared_shops, coalesce(days.shared_days, 0) AS shared_days,
-               ex.expected_shops, ex.expected_days
-        FROM pr JOIN ex USING (psn_a, psn_b) LEFT JOIN days USING (psn_a, psn_b)
-        WHERE pr.shared_shops >= {int(min_shops)} OR coalesce(days.shared_days, 0) >= {int(min_shared_days)}
-        ORDER BY 1, 2""").df()
-    con.close()
-    df["layer"] = "co_purchase"
-    df["shared_events"] = df["shared_days"]
-    # Two tests, each with its own bar; a pair is kept when either passes, with that test's figures.
-    shops = _score(df.assign(expected=df["expected_shops"]), "shared_shops", min_lift=0, min_surprise=0,
-                   columns=list(df.columns) + ["expected", "lift", "surprise"])
-    days = _score(df.assign(expected=df["expected_days"]), "shared_days", min_lift=0, min_surprise=0,
-                  columns=list(df.columns) + ["expected", "lift", "surprise"])
-    ok_shops = (shops["shared_shops"] >= min_shops) & (shops["lift"] >= min_lift) & (shops["surprise"] >= min_surprise)
-    ok_days = ((days["shared_days"] >= min_shared_days) & (days["lift"] >= days_min_lift)
-               & (days["surprise"] >= days_min_surprise))
-    use_days = ok_days & (~ok_shops | (days["surprise"] > shops["surprise"]))
-    out = shops.copy()
-    for c in ("expected", "lift", "surprise"):
-        out[c] = np.where(use_days, days[c], shops[c])
-    out = out.loc[ok_shops | ok_days, _PAIR_COLUMNS].reset_index(drop=True)
-    return out.astype({"shared_days": "int64", "shared_events": "int64", "shared_shops": "int64"})
+        popularity = purchases.groupby(["drug", "hub_id"], as_index=False).agg(buyers=("psn_no", "nunique"))
+    sql = co_purchase_sql("drug_purchases", "drug_shops", min_spend=min_spend, min_fills=min_fills,
+                          min_oversupply=min_oversupply, min_shops=min_shops, window_days=window_days,
+                          min_shared_days=min_shared_days)
+    counted = _duck_query({"drug_purchases": purchases, "drug_shops": popularity[["drug", "hub_id", "buyers"]]},
+                          threads)(sql)
+    return _purchase_scored(counted, min_shops=min_shops, min_lift=min_lift, min_surprise=min_surprise,
+                            min_shared_days=min_shared_days, days_min_lift=days_min_lift,
+                            days_min_surprise=days_min_surprise)
 
 
 def co_visit_graph(
-    visits: pd.DataFrame,
+    visits: pd.DataFrame | None,
     purchases: pd.DataFrame | None = None,
     *,
     window_days: int = 1,
@@ -408,7 +282,7 @@ def co_visit_graph(
     """The projection as a weighted ``nx.Graph`` of persons (``psn_no``).
 
     The keyword options are the co-visit layer's (the other layers take their defaults; pass ``pairs``
-    from :func:`projection_pairs` to choose theirs, and to skip recomputing them). Edge attributes:
+    from :func:`projection_pairs` to choose theirs, and to skip recomputing them; ``visits`` is not read then). Edge attributes:
     ``weight`` (sum over layers of the surprise, each capped at ``SURPRISE_CAP``), ``w_co_visit``,
     ``w_co_counter``, ``w_co_purchase`` (each layer's capped surprise, 0 when the layer has no tie),
     ``shared_days``, ``shared_shops``, ``lift`` (the larger of the layers'), ``layers`` (e.g.
@@ -451,11 +325,198 @@ def projection_pairs(
     >>> len(projection_pairs(v, co_visit={"min_lift": 0, "min_surprise": 0}))  # pharmacies are not co-visit hubs
     0
     """
-    clinics = visits[visits["hub_type"] != "pharmacy"] if "hub_type" in visits.columns else visits
-    parts = [co_visit_pairs(clinics, **(co_visit or {})), co_counter_pairs(visits, **(co_counter or {}))]
+    frames = {"visits": visits}
     if purchases is not None:
-        parts.append(co_purchase_pairs(purchases, popularity=popularity, **(co_purchase or {})))
+        if popularity is None:
+            popularity = purchases.groupby(["drug", "hub_id"], as_index=False).agg(buyers=("psn_no", "nunique"))
+        frames |= {"drug_purchases": purchases, "drug_shops": popularity[["drug", "hub_id", "buyers"]]}
+    return layer_pairs(_duck_query(frames), purchases=purchases is not None, times="visit_sec" in visits.columns,
+                       co_visit=co_visit, co_counter=co_counter, co_purchase=co_purchase)
+
+
+def layer_pairs(
+    query: PairQuery,
+    *,
+    purchases: bool = True,
+    times: bool = True,
+    prefix: str = "",
+    co_visit: dict | None = None,
+    co_counter: dict | None = None,
+    co_purchase: dict | None = None,
+) -> pd.DataFrame:
+    """:func:`projection_pairs` on either engine: ``query`` runs one SELECT of this module over the views
+    ``visits``, ``drug_purchases`` and ``drug_shops`` (``features.graph.edges``; each name after ``prefix``)
+    and returns its rows
+    ordered by ``psn_a, psn_b``; the pairs it counts — with their expected counts under the null models —
+    are scored here (the Poisson tails). Without ``purchases`` the co-purchase layer is empty, without
+    ``times`` (no ``visit_sec`` column) the same-counter layer.
+    """
+    visit_opts, counter_opts, purchase_opts = dict(co_visit or {}), dict(co_counter or {}), dict(co_purchase or {})
+    visit_score = {k: visit_opts.pop(k) for k in ("min_lift", "min_surprise") if k in visit_opts}
+    counter_score = {k: counter_opts.pop(k) for k in ("min_lift", "min_surprise") if k in counter_opts}
+    parts = [_layer_scored(query(co_visit_sql(f"{prefix}visits", clinics_only=True, **visit_opts)), "co_visit",
+                           **(_CO_VISIT_SCORE | visit_score))]
+    if times:
+        parts.append(_layer_scored(query(co_counter_sql(f"{prefix}visits", **counter_opts)), "co_counter",
+                                   **(_CO_COUNTER_SCORE | counter_score)))
+    else:
+        parts.append(_score(_empty_pairs("co_counter"), "shared_events", min_lift=0, min_surprise=0))
+    if purchases:
+        purchase_score = {k: purchase_opts.pop(k) for k in ("min_lift", "min_surprise", "days_min_lift",
+                                                            "days_min_surprise") if k in purchase_opts}
+        sql_opts = _CO_PURCHASE_COUNT | purchase_opts
+        parts.append(_purchase_scored(query(co_purchase_sql(f"{prefix}drug_purchases", f"{prefix}drug_shops", **sql_opts)),
+                                      min_shops=sql_opts["min_shops"], min_shared_days=sql_opts["min_shared_days"],
+                                      **(_CO_PURCHASE_SCORE | purchase_score)))
     return pd.concat(parts, ignore_index=True)[_PAIR_COLUMNS]
+
+
+def co_visit_sql(visits: str = "visits", *, window_days: int = 1, min_shared: int = 2, max_crowd: int = 200,
+                 visit_hub: str = "fixmedins", clinics_only: bool = False) -> str:
+    """The co-visit layer's pairs with ``shared_days``, ``shared_events`` and ``expected`` (the null model
+    of the module docstring), as one SELECT in DuckDB's dialect over the view ``visits``; unscored and
+    unordered. ``clinics_only`` leaves the pharmacy rows out (:func:`projection_pairs`).
+
+    >>> "PARTITION BY hub ORDER BY day RANGE BETWEEN 1 PRECEDING" in co_visit_sql(window_days=2)
+    True
+    """
+    if window_days < 1:
+        raise ValueError("window_days must be at least 1 (1 = the same day)")
+    if visit_hub not in _VISIT_HUB_COLUMNS:
+        raise ValueError(f"visit_hub must be one of {sorted(_VISIT_HUB_COLUMNS)}, not {visit_hub!r}")
+    w = int(window_days) - 1
+    if visit_hub == "fixmedins":
+        hub_type, hub_id = "hub_type", "hub_id"
+    else:  # pharmacy rows keep the pharmacy as their hub
+        hub_type = f"CASE WHEN hub_type = 'pharmacy' THEN hub_type ELSE '{visit_hub}' END"
+        hub_id = f"CASE WHEN hub_type = 'pharmacy' THEN hub_id ELSE {_VISIT_HUB_COLUMNS[visit_hub]} END"
+    clinics = "AND hub_type IS DISTINCT FROM 'pharmacy'" if clinics_only else ""
+    day_match = "b.day = a.day" if w == 0 else f"b.day BETWEEN a.day - {w} AND a.day + {w}"
+    # The hub's typical volume on a day (typ): the median over its open days of the same weekday. The
+    # observed count would let a group inflate its own null (ten members turning up make their day look
+    # busy). Crowded hub-days carry no group signal: the pairs of the others are counted.
+    return f"""
+    WITH ev AS (
+        SELECT DISTINCT psn_no, {hub_type} || ':' || {hub_id} AS hub, {_DAY} AS day
+        FROM {visits} WHERE {hub_id} IS NOT NULL {clinics}),
+    hd AS (SELECT hub, day, count(*)::DOUBLE AS n FROM ev GROUP BY ALL),
+    typ AS (
+        SELECT hd.hub, hd.day, t.lam FROM hd
+        JOIN (SELECT hub, day % 7 AS dow, median(n) AS lam FROM hd GROUP BY ALL) t
+          ON t.hub = hd.hub AND t.dow = hd.day % 7),
+    hubc AS (
+        SELECT hub, sum(lam * m) / (sum(lam) * sum(lam)) AS c FROM (
+            SELECT hub, lam, sum(lam) OVER (PARTITION BY hub ORDER BY day RANGE BETWEEN {w} PRECEDING AND {w} FOLLOWING)
+                AS m FROM typ) tm GROUP BY hub),
+    ph AS (SELECT psn_no, hub, count(*)::DOUBLE AS k FROM ev GROUP BY ALL),
+    ev_ok AS (SELECT ev.psn_no, ev.hub, ev.day FROM ev JOIN hd ON hd.hub = ev.hub AND hd.day = ev.day
+              WHERE hd.n <= {int(max_crowd)}),
+    j AS (
+        SELECT DISTINCT a.psn_no AS psn_a, b.psn_no AS psn_b, a.hub, least(a.day, b.day) AS d
+        FROM ev_ok a JOIN ev_ok b ON a.hub = b.hub AND {day_match} AND a.psn_no < b.psn_no),
+    pr AS (
+        SELECT psn_a, psn_b, count(DISTINCT d) AS shared_days, count(*) AS shared_events
+        FROM j GROUP BY ALL HAVING count(DISTINCT d) >= {int(min_shared)})
+    {_expected_sql("hub", "hubc")}"""
+
+
+def co_counter_sql(visits: str = "visits", *, window_minutes: float = 10.0, min_shared: int = 2,
+                   max_crowd: int = 200) -> str:
+    """The same-counter layer's pairs with ``shared_days``, ``shared_events`` and ``expected``, as one
+    SELECT in DuckDB's dialect over the view ``visits`` (its pharmacy rows with a time of day); unscored
+    and unordered.
+
+    >>> "sec // 600" in co_counter_sql()
+    True
+    """
+    w = max(1, int(round(window_minutes * 60)))
+    # Day factor: the shop's typical weekday volume (median), as in the co-visit layer; time factor: the
+    # shop's own time-of-day profile in bins of the window.
+    return f"""
+    WITH sw AS (
+        SELECT DISTINCT psn_no, hub_id AS shop, {_DAY} AS day, CAST(visit_sec AS BIGINT) AS sec
+        FROM {visits} WHERE hub_type = 'pharmacy' AND hub_id IS NOT NULL AND visit_sec >= 0),
+    hd AS (SELECT shop, day, count(DISTINCT psn_no)::DOUBLE AS n FROM sw GROUP BY ALL),
+    typ AS (
+        SELECT hd.shop, t.lam FROM hd
+        JOIN (SELECT shop, day % 7 AS dow, median(n) AS lam FROM hd GROUP BY ALL) t
+          ON t.shop = hd.shop AND t.dow = hd.day % 7),
+    dayf AS (SELECT shop, sum(lam * lam) / (sum(lam) * sum(lam)) AS dayf FROM typ GROUP BY shop),
+    bins AS (SELECT shop, sec // {w} AS b, count(*)::DOUBLE AS n FROM sw GROUP BY ALL),
+    q AS (SELECT shop, b, n / sum(n) OVER (PARTITION BY shop) AS q FROM bins),
+    tau AS (SELECT x.shop, sum(x.q * (x.q + coalesce(y.q, 0))) AS tau
+            FROM q x LEFT JOIN q y ON y.shop = x.shop AND y.b = x.b + 1 GROUP BY x.shop),
+    shopc AS (SELECT dayf.shop, dayf.dayf * tau.tau AS c FROM dayf JOIN tau ON tau.shop = dayf.shop),
+    ph AS (SELECT psn_no, shop, count(DISTINCT day)::DOUBLE AS k FROM sw GROUP BY ALL),
+    sw_ok AS (SELECT sw.psn_no, sw.shop, sw.day, sw.sec FROM sw JOIN hd ON hd.shop = sw.shop AND hd.day = sw.day
+              WHERE hd.n <= {int(max_crowd)}),
+    j AS (
+        SELECT DISTINCT a.psn_no AS psn_a, b.psn_no AS psn_b, a.shop, a.day
+        FROM sw_ok a JOIN sw_ok b ON a.shop = b.shop AND a.day = b.day AND a.psn_no < b.psn_no
+         AND b.sec BETWEEN a.sec - {w} AND a.sec + {w}),
+    pr AS (
+        SELECT psn_a, psn_b, count(DISTINCT day) AS shared_days, count(*) AS shared_events
+        FROM j GROUP BY ALL HAVING count(DISTINCT day) >= {int(min_shared)})
+    {_expected_sql("shop", "shopc")}"""
+
+
+def co_purchase_sql(purchases: str = "drug_purchases", popularity: str = "drug_shops", *, min_spend: float = 1000.0,
+                    min_fills: int = 3, min_oversupply: float = 2.0, min_shops: int = 2, window_days: int = 1,
+                    min_shared_days: int = 2) -> str:
+    """The co-purchase layer's candidate pairs (``shared_shops`` ≥ ``min_shops`` or ``shared_days`` ≥
+    ``min_shared_days``) with ``expected_shops`` and ``expected_days`` (both tests' null models, see
+    :func:`co_purchase_pairs`), as one SELECT in DuckDB's dialect over the views ``purchases`` and
+    ``popularity``; unscored and unordered. The oversupplied buyers are :func:`drug_oversupply`'s, in SQL.
+
+    >>> "JOIN sus USING (psn_no, drug)" in co_purchase_sql()
+    True
+    """
+    w = int(window_days) - 1
+    return f"""
+    WITH buys AS (
+        SELECT psn_no, hub_id, drug, {_DAY} AS day, amount, supply FROM {purchases}),
+    per_day AS (SELECT psn_no, drug, day, sum(supply) AS supply FROM buys GROUP BY ALL),
+    per_drug AS (
+        SELECT psn_no, drug, count(DISTINCT day) AS fills, count(DISTINCT hub_id) AS shops, sum(amount) AS spend,
+               sum(supply) AS supply, min(day) AS first_day, max(day) AS last_day
+        FROM buys GROUP BY ALL),
+    sus AS (
+        SELECT o.psn_no, o.drug FROM per_drug o
+        JOIN per_day l ON l.psn_no = o.psn_no AND l.drug = o.drug AND l.day = o.last_day
+        WHERE o.fills >= {int(min_fills)} AND o.spend >= {float(min_spend)!r} AND o.shops >= {int(min_shops)}
+          AND o.supply / greatest(o.last_day - o.first_day + l.supply, 1.0) >= {float(min_oversupply)!r}),
+    pop AS (SELECT drug, hub_id, sum(buyers)::DOUBLE AS n FROM {popularity} GROUP BY ALL),
+    pi2 AS (SELECT drug, sum(n * n) / (sum(n) * sum(n)) AS pi2 FROM pop GROUP BY drug),
+    sb AS (SELECT b.psn_no, b.hub_id, b.drug, b.day FROM buys b JOIN sus USING (psn_no, drug)),
+    ss AS (
+        SELECT psn_no, drug, hub_id, count(*) OVER (PARTITION BY psn_no, drug)::DOUBLE AS n_shops
+        FROM (SELECT DISTINCT psn_no, drug, hub_id FROM sb) d),
+    pr AS (
+        SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, count(*) AS shared_shops
+        FROM ss a JOIN ss b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
+        GROUP BY ALL),
+    span AS (SELECT greatest(max(day) - min(day) + 1, 1)::DOUBLE AS span FROM buys),
+    f AS (SELECT psn_no, drug, count(DISTINCT day)::DOUBLE AS fills FROM sb GROUP BY ALL),
+    per AS (SELECT DISTINCT ss.psn_no, ss.drug, ss.n_shops, f.fills FROM ss JOIN f USING (psn_no, drug)),
+    ex AS (
+        SELECT pr.psn_a, pr.psn_b, sum(x.n_shops * y.n_shops * pi2.pi2) AS expected_shops,
+               sum(x.fills * y.fills * pi2.pi2) * {2 * w + 1} AS expected_days_span
+        FROM pr
+        JOIN per x ON x.psn_no = pr.psn_a
+        JOIN per y ON y.psn_no = pr.psn_b AND y.drug = x.drug
+        JOIN pi2 ON pi2.drug = x.drug
+        GROUP BY ALL),
+    days AS (
+        SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, count(DISTINCT least(a.day, b.day)) AS shared_days
+        FROM sb a JOIN sb b ON a.drug = b.drug AND a.hub_id = b.hub_id AND a.psn_no < b.psn_no
+         AND b.day BETWEEN a.day - {w} AND a.day + {w}
+        GROUP BY ALL)
+    SELECT pr.psn_a, pr.psn_b, pr.shared_shops, coalesce(days.shared_days, 0) AS shared_days,
+           ex.expected_shops, ex.expected_days_span / span.span AS expected_days
+    FROM pr JOIN ex ON ex.psn_a = pr.psn_a AND ex.psn_b = pr.psn_b
+    LEFT JOIN days ON days.psn_a = pr.psn_a AND days.psn_b = pr.psn_b
+    CROSS JOIN span
+    WHERE pr.shared_shops >= {int(min_shops)} OR coalesce(days.shared_days, 0) >= {int(min_shared_days)}"""
 
 
 # -- private helpers ------------------------------------------------------------------------------
@@ -491,18 +552,6 @@ def _pairs_to_graph(pairs: pd.DataFrame) -> nx.Graph:
 _VISIT_HUB_COLUMNS = {"fixmedins": "hub_id", "dept": "dept_id", "prac": "prac_code"}
 
 
-def _events(visits: pd.DataFrame, visit_hub: str) -> pd.DataFrame:
-    if visit_hub not in _VISIT_HUB_COLUMNS:
-        raise ValueError(f"visit_hub must be one of {sorted(_VISIT_HUB_COLUMNS)}, not {visit_hub!r}")
-    days = pd.to_datetime(visits["visit_date"]).values.astype("datetime64[D]").astype("int64")
-    hub_type = visits["hub_type"].to_numpy()
-    hub = visits["hub_id"].to_numpy()
-    if visit_hub != "fixmedins":
-        hub = np.where(hub_type == "pharmacy", hub, visits[_VISIT_HUB_COLUMNS[visit_hub]].to_numpy())
-        hub_type = np.where(hub_type == "pharmacy", hub_type, visit_hub)
-    return pd.DataFrame({"psn_no": visits["psn_no"].to_numpy(), "hub_type": hub_type, "hub_id": hub, "day": days})
-
-
 def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: float,
            columns: list[str] | None = None) -> pd.DataFrame:
     obs = df[observed].to_numpy(dtype=float)
@@ -515,9 +564,81 @@ def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: fl
     return out.astype({"shared_days": "int64", "shared_events": "int64", "shared_shops": "int64"})
 
 
-def _duck(threads: int | None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with ``threads`` (default one: the null model's sums exact run to run)."""
-    con = duckdb.connect()
-    con.execute(f"SET threads = {int(threads or DETERMINISTIC_THREADS)}")
-    con.execute("SET enable_progress_bar = false")
-    return con
+class _DuckQuery:
+    """A :data:`PairQuery` on an in-memory DuckDB with pandas frames as its views and ``threads`` threads
+    (default one: the null model's sums exact run to run)."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], threads: int | None = None) -> None:
+        self.con = duckdb.connect()
+        self.con.execute(f"SET threads = {int(threads or DETERMINISTIC_THREADS)}")
+        self.con.execute("SET enable_progress_bar = false")
+        for name, frame in frames.items():
+            self.con.register(name, frame)
+
+    def __call__(self, sql: str) -> pd.DataFrame:
+        return self.con.execute(f"SELECT * FROM ({sql}) ORDER BY psn_a, psn_b").df()
+
+    def __enter__(self) -> _DuckQuery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.con.close()
+
+
+def _duck_query(frames: dict[str, pd.DataFrame], threads: int | None = None) -> PairQuery:
+    """Run one query on a fresh :class:`_DuckQuery` and close it."""
+    def run(sql: str) -> pd.DataFrame:
+        with _DuckQuery(frames, threads) as q:
+            return q(sql)
+    return run
+
+
+def _expected_sql(place: str, factors: str) -> str:
+    """The pairs of CTE ``pr`` with their expected count under the null model: the sum over the places both
+    visit of k_a · k_b · c (CTE ``ph``: visits per person and ``place``; ``factors``: c per place)."""
+    return f"""SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, sum(x.k * y.k * fc.c) AS expected
+    FROM pr
+    JOIN ph x ON x.psn_no = pr.psn_a
+    JOIN ph y ON y.psn_no = pr.psn_b AND y.{place} = x.{place}
+    JOIN {factors} fc ON fc.{place} = x.{place}
+    GROUP BY pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events"""
+
+
+def _layer_scored(df: pd.DataFrame, layer: str, *, min_lift: float, min_surprise: float) -> pd.DataFrame:
+    df["layer"] = layer
+    df["shared_shops"] = 0
+    return _score(df, "shared_events", min_lift=min_lift, min_surprise=min_surprise)
+
+
+def _purchase_scored(df: pd.DataFrame, *, min_shops: int, min_lift: float, min_surprise: float,
+                     min_shared_days: int, days_min_lift: float, days_min_surprise: float) -> pd.DataFrame:
+    """The co-purchase candidates of :func:`co_purchase_sql` scored by both tests (:func:`co_purchase_pairs`)."""
+    df["layer"] = "co_purchase"
+    df["shared_events"] = df["shared_days"]
+    # Two tests, each with its own bar; a pair is kept when either passes, with that test's figures.
+    shops = _score(df.assign(expected=df["expected_shops"]), "shared_shops", min_lift=0, min_surprise=0,
+                   columns=list(df.columns) + ["expected", "lift", "surprise"])
+    days = _score(df.assign(expected=df["expected_days"]), "shared_days", min_lift=0, min_surprise=0,
+                  columns=list(df.columns) + ["expected", "lift", "surprise"])
+    ok_shops = (shops["shared_shops"] >= min_shops) & (shops["lift"] >= min_lift) & (shops["surprise"] >= min_surprise)
+    ok_days = ((days["shared_days"] >= min_shared_days) & (days["lift"] >= days_min_lift)
+               & (days["surprise"] >= days_min_surprise))
+    use_days = ok_days & (~ok_shops | (days["surprise"] > shops["surprise"]))
+    out = shops.copy()
+    for c in ("expected", "lift", "surprise"):
+        out[c] = np.where(use_days, days[c], shops[c])
+    out = out.loc[ok_shops | ok_days, _PAIR_COLUMNS].reset_index(drop=True)
+    return out.astype({"shared_days": "int64", "shared_events": "int64", "shared_shops": "int64"})
+
+
+def _defaults(fn, names: tuple[str, ...]) -> dict:
+    params = inspect.signature(fn).parameters
+    return {n: params[n].default for n in names}
+
+
+# What a layer takes when the options leave it out: the pair functions' own defaults.
+_CO_VISIT_SCORE = _defaults(co_visit_pairs, ("min_lift", "min_surprise"))
+_CO_COUNTER_SCORE = _defaults(co_counter_pairs, ("min_lift", "min_surprise"))
+_CO_PURCHASE_COUNT = _defaults(co_purchase_pairs, ("min_spend", "min_fills", "min_oversupply", "min_shops",
+                                                   "window_days", "min_shared_days"))
+_CO_PURCHASE_SCORE = _defaults(co_purchase_pairs, ("min_lift", "min_surprise", "days_min_lift", "days_min_surprise"))

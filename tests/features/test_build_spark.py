@@ -46,6 +46,24 @@ def test_every_rule_transpiles_to_spark_with_its_order_kept():
         assert ordered >= len(re.findall(r"\blist\([^()]*ORDER BY", sql)), sql[:200]
 
 
+def test_the_graph_sql_transpiles_to_spark():
+    """The graph's inputs and each projection layer's counting (``features.graph.spark`` runs them on Spark):
+    the basket keeps its item order, integer division and the weekday arithmetic stay integral."""
+    from features.graph.edges import graph_inputs_sql
+    from features.graph.projection import co_counter_sql, co_purchase_sql, co_visit_sql
+    from features.spark import to_spark
+
+    inputs = {name: to_spark(sql) for name, sql in graph_inputs_sql().items()}
+    assert "ARRAY_JOIN(NULLIF(ARRAY_DISTINCT(TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(" in inputs["visits"]
+    assert "HASH(" not in inputs["visits"] and "TIME" not in inputs["visits"].replace("begntime", "")
+    layers = [co_visit_sql(clinics_only=True), co_visit_sql(window_days=3, visit_hub="dept"), co_counter_sql(),
+              co_purchase_sql()]
+    for out in map(to_spark, layers):
+        assert "DATEDIFF(DAY, CAST('1970-01-01' AS DATE), CAST(visit_date AS DATE))" in out and "//" not in out
+    assert "sec DIV 600" in to_spark(co_counter_sql())
+    assert "RANGE BETWEEN 2 PRECEDING AND 2 FOLLOWING" in to_spark(layers[1])
+
+
 def test_the_corrections_to_sqlglot_keep_duckdb_meaning():
     from features.spark_sql import to_spark
 
@@ -63,7 +81,8 @@ def test_the_corrections_to_sqlglot_keep_duckdb_meaning():
         to_spark("SELECT list(DISTINCT x) FROM u")
 
 
-@pytest.mark.parametrize("module", ["features.spark_sql", "features.spark", "models.rules.spark"])
+@pytest.mark.parametrize("module", ["features.spark_sql", "features.spark", "models.rules.spark",
+                                    "features.graph.spark"])
 def test_docstring_examples(module):
     import doctest
     import importlib

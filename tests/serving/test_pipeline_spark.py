@@ -7,8 +7,9 @@ fen and any share the rules or models read). No column is left out but those say
 a row was written (``RUN_COLUMNS``: ``run_id``, ``hit_time``, ...). On a difference the test names the
 columns that differ and shows rows.
 
-The rules and features are compared through a real standalone cluster (a master and a worker started
-from the pyspark package); the screen stage's ``mapInPandas`` through a local session. (A third test ran
+The rules, the graph and the features are compared through a real standalone cluster (a master and a
+worker started from the pyspark package), the features built there from the graph built there; the
+screen stage's ``mapInPandas`` through a local session. (A third test ran
 the same comparison in a local session as well: 157 s of the suite for what the cluster test checks.)
 """
 
@@ -25,7 +26,7 @@ import pytest
 
 from features.catalogue import SNAPSHOTS, TABLES
 from features.config import load_settings
-from serving.pipeline import run_pipeline
+from serving.pipeline import RUN_COLUMNS, run_pipeline
 from features.warehouse import copy_warehouse
 
 
@@ -67,9 +68,12 @@ def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained,
 
 
 @pytest.mark.slow
-def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb, tmp_path, spark_test_conf):
-    """``yibao run --engine spark --spark-master spark://…`` against a master and a worker started here
-    from the pyspark package (a process of its own: one SparkContext per process); all of it stopped after."""
+def test_a_standalone_spark_cluster_runs_the_rules_graph_and_features_alike(on_duckdb, tmp_path, spark_test_conf):
+    """``yibao run --stages rules,graph,features --engine spark --spark-master spark://…`` against a master
+    and a worker started here from the pyspark package (a process of its own: one SparkContext per
+    process); all of it stopped after. Every table of the three stages as on DuckDB: for the graph,
+    ``graph_edges`` and ``graph_covisit_pairs`` (counted on Spark) and everything built from them on the
+    driver (communities, membership, ring candidates, node features, the build log's counts)."""
     from spark_cluster import StandaloneCluster
 
     if shutil.which("java") is None:
@@ -77,13 +81,13 @@ def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb,
     reference, duck = on_duckdb
     out = tmp_path / "work"
     out.mkdir()
-    copy_warehouse(reference, out / "warehouse.duckdb")  # ingested and graphed on DuckDB; rules and features redone
+    copy_warehouse(reference, out / "warehouse.duckdb")  # ingested on DuckDB; rules, graph and features redone
     cluster = StandaloneCluster(workers=1, cores=2)
     with cluster:
         assert len(cluster.alive()) >= 2  # a master and a worker
         conf = spark_test_conf | {"spark.sql.shuffle.partitions": "1", "spark.executor.memory": "1g"}
         done = subprocess.run([str(Path(sys.executable).with_name("yibao")), "run", "--out", str(out),
-                               "--stages", "rules,features", "--engine", "spark", "--spark-master",
+                               "--stages", "rules,graph,features", "--engine", "spark", "--spark-master",
                                cluster.master_url, "--force", "--json",
                                *[f"--spark-conf={k}={v}" for k, v in conf.items()]],
                               capture_output=True, text=True, timeout=900, cwd=tmp_path)
@@ -98,12 +102,21 @@ def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb,
     stages = {st["stage"]: st for st in report["stages"]}
     per_stage = ", ".join(f"{n} {st['seconds']} s" for n, st in stages.items())
     print(f"\nstandalone cluster: yibao run {report['seconds']} s ({per_stage})")
-    assert {n: st["engine"] for n, st in stages.items()} == {"rules": "spark", "features": "spark"}
+    assert {n: st["engine"] for n, st in stages.items()} == {"rules": "spark", "graph": "spark", "features": "spark"}
     assert "DuckDB" in stages["rules"]["on_spark"]  # the part of the rule stage that is not on Spark is named
-    for stage in ("rules", "features"):
-        want = duck.stage(stage).tables
-        assert stages[stage]["tables"] == want, _differences(reference, out / "warehouse.duckdb", stage)
+    assert "driver" in stages["graph"]["on_spark"]  # so is the graph's: communities and the rest
+    assert stages["graph"]["summary"]["counts"]["visits"] == duck.stage("graph").summary["counts"]["visits"]
+    for stage in ("rules", "graph", "features"):
+        want, got = duck.stage(stage).tables, stages[stage]["tables"]
+        differ = sorted(t for t in set(want) | set(got) if want.get(t) != got.get(t))
+        assert not differ, "; ".join(_differences(reference, out / "warehouse.duckdb", t) for t in differ)
     assert duck.stage("rules").tables["rule_hits"]["rows"] > 100
+    # the graph compared is not empty: every layer has pairs, and there are communities and ring candidates
+    graph = duck.stage("graph")
+    assert min(graph.summary["counts"]["pairs_per_layer"].values()) > 0
+    assert {t for t in graph.tables} >= {"graph_edges", "graph_covisit_pairs", "graph_communities", "graph_membership",
+                                        "ring_candidates", "graph_node_features"}
+    assert graph.tables["ring_candidates"]["rows"] > 0 and graph.tables["graph_communities"]["rows"] > 0
     # every feature table and every snapshot read by the online features (feat_setl_peer_stats)
     assert {t for t in duck.stage("features").tables if t.startswith("feat_")} == set(TABLES) | set(SNAPSHOTS)
     with duckdb.connect(str(reference), read_only=True) as a, \
@@ -114,11 +127,10 @@ def test_a_standalone_spark_cluster_runs_the_rules_and_features_alike(on_duckdb,
 
 def _differences(a: Path, b: Path, table: str) -> str:
     """Which columns of ``table`` differ between two warehouses, with examples (for a failing assertion)."""
-    if table in ("rules", "features"):
-        return f"stage {table} differs"
     with duckdb.connect(str(a), read_only=True) as ca, duckdb.connect(str(b), read_only=True) as cb:
-        cols = [c for (c,) in ca.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
-        order = ", ".join(f'"{c}"' for c in cols if c not in ("run_id", "hit_time"))
+        cols = [c for (c,) in ca.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()
+                if c not in RUN_COLUMNS]
+        order = ", ".join(f'"{c}"' for c in cols)
         da = ca.execute(f'SELECT * FROM "{table}" ORDER BY {order}').df()
         db = cb.execute(f'SELECT * FROM "{table}" ORDER BY {order}').df()
     if len(da) != len(db):

@@ -1,0 +1,88 @@
+"""The graph stage's claim-sized part on Spark (``--engine spark``): its inputs and the projection's pairs.
+
+What grows with the claims is reading the graph's tables from them (``features.graph.edges``: visits,
+drug purchases, drug shops, edges) and the projection's self-joins (``features.graph.projection``: persons
+at the same hub on the same days, at the same counter within minutes, buying the same drug at the same
+shops) with their null models. Both are SQL written once in DuckDB's dialect; here Spark runs them,
+transpiled (``features.spark_sql.to_spark``), over the Parquet exports of the warehouse the rule and
+feature stages read (``features.spark.ParquetExports``). Each result is written by Spark to Parquet and
+read back by DuckDB: nothing is collected to the driver through Spark.
+
+What comes back: the drug purchases (the resale evidence reads them), the edges (written as
+``graph_edges``; the node features and PageRank read them), per layer the counted person pairs with their
+expected counts, and — once the pairs are scored — the visits of the persons in the projection (the
+communities' statistics and evidence read those only; the set of persons is what goes to the executors). Scoring those pairs (a Poisson tail each), community
+detection, the communities' statistics, PageRank and the node features stay on the driver, in Python and
+DuckDB, as with ``--engine duckdb`` (``features.graph.build``).
+
+>>> VIEW_PREFIX + "visits"
+'graph_in_visits'
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from features.graph.edges import INPUT_ORDER, graph_inputs_sql, typed_input
+from features.spark_sql import to_spark
+
+__all__ = ["SparkGraphInputs", "GRAPH_SOURCES", "VIEW_PREFIX"]
+
+GRAPH_SOURCES = ("setl_d", "mdtrt_d", "fee_list_d", "fixmedins")  # the contract tables the graph's SQL reads
+VIEW_PREFIX = "graph_in_"  # the Spark views of the graph's inputs: graph_in_visits, ...
+_CACHED = ("visits", "drug_purchases", "drug_shops")  # read more than once: written back and joined
+
+
+class SparkGraphInputs:
+    """The graph's inputs as Spark views over the exports, and a :data:`features.graph.projection.PairQuery`
+    (``self(sql)``) that runs one projection SELECT on Spark and returns its rows through Parquet and DuckDB.
+
+    ``con`` is the warehouse (DuckDB reads Spark's output back on it); ``exports`` the pipeline run's
+    :class:`features.spark.ParquetExports`. ``close()`` drops the views and their cache."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, exports, *, min_spend: float) -> None:
+        self.con, self.exports, self.spark = con, exports, exports.spark
+        self.prefix = VIEW_PREFIX
+        exports.contract(con, GRAPH_SOURCES)
+        self.sql = graph_inputs_sql(min_spend=min_spend)
+        self.views: list[str] = []
+        self._written = 0
+        for name in _CACHED:
+            df = self.spark.sql(to_spark(self.sql[name])).cache()
+            df.createOrReplaceTempView(VIEW_PREFIX + name)
+            self.views.append(VIEW_PREFIX + name)
+
+    def table(self, name: str, *, persons: set[str] | None = None) -> pd.DataFrame:
+        """Input table ``name`` (``visits``, ``drug_purchases``, ``drug_shops``, ``edges``), computed by Spark,
+        read back by DuckDB in :data:`features.graph.edges.INPUT_ORDER` with the DuckDB reader's types;
+        with ``persons`` (sent to the executors: a small set, the projection's persons) only their rows."""
+        df = self.spark.table(VIEW_PREFIX + name) if name in _CACHED else self.spark.sql(to_spark(self.sql[name]))
+        if persons is not None:
+            keep = self.spark.createDataFrame(pd.DataFrame({"psn_no": sorted(persons)}, dtype=object),
+                                              schema="psn_no string")
+            df = df.join(keep, on="psn_no", how="left_semi")
+        return typed_input(name, self._through_parquet(df, name, INPUT_ORDER[name]))
+
+    def count(self, name: str) -> int:
+        """The number of rows of input table ``name`` (counted on Spark)."""
+        return self.spark.table(VIEW_PREFIX + name).count() if name in _CACHED else \
+            self.spark.sql(to_spark(self.sql[name])).count()
+
+    def __call__(self, sql: str) -> pd.DataFrame:
+        """One projection SELECT (over the ``graph_in_`` views) on Spark; its rows ordered by pair."""
+        self._written += 1
+        return self._through_parquet(self.spark.sql(to_spark(sql)), f"pairs_{self._written}", "psn_a, psn_b")
+
+    def close(self) -> None:
+        for view in self.views:
+            try:
+                self.spark.catalog.uncacheTable(view)
+            finally:
+                self.spark.catalog.dropTempView(view)
+        self.views = []
+
+    def _through_parquet(self, df, name: str, order: str) -> pd.DataFrame:
+        out = self.exports.out("graph", name)
+        df.write.mode("overwrite").parquet(str(out))
+        return self.con.execute(f"SELECT * FROM read_parquet('{out}/*.parquet') ORDER BY {order}").df()
