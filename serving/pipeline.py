@@ -110,14 +110,15 @@ class PipelineReport:
 def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iterable[str] = STAGE_NAMES,
                  engine: str = "duckdb", rules_config=None, bundle_path: Path | None = None,
                  model_ref: str = "champion", tracking_uri: str | None = None, force: bool = False,
-                 graph_config=None, fingerprints: bool = True, progress: Progress | None = None,
-                 spark=None) -> PipelineReport:
+                 graph_config=None, feature_tables: Iterable[str] | None = None, fingerprints: bool = True,
+                 progress: Progress | None = None, spark=None) -> PipelineReport:
     """Run ``stages`` (in pipeline order, whatever order they are given in) on ``settings.warehouse``.
 
     ``fingerprints=False`` gives row counts only (a content fingerprint reads every table written).
     ``source`` is the extract folder (needed by ``ingest``); ``rules_config`` a :class:`RuleConfig` (default:
     the user copy or the committed one); ``bundle_path`` a scorer bundle for ``screen`` instead of the
-    registered ``model_ref``. ``progress(description, done, total)`` is called as stages and their steps go.
+    registered ``model_ref``; ``feature_tables`` the feature tables to build (default: every level's).
+    ``progress(description, done, total)`` is called as stages and their steps go.
     ``engine`` is ``duckdb`` or ``spark`` (then ``spark`` may be a running SparkSession to use).
     """
     if engine not in ENGINES:
@@ -135,7 +136,8 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
     on_spark = _SparkRun(spark) if engine == "spark" else None
     try:
         _run_stages(order, reports, settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
-                    model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config, force=force,
+                    model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config,
+                    feature_tables=tuple(feature_tables) if feature_tables else None, force=force,
                     fingerprints=fingerprints, tick=tick, on_spark=on_spark)
     finally:
         if on_spark:
@@ -145,12 +147,12 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
 
 
 def _run_stages(order: list[Stage], reports: list[StageReport], settings: Settings, *, source, rules_config,
-                bundle_path, model_ref, tracking_uri, graph_config, force, fingerprints, tick,
+                bundle_path, model_ref, tracking_uri, graph_config, feature_tables, force, fingerprints, tick,
                 on_spark: _SparkRun | None) -> None:
     for i, stage in enumerate(order):
         tick(f"{i + 1}/{len(order)} {stage.zh} {stage.name}", i, len(order))
         inputs = _inputs(stage, settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
-                         model_ref=model_ref)
+                         model_ref=model_ref, feature_tables=feature_tables)
         if not force and _up_to_date(settings.warehouse, stage, inputs):
             reports.append(StageReport(stage.name, "skipped", inputs=inputs,
                                        tables=_tables_of(settings.warehouse, stage, fingerprints=fingerprints)))
@@ -163,7 +165,7 @@ def _run_stages(order: list[Stage], reports: list[StageReport], settings: Settin
         spark_stage = on_spark is not None and bool(stage.on_spark)
         summary = _RUNNERS[stage.name](settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
                                        model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config,
-                                       progress=step, exports=on_spark.exports() if spark_stage else None)
+                                       feature_tables=feature_tables, progress=step, exports=on_spark.exports() if spark_stage else None)
         report = StageReport(stage.name, "ran", round(time.perf_counter() - s0, 1),
                              _tables_of(settings.warehouse, stage, fingerprints=fingerprints), summary, inputs,
                              "spark" if spark_stage else "duckdb", stage.on_spark if spark_stage else "")
@@ -229,11 +231,11 @@ def _graph(settings: Settings, *, graph_config, progress, exports, **_) -> dict:
     return {"method": report.method, "counts": report.counts}
 
 
-def _features(settings: Settings, *, progress, exports, **_) -> dict:
+def _features(settings: Settings, *, progress, exports, feature_tables=None, **_) -> dict:
     from features.build import build_features
 
     report = build_features(settings.warehouse, progress=progress, engine="spark" if exports else "duckdb",
-                            exports=exports)
+                            exports=exports, tables=feature_tables)
     return {"tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in report.tables}}
 
 
@@ -290,7 +292,8 @@ def _rule_config(settings: Settings, config):
     return load_config(settings.rules_config if settings.rules_config.is_file() else DEFAULT_CONFIG)
 
 
-def _inputs(stage: Stage, settings: Settings, *, source, rules_config, bundle_path, model_ref) -> str:
+def _inputs(stage: Stage, settings: Settings, *, source, rules_config, bundle_path, model_ref,
+            feature_tables=None) -> str:
     """A digest of what the stage reads: the states of the stages it follows plus its own inputs."""
     parts = [stage.name]
     state = _state(settings.warehouse)
@@ -303,6 +306,8 @@ def _inputs(stage: Stage, settings: Settings, *, source, rules_config, bundle_pa
 
         cfg = _rule_config(settings, rules_config)
         parts += [cfg.sha256, pack_version(DEFAULT_PACK), _exemptions_digest(settings.warehouse)]
+    elif stage.name == "features" and feature_tables:  # some tables only: not what a full run would find
+        parts.append("tables=" + ",".join(sorted(feature_tables)))
     elif stage.name == "screen":
         parts.append(str(bundle_path) if bundle_path else f"registry:{model_ref}")
         if bundle_path:

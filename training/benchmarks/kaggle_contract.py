@@ -428,10 +428,8 @@ def run_contract_benchmark(folder: Path, work_dir: Path, *, seed: int = 0, folds
     ``region/`` (the mapped contract tables) and ``warehouse.duckdb``; both are replaced on every run.
     ``progress(step, done, total)`` is called after each step and each fold.
     """
-    from features.build import build_features
     from features.config import Settings
-    from features.graph.build import build_graph
-    from features.ingest import ingest
+    from serving.pipeline import run_pipeline
     from training.dataset import load_level
 
     tick = progress or (lambda *_: None)
@@ -455,12 +453,16 @@ def run_contract_benchmark(folder: Path, work_dir: Path, *, seed: int = 0, folds
     raw = load_raw(folder, providers=providers)
     rows = write_region(to_contract(raw), region)
     lap("map")
-    report = ingest(region, settings)
-    lap("ingest")
-    build_graph(wh)
-    lap("graph")
-    build_features(wh, tables=("feat_fixmedins",))
-    lap("features")
+    # the declared pipeline (serving/pipeline.py) without the rules (the national 两库 codes are not in a US
+    # extract) and with the provider level's features only
+    run = run_pipeline(settings, source=region, stages=("ingest", "graph", "features"),
+                       feature_tables=("feat_fixmedins",), fingerprints=False, force=True,
+                       progress=lambda desc, *_: tick(desc, len(seconds), total))
+    for stage in run.stages:
+        seconds[stage.stage] = stage.seconds
+        tick(stage.stage, len(seconds), total)
+    clock[0] = time.perf_counter()
+    report = run.stage("ingest").summary
 
     data = load_level(wh, "fixmedins")
     y = data.y
@@ -471,9 +473,7 @@ def run_contract_benchmark(folder: Path, work_dir: Path, *, seed: int = 0, folds
     seconds["cross-validate"] = round(time.perf_counter() - clock[0], 1)
     return ContractReport(
         seed=seed, folds=folds, n_providers=len(y), n_fraud=int(y.sum()), n_claims=len(raw.inpatient), rows=rows,
-        ingest={"rows_in": report.total("rows_in"), "loaded": report.total("loaded"),
-                "quarantined": report.total("quarantined"),
-                "reasons": {f"{t}:{code}": n for (t, code), n in report.reason_counts.items()}},
+        ingest=_ingest_figures(report),
         n_features=len(data.features), scorer={"params": scorer_settings(seed, scorer_params), "modes": modes},
         model=_figures(y, oof, fold_of), amount_ranking=_figures(y, amounts, fold_of),
         folds_beating_amount=int(sum(_pr_auc(y, oof, fold_of == k) > _pr_auc(y, amounts, fold_of == k)
@@ -553,3 +553,11 @@ def _arrow(s: pd.Series, kind: str) -> pa.Array:
         return pa.array(pd.to_numeric(s).to_numpy(), type=pa.int32())
     return pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in s],
                     type=pa.string())
+
+
+def _ingest_figures(ingest: dict) -> dict[str, object]:
+    """Rows in, loaded and quarantined, and the quarantine reasons, from the pipeline's ingest summary
+    (``features.ingest.IngestReport.to_dict``)."""
+    totals = ingest["totals"]
+    return {"rows_in": totals["rows_in"], "loaded": totals["loaded"], "quarantined": totals["quarantined"],
+            "reasons": {f"{r['table']}:{r['reason_code']}": r["rows"] for r in ingest["reasons"]}}
