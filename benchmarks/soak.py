@@ -9,7 +9,9 @@
 2. Starts the real server (``python -m bentoml serve serving.service:Screening``) with ``--workers``.
 3. Sends mixed traffic at ``--rate`` requests per second for ``--minutes`` from ``--generator-processes``
    separate processes, open loop: request *i* of a process is due at ``t0 + i / rate``; its latency is
-   counted from when it was due, so a server that falls behind shows it. Mix (``--mix``): pre-check of
+   counted from when it was due, so a server that falls behind shows it. Pre-checks (hospitals' systems)
+   and clue requests (investigators) go out on separate connections (``--generator-threads`` each), so that
+   slow clue requests do not hold up the pre-checks in the generator. Mix (``--mix``): pre-check of
    sampled visits, clue list pages, clue details, statistics, comments and workflow transitions; every
    comment and transition carries a unique text and an ``Idempotency-Key``, and a request that gets no
    answer (connection reset, time-out) is sent again with the same key, up to 5 times.
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="Server processes.")
     p.add_argument("--threads", type=int, default=4, help="Request threads per server process.")
     p.add_argument("--generator-processes", type=int, default=2)
-    p.add_argument("--generator-threads", type=int, default=16, help="Connections per generator process.")
+    p.add_argument("--generator-threads", type=int, default=16,
+                   help="Connections per generator process, for the pre-check and again for the clue routes.")
     p.add_argument("--mix", default=DEFAULT_MIX)
     p.add_argument("--exports", type=int, default=8, help="Evidence packages (with PDF) started at 20%% of the run.")
     p.add_argument("--kill-at", type=float, default=0.5, help="Fraction of the run at which a worker is killed "
@@ -230,20 +233,28 @@ def _sample_visits(warehouse: Path, n: int, seed: int) -> list[dict]:
 
 
 def _generator(spec: dict) -> int:
-    """Requests at a fixed rate from ``spec['threads']`` connections; one JSON line per request."""
+    """Requests at a fixed rate from ``spec['threads']`` connections for the pre-check and as many for the
+    clue routes; one JSON line per request.
+
+    Two sets of connections because two kinds of client send them: hospitals' systems pre-check visits,
+    investigators' browsers work the clue list. With one set, slow clue requests held every connection and
+    pre-checks that were due waited in the generator for one; their latency then measured the clue routes,
+    not the pre-check (seen with py-spy: the server's pre-check threads idle while the pre-check's p99 was
+    seconds)."""
     visits = json.loads(Path(spec["visits"]).read_text("utf-8"))
     rng = random.Random(spec["seed"])
     routes, weights = zip(*spec["mix"].items())
     n = int(spec["duration"] * spec["rate"])
     host, port = spec["url"].removeprefix("http://").split(":")
-    slots = list(range(n))
     kinds = rng.choices(routes, weights=weights, k=n)
+    queues = {"precheck": [i for i in range(n) if kinds[i] == "precheck"],
+              "clues": [i for i in range(n) if kinds[i] != "precheck"]}
     lock = threading.Lock()
     out = Path(spec["results"]).open("w", encoding="utf-8")
     movers = _Movers(spec["own_clues"], spec["index"])
     seq = iter(range(10**9))
 
-    def worker(k: int) -> None:
+    def worker(k: int, slots: list[int]) -> None:
         conn = _Conn(host, int(port))
         local = random.Random(spec["seed"] * 100 + k)
         while True:
@@ -267,7 +278,8 @@ def _generator(spec: dict) -> int:
             with lock:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(spec["threads"])]
+    threads = [threading.Thread(target=worker, args=(k + j * spec["threads"], slots), daemon=True)
+               for j, slots in enumerate(queues.values()) for k in range(spec["threads"])]
     for t in threads:
         t.start()
     for t in threads:
