@@ -252,7 +252,7 @@ def feature_select(table: FeatureTable, as_of: str) -> str:
 
 def snapshot_select(sql_file: str, as_of: str) -> str:
     """A snapshot table's SQL (``catalogue.SNAPSHOTS``) with ``as_of`` filled in (DuckDB dialect)."""
-    return render((SQL_DIR / sql_file).read_text(encoding="utf-8"), as_of=as_of)
+    return render((SQL_DIR / sql_file).read_text(encoding="utf-8"), as_of=as_of, **_care_codes())
 
 
 def rule_hits_select(key: str) -> str:
@@ -345,7 +345,7 @@ def _run(eng: Engine, warehouse: Path, names: tuple[str, ...], as_of: str, progr
         eng.empty_rule_hits()
     had_graph = eng.has_table(GRAPH_TABLE)
     for name, sql in blocks:
-        eng.stage(name, render(sql, as_of=as_of))
+        eng.stage(name, render(sql, as_of=as_of, **_care_codes()))
         done += 1
         if progress:
             progress(name, done, total)
@@ -373,6 +373,14 @@ def _run(eng: Engine, warehouse: Path, names: tuple[str, ...], as_of: str, progr
             progress(tname, done, total)
     return FeatureReport(str(warehouse), eng.name, as_of.split("'")[1], tuple(results), round(stage_seconds, 2),
                          round(time.perf_counter() - t_start, 2), had_hits, had_graph)
+
+
+def _care_codes() -> dict[str, str]:
+    """The institution grades and the inpatient and emergency med_types as SQL for the staging: the rule
+    config's code sets (``RuleConfig.staging_values``), so that rules and features class visits alike."""
+    from models.rules.config import active_config
+
+    return active_config().staging_values()
 
 
 def _check_columns(table: FeatureTable, got: list[str]) -> None:

@@ -49,6 +49,7 @@ group's median share), an insured region not given.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,8 +90,21 @@ _DRUG_LIST_TYPES = ("101", "102", "106")
 _DRUG_ITEM_TYPES = ("09", "10", "11")
 _CONSUMABLE_ITEM_TYPES = ("08", "0801", "1402", "1403")
 _EXAM_ITEM_TYPES = ("03", "1408", "1409", "1410", "145301")
-_LEVELS = {**dict.fromkeys(("01", "02", "03", "04", "12"), 3), **dict.fromkeys(("05", "06", "07", "13"), 2),
-           **dict.fromkeys(("08", "09", "10", "14"), 1)}
+
+
+@functools.cache
+def _care_codes() -> tuple[Mapping[str, int], frozenset[str], frozenset[str]]:
+    """hosp_lv → level, the inpatient and the emergency med_types: the rule config's code sets
+    (``rules.yaml`` ``codes``), as the batch staging takes them (``RuleConfig.staging_values``)."""
+    from models.rules.config import active_config
+
+    cfg = active_config()
+    return cfg.hosp_level, frozenset(cfg.inpatient_med_types), frozenset(cfg.emergency_med_types)
+
+
+def is_inpatient(med_type: str | None) -> bool:
+    """A stay (住院): a med_type of the config's ``inpatient_med_types``."""
+    return (med_type or "") in _care_codes()[1]
 
 
 def category(list_type: str | None, med_chrgitm_type: str | None) -> str:
@@ -118,7 +132,7 @@ def weekday(day: date) -> int:
 
 def hosp_level(hosp_lv: str | None) -> int:
     """三级 3, 二级 2, 一级 1, none 0 from the national ``hosp_lv`` code."""
-    return _LEVELS.get(hosp_lv or "", 0)
+    return _care_codes()[0].get(hosp_lv or "", 0)
 
 
 @dataclass(frozen=True)
@@ -222,7 +236,7 @@ class HistorySetl:
 
     @property
     def is_inpatient(self) -> bool:
-        return (self.med_type or "").startswith("2")
+        return is_inpatient(self.med_type)
 
 
 @dataclass(frozen=True)
@@ -327,10 +341,10 @@ def settlement_features(visit, history: PersonHistory, *, context: FeatureContex
     if "fund_amt" in approx:
         approx["fund_share"] = approx["fund_amt"]
 
-    v["is_inpatient"] = int(med_type.startswith("2"))
+    v["is_inpatient"] = int(is_inpatient(med_type))
     v["is_pharmacy"] = int(med_type == "41" or fix_type == "pharmacy")
     v["is_chronic"] = int(med_type.startswith("14"))
-    v["is_emergency"] = int(med_type in ("13", "120"))
+    v["is_emergency"] = int(med_type in _care_codes()[2])
     v["hosp_level"] = level or 0
     # from the middle (2 July) of the birth year, as features/sql/_stage.sql
     v["age_years"] = ((setl_date - date(history.birth_year, 7, 2)).days / 365.25

@@ -23,12 +23,11 @@ FROM (
 GROUP BY setl_id
 
 -- name: stg_inst
--- Institutions with their grade: 三级 3, 二级 2, 一级 1, 无等级 / clinics / pharmacies 0 (hosp_lv codes).
+-- Institutions with their grade: 三级 3, 二级 2, 一级 1, 无等级 / clinics / pharmacies 0 (hosp_lv codes; the
+-- map is rules.yaml's codes.hosp_level, filled in by features/build.py, as are the inpatient and emergency
+-- med_types below: the rules and the features class visits alike).
 SELECT fixmedins_code, fixmedins_type, admdvs, beds,
-       CASE WHEN hosp_lv IN ('01', '02', '03', '04', '12') THEN 3
-            WHEN hosp_lv IN ('05', '06', '07', '13') THEN 2
-            WHEN hosp_lv IN ('08', '09', '10', '14') THEN 1
-            ELSE 0 END AS hosp_level
+       {{ hosp_level_case }} AS hosp_level
 FROM fixmedins
 
 -- name: stg_region
@@ -60,10 +59,10 @@ SELECT s.setl_id, s.mdtrt_id, s.psn_no, s.fixmedins_code, s.med_type, s.setl_tim
        -- 整数金额: a whole multiple of 10 yuan of at least 50 yuan (空刷 pads baskets to round sums)
        CASE WHEN s.medfee_sumamt >= 50 AND CAST(s.medfee_sumamt * 100 AS BIGINT) % 1000 = 0 THEN 1 ELSE 0 END
            AS is_round,
-       CASE WHEN s.med_type LIKE '2%' THEN 1 ELSE 0 END AS is_inpatient,
+       CASE WHEN s.med_type IN ({{ inpatient_med_types }}) THEN 1 ELSE 0 END AS is_inpatient,
        CASE WHEN s.med_type = '41' OR i.fixmedins_type = 'pharmacy' THEN 1 ELSE 0 END AS is_pharmacy,
        CASE WHEN s.med_type LIKE '14%' THEN 1 ELSE 0 END AS is_chronic,
-       CASE WHEN s.med_type IN ('13', '120') THEN 1 ELSE 0 END AS is_emergency,
+       CASE WHEN s.med_type IN ({{ emergency_med_types }}) THEN 1 ELSE 0 END AS is_emergency,
        -- 参保地与就医地的距离: 0 same district, 1 same city, 2 same province, 3 another province
        CASE WHEN s.insu_admdvs = i.admdvs THEN 0
             WHEN SUBSTR(s.insu_admdvs, 1, 4) = SUBSTR(i.admdvs, 1, 4) THEN 1

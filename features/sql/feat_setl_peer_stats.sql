@@ -6,16 +6,15 @@
 -- group): '' and -1 stand in, and are NULL again at the end.
 WITH g AS (
     SELECT COALESCE(s.med_type, '') AS med_type, COALESCE(i.fixmedins_type, '') AS fixmedins_type,
-           CASE WHEN i.fixmedins_code IS NULL THEN -1
-                WHEN i.hosp_lv IN ('01', '02', '03', '04', '12') THEN 3
-                WHEN i.hosp_lv IN ('05', '06', '07', '13') THEN 2
-                WHEN i.hosp_lv IN ('08', '09', '10', '14') THEN 1 ELSE 0 END AS hosp_level,
+           CASE WHEN i.fixmedins_code IS NULL THEN -1 ELSE i.hosp_level END AS hosp_level,
            f.medfee_amt AS amt, f.fund_amt / NULLIF(f.medfee_amt, 0) AS fund_share,
            f.psn_pay_amt / NULLIF(f.medfee_amt, 0) AS psn_pay_share,
            f.acct_pay_amt / NULLIF(f.medfee_amt, 0) AS acct_pay_share
     FROM feat_setl f
     JOIN setl_d s ON s.setl_id = f.setl_id
-    LEFT JOIN fixmedins i ON i.fixmedins_code = s.fixmedins_code
+    -- the grade as the staging's stg_inst gives it (rules.yaml codes.hosp_level, filled in by features/build.py)
+    LEFT JOIN (SELECT fixmedins_code, fixmedins_type, {{ hosp_level_case }} AS hosp_level FROM fixmedins) i
+           ON i.fixmedins_code = s.fixmedins_code
 ),
 stats AS (
     SELECT med_type, fixmedins_type, hosp_level, COUNT(*) AS n, AVG(amt) AS mean_amt,

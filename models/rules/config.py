@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -159,6 +159,16 @@ class RuleConfig:
                 return r
         raise KeyError(f"未知规则 (unknown rule) {rule_id!r}; known: {', '.join(r.id for r in self.rules)}")
 
+    def staging_values(self) -> dict[str, str]:
+        """The code sets as SQL fragments for the feature staging (``features/sql/_stage.sql``), so that the
+        features class institutions and visits as the rules do: one place for these facts."""
+        levels = sorted({lv for lv in self.hosp_level.values() if lv}, reverse=True)
+        case = " ".join(f"WHEN hosp_lv IN ({_sql_list(c for c, lv in sorted(self.hosp_level.items()) if lv == level)}) "
+                        f"THEN {level}" for level in levels)
+        return {"hosp_level_case": f"CASE {case} ELSE 0 END" if levels else "0",
+                "inpatient_med_types": _sql_list(self.inpatient_med_types),
+                "emergency_med_types": _sql_list(self.emergency_med_types)}
+
     def code_rows(self) -> list[tuple[str, str, str]]:
         """(code_set, code, value) rows of the ``rule_codes`` table the SQL joins."""
         rows = [("hosp_level", code, str(level)) for code, level in sorted(self.hosp_level.items())]
@@ -167,6 +177,18 @@ class RuleConfig:
         rows += [("institution_type_level", "clinic", str(self.clinic_level)),
                  ("institution_type_level", "pharmacy", str(self.pharmacy_level))]
         return rows
+
+
+def active_config(settings=None) -> RuleConfig:
+    """The rule config in force: the user copy (``Settings.rules_config``: ``data/rules.yaml`` or
+    ``YIBAO_RULES_CONFIG``) where it exists, else the committed one. ``settings`` default: read as
+    ``features.config.load_settings`` reads them."""
+    if settings is None:
+        from features.config import load_settings
+
+        settings = load_settings()
+    user = Path(settings.rules_config)
+    return load_config(user if user.is_file() else DEFAULT_CONFIG)
 
 
 def load_config(path: Path | str | None = None) -> RuleConfig:
@@ -482,3 +504,9 @@ def _line_of(lines: dict, key: tuple) -> int | None:
             return lines[key]
         key = key[:-1]
     return lines.get(())
+
+
+def _sql_list(codes: Iterable[str]) -> str:
+    """``'a', 'b'``: codes as SQL string literals for an IN list (never empty: ``NULL`` matches nothing)."""
+    out = ", ".join("'" + str(c).replace("'", "''") + "'" for c in codes)
+    return out or "NULL"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from features.build import feature_select, final_select, rule_hits_select, stage_blocks
+from features.build import feature_select, final_select, render, rule_hits_select, stage_blocks
 from features.catalogue import TABLES
+from models.rules.config import load_config
 
 
 sqlglot = pytest.importorskip("sqlglot")
@@ -21,7 +22,7 @@ def test_every_block_transpiles_to_spark():
         sqls += [feature_select(t, "TIMESTAMP '2024-01-01 00:00:00'"),
                  final_select(t, "c", "rh", None, [], "TIMESTAMP '2024-01-01 00:00:00'")]
     for sql in sqls:
-        out = to_spark(sql.replace("{{ as_of }}", "TIMESTAMP '2024-01-01 00:00:00'"))
+        out = to_spark(render(sql, as_of="TIMESTAMP '2024-01-01 00:00:00'", **load_config().staging_values()))
         assert "DATEDIFF" in out or "DATE_DIFF" not in sql.upper()
 
 
