@@ -14,8 +14,8 @@ what chance explains at that many decisions — a statistical flag, no hand-set 
 (True, False, 0.377)
 >>> rates["b"].text_zh
 '1/11 = 9% [2–38%] 建议复核'
->>> wilson(0, 0)
-(0.0, 1.0)
+>>> wilson(0, 0), wilson(0, 3)[0], wilson(3, 3)[1]
+((0.0, 1.0), 0.0, 1.0)
 """
 
 from __future__ import annotations
@@ -99,4 +99,7 @@ def wilson(k: int, n: int, *, z: float = Z95) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the bounds at 0 and n are 0 and 1 exactly; computed they come out a rounding error off (5.6e-17)
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high

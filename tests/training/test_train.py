@@ -149,7 +149,8 @@ def test_screening_gives_one_clue_per_entity_with_reasons_and_evidence(tiny_ware
     out = screen(tiny_warehouse, bundle, run_id="r1")
     clues = out.clues
     assert clues and len({(c["entity_type"], c["entity_id"]) for c in clues}) == len(clues)
-    prio = [c["p_fraud"] * c["amount_at_risk"] for c in clues]
+    # priority = P × amount in yuan to the fen (models.ranking): equal fen tie, and the tie is broken by P
+    prio = [round(c["p_fraud"] * c["amount_at_risk"], 2) for c in clues]
     assert prio == sorted(prio, reverse=True)
     assert all(c["sources"] for c in clues)
     # a ring's risk level follows the stronger of its P(fraud) and the graph's own risk score
