@@ -53,13 +53,18 @@ WITH drug_line AS (    -- the lines of drugs taken home and paid by the fund, wi
     -- supply - elapsed >= the other) and $min_prescribers prescribing institutions among its dispensings.
     -- All the person's lines of the drug bill at least the supply of any window (a window's supply is the
     -- backed part of some of them; each dispensing's is positive) and come from at least its institutions:
-    -- below either bound over all time, no window of theirs reaches it.
+    -- below either bound over all time, no window of theirs reaches it. Two or more institutions are
+    -- tested as min < max, not by counting distinct codes (a second hash of every person × drug ×
+    -- institution): a necessary condition is enough here, the window counts them exactly.
     SELECT psn_no, drug
     FROM drug_line
     GROUP BY psn_no, drug
     HAVING sum(prd_days) >= $min_elapsed_days + $min_excess_days
-       AND count(DISTINCT fixmedins_code) FILTER (WHERE list_contains($prescriber_types, fixmedins_type))
-           >= $min_prescribers
+       AND CASE WHEN $min_prescribers >= 2
+                THEN min(fixmedins_code) FILTER (WHERE list_contains($prescriber_types, fixmedins_type))
+                     < max(fixmedins_code) FILTER (WHERE list_contains($prescriber_types, fixmedins_type))
+                ELSE count(fixmedins_code) FILTER (WHERE list_contains($prescriber_types, fixmedins_type))
+                     >= $min_prescribers END
 ), taken AS (      -- the candidates' lines, less those dispensed while the person lay in hospital elsewhere
     SELECT l.*
     FROM drug_line l
