@@ -41,12 +41,20 @@
 -- backing is computed once per institution, code and month with a stock record (stock_share), not once
 -- per line. Neither changes a hit: see the comments of the two CTEs.
 WITH drug_line AS (    -- the lines of drugs taken home and paid by the fund, with days supply
-    SELECT l.*, coalesce('集采组' || nullif(c.vbp_group, ''), c.generic_name, l.hilist_code) AS drug,
+    -- The lines of claim_line (_base.sql) with the columns used here, read from its first two sources: the
+    -- view's third join, the person (sex, birth date; psn_info and the vault hold one row per psn_no, so it
+    -- adds columns, never lines), is of no use here and took a third of the rule's CPU time on city (a hash
+    -- of the 5M drug lines).
+    SELECT l.bkkp_sn, l.setl_id, l.mdtrt_id, l.psn_no, l.fixmedins_code,
+           CAST(l.fee_ocur_time AS DATE) AS fee_date, l.hilist_code, l.hilist_name, l.det_item_fee_sumamt,
+           l.bilg_dr_code, l.prd_days, s.setl_time, s.in_scope, s.fixmedins_type,
+           coalesce('集采组' || nullif(c.vbp_group, ''), c.generic_name, l.hilist_code) AS drug,
            year(l.fee_ocur_time) * 12 + month(l.fee_ocur_time) - 1 AS month_idx
-    FROM claim_line l
+    FROM fee_list_d l
+    JOIN claim_setl s ON s.setl_id = l.setl_id
     LEFT JOIN hilist c ON c.hilist_code = l.hilist_code
     WHERE l.cnt > 0 AND l.prd_days > 0 AND l.list_type IN ('101', '102')
-      AND list_contains($dispensing_care_classes, l.care_class)
+      AND list_contains($dispensing_care_classes, s.care_class)
       AND coalesce(list_contains($covered_levels, c.chrgitm_lv), true)
 ), candidate AS (  -- persons × drugs that can have a hit: every hit's window is a subset of their lines
     -- A hit needs a window supply of at least $min_elapsed_days + $min_excess_days days (elapsed >= the one,
