@@ -39,7 +39,8 @@
 -- persons and drugs that could reach the thresholds at all (candidate: all their lines together bill
 -- enough days and come from enough prescribing institutions: 3 % of the lines on city), and the stock
 -- backing is computed once per institution, code and month with a stock record (stock_share), not once
--- per line. Neither changes a hit: see the comments of the two CTEs.
+-- per line; the lines are read without claim_line's person join (drug_line). None of this changes a hit:
+-- see the comments of those CTEs.
 WITH drug_line AS (    -- the lines of drugs taken home and paid by the fund, with days supply
     -- The lines of claim_line (_base.sql) with the columns used here, read from its first two sources: the
     -- view's third join, the person (sex, birth date; psn_info and the vault hold one row per psn_no, so it
@@ -83,8 +84,9 @@ WITH drug_line AS (    -- the lines of drugs taken home and paid by the fund, wi
                         AND l.fee_date > st.begin_date AND l.fee_date < st.end_date)
 ), stock_share AS (  -- per institution, code and month with a stock record: the share of the months' sales
     -- around it (± $backing_lag_months) the books back. A line's backing depends on its institution, code
-    -- and month only, so it is computed once per stock record of the codes taken (a line of a month
-    -- without a record finds none here and counts in full).
+    -- and month only, so it is computed once per stock record of the codes taken (stock_backing has one
+    -- row per institution, code and month: a line finds at most one; a line of a month without a record
+    -- finds none and counts in full).
     SELECT m.fixmedins_code, m.hilist_code, m.month_idx,
            least(sum(w.out_qty), arg_min(w.opening_qty, w.month_idx) + sum(w.in_qty)) / nullif(sum(w.billed_qty), 0)
                AS backed_share
