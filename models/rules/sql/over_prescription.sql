@@ -35,30 +35,71 @@
 -- Dispensings are ordered by settlement time: precheck sees the same past as the batch run.
 -- One hit per person and dispensing; evidence = the dispensing's lines; amount at risk = the value of the
 -- excess: its amount times the share of the window's supply that is beyond the days elapsed.
-WITH taken AS (    -- the lines of drugs taken home and paid by the fund, with days supply
-    SELECT l.*, coalesce('集采组' || nullif(c.vbp_group, ''), c.generic_name, l.hilist_code) AS drug,
+-- How it is computed (city: 11M fee lines, 4.7M dispensings): the rolling window is judged only for the
+-- persons and drugs that could reach the thresholds at all (candidate: all their lines together bill
+-- enough days and come from enough prescribing institutions: 3 % of the lines on city), and the stock
+-- backing is computed once per institution, code and month with a stock record (stock_share), not once
+-- per line; the lines are read without claim_line's person join (drug_line). None of this changes a hit:
+-- see the comments of those CTEs.
+WITH drug_line AS (    -- the lines of drugs taken home and paid by the fund, with days supply
+    -- The lines of claim_line (_base.sql) with the columns used here, read from its first two sources: the
+    -- view's third join, the person (sex, birth date; psn_info and the vault hold one row per psn_no, so it
+    -- adds columns, never lines), is of no use here and took a third of the rule's CPU time on city (a hash
+    -- of the 5M drug lines).
+    SELECT l.bkkp_sn, l.setl_id, l.mdtrt_id, l.psn_no, l.fixmedins_code,
+           CAST(l.fee_ocur_time AS DATE) AS fee_date, l.hilist_code, l.hilist_name, l.det_item_fee_sumamt,
+           l.bilg_dr_code, l.prd_days, s.setl_time, s.in_scope, s.fixmedins_type,
+           coalesce('集采组' || nullif(c.vbp_group, ''), c.generic_name, l.hilist_code) AS drug,
            year(l.fee_ocur_time) * 12 + month(l.fee_ocur_time) - 1 AS month_idx
-    FROM claim_line l
+    FROM fee_list_d l
+    JOIN claim_setl s ON s.setl_id = l.setl_id
     LEFT JOIN hilist c ON c.hilist_code = l.hilist_code
     WHERE l.cnt > 0 AND l.prd_days > 0 AND l.list_type IN ('101', '102')
-      AND list_contains($dispensing_care_classes, l.care_class)
+      AND list_contains($dispensing_care_classes, s.care_class)
       AND coalesce(list_contains($covered_levels, c.chrgitm_lv), true)
-      AND NOT EXISTS (SELECT 1 FROM claim_mdtrt st
+), candidate AS (  -- persons × drugs that can have a hit: every hit's window is a subset of their lines
+    -- A hit needs a window supply of at least $min_elapsed_days + $min_excess_days days (elapsed >= the one,
+    -- supply - elapsed >= the other) and $min_prescribers prescribing institutions among its dispensings.
+    -- All the person's lines of the drug bill at least the supply of any window (a window's supply is the
+    -- backed part of some of them; each dispensing's is positive) and come from at least its institutions:
+    -- below either bound over all time, no window of theirs reaches it. Two or more institutions are
+    -- tested as min < max, not by counting distinct codes (a second hash of every person × drug ×
+    -- institution): a necessary condition is enough here, the window counts them exactly.
+    SELECT psn_no, drug
+    FROM drug_line
+    GROUP BY psn_no, drug
+    HAVING sum(prd_days) >= $min_elapsed_days + $min_excess_days
+       AND CASE WHEN $min_prescribers >= 2
+                THEN min(fixmedins_code) FILTER (WHERE list_contains($prescriber_types, fixmedins_type))
+                     < max(fixmedins_code) FILTER (WHERE list_contains($prescriber_types, fixmedins_type))
+                ELSE count(fixmedins_code) FILTER (WHERE list_contains($prescriber_types, fixmedins_type))
+                     >= $min_prescribers END
+), taken AS (      -- the candidates' lines, less those dispensed while the person lay in hospital elsewhere
+    SELECT l.*
+    FROM drug_line l
+    JOIN candidate k ON k.psn_no = l.psn_no AND k.drug = l.drug
+    WHERE NOT EXISTS (SELECT 1 FROM claim_mdtrt st
                       WHERE st.psn_no = l.psn_no AND st.care_class = 'inpatient'
                         AND st.fixmedins_code <> l.fixmedins_code
                         AND l.fee_date > st.begin_date AND l.fee_date < st.end_date)
-), backing AS (    -- per line of a month with a stock record: the share of the months' sales the books back
-    SELECT t.bkkp_sn,
+), stock_share AS (  -- per institution, code and month with a stock record: the share of the months' sales
+    -- around it (± $backing_lag_months) the books back. A line's backing depends on its institution, code
+    -- and month only, so it is computed once per stock record of the codes taken (stock_backing has one
+    -- row per institution, code and month: a line finds at most one; a line of a month without a record
+    -- finds none and counts in full).
+    SELECT m.fixmedins_code, m.hilist_code, m.month_idx,
            least(sum(w.out_qty), arg_min(w.opening_qty, w.month_idx) + sum(w.in_qty)) / nullif(sum(w.billed_qty), 0)
                AS backed_share
-    FROM taken t
-    JOIN stock_backing w ON w.fixmedins_code = t.fixmedins_code AND w.hilist_code = t.hilist_code
-                        AND w.month_idx BETWEEN t.month_idx - $backing_lag_months AND t.month_idx + $backing_lag_months
-    GROUP BY t.bkkp_sn
-    HAVING bool_or(w.month_idx = t.month_idx)
+    FROM stock_backing m
+    JOIN stock_backing w ON w.fixmedins_code = m.fixmedins_code AND w.hilist_code = m.hilist_code
+                        AND w.month_idx BETWEEN m.month_idx - $backing_lag_months AND m.month_idx + $backing_lag_months
+    WHERE EXISTS (SELECT 1 FROM taken t WHERE t.fixmedins_code = m.fixmedins_code AND t.hilist_code = m.hilist_code)
+    GROUP BY m.fixmedins_code, m.hilist_code, m.month_idx
 ), counted AS (
     SELECT t.*, coalesce(b.backed_share >= $min_backed_share, true) AS backed
-    FROM taken t LEFT JOIN backing b ON b.bkkp_sn = t.bkkp_sn
+    FROM taken t
+    LEFT JOIN stock_share b ON b.fixmedins_code = t.fixmedins_code AND b.hilist_code = t.hilist_code
+                           AND b.month_idx = t.month_idx
 ), dispensing AS (
     SELECT l.psn_no, l.drug, l.setl_id,
            min(l.fee_date) AS rx_date, sum(l.prd_days) AS billed_days,
