@@ -67,6 +67,9 @@ def route_allowed(path: str, role: str) -> bool:
     return roles is None or role in roles
 
 
+AUTH_THREADS = 4  # token checks on a database server at once, per process
+
+
 class BearerAuth:
     """ASGI middleware: authenticate every request with the clue store (see the module docstring).
 
@@ -79,6 +82,7 @@ class BearerAuth:
                  authenticate: Callable[[], tuple[Callable[[str], User | None], bool] | None]) -> None:
         self.app = app
         self._authenticate = authenticate
+        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
 
     async def __call__(self, scope: dict[str, Any], receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -95,8 +99,10 @@ class BearerAuth:
             user = None
         elif inline:
             user = authenticate(token)
-        else:
-            user = await anyio.to_thread.run_sync(authenticate, token)
+        else:  # threads of its own: the default pool is the clue routes' (serving.service.ClueThreads)
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(AUTH_THREADS)
+            user = await anyio.to_thread.run_sync(authenticate, token, limiter=self._limiter)
         if user is None:
             return await _refuse(scope, send, 401, "unauthorized",
                                  "缺少或无效的令牌 (missing or invalid token): send Authorization: Bearer <token>")

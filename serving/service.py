@@ -165,3 +165,34 @@ class Screening:
 
 
 Screening.add_asgi_middleware(BearerAuth, authenticate=_authenticator)
+CLUE_THREADS = 6  # the clue routes' threads per process (ClueThreads below)
+
+
+
+class ClueThreads:
+    """ASGI middleware: the clue routes' threads per service process (``YIBAO_CLUE_THREADS``, default
+    :data:`CLUE_THREADS`), set once from the event loop on the first request.
+
+    FastAPI runs the clue API's routes in anyio's default thread pool, 40 threads. On SQLite their
+    transactions take the store's write lock one at a time (every read writes its audit entry), so 40
+    threads do not serve more; under load they queued for the lock and took the interpreter from the
+    pre-check's threads in turn. Soak with 8 exports at 100 req/s, 2 workers (docs/benchmarks.md): 40
+    threads → 6, clue routes p99 9.9–10.5 s → 1.6–1.9 s, pre-check p99 during the exports 379 → 273 ms,
+    outside them 104 → 61 ms. The pre-check keeps its own threads (``YIBAO_SERVE_THREADS``).
+    """
+
+    def __init__(self, app, *, threads: int | None = None) -> None:
+        self.app = app
+        self.threads = threads if threads is not None else int(os.environ.get("YIBAO_CLUE_THREADS") or CLUE_THREADS)
+        self._set = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        if not self._set:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = max(1, self.threads)
+            self._set = True
+        await self.app(scope, receive, send)
+
+
+Screening.add_asgi_middleware(ClueThreads)

@@ -1,4 +1,4 @@
-"""The service process runs every native thread pool with one thread (see serving/service.py)."""
+"""The service process runs every native thread pool with one thread, and the clue routes on a few (serving/service.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+
+import anyio
+import anyio.to_thread
 
 POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -35,3 +38,24 @@ def test_the_service_process_runs_openmp_and_blas_on_one_thread():
 def test_a_thread_count_set_at_launch_is_kept():
     pools = _pools_after_import(OMP_NUM_THREADS="2")
     assert {p["threads"] for p in pools if p["api"] == "openmp"} == {2}, pools
+
+
+def test_the_clue_routes_get_the_configured_number_of_threads(monkeypatch):
+    monkeypatch.setenv("YIBAO_DEV", "1")  # the service refuses the public pseudonym key on import otherwise
+    from serving.service import CLUE_THREADS, ClueThreads
+
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+    async def main(mw):
+        await mw({"type": "http", "path": "/api/clues"}, None, None)
+        await mw({"type": "http", "path": "/api/clues"}, None, None)
+
+    anyio.run(main, ClueThreads(app, threads=3))
+    monkeypatch.setenv("YIBAO_CLUE_THREADS", "5")
+    anyio.run(main, ClueThreads(app))
+    monkeypatch.delenv("YIBAO_CLUE_THREADS")
+    anyio.run(main, ClueThreads(app))
+    assert calls == [3, 3, 5, 5, CLUE_THREADS, CLUE_THREADS] and CLUE_THREADS < 40  # anyio's default: 40
