@@ -165,8 +165,8 @@ class Screening:
 
 
 Screening.add_asgi_middleware(BearerAuth, authenticate=_authenticator)
-CLUE_THREADS = 6  # the clue routes' threads per process (ClueThreads below)
 
+CLUE_THREADS = 6  # the clue routes' threads per process (ClueThreads below)
 
 
 class ClueThreads:
@@ -177,8 +177,8 @@ class ClueThreads:
     transactions take the store's write lock one at a time (every read writes its audit entry), so 40
     threads do not serve more; under load they queued for the lock and took the interpreter from the
     pre-check's threads in turn. Soak with 8 exports at 100 req/s, 2 workers (docs/benchmarks.md): 40
-    threads → 6, clue routes p99 9.9–10.5 s → 1.6–1.9 s, pre-check p99 during the exports 379 → 273 ms,
-    outside them 104 → 61 ms. The pre-check keeps its own threads (``YIBAO_SERVE_THREADS``).
+    threads → 6, clue routes p99 9.9–10.5 s → 1.6–3.0 s, pre-check p99 during the exports 379 → 231–273
+    ms, outside them 104 → 61–84 ms (two runs). The pre-check keeps its own threads (``YIBAO_SERVE_THREADS``).
     """
 
     def __init__(self, app, *, threads: int | None = None) -> None:
