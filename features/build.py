@@ -52,6 +52,7 @@ __all__ = [
     "feature_select",
     "rule_hits_select",
     "snapshot_select",
+    "care_codes",
     "graph_select",
     "final_select",
 ]
@@ -146,6 +147,7 @@ def build_features(
     spark=None,
     exports=None,
     memory_limit: str | None = None,
+    rule_config=None,
 ) -> FeatureReport:
     """Build the feature tables (``feat_setl``, ``feat_psn``, ``feat_prac``, ``feat_fixmedins``,
     ``feat_pharmacy``) in ``warehouse``.
@@ -155,7 +157,8 @@ def build_features(
     ``as_of`` is a date (the whole day counts) or a timestamp; default the latest
     settlement. ``progress(step, done, total)`` is called after each staging table and feature table.
     ``memory_limit`` (e.g. ``"4GB"``) caps DuckDB's memory (default 60 % of the machine); above it DuckDB
-    spills to disk.
+    spills to disk. ``rule_config`` (a ``RuleConfig``; default the one in force) gives the code sets the
+    staging classes visits and institutions by, as the rules do.
     """
     if engine not in ENGINES:
         raise FeatureBuildError(f"未知引擎 (unknown engine) {engine!r}; 可选: {', '.join(ENGINES)}")
@@ -181,7 +184,8 @@ def build_features(
 
             eng = SparkEngine(con, spark=spark, exports=exports)
         try:
-            report = _run(eng, warehouse, names, as_of_lit, progress, t_start)
+            codes = care_codes(rule_config)
+            report = _run(eng, warehouse, names, as_of_lit, progress, t_start, codes)
         finally:
             eng.close()
         written = []
@@ -189,7 +193,7 @@ def build_features(
             # read by the pre-check's online features (features.online) instead of recomputing per request;
             # DuckDB with either engine: the feature table is in the warehouse by now
             t0 = time.perf_counter()
-            con.execute(f"CREATE OR REPLACE TABLE {snap.name} AS\n{snapshot_select(snap.sql, as_of_lit)}")
+            con.execute(f"CREATE OR REPLACE TABLE {snap.name} AS\n{snapshot_select(snap.sql, as_of_lit, codes)}")
             (rows,), = con.execute(f"SELECT count(*) FROM {snap.name}").fetchall()
             written.append(TableResult(snap.name, int(rows), len(snap.columns), round(time.perf_counter() - t0, 2)))
         if written:
@@ -250,9 +254,9 @@ def feature_select(table: FeatureTable, as_of: str) -> str:
     return render((SQL_DIR / table.sql).read_text(encoding="utf-8"), as_of=as_of)
 
 
-def snapshot_select(sql_file: str, as_of: str) -> str:
+def snapshot_select(sql_file: str, as_of: str, codes: dict[str, str] | None = None) -> str:
     """A snapshot table's SQL (``catalogue.SNAPSHOTS``) with ``as_of`` filled in (DuckDB dialect)."""
-    return render((SQL_DIR / sql_file).read_text(encoding="utf-8"), as_of=as_of, **_care_codes())
+    return render((SQL_DIR / sql_file).read_text(encoding="utf-8"), as_of=as_of, **(codes or care_codes()))
 
 
 def rule_hits_select(key: str) -> str:
@@ -336,7 +340,7 @@ class DuckDBEngine(Engine):
 
 
 def _run(eng: Engine, warehouse: Path, names: tuple[str, ...], as_of: str, progress: Progress | None,
-         t_start: float) -> FeatureReport:
+         t_start: float, codes: dict[str, str]) -> FeatureReport:
     blocks = stage_blocks()
     total = len(blocks) + len(names)
     done = 0
@@ -345,7 +349,7 @@ def _run(eng: Engine, warehouse: Path, names: tuple[str, ...], as_of: str, progr
         eng.empty_rule_hits()
     had_graph = eng.has_table(GRAPH_TABLE)
     for name, sql in blocks:
-        eng.stage(name, render(sql, as_of=as_of, **_care_codes()))
+        eng.stage(name, render(sql, as_of=as_of, **codes))
         done += 1
         if progress:
             progress(name, done, total)
@@ -375,12 +379,13 @@ def _run(eng: Engine, warehouse: Path, names: tuple[str, ...], as_of: str, progr
                          round(time.perf_counter() - t_start, 2), had_hits, had_graph)
 
 
-def _care_codes() -> dict[str, str]:
-    """The institution grades and the inpatient and emergency med_types as SQL for the staging: the rule
-    config's code sets (``RuleConfig.staging_values``), so that rules and features class visits alike."""
+def care_codes(rule_config=None) -> dict[str, str]:
+    """The institution grades and the inpatient and emergency med_types as SQL for the staging: the code
+    sets of ``rule_config`` (default: the rule config in force; ``RuleConfig.staging_values``), so that
+    rules and features class visits alike."""
     from models.rules.config import active_config
 
-    return active_config().staging_values()
+    return (rule_config or active_config()).staging_values()
 
 
 def _check_columns(table: FeatureTable, got: list[str]) -> None:

@@ -231,11 +231,12 @@ def _graph(settings: Settings, *, graph_config, progress, exports, **_) -> dict:
     return {"method": report.method, "counts": report.counts}
 
 
-def _features(settings: Settings, *, progress, exports, feature_tables=None, **_) -> dict:
+def _features(settings: Settings, *, rules_config, progress, exports, feature_tables=None, **_) -> dict:
     from features.build import build_features
 
     report = build_features(settings.warehouse, progress=progress, engine="spark" if exports else "duckdb",
-                            exports=exports, tables=feature_tables)
+                            exports=exports, tables=feature_tables,
+                            rule_config=_rule_config(settings, rules_config))  # the rules' code sets
     return {"tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in report.tables}}
 
 
@@ -285,11 +286,9 @@ class _SparkRun:
 
 
 def _rule_config(settings: Settings, config):
-    from models.rules.config import DEFAULT_CONFIG, load_config
+    from models.rules.config import active_config
 
-    if config is not None:
-        return config
-    return load_config(settings.rules_config if settings.rules_config.is_file() else DEFAULT_CONFIG)
+    return config if config is not None else active_config(settings)
 
 
 def _inputs(stage: Stage, settings: Settings, *, source, rules_config, bundle_path, model_ref,
