@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=2.0)
     p.add_argument("--workers", type=int, default=2, help="Server processes.")
     p.add_argument("--threads", type=int, default=4, help="Request threads per server process.")
+    p.add_argument("--precheck-workers", type=int, default=0,
+                   help="Serve the pre-check from a server of its own (serving.service:Precheck, as `yibao serve "
+                        "--precheck-only`) with this many processes; 0: the one server answers every route.")
+    p.add_argument("--desk-nice", type=int, default=0,
+                   help="CPU priority (nice) of the server that answers the clue routes (yibao serve --nice).")
     p.add_argument("--generator-processes", type=int, default=2)
     p.add_argument("--generator-threads", type=int, default=16,
                    help="Connections per generator process, for the pre-check and again for the clue routes.")
@@ -100,6 +105,8 @@ def _run(args) -> dict:
     visits = _sample_visits(warehouse, args.visits, args.seed)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    precheck_port = _free_port() if args.precheck_workers > 0 else port
+    precheck_url = f"http://127.0.0.1:{precheck_port}"
     env = {**os.environ, "YIBAO_WAREHOUSE": str(warehouse), "YIBAO_CLUE_DB": f"sqlite:///{db}",
            "YIBAO_BUNDLE": str(bundle), "YIBAO_SERVE_WORKERS": str(args.workers),
            "YIBAO_SERVE_THREADS": str(args.threads), "YIBAO_JOB_DIR": str(work / "jobs"), "BENTOML_DO_NOT_TRACK": "true"}
@@ -107,26 +114,30 @@ def _run(args) -> dict:
         from serving.evidence_export import generate_keypair
 
         env["YIBAO_EVIDENCE_KEY"] = str(generate_keypair(work / "keys")[0])
-    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Screening", "--host", "127.0.0.1",
-            "--port", str(port), "--working-dir", str(ROOT)]
-    log = (work / "server.log").open("wb")
     t_start = time.perf_counter()
-    server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    server = _start_server("Screening", port, env | {"YIBAO_SERVE_NICE": str(args.desk_nice)}, work / "server.log")
+    servers = [server]
+    if args.precheck_workers > 0:
+        servers.append(_start_server("Precheck", precheck_port, env | {"YIBAO_SERVE_WORKERS": str(args.precheck_workers)},
+                                     work / "precheck-server.log"))
     out: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": _machine(),
                  "command": " ".join(sys.argv), "warehouse": str(warehouse), "rows": _rows(warehouse),
-                 "server": {"workers": args.workers, "threads": args.threads},
+                 "server": {"workers": args.workers, "threads": args.threads, "precheck_workers": args.precheck_workers,
+                            "desk_nice": args.desk_nice},
                  "load": {"rate": args.rate, "minutes": args.minutes, "mix": _mix(args.mix),
                           "generator_processes": args.generator_processes, "exports": args.exports}}
     try:
         from bench_serving import _wait_ready  # the sibling script (benchmarks/ is on sys.path when run)
 
         _wait_ready(url, server, work / "server.log", timeout=600)
+        if len(servers) > 1:
+            _wait_ready(precheck_url, servers[1], work / "precheck-server.log", timeout=600)
         out["server"]["start_seconds"] = round(time.perf_counter() - t_start, 1)
         duration = args.minutes * 60
         t0 = time.time() + 3.0  # every generator starts on the same second
         procs = []
         for g in range(args.generator_processes):
-            spec = {"url": url, "t0": t0, "duration": duration, "rate": args.rate / args.generator_processes,
+            spec = {"url": url, "precheck_url": precheck_url, "t0": t0, "duration": duration, "rate": args.rate / args.generator_processes,
                     "threads": args.generator_threads, "mix": _mix(args.mix), "seed": args.seed + 1000 * g,
                     "index": g, "tokens": {"analyst": users["soak-analyst"], "admin": users["soak-admin"]},
                     "visits": str(work / "visits.json"), "clues": pool["all"], "own_clues": pool["moves"][g::args.generator_processes],
@@ -135,7 +146,7 @@ def _run(args) -> dict:
             (work / f"gen-{g}.json").write_text(json.dumps(spec), encoding="utf-8")
             procs.append(subprocess.Popen([sys.executable, __file__, "--generator", str(work / f"gen-{g}.json")]))
         rss: list[tuple[float, float]] = []
-        cpu0 = _cpu_tree_s(server.pid)
+        cpu0 = sum(_cpu_tree_s(x.pid) for x in servers)
         events: dict = {}
         exporter = threading.Thread(target=_exports, args=(url, users, pool["all"], args.exports, t0 + 0.2 * duration,
                                                            events), daemon=True)
@@ -143,7 +154,7 @@ def _run(args) -> dict:
         killed = False
         while any(p.poll() is None for p in procs):
             now = time.time()
-            rss.append((now - t0, _rss_tree_mb(server.pid)))
+            rss.append((now - t0, _sum_or_none([_rss_tree_mb(x.pid) for x in servers])))
             if not killed and args.kill_at >= 0 and now >= t0 + args.kill_at * duration:
                 events["kill"] = _kill_a_worker(server.pid) | {"at_s": round(now - t0, 1)}
                 killed = True
@@ -158,17 +169,21 @@ def _run(args) -> dict:
         out["kill"] = events.get("kill")
         kill_at = (events.get("kill") or {}).get("at_s")
         out["rss"] = _rss_trend(rss, duration, kill_at)
-        out["server"]["cpu_ms_per_request"] = round((_cpu_tree_s(server.pid) - cpu0) * 1000 / max(1, len(results)), 2)
+        cpu = sum(_cpu_tree_s(x.pid) for x in servers) - cpu0
+        out["server"]["cpu_ms_per_request"] = round(cpu * 1000 / max(1, len(results)), 2)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        for x in servers:
+            os.killpg(x.pid, signal.SIGTERM)
+        for x in servers:
+            try:
+                x.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(x.pid, signal.SIGKILL)
     out["writes"] = _check_writes(db, results)
     out["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    out["server"]["log_errors"] = sum(" [ERROR] " in line for line in (work / "server.log").read_text(
-        "utf-8", errors="replace").splitlines())
+    out["server"]["log_errors"] = sum(" [ERROR] " in line for name in ("server.log", "precheck-server.log")
+                                      if (work / name).is_file()
+                                      for line in (work / name).read_text("utf-8", errors="replace").splitlines())
     out["workdir"] = str(work)
     out["verdict"] = _verdict(out)
     return out
@@ -232,6 +247,17 @@ def _sample_visits(warehouse: Path, n: int, seed: int) -> list[dict]:
 # -- a load generator (one process) -------------------------------------------------------------------
 
 
+def _start_server(service: str, port: int, env: dict, log: Path) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "bentoml", "serve", f"serving.service:{service}", "--host", "127.0.0.1",
+            "--port", str(port), "--working-dir", str(ROOT)]
+    return subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            start_new_session=True)
+
+
+def _sum_or_none(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else sum(values)
+
+
 def _generator(spec: dict) -> int:
     """Requests at a fixed rate from ``spec['threads']`` connections for the pre-check and as many for the
     clue routes; one JSON line per request.
@@ -245,7 +271,8 @@ def _generator(spec: dict) -> int:
     rng = random.Random(spec["seed"])
     routes, weights = zip(*spec["mix"].items())
     n = int(spec["duration"] * spec["rate"])
-    host, port = spec["url"].removeprefix("http://").split(":")
+    address = {kind: spec[key].removeprefix("http://").split(":") for kind, key in
+               (("precheck", "precheck_url"), ("clues", "url"))}
     kinds = rng.choices(routes, weights=weights, k=n)
     queues = {"precheck": [i for i in range(n) if kinds[i] == "precheck"],
               "clues": [i for i in range(n) if kinds[i] != "precheck"]}
@@ -254,7 +281,8 @@ def _generator(spec: dict) -> int:
     movers = _Movers(spec["own_clues"], spec["index"])
     seq = iter(range(10**9))
 
-    def worker(k: int, slots: list[int]) -> None:
+    def worker(k: int, slots: list[int], to: str) -> None:
+        host, port = address[to]
         conn = _Conn(host, int(port))
         local = random.Random(spec["seed"] * 100 + k)
         while True:
@@ -278,8 +306,8 @@ def _generator(spec: dict) -> int:
             with lock:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-    threads = [threading.Thread(target=worker, args=(k + j * spec["threads"], slots), daemon=True)
-               for j, slots in enumerate(queues.values()) for k in range(spec["threads"])]
+    threads = [threading.Thread(target=worker, args=(k + j * spec["threads"], slots, to), daemon=True)
+               for j, (to, slots) in enumerate(queues.items()) for k in range(spec["threads"])]
     for t in threads:
         t.start()
     for t in threads:

@@ -2,8 +2,9 @@
 
 The command checks what the service will load, puts the choices in the environment the service reads
 (``YIBAO_WAREHOUSE``, ``YIBAO_CLUE_DB``, ``MLFLOW_TRACKING_URI``, ``YIBAO_BUNDLE``, ``YIBAO_MODEL_REF``,
-``YIBAO_SERVE_WORKERS``, ``YIBAO_SERVE_THREADS``) and replaces itself with
-``bentoml serve serving.service:Screening`` — the same server as running that command by hand.
+``YIBAO_SERVE_WORKERS``, ``YIBAO_SERVE_THREADS``, ``YIBAO_SERVE_NICE``) and replaces itself with
+``bentoml serve serving.service:Screening`` (``serving.service:Precheck`` with ``--precheck-only``) — the
+same server as running that command by hand.
 BentoML's usage tracking is switched off (``BENTOML_DO_NOT_TRACK``): a fund-supervision server does not
 report to a third party.
 """
@@ -24,10 +25,12 @@ __all__ = ["serve_command", "serve_argv"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def serve_argv(host: str, port: int) -> list[str]:
-    """The command line of the server: ``python -m bentoml serve serving.service:Screening ...``."""
-    return [sys.executable, "-m", "bentoml", "serve", "serving.service:Screening", "--host", host, "--port",
-            str(port), "--working-dir", str(PROJECT_ROOT)]
+def serve_argv(host: str, port: int, *, precheck_only: bool = False) -> list[str]:
+    """The command line of the server: ``python -m bentoml serve serving.service:Screening ...``
+    (``serving.service:Precheck``, the pre-check and scoring alone, with ``precheck_only``)."""
+    service = "serving.service:Precheck" if precheck_only else "serving.service:Screening"
+    return [sys.executable, "-m", "bentoml", "serve", service, "--host", host, "--port", str(port),
+            "--working-dir", str(PROJECT_ROOT)]
 
 
 def serve_command(
@@ -41,10 +44,19 @@ def serve_command(
     port: int = typer.Option(3000, help="Port."),
     workers: int = typer.Option(1, min=1, help="Server processes (each loads the model and the rule checker)."),
     threads: int = typer.Option(4, min=1, help="Request threads per process."),
+    precheck_only: bool = typer.Option(False, "--precheck-only", help="Only POST /precheck and POST /score "
+                                       "(the hospitals' interface), in processes of their own; run the desk "
+                                       "(clue API, page) as a second `yibao serve` on another port."),
+    nice: int = typer.Option(0, min=0, max=19, help="Lower the CPU priority of this server's processes (e.g. "
+                             "10 for the desk beside a --precheck-only server on the same machine)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the command and settings, do not start."),
     dev: bool = DEV_OPT,
 ) -> None:
     """启动服务 start the service: POST /precheck, POST /score, the clue API /api and the page /ui.
+
+    With ``--precheck-only``, the hospitals' interface alone (预审接口: /precheck, /score): a second server
+    for the hospitals' network, so that the investigators' desk neither shares processes with it nor is
+    reachable from there.
 
     Refuses the public development pseudonym key unless ``--dev``: set YIBAO_PSEUDONYM_KEY, or keep the
     key file beside the warehouse (``yibao demo`` makes one).
@@ -59,7 +71,7 @@ def serve_command(
                       "will answer 503 until it exists; the clue API works")
     env = dict(os.environ)
     env.update({"YIBAO_WAREHOUSE": str(s.warehouse.resolve()), "YIBAO_MODEL_REF": model,
-                "YIBAO_SERVE_WORKERS": str(workers), "YIBAO_SERVE_THREADS": str(threads),
+                "YIBAO_SERVE_WORKERS": str(workers), "YIBAO_SERVE_THREADS": str(threads), "YIBAO_SERVE_NICE": str(nice),
                 "BENTOML_DO_NOT_TRACK": "true"})
     if dev:
         env["YIBAO_DEV"] = "1"  # the service checks the key again (bentoml serve by hand)
@@ -70,10 +82,14 @@ def serve_command(
         env["YIBAO_RULES_CONFIG"] = str(s.rules_config.resolve())
     if bundle is not None:
         env["YIBAO_BUNDLE"] = str(bundle.resolve())
-    argv = serve_argv(host, port)
+    argv = serve_argv(host, port, precheck_only=precheck_only)
     store = (clue_db or s.clue_db_url).split("@")[-1]  # never print a password
-    console.print(f"服务 service: http://{host}:{port}  页面 page: http://{host}:{port}/ui  "
-                  f"接口文档 OpenAPI: /api/openapi.json")
+    if precheck_only:
+        console.print(f"预审接口 pre-check: http://{host}:{port}/precheck  评分 score: /score  "
+                      f"接口文档 OpenAPI: /docs.json")
+    else:
+        console.print(f"服务 service: http://{host}:{port}  页面 page: http://{host}:{port}/ui  "
+                      f"接口文档 OpenAPI: /api/openapi.json")
     console.print(f"仓库 warehouse: {s.warehouse}  线索库 clue store: {store}  模型 model: "
                   f"{bundle if bundle else model + ' @ ' + env['MLFLOW_TRACKING_URI']}")
     if dry_run:

@@ -55,7 +55,7 @@ from serving.schemas import Diagnoses, FeeLines, ScoreItems, Settlement, VisitRo
 from serving.scoring import precheck_visit, score_settlements, visit_error_problem
 from serving.timeout import install as install_request_timeout
 
-__all__ = ["Screening"]
+__all__ = ["Screening", "Precheck"]
 
 log = logging.getLogger("yibao.serving")
 
@@ -99,72 +99,112 @@ clue_api = create_clue_api(_runtime)
 ui_app = create_ui_app()
 
 
+def _load(*, jobs: bool) -> Runtime:
+    """What a service process serves with; ``jobs``: also the pool of background evidence exports."""
+    install_log_redaction()
+    niceness = int(os.environ.get("YIBAO_SERVE_NICE") or 0)
+    if niceness > 0:  # behind the pre-check's own processes on a shared machine (yibao serve --nice)
+        os.nice(niceness)
+    bundle = os.environ.get("YIBAO_BUNDLE")
+    runtime = load_runtime(load_settings(), bundle_path=Path(bundle) if bundle else None,
+                           model_ref=os.environ.get("YIBAO_MODEL_REF", "champion"))
+    if jobs and runtime.checker is not None:  # evidence packages read the warehouse
+        folder = os.environ.get("YIBAO_JOB_DIR") or runtime.settings.warehouse.parent / "evidence_jobs"
+        limits = JobLimits(**{k: int(os.environ[v]) for k, v in _JOB_ENV.items() if os.environ.get(v)})
+        runtime.jobs = JobPool(db_url=runtime.settings.clue_db_url, settings=runtime.settings,
+                               folder=Path(folder), limits=limits, model_version=runtime.model_source)
+    runtime.setup_seconds["freeze_heap"] = freeze_heap()
+    log.info("yibao service ready: %s", {k: v for k, v in runtime.status().items() if k != "notes"})
+    return runtime
+
+
+# The routes of both services below, written once: each class makes its own BentoML method of them. A
+# method's name is its function's, so these keep the route's name.
+
+
+def precheck(self, setl: Settlement, lines: FeeLines | None = None,  # type: ignore[valid-type]
+              diagnoses: Diagnoses | None = None, mdtrt: VisitRow | None = None,  # type: ignore[valid-type]
+              mode: Literal["pre", "during"] = "pre") -> JSONAnswer:
+    """预审 one visit: settlement, fee lines, diagnoses (contract field names) → hits, score, reasons.
+
+    Each field is typed and bounded (:mod:`serving.schemas`); a visit that cannot be true (negative
+    amounts on a settlement that is not a refund, a line amount that is not cnt × pric) is a 422 too.
+    """
+    rt = self.runtime
+    if rt.checker is None:
+        raise ServiceUnavailable(rt.notes.get("warehouse", "pre-check not available"))
+    lines, diagnoses = lines or [], diagnoses or []
+    problems = implausible_visit(setl, lines)
+    if problems:
+        raise InvalidRequest(problems)
+    visit = {"setl": setl.model_dump(exclude_none=True), "lines": [x.model_dump(exclude_none=True) for x in lines],
+             "diagnoses": [x.model_dump(exclude_none=True) for x in diagnoses]}
+    if mdtrt is not None:
+        visit["mdtrt"] = mdtrt.model_dump(exclude_none=True)
+    try:
+        return precheck_visit(visit, checker=rt.checker, bundle=rt.bundle, features=rt.features,
+                              online=rt.online, mode=mode, model_note=rt.notes.get("model") or rt.notes.get("features"))
+    except VisitError as e:
+        raise InvalidRequest([visit_error_problem(e)]) from None
+
+
+def score(self, settlements: ScoreItems) -> JSONAnswers:  # type: ignore[valid-type]
+    """评分 settlements: ``{"setl_id": ...}`` or ``{"features": {...}}`` each → P(fraud), in order.
+
+    Concurrent requests are merged into one model call (adaptive batching). The latency cap is
+    generous: BentoML drops (503) a queued request whose estimated wait exceeds it, and a batch
+    reading older settlements from the warehouse can take a second on a busy machine.
+    """
+    rt = self.runtime
+    if rt.bundle is None or "setl" not in rt.bundle.scorers:
+        raise ServiceUnavailable(rt.notes.get("model", "no settlement model loaded"))
+    items = [x.model_dump(exclude_none=True) if hasattr(x, "model_dump") else x for x in settlements]
+    return score_settlements(items, bundle=rt.bundle, features=rt.features)
+
+
+def close(self) -> None:
+    self.runtime.close()
+
+
+_SERVICE = {"workers": int(os.environ.get("YIBAO_SERVE_WORKERS", "1")),
+            "threads": int(os.environ.get("YIBAO_SERVE_THREADS", "4")), "traffic": {"timeout": 60}}
+
+
 @bentoml.asgi_app(clue_api, path="/api", name="clue_api")
 @bentoml.asgi_app(ui_app, path="/ui", name="ui")
-@bentoml.service(name="yibao_screening", workers=int(os.environ.get("YIBAO_SERVE_WORKERS", "1")),
-                 threads=int(os.environ.get("YIBAO_SERVE_THREADS", "4")), traffic={"timeout": 60})
+@bentoml.service(name="yibao_screening", **_SERVICE)
 class Screening:
     """医保基金反欺诈筛查服务: pre-check, scoring, clues (see the module docstring)."""
 
     def __init__(self) -> None:
-        install_log_redaction()
-        bundle = os.environ.get("YIBAO_BUNDLE")
-        self.runtime = load_runtime(load_settings(), bundle_path=Path(bundle) if bundle else None,
-                                    model_ref=os.environ.get("YIBAO_MODEL_REF", "champion"))
-        if self.runtime.checker is not None:  # evidence packages read the warehouse
-            folder = os.environ.get("YIBAO_JOB_DIR") or self.runtime.settings.warehouse.parent / "evidence_jobs"
-            limits = JobLimits(**{k: int(os.environ[v]) for k, v in _JOB_ENV.items() if os.environ.get(v)})
-            self.runtime.jobs = JobPool(db_url=self.runtime.settings.clue_db_url, settings=self.runtime.settings,
-                                        folder=Path(folder), limits=limits, model_version=self.runtime.model_source)
-        self.runtime.setup_seconds["freeze_heap"] = freeze_heap()
-        log.info("yibao service ready: %s", {k: v for k, v in self.runtime.status().items() if k != "notes"})
+        self.runtime = _load(jobs=True)
 
-    @bentoml.api(route="/precheck")
-    def precheck(self, setl: Settlement, lines: FeeLines | None = None,  # type: ignore[valid-type]
-                 diagnoses: Diagnoses | None = None, mdtrt: VisitRow | None = None,  # type: ignore[valid-type]
-                 mode: Literal["pre", "during"] = "pre") -> JSONAnswer:
-        """预审 one visit: settlement, fee lines, diagnoses (contract field names) → hits, score, reasons.
+    precheck = bentoml.api(route="/precheck")(precheck)
+    score = bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)(score)
+    close = bentoml.on_shutdown(close)
 
-        Each field is typed and bounded (:mod:`serving.schemas`); a visit that cannot be true (negative
-        amounts on a settlement that is not a refund, a line amount that is not cnt × pric) is a 422 too.
-        """
-        rt = self.runtime
-        if rt.checker is None:
-            raise ServiceUnavailable(rt.notes.get("warehouse", "pre-check not available"))
-        lines, diagnoses = lines or [], diagnoses or []
-        problems = implausible_visit(setl, lines)
-        if problems:
-            raise InvalidRequest(problems)
-        visit = {"setl": setl.model_dump(exclude_none=True), "lines": [x.model_dump(exclude_none=True) for x in lines],
-                 "diagnoses": [x.model_dump(exclude_none=True) for x in diagnoses]}
-        if mdtrt is not None:
-            visit["mdtrt"] = mdtrt.model_dump(exclude_none=True)
-        try:
-            return precheck_visit(visit, checker=rt.checker, bundle=rt.bundle, features=rt.features,
-                                  online=rt.online, mode=mode, model_note=rt.notes.get("model") or rt.notes.get("features"))
-        except VisitError as e:
-            raise InvalidRequest([visit_error_problem(e)]) from None
 
-    @bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)
-    def score(self, settlements: ScoreItems) -> JSONAnswers:  # type: ignore[valid-type]
-        """评分 settlements: ``{"setl_id": ...}`` or ``{"features": {...}}`` each → P(fraud), in order.
+@bentoml.service(name="yibao_precheck", **_SERVICE)
+class Precheck:
+    """预审接口 the hospitals' interface alone: ``POST /precheck`` and ``POST /score``, nothing else.
 
-        Concurrent requests are merged into one model call (adaptive batching). The latency cap is
-        generous: BentoML drops (503) a queued request whose estimated wait exceeds it, and a batch
-        reading older settlements from the warehouse can take a second on a busy machine.
-        """
-        rt = self.runtime
-        if rt.bundle is None or "setl" not in rt.bundle.scorers:
-            raise ServiceUnavailable(rt.notes.get("model", "no settlement model loaded"))
-        items = [x.model_dump(exclude_none=True) if hasattr(x, "model_dump") else x for x in settlements]
-        return score_settlements(items, bundle=rt.bundle, features=rt.features)
+    The same routes and answers as :class:`Screening`'s, in processes of their own: the clue desk's
+    requests, its store writes and its evidence exports do not share a process (an interpreter lock, a
+    thread pool) with the pre-check, and the desk can run at a lower CPU priority
+    (``yibao serve --nice``) so that on a shared machine the pre-check is served first. Run it with
+    ``yibao serve --precheck-only`` (``bentoml serve serving.service:Precheck``) beside the desk.
+    """
 
-    @bentoml.on_shutdown
-    def close(self) -> None:
-        self.runtime.close()
+    def __init__(self) -> None:
+        self.runtime = _load(jobs=False)
+
+    precheck = bentoml.api(route="/precheck")(precheck)
+    score = bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)(score)
+    close = bentoml.on_shutdown(close)
 
 
 Screening.add_asgi_middleware(BearerAuth, authenticate=_authenticator)
+Precheck.add_asgi_middleware(BearerAuth, authenticate=_authenticator)
 
 CLUE_THREADS = 6  # the clue routes' threads per process (ClueThreads below)
 

@@ -257,6 +257,10 @@ class ClueStore:
         self.identity_vault = identity_vault
         self._clock = clock or _now
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # reads (the list, a clue, the statistics) take no write lock: they read one snapshot, then write
+        # their audit entry in a short transaction of its own (:meth:`_reading`)
+        self._readers = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False,
+                                     info={READ_ONLY: True})
 
     def close(self) -> None:
         if self.token_engine is not self.engine:
@@ -361,11 +365,11 @@ class ClueStore:
             raise ValueError(f"limit must be 1..{_MAX_LIMIT} and offset ≥ 0 (got limit={limit}, offset={offset})")
         now = self._clock()
         q = self._filtered(user, now, filters)
-        with self._sessions.begin() as s:
+        with self._readers.begin() as s:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
             rows = s.scalars(q.order_by(*_order(sort, order)).limit(limit).offset(offset))
             items = [self._summary(c, now) for c in rows]
-            self._audit(s, user, "list", None, _filter_audit(filters | {"sort": sort, "order": order})
+        self._audit_now(user, "list", None, _filter_audit(filters | {"sort": sort, "order": order})
                         | {"returned": len(items), "total": total})
         return {"total": total, "limit": limit, "offset": offset, "items": items}
 
@@ -383,11 +387,11 @@ class ClueStore:
             raise ValueError(f"limit must be 1..{MAX_EXPORT_ROWS} (got {limit})")
         now = self._clock()
         q = self._filtered(user, now, filters)
-        with self._sessions.begin() as s:
+        with self._readers.begin() as s:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
             items = [self._summary(c, now) for c in s.scalars(q.order_by(*_order(sort, order)).limit(limit))]
-            self._audit(s, user, "export_list", None, _filter_audit(filters | {"sort": sort, "order": order}) | {
-                "total": total, "clue_ids": [c["id"] for c in items]})
+        self._audit_now(user, "export_list", None, _filter_audit(filters | {"sort": sort, "order": order}) | {
+            "total": total, "clue_ids": [c["id"] for c in items]})
         return {"total": total, "items": items, "truncated": total > len(items)}
 
     def get(self, clue_id: int, user: User) -> dict:
@@ -395,10 +399,10 @@ class ClueStore:
 
         ``allowed_transitions`` lists the moves this user may make now (empty for roles that may not move).
         """
-        with self._sessions.begin() as s:
+        with self._readers.begin() as s:
             c = self._visible_clue(s, clue_id, user, "read_detail")
             detail = self._detail(s, c, user)
-            self._audit(s, user, "read_detail", c.id, {"clue_key": c.clue_key})
+        self._audit_now(user, "read_detail", c.id, {"clue_key": c.clue_key})
         return detail
 
     def statistics(self, user: User, now: datetime | None = None, **filters) -> dict:
@@ -419,10 +423,10 @@ class ClueStore:
                 Clue.amount_at_risk, Clue.confirmed_amount, Clue.recovered_amount, Clue.risk_level, Clue.due_at,
                 Clue.referral_outcome)
         q = self._filtered(user, now, filters)
-        with self._sessions.begin() as s:
+        with self._readers.begin() as s:
             rows = s.execute(q.with_only_columns(*cols)).all()
-            out = _statistics(rows, now, self.sla_days_by_risk)
-            self._audit(s, user, "statistics", None, _filter_audit(filters) | {"total": out["total"]})
+        out = _statistics(rows, now, self.sla_days_by_risk)
+        self._audit_now(user, "statistics", None, _filter_audit(filters) | {"total": out["total"]})
         return out
 
     def overdue(self, user: User, now: datetime | None = None) -> list[dict]:
@@ -658,7 +662,7 @@ class ClueStore:
     def attachment(self, clue_id: int, attachment_id: int, user: User) -> tuple[dict, bytes]:
         """One attachment of a clue the user may see, and its bytes, checked against the SHA-256 recorded
         when it was stored (:class:`AttachmentCorrupted` if they differ); audited as ``read_attachment``."""
-        with self._sessions.begin() as s:
+        with self._readers.begin() as s:
             c = self._visible_clue(s, clue_id, user, "read_detail")
             row = s.scalar(select(ClueAttachment).where(ClueAttachment.clue_id == c.id,
                                                         ClueAttachment.id == attachment_id)) \
@@ -669,8 +673,9 @@ class ClueStore:
             if hashlib.sha256(content).hexdigest() != row.sha256:
                 raise AttachmentCorrupted(f"附件 #{row.id} 的内容与存入时的 SHA-256 不符，不予提供 "
                                           f"(attachment #{row.id} does not match its recorded hash)")
-            self._audit(s, user, "read_attachment", c.id, {"attachment_id": row.id, "sha256": row.sha256})
-            return _attachment(row), content
+            shown = _attachment(row)
+        self._audit_now(user, "read_attachment", c.id, {"attachment_id": shown["id"], "sha256": row.sha256})
+        return shown, content
 
     def _once(self, clue_id: int, user: User, actions: tuple[str, str], key: str | None, fingerprint: str,
               write: Callable[[Session, Clue], dict]) -> dict:
@@ -1065,6 +1070,12 @@ class ClueStore:
         s.add(AuditLog(at=self._clock(), actor=user.username, role=user.role, action=action, clue_id=clue_id,
                        detail=detail))
 
+    def _audit_now(self, user: User, action: str, clue_id: int | None, detail: dict) -> None:
+        """Write one audit entry in a transaction of its own; a read calls it after reading and before it
+        answers, so nothing is shown that the log does not record (and a failed write answers nothing)."""
+        with self._sessions.begin() as s:
+            self._audit(s, user, action, clue_id, detail)
+
     def _visible_clue(self, s: Session, clue_id: int, user: User, action: str, *, lock: bool = False) -> Clue:
         """The clue if ``user`` may see it and do ``action``; a refusal is audited, then raised."""
         if not access.allowed(action, user):
@@ -1081,6 +1092,10 @@ class ClueStore:
     def _refuse(self, s: Session, user: User, action: str, clue_id: int, why: str) -> None:
         # Committed at once: the refusal stays in the log although the caller's transaction then fails.
         # Callers check access before any change of their own, so nothing else is committed with it.
+        if s.info.get(READ_ONLY):  # a read holds no write lock: the refusal gets a transaction of its own
+            s.rollback()  # (after the read's, which may share its one connection: an in-memory store)
+            self._audit_now(user, "denied", clue_id, {"attempted": action, "why": why})
+            return
         self._audit(s, user, "denied", clue_id, {"attempted": action, "why": why})
         s.commit()
 
@@ -1190,12 +1205,14 @@ def _sqlite_begin(conn) -> None:
     # Every transaction of the store writes (at least its audit entry): take the write lock up front, so
     # that two processes moving the same clue run one after the other instead of both reading "verifying"
     # (PostgreSQL gets the same from SELECT ... FOR UPDATE). A connection marked READ_ONLY (the token
-    # check) begins nothing: each of its statements reads a consistent snapshot on its own (WAL).
+    # check, the reads of ClueStore._readers) begins a deferred transaction: its statements read one
+    # snapshot (WAL) and it never waits for, or holds, the write lock.
     #
     # Within a process the writers queue on a lock first (first come, first served), so that only one
     # thread per process waits on SQLite's own lock: its busy handler polls, and under load forty polling
     # threads let some wait past any time-out ("database is locked" after 30 s, seen in the soak test).
     if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
         return
     lock = _WRITE_LOCKS.setdefault(str(conn.engine.url), threading.Lock())
     if not lock.acquire(timeout=WRITE_WAIT_SECONDS):

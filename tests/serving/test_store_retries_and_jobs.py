@@ -16,7 +16,7 @@ import pytest
 
 from serving.clues import User, open_store
 from serving.clues.access import mask_id
-from serving.clues.store import MAX_AMOUNT, IdempotencyConflict, JobNotFound, Replayed, TooManyJobs
+from serving.clues.store import MAX_AMOUNT, ClueNotFound, IdempotencyConflict, JobNotFound, Replayed, TooManyJobs
 
 ADMIN = User("admin1", "admin")
 FULL_WIDTH_ID = "１１０１０５１９４９１２３１００２Ｘ"
@@ -210,4 +210,48 @@ def test_a_token_check_does_not_wait_for_the_connections_that_writers_hold(tmp_p
     for con in held:
         con.close()
     assert not waited and answer == [User("li", "analyst", "")]
+    store.close()
+
+
+def test_a_read_does_its_work_outside_the_write_lock_and_audits_before_it_answers(tmp_path, monkeypatch):
+    # A read (the list, a clue, the statistics) writes an audit entry. It used to take the write lock for
+    # the whole read: on SQLite one writer at a time, so every read queued behind every other and held
+    # the lock while it built its answer in Python. Now it reads a snapshot without the lock, then writes
+    # its entry in a short transaction of its own, before it answers.
+    import serving.clues.store as store_module
+
+    url = f"sqlite:///{tmp_path / 'clues.db'}"
+    store = open_store(url)
+    store.upsert_clues("run-1", [{"entity_type": "fixmedins", "entity_id": "H1", "entity_name": "甲医院",
+                                  "region": "110101", "p_fraud": 0.9, "amount_at_risk": 1000.0,
+                                  "typologies": ["fake_treatment"], "sources": ["model"], "reasons": [],
+                                  "rule_hits": [], "evidence": {}}])
+    analyst = User("li", "analyst", "")
+    lock = store_module._WRITE_LOCKS[url]
+    held_while_building: list[bool] = []
+    building = store_module._statistics
+
+    def watched(*a, **kw):
+        held_while_building.append(lock.locked())
+        return building(*a, **kw)
+
+    monkeypatch.setattr(store_module, "_statistics", watched)
+    summary = store._summary
+
+    def watched_summary(*a, **kw):
+        held_while_building.append(lock.locked())
+        return summary(*a, **kw)
+
+    monkeypatch.setattr(store, "_summary", watched_summary)
+    before = len(store.audit_log())
+    assert store.statistics(analyst)["total"] == 1
+    clue_id = store.list(analyst)["items"][0]["id"]
+    assert store.get(clue_id, analyst)["entity_id"] == "H1"
+    assert held_while_building and not any(held_while_building)
+    assert len(store.audit_log()) == before + 3
+    assert {e["action"] for e in store.audit_log(clue_id=clue_id)} >= {"read_detail"}
+
+    with pytest.raises(ClueNotFound):  # a refused read is still audited
+        store.get(clue_id + 1, analyst)
+    assert store.audit_log()[-1]["action"] == "denied"
     store.close()
