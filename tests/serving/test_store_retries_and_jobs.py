@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -136,8 +137,27 @@ def _scheduling_of_a_child_that_asks_for_more() -> dict:
 
     code = ("import os\ntry:\n    os.setpriority(os.PRIO_PROCESS, 0, 0)\nexcept OSError:\n    pass\n"
             "print(os.sched_getscheduler(0))")
+    code += "\nprint(open('/proc/self/cgroup').read())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return {"self": os.sched_getscheduler(0), "child": int(child.stdout), "idle": os.SCHED_IDLE}
+    policy, groups = child.stdout.split("\n", 1)
+    return {"self": os.sched_getscheduler(0), "child": int(policy), "idle": os.SCHED_IDLE,
+            "self_group": _cpu_group(open("/proc/self/cgroup").read()), "child_group": _cpu_group(groups)}
+
+
+def _cpu_group(proc_cgroup: str) -> str | None:
+    """The CPU control group in a /proc/<pid>/cgroup text (cgroup v1's cpu controller), or None."""
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and "cpu" in parts[1].split(","):
+            return parts[2]
+    return None
+
+
+def _idle_group_possible() -> bool:
+    import os
+    from pathlib import Path
+
+    return os.geteuid() == 0 and (Path("/sys/fs/cgroup/cpu") / "cpu.idle").is_file()
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="the idle class is Linux's")
@@ -153,6 +173,9 @@ def test_background_work_and_what_it_starts_stay_in_the_idle_class(tmp_path):
         pool.close()
     assert seen["self"] == seen["idle"]
     assert seen["child"] == seen["idle"]  # a renice by the child does not take it out of the class
+    if _idle_group_possible():  # and both are in the idle CPU group, which holds across session groups
+        assert seen["self_group"] == seen["child_group"] == "/yibao-background"
+        assert Path("/sys/fs/cgroup/cpu/yibao-background/cpu.idle").read_text().strip() == "1"
 
 
 def _scheduling_inside_a_store_transaction(db_url: str) -> dict:
@@ -169,8 +192,10 @@ def _scheduling_inside_a_store_transaction(db_url: str) -> dict:
     lifted = lift_priority_in_transactions(store.engine)
     with store.engine.begin() as conn:
         conn.execute(text("SELECT 1"))
-        inside = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
-    after = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+        inside = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0),
+                  _cpu_group(open("/proc/thread-self/cgroup").read()))
+    after = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0),
+             _cpu_group(open("/proc/thread-self/cgroup").read()))
     return {"lifted": lifted, "inside": inside, "after": after}
 
 
@@ -191,8 +216,10 @@ def test_a_background_store_transaction_runs_in_the_normal_class(tmp_path):
     finally:
         pool.close()
     assert seen["lifted"] is True
-    assert seen["inside"] == (os.SCHED_OTHER, 0)
-    assert seen["after"] == (os.SCHED_IDLE, 10)
+    assert seen["inside"][:2] == (os.SCHED_OTHER, 0)
+    assert seen["after"][:2] == (os.SCHED_IDLE, 10)
+    if _idle_group_possible():  # out of the idle CPU group for the transaction, back in after it
+        assert seen["inside"][2] == "/" and seen["after"][2] == "/yibao-background"
 
 
 def test_a_token_check_does_not_wait_for_the_connections_that_writers_hold(tmp_path):
