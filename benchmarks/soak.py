@@ -1,12 +1,17 @@
 """Soak and fault test of the service (持续负载与故障测试): mixed traffic at a fixed rate, a worker killed mid-run.
 
     .venv/bin/python benchmarks/soak.py --demo /tmp/sv/demo --rate 30 --minutes 2 --workers 2 \\
-        [--exports 8] [--kill-at 0.5] [--generator-processes 2] [--out soak.json]
+        [--exports 8] [--kill-at 0.5] [--generator-processes 2] [--out soak.json] \\
+        [--precheck-workers 2 --desk-nice 10]
 
 1. Takes a demo's warehouse, scorer bundle and clue store (``yibao demo --workdir DIR``; or ``--warehouse``,
    ``--bundle``, ``--clues-db``). The clue store is copied, so the demo's stays as it was; the soak's users
    (an analyst, an administrator, four export analysts) are added to the copy.
-2. Starts the real server (``python -m bentoml serve serving.service:Screening``) with ``--workers``.
+2. Starts the real server (``python -m bentoml serve serving.service:Screening``) with ``--workers``; with
+   ``--precheck-workers N`` also the hospitals' interface alone (``serving.service:Precheck``, as ``yibao
+   serve --precheck-only``) with N processes, which then gets the pre-checks; ``--desk-nice`` lowers the
+   first server's CPU priority, and that of its session's CPU group (Linux autogroup), as a service
+   manager's CPU weight would.
 3. Sends mixed traffic at ``--rate`` requests per second for ``--minutes`` from ``--generator-processes``
    separate processes, open loop: request *i* of a process is due at ``t0 + i / rate``; its latency is
    counted from when it was due, so a server that falls behind shows it. Pre-checks (hospitals' systems)

@@ -3,7 +3,7 @@
 An evidence package with its PDF takes seconds to tens of seconds (the case graph, the report, headless
 Chromium). Run in the request workers, eight at once held the pre-check up for hundreds of milliseconds.
 :class:`JobPool` runs them instead in at most ``processes`` background processes per service worker,
-started on first use in the idle CPU class (``SCHED_IDLE``) at a lower priority (``nice``), so that on a
+started with the service in the idle CPU class (``SCHED_IDLE``) at a lower priority (``nice``), so that on a
 busy machine the request workers are served first; each process imports only what the export needs.
 
 Why the idle class and not ``nice`` alone: Chromium sets its own processes' and threads' priorities
@@ -106,9 +106,14 @@ class JobPool:
         export: a new process imports its stack at the normal priority before it can lower its own, and
         at the first exports of a busy day that was seconds of CPU taken from the pre-check (soak: p99 384
         ms in the first 10 s of eight exports, 75–111 ms after)."""
-        futures = [self._pool().submit(_ready) for _ in range(self.limits.processes)]
-        for f in futures:
-            f.result(timeout=300)
+        try:
+            futures = [self._pool().submit(_ready) for _ in range(self.limits.processes)]
+            for f in futures:
+                f.result(timeout=300)
+        except Exception as e:  # noqa: BLE001  (the service serves without; the first export tries again)
+            log.warning("后台进程未能启动 (background processes did not start: %s); the first export will try again",
+                        type(e).__name__)
+            self.close()
 
     def result_path(self, job_id: str) -> Path:
         """Where the finished package of ``job_id`` is (it may have been deleted after ``keep_hours``)."""

@@ -104,21 +104,12 @@ def served(request):
 def served_alone(service_data, tmp_path_factory):
     """A server of its own on a fresh SQLite clue store (for the API fuzz test, which moves and comments
     clues at random and must not disturb the shared servers' clues)."""
-    from served import Served, bentoml_argv, free_port, launch_server, seed_store, server_env, wait_ready
+    from served import bentoml_argv, serving_alone
 
     folder = tmp_path_factory.mktemp("served_alone")
-    db_url = f"sqlite:///{folder / 'clues.db'}"
-    tokens, ids = seed_store(db_url, service_data)
-    port = free_port()
-    proc = launch_server(bentoml_argv(port), server_env(service_data, db_url) | {"YIBAO_JOB_DIR": str(folder / "jobs")},
-                         folder / "server.log")
-    served = Served("sqlite", f"http://127.0.0.1:{port}", db_url, tokens, ids, folder / "server.log", service_data,
-                    proc)
-    try:
-        wait_ready(proc, port, served.log_path)
+    with serving_alone(service_data, folder, lambda port, _db: bentoml_argv(port),
+                       {"YIBAO_JOB_DIR": str(folder / "jobs")}) as served:
         yield served
-    finally:
-        served.stop()
 
 
 # -- the main job on `small` (tests/serving/test_end_to_end_small.py, test_evidence.py) --------------------

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -138,6 +140,23 @@ def seed_store(db_url: str, data: ServiceData) -> tuple[dict[str, str], dict[str
     assert rings, f"the screening found no ring: {[_key(c) for c in data.clues]}"
     ids["ring"] = keys[_key(rings[0])]
     return tokens, ids
+
+
+@contextmanager
+def serving_alone(data: ServiceData, folder: Path, argv: Callable[[int, str], list[str]],
+                  env: dict[str, str] | None = None) -> Iterator[Served]:
+    """A server of its own on a fresh SQLite clue store in ``folder``, started by ``argv(port, db_url)``,
+    ready; stopped on leaving."""
+    db_url = f"sqlite:///{folder / 'clues.db'}"
+    tokens, ids = seed_store(db_url, data)
+    port = free_port()
+    proc = launch_server(argv(port, db_url), server_env(data, db_url) | (env or {}), folder / "server.log")
+    served = Served("sqlite", f"http://127.0.0.1:{port}", db_url, tokens, ids, folder / "server.log", data, proc)
+    try:
+        wait_ready(proc, port, served.log_path)
+        yield served
+    finally:
+        served.stop()
 
 
 def launch_server(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:

@@ -20,23 +20,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def precheck_only(service_data, tmp_path_factory):
-    from served import Served, free_port, launch_server, seed_store, server_env, wait_ready
+    from served import serving_alone
 
-    folder = tmp_path_factory.mktemp("precheck_only")
-    db_url = f"sqlite:///{folder / 'clues.db'}"
-    tokens, ids = seed_store(db_url, service_data)
-    port = free_port()
-    argv = [str(Path(sys.executable).with_name("yibao")), "serve", "--precheck-only", "--nice", "5",
-            "--warehouse", str(service_data.warehouse), "--db", db_url, "--bundle", str(service_data.bundle),
-            "--port", str(port), "--dev"]
-    proc = launch_server(argv, server_env(service_data, db_url), folder / "server.log")
-    served = Served("sqlite", f"http://127.0.0.1:{port}", db_url, tokens, ids, folder / "server.log", service_data,
-                    proc)
-    try:
-        wait_ready(proc, port, served.log_path)
+    def argv(port: int, db_url: str) -> list[str]:
+        return [str(Path(sys.executable).with_name("yibao")), "serve", "--precheck-only", "--nice", "5",
+                "--warehouse", str(service_data.warehouse), "--db", db_url, "--bundle", str(service_data.bundle),
+                "--port", str(port), "--dev"]
+
+    with serving_alone(service_data, tmp_path_factory.mktemp("precheck_only"), argv) as served:
         yield served
-    finally:
-        served.stop()
 
 
 def _visit(served, sql: str) -> dict:
