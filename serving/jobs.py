@@ -101,11 +101,15 @@ class JobPool:
         self._cleanup()
         return job, future
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
         """Start the background processes now (the service calls this as it starts), not at the first
         export: a new process imports its stack at the normal priority before it can lower its own, and
         at the first exports of a busy day that was seconds of CPU taken from the pre-check (soak: p99 384
-        ms in the first 10 s of eight exports, 75–111 ms after)."""
+        ms in the first 10 s of eight exports, 75–111 ms after). ``wait=False``: in a thread of its own,
+        so that the service is ready meanwhile."""
+        if not wait:
+            threading.Thread(target=self.start, daemon=True, name="start-background-pool").start()
+            return
         try:
             futures = [self._pool().submit(_ready) for _ in range(self.limits.processes)]
             for f in futures:

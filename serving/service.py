@@ -113,7 +113,7 @@ def _load(*, jobs: bool) -> Runtime:
         limits = JobLimits(**{k: int(os.environ[v]) for k, v in _JOB_ENV.items() if os.environ.get(v)})
         runtime.jobs = JobPool(db_url=runtime.settings.clue_db_url, settings=runtime.settings,
                                folder=Path(folder), limits=limits, model_version=runtime.model_source)
-        runtime.jobs.start()
+        runtime.jobs.start(wait=False)  # the service is ready meanwhile
     runtime.setup_seconds["freeze_heap"] = freeze_heap()
     log.info("yibao service ready: %s", {k: v for k, v in runtime.status().items() if k != "notes"})
     return runtime
