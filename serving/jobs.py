@@ -213,7 +213,8 @@ def _reads(path: Path, value: str) -> bool:
 
 
 def _own_cpu_cgroup() -> Path | None:
-    """The folder of the CPU control group this thread is in (cgroup v1 ``cpu`` or v2), or None."""
+    """The folder of the cgroup-v1 ``cpu`` control group this thread is in, or None (no v1 ``cpu``
+    controller: on cgroup v2 a thread cannot leave its group alone, and its transactions keep the group)."""
     try:
         lines = Path("/proc/thread-self/cgroup").read_text().splitlines()
     except OSError:

@@ -167,6 +167,7 @@ def close(self) -> None:
     self.runtime.close()
 
 
+_SCORE_ROUTE = {"route": "/score", "batchable": True, "max_batch_size": 1000, "max_latency_ms": 20_000}
 _SERVICE = {"workers": int(os.environ.get("YIBAO_SERVE_WORKERS", "1")),
             "threads": int(os.environ.get("YIBAO_SERVE_THREADS", "4")), "traffic": {"timeout": 60}}
 
@@ -181,7 +182,7 @@ class Screening:
         self.runtime = _load(jobs=True)
 
     precheck = bentoml.api(route="/precheck")(precheck)
-    score = bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)(score)
+    score = bentoml.api(**_SCORE_ROUTE)(score)
     close = bentoml.on_shutdown(close)
 
 
@@ -200,7 +201,7 @@ class Precheck:
         self.runtime = _load(jobs=False)
 
     precheck = bentoml.api(route="/precheck")(precheck)
-    score = bentoml.api(route="/score", batchable=True, max_batch_size=1000, max_latency_ms=20_000)(score)
+    score = bentoml.api(**_SCORE_ROUTE)(score)
     close = bentoml.on_shutdown(close)
 
 

@@ -258,7 +258,7 @@ class ClueStore:
         self._clock = clock or _now
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         # reads (the list, a clue, the statistics) take no write lock: they read one snapshot, then write
-        # their audit entry in a short transaction of its own (:meth:`_reading`)
+        # their audit entry in a short transaction of its own (:meth:`_audit_now`)
         self._readers = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False,
                                      info={READ_ONLY: True})
 
@@ -674,7 +674,7 @@ class ClueStore:
                 raise AttachmentCorrupted(f"附件 #{row.id} 的内容与存入时的 SHA-256 不符，不予提供 "
                                           f"(attachment #{row.id} does not match its recorded hash)")
             shown = _attachment(row)
-        self._audit_now(user, "read_attachment", c.id, {"attachment_id": shown["id"], "sha256": row.sha256})
+        self._audit_now(user, "read_attachment", c.id, {"attachment_id": row.id, "sha256": row.sha256})
         return shown, content
 
     def _once(self, clue_id: int, user: User, actions: tuple[str, str], key: str | None, fingerprint: str,
