@@ -15,7 +15,9 @@ be read as a whole (encoding, delimiter, duplicate header, missing required colu
 file) is refused with its cause; its rows count as ``refused``.
 
 The source is a folder with, per table, ``<table>.parquet``, ``<table>.csv`` or a sub-folder
-``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order. CSV has a header and is read
+``<table>/`` of ``*.parquet`` or ``*.csv`` part files read in sorted order, directly or in a lake's
+partition folders (``<table>/month=2024-01/region=220102/part-00000.parquet``, as ``yibao simulate
+--layout lake`` writes them; the partition values are not read as columns). CSV has a header and is read
 as text, so codes keep their leading zeros and bad values can be named; it may be UTF-8 (with or without
 a byte-order mark) or GB18030/GBK, decided per file (``features.encoding``; GBK is read through a UTF-8
 copy).
@@ -401,7 +403,7 @@ def find_sources(source: Path) -> tuple[dict[str, TableSource], dict[str, str], 
         if path.is_file():
             found[name] = TableSource(name, "parquet" if path.suffix == ".parquet" else "csv", (path,))
             continue
-        parts = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+        parts = _part_files(path)
         parquet = [p for p in parts if p.name.endswith(".parquet")]
         csv = [p for p in parts if p.name.endswith((".csv", ".csv.gz"))]
         if parquet and csv:
@@ -421,6 +423,21 @@ def find_sources(source: Path) -> tuple[dict[str, TableSource], dict[str, str], 
 
 
 # -- private ----------------------------------------------------------------------------------------
+
+
+def _part_files(folder: Path) -> list[Path]:
+    """The part files of a table folder in path order: the folder's own, and those of a lake's partition
+    folders below it (``month=2024-01/region=220102/part-00000.parquet``: every folder named key=value).
+    Names starting with ``.`` or ``_`` (``_SUCCESS``, ``.crc``) are not parts."""
+    out: list[Path] = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith((".", "_")):
+            continue
+        if p.is_file():
+            out.append(p)
+        elif p.is_dir() and "=" in p.name:
+            out.extend(_part_files(p))
+    return out
 
 
 class _TableError(Exception):
@@ -1257,7 +1274,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
     for path in paths:
         _check_parquet_ends(path)
     for path in paths:
-        cols = _describe(con, f"SELECT * FROM read_parquet({sql_str(path)})", path)
+        cols = _describe(con, f"SELECT * FROM read_parquet({sql_str(path)}, hive_partitioning = false)", path)
         _require(spec, path, cols)
     file_list = "[" + ", ".join(sql_str(p) for p in paths) + "]"
     try:
@@ -1268,7 +1285,8 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
     for path in paths:
         offsets.append(total)
         total += int(counts.get(path, 0))
-    scan = f"read_parquet({file_list}, union_by_name = true, file_row_number = true)"
+    # A lake's partition folders (month=…/region=…) are not columns: the files hold every field.
+    scan = f"read_parquet({file_list}, union_by_name = true, file_row_number = true, hive_partitioning = false)"
     cols = _describe(con, f"SELECT * FROM {scan}", ", ".join(paths))
     # Columns that every file has and whose statistics count no NULL in any row group.
     never_null = set()

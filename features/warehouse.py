@@ -90,8 +90,9 @@ _LISTED = ("table_name", "row_key", "row_number", "field", "reason_code", "reaso
 # DuckDB adds DOUBLEs in parallel in whatever order its threads finish, so sums, averages and standard
 # deviations differ in their last bits from run to run (``amt_365`` by up to 6e-11 on 3,188 persons of the
 # demo region, the co-visit null model's expected counts alike); LightGBM then grows other trees and the
-# clue list changes by a clue. With one thread the order is the scan order, so the feature build and the
-# graph's projections run with this many: the same warehouse gives the same features on any machine.
+# clue list changes by a clue. With one thread the order is the scan order, so the feature build runs
+# with this many: the same warehouse gives the same features on any machine. (The graph's projection adds
+# its null model's terms as DECIMAL instead and runs on every core: ``features.graph.projection._exact_sum``.)
 # Money summed from tables whose row order varies between runs (rule hits) is summed as DECIMAL, exact.
 # Cost: demo region features 8.5 s -> 9.9 s; city in docs/benchmarks.md ("Features").
 DETERMINISTIC_THREADS = 1
@@ -105,7 +106,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
         raise FileNotFoundError(f"仓库文件不存在 (warehouse not found): {path}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"threads": str(threads or _cores()), "memory_limit": _memory_limit()}
+    config = {"threads": str(threads or cores()), "memory_limit": _memory_limit()}
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would draw over the CLI's
     return con
@@ -425,7 +426,8 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The CPUs this process may use (its affinity), at least one."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

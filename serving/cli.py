@@ -125,6 +125,10 @@ def simulate(
     randomise: Optional[int] = typer.Option(None, help="Domain randomisation: draw the scenario config's rates, "
                                             "intensities, look-alikes and institution mix around their values "
                                             "with this seed (regions to train a model that transfers)."),
+    layout: Optional[str] = typer.Option(None, help="folders (a sub-folder of part files per table) or lake "
+                                         "(claim tables in partition folders month=YYYY-MM/region=<insured "
+                                         "region>, as a province's data lake holds them); default: lake for "
+                                         "province, else folders."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """模拟统筹区: write a simulated pooling region with labelled fraud in the national tables."""
@@ -139,18 +143,22 @@ def simulate(
 
         try:
             report = run(preset, seed=seed, out=out, fmt=fmt, scenarios=scenarios, n_persons=persons,
-                         dialect=dialect, randomise=randomise, progress=tick)
+                         dialect=dialect, randomise=randomise, layout=layout, progress=tick)
         except ValueError as e:
             _fail(str(e))
     payload = report.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)}
     if as_json:
         return _emit(payload, True)
     dialect_note = "" if dialect == "national" else f", 方言 dialect {dialect}"
-    t = Table(title=f"模拟统筹区 {preset} (seed {seed}{dialect_note}) → {out}")
+    lake_note = ", 数据湖分区 lake partitions" if report.layout == "lake" else ""
+    t = Table(title=f"模拟统筹区 {preset} (seed {seed}{dialect_note}{lake_note}) → {out}")
     t.add_column("表 table")
     t.add_column("行数 rows", justify="right")
+    if report.layout == "lake":
+        t.add_column("分区 partitions", justify="right")
     for name, n in report.rows.items():
-        t.add_row(name, f"{n:,}")
+        t.add_row(name, f"{n:,}", *([f"{report.partitions[name]:,}" if name in report.partitions else "—"]
+                                       if report.layout == "lake" else []))
     console.print(t)
     from features.contract import FRAUD_TYPES
 

@@ -92,7 +92,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from features.warehouse import DETERMINISTIC_THREADS
+from features.warehouse import cores
 
 __all__ = ["co_visit_pairs", "co_counter_pairs", "co_purchase_pairs", "drug_oversupply", "co_visit_graph",
            "projection_pairs", "layer_pairs", "co_visit_sql", "co_counter_sql", "co_purchase_sql", "PairQuery",
@@ -391,7 +391,21 @@ def co_visit_sql(visits: str = "visits", *, window_days: int = 1, min_shared: in
         hub_type = f"CASE WHEN hub_type = 'pharmacy' THEN hub_type ELSE '{visit_hub}' END"
         hub_id = f"CASE WHEN hub_type = 'pharmacy' THEN hub_id ELSE {_VISIT_HUB_COLUMNS[visit_hub]} END"
     clinics = "AND hub_type IS DISTINCT FROM 'pharmacy'" if clinics_only else ""
-    day_match = "b.day = a.day" if w == 0 else f"b.day BETWEEN a.day - {w} AND a.day + {w}"
+    if w == 0:  # the same day: each (pair, hub, day) comes once from the join; per pair and day, then per pair
+        pairs = f"""j AS (
+        SELECT a.psn_no AS psn_a, b.psn_no AS psn_b, a.day AS d, count(*) AS events
+        FROM ev_ok a JOIN ev_ok b ON a.hub = b.hub AND b.day = a.day AND a.psn_no < b.psn_no GROUP BY ALL),
+    pr AS (
+        SELECT psn_a, psn_b, count(*) AS shared_days, CAST(sum(events) AS BIGINT) AS shared_events
+        FROM j GROUP BY ALL HAVING count(*) >= {int(min_shared)})"""
+    else:  # a window: one pair meets at a hub on day d from several visit days
+        pairs = f"""j AS (
+        SELECT DISTINCT a.psn_no AS psn_a, b.psn_no AS psn_b, a.hub, least(a.day, b.day) AS d
+        FROM ev_ok a JOIN ev_ok b ON a.hub = b.hub AND b.day BETWEEN a.day - {w} AND a.day + {w}
+         AND a.psn_no < b.psn_no),
+    pr AS (
+        SELECT psn_a, psn_b, count(DISTINCT d) AS shared_days, count(*) AS shared_events
+        FROM j GROUP BY ALL HAVING count(DISTINCT d) >= {int(min_shared)})"""
     # The hub's typical volume on a day (typ): the median over its open days of the same weekday. The
     # observed count would let a group inflate its own null (ten members turning up make their day look
     # busy). Crowded hub-days carry no group signal: the pairs of the others are counted.
@@ -411,12 +425,7 @@ def co_visit_sql(visits: str = "visits", *, window_days: int = 1, min_shared: in
     ph AS (SELECT psn_no, hub, count(*)::DOUBLE AS k FROM ev GROUP BY ALL),
     ev_ok AS (SELECT ev.psn_no, ev.hub, ev.day FROM ev JOIN hd ON hd.hub = ev.hub AND hd.day = ev.day
               WHERE hd.n <= {int(max_crowd)}),
-    j AS (
-        SELECT DISTINCT a.psn_no AS psn_a, b.psn_no AS psn_b, a.hub, least(a.day, b.day) AS d
-        FROM ev_ok a JOIN ev_ok b ON a.hub = b.hub AND {day_match} AND a.psn_no < b.psn_no),
-    pr AS (
-        SELECT psn_a, psn_b, count(DISTINCT d) AS shared_days, count(*) AS shared_events
-        FROM j GROUP BY ALL HAVING count(DISTINCT d) >= {int(min_shared)})
+    {pairs}
     {_expected_sql("hub", "hubc")}"""
 
 
@@ -444,7 +453,7 @@ def co_counter_sql(visits: str = "visits", *, window_minutes: float = 10.0, min_
     dayf AS (SELECT shop, sum(lam * lam) / (sum(lam) * sum(lam)) AS dayf FROM typ GROUP BY shop),
     bins AS (SELECT shop, sec // {w} AS b, count(*)::DOUBLE AS n FROM sw GROUP BY ALL),
     q AS (SELECT shop, b, n / sum(n) OVER (PARTITION BY shop) AS q FROM bins),
-    tau AS (SELECT x.shop, sum(x.q * (x.q + coalesce(y.q, 0))) AS tau
+    tau AS (SELECT x.shop, {_exact_sum("x.q * (x.q + coalesce(y.q, 0))")} AS tau
             FROM q x LEFT JOIN q y ON y.shop = x.shop AND y.b = x.b + 1 GROUP BY x.shop),
     shopc AS (SELECT dayf.shop, dayf.dayf * tau.tau AS c FROM dayf JOIN tau ON tau.shop = dayf.shop),
     ph AS (SELECT psn_no, shop, count(DISTINCT day)::DOUBLE AS k FROM sw GROUP BY ALL),
@@ -499,8 +508,8 @@ def co_purchase_sql(purchases: str = "drug_purchases", popularity: str = "drug_s
     f AS (SELECT psn_no, drug, count(DISTINCT day)::DOUBLE AS fills FROM sb GROUP BY ALL),
     per AS (SELECT DISTINCT ss.psn_no, ss.drug, ss.n_shops, f.fills FROM ss JOIN f USING (psn_no, drug)),
     ex AS (
-        SELECT pr.psn_a, pr.psn_b, sum(x.n_shops * y.n_shops * pi2.pi2) AS expected_shops,
-               sum(x.fills * y.fills * pi2.pi2) * {2 * w + 1} AS expected_days_span
+        SELECT pr.psn_a, pr.psn_b, {_exact_sum("x.n_shops * y.n_shops * pi2.pi2")} AS expected_shops,
+               {_exact_sum("x.fills * y.fills * pi2.pi2")} * {2 * w + 1} AS expected_days_span
         FROM pr
         JOIN per x ON x.psn_no = pr.psn_a
         JOIN per y ON y.psn_no = pr.psn_b AND y.drug = x.drug
@@ -566,11 +575,11 @@ def _score(df: pd.DataFrame, observed: str, *, min_lift: float, min_surprise: fl
 
 class _DuckQuery:
     """A :data:`PairQuery` on an in-memory DuckDB with pandas frames as its views and ``threads`` threads
-    (default one: the null model's sums exact run to run)."""
+    (default: as many as the process may use; the null model's sums are exact on any number, :func:`_exact_sum`)."""
 
     def __init__(self, frames: dict[str, pd.DataFrame], threads: int | None = None) -> None:
         self.con = duckdb.connect()
-        self.con.execute(f"SET threads = {int(threads or DETERMINISTIC_THREADS)}")
+        self.con.execute(f"SET threads = {int(threads or cores())}")
         self.con.execute("SET enable_progress_bar = false")
         for name, frame in frames.items():
             self.con.register(name, frame)
@@ -593,10 +602,19 @@ def _duck_query(frames: dict[str, pd.DataFrame], threads: int | None = None) -> 
     return run
 
 
+def _exact_sum(term: str) -> str:
+    """``sum(term)`` that is the same whatever order the terms are added in: each term rounded to 24
+    decimals and added as DECIMAL (exact), the total back as DOUBLE. DuckDB adds DOUBLEs in the order its
+    threads finish (``features.warehouse.DETERMINISTIC_THREADS``); with this the projection's null-model
+    sums are exact on any number of threads, and on Spark. The terms here are under 10^7, so 38 digits hold.
+    The other sums of this module add multiples of 1/4 (counts, their medians and products), exact in DOUBLE."""
+    return f"CAST(sum(CAST({term} AS DECIMAL(38, 24))) AS DOUBLE)"
+
+
 def _expected_sql(place: str, factors: str) -> str:
     """The pairs of CTE ``pr`` with their expected count under the null model: the sum over the places both
     visit of k_a · k_b · c (CTE ``ph``: visits per person and ``place``; ``factors``: c per place)."""
-    return f"""SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, sum(x.k * y.k * fc.c) AS expected
+    return f"""SELECT pr.psn_a, pr.psn_b, pr.shared_days, pr.shared_events, {_exact_sum("x.k * y.k * fc.c")} AS expected
     FROM pr
     JOIN ph x ON x.psn_no = pr.psn_a
     JOIN ph y ON y.psn_no = pr.psn_b AND y.{place} = x.{place}

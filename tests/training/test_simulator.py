@@ -181,6 +181,54 @@ def test_a_region_written_in_several_chunks_has_unique_keys(tmp_path):
     assert set(lab.loc[lab["label"] == 1, "fraud_type"]) == set(FRAUD_TYPES)
 
 
+def test_a_lake_holds_the_same_rows_in_month_and_region_partitions(tmp_path):
+    """``layout="lake"``: the claim tables in partition folders, each row where its settlement's month and
+    the insured region put it, the same rows as the plain layout, several chunks in one file per
+    partition; ingest reads the lake into the same warehouse."""
+    from dataclasses import replace
+
+    from features.config import Settings
+    from features.ingest import ingest
+    from serving.pipeline import fingerprint
+    from training.simulator.config import PRESETS
+
+    preset = replace(PRESETS["tiny"], n_persons=900, chunk_persons=400)
+    plain = simulate(preset, seed=5, out=tmp_path / "plain")
+    lake = simulate(preset, seed=5, out=tmp_path / "lake", layout="lake")
+    assert lake.layout == "lake" and lake.rows == plain.rows
+    assert lake.partitions["setl_d"] > 12 and lake.partitions["psn_info"] >= 2
+    for table in ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info"):
+        files = sorted((tmp_path / "lake" / table).rglob("*.parquet"))
+        assert files and all(f.name == "part-00000.parquet" for f in files), table
+        assert not list((tmp_path / "lake" / table).glob("*.parquet")), table  # only in partition folders
+    setl = pd.concat(pd.read_parquet(f).assign(part=str(f.parent.relative_to(tmp_path / "lake" / "setl_d")))
+                     for f in (tmp_path / "lake" / "setl_d").rglob("*.parquet"))
+    assert (setl["part"] == "month=" + setl["setl_time"].dt.strftime("%Y-%m") + "/region=" + setl["insu_admdvs"]).all()
+    fee = pd.concat(pd.read_parquet(f).assign(part=str(f.parent.relative_to(tmp_path / "lake" / "fee_list_d")))
+                    for f in (tmp_path / "lake" / "fee_list_d").rglob("*.parquet"))
+    placed = fee.merge(setl[["setl_id", "part"]], on="setl_id", suffixes=("", "_setl"))
+    assert len(placed) == len(fee) and (placed["part"] == placed["part_setl"]).all()
+    # the chunks are appended to one file per partition, a row group each
+    assert max(pq_row_groups(f) for f in (tmp_path / "lake" / "fee_list_d").rglob("*.parquet")) == 3
+    with pytest.raises(ValueError, match="Parquet"):
+        simulate(preset, seed=5, out=tmp_path / "csv", fmt="csv", layout="lake")
+
+    stores = {}
+    for name in ("plain", "lake"):
+        settings = Settings(warehouse=tmp_path / f"{name}.duckdb")
+        report = ingest(tmp_path / name, settings)
+        assert report.table("fee_list_d").loaded == plain.rows["fee_list_d"]
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            stores[name] = {t: fingerprint(con, t) for t in TABLES}
+    assert stores["lake"] == stores["plain"]
+
+
+def pq_row_groups(path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).num_row_groups
+
+
 # -- the institution schemes and their honest look-alikes (docs/simulator.md) ---------------------
 
 def _purchases(con):

@@ -44,16 +44,28 @@ class SimulationReport:
     dialect: str = "national"  # how codes and files are written (training.simulator.dialect)
     dialect_plan: dict = field(default_factory=dict)  # the dialect's styles and, for CSV, file encodings
     scenario: dict = field(default_factory=dict)  # the scenario config in force: file, randomisation, rates, mix
+    layout: str = "folders"  # folders | lake (partitioned by settlement month and insured region)
+    partitions: dict[str, int] = field(default_factory=dict)  # lake: table -> partition folders written
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+LAYOUTS = ("folders", "lake")
+
+
 def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet",
              scenarios: Path | ScenarioConfig | None = None, n_persons: int | None = None,
-             dialect: str = "national", randomise: int | None = None,
+             dialect: str = "national", randomise: int | None = None, layout: str | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> SimulationReport:
     """Write a simulated region to ``out/<table>/part-NNNNN.<fmt>`` and return counts.
+
+    ``layout="lake"`` (the ``province`` preset's default; Parquet only) writes the claim tables and
+    ``psn_info`` the way a province lands them in its data lake instead: one folder per settlement month
+    and insured region, ``out/<table>/month=YYYY-MM/region=<insu_admdvs>/part-00000.parquet`` (``psn_info``
+    per region only), each chunk of persons appended to the partitions' files as row groups
+    (:class:`_LakeWriter`), so memory stays that of one chunk; reference tables and labels as in
+    ``folders``. A visit's fee lines and diagnoses sit in its settlement's partition.
 
     ``n_persons`` overrides the preset's size (for tests and benchmarks). ``dialect`` (:data:`DIALECTS`)
     writes the same region with codes, and for ``mixed`` CSV also encodings, line ends and dates, the way
@@ -69,6 +81,11 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         preset = PRESETS[preset]
+    layout = layout or ("lake" if preset.name == "province" and fmt == "parquet" else "folders")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout == "lake" and fmt != "parquet":
+        raise ValueError("a lake is written in Parquet (--format parquet)")
     if n_persons:
         preset = Preset(**{**asdict(preset), "n_persons": int(n_persons)})
     sc = scenarios if isinstance(scenarios, ScenarioConfig) else load_scenarios(scenarios)
@@ -100,7 +117,7 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
             if getattr(sc.monitoring, name) is not None}
     plan = plan_dialect(dialect, institutions=world.inst[["fixmedins_code", "fixmedins_type"]],
                         catalogue=world.cat["hilist_code"], seed=seed, tables=TABLES if fmt == "csv" else ())
-    writer = _Writer(out, fmt, plan)
+    writer = _LakeWriter(out, fmt, plan) if layout == "lake" else _Writer(out, fmt, plan)
     n_chunks = -(-preset.n_persons // preset.chunk_persons)
     labels, stock, clean = [], [], {}
     for c in range(n_chunks):
@@ -108,8 +125,7 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
         n = min(preset.chunk_persons, preset.n_persons - lo)
         chunk = simulate_chunk(world, sc, c, lo, n)
         tables = apply_code_change(chunk.tables, world, pack_codes) if pack_codes else chunk.tables
-        for name, df in rewrite(tables, plan).items():
-            writer.write(name, df, c)
+        writer.write_chunk(rewrite(tables, plan), c)
         labels.append(chunk.labels)
         stock.append(chunk.stock)
         for k, v in chunk.clean.items():
@@ -123,6 +139,7 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
         writer.write(name, df, 0)
     lab = _finish_labels(world, sc, preset, labels, clean, seed)
     writer.write("labels", lab, 0)
+    writer.close()
     pos = lab[lab["label"] == 1].groupby("fraud_type").size()
     neg = lab[lab["label"] == 0].groupby("fraud_type").size()
     # amount at stake counted once, at the level the typology names (line, visit, person, institution, ring)
@@ -132,7 +149,8 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
         out=str(out), preset=preset.name, seed=seed, fmt=fmt, rows=writer.rows,
         positives={k: int(pos.get(k, 0)) for k in FRAUD_TYPES}, negatives={k: int(neg.get(k, 0)) for k in FRAUD_TYPES},
         amount_at_stake={k: round(float(stake.get(k, 0.0)), 2) for k in FRAUD_TYPES},
-        dialect=dialect, dialect_plan=plan.summary() | writer.files_summary(), scenario=scenario_summary)
+        dialect=dialect, dialect_plan=plan.summary() | writer.files_summary(), scenario=scenario_summary,
+        layout=layout, partitions=writer.partitions())
     (out / "simulation.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, sort_keys=True),
                                          encoding="utf-8")
     return report
@@ -168,11 +186,89 @@ class _Writer:
                                  crlf=self.plan.crlf))
         self.rows[name] = self.rows.get(name, 0) + table.num_rows
 
+    def write_chunk(self, tables: dict[str, pd.DataFrame], part: int) -> None:
+        for name, df in tables.items():
+            self.write(name, df, part)
+
+    def close(self) -> None:
+        """Nothing is left open: each part is written whole."""
+
+    def partitions(self) -> dict[str, int]:
+        return {}
+
     def files_summary(self) -> dict:
         """Encodings the CSV files were written in, per table (only when a dialect chose them)."""
         if not self.encodings:
             return {}
         return {"encodings": {t: "/".join(sorted(e)) for t, e in sorted(self.encodings.items())}}
+
+
+class _LakeWriter(_Writer):
+    """The claim tables and ``psn_info`` in a lake's partition folders (``simulate(layout="lake")``): one
+    Parquet file per table and partition, open for the whole run, each chunk's rows of the partition
+    appended as a row group; the other tables as :class:`_Writer` writes them."""
+
+    # table -> how its rows find their partition: its own month and region, or its settlement's
+    PARTITIONED = ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info")
+
+    def __init__(self, out: Path, fmt: str, plan: DialectPlan | None = None):
+        super().__init__(out, fmt, plan)
+        self._open: dict[tuple[str, str], pq.ParquetWriter] = {}
+
+    def write_chunk(self, tables: dict[str, pd.DataFrame], part: int) -> None:
+        setl = tables.get("setl_d")
+        by_setl = by_visit = None
+        if setl is not None:
+            keys = _partition_keys(setl["setl_time"], setl["insu_admdvs"])
+            by_setl = pd.Series(keys.to_numpy(), index=setl["setl_id"].to_numpy())
+            by_visit = pd.Series(keys.to_numpy(), index=setl["mdtrt_id"].to_numpy())
+            by_visit = by_visit[~by_visit.index.duplicated()]
+        for name, df in tables.items():
+            if name not in self.PARTITIONED:
+                self.write(name, df, part)
+                continue
+            if name == "psn_info":
+                keys = "region=" + df["insu_admdvs"].fillna("unknown").astype(str)
+            elif name in ("setl_d",):
+                keys = pd.Series(by_setl.reindex(df["setl_id"]).to_numpy(), index=df.index)
+            elif name == "mdtrt_d":  # its settlement's partition; a visit not settled by its own month
+                own = _partition_keys(df["begntime"], df["insu_admdvs"])
+                keys = pd.Series(by_visit.reindex(df["mdtrt_id"]).to_numpy(), index=df.index).fillna(own)
+            else:  # fee lines and diagnoses: their settlement's
+                keys = pd.Series(by_setl.reindex(df["setl_id"]).to_numpy(), index=df.index)
+                if name == "fee_list_d":
+                    keys = keys.fillna(pd.Series(by_visit.reindex(df["mdtrt_id"]).to_numpy(), index=df.index))
+                keys = keys.fillna("month=unknown/region=unknown")
+            for key, rows in df.groupby(keys.to_numpy(), sort=True):
+                self._append(name, str(key), rows)
+
+    def _append(self, name: str, key: str, df: pd.DataFrame) -> None:
+        spec = TABLES[name]
+        table = pa.table({f.name: _arrow_column(df[f.name], f.kind) for f in spec.fields if f.name in df})
+        writer = self._open.get((name, key))
+        if writer is None:
+            folder = self.out / name / key
+            folder.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(folder / "part-00000.parquet", table.schema, compression="zstd")
+            self._open[(name, key)] = writer
+        writer.write_table(table.cast(writer.schema), row_group_size=1_000_000)
+        self.rows[name] = self.rows.get(name, 0) + table.num_rows
+
+    def close(self) -> None:
+        for writer in self._open.values():
+            writer.close()
+
+    def partitions(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name, _ in self._open:
+            counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def _partition_keys(times: pd.Series, region: pd.Series) -> pd.Series:
+    """``month=YYYY-MM/region=<code>`` per row (``unknown`` where a value is missing)."""
+    month = pd.to_datetime(times).dt.strftime("%Y-%m").fillna("unknown")
+    return "month=" + month + "/region=" + region.fillna("unknown").astype(str)
 
 
 def _arrow_column(s: pd.Series, kind: str) -> pa.Array:
