@@ -31,16 +31,69 @@ SELECT SLICE(x, 2, 2), (DAYOFWEEK(t) + 5) % 7 + 1 FROM u
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlglot import exp, parse_one
 from sqlglot.dialects.spark import Spark
 
-__all__ = ["to_spark", "SparkFromDuckDB"]
+__all__ = ["to_spark", "to_spark_steps", "SparkStep", "SparkFromDuckDB"]
 
 
 def to_spark(sql: str) -> str:
     """Transpile one DuckDB SELECT to Spark SQL."""
     tree = parse_one(sql, read="duckdb").transform(_inline_windows)
     return tree.sql(dialect=SparkFromDuckDB)
+
+
+@dataclass(frozen=True)
+class SparkStep:
+    """One common table expression of a query as its own Spark SELECT (:func:`to_spark_steps`)."""
+
+    name: str  # the CTE's name in the DuckDB text
+    view: str  # the temp view it becomes (``prefix`` + name)
+    sql: str  # Spark SQL; earlier steps are read by their views
+    uses: int  # how many times the later steps and the final SELECT read it
+
+
+def to_spark_steps(sql: str, prefix: str) -> tuple[list[SparkStep], str]:
+    """Transpile one DuckDB SELECT to Spark SQL as steps: each top-level common table expression (``WITH
+    name AS (…)``) becomes its own SELECT, to be registered as the temp view ``prefix + name``, and the
+    final SELECT reads the views. Spark inlines a CTE at every place it is read, so a chain of CTEs each
+    read twice plans (and runs) the first one 2^n times; run as steps, a step read more than once
+    (``SparkStep.uses``) can be materialised once (``models.rules.spark``). A reference keeps the CTE's
+    name as its alias, so qualified columns (``visit.mdtrt_id``) still resolve.
+
+    >>> steps, final = to_spark_steps("WITH a AS (SELECT 1 AS x), b AS (SELECT a.x FROM a JOIN a a2 ON a.x = a2.x) "
+    ...                               "SELECT * FROM b", "r_")
+    >>> [(s.view, s.uses) for s in steps], final
+    ([('r_a', 2), ('r_b', 1)], 'SELECT * FROM r_b AS b')
+    >>> steps[1].sql
+    'SELECT a.x FROM r_a AS a JOIN r_a AS a2 ON a.x = a2.x'
+    """
+    tree = parse_one(sql, read="duckdb").transform(_inline_windows)
+    with_ = tree.args.get("with_")
+    if with_ is None or with_.args.get("recursive"):
+        return [], tree.sql(dialect=SparkFromDuckDB)
+    names = [cte.alias for cte in with_.expressions]
+    bodies = [cte.this.copy() for cte in with_.expressions]
+    tree = tree.copy()
+    tree.set("with_", None)
+    uses = dict.fromkeys(names, 0)
+
+    def rename(node: exp.Expression, visible: set[str]) -> exp.Expression:
+        def swap(n: exp.Expression) -> exp.Expression:
+            if isinstance(n, exp.Table) and not n.args.get("db") and n.name in visible:
+                uses[n.name] += 1
+                return exp.Table(this=exp.to_identifier(prefix + n.name),
+                                 alias=n.args.get("alias") or exp.TableAlias(this=exp.to_identifier(n.name)))
+            return n
+        return node.transform(swap)
+
+    steps = []
+    for i, (name, body) in enumerate(zip(names, bodies)):
+        steps.append((name, rename(body, set(names[:i]))))
+    final = rename(tree, set(names)).sql(dialect=SparkFromDuckDB)
+    return [SparkStep(n, prefix + n, b.sql(dialect=SparkFromDuckDB), uses[n]) for n, b in steps], final
 
 
 def _inline_windows(node: exp.Expression) -> exp.Expression:
