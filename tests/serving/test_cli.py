@@ -74,6 +74,22 @@ def test_simulate_ingest_quarantine_with_json(tmp_path):
     assert q["rows"] == []
 
 
+def test_simulate_a_lake_and_ingest_it(tmp_path):
+    """``--layout lake``: the table gains a partitions column; the lake ingests like a plain folder; a CSV
+    lake is refused with a clear error."""
+    region = tmp_path / "lake"
+    r = runner.invoke(app, ["simulate", "--preset", "tiny", "--persons", "200", "--seed", "2", "--out", str(region),
+                            "--layout", "lake"])
+    assert r.exit_code == 0 and "分区 partitions" in r.output and "数据湖分区" in r.output
+    assert list((region / "setl_d").glob("month=*/region=*/part-00000.parquet"))
+    ing = _json(runner.invoke(app, ["ingest", str(region), "--warehouse", str(tmp_path / "w.duckdb"), "--dev",
+                                    "--json"]))
+    assert ing["tables"]["setl_d"]["loaded"] > 0 and ing["tables"]["setl_d"]["quarantined"] == 0
+    r = runner.invoke(app, ["simulate", "--preset", "tiny", "--persons", "200", "--out", str(tmp_path / "c"),
+                            "--layout", "lake", "--format", "csv"])
+    assert r.exit_code == 2 and "Parquet" in r.output
+
+
 def test_clear_errors_for_missing_inputs(tmp_path):
     r = runner.invoke(app, ["ingest", str(tmp_path / "nowhere"), "--warehouse", str(tmp_path / "w.duckdb")])
     assert r.exit_code == 2 and "source folder not found" in r.output
