@@ -603,12 +603,15 @@ def _duck_query(frames: dict[str, pd.DataFrame], threads: int | None = None) -> 
 
 
 def _exact_sum(term: str) -> str:
-    """``sum(term)`` that is the same whatever order the terms are added in: each term rounded to 24
-    decimals and added as DECIMAL (exact), the total back as DOUBLE. DuckDB adds DOUBLEs in the order its
-    threads finish (``features.warehouse.DETERMINISTIC_THREADS``); with this the projection's null-model
-    sums are exact on any number of threads, and on Spark. The terms here are under 10^7, so 38 digits hold.
-    The other sums of this module add multiples of 1/4 (counts, their medians and products), exact in DOUBLE."""
-    return f"CAST(sum(CAST({term} AS DECIMAL(38, 24))) AS DOUBLE)"
+    """``sum(term)`` that is the same whatever order the terms are added in, and on either engine: each
+    term scaled by 10^9 and rounded to an integer, the integers added (exact), the total scaled back.
+    DuckDB adds DOUBLEs in the order its threads finish (``features.warehouse.DETERMINISTIC_THREADS``);
+    with this the projection's null-model sums are exact on any number of threads. (A DECIMAL sum is not
+    enough across engines: DuckDB's DOUBLE→DECIMAL cast is not the exact conversion Spark's is.) The
+    terms are at most about 10^5 and a pair's expected count far below 10^6, so the scaled values stay
+    under 2^53, where DOUBLE holds every integer; a term is kept to 10^-9. The other sums of this module
+    add multiples of 1/4 (counts, their medians and products), exact in DOUBLE."""
+    return f"CAST(sum(CAST(round(({term}) * 1e9) AS BIGINT)) AS DOUBLE) / 1e9"
 
 
 def _expected_sql(place: str, factors: str) -> str:
