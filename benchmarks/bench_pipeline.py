@@ -140,16 +140,18 @@ def main() -> None:
               flush=True)
 
     names = list(runs)
+    both = {"spark-1", "spark-2"} <= set(runs)
+
+    def seconds(run: str, stage: str) -> float | None:
+        return runs[run]["pipeline"] if stage == "pipeline" else runs[run]["stages"].get(stage)
+
     print("\n" + "stage".ljust(10) + "".join(n.rjust(12) for n in names)
-          + ("   speed-up spark-1 -> spark-2" if {"spark-1", "spark-2"} <= set(runs) else ""))
+          + ("   speed-up spark-1 -> spark-2" if both else ""))
     for stage in stages + ["pipeline"]:
-        vals = [runs[n]["stages"].get(stage) if stage != "pipeline" else runs[n]["pipeline"] for n in names]
+        vals = [seconds(n, stage) for n in names]
         line = stage.ljust(10) + "".join(f"{v:>12.1f}" if v is not None else " " * 12 for v in vals)
-        if {"spark-1", "spark-2"} <= set(runs):
-            a = runs["spark-1"]["stages"].get(stage) if stage != "pipeline" else runs["spark-1"]["pipeline"]
-            b = runs["spark-2"]["stages"].get(stage) if stage != "pipeline" else runs["spark-2"]["pipeline"]
-            if a and b:
-                line += f"   {a / b:.2f}x"
+        if both and seconds("spark-1", stage) and seconds("spark-2", stage):
+            line += f"   {seconds('spark-1', stage) / seconds('spark-2', stage):.2f}x"
         print(line)
     first = runs[names[0]]["tables"]
     differ = sorted({t for n in names[1:] for t in set(first) | set(runs[n]["tables"])

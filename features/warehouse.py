@@ -92,7 +92,7 @@ _LISTED = ("table_name", "row_key", "row_number", "field", "reason_code", "reaso
 # demo region, the co-visit null model's expected counts alike); LightGBM then grows other trees and the
 # clue list changes by a clue. With one thread the order is the scan order, so the feature build runs
 # with this many: the same warehouse gives the same features on any machine. (The graph's projection adds
-# its null model's terms as DECIMAL instead and runs on every core: ``features.graph.projection._exact_sum``.)
+# its null model's terms as scaled integers instead and runs on every core: ``features.graph.projection._exact_sum``.)
 # Money summed from tables whose row order varies between runs (rule hits) is summed as DECIMAL, exact.
 # Cost: demo region features 8.5 s -> 9.9 s; city in docs/benchmarks.md ("Features").
 DETERMINISTIC_THREADS = 1

@@ -64,8 +64,8 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
     ``psn_info`` the way a province lands them in its data lake instead: one folder per settlement month
     and insured region, ``out/<table>/month=YYYY-MM/region=<insu_admdvs>/part-00000.parquet`` (``psn_info``
     per region only), each chunk of persons appended to the partitions' files as row groups
-    (:class:`_LakeWriter`), so memory stays that of one chunk; reference tables and labels as in
-    ``folders``. A visit's fee lines and diagnoses sit in its settlement's partition.
+    (:class:`_LakeWriter`), so the claim rows in memory are one chunk's (what is kept for the labels, stock
+    and clean samples still grows with the persons); reference tables and labels as in ``folders``. A visit's fee lines and diagnoses sit in its settlement's partition.
 
     ``n_persons`` overrides the preset's size (for tests and benchmarks). ``dialect`` (:data:`DIALECTS`)
     writes the same region with codes, and for ``mixed`` CSV also encodings, line ends and dates, the way
@@ -170,8 +170,7 @@ class _Writer:
         self.encodings: dict[str, set[str]] = {}  # table -> encodings its CSV files were written in
 
     def write(self, name: str, df: pd.DataFrame, part: int) -> None:
-        spec = TABLES[name]
-        table = pa.table({f.name: _arrow_column(df[f.name], f.kind) for f in spec.fields if f.name in df})
+        table = _arrow_table(name, df)
         folder = self.out / name
         folder.mkdir(exist_ok=True)
         path = folder / f"part-{part:05d}.{self.fmt}"
@@ -208,7 +207,7 @@ class _LakeWriter(_Writer):
     Parquet file per table and partition, open for the whole run, each chunk's rows of the partition
     appended as a row group; the other tables as :class:`_Writer` writes them."""
 
-    # table -> how its rows find their partition: its own month and region, or its settlement's
+    # the tables in partition folders (by their settlement's month and insured region; psn_info by region)
     PARTITIONED = ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info")
 
     def __init__(self, out: Path, fmt: str, plan: DialectPlan | None = None):
@@ -229,7 +228,7 @@ class _LakeWriter(_Writer):
                 continue
             if name == "psn_info":
                 keys = "region=" + df["insu_admdvs"].fillna("unknown").astype(str)
-            elif name in ("setl_d",):
+            elif name == "setl_d":
                 keys = pd.Series(by_setl.reindex(df["setl_id"]).to_numpy(), index=df.index)
             elif name == "mdtrt_d":  # its settlement's partition; a visit not settled by its own month
                 own = _partition_keys(df["begntime"], df["insu_admdvs"])
@@ -243,8 +242,7 @@ class _LakeWriter(_Writer):
                 self._append(name, str(key), rows)
 
     def _append(self, name: str, key: str, df: pd.DataFrame) -> None:
-        spec = TABLES[name]
-        table = pa.table({f.name: _arrow_column(df[f.name], f.kind) for f in spec.fields if f.name in df})
+        table = _arrow_table(name, df)
         writer = self._open.get((name, key))
         if writer is None:
             folder = self.out / name / key
@@ -263,6 +261,11 @@ class _LakeWriter(_Writer):
         for name, _ in self._open:
             counts[name] = counts.get(name, 0) + 1
         return dict(sorted(counts.items()))
+
+
+def _arrow_table(name: str, df: pd.DataFrame) -> pa.Table:
+    """The rows of contract table ``name`` with its contract types."""
+    return pa.table({f.name: _arrow_column(df[f.name], f.kind) for f in TABLES[name].fields if f.name in df})
 
 
 def _partition_keys(times: pd.Series, region: pd.Series) -> pd.Series:
