@@ -130,7 +130,10 @@ WITH drug_line AS (    -- the lines of drugs taken home and paid by the fund, wi
 )
 SELECT 'psn' AS entity_type, psn_no AS entity_id, setl_id, mdtrt_id, psn_no, fixmedins_code, prac_code,
        lines AS evidence,
-       round(CAST(amount AS DOUBLE) * (window_supply_days - elapsed_days) / window_supply_days, 2) AS amount_at_risk,
+       -- the excess share of the amount, to the cent, half away from zero, in whole cents (exact on every
+       -- engine: a DOUBLE product rounded at a half cent goes one way on DuckDB and the other on Spark)
+       sign(amount) * floor((2 * abs(CAST(round(amount * 100) AS BIGINT)) * (window_supply_days - elapsed_days)
+                             + window_supply_days) / (2 * window_supply_days)) / 100 AS amount_at_risk,
        setl_time AS event_time,
        {'drug': drug, 'hilist_name': hilist_name, 'rx_date': CAST(rx_date AS VARCHAR), 'supply_days': supply_days,
         'window_from': CAST(window_from AS VARCHAR), 'dispensings': dispensings, 'institutions': institutions,
