@@ -165,6 +165,25 @@ def test_unknown_preset_is_a_clear_error(tmp_path):
         simulate("county", seed=1, out=tmp_path)
 
 
+def test_one_role_per_catalogue_code_at_any_size():
+    """`--preset city --persons 100000 --seed 7` stopped with "catalogue codes must be unique": one drawn
+    duplicate-charge pair's sub item was another's main item. The draw is kept (the regions of every other
+    size and seed are the same as before); a pair or operation whose code already has a role is passed over."""
+    from dataclasses import replace
+
+    from training.simulator.config import PRESETS, load_scenarios
+    from training.simulator.world import build_world
+
+    sc = load_scenarios(None)
+    world = build_world(sc.applied_to(replace(PRESETS["city"], n_persons=100_000)), sc, load_pack(), 7)
+    codes = world.cat["hilist_code"]
+    assert not codes.duplicated().any()
+    assert len(world.dup_pairs) >= 1
+    paired = list(world.dup_pairs["main"]) + list(world.dup_pairs["sub"])
+    assert len(set(paired)) == len(paired)
+    assert set(world.cat.loc[paired, "role"]) == {"dup_main", "dup_sub"}
+
+
 def test_a_region_written_in_several_chunks_has_unique_keys(tmp_path):
     from dataclasses import replace
 

@@ -385,8 +385,11 @@ def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
               & dup["related_code"].map(lambda c: c not in kinds_of or c in free)]
     dup = dup.drop_duplicates("hilist_code").drop_duplicates("related_code")
     pick = dup.iloc[np.sort(rng.choice(len(dup), min(6, len(dup)), replace=False))]
-    pair_rows = []
+    pair_rows, restricted_taken = [], set(taken)
     for _, p in pick.iterrows():
+        if p["hilist_code"] in taken or p["related_code"] in taken:
+            continue  # a code of an earlier pair (one pair's sub is another's main): one role per code
+        taken.update((p["hilist_code"], p["related_code"]))
         for role, code, name in (("dup_main", p["hilist_code"], p["hilist_name"]),
                                  ("dup_sub", p["related_code"], p["related_name"])):
             rows.append(dict(role=role, hilist_code=code, hilist_name=name, list_type="201",
@@ -396,12 +399,13 @@ def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
         pair_rows.append((len(rows) - 2, len(rows) - 1, p["window"]))
     # Primary/secondary surgery groups (batch 2): two groups with three operations each.
     surg = pack[pack["rule_kind"] == "primary_secondary_surgery"]
-    surg = surg[surg["hilist_code"].map(lambda c: c in free) & ~surg["hilist_code"].isin(taken)]
+    surg = surg[surg["hilist_code"].map(lambda c: c in free) & ~surg["hilist_code"].isin(restricted_taken)]
     sizes = surg.drop_duplicates(["surgery_group", "hilist_code"]).groupby("surgery_group").size()
     groups = sorted(sizes[sizes >= 3].index)[:2]
     surgery_groups = {}
     for g in groups:
-        ops = surg[surg["surgery_group"] == g].drop_duplicates("hilist_code").head(3)
+        ops = surg[surg["surgery_group"] == g].drop_duplicates("hilist_code")
+        ops = ops[~ops["hilist_code"].isin(taken)].head(3)  # not a code given a role above
         idxs = []
         for _, p in ops.iterrows():
             rows.append(dict(role="surgery", hilist_code=p["hilist_code"], hilist_name=p["hilist_name"],
@@ -409,6 +413,7 @@ def _catalogue(pack: pd.DataFrame, rng: np.random.Generator):
                              price=float(np.round(rng.uniform(1200, 4800), 0)), vbp_group=None, vbp_flag=None,
                              days_per_unit=0, generic_name=p["hilist_name"], surgery_group=g))
             idxs.append(len(rows) - 1)
+            taken.add(p["hilist_code"])
         surgery_groups[g] = np.array(idxs)
     cat = pd.DataFrame(rows)
     if cat["hilist_code"].duplicated().any():
