@@ -141,10 +141,47 @@ class ScorerBundle:
         return frame[features]
 
 
+class TrackingServerError(ConnectionError):
+    """The MLflow tracking server of an ``http(s)://`` tracking URI does not answer."""
+
+
+def require_tracking_server(tracking_uri: str, *, timeout: float = 5.0) -> None:
+    """For an ``http(s)://`` tracking URI, the server must answer ``/health`` within ``timeout`` seconds, else
+    :class:`TrackingServerError` naming the server (without any user or password in the URI) and why.
+    MLflow's own client retries a refused connection for about four minutes before it says anything, and
+    then only that the request failed; a local store (``sqlite:``, a folder) is not checked.
+
+    >>> require_tracking_server("sqlite:///mlruns/mlflow.db")
+    >>> require_tracking_server("http://user:secret@127.0.0.1:9", timeout=1)
+    Traceback (most recent call last):
+    ...
+    models.bundle.TrackingServerError: MLflow 跟踪服务器无法连接 (tracking server unreachable): http://127.0.0.1:9 — ...
+    """
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
+    shown = urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    try:
+        with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered (an auth proxy's 401, say): the server is there
+    except (OSError, ValueError) as e:
+        why = getattr(e, "reason", None) or e
+        raise TrackingServerError(f"MLflow 跟踪服务器无法连接 (tracking server unreachable): {shown} — {why}; "
+                                  "检查 MLFLOW_TRACKING_URI / --tracking-uri 与服务器是否运行") from None
+
+
 def load_registered(tracking_uri: str, ref: str = "champion", *, name: str = MODEL_NAME) -> ScorerBundle:
     """Load a registered bundle: ``ref`` is an alias (``champion``) or a version number."""
     import mlflow
 
+    require_tracking_server(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     mv = client.get_model_version(name, ref) if str(ref).isdigit() else client.get_model_version_by_alias(name, ref)
     mlflow.set_tracking_uri(tracking_uri)

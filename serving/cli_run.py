@@ -62,7 +62,7 @@ def run_command(
             report = run_pipeline(s, source=source, stages=names, engine=engine, bundle_path=bundle, model_ref=model,
                                   tracking_uri=tracking_uri, force=force, spark=spark,
                                   progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
-        except (PipelineError, FileNotFoundError, ValueError) as e:
+        except (PipelineError, FileNotFoundError, ValueError, ConnectionError) as e:
             _fail(str(e))
         finally:
             if spark is not None:

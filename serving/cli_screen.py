@@ -93,7 +93,7 @@ def screen_command(
                                            max_clues=max_clues, min_p=min_p,
                                            progress=lambda st, d, n: bar.update(task, completed=d, total=n,
                                                                                 description=st))
-        except (LookupError, FileNotFoundError, ValueError) as e:
+        except (LookupError, FileNotFoundError, ValueError, ConnectionError) as e:
             _fail(f"{e}")
         except Exception as e:  # MLflow: no registered model or alias yet
             if type(e).__name__ == "MlflowException":

@@ -49,7 +49,7 @@ def train_command(
             result = train(sources, config, tracking_uri=tracking_uri or s.tracking_uri, out_dir=out_dir,
                            register=not no_register,
                            progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
-        except (FileNotFoundError, ValueError) as e:
+        except (FileNotFoundError, ValueError, ConnectionError) as e:
             _fail(str(e))
     payload = result.to_dict()
     if as_json:
@@ -95,7 +95,7 @@ def promote_command(
     uri = tracking_uri or s.tracking_uri
     try:
         cmp = compare(uri, s.warehouse, candidate=version)
-    except LookupError as e:
+    except (LookupError, ConnectionError) as e:
         _fail(str(e))
     moved = False
     if yes:

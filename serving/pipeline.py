@@ -129,6 +129,10 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
         raise PipelineError(f"未知阶段 (unknown stage) {sorted(unknown)}; 可选: {', '.join(STAGE_NAMES)}")
     if "ingest" in wanted and source is None:
         raise PipelineError("ingest: 需要数据目录 --source (the extract folder is required)")
+    if "screen" in wanted and bundle_path is None:  # the registry's server, before the stages that come first
+        from models.bundle import require_tracking_server
+
+        require_tracking_server(tracking_uri or settings.tracking_uri)
     tick = progress or (lambda *_: None)
     t0 = time.perf_counter()
     reports = []

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.bundle import MODEL_NAME, load_registered
+from models.bundle import MODEL_NAME, load_registered, require_tracking_server
 from training.dataset import load_level
 from training.evaluate import level_metrics, precision_at_k
 
@@ -52,6 +52,7 @@ def compare(tracking_uri: str, warehouse: Path | None, *, candidate: str | None 
     """Compare ``candidate`` (a version number; default the latest) with the current champion."""
     import mlflow
 
+    require_tracking_server(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     versions = client.search_model_versions(f"name = '{name}'")
     if not versions:
@@ -100,6 +101,7 @@ def promote(tracking_uri: str, version: str, *, reason: str, name: str = MODEL_N
     """Point the ``champion`` alias at ``version`` and record why on the version."""
     import mlflow
 
+    require_tracking_server(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     client.set_registered_model_alias(name, ALIAS, version)
     client.set_model_version_tag(name, version, "promoted_because", reason[:500])

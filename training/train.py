@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from models.bundle import BUNDLE_FILE, MODEL_NAME, RegionScale, ScorerBundle
+from models.bundle import BUNDLE_FILE, MODEL_NAME, RegionScale, ScorerBundle, require_tracking_server
 from models.explain import peer_medians
 from models.ranking import rank_clues, recovery_share
 from models.scorers import FraudScorer
@@ -92,6 +92,8 @@ def train(warehouse: Path | Sequence[Path], config: TrainConfig = TrainConfig(),
 
     ``warehouse`` may be several regions' warehouses: their rows are pooled (ids prefixed ``r<i>:``, each
     region's features scaled within it), the evaluation cross-fits over the pool."""
+    if tracking_uri:
+        require_tracking_server(tracking_uri)  # before the training, not after it
     t0 = time.perf_counter()
     started_ms = int(time.time() * 1000)  # the MLflow run starts here, not when the logging does
     tick = progress or (lambda *_: None)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from ports import free_port
 
 __all__ = ["PgServer", "find_binaries"]
 
@@ -38,7 +39,7 @@ class PgServer:
     def __init__(self, binaries: Path) -> None:
         self.binaries = binaries
         self.root = Path(tempfile.mkdtemp(prefix="yibao-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self._n = 0
         self._as_user: list[str] = []
         if os.geteuid() == 0:
@@ -90,8 +91,3 @@ class PgServer:
 def _version(name: str) -> tuple[int, ...]:
     return tuple(int(x) for x in name.split(".") if x.isdigit())
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

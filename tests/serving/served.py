@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+
+from ports import free_port
 
 __all__ = ["ServiceData", "Served", "build_service_data", "seed_store", "launch_server", "wait_ready", "free_port",
            "RESIDENT_ID", "USERS", "WORKFLOW_CLUES", "QUEUE_CLUES", "REGION", "paths_covering_every_transition", "move", "run_yibao", "unzip_package", "YIBAO"]
@@ -182,11 +183,6 @@ def wait_ready(proc: subprocess.Popen, port: int, log_path: Path, *, timeout: fl
     os.killpg(proc.pid, signal.SIGKILL)
     raise RuntimeError(f"server not ready after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(data: ServiceData, db_url: str) -> dict[str, str]:

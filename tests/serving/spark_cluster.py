@@ -13,11 +13,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from ports import free_port
 
 __all__ = ["StandaloneCluster"]
 
@@ -47,15 +48,15 @@ class StandaloneCluster:
         self.stop()
 
     def start(self) -> StandaloneCluster:
-        port = _free_port()
+        port = free_port()
         master_log = self._launch("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                  "--port", str(port), "--webui-port", str(_free_port()))
+                                  "--port", str(port), "--webui-port", str(free_port()))
         self.master_url = f"spark://127.0.0.1:{port}"
         self._wait_for(master_log, r"I have been elected leader|Starting Spark master")
         for i in range(self.workers):
             work = self.root / f"worker{i}"
             log = self._launch(f"worker{i}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                               "--cores", str(self.cores), "--memory", self.memory, "--webui-port", str(_free_port()),
+                               "--cores", str(self.cores), "--memory", self.memory, "--webui-port", str(free_port()),
                                "--work-dir", str(work), self.master_url)
             self._wait_for(log, r"Successfully registered with master")
         return self
@@ -120,8 +121,3 @@ class StandaloneCluster:
             time.sleep(0.5)
         raise TimeoutError(f"no /{pattern}/ in {log} after {self.timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
