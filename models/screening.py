@@ -81,6 +81,9 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
     t0 = time.perf_counter()
     tick = progress or (lambda *_: None)
     levels = [lv for lv in CLUE_LEVELS if lv in bundle.scorers]
+    if not levels:  # a bundle trained on settlements only (TrainConfig.levels): nothing to raise clues on
+        raise ValueError(f"模型包没有可出线索的层级 (the model has no clue level; it has {sorted(bundle.scorers)}, "
+                         f"a clue needs one of {', '.join(CLUE_LEVELS)}): 用 yibao train 训练全部层级")
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         frames, parts = {}, []

@@ -103,3 +103,14 @@ def test_rank_clues_orders_by_expected_recovery_with_stable_ties():
     r = rank_clues(s, {"fixmedins": 0.1})
     assert r["entity_id"].tolist() == ["H", "A", "B"] and r["rank"].tolist() == [1, 2, 3]
     assert recovery_share(pd.Series([5.0]), pd.Series([0.0]), pd.Series([1])) == 0.0
+
+
+def test_screening_with_a_model_of_settlements_only_says_what_is_missing(tmp_path):
+    """A bundle trained with ``TrainConfig(levels=("setl",))`` has no level a clue is raised on: screening it
+    said "No objects to concatenate" (pandas); it names the levels instead, before reading the warehouse."""
+    from types import SimpleNamespace
+
+    from models.screening import screen
+
+    with pytest.raises(ValueError, match=r"no clue level; it has \['setl'\].*psn"):
+        screen(tmp_path / "absent.duckdb", SimpleNamespace(scorers={"setl": object()}, meta={}))
