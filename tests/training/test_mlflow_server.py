@@ -74,3 +74,11 @@ def test_a_server_that_is_down_is_a_clear_error_at_once(tiny_warehouse, tmp_path
         text = " ".join(out.output.split())
         assert "tracking server unreachable" in text and f"http://127.0.0.1:{port}" in text, (args, text)
         assert "s3cret" not in out.output
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module("models.bundle"), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
