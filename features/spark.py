@@ -24,15 +24,17 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from features.build import GRAPH_TABLE, RULE_HIT_COLUMNS, Engine, _has_table
 from features.contract import TABLES
-from features.spark_sql import to_spark
+from features.spark_sql import to_spark, to_spark_steps
 
-__all__ = ["SparkEngine", "ParquetExports", "spark_session", "to_spark"]
+__all__ = ["SparkEngine", "ParquetExports", "spark_session", "to_spark", "stepwise"]
 
 # Contract tables the feature SQL reads.
 SOURCE_TABLES = ("setl_d", "mdtrt_d", "fee_list_d", "psn_info", "fixmedins", "practitioner", "hilist", "stock_moves")
@@ -109,6 +111,29 @@ class ParquetExports:
         self.views = set()
         if self.own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def stepwise(spark, sql: str, prefix: str) -> Iterator[str]:
+    """Run the top-level CTEs of one DuckDB-dialect SELECT on Spark as temp views named ``prefix + name``
+    (``features.spark_sql.to_spark_steps``) and yield the final SELECT, in Spark SQL, that reads them. A step
+    read more than once is computed once and its lineage cut (``localCheckpoint``): Spark would otherwise
+    inline it, and run it, at every read. The views are dropped on leaving.
+    """
+    steps, final = to_spark_steps(sql, prefix)
+    made = []
+    try:
+        for step in steps:
+            df = spark.sql(step.sql)
+            if step.uses > 1:
+                df = df.localCheckpoint(eager=True)
+            df.createOrReplaceTempView(step.view)
+            made.append((step.view, df))
+        yield final
+    finally:
+        for view, df in made:
+            spark.catalog.dropTempView(view)
+            df.unpersist()
 
 
 class SparkEngine(Engine):

@@ -25,6 +25,7 @@ import duckdb
 import pandas as pd
 
 from features.graph.edges import INPUT_ORDER, graph_inputs_sql, typed_input
+from features.spark import stepwise
 from features.spark_sql import to_spark
 
 __all__ = ["SparkGraphInputs", "GRAPH_SOURCES", "VIEW_PREFIX"]
@@ -70,9 +71,13 @@ class SparkGraphInputs:
             self.spark.sql(to_spark(self.sql[name])).count()
 
     def __call__(self, sql: str) -> pd.DataFrame:
-        """One projection SELECT (over the ``graph_in_`` views) on Spark; its rows ordered by pair."""
+        """One projection SELECT (over the ``graph_in_`` views) on Spark; its rows ordered by pair. Its CTEs run
+        as steps, each read more than once computed once (``features.spark.stepwise``: the layers' visit
+        and hub tables are read two to four times each)."""
         self._written += 1
-        return self._through_parquet(self.spark.sql(to_spark(sql)), f"pairs_{self._written}", "psn_a, psn_b")
+        name = f"pairs_{self._written}"
+        with stepwise(self.spark, sql, f"graph_{name}__") as final:
+            return self._through_parquet(self.spark.sql(final), name, "psn_a, psn_b")
 
     def close(self) -> None:
         for view in self.views:

@@ -28,9 +28,9 @@ from typing import Any
 
 import duckdb
 
-from features.spark import ParquetExports
+from features.spark import ParquetExports, stepwise
 from features.warehouse import BIRTH_DATES
-from features.spark_sql import to_spark, to_spark_steps
+from features.spark_sql import to_spark
 from models.rules.config import Rule, RuleConfig
 from models.rules.engine import BATCH_MATERIALIZED, RuleSqlError, base_statements, rule_body, rule_window
 
@@ -86,22 +86,11 @@ class SparkRules:
         body = _PARAM.sub(lambda m: sql_literal(params[m.group(1)]), body)
         out = self.exports.out("rules", rule.id)
         spark = self.exports.spark
-        made = []
         try:
-            steps, final = to_spark_steps(body, f"rule_{rule.id}__")
-            for step in steps:
-                df = spark.sql(step.sql)
-                if step.uses > 1:  # read more than once: computed once, its lineage cut (no re-planning)
-                    df = df.localCheckpoint(eager=True)
-                df.createOrReplaceTempView(step.view)
-                made.append((step.view, df))
-            spark.sql(f"SELECT {_OUTPUT} FROM ({final}) h").write.mode("overwrite").parquet(str(out))
+            with stepwise(spark, body, f"rule_{rule.id}__") as final:
+                spark.sql(f"SELECT {_OUTPUT} FROM ({final}) h").write.mode("overwrite").parquet(str(out))
         except Exception as e:  # an AnalysisException: name the file and the rule, as on DuckDB
             raise RuleSqlError(f"{rule.sql_path}: rule {rule.id} on Spark: {_spark_cause(e)}") from None
-        finally:
-            for view, df in made:
-                spark.catalog.dropTempView(view)
-                df.unpersist()
         return f"SELECT * FROM read_parquet('{out}/*.parquet')"
 
     def close(self) -> None:

@@ -10,9 +10,10 @@ import shutil
 
 import mlflow
 import pytest
+from mlflow_server import MlflowServer
+from ports import free_port
 from typer.testing import CliRunner
 
-from mlflow_server import MlflowServer
 from models.bundle import MODEL_NAME, load_registered
 from training.promote import promote
 from training.train import TrainConfig, train
@@ -61,8 +62,7 @@ def test_a_server_that_is_down_is_a_clear_error_at_once(tiny_warehouse, tmp_path
 
     from serving.cli import app
 
-    with MlflowServer(tmp_path / "server") as server:
-        port = server.port
+    port = free_port()  # nothing listens there
     uri = f"http://ana:s3cret@127.0.0.1:{port}"
     for args in (["screen", "--warehouse", str(tiny_warehouse)],
                  ["train", "--warehouse", str(tiny_warehouse), "--out-dir", str(tmp_path / "rep")],
