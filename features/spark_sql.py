@@ -60,7 +60,7 @@ def to_spark_steps(sql: str, prefix: str) -> tuple[list[SparkStep], str]:
     name AS (…)``) becomes its own SELECT, to be registered as the temp view ``prefix + name``, and the
     final SELECT reads the views. Spark inlines a CTE at every place it is read, so a chain of CTEs each
     read twice plans (and runs) the first one 2^n times; run as steps, a step read more than once
-    (``SparkStep.uses``) can be materialised once (``models.rules.spark``). A reference keeps the CTE's
+    (``SparkStep.uses``) can be materialised once (``features.spark.stepwise``). A reference keeps the CTE's
     name as its alias, so qualified columns (``visit.mdtrt_id``) still resolve.
 
     >>> steps, final = to_spark_steps("WITH a AS (SELECT 1 AS x), b AS (SELECT a.x FROM a JOIN a a2 ON a.x = a2.x) "
