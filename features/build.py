@@ -96,6 +96,7 @@ class FeatureReport:
     rule_hits: bool  # the warehouse had a rule_hits table
     graph: bool  # the warehouse had a graph_node_features table
     snapshots: tuple[TableResult, ...] = ()  # catalogue.SNAPSHOTS written after their feature table
+    since: str | None = None  # an incremental build: feat_setl's rows from then on were replaced
 
     def table(self, name: str) -> TableResult:
         for t in self.tables:
@@ -115,6 +116,7 @@ class Engine:
     write a feature table into the warehouse. Subclassed by the DuckDB and the Spark engine."""
 
     name = "?"
+    con: duckdb.DuckDBPyConnection  # the warehouse, where the tables are written
 
     def has_table(self, name: str) -> bool:
         raise NotImplementedError
@@ -148,6 +150,7 @@ def build_features(
     exports=None,
     memory_limit: str | None = None,
     rule_config=None,
+    since: datetime | None = None,
 ) -> FeatureReport:
     """Build the feature tables (``feat_setl``, ``feat_psn``, ``feat_prac``, ``feat_fixmedins``,
     ``feat_pharmacy``) in ``warehouse``.
@@ -159,6 +162,12 @@ def build_features(
     ``memory_limit`` (e.g. ``"4GB"``) caps DuckDB's memory (default 60 % of the machine); above it DuckDB
     spills to disk. ``rule_config`` (a ``RuleConfig``; default the one in force) gives the code sets the
     staging classes visits and institutions by, as the rules do.
+
+    ``since`` (a moment; an incremental run, ``yibao run --since``): the settlement table (``feat_setl``)
+    gets new rows for the settlements from then on only, in place of the ones it had for them and of the
+    settlements refunded since; its earlier rows stay as the build that wrote them left them (what a
+    settlement looked like when it was screened). The entity tables are built whole, as of ``as_of``. A
+    warehouse without ``feat_setl``, or whose ``feat_setl`` has other columns, gets the whole table.
     """
     if engine not in ENGINES:
         raise FeatureBuildError(f"未知引擎 (unknown engine) {engine!r}; 可选: {', '.join(ENGINES)}")
@@ -185,7 +194,7 @@ def build_features(
             eng = SparkEngine(con, spark=spark, exports=exports)
         try:
             codes = care_codes(rule_config)
-            report = _run(eng, warehouse, names, as_of_lit, progress, t_start, codes)
+            report = _run(eng, warehouse, names, as_of_lit, progress, t_start, codes, since=since)
         finally:
             eng.close()
         written = []
@@ -340,7 +349,7 @@ class DuckDBEngine(Engine):
 
 
 def _run(eng: Engine, warehouse: Path, names: tuple[str, ...], as_of: str, progress: Progress | None,
-         t_start: float, codes: dict[str, str]) -> FeatureReport:
+         t_start: float, codes: dict[str, str], *, since: datetime | None = None) -> FeatureReport:
     blocks = stage_blocks()
     total = len(blocks) + len(names)
     done = 0
@@ -370,13 +379,45 @@ def _run(eng: Engine, warehouse: Path, names: tuple[str, ...], as_of: str, progr
             if gcols:
                 graph = f"fx_g_{tname}"
                 eng.stage(graph, graph_select(table, gcols))
-        rows = eng.write(tname, final_select(table, core, rh, graph, gcols, as_of))
+        select = final_select(table, core, rh, graph, gcols, as_of)
+        if since is not None and table.key == SETTLEMENT_KEY and _same_columns(eng, table, gcols):
+            rows = _replace_since(eng, table, select, since)
+        else:
+            rows = eng.write(tname, select)
         results.append(TableResult(tname, rows, len(table.columns) + len(gcols), round(time.perf_counter() - t0, 2)))
         done += 1
         if progress:
             progress(tname, done, total)
     return FeatureReport(str(warehouse), eng.name, as_of.split("'")[1], tuple(results), round(stage_seconds, 2),
-                         round(time.perf_counter() - t_start, 2), had_hits, had_graph)
+                         round(time.perf_counter() - t_start, 2), had_hits, had_graph,
+                         since=f"{since:%Y-%m-%d %H:%M:%S}" if since is not None else None)
+
+
+SETTLEMENT_KEY = "setl_id"  # the level an incremental build (since) adds rows to; its rows carry setl_time
+
+
+def _same_columns(eng: Engine, table: FeatureTable, graph_columns: list[str]) -> bool:
+    """The warehouse's copy of ``table`` has the columns this build writes (else it is written whole)."""
+    if not _has_table(eng.con, table.name):
+        return False
+    have = [r[0] for r in eng.con.execute(f"DESCRIBE {table.name}").fetchall()]
+    return have == [c.name for c in table.columns] + [f"g_{c}" for c in graph_columns]
+
+
+def _replace_since(eng: Engine, table: FeatureTable, select: str, since: datetime) -> int:
+    """Swap the rows of settlements from ``since`` on (and of settlements refunded since) for new ones."""
+    moment = f"TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}'"
+    fresh, gone = f"{table.name}__since", f"{table.name}__refunded"
+    eng.write(fresh, f"SELECT * FROM ({select}) f WHERE f.setl_time >= {moment}")
+    eng.write(gone, "SELECT setl_id FROM stg_refunded")  # the one definition of what does not count
+    try:
+        eng.con.execute(f"DELETE FROM {table.name} WHERE setl_time >= {moment} "
+                        f"OR setl_id IN (SELECT setl_id FROM {gone})")
+        eng.con.execute(f"INSERT INTO {table.name} SELECT * FROM {fresh}")
+    finally:
+        eng.con.execute(f"DROP TABLE IF EXISTS {fresh}")
+        eng.con.execute(f"DROP TABLE IF EXISTS {gone}")
+    return eng.con.execute(f"SELECT COUNT(*) FROM {table.name}").fetchone()[0]
 
 
 def care_codes(rule_config=None) -> dict[str, str]:

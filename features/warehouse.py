@@ -57,6 +57,8 @@ __all__ = [
     "copy_warehouse",
     "list_quarantine",
     "quarantine_counts",
+    "latest_batch",
+    "settlements_loaded_after",
 ]
 
 # Column, DuckDB type. ``raw`` is the source row as JSON with personal fields masked.
@@ -404,6 +406,34 @@ def note_ingest_change(con: duckdb.DuckDBPyConnection, when: datetime) -> None:
         con.execute("UPDATE pipeline_state SET finished_at = ? WHERE stage = 'ingest'", [when])
     else:
         con.execute("INSERT INTO pipeline_state (stage, inputs, finished_at) VALUES ('ingest', '', ?)", [when])
+
+
+def latest_batch(con: duckdb.DuckDBPyConnection) -> int:
+    """The number of the last ingest run (``ingest_log.batch_no``; loaded rows carry it in ``_ingest_batch``);
+    0 before the first."""
+    if not _has_table(con, "ingest_log"):
+        return 0
+    return int(con.execute("SELECT coalesce(max(batch_no), 0) FROM ingest_log").fetchone()[0])
+
+
+def settlements_loaded_after(con: duckdb.DuckDBPyConnection, batch_no: int) -> datetime | None:
+    """The earliest settlement time among the settlements the ingest runs after ``batch_no`` touched: loaded,
+    loaded a visit, fee line or diagnosis of, or marked for re-derivation (``ingest_rederive``: a row they
+    depend on was corrected). None when those runs touched no settlement. An incremental pipeline run
+    (``yibao run --since``) judges from there, so that a late settlement is not left unscreened."""
+    if not _has_table(con, "setl_d"):
+        return None
+    n = int(batch_no)
+    touched = [f"SELECT setl_id FROM {t} WHERE _ingest_batch > {n}" for t in ("fee_list_d", "setl_list_diag_d")
+               if _has_table(con, t)]
+    if _has_table(con, "ingest_rederive"):
+        touched.append(f"SELECT setl_id FROM ingest_rederive WHERE batch_no > {n}")
+    visits = (f" OR s.mdtrt_id IN (SELECT mdtrt_id FROM mdtrt_d WHERE _ingest_batch > {n})"
+              if _has_table(con, "mdtrt_d") else "")
+    others = "".join(f" OR s.setl_id IN ({q})" for q in touched)
+    (earliest,) = con.execute(f"SELECT min(s.setl_time) FROM setl_d s WHERE s._ingest_batch > {n}{visits}{others}"
+                              ).fetchone()
+    return earliest
 
 
 # -- private helpers ------------------------------------------------------------------------------

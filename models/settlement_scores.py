@@ -11,9 +11,15 @@ every settlement (全量结算单据). The screen stage of the pipeline writes `
 
 Both call :meth:`models.bundle.ScorerBundle.score` on the settlement features, so the numbers are the same.
 A bundle without a settlement scorer writes no table.
+
+With ``since`` (an incremental run) only the settlements from then on are scored: their rows replace the
+ones they had, the scores of settlements no longer in ``feat_setl`` (refunded since) are removed and the
+others are kept.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import duckdb
 import pandas as pd
@@ -26,14 +32,15 @@ SCORE_TABLE = "setl_scores"
 CHUNK_ROWS = 200_000
 
 
-def score_settlements(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle) -> int | None:
+def score_settlements(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, *, since: datetime | None = None) \
+        -> int | None:
     """Write ``setl_scores`` on DuckDB; return its row count (None: the bundle scores no settlements)."""
     if "setl" not in bundle.scorers:
         return None
     features = bundle.features["setl"]
-    con.execute(f"CREATE OR REPLACE TABLE {SCORE_TABLE} (setl_id VARCHAR, p_fraud DOUBLE)")
+    where = _keep_earlier(con, since)
     cur = con.cursor()
-    cur.execute(f"SELECT setl_id, {', '.join(features)} FROM feat_setl")
+    cur.execute(f"SELECT setl_id, {', '.join(features)} FROM feat_setl {where}")
     while True:
         chunk = cur.fetch_df_chunk(CHUNK_ROWS // 2048 or 1)
         if chunk.empty:
@@ -44,12 +51,14 @@ def score_settlements(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle) -> i
     return con.execute(f"SELECT count(*) FROM {SCORE_TABLE}").fetchone()[0]
 
 
-def score_settlements_spark(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, exports) -> int | None:
+def score_settlements_spark(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, exports, *,
+                            since: datetime | None = None) -> int | None:
     """Write ``setl_scores`` with Spark (``exports``: the run's :class:`features.spark.ParquetExports`)."""
     if "setl" not in bundle.scorers:
         return None
     features = bundle.features["setl"]
-    exports.export(con, "feat_setl", f"SELECT setl_id, {', '.join(features)} FROM feat_setl", fresh=True)
+    where = _keep_earlier(con, since)
+    exports.export(con, "feat_setl", f"SELECT setl_id, {', '.join(features)} FROM feat_setl {where}", fresh=True)
     out = exports.out("scores", SCORE_TABLE)
 
     def score(batches):  # runs on the executors: the bundle travels with the function
@@ -58,8 +67,22 @@ def score_settlements_spark(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle
 
     (exports.spark.table("feat_setl").mapInPandas(score, "setl_id string, p_fraud double")
      .write.mode("overwrite").parquet(str(out)))
-    con.execute(f"CREATE OR REPLACE TABLE {SCORE_TABLE} AS SELECT * FROM read_parquet('{out}/*.parquet')")
+    con.execute(f"INSERT INTO {SCORE_TABLE} SELECT * FROM read_parquet('{out}/*.parquet')")
     return con.execute(f"SELECT count(*) FROM {SCORE_TABLE}").fetchone()[0]
+
+
+def _keep_earlier(con: duckdb.DuckDBPyConnection, since: datetime | None) -> str:
+    """Make ``setl_scores`` ready for new rows: empty, or (``since``) holding only the scores of settlements
+    before ``since`` still in ``feat_setl``; return the WHERE clause of the settlements to score."""
+    exists = con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND "
+                         f"schema_name = 'main' AND table_name = '{SCORE_TABLE}'").fetchall()
+    if since is None or not exists:
+        con.execute(f"CREATE OR REPLACE TABLE {SCORE_TABLE} (setl_id VARCHAR, p_fraud DOUBLE)")
+        return ""
+    moment = f"TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}'"
+    con.execute(f"DELETE FROM {SCORE_TABLE} s WHERE NOT EXISTS (SELECT 1 FROM feat_setl f "
+                f"WHERE f.setl_id = s.setl_id AND f.setl_time < {moment})")
+    return f"WHERE setl_time >= {moment}"
 
 
 def _scored(bundle: ScorerBundle, batch: pd.DataFrame) -> pd.DataFrame:

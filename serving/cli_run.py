@@ -29,6 +29,10 @@ def run_command(
     bundle: Optional[Path] = typer.Option(None, help="A scorer bundle for the screen stage instead of the registry's."),
     model: str = typer.Option("champion", help="Registered alias or version for the screen stage."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI of the registry."),
+    since: Optional[str] = typer.Option(None, "--since", help="Incremental run: judge, featurise and score only "
+                                        "the settlements from this date on (YYYY-MM-DD), or 'auto': those loaded "
+                                        "since each stage last ran; moved back to any earlier settlement loaded "
+                                        "since. The graph and the entity features are built whole."),
     force: bool = typer.Option(False, help="Run every stage even when it is up to date."),
     dev: bool = DEV_OPT,
     as_json: bool = JSON_OPT,
@@ -60,7 +64,7 @@ def run_command(
         task = bar.add_task("流水线 pipeline", total=None)
         try:
             report = run_pipeline(s, source=source, stages=names, engine=engine, bundle_path=bundle, model_ref=model,
-                                  tracking_uri=tracking_uri, force=force, spark=spark,
+                                  tracking_uri=tracking_uri, force=force, spark=spark, since=since,
                                   progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
         except (PipelineError, FileNotFoundError, ValueError, ConnectionError) as e:
             _fail(str(e))
@@ -82,3 +86,8 @@ def run_command(
                       f"{st.seconds}" if i == 0 else "",
                       name, f"{info['rows']:,}" if "rows" in info else "", info.get("fingerprint", ""))
     console.print(t)
+    for st in report.stages:  # an incremental run: the moment each stage judged from
+        if "since" in st.summary:
+            note = st.summary.get("since_note")
+            console.print(f"增量 incremental · {st.stage}: 自 from {st.summary['since'] or '全量 all'}"
+                          + (f" — {note}" if note else ""))

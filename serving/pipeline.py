@@ -17,6 +17,14 @@ from the same DuckDB text, over one set of Parquet exports of the warehouse, and
 ``mapInPandas``; results written back into the warehouse) and the rest on DuckDB or the driver; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
 say) is used and left running; otherwise a local one is started for the stages that need it and stopped.
 
+An incremental run (``since``: a date, or ``"auto"``) judges only the settlements from then on in the stages
+that can (``Stage.since`` says how): the rules judge them (reading history as they need) and replace their
+hits, the feature build replaces their ``feat_setl`` rows and builds the entity tables whole, the screen
+scores them and screens every entity; the graph is built whole. Each stage remembers the last ingest run
+it saw (``pipeline_state.batch_no``) and moves ``since`` back to the earliest settlement any later ingest
+run touched (:func:`features.warehouse.settlements_loaded_after`), so that no settlement is left
+unscreened: ``"auto"`` is exactly that moment. A stage that never ran on the warehouse runs whole.
+
 A stage is skipped when it is up to date: what it read (the state of the stages before it, the extract's
 files for ``ingest``, the rule config and pack for ``rules``, the model for ``screen``) has not changed since
 it last ran and its tables are there (``pipeline_state`` in the warehouse); ``force=True`` runs it anyway.
@@ -41,7 +49,7 @@ import duckdb
 
 from features.config import Settings
 from features.contract import TABLES
-from features.warehouse import connect
+from features.warehouse import connect, latest_batch
 
 __all__ = ["Stage", "STAGES", "STAGE_NAMES", "ENGINES", "StageReport", "PipelineReport", "run_pipeline", "fingerprint",
            "PipelineError"]
@@ -60,21 +68,27 @@ class Stage:
     writes: tuple[str, ...]  # tables (a trailing * matches a prefix) the stage produces
     after: tuple[str, ...]  # stages whose output it reads
     on_spark: str = ""  # with --engine spark: what of the stage runs on Spark ("" = all of it on DuckDB)
+    since: str = ""  # in an incremental run (since): what the stage does ("" = it runs whole)
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "导入", tuple(TABLES) + ("quarantine",), ()),
     Stage("rules", "规则", ("rule_hits", "rule_hits_exempted"), ("ingest",),
-          "the rule SQL (base views and every rule); hit ids, messages, exemptions and code coverage on DuckDB"),
+          "the rule SQL (base views and every rule); hit ids, messages, exemptions and code coverage on DuckDB",
+          "the settlements from then on are judged (history before it read where a rule needs it); their hits "
+          "replace the ones they had"),
     Stage("graph", "关系图", ("graph_*", "ring_candidates"), ("ingest", "rules"),
           "the graph's inputs from the claims (visits, drug purchases, edges) and the projection's pair counts "
           "(co-visit, same-counter and co-purchase self-joins with their null models); pair scores, communities, "
           "community stats, PageRank and node features on the driver (Python, DuckDB), which holds all edges"),
     Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph"),
-          "the feature SQL (staging, every level, rule-hit and graph joins)"),
+          "the feature SQL (staging, every level, rule-hit and graph joins)",
+          "feat_setl's rows of the settlements from then on are replaced (earlier rows kept as they were "
+          "screened); the entity tables are built whole"),
     Stage("screen", "筛查", ("setl_scores",), ("features", "graph", "rules"),
           "settlement scores (the model's booster in mapInPandas); entity scores, ranking, clues and the clue "
-          "store on DuckDB"),
+          "store on DuckDB",
+          "the settlements from then on are scored (earlier scores kept); every entity is screened"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 ENGINES = ("duckdb", "spark")
@@ -111,7 +125,7 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
                  engine: str = "duckdb", rules_config=None, bundle_path: Path | None = None,
                  model_ref: str = "champion", tracking_uri: str | None = None, force: bool = False,
                  graph_config=None, feature_tables: Iterable[str] | None = None, fingerprints: bool = True,
-                 progress: Progress | None = None, spark=None) -> PipelineReport:
+                 progress: Progress | None = None, spark=None, since: str | datetime | None = None) -> PipelineReport:
     """Run ``stages`` (in pipeline order, whatever order they are given in) on ``settings.warehouse``.
 
     ``fingerprints=False`` gives row counts only (a content fingerprint reads every table written).
@@ -120,6 +134,8 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
     registered ``model_ref``; ``feature_tables`` the feature tables to build (default: every level's).
     ``progress(description, done, total)`` is called as stages and their steps go.
     ``engine`` is ``duckdb`` or ``spark`` (then ``spark`` may be a running SparkSession to use).
+    ``since``: an incremental run (a date or timestamp, or ``"auto"``: what was loaded since each stage last
+    ran); see the module's docstring.
     """
     if engine not in ENGINES:
         raise PipelineError(f"未知引擎 (unknown engine) {engine!r}; 可选: {', '.join(ENGINES)}")
@@ -127,6 +143,7 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
     unknown = wanted - set(STAGE_NAMES)
     if unknown:
         raise PipelineError(f"未知阶段 (unknown stage) {sorted(unknown)}; 可选: {', '.join(STAGE_NAMES)}")
+    since = _since_request(since)
     if "ingest" in wanted and source is None:
         raise PipelineError("ingest: 需要数据目录 --source (the extract folder is required)")
     if "screen" in wanted and bundle_path is None:  # the registry's server, before the stages that come first
@@ -142,7 +159,7 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
         _run_stages(order, reports, settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
                     model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config,
                     feature_tables=tuple(feature_tables) if feature_tables else None, force=force,
-                    fingerprints=fingerprints, tick=tick, on_spark=on_spark)
+                    fingerprints=fingerprints, tick=tick, on_spark=on_spark, since=since)
     finally:
         if on_spark:
             on_spark.close()
@@ -152,7 +169,7 @@ def run_pipeline(settings: Settings, *, source: Path | None = None, stages: Iter
 
 def _run_stages(order: list[Stage], reports: list[StageReport], settings: Settings, *, source, rules_config,
                 bundle_path, model_ref, tracking_uri, graph_config, feature_tables, force, fingerprints, tick,
-                on_spark: _SparkRun | None) -> None:
+                on_spark: _SparkRun | None, since: str | datetime | None = None) -> None:
     for i, stage in enumerate(order):
         tick(f"{i + 1}/{len(order)} {stage.zh} {stage.name}", i, len(order))
         inputs = _inputs(stage, settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
@@ -167,9 +184,14 @@ def _run_stages(order: list[Stage], reports: list[StageReport], settings: Settin
             tick(f"{_name} {desc}".strip(), done, total)
 
         spark_stage = on_spark is not None and bool(stage.on_spark)
+        stage_since, note = _stage_since(settings.warehouse, stage, since)
         summary = _RUNNERS[stage.name](settings, source=source, rules_config=rules_config, bundle_path=bundle_path,
                                        model_ref=model_ref, tracking_uri=tracking_uri, graph_config=graph_config,
-                                       feature_tables=feature_tables, progress=step, exports=on_spark.exports() if spark_stage else None)
+                                       feature_tables=feature_tables, progress=step, since=stage_since,
+                                       exports=on_spark.exports() if spark_stage else None)
+        if since is not None and stage.since:
+            summary = summary | {"since": stage_since.isoformat(sep=" ") if stage_since else None,
+                                 "since_note": note}
         report = StageReport(stage.name, "ran", round(time.perf_counter() - s0, 1),
                              _tables_of(settings.warehouse, stage, fingerprints=fingerprints), summary, inputs,
                              "spark" if spark_stage else "duckdb", stage.on_spark if spark_stage else "")
@@ -208,14 +230,14 @@ def _ingest(settings: Settings, *, source, progress, **_) -> dict:
     return report.to_dict()
 
 
-def _rules(settings: Settings, *, rules_config, progress, exports, **_) -> dict:
+def _rules(settings: Settings, *, rules_config, progress, exports, since=None, **_) -> dict:
     from models.rules.engine import run_rules
 
     from features.contract import FRAUD_TYPES
 
     report = run_rules(settings.warehouse, _rule_config(settings, rules_config),
                        progress=lambda r, d, n: progress(r, d, n), engine="spark" if exports else "duckdb",
-                       exports=exports)
+                       exports=exports, since=since)
     typologies: dict[str, dict] = {}
     for r in report.rules:
         t = typologies.setdefault(r.typology_id, {"typology_zh": FRAUD_TYPES[r.typology_id][0], "hits": 0,
@@ -235,16 +257,16 @@ def _graph(settings: Settings, *, graph_config, progress, exports, **_) -> dict:
     return {"method": report.method, "counts": report.counts}
 
 
-def _features(settings: Settings, *, rules_config, progress, exports, feature_tables=None, **_) -> dict:
+def _features(settings: Settings, *, rules_config, progress, exports, feature_tables=None, since=None, **_) -> dict:
     from features.build import build_features
 
     report = build_features(settings.warehouse, progress=progress, engine="spark" if exports else "duckdb",
-                            exports=exports, tables=feature_tables,
+                            exports=exports, tables=feature_tables, since=since,
                             rule_config=_rule_config(settings, rules_config))  # the rules' code sets
     return {"tables": {t.table: {"rows": t.rows, "columns": t.columns} for t in report.tables}}
 
 
-def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progress, exports, **_) -> dict:
+def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progress, exports, since=None, **_) -> dict:
     import serving.cli  # noqa: F401 - first: it imports cli_screen, which imports it (a cycle met half-way otherwise)
     from models.settlement_scores import score_settlements, score_settlements_spark
     from serving.cli_screen import load_bundle, run_screening
@@ -252,7 +274,8 @@ def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progres
     bundle = load_bundle(settings, bundle_path=bundle_path, model_ref=model_ref, tracking_uri=tracking_uri)
     progress("结算单评分 settlement scores", 0, 1)
     with connect(settings.warehouse) as con:
-        scored = (score_settlements_spark(con, bundle, exports) if exports else score_settlements(con, bundle))
+        scored = (score_settlements_spark(con, bundle, exports, since=since) if exports
+                  else score_settlements(con, bundle, since=since))
     summary, clues = run_screening(settings, bundle=bundle, bundle_path=bundle_path, model_ref=model_ref,
                                    progress=progress)
     return summary | {"settlements_scored": scored,
@@ -338,8 +361,42 @@ def _state(warehouse: Path) -> dict[str, dict]:
     with connect(warehouse, read_only=True) as con:
         if not _has(con, "pipeline_state"):
             return {}
-        return {s: {"inputs": i, "finished": str(f)} for s, i, f in con.execute(
-            "SELECT stage, inputs, finished_at FROM pipeline_state").fetchall()}
+        batch = "batch_no" if con.execute("SELECT 1 FROM duckdb_columns() WHERE table_name = 'pipeline_state' "
+                                          "AND column_name = 'batch_no'").fetchall() else "NULL"
+        return {s: {"inputs": i, "finished": str(f), "batch_no": b} for s, i, f, b in con.execute(
+            f"SELECT stage, inputs, finished_at, {batch} FROM pipeline_state").fetchall()}
+
+
+def _since_request(since: str | datetime | None) -> str | datetime | None:
+    if since is None or since == "auto":
+        return since
+    from models.rules.engine import since_timestamp
+
+    try:
+        return since_timestamp(since)
+    except ValueError:
+        raise PipelineError(f"--since 应为日期 (a date like 2025-06-01) 或 auto, 而不是 {since!r}") from None
+
+
+def _stage_since(warehouse: Path, stage: Stage, requested: str | datetime | None) -> tuple[datetime | None, str]:
+    """The moment ``stage`` judges from in an incremental run, and a note when it is not the one asked for."""
+    if requested is None or not stage.since:
+        return None, ""
+    seen = _state(warehouse).get(stage.name, {}).get("batch_no")
+    if seen is None:
+        return None, "该阶段首次运行, 全量 (the stage never ran on this warehouse: all settlements)"
+    from features.warehouse import settlements_loaded_after
+
+    with connect(warehouse, read_only=True) as con:
+        unseen = settlements_loaded_after(con, seen)
+    if requested == "auto":
+        if unseen is None:
+            return None, "无新导入的结算, 全量 (no settlement was loaded since the stage last ran: all settlements)"
+        return unseen, "自上次运行以来导入的最早结算 (the earliest settlement loaded since the stage last ran)"
+    if unseen is not None and unseen < requested:
+        return unseen, (f"提前到 {unseen:%Y-%m-%d %H:%M:%S}: 上次运行以来导入了更早的结算 (moved back: earlier "
+                        "settlements were loaded since the stage last ran)")
+    return requested, ""
 
 
 def _up_to_date(warehouse: Path, stage: Stage, inputs: str) -> bool:
@@ -353,9 +410,12 @@ def _record(warehouse: Path, report: StageReport) -> None:
     with connect(warehouse) as con:
         con.execute("CREATE TABLE IF NOT EXISTS pipeline_state (stage VARCHAR PRIMARY KEY, inputs VARCHAR, "
                     "finished_at TIMESTAMP, seconds DOUBLE, tables VARCHAR)")
-        con.execute("INSERT OR REPLACE INTO pipeline_state VALUES (?, ?, ?, ?, ?)",
+        # the last ingest run the stage saw: an incremental run judges what later runs loaded
+        con.execute("ALTER TABLE pipeline_state ADD COLUMN IF NOT EXISTS batch_no BIGINT")
+        con.execute("INSERT OR REPLACE INTO pipeline_state (stage, inputs, finished_at, seconds, tables, batch_no) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     [report.stage, report.inputs, datetime.now(), report.seconds,
-                     json.dumps(report.tables, ensure_ascii=False)])
+                     json.dumps(report.tables, ensure_ascii=False), latest_batch(con)])
 
 
 def _tables_of(warehouse: Path, stage: Stage, *, fingerprints: bool = True) -> dict[str, dict]:

@@ -50,6 +50,7 @@ __all__ = [
     "RunReport",
     "RuleSqlError",
     "run_rules",
+    "since_timestamp",
     "compute_hits",
     "prepare_session",
     "rule_window",
@@ -213,7 +214,7 @@ def run_rules(
     if engine == "spark" and exports is None:
         raise ValueError("engine='spark' needs the Parquet exports of a Spark session (features.spark.ParquetExports)")
     config = config or load_config()
-    since_ts = _timestamp(since)
+    since_ts = since_timestamp(since)
     started = datetime.now().replace(microsecond=0)
     t0 = time.perf_counter()
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -285,7 +286,7 @@ def compute_hits(
 
     Works on a read-only connection to the warehouse: nothing is written to it. Used by the backtest.
     """
-    since_ts = _timestamp(since)
+    since_ts = since_timestamp(since)
     version = load_pack_temp(con)
     prepare_session(con, config, since=since_ts, materialize=BATCH_MATERIALIZED)
     rules = list(config.enabled_rules)
@@ -497,7 +498,8 @@ def _require_claims(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
         raise FileNotFoundError(f"{warehouse}: no table {', '.join(missing)}; run `yibao ingest` first")
 
 
-def _timestamp(value: datetime | str | None) -> datetime | None:
+def since_timestamp(value: datetime | str | None) -> datetime | None:
+    """``--since`` as a moment: a date (its midnight) or a timestamp; a clear error otherwise."""
     if value is None or isinstance(value, datetime):
         return value
     try:

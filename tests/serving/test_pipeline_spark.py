@@ -65,6 +65,12 @@ def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained,
     clues = {e: [(c["entity_type"], c["entity_id"], round(c["p_fraud"], 9), c["amount_at_risk"])
                  for c in r.summary["clue_list"]] for e, r in reports.items()}
     assert clues["duckdb"] == clues["spark"] and len(clues["duckdb"]) > 0
+    # an incremental screen (yibao run --since) scores the settlements from then on in place of their rows
+    again = run_pipeline(load_settings(warehouse=tmp_path / "spark" / "warehouse.duckdb"), stages=("screen",),
+                         engine="spark", spark=spark, bundle_path=bundle, since="2025-10-01").stage("screen")
+    assert again.summary["since"] == "2025-10-01 00:00:00"
+    assert 0 < again.summary["settlements_scored"] == settlements
+    assert again.tables["setl_scores"] == on_duck.tables["setl_scores"]
 
 
 @pytest.mark.slow

@@ -97,7 +97,9 @@ WITH tracked AS (   -- institutions that submit stock records at all
 )
 SELECT 'fixmedins' AS entity_type, p.fixmedins_code AS entity_id, NULL AS setl_id, NULL AS mdtrt_id,
        NULL AS psn_no, p.fixmedins_code, NULL AS prac_code, e.evidence,
-       round(p.unsupported_amt, 2) AS amount_at_risk, e.first_time AS event_time,
+       -- to the cent, half away from zero, as floor(|x|·100 + 0.5): round() of a DOUBLE at a half cent goes
+       -- up on DuckDB (x·100 first) and down on Spark (the double's exact decimal value)
+       sign(p.unsupported_amt) * floor(abs(p.unsupported_amt) * 100 + 0.5) / 100 AS amount_at_risk, e.first_time AS event_time,
        {'n_items': p.n_items, 'n_item_months': m.n_item_months,
         'billed_qty': round(p.billed_qty, 1), 'supported_qty': round(p.supported_qty, 1),
         'unsupported_qty': round(p.unsupported_qty, 1),

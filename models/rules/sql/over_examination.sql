@@ -149,7 +149,9 @@ WITH visit AS (
 SELECT f.entity_type, f.entity_id, NULL AS setl_id, NULL AS mdtrt_id, NULL AS psn_no,
        CASE WHEN f.entity_type = 'fixmedins' THEN f.fixmedins_code END AS fixmedins_code,
        CASE WHEN f.entity_type = 'prac' THEN f.entity_id END AS prac_code, e.evidence,
-       round(f.amount, 2) AS amount_at_risk, f.first_time AS event_time,
+       -- to the cent, half away from zero, as floor(|x|·100 + 0.5): round() of a DOUBLE at a half cent goes
+       -- up on DuckDB (x·100 first) and down on Spark (the double's exact decimal value)
+       sign(f.amount) * floor(abs(f.amount) * 100 + 0.5) / 100 AS amount_at_risk, f.first_time AS event_time,
        {'finding_zh': printf('%s%d人次就诊共开检查检验%s项，按同级同科室、同诊断、同合并症的其他机构水平应为%s项'
                              || '（人次均%s对%s），为同类的%s倍',
                              CASE f.entity_type WHEN 'prac' THEN '该医师（' || f.fixmedins_code || '）' ELSE '本机构' END,
