@@ -86,8 +86,10 @@ def run_command(
                       f"{st.seconds}" if i == 0 else "",
                       name, f"{info['rows']:,}" if "rows" in info else "", info.get("fingerprint", ""))
     console.print(t)
-    for st in report.stages:  # an incremental run: the moment each stage judged from
+    moments: dict[tuple, list[str]] = {}  # an incremental run: the moment the stages judged from, and why
+    for st in report.stages:
         if "since" in st.summary:
-            note = st.summary.get("since_note")
-            console.print(f"增量 incremental · {st.stage}: 自 from {st.summary['since'] or '全量 all'}"
-                          + (f" — {note}" if note else ""))
+            moments.setdefault((st.summary["since"], st.summary.get("since_note") or ""), []).append(st.stage)
+    for (since, note), names in moments.items():
+        console.print(f"增量 incremental ({', '.join(names)}): 自 from {since or '全量 all'}"
+                      + (f" — {note}" if note else ""))
