@@ -384,7 +384,8 @@ def _stage_since(warehouse: Path, stage: Stage, requested: str | datetime | None
         return None, ""
     seen = _state(warehouse).get(stage.name, {}).get("batch_no")
     if seen is None:
-        return None, "该阶段首次运行, 全量 (the stage never ran on this warehouse: all settlements)"
+        return None, ("该阶段无运行记录, 全量 (no record of what the stage last saw — its first run, or a warehouse "
+                      "from before incremental runs: all settlements)")
     from features.warehouse import settlements_loaded_after
 
     with connect(warehouse, read_only=True) as con:
