@@ -15,7 +15,7 @@ import duckdb
 
 from models.credit import institutions_from_warehouse, load_credit_config, rate_institutions
 from models.inspection import inspection_lift, institution_risk, load_inspection_config, risk_signals_from_warehouse
-from training.dataset import load_level
+from models.levels import load_level
 from training.train import TrainConfig, cross_fit
 
 wh = sys.argv[1] if len(sys.argv) > 1 else "data/small/warehouse.duckdb"

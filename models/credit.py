@@ -180,7 +180,7 @@ def institutions_from_warehouse(warehouse: Path | duckdb.DuckDBPyConnection, bun
             ORDER BY f.fixmedins_code""").df()
         frame["p_fraud"] = np.nan
         if bundle is not None:
-            from training.dataset import load_level
+            from models.levels import load_level
 
             for level in ("fixmedins", "pharmacy"):
                 if level not in bundle.levels:
@@ -195,16 +195,15 @@ def institutions_from_warehouse(warehouse: Path | duckdb.DuckDBPyConnection, bun
     return frame
 
 
-def clue_outcomes(store) -> pd.DataFrame:
-    """Every institution and pharmacy clue of a :class:`serving.clues.store.ClueStore` (as the system
-    account): id, state, risk level, P(fraud), amounts at risk, confirmed and recovered, priority."""
-    from serving.clues.store import SYSTEM
-
+def clue_outcomes(store, account) -> pd.DataFrame:
+    """Every institution and pharmacy clue of a :class:`serving.clues.store.ClueStore` that ``account`` (the
+    store's system account, ``serving.clues.store.SYSTEM``) sees: id, state, risk level, P(fraud), amounts at
+    risk, confirmed and recovered, priority."""
     rows = []
     for entity_type in ("fixmedins", "pharmacy"):
         offset = 0
         while True:
-            page = store.list(SYSTEM, entity_type=entity_type, limit=1000, offset=offset, sort="age")
+            page = store.list(account, entity_type=entity_type, limit=1000, offset=offset, sort="age")
             rows += [{k: c[k] for k in _CLUE_COLUMNS} for c in page["items"]]
             offset += len(page["items"])
             if not page["items"] or offset >= page["total"]:

@@ -72,7 +72,7 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
            progress: Progress | None = None) -> ScreenResult:
     """Score, rank and assemble clues (see the module docstring). ``calibration``: the region's map of this
     bundle's probabilities (``models.calibration``); a map fitted for another model is not applied."""
-    from training.dataset import load_level
+    from models.levels import load_level
 
     if calibration is not None and calibration.model_id != model_id(bundle.meta):
         calibration = None

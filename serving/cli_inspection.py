@@ -45,11 +45,11 @@ def load_inputs(settings, *, bundle: Optional[Path], credit_config: Optional[Pat
     clues = None
     url = settings.clue_db_url
     if use_clues and not (url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file()):
-        from serving.clues.store import open_store
+        from serving.clues.store import SYSTEM, open_store
 
         store = open_store(url)
         try:
-            clues = clue_outcomes(store)
+            clues = clue_outcomes(store, SYSTEM)
         finally:
             store.close()
     cfg = load_credit_config(credit_config)

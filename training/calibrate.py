@@ -37,7 +37,7 @@ def region_outcomes(con: duckdb.DuckDBPyConnection, *, sources=DEFAULT_SOURCES) 
 def scored_outcomes(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, outcomes: pd.DataFrame) -> pd.DataFrame:
     """``outcomes`` with the model's P(fraud) of each entity (``p_fraud``; entities the model does not score
     are left out)."""
-    from training.dataset import load_level, ring_truth
+    from models.levels import load_level, ring_truth
 
     parts = []
     for label_type, levels in _LEVEL_OF_LABEL.items():

@@ -94,7 +94,7 @@ def fraud_ledger(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
     One row per (case, reaching entity): ``case_id, fraud_type, amount, entity_type, entity_id``;
     ``entity_type`` is ``psn``, ``prac``, ``fixmedins`` (institutions and pharmacies) or ``ring``
-    (a ring id of the labels; communities map to it through :func:`training.dataset.ring_truth`).
+    (a ring id of the labels; communities map to it through :func:`models.levels.ring_truth`).
     """
     own = pd.DataFrame([(t, lv) for t, (_, lv) in FRAUD_TYPES.items()], columns=["fraud_type", "own_level"])
     con.register("_own_level", own)

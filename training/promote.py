@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import MODEL_NAME, load_registered, require_tracking_server
-from training.dataset import load_level
+from models.levels import load_level
 from training.evaluate import level_metrics, precision_at_k
 
 __all__ = ["Comparison", "compare", "promote", "HEADLINE", "ALIAS"]

@@ -1,6 +1,6 @@
 """Retraining (模型训练): every level's scorer, an honest evaluation, one MLflow run, a registered version.
 
-``train(warehouse, config)`` reads the feature tables and labels (:mod:`training.dataset`) and
+``train(warehouse, config)`` reads the feature tables and labels (:mod:`models.levels`) and
 
 1. **settlements** (结算): a *time split* — the model is fitted on settlements before the cutoff
    (``test_months`` before the last settlement) and evaluated on the settlements after it. The
@@ -39,7 +39,7 @@ from models.bundle import BUNDLE_FILE, MODEL_NAME, RegionScale, ScorerBundle, re
 from models.explain import peer_medians
 from models.ranking import rank_clues, recovery_share
 from models.scorers import FraudScorer
-from training.dataset import LEVELS, LevelData, load_levels
+from models.levels import LEVELS, LevelData, load_levels
 from training.evaluate import CAPACITIES, calibration_table, evaluate_ranking, fraud_ledger, level_metrics
 
 __all__ = ["TrainConfig", "TrainResult", "train", "ENTITY_LEVELS", "fit_levels", "cross_fit", "load_regions"]

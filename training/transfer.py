@@ -59,7 +59,7 @@ def judge_clues(con: duckdb.DuckDBPyConnection, clues: pd.DataFrame, *,
                 capacities=TRANSFER_CAPACITIES) -> dict:
     """Figures of a ranked clue list (``entity_type, entity_id``, best first; ``typologies`` optional) against
     the labels of the warehouse on ``con`` (see the module docstring)."""
-    from training.dataset import ring_truth
+    from models.levels import ring_truth
     from training.evaluate import fraud_ledger
 
     clues = clues.reset_index(drop=True)
@@ -121,7 +121,7 @@ def judge_clues(con: duckdb.DuckDBPyConnection, clues: pd.DataFrame, *,
 
 
 def _card_pools(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """The labelled card pools, named as :func:`training.dataset.ring_truth` names them (``POOL:<pharmacy>``):
+    """The labelled card pools, named as :func:`models.levels.ring_truth` names them (``POOL:<pharmacy>``):
     pharmacies where a card has two or more labelled phantom-purchase settlements."""
     if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'setl_d'").fetchone()[0]:
         return set()
@@ -198,7 +198,7 @@ def _first_outcomes_calibration(con: duckdb.DuckDBPyConnection, bundle, clues: p
 
     lab = con.sql("SELECT entity_type, entity_id FROM labels WHERE label = 1").df()
     positive = set(zip(lab["entity_type"], lab["entity_id"]))
-    from training.dataset import ring_truth
+    from models.levels import ring_truth
 
     truth = ring_truth(con)
     true_rings = set(truth.loc[truth["ring_share"] >= 0.5, "community_id"])

@@ -36,7 +36,7 @@ def test_a_provider_is_judged_on_the_typologies_it_commits_itself(tiny_warehouse
     stolen cards (those are the patients' clues); a person's counts every typology but the deductions."""
     import numpy as np
 
-    from training.dataset import load_level, verification_typologies
+    from models.levels import load_level, verification_typologies
 
     provider, person = verification_typologies("fixmedins"), verification_typologies("psn")
     assert {"split_admission", "bed_hold", "over_examination", "drug_substitution"} <= set(provider)

@@ -189,7 +189,7 @@ def test_screening_gives_one_clue_per_entity_with_reasons_and_evidence(tiny_ware
 
 
 def test_bundle_scores_explain_and_refuse_missing_features(tiny_warehouse, tiny_trained):
-    from training.dataset import load_level
+    from models.levels import load_level
 
     _, result = tiny_trained
     d = load_level(tiny_warehouse, "psn")

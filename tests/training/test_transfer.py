@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from models.bundle import RegionScale
-from training.dataset import ring_truth
+from models.levels import ring_truth
 from training.transfer import judge_clues, warehouse_of
 from features.warehouse import copy_warehouse
 

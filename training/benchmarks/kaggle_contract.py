@@ -430,7 +430,7 @@ def run_contract_benchmark(folder: Path, work_dir: Path, *, seed: int = 0, folds
     """
     from features.config import Settings
     from serving.pipeline import run_pipeline
-    from training.dataset import load_level
+    from models.levels import load_level
 
     tick = progress or (lambda *_: None)
     total = len(PIPELINE_STEPS) + folds

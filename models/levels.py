@@ -1,4 +1,7 @@
-"""Training data per entity level (训练样本): feature rows of the warehouse joined to their labels.
+"""The entity levels (层级) and their rows: feature rows of the warehouse joined to their labels.
+
+Training reads them (``training.train``) and so does the screening (``models.screening``), which is why
+they live under ``models/``: nothing under ``models/`` or ``features/`` imports from ``training/`` or ``serving/``.
 
 A *level* is where fraud lives and where a clue points: the settlement (结算, scored for pre-checks and
 batch scoring), the insured person (参保人), the doctor (医师), the hospital or clinic (定点医疗机构), the
