@@ -82,13 +82,28 @@ class ScorerBundle:
         when ``frame`` is only some of them."""
         return self._scorer(level).predict_proba(self._model_input(level, frame, region))[:, 1]
 
-    def explain(self, level: str, frame: pd.DataFrame, *, n: int = 3,
-                region: pd.DataFrame | None = None) -> list[list[Reason]]:
-        """Top ``n`` reasons per row of ``frame`` (SHAP on the level's model, see :mod:`models.explain`)."""
+    def score_input(self, level: str, model_input: pd.DataFrame) -> np.ndarray:
+        """P(fraud) of rows already in the form the level's scorer reads (:meth:`model_input`: the Spark
+        screening computes a region's percentiles on the executors)."""
+        return self._scorer(level).predict_proba(model_input[self.features[level]])[:, 1]
+
+    def explain(self, level: str, frame: pd.DataFrame, *, n: int = 3, region: pd.DataFrame | None = None,
+                model_input: pd.DataFrame | None = None) -> list[list[Reason]]:
+        """Top ``n`` reasons per row of ``frame`` (SHAP on the level's model, see :mod:`models.explain`);
+        ``model_input``: the same rows as the scorer reads them, when already computed (else from ``region``)."""
         X = self._features(level, frame)
-        contrib = self._scorer(level).contributions(self._model_input(level, frame, region))
+        if model_input is None:
+            model_input = self._model_input(level, frame, region)
+        else:
+            model_input = model_input[self.features[level]].set_axis(frame.index)
+        contrib = self._scorer(level).contributions(model_input)
         return top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
                            self.medians[level], groups=self._groups(level, frame), n=n)
+
+    def model_input(self, level: str, frame: pd.DataFrame, *, region: pd.DataFrame | None = None) -> pd.DataFrame:
+        """What the level's scorer reads of ``frame``'s rows: the features, as percentiles among ``region``'s
+        rows (default: ``frame``'s) where the level is region-scaled."""
+        return self._model_input(level, frame, region)
 
     def _model_input(self, level: str, frame: pd.DataFrame, region: pd.DataFrame | None) -> pd.DataFrame:
         """What the level's scorer reads: the features, as region percentiles where the level is scaled."""

@@ -44,8 +44,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-__all__ = ["Level", "LEVELS", "LevelData", "EXCLUDED_FEATURES", "load_level", "load_levels",
-           "feature_columns", "ring_truth", "UNLABELLED_POLICIES"]
+__all__ = ["Level", "LEVELS", "LevelData", "EXCLUDED_FEATURES", "load_level", "load_levels", "entity_frame_sql",
+           "has_table", "feature_columns", "ring_truth", "UNLABELLED_POLICIES"]
 
 EXCLUDED_FEATURES = ("age_days", "g_ppr_fraud", "size_rank")
 UNLABELLED_POLICIES = ("clean", "drop")
@@ -123,8 +123,9 @@ def load_levels(warehouse: Path | duckdb.DuckDBPyConnection, *, unlabelled: str 
 
 
 def load_level(warehouse: Path | duckdb.DuckDBPyConnection, level: str, *,
-               unlabelled: str = "clean") -> LevelData:
-    """Rows, features and labels of one level (see the module docstring)."""
+               unlabelled: str = "clean", ids: list[str] | None = None) -> LevelData:
+    """Rows, features and labels of one level (see the module docstring); ``ids``: only these entities (an
+    entity level's keys: the clues of a screening whose scores came from Spark)."""
     if level not in LEVELS:
         raise ValueError(f"未知层级 (unknown level) {level!r}; 可选: {', '.join(LEVELS)}")
     if unlabelled not in UNLABELLED_POLICIES:
@@ -132,16 +133,18 @@ def load_level(warehouse: Path | duckdb.DuckDBPyConnection, level: str, *,
     lv = LEVELS[level]
     con, own = _connection(warehouse)
     try:
-        if not _has_table(con, lv.table):
+        if not has_table(con, lv.table):
             step = "yibao graph build" if level == "ring" else "yibao features build"
             raise FileNotFoundError(f"仓库中没有表 {lv.table} (table missing): 先运行 {step}")
-        has_labels = _has_table(con, "labels")
+        has_labels = has_table(con, "labels")
+        if ids is not None and level in ("setl", "ring"):
+            raise ValueError(f"ids: only for an entity level read from one feature table, not {level}")
         if level == "ring":
             frame = _ring_frame(con, has_labels)
         elif level == "setl":
             frame = _setl_frame(con, has_labels)
         else:
-            frame = _entity_frame(con, lv, has_labels)
+            frame = _entity_frame(con, lv, has_labels, ids)
     finally:
         if own:
             con.close()
@@ -165,7 +168,7 @@ def ring_truth(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
               SELECT s.psn_no, 'POOL:' || s.fixmedins_code, 'phantom_purchase'
               FROM labels l JOIN setl_d s ON l.entity_type = 'setl' AND s.setl_id = l.entity_id
               WHERE l.label = 1 AND l.fraud_type = 'phantom_purchase'
-              GROUP BY s.psn_no, s.fixmedins_code HAVING count(*) >= 2""" if _has_table(con, "setl_d") else ""
+              GROUP BY s.psn_no, s.fixmedins_code HAVING count(*) >= 2""" if has_table(con, "setl_d") else ""
     return con.sql(f"""
         WITH m AS (SELECT community_id, node_id FROM graph_membership WHERE node_type IN ('psn', 'person')),
         r AS (SELECT DISTINCT entity_id, ring_id, fraud_type FROM labels
@@ -181,6 +184,12 @@ def ring_truth(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """).df()
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the warehouse has a table or view ``name``."""
+    rows = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
+    return bool(rows[0][0])
+
+
 # -- private helpers ------------------------------------------------------------------------------
 
 
@@ -191,11 +200,6 @@ def _connection(warehouse) -> tuple[duckdb.DuckDBPyConnection, bool]:
     if not path.is_file():
         raise FileNotFoundError(f"仓库文件不存在 (warehouse not found): {path}")
     return duckdb.connect(str(path), read_only=True), True
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    rows = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
-    return bool(rows[0][0])
 
 
 def _labels_cte(has_labels: bool) -> str:
@@ -233,8 +237,23 @@ def verification_amount_sql(alias: str = "f", level: str = "psn") -> str:
     return "(" + " + ".join(terms) + ")"
 
 
-def _entity_frame(con: duckdb.DuckDBPyConnection, lv: Level, has_labels: bool) -> pd.DataFrame:
-    return con.sql(f"""
+def _entity_frame(con: duckdb.DuckDBPyConnection, lv: Level, has_labels: bool,
+                  ids: list[str] | None = None) -> pd.DataFrame:
+    sql = entity_frame_sql(lv.name, has_labels)
+    if ids is None:
+        return con.sql(sql).df()
+    return con.execute(f"SELECT * FROM ({sql}) WHERE {lv.key} IN (SELECT unnest(?)) ORDER BY {lv.key}",
+                       [list(ids)]).df()
+
+
+def entity_frame_sql(level: str, has_labels: bool) -> str:
+    """The SELECT (DuckDB) of an entity level's rows (``psn``, ``prac``, ``fixmedins``, ``pharmacy``): its
+    feature table with ``label``, ``label_amount``, ``fraud_types``, ``labelled`` and ``rule_amount``, in key
+    order. :func:`load_level` reads it; the Spark screening (``models.screening_spark``) exports it."""
+    lv = LEVELS[level]
+    if lv.name in ("setl", "ring"):
+        raise ValueError(f"{level} is not an entity level read from one feature table")
+    return f"""
         WITH {_labels_cte(has_labels)},
         l AS (SELECT entity_id, max(label) AS label, sum(amount) FILTER (WHERE label = 1) AS label_amount,
                      string_agg(DISTINCT fraud_type, ',') FILTER (WHERE label = 1) AS fraud_types
@@ -243,7 +262,7 @@ def _entity_frame(con: duckdb.DuckDBPyConnection, lv: Level, has_labels: bool) -
                l.fraud_types, l.entity_id IS NOT NULL AS labelled, {verification_amount_sql("f", lv.name)} AS rule_amount
         FROM {lv.table} f LEFT JOIN l ON l.entity_id = f.{lv.key}
         ORDER BY f.{lv.key}
-    """).df()
+    """
 
 
 def _setl_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFrame:
@@ -276,7 +295,7 @@ def _ring_frame(con: duckdb.DuckDBPyConnection, has_labels: bool) -> pd.DataFram
         SELECT m.community_id, sum(coalesce({verification_amount_sql("p", "psn")}, 0)) AS rule_amount
         FROM graph_membership m LEFT JOIN feat_psn p ON p.psn_no = m.node_id
         WHERE m.node_type IN ('psn', 'person') GROUP BY 1
-    """).df() if _has_table(con, "feat_psn") else pd.DataFrame(columns=["community_id", "rule_amount"])
+    """).df() if has_table(con, "feat_psn") else pd.DataFrame(columns=["community_id", "rule_amount"])
     frame = stats.merge(rules, on="community_id", how="left")
     frame["rule_amount"] = frame["rule_amount"].fillna(0.0)
     if has_labels:

@@ -43,8 +43,10 @@ import pandas as pd
 
 from models.bundle import ScorerBundle
 from models.calibration import RegionCalibration, apply_calibration, model_id
+from models.levels import load_level
 from models.ranking import rank_clues, risk_level
 from models.rules.engine import ENTITY_HIT_COLUMN
+from models.screening_spark import ENTITY_LEVELS, spark_candidates
 
 __all__ = ["ScreenResult", "screen", "clue_risk_level", "CLUE_LEVELS"]
 
@@ -69,11 +71,12 @@ class ScreenResult:
 def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_p: float = 0.3,
            min_rule_amount: float = 500.0, n_reasons: int = 3, evidence_settlements: int = 20,
            run_id: str | None = None, calibration: RegionCalibration | None = None,
-           progress: Progress | None = None) -> ScreenResult:
+           progress: Progress | None = None, exports=None) -> ScreenResult:
     """Score, rank and assemble clues (see the module docstring). ``calibration``: the region's map of this
-    bundle's probabilities (``models.calibration``); a map fitted for another model is not applied."""
-    from models.levels import load_level
-
+    bundle's probabilities (``models.calibration``); a map fitted for another model is not applied.
+    ``exports`` (a pipeline run's ``features.spark.ParquetExports``): persons, doctors, institutions and
+    pharmacies are scored on Spark and only the clue list's entities come to this process
+    (:mod:`models.screening_spark`); the same list."""
     if calibration is not None and calibration.model_id != model_id(bundle.meta):
         calibration = None
     note = calibration.note_zh if calibration is not None else (
@@ -84,13 +87,32 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
     if not levels:  # a bundle trained on settlements only (TrainConfig.levels): nothing to raise clues on
         raise ValueError(f"模型包没有可出线索的层级 (the model has no clue level; it has {sorted(bundle.scorers)}, "
                          f"a clue needs one of {', '.join(CLUE_LEVELS)}): 用 yibao train 训练全部层级")
+    on_spark = [lv for lv in levels if lv in ENTITY_LEVELS] if exports is not None else []
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        frames, parts = {}, []
+        frames, parts, counted = {}, [], 0
+        if on_spark:
+            tick(f"评分 {', '.join(on_spark)} (Spark)", 0, len(levels) + 2)
+            found = spark_candidates(con, bundle, exports, on_spark, calibration=calibration, min_p=min_p,
+                                     min_rule_amount=min_rule_amount, max_clues=max_clues)
+            counted += found.counted
+            top = found.top.drop(columns=["amount_at_risk", "priority"])
+            rows = []
+            for level in on_spark:
+                ids = top.loc[top["entity_type"] == level, "entity_id"].tolist()
+                d = load_level(con, level, ids=ids)  # the feature rows of the clue list's entities only
+                d.scaled = found.model_input[level].loc[d.ids.astype(str)].reset_index(drop=True)
+                frames[level] = d
+                position = pd.Series(np.arange(len(d.frame)), index=d.ids.astype(str).to_numpy())
+                rows.append(pd.Series(position.loc[ids].to_numpy(), index=top.index[top["entity_type"] == level]))
+            parts.append(top.assign(row=pd.concat(rows) if rows else pd.Series(dtype=int)))
         for i, level in enumerate(levels):
+            if level in on_spark:
+                continue
             tick(f"评分 {level}", i, len(levels) + 2)
             d = load_level(con, level)
             frames[level] = d
+            counted += len(d.frame)
             p = apply_calibration(bundle.score(level, d.frame), calibration)
             candidate = (d.frame["in_ring_candidates"].fillna(0).to_numpy(dtype=float) > 0
                          if "in_ring_candidates" in d.frame else np.zeros(len(d.frame), dtype=bool))
@@ -116,7 +138,7 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
     tick("完成 done", len(levels) + 2, len(levels) + 2)
     by_type = {t: int(n) for t, n in keep["entity_type"].value_counts().sort_index().items()}
     return ScreenResult(run_id or f"screen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", clues,
-                        int(len(ranked)), round(time.perf_counter() - t0, 1), by_type, note)
+                        counted, round(time.perf_counter() - t0, 1), by_type, note)
 
 
 def clue_risk_level(p_fraud: float, graph_risk: float = 0.0) -> str:
@@ -138,9 +160,11 @@ def _assemble(con, keep: pd.DataFrame, frames: dict, bundle: ScorerBundle, *, mi
               min_rule_amount: float, n_reasons: int, n_setl: int) -> list[dict]:
     reasons: dict[tuple[str, str], list] = {}
     for level, group in keep.groupby("entity_type", sort=True):
-        rows = frames[level].frame.iloc[group["row"].to_numpy()]
-        for eid, rs in zip(group["entity_id"], bundle.explain(level, rows, n=n_reasons,
-                                                               region=frames[level].frame)):
+        d = frames[level]
+        rows = d.frame.iloc[group["row"].to_numpy()]
+        scaled = d.scaled.iloc[group["row"].to_numpy()] if d.scaled is not None else None  # computed on Spark
+        for eid, rs in zip(group["entity_id"], bundle.explain(level, rows, n=n_reasons, region=d.frame,
+                                                               model_input=scaled)):
             reasons[(level, eid)] = [r.to_dict() for r in rs]
     members = _ring_members(con, keep)
     ring_info = _ring_info(frames)
@@ -270,9 +294,14 @@ _RING_NAMES = {"drug_resale": "疑似倒卖医保药品团伙", "phantom_purchas
 
 
 def _names_regions(con, keep: pd.DataFrame, frames: dict, ring_info: dict) -> tuple[dict, dict]:
+    def of(level: str) -> list[str]:  # the listed entities of a level: a province's persons stay in the warehouse
+        return keep.loc[keep["entity_type"] == level, "entity_id"].astype(str).tolist()
+
     inst = con.sql("SELECT fixmedins_code, fixmedins_name, admdvs FROM fixmedins").df().set_index("fixmedins_code")
-    prac = con.sql("SELECT prac_code, fixmedins_code FROM practitioner").df().set_index("prac_code")
-    psn = con.sql("SELECT psn_no, insu_admdvs FROM psn_info").df().set_index("psn_no")
+    prac = con.execute("SELECT prac_code, fixmedins_code FROM practitioner WHERE prac_code IN (SELECT unnest(?))",
+                       [of("prac")]).df().set_index("prac_code")
+    psn = con.execute("SELECT psn_no, insu_admdvs FROM psn_info WHERE psn_no IN (SELECT unnest(?))",
+                      [of("psn")]).df().set_index("psn_no")
     names, regions = {}, {}
     for t, i in zip(keep["entity_type"], keep["entity_id"]):
         key = (t, i)
@@ -300,7 +329,8 @@ def _community_of(con, keep: pd.DataFrame) -> dict:
     if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'graph_membership'"
                        ).fetchall()[0][0]:
         return {}
-    df = con.sql("SELECT node_type, node_id, community_id FROM graph_membership").df()
+    df = con.execute("SELECT node_type, node_id, community_id FROM graph_membership WHERE node_id IN (SELECT unnest(?))",
+                     [keep["entity_id"].astype(str).tolist()]).df()
     kind = {"psn": "psn", "prac": "prac", "fixmedins": "fixmedins", "pharmacy": "pharmacy"}
     lookup = {(t, i): c for t, i, c in zip(df["node_type"], df["node_id"], df["community_id"])}
     return {(t, i): lookup.get((kind.get(t, t), i)) for t, i in zip(keep["entity_type"], keep["entity_id"])}

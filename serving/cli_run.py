@@ -80,7 +80,11 @@ def run_command(
         t.add_column(c, justify="right" if c.startswith(("用时", "行数")) else "left")
     for st in report.stages:
         status = {"ran": "已运行", "skipped": "已是最新"}.get(st.status, st.status)
-        rows = list(st.tables.items()) or [("", {})]
+        rows = list(st.tables.items())
+        if "clue_fingerprint" in st.summary:  # the clue list (in the clue store): its count and fingerprint
+            rows.append(("线索 clue list", {"rows": st.summary.get("clues", 0),
+                                           "fingerprint": st.summary["clue_fingerprint"]}))
+        rows = rows or [("", {})]
         for i, (name, info) in enumerate(rows):
             t.add_row(st.stage if i == 0 else "", status if i == 0 else "", st.engine if i == 0 else "",
                       f"{st.seconds}" if i == 0 else "",

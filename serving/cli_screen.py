@@ -27,9 +27,10 @@ def load_bundle(settings, *, bundle_path: Optional[Path] = None, model_ref: str 
 
 def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: str = "champion",
                   tracking_uri: Optional[str] = None, max_clues: int = 1000, min_p: float = 0.3,
-                  progress=None, bundle=None) -> tuple[dict, list[dict]]:
+                  progress=None, bundle=None, exports=None) -> tuple[dict, list[dict]]:
     """Screen the warehouse of ``settings`` and upsert the clues; returns (summary, clues). ``bundle``: one
-    already loaded (else from ``bundle_path`` or the registry)."""
+    already loaded (else from ``bundle_path`` or the registry); ``exports``: score the entities on Spark
+    (``models.screening.screen``)."""
     from models.calibration import CALIBRATION_FILE, RegionCalibration
     from models.screening import screen
     from serving.clues.store import open_store
@@ -38,7 +39,7 @@ def run_screening(settings, *, bundle_path: Optional[Path] = None, model_ref: st
         bundle = load_bundle(settings, bundle_path=bundle_path, model_ref=model_ref, tracking_uri=tracking_uri)
     calibration = RegionCalibration.load(settings.warehouse.parent / CALIBRATION_FILE)
     result = screen(settings.warehouse, bundle, max_clues=max_clues, min_p=min_p, calibration=calibration,
-                    progress=progress)
+                    progress=progress, exports=exports)
     store = open_store(settings.clue_db_url, sla_days=settings.clue_sla_days_by_risk, identity_vault=settings.identity_vault)
     try:
         counts = store.upsert_clues(result.run_id, result.clues)

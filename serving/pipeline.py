@@ -13,8 +13,8 @@ runs the same stages through :func:`run_pipeline`:
 
 Engines: ``duckdb`` runs every stage on the warehouse file. ``spark`` runs on Spark what has a Spark path
 (``Stage.on_spark``: the rule SQL, the graph's inputs and projection pairs and the feature SQL, transpiled
-from the same DuckDB text, over one set of Parquet exports of the warehouse, and the settlement scores in
-``mapInPandas``; results written back into the warehouse) and the rest on DuckDB or the driver; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
+from the same DuckDB text, over one set of Parquet exports of the warehouse, and the settlement and entity
+scores in ``mapInPandas``; results written back into the warehouse) and the rest on DuckDB or the driver; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
 say) is used and left running; otherwise a local one is started for the stages that need it and stopped.
 
 An incremental run (``since``: a date, or ``"auto"``) judges only the settlements from then on in the stages
@@ -86,8 +86,9 @@ STAGES: tuple[Stage, ...] = (
           "feat_setl's rows of the settlements from then on are replaced (earlier rows kept as they were "
           "screened); the entity tables are built whole"),
     Stage("screen", "筛查", ("setl_scores",), ("features", "graph", "rules"),
-          "settlement scores (the model's booster in mapInPandas); entity scores, ranking, clues and the clue "
-          "store on DuckDB",
+          "settlement and entity scores (the model in mapInPandas; persons, doctors, institutions and pharmacies "
+          "with their region percentiles) and the choice of the clue list's entities; their reasons (SHAP), "
+          "evidence, the rings and the clue store on the driver",
           "the settlements from then on are scored (earlier scores kept); every entity is screened"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
@@ -220,6 +221,14 @@ def fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
     return int(n), f"{int(total):016x}"
 
 
+def clue_fingerprint(clues: list[dict]) -> str:
+    """A fingerprint of a clue list as ranked (16 hex digits of the SHA-256 of its canonical JSON): every
+    field of every clue, its rank included, so two engines or two runs that list the same clues in the same
+    order with the same scores, reasons and evidence have the same one."""
+    text = json.dumps(clues, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 # -- stages -----------------------------------------------------------------------------------------
 
 
@@ -277,8 +286,8 @@ def _screen(settings: Settings, *, bundle_path, model_ref, tracking_uri, progres
         scored = (score_settlements_spark(con, bundle, exports, since=since) if exports
                   else score_settlements(con, bundle, since=since))
     summary, clues = run_screening(settings, bundle=bundle, bundle_path=bundle_path, model_ref=model_ref,
-                                   progress=progress)
-    return summary | {"settlements_scored": scored,
+                                   progress=progress, exports=exports)
+    return summary | {"settlements_scored": scored, "clue_fingerprint": clue_fingerprint(clues),
                       "clue_list": clues}  # the whole list, for the caller to show (left out of the JSON report)
 
 

@@ -7,9 +7,10 @@ fen and any share the rules or models read). No column is left out but those say
 a row was written (``RUN_COLUMNS``: ``run_id``, ``hit_time``, ...). On a difference the test names the
 columns that differ and shows rows.
 
-The rules, the graph and the features are compared through a real standalone cluster (a master and a
-worker started from the pyspark package), the features built there from the graph built there; the
-screen stage's ``mapInPandas`` through a local session. (A third test ran
+The rules, the graph, the features and the screening are compared through a real standalone cluster (a
+master and a worker started from the pyspark package), the features built there from the graph built
+there and screened there; the screen stage (settlement and entity scores in ``mapInPandas``, every clue
+field by field, an incremental screen) through a local session as well. (A third test ran
 the same comparison in a local session as well: 157 s of the suite for what the cluster test checks.)
 """
 
@@ -62,9 +63,15 @@ def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained,
     assert on_duck.tables["setl_scores"]["rows"] == settlements == on_spark.summary["settlements_scored"]
     assert on_duck.tables["setl_scores"] == on_spark.tables["setl_scores"], _differences(
         tmp_path / "duckdb" / "warehouse.duckdb", tmp_path / "spark" / "warehouse.duckdb", "setl_scores")
-    clues = {e: [(c["entity_type"], c["entity_id"], round(c["p_fraud"], 9), c["amount_at_risk"])
-                 for c in r.summary["clue_list"]] for e, r in reports.items()}
-    assert clues["duckdb"] == clues["spark"] and len(clues["duckdb"]) > 0
+    # the entities scored on the executors (region percentiles, scores, the list's choice): the same clues,
+    # reasons and evidence as DuckDB's, to the last bit
+    assert "entity scores" in on_spark.on_spark
+    duck_list, spark_list = on_duck.summary["clue_list"], on_spark.summary["clue_list"]
+    assert len(duck_list) > 0 and {c["entity_type"] for c in duck_list} >= {"psn", "prac", "fixmedins"}
+    assert [(c["entity_type"], c["entity_id"]) for c in spark_list] == [(c["entity_type"], c["entity_id"])
+                                                                       for c in duck_list]
+    assert spark_list == duck_list
+    assert on_spark.summary["candidates"] == on_duck.summary["candidates"]
     # an incremental screen (yibao run --since) scores the settlements from then on in place of their rows
     again = run_pipeline(load_settings(warehouse=tmp_path / "spark" / "warehouse.duckdb"), stages=("screen",),
                          engine="spark", spark=spark, bundle_path=bundle, since="2025-10-01").stage("screen")
@@ -74,12 +81,14 @@ def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained,
 
 
 @pytest.mark.slow
-def test_a_standalone_spark_cluster_runs_the_rules_graph_and_features_alike(on_duckdb, tmp_path, spark_test_conf):
-    """``yibao run --stages rules,graph,features --engine spark --spark-master spark://…`` against a master
-    and a worker started here from the pyspark package (a process of its own: one SparkContext per
-    process); all of it stopped after. Every table of the three stages as on DuckDB: for the graph,
+def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_trained, tmp_path, spark_test_conf):
+    """``yibao run --stages rules,graph,features,screen --engine spark --spark-master spark://…`` against a
+    master and a worker started here from the pyspark package (a process of its own: one SparkContext per
+    process); all of it stopped after. Every table of the first three stages as on DuckDB: for the graph,
     ``graph_edges`` and ``graph_covisit_pairs`` (counted on Spark) and everything built from them on the
-    driver (communities, membership, ring candidates, node features, the build log's counts)."""
+    driver (communities, membership, ring candidates, node features, the build log's counts); the screen's
+    settlement scores and its clue list (fingerprint: every clue, rank, score, reason and piece of evidence)
+    as DuckDB's screening of the DuckDB warehouse."""
     from spark_cluster import StandaloneCluster
 
     if shutil.which("java") is None:
@@ -88,13 +97,18 @@ def test_a_standalone_spark_cluster_runs_the_rules_graph_and_features_alike(on_d
     out = tmp_path / "work"
     out.mkdir()
     copy_warehouse(reference, out / "warehouse.duckdb")  # ingested on DuckDB; rules, graph and features redone
+    bundle = tiny_trained[1].bundle.save(tmp_path / "bundle.joblib")
+    on_duck = tmp_path / "duck" / "warehouse.duckdb"
+    on_duck.parent.mkdir()
+    copy_warehouse(reference, on_duck)
+    duck_screen = run_pipeline(load_settings(warehouse=on_duck), stages=("screen",), bundle_path=bundle).stage("screen")
     cluster = StandaloneCluster(workers=1, cores=2)
     with cluster:
         assert len(cluster.alive()) >= 2  # a master and a worker
         conf = spark_test_conf | {"spark.sql.shuffle.partitions": "1", "spark.executor.memory": "1g"}
         done = subprocess.run([str(Path(sys.executable).with_name("yibao")), "run", "--out", str(out),
-                               "--stages", "rules,graph,features", "--engine", "spark", "--spark-master",
-                               cluster.master_url, "--force", "--json",
+                               "--stages", "rules,graph,features,screen", "--engine", "spark", "--spark-master",
+                               cluster.master_url, "--force", "--json", "--bundle", str(bundle),
                                *[f"--spark-conf={k}={v}" for k, v in conf.items()]],
                               capture_output=True, text=True, timeout=900, cwd=tmp_path)
         log = "\n".join((cluster.root / f"{n}.log").read_text(errors="replace")[-2000:] for n in ("master", "worker0"))
@@ -108,7 +122,13 @@ def test_a_standalone_spark_cluster_runs_the_rules_graph_and_features_alike(on_d
     stages = {st["stage"]: st for st in report["stages"]}
     per_stage = ", ".join(f"{n} {st['seconds']} s" for n, st in stages.items())
     print(f"\nstandalone cluster: yibao run {report['seconds']} s ({per_stage})")
-    assert {n: st["engine"] for n, st in stages.items()} == {"rules": "spark", "graph": "spark", "features": "spark"}
+    assert {n: st["engine"] for n, st in stages.items()} == {"rules": "spark", "graph": "spark", "features": "spark",
+                                                             "screen": "spark"}
+    screen = stages["screen"]
+    assert screen["tables"]["setl_scores"] == duck_screen.tables["setl_scores"]
+    assert (screen["summary"]["clues"], screen["summary"]["candidates"]) == (
+        duck_screen.summary["clues"], duck_screen.summary["candidates"]) and duck_screen.summary["clues"] > 0
+    assert screen["summary"]["clue_fingerprint"] == duck_screen.summary["clue_fingerprint"]
     assert "DuckDB" in stages["rules"]["on_spark"]  # the part of the rule stage that is not on Spark is named
     assert "driver" in stages["graph"]["on_spark"]  # so is the graph's: communities and the rest
     assert stages["graph"]["summary"]["counts"]["visits"] == duck.stage("graph").summary["counts"]["visits"]
