@@ -3,11 +3,13 @@
 Run on demand (never in the test suite):
 
     .venv/bin/python benchmarks/bench_pipeline.py --source CITY --bundle B --workdir /tmp/benchpipe \
-        [--cores 1,2] [--duckdb] [--driver-memory 12g] [--stages rules,graph,features,screen]
+        [--cores 1,2] [--duckdb] [--driver-memory 12g] [--stages rules,graph,features,screen] \
+        [--prepare ingest]
 
 CITY is an extract folder or lake (``yibao simulate --preset city``), B a scorer bundle (the
 ``report/scorer_bundle.joblib`` of a ``yibao demo``). The extract is ingested once on DuckDB into
-``WORKDIR/base`` (ingest has no Spark path yet: ``docs/scale.md``); then, for each core count N, a copy of
+``WORKDIR/base`` (ingest has no Spark path yet: ``docs/scale.md``) — or run through the ``--prepare``
+stages, to time the later ones alone; then, for each core count N, a copy of
 that warehouse runs the other stages with ``yibao run --engine spark --spark-master local[N] --force`` in
 a child process (one SparkContext per process), and with ``--duckdb`` once more on DuckDB. ``local[N]``
 is one JVM whose executor has N cores: the Spark parts of a stage scale with N, the parts the stage report
@@ -83,15 +85,16 @@ def _run(cmd: list[str], log: Path) -> tuple[dict, float, float]:
     return json.loads(out), wall, peak
 
 
-def _base(source: Path, workdir: Path) -> Path:
-    """The extract ingested once on DuckDB (reused when already there)."""
-    base = workdir / "base"
+def _base(source: Path, workdir: Path, prepare: list[str]) -> Path:
+    """The extract run once on DuckDB through the ``prepare`` stages (reused when already there)."""
+    base = workdir / ("base" if prepare == ["ingest"] else "base-" + "-".join(prepare))
     if (base / "warehouse.duckdb").is_file():
-        print(f"ingest: reusing {base / 'warehouse.duckdb'}", flush=True)
+        print(f"{','.join(prepare)}: reusing {base / 'warehouse.duckdb'}", flush=True)
         return base
-    report, wall, peak = _run([YIBAO, "run", "--source", str(source), "--out", str(base), "--stages", "ingest",
-                               "--dev", "--force", "--json"], workdir / "base.log")
-    print(f"ingest (DuckDB): {report['stages'][0]['seconds']} s, wall {wall:.1f} s, peak {peak:.2f} GiB", flush=True)
+    report, wall, peak = _run([YIBAO, "run", "--source", str(source), "--out", str(base), "--stages",
+                               ",".join(prepare), "--dev", "--force", "--json"], workdir / "base.log")
+    print(", ".join(f"{s['stage']} {s['seconds']} s" for s in report["stages"])
+          + f" (DuckDB, the base): wall {wall:.1f} s, peak {peak:.2f} GiB", flush=True)
     return base
 
 
@@ -112,12 +115,15 @@ def main() -> None:
     ap.add_argument("--stages", default="rules,graph,features,screen")
     ap.add_argument("--driver-memory", default="12g", help="spark.driver.memory (local mode: the one JVM)")
     ap.add_argument("--duckdb", action="store_true", help="also run the stages on DuckDB, for comparison")
+    ap.add_argument("--prepare", default="ingest",
+                    help="stages run once on DuckDB into the base every timed run starts from (e.g. "
+                         "ingest,rules,graph,features to time the screen stage alone)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; source {args.source}",
           flush=True)
-    base = _base(args.source, args.workdir)
+    base = _base(args.source, args.workdir, [s.strip() for s in args.prepare.split(",") if s.strip()])
 
     runs: dict[str, dict] = {}
     plan = ([("duckdb", ["--engine", "duckdb"])] if args.duckdb else []) + [
@@ -132,6 +138,8 @@ def main() -> None:
                                    "--bundle", str(args.bundle), "--force", "--json"], args.workdir / f"{name}.log")
         per_stage = {s["stage"]: s["seconds"] for s in report["stages"]}
         tables = {t: v.get("fingerprint") for s in report["stages"] for t, v in s["tables"].items()}
+        tables |= {"clue list": s["summary"]["clue_fingerprint"] for s in report["stages"]
+                   if "clue_fingerprint" in s.get("summary", {})}
         runs[name] = {"wall": round(wall, 1), "pipeline": report["seconds"], "stages": per_stage,
                       "peak_gib": round(peak, 2), "load_before": round(load, 2), "tables": tables,
                       "engines": {s["stage"]: s["engine"] for s in report["stages"]}}

@@ -6,10 +6,11 @@ reads every person's feature row into one process. On Spark each entity level's 
 :func:`models.levels.entity_frame_sql`, exported to Parquet) are scored where they lie:
 
 1. **Region percentiles.** A region-scaled level (``ScorerBundle.region_scaled``) is scored on each feature's
-   percentile among the region's rows, ties at their mid-rank (``models.bundle.RegionScale``). Spark counts
-   each (feature, value) pair, sums the counts of the smaller values per feature (a window over one
-   feature's distinct values) and joins the percentile back to each row: ``(2 × below + equal) / (2 × n)``,
-   the same integers divided the same way as ``RegionScale``, so the same doubles.
+   percentile among the region's rows, ties at their mid-rank (``models.bundle.RegionScale``). The rows are
+   unpivoted to (entity, feature, value); Spark takes each value's rank among its feature's values (one
+   window per feature: ``rank() - 1`` values below it, and the count of its equals) and gathers each
+   entity's percentiles back into one row: ``(2 × below + equal) / (2 × n)``, the
+   same integers divided the same way as ``RegionScale``, so the same doubles.
 2. **Scores.** ``mapInPandas`` scores the rows with the bundle (shipped to the executors), applies the
    region's calibration, and computes each candidate's amount at risk and priority with the functions of
    :mod:`models.ranking`. Each level's scores and model input are written by the executors to Parquet.
@@ -148,15 +149,17 @@ def _region_percentiles(rows, names: list[str]):
     from pyspark.sql import functions as F
 
     pairs = F.explode(F.array(*[F.struct(F.lit(i).alias("k"), F.col(n).alias("v")) for i, n in enumerate(names)]))
-    long = (rows.select("entity_id", pairs.alias("x")).select("entity_id", "x.k", "x.v")
+    long = (rows.select("entity_id", pairs.alias("x"))
+            .select("entity_id", "x.k", (F.col("x.v") + F.lit(0.0)).alias("v"))  # -0.0 + 0.0 is 0.0: one value
             .where(F.col("v").isNotNull() & ~F.isnan("v")))
-    counts = long.groupBy("k", "v").agg(F.count(F.lit(1)).alias("n"))
-    below = Window.partitionBy("k").orderBy("v").rowsBetween(Window.unboundedPreceding, -1)
-    whole = Window.partitionBy("k")
-    pct = counts.select("k", "v", ((F.coalesce(F.sum("n").over(below), F.lit(0)) * 2 + F.col("n")).cast("double")
-                                   / (F.sum("n").over(whole) * 2).cast("double")).alias("pct"))
-    wide = (long.join(pct, ["k", "v"]).groupBy("entity_id").pivot("k", list(range(len(names))))
-            .agg(F.first("pct")))
-    wide = wide.select("entity_id", *[F.col(str(i)).alias(n) for i, n in enumerate(names)])
+    # rank() - 1: the values below; the rows of one (k, v) and of one k: the same partitioning by k, one sort
+    ordered = Window.partitionBy("k").orderBy("v")
+    below = F.rank().over(ordered) - 1
+    equal = F.count(F.lit(1)).over(Window.partitionBy("k", "v"))
+    whole = F.count(F.lit(1)).over(Window.partitionBy("k"))
+    pct = long.select("entity_id", "k", ((below * 2 + equal).cast("double") / (whole * 2).cast("double")).alias("pct"))
+    # back to one row per entity: a map feature → percentile (cheaper than a pivot: one aggregate, not one per
+    # feature), read out column by column
+    per_entity = pct.groupBy("entity_id").agg(F.map_from_entries(F.collect_list(F.struct("k", "pct"))).alias("m"))
+    wide = per_entity.select("entity_id", *[F.col("m")[i].alias(n) for i, n in enumerate(names)])
     return rows.drop(*names).join(wide, "entity_id", "left")
-
