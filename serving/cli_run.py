@@ -82,7 +82,7 @@ def run_command(
         status = {"ran": "已运行", "skipped": "已是最新"}.get(st.status, st.status)
         rows = list(st.tables.items())
         if "clue_fingerprint" in st.summary:  # the clue list (in the clue store): its count and fingerprint
-            rows.append(("线索 clue list", {"rows": st.summary.get("clues", 0),
+            rows.append(("clue_list", {"rows": st.summary.get("clues", 0),
                                            "fingerprint": st.summary["clue_fingerprint"]}))
         rows = rows or [("", {})]
         for i, (name, info) in enumerate(rows):
