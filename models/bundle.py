@@ -79,12 +79,17 @@ class ScorerBundle:
     def score(self, level: str, frame: pd.DataFrame, *, region: pd.DataFrame | None = None) -> np.ndarray:
         """P(fraud) for each row of ``frame`` (a feature table of ``level``; extra columns are ignored,
         missing feature columns are an error naming them); ``region``: all the region's rows of the level,
-        when ``frame`` is only some of them."""
+        when ``frame`` is only some of them. No rows, no scores (a region without pharmacies)."""
+        if len(frame) == 0:
+            self._features(level, frame)  # still an error when the columns are not the level's
+            return np.zeros(0)
         return self._scorer(level).predict_proba(self._model_input(level, frame, region))[:, 1]
 
     def score_input(self, level: str, model_input: pd.DataFrame) -> np.ndarray:
         """P(fraud) of rows already in the form the level's scorer reads (:meth:`model_input`: the Spark
         screening computes a region's percentiles on the executors)."""
+        if len(model_input) == 0:
+            return np.zeros(0)
         return self._scorer(level).predict_proba(model_input[self.features[level]])[:, 1]
 
     def explain(self, level: str, frame: pd.DataFrame, *, n: int = 3, region: pd.DataFrame | None = None,

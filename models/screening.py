@@ -92,9 +92,9 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
     try:
         frames, parts, counted = {}, [], 0
         if on_spark:
-            tick(f"评分 {', '.join(on_spark)} (Spark)", 0, len(levels) + 2)
             found = spark_candidates(con, bundle, exports, on_spark, calibration=calibration, min_p=min_p,
-                                     min_rule_amount=min_rule_amount, max_clues=max_clues)
+                                     min_rule_amount=min_rule_amount, max_clues=max_clues,
+                                     progress=lambda text, done, _: tick(text, done, len(levels) + 2))
             counted += found.counted
             top = found.top.drop(columns=["amount_at_risk", "priority"])
             rows = []

@@ -59,20 +59,25 @@ class SparkCandidates:
 
 def spark_candidates(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, exports, levels, *,
                      calibration: RegionCalibration | None, min_p: float, min_rule_amount: float,
-                     max_clues: int) -> SparkCandidates:
+                     max_clues: int, progress=None) -> SparkCandidates:
     """Score the entity ``levels`` on Spark (``exports``: the pipeline run's ``features.spark.ParquetExports``)
-    and return the candidates for the clue list (the module docstring)."""
+    and return the candidates for the clue list (the module docstring). ``progress(text, done, total)``: one
+    call per level scored."""
     from pyspark.sql import functions as F
 
     spark = exports.spark
+    tick = progress or (lambda *_: None)
     has_labels = has_table(con, "labels")
     scored = {}
-    for level in levels:
+    for i, level in enumerate(levels):
+        tick(f"评分 {level} (Spark)", i, len(levels) + 1)
         view = f"screen_{level}"
         exports.export(con, view, _level_sql(con, level, bundle.features[level], has_labels), fresh=True)
         out = exports.out("screen", level)
-        _scored_rows(spark.table(view), level, bundle, calibration).write.mode("overwrite").parquet(str(out))
-        scored[level] = spark.read.parquet(str(out))
+        rows = _scored_rows(spark.table(view), level, bundle, calibration)
+        rows.write.mode("overwrite").parquet(str(out))
+        scored[level] = spark.read.schema(rows.schema).parquet(str(out))  # a level without rows writes no file
+    tick("选出线索 the list's entities (Spark)", len(levels), len(levels) + 1)
     candidates = None
     for level in levels:
         part = scored[level].select(*CANDIDATE_COLUMNS)

@@ -81,6 +81,30 @@ def test_settlement_scores_from_mapinpandas_are_duckdbs(on_duckdb, tiny_trained,
 
 
 @pytest.mark.slow
+def test_a_level_without_rows_screens_alike(on_duckdb, tiny_trained, spark, tmp_path):
+    """A region without pharmacies (an extract of hospitals only): Spark's screening of the other levels gives
+    DuckDB's clue list, and no pharmacy clue."""
+    from models.screening import screen
+
+    reference, _ = on_duckdb
+    bundle = tiny_trained[1].bundle
+    warehouse = tmp_path / "warehouse.duckdb"
+    copy_warehouse(reference, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("DELETE FROM feat_pharmacy")
+    from features.spark import ParquetExports
+
+    exports = ParquetExports(spark)
+    try:
+        on_spark = screen(warehouse, bundle, exports=exports)
+    finally:
+        exports.close()
+    on_duck = screen(warehouse, bundle)
+    assert "pharmacy" not in on_spark.by_type and on_spark.by_type == on_duck.by_type
+    assert on_spark.clues == on_duck.clues and on_spark.candidates == on_duck.candidates
+
+
+@pytest.mark.slow
 def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_trained, tmp_path, spark_test_conf):
     """``yibao run --stages rules,graph,features,screen --engine spark --spark-master spark://…`` against a
     master and a worker started here from the pyspark package (a process of its own: one SparkContext per

@@ -210,3 +210,16 @@ def test_training_only_the_settlement_level_still_reports(tiny_warehouse, tmp_pa
     r = train(tiny_warehouse, TrainConfig(seed=0, levels=("setl",)), tracking_uri=None, out_dir=tmp_path)
     assert r.bundle.levels == ["setl"] and r.report["levels"]["setl"]["metrics"]["n"] > 0
     assert r.report["rankings"]["combined"]["n_candidates"] == 0 and (tmp_path / "report.html").is_file()
+
+
+def test_a_region_without_pharmacies_is_screened(tiny_warehouse, tiny_trained, tmp_path):
+    """An extract of hospitals only (no retail pharmacies): the other levels are screened, no pharmacy clue
+    (the pharmacy scorer used to fail on zero rows)."""
+    from features.warehouse import copy_warehouse
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    copy_warehouse(tiny_warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("DELETE FROM feat_pharmacy")
+    out = screen(warehouse, tiny_trained[1].bundle)
+    assert out.clues and "pharmacy" not in out.by_type and {"psn", "fixmedins"} <= set(out.by_type)
