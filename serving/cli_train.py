@@ -63,6 +63,8 @@ def train_command(
         t.add_row(lv, "监督 LightGBM" if r["mode"]["mode"] == "supervised" else "[yellow]无监督 (标注不足)[/yellow]",
                   str(r["mode"]["n_positives"]), str(r["metrics"].get("roc_auc")), str(r["metrics"].get("pr_auc")),
                   r["evaluation"])
+    for lv, why in rep.get("skipped_levels", {}).items():
+        t.add_row(lv, "[yellow]未训练 skipped[/yellow]", "", "", "", why)
     console.print(t)
     t = Table(title="线索清单 clue list (cross-fitted)")
     t.add_column("排序 ranking")

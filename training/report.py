@@ -156,7 +156,9 @@ img{max-width:48%;margin:4px}.n{color:#555;font-size:90%}</style></head><body>
 <td class="l">{{ "监督 LightGBM" if rep.mode.mode == "supervised" else "无监督 IsolationForest (标注不足)" }}</td>
 <td>{{ rep.mode.n_positives }}</td><td>{{ rep.metrics.positives }}</td><td>{{ rep.metrics.roc_auc }}{{ ci(rep.metrics.roc_auc_ci) }}</td>
 <td>{{ rep.metrics.pr_auc }}</td>
-<td class="l">{{ rep.mode.calibration }}</td><td class="l">{{ rep.evaluation }}</td></tr>{% endfor %}</table>
+<td class="l">{{ rep.mode.calibration }}</td><td class="l">{{ rep.evaluation }}</td></tr>{% endfor %}
+{% for lv, why in (r.skipped_levels or {}).items() %}<tr><td class="l">{{ entity_zh.get(lv, lv) }}</td>
+<td class="l">未训练</td><td colspan="6" class="l">{{ why }}</td></tr>{% endfor %}</table>
 <h2>各违规类型的金额召回（前 k 条线索覆盖的该类欺诈金额占比）</h2>
 {% set kmax = (r.rankings.combined.at|list)[-1] %}
 <table><tr><th class="l" rowspan="2">违规类型</th>{% for name in r.rankings %}

@@ -101,12 +101,13 @@ def train(warehouse: Path | Sequence[Path], config: TrainConfig = TrainConfig(),
     steps = len(config.levels) + 3
     tick("读取数据 loading", 0, steps)
     data, ledger, pack_version = load_regions(warehouses, config)
+    skipped = _without_rows(data)
     warehouse = warehouses[0] if len(warehouses) == 1 else ",".join(map(str, warehouses))
     done = 1
     tick("读取数据 loading", done, steps)
 
     scorers, oof, level_report = {}, {}, {}
-    for level in config.levels:
+    for level in [lv for lv in config.levels if lv in data]:
         tick(f"训练 {LEVELS[level].zh} {level}", done, steps)
         if level == "setl":
             scorers[level], level_report[level], window = _fit_settlements(data[level], config)
@@ -124,11 +125,12 @@ def train(warehouse: Path | Sequence[Path], config: TrainConfig = TrainConfig(),
         meta={"seed": config.seed, "trained_at": datetime.now().isoformat(timespec="seconds"),
               "warehouse": str(warehouse), "regions": [str(w) for w in warehouses], "rule_pack_version": pack_version,
               "eval_window": window if "setl" in config.levels else None, "config": _jsonable(asdict(config))},
-        region_scaled=tuple(lv for lv in config.region_scaled if lv in config.levels))
+        region_scaled=tuple(lv for lv in config.region_scaled if lv in data))
 
     tick("评估 evaluating", done, steps)
     clues = _candidates(data, oof, shares)
     report = _report(config, data, level_report, clues, ledger, shares, pack_version, bundle)
+    report["skipped_levels"] = skipped
     done += 1
     tick("评估 evaluating", done, steps)
 
@@ -150,6 +152,20 @@ def train(warehouse: Path | Sequence[Path], config: TrainConfig = TrainConfig(),
     report["run_id"], report["model_version"] = run_id, version
     (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return TrainResult(run_id, version, report, out_dir, bundle, round(time.perf_counter() - t0, 1), clues)
+
+
+def _without_rows(data: dict[str, LevelData]) -> dict[str, str]:
+    """Take the levels without rows out of ``data`` (an extract without retail pharmacies, a region whose
+    graph found no community of three): not trained, so the model raises no clue at that level. Returns
+    what was left out and why, for the report. No settlements at all is an error."""
+    if "setl" in data and data["setl"].frame.empty:
+        raise ValueError("仓库中没有结算特征 (feat_setl has no rows): 没有可训练的数据 (nothing to train on)")
+    skipped = {}
+    for level in [lv for lv, d in data.items() if d.frame.empty]:
+        del data[level]
+        skipped[level] = (f"本地区没有{LEVELS[level].zh}数据（{LEVELS[level].table} 0 行），该层级未训练，筛查不对其出线索 "
+                          f"(no rows: not trained, no clues at this level)")
+    return skipped
 
 
 def load_regions(warehouses: Sequence[Path], config: TrainConfig) -> tuple[dict[str, LevelData], pd.DataFrame,

@@ -212,9 +212,10 @@ def test_training_only_the_settlement_level_still_reports(tiny_warehouse, tmp_pa
     assert r.report["rankings"]["combined"]["n_candidates"] == 0 and (tmp_path / "report.html").is_file()
 
 
-def test_a_region_without_pharmacies_is_screened(tiny_warehouse, tiny_trained, tmp_path):
-    """An extract of hospitals only (no retail pharmacies): the other levels are screened, no pharmacy clue
-    (the pharmacy scorer used to fail on zero rows)."""
+def test_a_region_without_pharmacies_is_trained_and_screened(tiny_warehouse, tiny_trained, tmp_path):
+    """An extract of hospitals only (no retail pharmacies): a model trained elsewhere screens the other levels
+    and raises no pharmacy clue, and a model trained there leaves the level out and says so (both used to
+    fail on the pharmacy scorer's zero rows)."""
     from features.warehouse import copy_warehouse
 
     warehouse = tmp_path / "warehouse.duckdb"
@@ -223,3 +224,9 @@ def test_a_region_without_pharmacies_is_screened(tiny_warehouse, tiny_trained, t
         con.execute("DELETE FROM feat_pharmacy")
     out = screen(warehouse, tiny_trained[1].bundle)
     assert out.clues and "pharmacy" not in out.by_type and {"psn", "fixmedins"} <= set(out.by_type)
+    local = train(warehouse, TrainConfig(seed=0), out_dir=tmp_path / "report")
+    assert "pharmacy" not in local.bundle.scorers and {"setl", "psn", "fixmedins"} <= set(local.bundle.scorers)
+    assert "feat_pharmacy 0 行" in local.report["skipped_levels"]["pharmacy"]
+    assert "未训练" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    again = screen(warehouse, local.bundle)
+    assert again.clues and "pharmacy" not in again.by_type
