@@ -66,19 +66,26 @@ def train_command(
     for lv, why in rep.get("skipped_levels", {}).items():
         t.add_row(lv, "[yellow]未训练 skipped[/yellow]", "", "", "", why)
     console.print(t)
-    t = Table(title="线索清单 clue list (cross-fitted)")
-    t.add_column("排序 ranking")
-    ks = list(rep["rankings"]["combined"]["at"])
-    for k in ks:
-        t.add_column(f"精确率@{k}", justify="right")
-        t.add_column(f"金额召回@{k}", justify="right")
-    for name, ev in rep["rankings"].items():
-        t.add_row(_RANKING_ZH[name], *[f"{ev['at'][k][m]:.3f}" for k in ks for m in ("precision", "amount_recall")])
-    console.print(t)
+    combined = rep["rankings"]["combined"]
+    if combined["n_fraud_entities"] == 0 and not combined["fraud_money"]:
+        console.print("[yellow]本地区没有标注的欺诈 (no labelled fraud: the labels table is missing or empty): "
+                      "线索清单无法评估，各层级为无监督模型（异常度），概率未校准。核实线索后用 yibao calibrate 校准，"
+                      "或用其他地区训练的模型筛查 (yibao screen --bundle)。[/yellow]")
+    else:
+        t = Table(title="线索清单 clue list (cross-fitted)")
+        t.add_column("排序 ranking")
+        ks = list(combined["at"])
+        for k in ks:
+            t.add_column(f"精确率@{k}", justify="right")
+            t.add_column(f"金额召回@{k}", justify="right")
+        for name, ev in rep["rankings"].items():
+            t.add_row(_RANKING_ZH[name], *[f"{ev['at'][k][m]:.3f}" for k in ks for m in ("precision", "amount_recall")])
+        console.print(t)
     console.print(f"报告 report: {result.report_dir / 'report.html'}")
     if result.run_id:
-        console.print(f"MLflow run {result.run_id}, 注册版本 registered version {result.model_version} "
-                      f"(晋级: yibao promote)")
+        console.print(f"MLflow run {result.run_id}" + (
+            f", 注册版本 registered version {result.model_version} (晋级: yibao promote)" if result.model_version
+            else " (未注册 not registered)"))
     console.print(f"用时 {result.seconds} s")
 
 

@@ -154,9 +154,9 @@ def evaluate_ranking(ranked: pd.DataFrame, ledger: pd.DataFrame, *,
     for k in capacities:
         cases = ledger_reach(ranked, ledger, k)
         money = float(cases.loc[cases["reached"], "amount"].sum())
-        per_type = cases.groupby("fraud_type").apply(
-            lambda g: round(float(g.loc[g["reached"], "amount"].sum() / g["amount"].sum()), 4)
-            if g["amount"].sum() else 0.0, include_groups=False)
+        per_type = {t: round(float(g.loc[g["reached"], "amount"].sum() / g["amount"].sum()), 4)
+                    if g["amount"].sum() else 0.0
+                    for t, g in cases.groupby("fraud_type")}  # no labelled case (a new region): none
         out["at"][str(k)] = {
             "precision": round(precision_at_k(y, k), 4),
             "precision_ci": wilson_interval(float(y[:k].sum()), int(min(k, len(y)))),

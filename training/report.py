@@ -110,14 +110,17 @@ def _typology(report: dict, path: Path) -> Path:
 def _calibration(report: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    plotted = False
     for level, rep in report["levels"].items():
         cal = rep.get("calibration") or []
         if cal:
             ax.plot([c["mean_predicted"] for c in cal], [c["observed"] for c in cal], marker="o",
                     label=_labels(ENTITY_ZH.get(level, level), level))
+            plotted = True
     ax.set_xlabel(_labels("预测的欺诈概率（分箱均值）", "mean predicted P(fraud)"))
     ax.set_ylabel(_labels("实际欺诈比例", "observed fraud rate"))
-    ax.legend()
+    if plotted:  # a region without labels has no calibration to show
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -135,6 +138,9 @@ img{max-width:48%;margin:4px}.n{color:#555;font-size:90%}</style></head><body>
 {% if r.run_id %} · MLflow 运行 {{ r.run_id }}{% endif %}</p>
 {% macro ci(v) %}{% if v %}<br><small>[{{ "%.2f"|format(v[0]) }}, {{ "%.2f"|format(v[1]) }}]</small>{% endif %}{% endmacro %}
 <h2>线索清单效果（按核查能力取前 k 条）</h2>
+{% if not r.rankings.combined.n_fraud_entities and not r.rankings.combined.fraud_money %}
+<p><b>本地区没有标注的欺诈（labels 表缺失或为空）：下表无从评估，数字不代表效果。</b>各层级为无监督模型（异常度），
+概率未校准；核实线索后用 yibao calibrate 校准，或用其他地区训练的模型筛查。</p>{% endif %}
 <p class="n">方括号内为 95% 置信区间（Wilson）：标注的欺诈对象少时区间很宽，数字只能粗看。</p>
 <table><tr><th class="l">排序方式</th>{% for k in r.rankings.combined.at %}<th>精确率@{{k}}</th><th>召回率@{{k}}</th>
 <th>金额召回@{{k}}</th>{% endfor %}</tr>

@@ -230,3 +230,23 @@ def test_a_region_without_pharmacies_is_trained_and_screened(tiny_warehouse, tin
     assert "未训练" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     again = screen(warehouse, local.bundle)
     assert again.clues and "pharmacy" not in again.by_type
+
+
+def test_a_region_without_labels_trains_unsupervised_and_says_it_cannot_be_evaluated(tiny_warehouse, tmp_path):
+    """Day one in a 医保局: no verified outcomes (no labels table). Training gives anomaly models at every
+    level (it used to fail in the ranking evaluation on the empty ledger), the report says the list cannot
+    be evaluated there, and the model screens."""
+    from features.warehouse import copy_warehouse
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    copy_warehouse(tiny_warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("DROP TABLE labels")
+    result = train(warehouse, TrainConfig(seed=0), out_dir=tmp_path / "report")
+    assert {lv: rep["mode"]["mode"] for lv, rep in result.report["levels"].items()} == {
+        lv: "unsupervised" for lv in result.report["levels"]}
+    combined = result.report["rankings"]["combined"]
+    assert combined["n_fraud_entities"] == 0 and combined["fraud_money"] == 0
+    assert "本地区没有标注的欺诈" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    out = screen(warehouse, result.bundle)
+    assert out.clues and all(c["sources"] for c in out.clues)
