@@ -208,14 +208,17 @@ RUN_COLUMNS = frozenset({"_ingest_batch", "run_id", "hit_time", "exempted_at", "
 def fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
     """Row count and an order-independent fingerprint of a table's content (the sum of its rows' hashes,
     modulo 2^64, as 16 hex digits; the columns of :data:`RUN_COLUMNS` left out). Floating-point values are
-    rounded to 6 decimals first: a parallel sum may differ in its last bits from one run to the next."""
+    rounded to 6 decimals first: a parallel sum may differ in its last bits from one run to the next. They
+    are rounded to 9 decimals before that, so that a value exactly halfway at the 6th decimal (a share of
+    95/128 = 0.7421875) computed as 0.7421874999999999 by one engine and 0.7421875000000001 by the other
+    rounds the same way on both."""
     cols = [(c, t) for c, t in con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
         "AND schema_name = 'main' AND table_name = ? ORDER BY column_index", [table]).fetchall()
         if c not in RUN_COLUMNS]  # main only: ingest keeps held rows in held.<table>, with columns of their own
     if not cols:
         return 0, ""
-    row = ", ".join(f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
+    row = ", ".join(f'round(round("{c}", 9), 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
     n, total = con.execute(f'SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) % 18446744073709551616 '
                            f'FROM "{table}"').fetchone()
     return int(n), f"{int(total):016x}"

@@ -55,3 +55,18 @@ def test_unknown_stage_and_missing_source_are_clear_errors(tmp_path):
         run_pipeline(s, stages=("ingest", "train"))
     with pytest.raises(PipelineError, match="--source"):
         run_pipeline(s, stages=("ingest",))
+
+
+def test_a_fingerprint_does_not_hang_on_the_last_bits_of_a_half_way_value():
+    """95/128 = 0.7421875 sits half way at the 6th decimal: one engine's sum in another order gives
+    0.7421874999999999, the other's 0.7421875000000001. The same fingerprint; a real difference is not."""
+    import duckdb
+
+    from serving.pipeline import fingerprint
+
+    con = duckdb.connect()
+    for name, values in {"a": [0.7421874999999999, 1.0], "b": [1.0, 0.7421875000000001],
+                         "c": [0.742187, 1.0]}.items():
+        con.execute(f"CREATE TABLE {name} (share DOUBLE)")
+        con.executemany(f"INSERT INTO {name} VALUES (?)", [[v] for v in values])
+    assert fingerprint(con, "a") == fingerprint(con, "b") != fingerprint(con, "c")
