@@ -57,16 +57,22 @@ def test_unknown_stage_and_missing_source_are_clear_errors(tmp_path):
         run_pipeline(s, stages=("ingest",))
 
 
-def test_a_fingerprint_does_not_hang_on_the_last_bits_of_a_half_way_value():
-    """95/128 = 0.7421875 sits half way at the 6th decimal: one engine's sum in another order gives
-    0.7421874999999999, the other's 0.7421875000000001. The same fingerprint; a real difference is not."""
+def test_a_fingerprint_does_not_hang_on_the_last_bits_of_a_value():
+    """Sums in another order differ in their last bits, worth more as the value grows: 95/128 = 0.7421875
+    (half way at the 6th decimal) as 0.7421874999999999 or 0.7421875000000001, a sum of squares of twelve
+    billion (city, feat_setl_peer_stats.m2_amt) as …502.751474 or …502.751484. The same fingerprint; a
+    real difference, a share off by 1e-6 or an amount off by a fen, is not."""
     import duckdb
 
     from serving.pipeline import fingerprint
 
     con = duckdb.connect()
-    for name, values in {"a": [0.7421874999999999, 1.0], "b": [1.0, 0.7421875000000001],
-                         "c": [0.742187, 1.0]}.items():
-        con.execute(f"CREATE TABLE {name} (share DOUBLE)")
-        con.executemany(f"INSERT INTO {name} VALUES (?)", [[v] for v in values])
-    assert fingerprint(con, "a") == fingerprint(con, "b") != fingerprint(con, "c")
+    tables = {"a": [(0.7421874999999999, 12166768502.751474, 0.0)], "b": [(0.7421875000000001, 12166768502.751484, 0.0)],
+              "share": [(0.742188, 12166768502.751474, 0.0)], "fen": [(0.7421875, 1216676.85, None)],
+              "fen2": [(0.7421875, 1216676.86, None)]}
+    for name, rows in tables.items():
+        con.execute(f"CREATE TABLE {name} (share DOUBLE, amount DOUBLE, other DOUBLE)")
+        con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", rows)
+    prints = {name: fingerprint(con, name) for name in tables}
+    assert prints["a"] == prints["b"]
+    assert len({prints[n] for n in ("a", "share", "fen", "fen2")}) == 4

@@ -1,10 +1,9 @@
 """One declared pipeline on both engines (issue 17): ``--engine spark`` writes the tables DuckDB writes.
 
 Equality is the pipeline's own per-table fingerprint (``serving.pipeline.fingerprint``): row count and an
-order-independent hash of every column, each DOUBLE/FLOAT rounded to 9 and then 6 decimals first (the
-tolerance: a sum over the same values in another order may differ in its last bits; 6 decimals is below any
-amount in fen and any share the rules or models read; the 9 first, so that a value half way at the 6th
-decimal rounds alike from either side). No column is left out but those saying when or in which run
+order-independent hash of every column, each DOUBLE/FLOAT cut to 9 significant digits first (the
+tolerance: a sum over the same values in another order may differ in its last bits; 9 digits keep every
+amount under ten million yuan to the fen; ``serving.pipeline._significant``). No column is left out but those saying when or in which run
 a row was written (``RUN_COLUMNS``: ``run_id``, ``hit_time``, ...). On a difference the test names the
 columns that differ and shows rows.
 
