@@ -86,8 +86,8 @@ class ScorerBundle:
         return self._scorer(level).predict_proba(self._model_input(level, frame, region))[:, 1]
 
     def score_input(self, level: str, model_input: pd.DataFrame) -> np.ndarray:
-        """P(fraud) of rows already in the form the level's scorer reads (:meth:`model_input`: the Spark
-        screening computes a region's percentiles on the executors)."""
+        """P(fraud) of rows already in the form the level's scorer reads (the region percentiles of a scaled
+        level: the Spark screening computes them on the executors)."""
         if len(model_input) == 0:
             return np.zeros(0)
         return self._scorer(level).predict_proba(model_input[self.features[level]])[:, 1]
@@ -104,11 +104,6 @@ class ScorerBundle:
         contrib = self._scorer(level).contributions(model_input)
         return top_reasons(level, contrib.values.reset_index(drop=True), X.reset_index(drop=True),
                            self.medians[level], groups=self._groups(level, frame), n=n)
-
-    def model_input(self, level: str, frame: pd.DataFrame, *, region: pd.DataFrame | None = None) -> pd.DataFrame:
-        """What the level's scorer reads of ``frame``'s rows: the features, as percentiles among ``region``'s
-        rows (default: ``frame``'s) where the level is region-scaled."""
-        return self._model_input(level, frame, region)
 
     def _model_input(self, level: str, frame: pd.DataFrame, region: pd.DataFrame | None) -> pd.DataFrame:
         """What the level's scorer reads: the features, as region percentiles where the level is scaled."""

@@ -105,7 +105,7 @@ def screen(warehouse: Path, bundle: ScorerBundle, *, max_clues: int = 1000, min_
                 frames[level] = d
                 position = pd.Series(np.arange(len(d.frame)), index=d.ids.astype(str).to_numpy())
                 rows.append(pd.Series(position.loc[ids].to_numpy(), index=top.index[top["entity_type"] == level]))
-            parts.append(top.assign(row=pd.concat(rows) if rows else pd.Series(dtype=int)))
+            parts.append(top.assign(row=pd.concat(rows)))
         for i, level in enumerate(levels):
             if level in on_spark:
                 continue
