@@ -23,12 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from features.warehouse import cores
+
 _CHILD = r"""
 import json, resource, sys, time
-import features.warehouse as wh
 from features.build import build_features
-if sys.argv[4]:  # --threads: the DuckDB build's threads instead of the exact one-thread default
-    wh.DETERMINISTIC_THREADS = int(sys.argv[4])
 steps, last = [], [time.perf_counter()]
 def tick(step, done, total):
     now = time.perf_counter()
@@ -37,7 +36,8 @@ def tick(step, done, total):
     print(f"  {step:<16} {now - last[0]:7.2f} s   peak RSS so far {rss:5.2f} GiB", file=sys.stderr, flush=True)
     last[0] = now
 t0 = time.perf_counter()
-report = build_features(sys.argv[1], engine=sys.argv[2], progress=tick, memory_limit=sys.argv[3] or None)
+report = build_features(sys.argv[1], engine=sys.argv[2], progress=tick, memory_limit=sys.argv[3] or None,
+                        threads=int(sys.argv[4]) if sys.argv[4] else None)  # --threads: default every core
 out = report.to_dict() | {"steps": steps, "total_seconds": round(time.perf_counter() - t0, 1),
        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024, 2)}
 print(json.dumps(out))
@@ -49,8 +49,8 @@ def main() -> None:
     ap.add_argument("--warehouse", type=Path, required=True)
     ap.add_argument("--engine", default="duckdb", choices=("duckdb", "spark"))
     ap.add_argument("--memory-limit", default="", help="cap DuckDB's memory, e.g. 4GB (default: 60 %% of RAM)")
-    ap.add_argument("--threads", default="", help="DuckDB threads for the build (default: 1, the exact build; "
-                    "more threads are faster but sums differ in their last bits from run to run)")
+    ap.add_argument("--threads", default="", help="DuckDB threads for the build (default: every core; the "
+                    "features are the same to the last bit on any number)")
     args = ap.parse_args()
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(args.warehouse), args.engine, args.memory_limit,
                            args.threads],
@@ -67,7 +67,7 @@ def main() -> None:
                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
                       f"load average {os.getloadavg()[0]:.1f}")
     out["memory_limit"] = args.memory_limit or "60% of RAM"
-    out["threads"] = int(args.threads or 1)
+    out["threads"] = int(args.threads) if args.threads else cores()
     print(f"features ({args.engine}, {out['threads']} thread(s), memory limit {out['memory_limit']}) on {args.warehouse}: {out['total_seconds']} s, peak RSS {out['peak_rss_gib']} GiB")
     for t, r in out["tables"].items():
         print(f"  {t:<16} {r['rows']:>10,} rows {r['columns']:>4} columns {r['seconds']:7.2f} s")

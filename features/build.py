@@ -151,6 +151,7 @@ def build_features(
     memory_limit: str | None = None,
     rule_config=None,
     since: datetime | None = None,
+    threads: int | None = None,
 ) -> FeatureReport:
     """Build the feature tables (``feat_setl``, ``feat_psn``, ``feat_prac``, ``feat_fixmedins``,
     ``feat_pharmacy``) in ``warehouse``.
@@ -160,7 +161,8 @@ def build_features(
     ``as_of`` is a date (the whole day counts) or a timestamp; default the latest
     settlement. ``progress(step, done, total)`` is called after each staging table and feature table.
     ``memory_limit`` (e.g. ``"4GB"``) caps DuckDB's memory (default 60 % of the machine); above it DuckDB
-    spills to disk. ``rule_config`` (a ``RuleConfig``; default the one in force) gives the code sets the
+    spills to disk. ``threads``: DuckDB's threads (default: every core this process may use; the features
+    are the same to the last bit on any number). ``rule_config`` (a ``RuleConfig``; default the one in force) gives the code sets the
     staging classes visits and institutions by, as the rules do.
 
     ``since`` (a moment; an incremental run, ``yibao run --since``): the settlement table (``feat_setl``)
@@ -179,8 +181,9 @@ def build_features(
     if not warehouse.is_file():
         raise FeatureBuildError(f"仓库文件不存在 (warehouse not found): {warehouse}")
     t_start = time.perf_counter()
-    # One thread: the same warehouse gives the same features to the last bit (wh.DETERMINISTIC_THREADS).
-    con = wh.connect(warehouse, threads=wh.DETERMINISTIC_THREADS)
+    # Every core: the SQL adds in an order of its own, not the threads' (features/sql/_stage.sql), so the
+    # same warehouse gives the same features to the last bit on any number of threads.
+    con = wh.connect(warehouse, threads=threads)
     if memory_limit:
         con.execute(f"SET memory_limit = '{_memory_literal(memory_limit)}'")
     try:

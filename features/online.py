@@ -54,7 +54,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -489,18 +489,19 @@ def load_context(warehouse: Path | str | duckdb.DuckDBPyConnection) -> FeatureCo
 
 
 def _line_totals(lines: Sequence[Any], ref: Reference) -> dict[str, float]:
-    """``stg_setl_lines`` for the visit's lines."""
-    out = dict.fromkeys(("line_amt", "amt_exam", "amt_lab", "amt_drug", "amt_consumable", "amt_bed",
+    """``stg_setl_lines`` for the visit's lines: money and quantities summed in Decimal, as the staging sums
+    DECIMAL(18, 2) and DECIMAL(18, 4) (features/sql/_stage.sql), then made floats."""
+    out: dict[str, Any] = dict.fromkeys(("line_amt", "amt_exam", "amt_lab", "amt_drug", "amt_consumable", "amt_bed",
                          "amt_treatment", "n_exam", "n_lab", "n_treatment", "amt_class_a", "amt_class_b",
                          "amt_class_c", "amt_vbp_group", "amt_vbp_nonselected", "over_cap_amt", "n_dialysis",
-                         "n_rehab", "n_psychiatry", "drug_supply_days"), 0.0)
+                         "n_rehab", "n_psychiatry", "drug_supply_days"), Decimal(0))
     n_over, items, care_days = 0, set(), set()
     for ln in lines:
         cat = category(ln.list_type, ln.med_chrgitm_type)
         known = ref.catalogue.get(ln.hilist_code)
         c_lv, c_cap, grp, flag = known if known is not None else (None, None, None, None)
-        amt = float(ln.det_item_fee_sumamt)
-        cnt = float(ln.cnt) if ln.cnt is not None else 0.0
+        amt = Decimal(str(ln.det_item_fee_sumamt))
+        cnt = _quantity(ln.cnt)
         out["line_amt"] += amt
         if cat in ("exam", "lab", "drug", "consumable", "bed", "treatment"):
             out[f"amt_{cat}"] += amt
@@ -520,7 +521,7 @@ def _line_totals(lines: Sequence[Any], ref: Reference) -> dict[str, float]:
         cap = ln.pric_uplmt_amt if ln.pric_uplmt_amt is not None else c_cap
         if cap is not None and ln.pric is not None and ln.pric > cap + Decimal("0.005"):
             n_over += 1
-            out["over_cap_amt"] += float(ln.pric - cap) * cnt
+            out["over_cap_amt"] += (ln.pric - cap) * cnt
         if ln.list_type == "201" and "透析" in (ln.hilist_name or ""):
             out["n_dialysis"] += cnt
         dept = ln.bilg_dept_codg or ""
@@ -529,14 +530,22 @@ def _line_totals(lines: Sequence[Any], ref: Reference) -> dict[str, float]:
         if dept.startswith("A15"):
             out["n_psychiatry"] += cnt
         if cat == "drug" and ln.prd_days is not None:
-            out["drug_supply_days"] += float(ln.prd_days)
+            out["drug_supply_days"] += _quantity(ln.prd_days)
         if ln.hilist_code is not None:
             items.add(ln.hilist_code)
         if cat not in ("bed", "nursing") and ln.fee_ocur_time is not None:
             care_days.add(ln.fee_ocur_time.date())
+    out = {k: float(v) for k, v in out.items()}
     out["n_lines"], out["n_items"], out["n_over_cap"], out["n_care_days"] = \
         len(lines), len(items), n_over, len(care_days)
     return out
+
+
+def _quantity(value: Any) -> Decimal:
+    """A quantity or a number of days as the staging has it: DECIMAL(18, 4), 0 when missing."""
+    if value is None:
+        return Decimal(0)
+    return Decimal(str(float(value))).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 def _rule_hit_columns(hits: Iterable[Any], setl_id: str, typologies: Sequence[str]) -> dict[str, Any]:

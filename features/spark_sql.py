@@ -10,6 +10,7 @@ the two engines, never about one query:
 | ``list(...)`` over no rows | NULL | ``collect_list`` gives ``[]`` and drops NULL values |
 | ``list(DISTINCT x ORDER BY x)`` | the sorted values, each once, NULL kept | ``collect_set`` drops NULL and has no order |
 | ``first(x ORDER BY k)`` | the first of the sorted values | no ordered aggregate in Spark |
+| ``sum``/``avg``/``stddev``/``var`` ``(x ORDER BY k)`` | the aggregate without the order | DuckDB adds in that order, the same run after run (``features/sql/_stage.sql``); Spark has no ordered aggregate: it adds in its own order, the last bits may differ |
 | ``x[a:b]`` | ``slice(x, a, b - a + 1)`` | Spark has no slice syntax |
 | ``a / b`` | ``CAST(a AS DOUBLE) / CAST(b AS DOUBLE)`` | DuckDB divides in DOUBLE; Spark keeps DECIMAL |
 | ``isodow(t)`` | Monday 1 … Sunday 7 | sqlglot's ``(dayofweek % 7) + 1`` makes Sunday 2 |
@@ -41,7 +42,7 @@ __all__ = ["to_spark", "to_spark_steps", "SparkStep", "SparkFromDuckDB"]
 
 def to_spark(sql: str) -> str:
     """Transpile one DuckDB SELECT to Spark SQL."""
-    tree = parse_one(sql, read="duckdb").transform(_inline_windows)
+    tree = _parsed(sql)
     return tree.sql(dialect=SparkFromDuckDB)
 
 
@@ -70,7 +71,7 @@ def to_spark_steps(sql: str, prefix: str) -> tuple[list[SparkStep], str]:
     >>> steps[1].sql
     'SELECT a.x FROM r_a AS a JOIN r_a AS a2 ON a.x = a2.x'
     """
-    tree = parse_one(sql, read="duckdb").transform(_inline_windows)
+    tree = _parsed(sql)
     with_ = tree.args.get("with_")
     if with_ is None or with_.args.get("recursive"):
         return [], tree.sql(dialect=SparkFromDuckDB)
@@ -94,6 +95,27 @@ def to_spark_steps(sql: str, prefix: str) -> tuple[list[SparkStep], str]:
         steps.append((name, rename(body, set(names[:i]))))
     final = rename(tree, set(names)).sql(dialect=SparkFromDuckDB)
     return [SparkStep(n, prefix + n, b.sql(dialect=SparkFromDuckDB), uses[n]) for n, b in steps], final
+
+
+def _parsed(sql: str) -> exp.Expression:
+    """The DuckDB text as a tree, with the corrections that rewrite the tree rather than one node's text."""
+    return parse_one(sql, read="duckdb").transform(_inline_windows).transform(_unordered_sums)
+
+
+# Aggregates whose value does not depend on the order of their inputs but for a DOUBLE's last bits.
+_ORDER_FREE = (exp.Sum, exp.Avg, exp.Stddev, exp.StddevPop, exp.StddevSamp, exp.Variance, exp.VariancePop)
+
+
+def _unordered_sums(node: exp.Expression) -> exp.Expression:
+    """``sum(x ORDER BY k)`` (and avg, stddev, var): DuckDB adds in the order given; Spark has no ordered
+    aggregate, so the order goes.
+
+    >>> print(to_spark("SELECT g, AVG(x / y ORDER BY k) AS a, VAR_POP(x ORDER BY k, j) AS v FROM t GROUP BY g"))
+    SELECT g, AVG(CAST(x AS DOUBLE) / CAST(y AS DOUBLE)) AS a, VAR_POP(x) AS v FROM t GROUP BY g
+    """
+    if isinstance(node, _ORDER_FREE) and isinstance(node.this, exp.Order):
+        node.set("this", node.this.this)
+    return node
 
 
 def _inline_windows(node: exp.Expression) -> exp.Expression:

@@ -89,17 +89,6 @@ _LISTED = ("table_name", "row_key", "row_number", "field", "reason_code", "reaso
            "ingested_at", "batch_id", "raw")
 
 
-# DuckDB adds DOUBLEs in parallel in whatever order its threads finish, so sums, averages and standard
-# deviations differ in their last bits from run to run (``amt_365`` by up to 6e-11 on 3,188 persons of the
-# demo region, the co-visit null model's expected counts alike); LightGBM then grows other trees and the
-# clue list changes by a clue. With one thread the order is the scan order, so the feature build runs
-# with this many: the same warehouse gives the same features on any machine. (The graph's projection adds
-# its null model's terms as scaled integers instead and runs on every core: ``features.graph.projection._exact_sum``.)
-# Money summed from tables whose row order varies between runs (rule hits) is summed as DECIMAL, exact.
-# Cost: demo region features 8.5 s -> 9.9 s; city in docs/benchmarks.md ("Features").
-DETERMINISTIC_THREADS = 1
-
-
 def connect(path: Path, *, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open the warehouse with as many threads as this process may use (or ``threads``) and 60 % of its
     memory."""

@@ -605,7 +605,7 @@ def _duck_query(frames: dict[str, pd.DataFrame], threads: int | None = None) -> 
 def _exact_sum(term: str) -> str:
     """``sum(term)`` that is the same whatever order the terms are added in, and on either engine: each
     term scaled by 10^9 and rounded to an integer, the integers added (exact), the total scaled back.
-    DuckDB adds DOUBLEs in the order its threads finish (``features.warehouse.DETERMINISTIC_THREADS``);
+    DuckDB adds DOUBLEs in the order its threads finish (``features/sql/_stage.sql``, first lines);
     with this the projection's null-model sums are exact on any number of threads. (A DECIMAL sum is not
     enough across engines: DuckDB's DOUBLE→DECIMAL cast is not the exact conversion Spark's is.) The
     terms are at most about 10^5 and a pair's expected count far below 10^6, so the scaled values stay

@@ -8,6 +8,18 @@
 -- Refunds (退费): a refund settlement (refd_setl_flag = '1') and the settlement it cancels
 -- (init_setl_id) are both left out of every feature: a refunded claim is not money paid. The number of
 -- refunds an entity had is kept as a feature of its own (n_refund_365).
+--
+-- Exact whatever the row order (features.warehouse: the build runs on every core, and Spark's order is
+-- its own): money stays DECIMAL(18, 2) and quantities and days DECIMAL(18, 4), so that their sums are
+-- exact integers in any order (a DOUBLE sum's last bits depend on the order the threads add in). A sum,
+-- mean or deviation of DOUBLE values that are not whole numbers names the order it adds in
+-- (`SUM(x ORDER BY k)`; for a window, `ORDER BY key ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED
+-- FOLLOWING`, the key unique): DuckDB then adds in that order. A mean of DECIMAL values is written as
+-- `SUM(x) / COUNT(x)` or over `CAST(x AS DOUBLE)`: Spark's AVG of a DECIMAL is a DECIMAL rounded to 4 more
+-- places, DuckDB's a DOUBLE. A settlement's line totals are narrowed
+-- back to 18 digits (half the width to carry: stg_setl_lines 7.6 s against 10.2 s on `city`). A quantity
+-- of 10^14 or more, or a settlement's line total of 10^16 yuan or more, which no real claim has and the
+-- contract's checks do not bound, counts as missing rather than stopping the build (TRY_CAST).
 
 -- name: stg_refunded
 -- Settlement ids that do not count: the refunds and the originals they cancel.
@@ -45,10 +57,10 @@ SELECT s.setl_id, s.mdtrt_id, s.psn_no, s.fixmedins_code, s.med_type, s.setl_tim
        CAST(s.setl_time AS DATE) AS setl_date,
        DATE_DIFF('day', CAST(s.setl_time AS DATE), CAST({{ as_of }} AS DATE)) AS age_days,
        YEAR(s.setl_time) * 12 + MONTH(s.setl_time) AS month_idx,
-       CAST(s.medfee_sumamt AS DOUBLE) AS amt,
-       CAST(s.fund_pay_sumamt AS DOUBLE) AS fund_amt,
-       CAST(s.psn_pay AS DOUBLE) AS psn_pay_amt,
-       CAST(s.acct_pay AS DOUBLE) AS acct_pay_amt,
+       CAST(s.medfee_sumamt AS DECIMAL(18, 2)) AS amt,
+       CAST(s.fund_pay_sumamt AS DECIMAL(18, 2)) AS fund_amt,
+       CAST(s.psn_pay AS DECIMAL(18, 2)) AS psn_pay_amt,
+       CAST(s.acct_pay AS DECIMAL(18, 2)) AS acct_pay_amt,
        HOUR(s.setl_time) AS setl_hour,
        -- 0 = Monday ... 6 = Sunday (1970-01-05 was a Monday); portable where day-of-week functions are not
        DATE_DIFF('day', DATE '1970-01-05', CAST(s.setl_time AS DATE)) % 7 AS weekday,
@@ -98,8 +110,8 @@ SELECT l.setl_id, l.psn_no, l.fixmedins_code, l.hilist_code,
        CAST(l.fee_ocur_time AS DATE) AS fee_date,
        YEAR(l.fee_ocur_time) * 12 + MONTH(l.fee_ocur_time) AS month_idx,
        s.age_days,
-       CAST(l.cnt AS DOUBLE) AS cnt,
-       CAST(l.det_item_fee_sumamt AS DOUBLE) AS amt,
+       TRY_CAST(l.cnt AS DECIMAL(18, 4)) AS cnt,
+       CAST(l.det_item_fee_sumamt AS DECIMAL(18, 2)) AS amt,
        CASE WHEN l.list_type IN ('101', '102', '106') OR l.med_chrgitm_type IN ('09', '10', '11') THEN 'drug'
             WHEN l.list_type = '301' OR l.med_chrgitm_type IN ('08', '0801', '1402', '1403') THEN 'consumable'
             WHEN l.med_chrgitm_type IN ('03', '1408', '1409', '1410', '145301') THEN 'exam'
@@ -112,14 +124,15 @@ SELECT l.setl_id, l.psn_no, l.fixmedins_code, l.hilist_code,
        COALESCE(l.chrgitm_lv, h.chrgitm_lv) AS chrgitm_lv,
        CASE WHEN l.pric > COALESCE(l.pric_uplmt_amt, h.pric_uplmt_amt) + 0.005 THEN 1 ELSE 0 END AS is_over_cap,
        CASE WHEN l.pric > COALESCE(l.pric_uplmt_amt, h.pric_uplmt_amt) + 0.005
-            THEN CAST((l.pric - COALESCE(l.pric_uplmt_amt, h.pric_uplmt_amt)) * l.cnt AS DOUBLE) ELSE 0 END
+            THEN (l.pric - COALESCE(l.pric_uplmt_amt, h.pric_uplmt_amt)) * TRY_CAST(l.cnt AS DECIMAL(18, 4))
+            ELSE 0 END
            AS over_cap_amt,
        h.vbp_group,
        CASE WHEN h.vbp_group IS NOT NULL AND COALESCE(h.vbp_flag, '0') <> '1' THEN 1 ELSE 0 END
            AS is_vbp_nonselected,
        -- the same medicine for days-supply purposes: its 集采 group, else its generic name, else the code
        COALESCE(h.vbp_group, h.generic_name, l.hilist_code) AS drug_key,
-       CAST(l.prd_days AS DOUBLE) AS prd_days,
+       TRY_CAST(l.prd_days AS DECIMAL(18, 4)) AS prd_days,
        CASE WHEN l.list_type = '201' AND l.hilist_name LIKE '%透析%' THEN 1 ELSE 0 END AS is_dialysis,
        CASE WHEN l.bilg_dept_codg LIKE 'A21%' THEN 1 ELSE 0 END AS is_rehab,
        CASE WHEN l.bilg_dept_codg LIKE 'A15%' THEN 1 ELSE 0 END AS is_psychiatry
@@ -132,35 +145,35 @@ LEFT JOIN hilist h ON h.hilist_code = l.hilist_code
 SELECT setl_id,
        COUNT(*) AS n_lines,
        COUNT(DISTINCT hilist_code) AS n_items,
-       SUM(amt) AS line_amt,
-       SUM(CASE WHEN cat = 'exam' THEN amt ELSE 0 END) AS amt_exam,
-       SUM(CASE WHEN cat = 'lab' THEN amt ELSE 0 END) AS amt_lab,
-       SUM(CASE WHEN cat = 'drug' THEN amt ELSE 0 END) AS amt_drug,
-       SUM(CASE WHEN cat = 'consumable' THEN amt ELSE 0 END) AS amt_consumable,
-       SUM(CASE WHEN cat = 'bed' THEN amt ELSE 0 END) AS amt_bed,
-       SUM(CASE WHEN cat = 'treatment' THEN amt ELSE 0 END) AS amt_treatment,
-       SUM(CASE WHEN cat = 'exam' THEN cnt ELSE 0 END) AS n_exam,
-       SUM(CASE WHEN cat = 'lab' THEN cnt ELSE 0 END) AS n_lab,
-       SUM(CASE WHEN cat = 'treatment' THEN cnt ELSE 0 END) AS n_treatment,
-       SUM(CASE WHEN chrgitm_lv = '01' THEN amt ELSE 0 END) AS amt_class_a,
-       SUM(CASE WHEN chrgitm_lv = '02' THEN amt ELSE 0 END) AS amt_class_b,
-       SUM(CASE WHEN chrgitm_lv IN ('03', '04') THEN amt ELSE 0 END) AS amt_class_c,
-       SUM(CASE WHEN vbp_group IS NOT NULL THEN amt ELSE 0 END) AS amt_vbp_group,
-       SUM(CASE WHEN is_vbp_nonselected = 1 THEN amt ELSE 0 END) AS amt_vbp_nonselected,
-       SUM(CASE WHEN vbp_group IS NOT NULL THEN cnt ELSE 0 END) AS qty_vbp_group,
-       SUM(CASE WHEN is_vbp_nonselected = 1 THEN cnt ELSE 0 END) AS qty_vbp_nonselected,
+       TRY_CAST(SUM(amt) AS DECIMAL(18, 2)) AS line_amt,
+       TRY_CAST(SUM(CASE WHEN cat = 'exam' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_exam,
+       TRY_CAST(SUM(CASE WHEN cat = 'lab' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_lab,
+       TRY_CAST(SUM(CASE WHEN cat = 'drug' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_drug,
+       TRY_CAST(SUM(CASE WHEN cat = 'consumable' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_consumable,
+       TRY_CAST(SUM(CASE WHEN cat = 'bed' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_bed,
+       TRY_CAST(SUM(CASE WHEN cat = 'treatment' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_treatment,
+       TRY_CAST(SUM(CASE WHEN cat = 'exam' THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS n_exam,
+       TRY_CAST(SUM(CASE WHEN cat = 'lab' THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS n_lab,
+       TRY_CAST(SUM(CASE WHEN cat = 'treatment' THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS n_treatment,
+       TRY_CAST(SUM(CASE WHEN chrgitm_lv = '01' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_class_a,
+       TRY_CAST(SUM(CASE WHEN chrgitm_lv = '02' THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_class_b,
+       TRY_CAST(SUM(CASE WHEN chrgitm_lv IN ('03', '04') THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_class_c,
+       TRY_CAST(SUM(CASE WHEN vbp_group IS NOT NULL THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_vbp_group,
+       TRY_CAST(SUM(CASE WHEN is_vbp_nonselected = 1 THEN amt ELSE 0 END) AS DECIMAL(18, 2)) AS amt_vbp_nonselected,
+       TRY_CAST(SUM(CASE WHEN vbp_group IS NOT NULL THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS qty_vbp_group,
+       TRY_CAST(SUM(CASE WHEN is_vbp_nonselected = 1 THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS qty_vbp_nonselected,
        SUM(is_over_cap) AS n_over_cap,
-       SUM(over_cap_amt) AS over_cap_amt,
-       SUM(CASE WHEN is_dialysis = 1 THEN cnt ELSE 0 END) AS n_dialysis,
-       SUM(CASE WHEN is_rehab = 1 THEN cnt ELSE 0 END) AS n_rehab,
-       SUM(CASE WHEN is_psychiatry = 1 THEN cnt ELSE 0 END) AS n_psychiatry,
+       TRY_CAST(SUM(over_cap_amt) AS DECIMAL(18, 6)) AS over_cap_amt,
+       TRY_CAST(SUM(CASE WHEN is_dialysis = 1 THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS n_dialysis,
+       TRY_CAST(SUM(CASE WHEN is_rehab = 1 THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS n_rehab,
+       TRY_CAST(SUM(CASE WHEN is_psychiatry = 1 THEN cnt ELSE 0 END) AS DECIMAL(18, 4)) AS n_psychiatry,
        -- days with some care other than bed and nursing (挂床: a stay with days of nothing but a bed)
        COUNT(DISTINCT CASE WHEN cat NOT IN ('bed', 'nursing') THEN fee_date END) AS n_care_days,
-       SUM(CASE WHEN cat = 'drug' THEN COALESCE(prd_days, 0) ELSE 0 END) AS drug_supply_days,
+       TRY_CAST(SUM(CASE WHEN cat = 'drug' THEN COALESCE(prd_days, 0) ELSE 0 END) AS DECIMAL(18, 4)) AS drug_supply_days,
        -- basket fingerprint (same-basket repetition, 同一处方反复): first and last item code and quantity
        MIN(hilist_code) AS basket_first_item,
        MAX(hilist_code) AS basket_last_item,
-       SUM(cnt) AS basket_qty
+       TRY_CAST(SUM(cnt) AS DECIMAL(18, 4)) AS basket_qty
 FROM stg_line
 GROUP BY setl_id
 
@@ -259,13 +272,15 @@ GROUP BY k.fixmedins_code
 SELECT b.fixmedins_code,
        SUM(b.qty) AS billed_drug_qty,
        SUM(GREATEST(b.qty - COALESCE(s.opening_qty + s.in_qty, 0), 0)) AS stock_gap_qty,
-       SUM(GREATEST(b.qty - COALESCE(s.opening_qty + s.in_qty, 0), 0) * b.amt / b.qty) AS stock_gap_amt,
+       SUM(GREATEST(b.qty - COALESCE(s.opening_qty + s.in_qty, 0), 0) * b.amt / b.qty
+           ORDER BY b.hilist_code, b.month_idx) AS stock_gap_amt,
        SUM(CASE WHEN b.qty > COALESCE(s.opening_qty + s.in_qty, 0) THEN 1 ELSE 0 END) AS n_stock_gap_item_months
 FROM stg_item_month b
 JOIN (SELECT DISTINCT fixmedins_code FROM stock_moves) h ON h.fixmedins_code = b.fixmedins_code
 LEFT JOIN (
     -- stock month 'YYYY-MM' as the same month index the fee lines carry (year * 12 + month)
-    SELECT fixmedins_code, hilist_code, opening_qty, in_qty,
+    SELECT fixmedins_code, hilist_code,
+           TRY_CAST(opening_qty AS DECIMAL(18, 4)) AS opening_qty, TRY_CAST(in_qty AS DECIMAL(18, 4)) AS in_qty,
            CAST(SUBSTR(month, 1, 4) AS INTEGER) * 12 + CAST(SUBSTR(month, 6, 2) AS INTEGER) AS month_idx
     FROM stock_moves
 ) s ON s.fixmedins_code = b.fixmedins_code AND s.hilist_code = b.hilist_code AND s.month_idx = b.month_idx

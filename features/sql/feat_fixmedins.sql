@@ -60,8 +60,10 @@ stays AS (
            SUM(v.ipt_days) AS ipt_days_365,
            AVG(CAST(CASE WHEN v.ipt_days <= 2 THEN 1 ELSE 0 END AS DOUBLE)) AS short_stay_share,
            AVG(CAST(CASE WHEN r.days_since_prev_discharge <= 15 THEN 1 ELSE 0 END AS DOUBLE)) AS readmit_15d_share,
-           AVG(v.n_care_days / NULLIF(CAST(GREATEST(v.stay_days, 1) AS DOUBLE), 0)) AS avg_care_day_share,
-           AVG(v.amt / NULLIF(CAST(GREATEST(v.stay_days, 1) AS DOUBLE), 0)) AS amt_per_inpatient_day
+           AVG(v.n_care_days / NULLIF(CAST(GREATEST(v.stay_days, 1) AS DOUBLE), 0) ORDER BY v.setl_id)
+               AS avg_care_day_share,
+           AVG(v.amt / NULLIF(CAST(GREATEST(v.stay_days, 1) AS DOUBLE), 0) ORDER BY v.setl_id)
+               AS amt_per_inpatient_day
     FROM stg_visit v
     LEFT JOIN stg_readmit r ON r.setl_id = v.setl_id
     WHERE v.is_inpatient = 1 AND v.age_days < 365
@@ -210,4 +212,5 @@ SELECT fixmedins_code, peer_group,
        (avg_ipt_days - AVG(avg_ipt_days) OVER w) / NULLIF(STDDEV_POP(avg_ipt_days) OVER w, 0) AS z_avg_ipt_days,
        PERCENT_RANK() OVER (PARTITION BY peer_group ORDER BY ROUND(avg_ipt_days, 9)) AS pct_avg_ipt_days
 FROM peer
-WINDOW w AS (PARTITION BY peer_group)
+-- ordered by the key over the whole group: the mean and deviation add in that order, the same run after run
+WINDOW w AS (PARTITION BY peer_group ORDER BY fixmedins_code ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)

@@ -47,7 +47,7 @@ y AS (
            AVG(CAST(CASE WHEN v.admdvs_distance >= 2 THEN 1 ELSE 0 END AS DOUBLE)) AS out_of_region_share,
            SUM(v.is_after_death) AS n_setl_after_death_365,
            AVG(CAST(COALESCE(d.is_during_stay, 0) AS DOUBLE)) AS during_inpatient_stay_share,
-           AVG(v.drug_supply_days) AS avg_supply_days
+           SUM(v.drug_supply_days) / COUNT(v.drug_supply_days) AS avg_supply_days
     FROM stg_visit v
     LEFT JOIN (SELECT other_setl_id, MAX(other_is_elsewhere) AS is_during_stay FROM stg_during_stay
                GROUP BY other_setl_id) d ON d.other_setl_id = v.setl_id
@@ -105,18 +105,20 @@ base AS (
 )
 SELECT base.*,
        COUNT(*) OVER () AS peer_group_size,
-       (amt_per_setl - AVG(amt_per_setl) OVER ()) / NULLIF(STDDEV_POP(amt_per_setl) OVER (), 0) AS z_amt_per_setl,
+       (amt_per_setl - AVG(amt_per_setl) OVER w) / NULLIF(STDDEV_POP(amt_per_setl) OVER w, 0) AS z_amt_per_setl,
        PERCENT_RANK() OVER (ORDER BY ROUND(amt_per_setl, 9)) AS pct_amt_per_setl,
-       (round_share - AVG(round_share) OVER ()) / NULLIF(STDDEV_POP(round_share) OVER (), 0) AS z_round_share,
+       (round_share - AVG(round_share) OVER w) / NULLIF(STDDEV_POP(round_share) OVER w, 0) AS z_round_share,
        PERCENT_RANK() OVER (ORDER BY ROUND(round_share, 9)) AS pct_round_share,
-       (evening_share - AVG(evening_share) OVER ()) / NULLIF(STDDEV_POP(evening_share) OVER (), 0) AS z_evening_share,
+       (evening_share - AVG(evening_share) OVER w) / NULLIF(STDDEV_POP(evening_share) OVER w, 0) AS z_evening_share,
        PERCENT_RANK() OVER (ORDER BY ROUND(evening_share, 9)) AS pct_evening_share,
-       (burst_share - AVG(burst_share) OVER ()) / NULLIF(STDDEV_POP(burst_share) OVER (), 0) AS z_burst_share,
+       (burst_share - AVG(burst_share) OVER w) / NULLIF(STDDEV_POP(burst_share) OVER w, 0) AS z_burst_share,
        PERCENT_RANK() OVER (ORDER BY ROUND(burst_share, 9)) AS pct_burst_share,
-       (same_basket_share - AVG(same_basket_share) OVER ()) / NULLIF(STDDEV_POP(same_basket_share) OVER (), 0)
+       (same_basket_share - AVG(same_basket_share) OVER w) / NULLIF(STDDEV_POP(same_basket_share) OVER w, 0)
            AS z_same_basket_share,
        PERCENT_RANK() OVER (ORDER BY ROUND(same_basket_share, 9)) AS pct_same_basket_share,
-       (stock_gap_ratio - AVG(stock_gap_ratio) OVER ()) / NULLIF(STDDEV_POP(stock_gap_ratio) OVER (), 0)
+       (stock_gap_ratio - AVG(stock_gap_ratio) OVER w) / NULLIF(STDDEV_POP(stock_gap_ratio) OVER w, 0)
            AS z_stock_gap_ratio,
        PERCENT_RANK() OVER (ORDER BY ROUND(stock_gap_ratio, 9)) AS pct_stock_gap_ratio
 FROM base
+-- ordered by the key over all pharmacies: the mean and deviation add in that order, the same run after run
+WINDOW w AS (ORDER BY fixmedins_code ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)

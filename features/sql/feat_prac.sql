@@ -109,4 +109,5 @@ SELECT prac_code, fixmedins_code, peer_group,
        PERCENT_RANK() OVER (PARTITION BY peer_group ORDER BY ROUND(visits_per_active_day, 9))
            AS pct_visits_per_active_day
 FROM peer
-WINDOW w AS (PARTITION BY peer_group)
+-- ordered by the key over the whole group: the mean and deviation add in that order, the same run after run
+WINDOW w AS (PARTITION BY peer_group ORDER BY prac_code, fixmedins_code ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)

@@ -77,12 +77,13 @@ supply AS (
     GROUP BY psn_no
 ),
 refill_gap AS (
-    SELECT psn_no, DATE_DIFF('day', LAG(setl_date) OVER (PARTITION BY psn_no ORDER BY setl_date), setl_date) AS gap
+    SELECT psn_no, setl_date,
+           DATE_DIFF('day', LAG(setl_date) OVER (PARTITION BY psn_no ORDER BY setl_date), setl_date) AS gap
     FROM (SELECT DISTINCT psn_no, setl_date FROM stg_visit WHERE is_chronic = 1 AND age_days < 365) c
 ),
 refill AS (
     SELECT psn_no, COUNT(gap) AS n_refill_gaps, AVG(CAST(gap AS DOUBLE)) AS refill_gap_mean,
-           STDDEV_SAMP(CAST(gap AS DOUBLE)) AS refill_gap_std
+           STDDEV_SAMP(CAST(gap AS DOUBLE) ORDER BY setl_date) AS refill_gap_std
     FROM refill_gap
     GROUP BY psn_no
 )

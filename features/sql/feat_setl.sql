@@ -19,12 +19,15 @@ during AS (
 ),
 peer AS (
     SELECT setl_id,
-           (amt - AVG(amt) OVER w) / NULLIF(STDDEV_POP(amt) OVER w, 0) AS z_amt_peer,
+           (amt - AVG(CAST(amt AS DOUBLE)) OVER w) / NULLIF(STDDEV_POP(CAST(amt AS DOUBLE)) OVER w, 0)
+               AS z_amt_peer,
            PERCENT_RANK() OVER (PARTITION BY med_type, fixmedins_type, hosp_level ORDER BY ROUND(amt, 6))
                AS pct_amt_peer,
            COUNT(*) OVER (PARTITION BY psn_no, setl_date) AS n_psn_setl_same_day
     FROM stg_visit
-    WINDOW w AS (PARTITION BY med_type, fixmedins_type, hosp_level)
+    -- ordered by the key over the whole group: the deviation adds in that order, the same run after run
+    WINDOW w AS (PARTITION BY med_type, fixmedins_type, hosp_level ORDER BY setl_id
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )
 SELECT v.setl_id, v.mdtrt_id, v.psn_no, v.fixmedins_code, v.chfpdr_code AS prac_code,
        v.setl_time,

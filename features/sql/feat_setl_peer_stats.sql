@@ -7,7 +7,9 @@
 WITH g AS (
     SELECT COALESCE(s.med_type, '') AS med_type, COALESCE(i.fixmedins_type, '') AS fixmedins_type,
            CASE WHEN i.fixmedins_code IS NULL THEN -1 ELSE i.hosp_level END AS hosp_level,
-           f.medfee_amt AS amt, f.fund_amt / NULLIF(f.medfee_amt, 0) AS fund_share,
+           f.setl_id, f.medfee_amt AS amt,
+           -- the mean and deviation from the DECIMAL amount: exact sums whatever the order (_stage.sql)
+           CAST(s.medfee_sumamt AS DECIMAL(18, 2)) AS amt_decimal, f.fund_amt / NULLIF(f.medfee_amt, 0) AS fund_share,
            f.psn_pay_amt / NULLIF(f.medfee_amt, 0) AS psn_pay_share,
            f.acct_pay_amt / NULLIF(f.medfee_amt, 0) AS acct_pay_share
     FROM feat_setl f
@@ -17,8 +19,8 @@ WITH g AS (
            ON i.fixmedins_code = s.fixmedins_code
 ),
 stats AS (
-    SELECT med_type, fixmedins_type, hosp_level, COUNT(*) AS n, AVG(amt) AS mean_amt,
-           VAR_POP(amt) * COUNT(*) AS m2_amt, MEDIAN(amt) AS median_amt,
+    SELECT med_type, fixmedins_type, hosp_level, COUNT(*) AS n, CAST(SUM(amt_decimal) AS DOUBLE) / COUNT(*) AS mean_amt,
+           VAR_POP(CAST(amt_decimal AS DOUBLE) ORDER BY setl_id) * COUNT(*) AS m2_amt, MEDIAN(amt) AS median_amt,
            MEDIAN(fund_share) AS median_fund_share, MEDIAN(psn_pay_share) AS median_psn_pay_share,
            MEDIAN(acct_pay_share) AS median_acct_pay_share
     FROM g GROUP BY med_type, fixmedins_type, hosp_level
