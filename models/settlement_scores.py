@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from models.bundle import ScorerBundle
@@ -40,12 +41,16 @@ def score_settlements(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, *, s
     features = bundle.features["setl"]
     where = _keep_earlier(con, since)
     cur = con.cursor()
-    cur.execute(f"SELECT setl_id, {', '.join(features)} FROM feat_setl {where}")
-    while True:
-        chunk = cur.fetch_df_chunk(CHUNK_ROWS // 2048 or 1)
-        if chunk.empty:
-            break
-        scored = _scored(bundle, chunk)  # noqa: F841 - read by the INSERT below
+    # Arrow batches made one float matrix each: a pandas frame of 107 columns per chunk cost more than the
+    # model (city: 5.6 s of 15 s). DOUBLE as the frame had them (NULL as NaN; counts converted alike).
+    select = f"SELECT setl_id, {', '.join(f'CAST({f} AS DOUBLE) AS {f}' for f in features)} FROM feat_setl {where}"
+    for batch in cur.sql(select).to_arrow_reader(CHUNK_ROWS):
+        if batch.num_rows == 0:
+            continue
+        matrix = np.column_stack([c.to_numpy(zero_copy_only=False) for c in batch.columns[1:]])
+        scored = pd.DataFrame({  # noqa: F841 - read by the INSERT below
+            "setl_id": batch.column(0).to_numpy(zero_copy_only=False).astype(str),
+            "p_fraud": bundle.score("setl", pd.DataFrame(matrix, columns=features)).astype(float)})
         con.execute(f"INSERT INTO {SCORE_TABLE} SELECT * FROM scored")
     cur.close()
     return con.execute(f"SELECT count(*) FROM {SCORE_TABLE}").fetchone()[0]

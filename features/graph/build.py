@@ -20,9 +20,12 @@ Tables written (each replaced on every build):
 The features pipeline left-joins ``graph_node_features`` on ``(node_type, node_id)``.
 
 Steps: ``edges`` (read the inputs from the claims), ``projection`` (count and score the person pairs),
-``communities``, ``stats``, ``pagerank``, ``write``. With ``exports`` (``yibao run --engine spark``) the first
-two run their SQL on Spark (``features.graph.spark``: the same SQL text, transpiled) and DuckDB reads the
-results back; scoring the pairs and every step after the projection run on the driver either way.
+``communities``, ``stats``, ``pagerank``, ``write``. The first two are SQL: on DuckDB the inputs are
+temporary tables of the warehouse and the projection's self-joins run there
+(``features.graph.edges.WarehouseGraphInputs``); with ``exports`` (``yibao run --engine spark``) on Spark
+(``features.graph.spark``: the same SQL text, transpiled) and DuckDB reads the results back. Either way only
+the pairs, the edges, the drug purchases and the visits of the projection's persons come to pandas;
+scoring the pairs and every step after the projection run on the driver.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ import numpy as np
 import pandas as pd
 
 from features.graph.communities import detect_communities, layered_communities, resolve_method
-from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
+from features.graph.edges import WarehouseGraphInputs
 from features.graph.pagerank import cross_fitted_pagerank
-from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, layer_pairs, projection_pairs
+from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, layer_pairs
 from features.graph.stats import community_stats, membership, ordered_subgraph, ring_candidates
 from features.warehouse import connect
 
@@ -117,39 +120,38 @@ def build_graph(warehouse: Path, config: GraphConfig = GraphConfig(), *,
 def build_in(con: duckdb.DuckDBPyConnection, config: GraphConfig = GraphConfig(), *,
              progress: Progress | None = None, warehouse: str = "", exports=None) -> GraphReport:
     """:func:`build_graph` on an open connection."""
-    if exports is None:
-        return _build(con, config, progress=progress, warehouse=warehouse, spark=None)
-    from features.graph.spark import SparkGraphInputs
+    opened = []
 
-    spark = SparkGraphInputs(con, exports, min_spend=config.min_spend)
+    def open_inputs():
+        if exports is None:
+            opened.append(WarehouseGraphInputs(con, min_spend=config.min_spend))
+        else:
+            from features.graph.spark import SparkGraphInputs
+
+            opened.append(SparkGraphInputs(con, exports, min_spend=config.min_spend))
+        return opened[-1]
+
     try:
-        return _build(con, config, progress=progress, warehouse=warehouse, spark=spark)
+        return _build(con, config, progress=progress, warehouse=warehouse, open_inputs=open_inputs)
     finally:
-        spark.close()
+        for inputs in opened:
+            inputs.close()
 
 
 def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Progress | None, warehouse: str,
-           spark) -> GraphReport:
+           open_inputs) -> GraphReport:
+    """The steps; ``open_inputs()`` gives a ``features.graph.edges.WarehouseGraphInputs`` or a
+    ``features.graph.spark.SparkGraphInputs`` (the same interface: the visits and drug shops stay where they
+    were computed, only what the steps after the projection read comes to pandas)."""
     method = resolve_method(config.method)
     rep = GraphReport(warehouse=warehouse, method=method, config=asdict(config))
-    tick = progress or (lambda *_: None)
-    clock = _Clock(rep, tick)
-
+    clock = _Clock(rep, progress or (lambda *_: None))
     with clock("edges"):
-        if spark is None:
-            visits = read_visits(con)
-            purchases = read_drug_purchases(con, min_spend=config.min_spend)
-            popularity = read_drug_shops(con)
-            edges = read_edges(con)
-            n_visits = len(visits)
-        else:  # computed on Spark, read back by DuckDB (the drug shops stay on Spark: only the projection reads them)
-            purchases, edges = spark.table("drug_purchases"), spark.table("edges")
-            n_visits = spark.count("visits")
+        inputs = open_inputs()
+        purchases, edges = inputs.table("drug_purchases"), inputs.table("edges")
+        n_visits = inputs.count("visits")
     with clock("projection"):
-        if spark is None:
-            pairs = projection_pairs(visits, purchases, popularity, **layer_options(config))
-        else:
-            pairs = layer_pairs(spark, prefix=spark.prefix, **layer_options(config))
+        pairs = layer_pairs(inputs, prefix=inputs.prefix, **layer_options(config))
         g = co_visit_graph(None, pairs=pairs)
     with clock("communities"):
         if config.layered:
@@ -160,8 +162,8 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
             layer_of = {c: _main_layer(g, c) for c in communities}
     with clock("stats"):
         hits = _rule_hit_persons(con)
-        if spark is not None:  # the statistics read the visits of community members only: of these persons
-            visits = spark.table("visits", persons=set(pairs["psn_a"]) | set(pairs["psn_b"]))
+        # the statistics read the visits of community members only: of the projection's persons
+        visits = inputs.table("visits", persons=set(pairs["psn_a"]) | set(pairs["psn_b"]))
         oversupply = drug_oversupply(purchases, min_spend=config.min_spend, min_fills=config.min_fills,
                                      min_oversupply=config.min_oversupply, min_shops=config.min_shops)
         stats = community_stats(g, communities, visits, rule_hit_persons=hits, layer_of=layer_of,

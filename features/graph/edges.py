@@ -56,7 +56,7 @@ import duckdb
 import pandas as pd
 
 __all__ = ["NODE_TYPES", "read_visits", "read_edges", "read_drug_purchases", "read_drug_shops", "graph_inputs_sql",
-           "typed_input", "INPUT_ORDER"]
+           "typed_input", "INPUT_ORDER", "WarehouseGraphInputs"]
 
 NODE_TYPES = ("psn", "prac", "fixmedins", "pharmacy")
 
@@ -194,6 +194,47 @@ def read_drug_shops(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def read_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The heterogeneous graph's weighted, dated edges (see the module docstring)."""
     return _read(con, "edges", _EDGES_SQL)
+
+
+class WarehouseGraphInputs:
+    """The graph's inputs as temporary tables of the warehouse itself (``--engine duckdb``), with the same
+    interface as ``features.graph.spark.SparkGraphInputs``: ``table(name, persons=…)`` reads one into
+    pandas (only some persons' rows), ``count(name)`` counts it, ``self(sql)`` runs one projection SELECT
+    over them (a :data:`features.graph.projection.PairQuery`, pairs in order), ``close()`` drops them.
+
+    The visits stay in DuckDB: the projection's self-joins run on them where they are, and only the
+    visits of the projection's persons reach pandas (on ``city`` the 3.0 M visits took 7.6 s to read
+    into pandas, their temporary table 3.1 s to write)."""
+
+    prefix = "graph_in_"
+    _KEPT = ("visits", "drug_purchases", "drug_shops")  # read more than once: kept as temporary tables
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, min_spend: float) -> None:
+        self.con, self.sql, self.tables = con, graph_inputs_sql(min_spend=min_spend), []
+        for name in self._KEPT:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {self.prefix}{name} AS {self.sql[name]}")
+            self.tables.append(self.prefix + name)
+
+    def table(self, name: str, *, persons: set[str] | None = None) -> pd.DataFrame:
+        relation = self.prefix + name if name in self._KEPT else f"({self.sql[name]})"
+        if persons is None:
+            return typed_input(name, self.con.execute(
+                f"SELECT * FROM {relation} ORDER BY {INPUT_ORDER[name]}").df())
+        keep = pd.DataFrame({"psn_no": sorted(persons)}, dtype=object)  # noqa: F841 - read by the query
+        return typed_input(name, self.con.execute(
+            f"SELECT * FROM {relation} WHERE psn_no IN (SELECT psn_no FROM keep) ORDER BY {INPUT_ORDER[name]}").df())
+
+    def count(self, name: str) -> int:
+        relation = self.prefix + name if name in self._KEPT else f"({self.sql[name]})"
+        return int(self.con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0])
+
+    def __call__(self, sql: str) -> pd.DataFrame:
+        return self.con.execute(f"SELECT * FROM ({sql}) ORDER BY psn_a, psn_b").df()
+
+    def close(self) -> None:
+        for table in self.tables:
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        self.tables = []
 
 
 def _read(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> pd.DataFrame:

@@ -79,13 +79,14 @@ def cross_fitted_pagerank(
     seeds = list(seeds)
     folds = np.array([fold_of(t, i, n_folds) for t, i in index])
     seed_fold = {s: fold_of(*s, n_folds) for s in seeds}
+    # all folds' walks at once: one pass over the matrix per step for every fold (a fold stops when it
+    # converges, as it would alone)
+    r = _ppr_columns(index, a, [[s for s in seeds if seed_fold[s] != k] for k in range(n_folds)],
+                     alpha=alpha, tol=1e-10, max_iter=200)
     out = np.zeros(len(index))
     for k in range(n_folds):
         mine = folds == k
-        if not mine.any():
-            continue
-        r = _ppr(index, a, [s for s in seeds if seed_fold[s] != k], alpha=alpha, tol=1e-10, max_iter=200)
-        out[mine] = r.to_numpy()[mine]
+        out[mine] = r[mine, k]
     return pd.Series(out, index=index, name="ppr_fraud")
 
 
@@ -105,22 +106,43 @@ def _adjacency(edges: pd.DataFrame, weight: str) -> tuple[pd.MultiIndex, sparse.
 
 
 def _ppr(index, a, seeds, *, alpha: float, tol: float, max_iter: int) -> pd.Series:
-    n = len(index)
-    s = np.zeros(n)
-    pos = index.get_indexer(pd.MultiIndex.from_tuples(list(seeds))) if seeds else np.array([], int)
-    pos = pos[pos >= 0]
-    if n == 0 or len(pos) == 0:
-        return pd.Series(np.zeros(n), index=index, name="ppr_fraud")
-    s[pos] = 1.0 / len(pos)
+    r = _ppr_columns(index, a, [list(seeds)], alpha=alpha, tol=tol, max_iter=max_iter)[:, 0]
+    return pd.Series(r, index=index, name="ppr_fraud")
+
+
+def _ppr_columns(index, a, seed_sets: list[list], *, alpha: float, tol: float, max_iter: int) -> np.ndarray:
+    """One column per seed set: its PageRank restarted at the set (1.0 = the average node), each column
+    stopped when it converges; a set without a seed in the graph gives zeros."""
+    n, m = len(index), len(seed_sets)
+    s = np.zeros((n, m))
+    live = np.zeros(m, dtype=bool)
+    for k, seeds in enumerate(seed_sets):
+        pos = index.get_indexer(pd.MultiIndex.from_tuples(seeds)) if seeds and n else np.array([], int)
+        pos = pos[pos >= 0]
+        if len(pos):
+            s[pos, k] = 1.0 / len(pos)
+            live[k] = True
+    if not live.any():
+        return np.zeros((n, m))
     deg = np.asarray(a.sum(axis=1)).ravel()
     inv = np.divide(1.0, deg, out=np.zeros(n), where=deg > 0)
     pt = (sparse.diags(inv) @ a).T.tocsr()  # column-stochastic transition
+    dangling = np.flatnonzero(deg == 0)
     r = s.copy()
     for _ in range(max_iter):
-        nxt = alpha * (pt @ r) + (1 - alpha) * s
-        nxt += alpha * r[deg == 0].sum() * s  # dangling mass goes back to the seeds
-        done = np.abs(nxt - r).sum() < tol
-        r = nxt
-        if done:
+        cols = np.flatnonzero(live)
+        rc, sc = (r, s) if len(cols) == m else (r[:, cols], s[:, cols])
+        nxt = pt @ rc
+        nxt *= alpha
+        nxt += (1 - alpha) * sc
+        if len(dangling):
+            nxt += alpha * rc[dangling].sum(axis=0) * sc  # dangling mass goes back to the seeds
+        done = np.abs(nxt - rc).sum(axis=0) < tol
+        if len(cols) == m:
+            r = nxt
+        else:
+            r[:, cols] = nxt
+        live[cols[done]] = False
+        if not live.any():
             break
-    return pd.Series(r * n, index=index, name="ppr_fraud")
+    return r * n
