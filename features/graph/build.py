@@ -46,7 +46,7 @@ from features.graph.edges import WarehouseGraphInputs
 from features.graph.pagerank import cross_fitted_pagerank
 from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, layer_pairs
 from features.graph.stats import community_stats, membership, ordered_subgraph, ring_candidates
-from features.warehouse import connect
+from features.warehouse import connect, cores
 
 __all__ = ["GraphConfig", "GraphReport", "build_graph", "build_in", "layer_options", "OUTPUT_TABLES", "STEPS"]
 
@@ -229,31 +229,11 @@ def node_features(edges: pd.DataFrame, members: pd.DataFrame, stats: pd.DataFram
     Persons carry their community's size and risk; doctors, institutions and pharmacies the highest risk
     among their patients' communities of 3+ and how many of their patients are in ring candidates.
     """
-    both = pd.concat([
-        edges.rename(columns={"src_type": "node_type", "src_id": "node_id", "dst_type": "other_type",
-                              "dst_id": "other_id"}),
-        edges.rename(columns={"dst_type": "node_type", "dst_id": "node_id", "src_type": "other_type",
-                              "src_id": "other_id"}),
-    ], ignore_index=True)
-    # A person's money is counted once, on its institution and pharmacy edges (doctor edges repeat it).
-    money = both["amount"].where(both["kind"].isin(["care", "purchase"]) | (both["node_type"] != "psn"), 0.0)
-    money = money.where(~((both["kind"] == "works_at") & (both["node_type"] == "fixmedins")), 0.0)
-    both = both.assign(money=money)
-    nodes = (both.groupby(["node_type", "node_id"])
-             .agg(degree=("other_id", "nunique"), weighted_degree=("n_events", "sum"), amount=("money", "sum"))
-             .reset_index())
     risk = stats.set_index("community_id")["risk_score"]
     m = members.assign(community_risk=members["community_id"].map(risk).fillna(0.0),
                        in_ring_candidate=members["community_id"].isin(set(cands["community_id"])))
+    nodes, prov = _edge_totals(edges, m)
     nodes = nodes.merge(m.drop(columns=["community_id"]), on=["node_type", "node_id"], how="left")
-    # providers: their patients' communities
-    pm = both[(both["other_type"] == "psn") & (both["node_type"] != "psn")][["node_type", "node_id", "other_id"]]
-    pm = pm.merge(m[["node_id", "community_size", "community_risk", "in_ring_candidate"]]
-                  .rename(columns={"node_id": "other_id"}), on="other_id")
-    pm = pm[pm["community_size"] >= 3]
-    prov = (pm.groupby(["node_type", "node_id"])
-            .agg(patients_community_risk=("community_risk", "max"), ring_patients=("in_ring_candidate", "sum"))
-            .reset_index())
     nodes = nodes.merge(prov, on=["node_type", "node_id"], how="left")
     is_psn = nodes["node_type"] == "psn"
     nodes["community_risk"] = np.where(is_psn, nodes["community_risk"], nodes["patients_community_risk"])
@@ -269,6 +249,39 @@ def node_features(edges: pd.DataFrame, members: pd.DataFrame, stats: pd.DataFram
 
 
 # -- private helpers ------------------------------------------------------------------------------
+
+
+def _edge_totals(edges: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per node of ``edges`` (both ends of every edge) its ``degree`` (distinct neighbours),
+    ``weighted_degree`` (events) and ``amount`` (money, counted once: a person's on its institution and
+    pharmacy edges, doctor edges repeat it; an institution's not on its doctors' works_at edges); and per
+    doctor, institution and pharmacy, over its patients in communities of 3 or more (``members`` with
+    ``community_risk`` and ``in_ring_candidate``), the highest community risk and how many there are
+    (once per edge). In DuckDB on every core: money summed as DECIMAL, exact in any order (on ``city``
+    the pandas version took 7 s of the PageRank step)."""
+    with duckdb.connect() as con:
+        con.execute(f"SET threads = {cores()}")
+        con.register("edges", edges[["src_type", "src_id", "dst_type", "dst_id", "kind", "n_events", "amount"]])
+        con.register("m", members[["node_id", "community_size", "community_risk", "in_ring_candidate"]])
+        con.execute("""
+            CREATE TEMP TABLE both_ends AS
+            SELECT src_type AS node_type, src_id AS node_id, dst_type AS other_type, dst_id AS other_id, kind,
+                   n_events, amount FROM edges
+            UNION ALL
+            SELECT dst_type, dst_id, src_type, src_id, kind, n_events, amount FROM edges""")
+        nodes = con.execute("""
+            SELECT node_type, node_id, count(DISTINCT other_id) AS degree, sum(n_events)::BIGINT AS weighted_degree,
+                   coalesce(sum(CASE WHEN (kind IN ('care', 'purchase') OR node_type <> 'psn')
+                                      AND NOT (kind = 'works_at' AND node_type = 'fixmedins')
+                                     THEN CAST(amount AS DECIMAL(18, 2)) END), 0)::DOUBLE AS amount
+            FROM both_ends GROUP BY node_type, node_id""").df()
+        prov = con.execute("""
+            SELECT b.node_type, b.node_id, max(m.community_risk) AS patients_community_risk,
+                   sum(CASE WHEN m.in_ring_candidate THEN 1 ELSE 0 END)::BIGINT AS ring_patients
+            FROM both_ends b JOIN m ON m.node_id = b.other_id
+            WHERE b.other_type = 'psn' AND b.node_type <> 'psn' AND m.community_size >= 3
+            GROUP BY b.node_type, b.node_id""").df()
+    return nodes, prov
 
 
 class _Clock:

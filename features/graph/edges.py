@@ -26,6 +26,9 @@ Two tables come out of the warehouse, both without refunds (退费: the reversal
     ``purchase`` person–pharmacy, ``works_at`` doctor–institution), ``n_events``, ``amount``,
     ``first_date``, ``last_date``.
 
+Money and quantities are summed as DECIMAL (a visit's amount is a DECIMAL sum made DOUBLE, and goes back
+exactly), so that the sums are the same whatever order a parallel engine adds in.
+
 Each table is one SELECT in DuckDB's dialect (:func:`graph_inputs_sql`): the ``read_*`` functions run it on
 the warehouse; with ``--engine spark`` Spark runs it, transpiled (``features.graph.spark``), over Parquet
 exports of the same tables, and DuckDB reads Spark's output back.
@@ -127,16 +130,18 @@ _EDGES_SQL = f"""
         GROUP BY ALL
     )
     SELECT 'psn' AS src_type, psn_no AS src_id, 'prac' AS dst_type, prac_code AS dst_id, 'visit' AS kind,
-           count(*) AS n_events, sum(amount) AS amount, min(visit_date) AS first_date, max(visit_date) AS last_date
+           count(*) AS n_events, sum(CAST(amount AS DECIMAL(18, 2)))::DOUBLE AS amount, min(visit_date) AS first_date,
+           max(visit_date) AS last_date
     FROM v WHERE prac_code IS NOT NULL GROUP BY ALL
     UNION ALL
     SELECT 'psn', psn_no, 'prac', prac_code, 'billing', n_events, amount, first_date, last_date FROM billing
     UNION ALL
     SELECT 'psn', psn_no, hub_type, fixmedins_code, CASE WHEN hub_type = 'pharmacy' THEN 'purchase' ELSE 'care' END,
-           count(*), sum(amount), min(visit_date), max(visit_date)
+           count(*), sum(CAST(amount AS DECIMAL(18, 2)))::DOUBLE, min(visit_date), max(visit_date)
     FROM v GROUP BY ALL
     UNION ALL
-    SELECT 'prac', prac_code, 'fixmedins', fixmedins_code, 'works_at', count(*), sum(amount), min(visit_date),
+    SELECT 'prac', prac_code, 'fixmedins', fixmedins_code, 'works_at', count(*), sum(CAST(amount AS DECIMAL(18, 2)))::DOUBLE,
+           min(visit_date),
            max(visit_date)
     FROM v WHERE prac_code IS NOT NULL GROUP BY ALL
 """
@@ -246,7 +251,7 @@ def _drug_purchases_sql(min_spend: float) -> str:
     WITH live AS ({_LIVE_SETL}),
     lines AS (
         SELECT m.psn_no, m.fixmedins_code AS hub_id, CAST(m.begntime AS DATE) AS visit_date,
-               fl.hilist_code AS drug, fl.cnt, fl.det_item_fee_sumamt::DOUBLE AS amount, fl.prd_days
+               fl.hilist_code AS drug, fl.cnt, fl.det_item_fee_sumamt AS amount, fl.prd_days
         FROM fee_list_d fl JOIN mdtrt_d m USING (mdtrt_id) JOIN live USING (mdtrt_id)
         LEFT JOIN fixmedins f ON f.fixmedins_code = m.fixmedins_code
         WHERE {_IS_PHARMACY} AND fl.hilist_code IS NOT NULL),
@@ -255,8 +260,9 @@ def _drug_purchases_sql(min_spend: float) -> str:
         WHERE prd_days > 0 AND cnt > 0 GROUP BY drug),
     big AS (
         SELECT psn_no, drug FROM lines GROUP BY ALL HAVING sum(amount) >= {float(min_spend)!r})
-    SELECT l.psn_no, l.hub_id, l.visit_date, l.drug, sum(l.cnt)::DOUBLE AS cnt, sum(l.amount) AS amount,
-           sum(coalesce(l.prd_days, l.cnt * u.days_per_unit))::DOUBLE AS supply
+    SELECT l.psn_no, l.hub_id, l.visit_date, l.drug, sum(TRY_CAST(l.cnt AS DECIMAL(18, 4)))::DOUBLE AS cnt,
+           sum(l.amount)::DOUBLE AS amount,
+           sum(TRY_CAST(coalesce(l.prd_days, l.cnt * u.days_per_unit) AS DECIMAL(18, 4)))::DOUBLE AS supply
     FROM lines l JOIN big USING (psn_no, drug) JOIN per_unit u USING (drug)
     GROUP BY ALL
 """
