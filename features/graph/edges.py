@@ -140,9 +140,8 @@ _EDGES_SQL = f"""
            count(*), sum(CAST(amount AS DECIMAL(18, 2)))::DOUBLE, min(visit_date), max(visit_date)
     FROM v GROUP BY ALL
     UNION ALL
-    SELECT 'prac', prac_code, 'fixmedins', fixmedins_code, 'works_at', count(*), sum(CAST(amount AS DECIMAL(18, 2)))::DOUBLE,
-           min(visit_date),
-           max(visit_date)
+    SELECT 'prac', prac_code, 'fixmedins', fixmedins_code, 'works_at', count(*),
+           sum(CAST(amount AS DECIMAL(18, 2)))::DOUBLE, min(visit_date), max(visit_date)
     FROM v WHERE prac_code IS NOT NULL GROUP BY ALL
 """
 
@@ -221,17 +220,16 @@ class WarehouseGraphInputs:
             self.tables.append(self.prefix + name)
 
     def table(self, name: str, *, persons: set[str] | None = None) -> pd.DataFrame:
-        relation = self.prefix + name if name in self._KEPT else f"({self.sql[name]})"
         if persons is None:
             return typed_input(name, self.con.execute(
-                f"SELECT * FROM {relation} ORDER BY {INPUT_ORDER[name]}").df())
+                f"SELECT * FROM {self._relation(name)} ORDER BY {INPUT_ORDER[name]}").df())
         keep = pd.DataFrame({"psn_no": sorted(persons)}, dtype=object)  # noqa: F841 - read by the query
         return typed_input(name, self.con.execute(
-            f"SELECT * FROM {relation} WHERE psn_no IN (SELECT psn_no FROM keep) ORDER BY {INPUT_ORDER[name]}").df())
+            f"SELECT * FROM {self._relation(name)} WHERE psn_no IN (SELECT psn_no FROM keep) "
+            f"ORDER BY {INPUT_ORDER[name]}").df())
 
     def count(self, name: str) -> int:
-        relation = self.prefix + name if name in self._KEPT else f"({self.sql[name]})"
-        return int(self.con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0])
+        return int(self.con.execute(f"SELECT count(*) FROM {self._relation(name)}").fetchone()[0])
 
     def __call__(self, sql: str) -> pd.DataFrame:
         return self.con.execute(f"SELECT * FROM ({sql}) ORDER BY psn_a, psn_b").df()
@@ -240,6 +238,9 @@ class WarehouseGraphInputs:
         for table in self.tables:
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.tables = []
+
+    def _relation(self, name: str) -> str:
+        return self.prefix + name if name in self._KEPT else f"({self.sql[name]})"
 
 
 def _read(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> pd.DataFrame:
