@@ -9,17 +9,18 @@
 -- (init_setl_id) are both left out of every feature: a refunded claim is not money paid. The number of
 -- refunds an entity had is kept as a feature of its own (n_refund_365).
 --
--- Exact whatever the row order (features.warehouse: the build runs on every core, and Spark's order is
--- its own): money stays DECIMAL(18, 2) and quantities and days DECIMAL(18, 4), so that their sums are
--- exact integers in any order (a DOUBLE sum's last bits depend on the order the threads add in). A sum,
--- mean or deviation of DOUBLE values that are not whole numbers names the order it adds in
--- (`SUM(x ORDER BY k)`; for a window, `ORDER BY key ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED
--- FOLLOWING`, the key unique): DuckDB then adds in that order. A mean of DECIMAL values is written as
--- `SUM(x) / COUNT(x)` or over `CAST(x AS DOUBLE)`: Spark's AVG of a DECIMAL is a DECIMAL rounded to 4 more
--- places, DuckDB's a DOUBLE. A settlement's line totals are narrowed
--- back to 18 digits (half the width to carry: stg_setl_lines 7.6 s against 10.2 s on `city`). A quantity
--- of 10^14 or more, or a settlement's line total of 10^16 yuan or more, which no real claim has and the
--- contract's checks do not bound, counts as missing rather than stopping the build (TRY_CAST).
+-- Exact whatever the row order (the build runs on every core, and Spark adds in an order of its own):
+-- money stays DECIMAL(18, 2) and quantities and days DECIMAL(18, 4), so that their sums are exact integers
+-- in any order (a DOUBLE sum's last bits depend on the order the threads add in).
+-- - A sum, mean or deviation of DOUBLE values that are not whole numbers names the order it adds in:
+--   `SUM(x ORDER BY k)`, or for a window `ORDER BY key ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED
+--   FOLLOWING` with a unique key; DuckDB then adds in that order (Spark drops it: features/spark_sql.py).
+-- - A mean of DECIMAL values is `SUM(x) / COUNT(x)` or taken over `CAST(x AS DOUBLE)`: Spark's AVG of a
+--   DECIMAL is a DECIMAL rounded to 4 more places, DuckDB's a DOUBLE.
+-- - A settlement's line totals are narrowed back to 18 digits (half the width to carry: stg_setl_lines
+--   7.6 s against 10.2 s on `city`).
+-- - A quantity of 10^14 or more, or a settlement's line total of 10^16 yuan or more, which no real claim
+--   has and the contract's checks do not bound, counts as missing rather than stopping the build (TRY_CAST).
 
 -- name: stg_refunded
 -- Settlement ids that do not count: the refunds and the originals they cancel.
