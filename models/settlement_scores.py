@@ -48,9 +48,8 @@ def score_settlements(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, *, s
         if batch.num_rows == 0:
             continue
         matrix = np.column_stack([c.to_numpy(zero_copy_only=False) for c in batch.columns[1:]])
-        scored = pd.DataFrame({  # noqa: F841 - read by the INSERT below
-            "setl_id": batch.column(0).to_numpy(zero_copy_only=False).astype(str),
-            "p_fraud": bundle.score("setl", pd.DataFrame(matrix, columns=features)).astype(float)})
+        scored = _scored(bundle, batch.column(0).to_numpy(zero_copy_only=False),  # noqa: F841 - read below
+                         pd.DataFrame(matrix, columns=features))
         con.execute(f"INSERT INTO {SCORE_TABLE} SELECT * FROM scored")
     cur.close()
     return con.execute(f"SELECT count(*) FROM {SCORE_TABLE}").fetchone()[0]
@@ -68,7 +67,7 @@ def score_settlements_spark(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle
 
     def score(batches):  # runs on the executors: the bundle travels with the function
         for batch in batches:
-            yield _scored(bundle, batch)
+            yield _scored(bundle, batch["setl_id"].to_numpy(), batch)
 
     (exports.spark.table("feat_setl").mapInPandas(score, "setl_id string, p_fraud double")
      .write.mode("overwrite").parquet(str(out)))
@@ -90,6 +89,6 @@ def _keep_earlier(con: duckdb.DuckDBPyConnection, since: datetime | None) -> str
     return f"WHERE setl_time >= {moment}"
 
 
-def _scored(bundle: ScorerBundle, batch: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"setl_id": batch["setl_id"].astype(str).to_numpy(),
-                         "p_fraud": bundle.score("setl", batch).astype(float)})
+def _scored(bundle: ScorerBundle, setl_ids: np.ndarray, features: pd.DataFrame) -> pd.DataFrame:
+    """``setl_scores`` rows of one batch: the settlements and their P(fraud) from their feature rows."""
+    return pd.DataFrame({"setl_id": setl_ids.astype(str), "p_fraud": bundle.score("setl", features).astype(float)})

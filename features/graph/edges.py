@@ -221,12 +221,13 @@ class WarehouseGraphInputs:
 
     def table(self, name: str, *, persons: set[str] | None = None) -> pd.DataFrame:
         if persons is None:
-            return typed_input(name, self.con.execute(
-                f"SELECT * FROM {self._relation(name)} ORDER BY {INPUT_ORDER[name]}").df())
-        keep = pd.DataFrame({"psn_no": sorted(persons)}, dtype=object)  # noqa: F841 - read by the query
-        return typed_input(name, self.con.execute(
-            f"SELECT * FROM {self._relation(name)} WHERE psn_no IN (SELECT psn_no FROM keep) "
-            f"ORDER BY {INPUT_ORDER[name]}").df())
+            return _read(self.con, name, f"SELECT * FROM {self._relation(name)}")
+        self.con.register(f"{self.prefix}persons", pd.DataFrame({"psn_no": sorted(persons)}, dtype=object))
+        try:
+            return _read(self.con, name, f"SELECT * FROM {self._relation(name)} "
+                                         f"WHERE psn_no IN (SELECT psn_no FROM {self.prefix}persons)")
+        finally:
+            self.con.unregister(f"{self.prefix}persons")
 
     def count(self, name: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {self._relation(name)}").fetchone()[0])
