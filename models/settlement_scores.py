@@ -47,9 +47,11 @@ def score_settlements(con: duckdb.DuckDBPyConnection, bundle: ScorerBundle, *, s
     for batch in cur.sql(select).to_arrow_reader(CHUNK_ROWS):
         if batch.num_rows == 0:
             continue
-        matrix = np.column_stack([c.to_numpy(zero_copy_only=False) for c in batch.columns[1:]])
+        # column-major (a row per feature, transposed): filling it copies whole columns; LightGBM reads
+        # either layout (the row-major np.column_stack cost 0.2 s a chunk, the model 0.3 s)
+        matrix = np.stack([c.to_numpy(zero_copy_only=False) for c in batch.columns[1:]]).T
         scored = _scored(bundle, batch.column(0).to_numpy(zero_copy_only=False),  # noqa: F841 - read below
-                         pd.DataFrame(matrix, columns=features))
+                         pd.DataFrame(matrix, columns=features, copy=False))
         con.execute(f"INSERT INTO {SCORE_TABLE} SELECT * FROM scored")
     cur.close()
     return con.execute(f"SELECT count(*) FROM {SCORE_TABLE}").fetchone()[0]

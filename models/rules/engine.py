@@ -66,7 +66,7 @@ __all__ = [
 
 BASE_SQL = SQL_DIR / "_base.sql"
 # Base views a batch run computes once (settlement-sized; the line view stays a view: ten times bigger).
-BATCH_MATERIALIZED = ("claim_setl", "claim_mdtrt", "claim_diag")
+BATCH_MATERIALIZED = ("claim_setl", "claim_line", "claim_mdtrt", "claim_diag")
 ALL_TIME = datetime(1900, 1, 1)
 
 # The hit table (rule_hits): one row per hit.

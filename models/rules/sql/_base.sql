@@ -61,7 +61,7 @@ CREATE OR REPLACE TEMP VIEW claim_line AS
 SELECT l.bkkp_sn, l.setl_id, l.mdtrt_id, l.psn_no, l.fixmedins_code, l.fee_ocur_time,
        CAST(l.fee_ocur_time AS DATE) AS fee_date,
        l.hilist_code, l.hilist_name, l.list_type, l.med_chrgitm_type, l.cnt, l.pric, l.det_item_fee_sumamt,
-       l.pric_uplmt_amt, l.bilg_dr_code, l.prd_days,
+       l.pric_uplmt_amt, l.bilg_dr_code, l.bilg_dept_codg, l.prd_days,
        s.med_type, s.insutype, s.setl_time, s.in_scope, s.hosp_level, s.fixmedins_type, s.care_class,
        p.gend AS psn_gend, p.brdy AS psn_brdy
 FROM fee_list_d l

@@ -15,10 +15,8 @@
 -- its patient-periods (sporadic make-up sessions and keying slips stay below that).
 -- One hit per institution. Evidence: the lines of the excess sessions (the $max_evidence_lines largest; the
 -- detail counts them all); amount at risk: their amount.
-WITH outpatient_line AS (  -- the billing department is not in the shared view: read it off the fee line
-    SELECT l.*, f.bilg_dept_codg
-    FROM claim_line l JOIN fee_list_d f ON f.bkkp_sn = l.bkkp_sn
-    WHERE l.care_class <> 'inpatient' AND l.cnt > 0
+WITH outpatient_line AS (
+    SELECT * FROM claim_line WHERE care_class <> 'inpatient' AND cnt > 0
 ), area_session AS (  -- one row per settlement and focus area it belongs to
     SELECT 'dialysis' AS area, fixmedins_code, psn_no, setl_id, bool_or(in_scope) AS in_scope,
            min(fee_ocur_time) AS session_time
