@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,30 @@ def tiny_warehouse(tiny_region, tmp_path_factory) -> Path:
     run_pipeline(load_settings(warehouse=wh), source=tiny_region, stages=("ingest", "rules", "graph", "features"),
                  rules_config=load_config(DEFAULT_CONFIG), fingerprints=False)
     return wh
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_restored():
+    """MLflow's tracking and registry URIs as they were before the test. ``train`` and ``load_registered``
+    point MLflow's process-wide URIs at their store; a test that trained against a tracking server that has
+    stopped since left the next test on that worker pointing at it (``models:/`` URIs resolve through the
+    process-wide registry), which then retried the dead port for four minutes and failed."""
+    saved = _mlflow_uris()
+    yield
+    if saved is not None or "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry
+        from mlflow.tracking._tracking_service import utils as tracking
+
+        tracking._tracking_uri, registry._registry_uri = saved or (None, None)
+
+
+def _mlflow_uris() -> tuple | None:
+    if "mlflow" not in sys.modules:
+        return None
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    return tracking._tracking_uri, registry._registry_uri
 
 
 @pytest.fixture(scope="session")

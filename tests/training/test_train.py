@@ -39,6 +39,8 @@ def test_training_logs_a_run_with_report_model_and_lineage(tiny_trained):
     assert (run.info.end_time - run.info.start_time) / 1000 >= 0.8 * result.seconds
     mv = client.get_model_version(MODEL_NAME, result.model_version)
     assert mv.run_id == result.run_id
+    mlflow.set_tracking_uri(uri)  # a models:/ URI resolves through the process-wide registry
+    mlflow.set_registry_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{result.model_version}")
     assert model.metadata.signature is not None
 
