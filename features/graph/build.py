@@ -41,7 +41,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.graph.communities import detect_communities, layered_communities, resolve_method
+from features.graph.communities import component_communities, resolve_method
 from features.graph.edges import WarehouseGraphInputs
 from features.graph.pagerank import cross_fitted_pagerank
 from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, layer_pairs
@@ -153,12 +153,11 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
     with clock("projection"):
         pairs = layer_pairs(inputs, prefix=inputs.prefix, **layer_options(config))
         g = co_visit_graph(None, pairs=pairs)
-    with clock("communities"):
-        if config.layered:
-            communities, layer_of = layered_communities(g, method=method, seed=config.seed,
-                                                        resolution=config.resolution)
-        else:
-            communities = detect_communities(g, method=method, seed=config.seed, resolution=config.resolution)
+    with clock("communities"):  # blocks of whole components of the projection (on Spark: on the executors)
+        communities, layer_of = component_communities(g, pairs, layered=config.layered, method=method,
+                                                      seed=config.seed, resolution=config.resolution,
+                                                      map_blocks=inputs.map_blocks)
+        if not config.layered:
             layer_of = {c: _main_layer(g, c) for c in communities}
     with clock("stats"):
         hits = _rule_hit_persons(con)

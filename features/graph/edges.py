@@ -232,6 +232,13 @@ class WarehouseGraphInputs:
     def count(self, name: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {self._relation(name)}").fetchone()[0])
 
+    def map_blocks(self, frame: pd.DataFrame, fn, schema: str) -> pd.DataFrame:
+        """``fn`` over the rows of each ``block`` of ``frame``, here, one after the other
+        (``features.graph.communities.MapBlocks``)."""
+        from features.graph.communities import map_here
+
+        return map_here(frame, fn, schema)
+
     def __call__(self, sql: str) -> pd.DataFrame:
         return self.con.execute(f"SELECT * FROM ({sql}) ORDER BY psn_a, psn_b").df()
 

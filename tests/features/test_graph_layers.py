@@ -234,3 +234,46 @@ def test_a_family_buying_together_is_not_a_ring(region, built):
     assert not comms.loc[comms["community_id"].isin(m["community_id"]), "ring_type"].eq("phantom_purchase").any()
     mixed = m.assign(f=m["node_id"].map(fam_of)).groupby("community_id")["f"].nunique()
     assert (mixed <= 1).all()
+
+
+def _clique_pairs() -> pd.DataFrame:
+    """Three components: a co-purchase clique of 5 with a weak co-visit tie to a co-visit clique of 6, a
+    same-counter clique of 4, and a couple (co-visit)."""
+    rows = [(a, b, "co_purchase", 8.0) for i, a in enumerate("ABCDE") for b in "ABCDE"[i + 1:]]
+    rows += [(a, b, "co_visit", 6.0) for i, a in enumerate("FGHIJK") for b in "FGHIJK"[i + 1:]]
+    rows += [("E", "F", "co_visit", 3.1)]
+    rows += [(a, b, "co_counter", 7.0) for i, a in enumerate("PQRS") for b in "PQRS"[i + 1:]]
+    rows += [("X", "Y", "co_visit", 4.0)]
+    pairs = pd.DataFrame(rows, columns=["psn_a", "psn_b", "layer", "surprise"])
+    return pairs.assign(shared_days=3, shared_events=3, shared_shops=1, expected=0.1, lift=30.0) \
+        .sort_values(["psn_a", "psn_b", "layer"], ignore_index=True)
+
+
+def test_blocks_of_components_give_the_same_communities_wherever_and_in_whatever_order_they_run(monkeypatch):
+    """The communities found block by block (``component_communities``: the Spark path runs the blocks on the
+    executors, in any order, each block's rows in any order) are the same whatever the blocks' order and
+    the rows' order, whether each component is a block of its own or all are one; and they are the groups
+    planted."""
+    from features.graph import communities
+    from features.graph.projection import co_visit_graph
+
+    pairs = _clique_pairs()
+    g = co_visit_graph(None, pairs=pairs)
+
+    def shuffled(frame, fn, schema):  # the blocks last first, each block's rows shuffled
+        outs = [fn(rows.sample(frac=1.0, random_state=3)) for _, rows in
+                sorted(frame.groupby("block"), key=lambda kv: -kv[0])]
+        return pd.concat(outs, ignore_index=True).sample(frac=1.0, random_state=4)
+
+    found = {}
+    for persons in (1, 10_000):  # a block per component; one block
+        monkeypatch.setattr(communities, "BLOCK_PERSONS", persons)
+        for name, mapper in (("here", None), ("shuffled", shuffled)):
+            parts, layer = communities.component_communities(g, pairs, method="networkx", seed=1,
+                                                             map_blocks=mapper)
+            found[(persons, name)] = [("".join(sorted(c)), layer[c]) for c in parts]
+    assert found[(1, "here")] == found[(1, "shuffled")]
+    assert found[(10_000, "here")] == found[(10_000, "shuffled")]
+    assert found[(1, "here")] == [("FGHIJK", "co_visit"), ("ABCDE", "co_purchase"), ("PQRS", "co_counter"),
+                                  ("XY", "co_visit")]
+    assert found[(10_000, "here")] == found[(1, "here")]
