@@ -45,7 +45,7 @@ from features.graph.communities import component_communities, resolve_method
 from features.graph.edges import WarehouseGraphInputs
 from features.graph.pagerank import cross_fitted_pagerank
 from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, layer_pairs
-from features.graph.stats import community_stats, membership, ordered_subgraph, ring_candidates
+from features.graph.stats import block_membership, community_stats, ordered_subgraph, ring_candidates
 from features.warehouse import connect, cores
 
 __all__ = ["GraphConfig", "GraphReport", "build_graph", "build_in", "layer_options", "OUTPUT_TABLES", "STEPS"]
@@ -169,8 +169,9 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
                                 purchases=purchases, oversupply=oversupply, window_minutes=config.window_minutes,
                                 min_burst=config.min_burst)
         brokers = stats.loc[(stats["ring_type"] == "drug_resale") & (stats["broker_share"] > 0)]
-        members = membership(g, communities, seed=config.seed, k=config.betweenness_k,
-                             leaders=dict(zip(brokers["community_id"], brokers["broker"])))
+        members = block_membership(g, pairs, communities, seed=config.seed, k=config.betweenness_k,
+                                   leaders=dict(zip(brokers["community_id"], brokers["broker"])),
+                                   map_blocks=inputs.map_blocks)  # betweenness per block, on Spark's executors
         cands = ring_candidates(stats, min_size=config.candidate_min_size, min_risk=config.candidate_min_risk)
     with clock("pagerank"):
         seeds = _fraud_seeds(con)

@@ -28,7 +28,8 @@ import networkx as nx
 import pandas as pd
 
 __all__ = ["METHODS", "available_methods", "resolve_method", "detect_communities", "layered_communities",
-           "component_communities", "BLOCK_PARTS_SCHEMA", "BLOCK_PERSONS", "map_here"]
+           "component_communities", "BLOCK_PARTS_SCHEMA", "BLOCK_PERSONS", "map_here", "block_frame",
+           "block_graph"]
 
 METHODS = ("leiden", "louvain", "networkx")
 
@@ -218,15 +219,9 @@ def component_communities(
 
     if g.number_of_nodes() == 0:
         return [], {}
-    block, size, n = {}, 0, 0
-    for nodes in sorted((sorted(c, key=str) for c in nx.connected_components(g)), key=lambda c: str(c[0])):
-        if size >= BLOCK_PERSONS:
-            n, size = n + 1, 0
-        block.update(dict.fromkeys(nodes, n))
-        size += len(nodes)
     columns = [f"w_{name}" for name in LAYERS] if layered else ["weight"]
     totals = {c: math.fsum(d.get(c, 0.0) for _, _, d in g.edges(data=True)) for c in columns}
-    frame = pairs.assign(_row=range(len(pairs)), block=pairs["psn_a"].map(block).astype("int64"))
+    frame = block_frame(g, pairs)
 
     def parts_of(rows: pd.DataFrame) -> pd.DataFrame:
         return _block_parts(rows, layered=layered, method=method, seed=seed, resolution=resolution, totals=totals)
@@ -278,14 +273,34 @@ def _igraph_communities(g: nx.Graph, *, method: str, seed: int, resolution: floa
     return list(groups.values())
 
 
+def block_frame(g: nx.Graph, pairs: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` (the rows the projection ``g`` was built from) with their position (``_row``) and their
+    ``block``: whole connected components of ``g``, in the order of their smallest person, a new block
+    begun once one holds :data:`BLOCK_PERSONS` persons. What :data:`MapBlocks` maps over."""
+    block, size, n = {}, 0, 0
+    for nodes in sorted((sorted(c, key=str) for c in nx.connected_components(g)), key=lambda c: str(c[0])):
+        if size >= BLOCK_PERSONS:
+            n, size = n + 1, 0
+        block.update(dict.fromkeys(nodes, n))
+        size += len(nodes)
+    return pairs.assign(_row=range(len(pairs)), block=pairs["psn_a"].map(block).astype("int64"))
+
+
+def block_graph(rows: pd.DataFrame) -> nx.Graph:
+    """The projection's graph of one block's rows of :func:`block_frame` (in any order): built from them in
+    their order in the whole ``pairs``, so each person's ties come in the same order as in the whole graph
+    (sums over them are the same to the bit)."""
+    from features.graph.projection import co_visit_graph
+
+    keep = [c for c in rows.columns if c not in ("_row", "block") and not c.startswith("_block_")]
+    return co_visit_graph(None, pairs=rows.sort_values("_row", kind="stable")[keep].reset_index(drop=True))
+
+
 def _block_parts(rows: pd.DataFrame, *, layered: bool, method: str, seed: int, resolution: float,
                  totals: dict[str, float]) -> pd.DataFrame:
     """One block's communities as rows of :data:`BLOCK_PARTS_SCHEMA` (``rows``: its pairs, in any order)."""
-    from features.graph.projection import co_visit_graph
-
-    rows = rows.sort_values("_row", kind="stable")
     b = int(rows["block"].iloc[0])
-    g = co_visit_graph(None, pairs=rows.drop(columns=["_row", "block"]).reset_index(drop=True))
+    g = block_graph(rows)
     scaled = {}
     for column, total in totals.items():
         own = math.fsum(d.get(column, 0.0) for _, _, d in g.edges(data=True))

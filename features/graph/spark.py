@@ -72,12 +72,14 @@ class SparkGraphInputs:
 
     def map_blocks(self, frame: pd.DataFrame, fn, schema: str) -> pd.DataFrame:
         """``fn`` over the rows of each ``block`` of ``frame`` on the executors (``applyInPandas``: one call per
-        block, blocks side by side), the rows back in block order (``features.graph.communities.MapBlocks``)."""
+        block, blocks side by side), the rows back ordered by all their columns
+        (``features.graph.communities.MapBlocks``)."""
+        self._written += 1
         parts = max(1, min(frame["block"].nunique(), self.spark.sparkContext.defaultParallelism * 4))
         rows = self.spark.createDataFrame(frame).repartition(parts, "block")
-        out = self.exports.out("graph", "blocks")
+        out = self.exports.out("graph", f"blocks_{self._written}")
         rows.groupBy("block").applyInPandas(fn, schema).write.mode("overwrite").parquet(str(out))
-        return self.con.execute(f"SELECT * FROM read_parquet('{out}/*.parquet') ORDER BY block, part, psn_no").df()
+        return self.con.execute(f"SELECT * FROM read_parquet('{out}/*.parquet') ORDER BY ALL").df()
 
     def __call__(self, sql: str) -> pd.DataFrame:
         """One projection SELECT (over the ``graph_in_`` views) on Spark; its rows ordered by pair. Its CTEs run

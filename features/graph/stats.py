@@ -37,8 +37,8 @@ import pandas as pd
 from features.contract import FRAUD_TYPES
 from features.graph.evidence import counter_evidence, resale_evidence, type_communities
 
-__all__ = ["community_ids", "community_stats", "membership", "ring_candidates", "component_betweenness",
-           "ordered_subgraph", "RISK_WEIGHTS"]
+__all__ = ["community_ids", "community_stats", "membership", "block_membership", "MEMBERSHIP_SCHEMA",
+           "ring_candidates", "component_betweenness", "ordered_subgraph", "RISK_WEIGHTS"]
 
 # How the risk score weighs the community's traits (a weighted mean; rule hits count only when known).
 RISK_WEIGHTS = {"size": 0.25, "density": 0.15, "together": 0.3, "amount_concentration": 0.15, "rule_hit_share": 0.15}
@@ -124,7 +124,7 @@ def community_stats(
 
 
 def membership(g: nx.Graph, communities: list[frozenset], *, seed: int = 0, k: int = 500,
-               leaders: dict | None = None) -> pd.DataFrame:
+               leaders: dict | None = None, ids: dict | None = None) -> pd.DataFrame:
     """One row per person in the projection: ``node_type='psn', node_id, community_id, community_size,
     covisit_degree, covisit_strength, betweenness, organiser_rank``.
 
@@ -132,14 +132,15 @@ def membership(g: nx.Graph, communities: list[frozenset], *, seed: int = 0, k: i
     (1 = the likeliest organiser) orders the members of a community as its ``organisers`` do: by
     betweenness *inside* the community, then by strength inside it (a member's ties to a family outside
     make it a bridge of the component, not the group's organiser). ``leaders`` maps a community id to a
-    member put first (a resale ring's broker, ``features.graph.evidence``).
+    member put first (a resale ring's broker, ``features.graph.evidence``). ``ids``: each person's community
+    id, when ``communities`` are some of them only (:func:`block_membership`).
 
     >>> import networkx as nx
     >>> g = nx.path_graph(["A", "B", "C"])
     >>> membership(g, [frozenset("ABC")])[["node_id", "organiser_rank"]].values.tolist()
     [['A', 2], ['B', 1], ['C', 3]]
     """
-    ids = community_ids(communities)
+    ids = ids if ids is not None else community_ids(communities)
     bet = component_betweenness(g, seed=seed, k=k)
     size = {n: len(c) for c in communities for n in c}
     df = pd.DataFrame({"node_id": list(g.nodes)})
@@ -159,6 +160,53 @@ def membership(g: nx.Graph, communities: list[frozenset], *, seed: int = 0, k: i
         rank.update({n: i + 1 for i, n in enumerate(order)})
     df["organiser_rank"] = df["node_id"].map(rank).astype("int64")
     return df.sort_values("node_id").reset_index(drop=True)
+
+
+# graph_membership's columns as :func:`block_membership` maps them over the blocks.
+MEMBERSHIP_SCHEMA = ("node_type string, node_id string, community_id string, community_size long, "
+                     "covisit_degree long, covisit_strength double, betweenness double, organiser_rank long")
+
+
+def block_membership(g: nx.Graph, pairs: pd.DataFrame, communities: list[frozenset], *, seed: int = 0,
+                     k: int = 500, leaders: dict | None = None, map_blocks=None) -> pd.DataFrame:
+    """:func:`membership` worked out block by block (``features.graph.communities.block_frame``: whole
+    connected components, the unit of the betweenness; every community inside one), each block from its own
+    rows of ``pairs`` — with ``map_blocks`` on Spark's executors — and the same table to the bit as
+    :func:`membership` of the whole projection: a person's degree, strength and betweenness read only its
+    component, whose ties come in the same order.
+
+    >>> import pandas as pd
+    >>> from features.graph.projection import co_visit_graph
+    >>> pairs = pd.DataFrame({"psn_a": ["A", "B", "X"], "psn_b": ["B", "C", "Y"], "layer": "co_visit",
+    ...                       "shared_days": 3, "shared_events": 3, "shared_shops": 1, "expected": 0.1,
+    ...                       "lift": 30.0, "surprise": 5.0})
+    >>> g = co_visit_graph(None, pairs=pairs)
+    >>> parts = [frozenset("ABC"), frozenset("XY")]
+    >>> block_membership(g, pairs, parts).equals(membership(g, parts))
+    True
+    """
+    from features.graph.communities import block_frame, block_graph, map_here
+
+    ids = community_ids(communities)
+    frame = block_frame(g, pairs)
+    frame = frame.assign(_block_a=frame["psn_a"].map(ids), _block_b=frame["psn_b"].map(ids))
+    lead = dict(leaders or {})
+    columns = [c.split()[0] for c in MEMBERSHIP_SCHEMA.split(", ")]
+
+    def rows_of(rows: pd.DataFrame) -> pd.DataFrame:
+        own = dict(zip(rows["psn_a"], rows["_block_a"])) | dict(zip(rows["psn_b"], rows["_block_b"]))
+        groups: dict[str, set] = {}
+        for person, cid in own.items():
+            groups.setdefault(cid, set()).add(person)
+        return membership(block_graph(rows), [frozenset(m) for m in groups.values()], seed=seed, k=k,
+                          leaders=lead, ids=own)[columns]
+
+    found = (map_blocks or map_here)(frame, rows_of, MEMBERSHIP_SCHEMA)
+    if len(found) == 0:
+        return membership(g, communities, seed=seed, k=k, leaders=leaders)
+    found = found.astype({"community_size": "int64", "covisit_degree": "int64", "organiser_rank": "int64",
+                          "covisit_strength": float, "betweenness": float})
+    return found.sort_values("node_id").reset_index(drop=True)
 
 
 def ring_candidates(stats: pd.DataFrame, *, min_size: int = 5, min_risk: float = 0.5) -> pd.DataFrame:
