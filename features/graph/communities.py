@@ -29,7 +29,7 @@ import pandas as pd
 
 __all__ = ["METHODS", "available_methods", "resolve_method", "detect_communities", "layered_communities",
            "component_communities", "BLOCK_PARTS_SCHEMA", "BLOCK_PERSONS", "map_here", "block_frame",
-           "block_graph"]
+           "block_graph", "schema_columns"]
 
 METHODS = ("leiden", "louvain", "networkx")
 
@@ -292,7 +292,7 @@ def block_graph(rows: pd.DataFrame) -> nx.Graph:
     (sums over them are the same to the bit)."""
     from features.graph.projection import co_visit_graph
 
-    keep = [c for c in rows.columns if c not in ("_row", "block") and not c.startswith("_block_")]
+    keep = [c for c in rows.columns if c != "block" and not c.startswith("_")]  # the pairs' own columns
     return co_visit_graph(None, pairs=rows.sort_values("_row", kind="stable")[keep].reset_index(drop=True))
 
 
@@ -318,4 +318,9 @@ def _block_parts(rows: pd.DataFrame, *, layered: bool, method: str, seed: int, r
 def map_here(frame: pd.DataFrame, fn, schema: str) -> pd.DataFrame:
     """:data:`MapBlocks` in this process, block after block."""
     outs = [fn(rows) for _, rows in frame.groupby("block", sort=True)]
-    return pd.concat(outs, ignore_index=True) if outs else pd.DataFrame(columns=["block", "part", "psn_no", "layer"])
+    return pd.concat(outs, ignore_index=True) if outs else pd.DataFrame(columns=schema_columns(schema))
+
+
+def schema_columns(schema: str) -> list[str]:
+    """The column names of a Spark DDL schema string (``"a long, b string"`` → ``["a", "b"]``)."""
+    return [c.split()[0] for c in schema.split(",")]

@@ -185,16 +185,18 @@ def block_membership(g: nx.Graph, pairs: pd.DataFrame, communities: list[frozens
     >>> block_membership(g, pairs, parts).equals(membership(g, parts))
     True
     """
-    from features.graph.communities import block_frame, block_graph, map_here
+    from features.graph.communities import block_frame, block_graph, map_here, schema_columns
 
+    if len(pairs) == 0:
+        return membership(g, communities, seed=seed, k=k, leaders=leaders)
     ids = community_ids(communities)
     frame = block_frame(g, pairs)
-    frame = frame.assign(_block_a=frame["psn_a"].map(ids), _block_b=frame["psn_b"].map(ids))
+    frame = frame.assign(_community_a=frame["psn_a"].map(ids), _community_b=frame["psn_b"].map(ids))
     lead = dict(leaders or {})
-    columns = [c.split()[0] for c in MEMBERSHIP_SCHEMA.split(", ")]
+    columns = schema_columns(MEMBERSHIP_SCHEMA)
 
     def rows_of(rows: pd.DataFrame) -> pd.DataFrame:
-        own = dict(zip(rows["psn_a"], rows["_block_a"])) | dict(zip(rows["psn_b"], rows["_block_b"]))
+        own = dict(zip(rows["psn_a"], rows["_community_a"])) | dict(zip(rows["psn_b"], rows["_community_b"]))
         groups: dict[str, set] = {}
         for person, cid in own.items():
             groups.setdefault(cid, set()).add(person)
@@ -202,8 +204,6 @@ def block_membership(g: nx.Graph, pairs: pd.DataFrame, communities: list[frozens
                           leaders=lead, ids=own)[columns]
 
     found = (map_blocks or map_here)(frame, rows_of, MEMBERSHIP_SCHEMA)
-    if len(found) == 0:
-        return membership(g, communities, seed=seed, k=k, leaders=leaders)
     found = found.astype({"community_size": "int64", "covisit_degree": "int64", "organiser_rank": "int64",
                           "covisit_strength": float, "betweenness": float})
     return found.sort_values("node_id").reset_index(drop=True)
