@@ -504,56 +504,22 @@ class _Run:
         every code is already canonical (an extract in the national form) the staged rows are not touched.
         """
         st = self.staged[name]
-        fields = [f for f in st.spec.canonical_fields if f.name in st.columns
-                  and (st.columns[f.name]._is_varchar
-                       or (st.columns[f.name]._is_numeric and not st.columns[f.name]._is_float))]
+        fields = code_fields(st)
         if not fields:
             return
-        texts = {f.name: f"CAST({quote_ident(f.name)} AS VARCHAR)" for f in fields}
-        sets = ", ".join(f"({quote_ident(f.name)})" for f in fields)
-        counts: dict[str, list[tuple[str, int]]] = {f.name: [] for f in fields}
-        rows = self.con.execute(
-            f"SELECT {', '.join(quote_ident(f.name) for f in fields)}, count(*) FROM "
-            f"(SELECT {', '.join(f'{t} AS {quote_ident(n)}' for n, t in texts.items())} FROM {st.relation}) "
-            f"GROUP BY GROUPING SETS ({sets})").fetchall()
-        for row in rows:
-            for f, value in zip(fields, row[:-1]):
-                if value is not None:
-                    counts[f.name].append((value, row[-1]))
-        rewrites, unresolved, joins, replaced, extra = [], [], [], [], []
-        for i, f in enumerate(fields):
-            known = self._catalogue_codes() if f.canonical == "list" else None
-            codes = CodeMap(f.canonical, known=known)
-            changed, kinds, left = [], {}, {}
-            for value, n in counts[f.name]:
-                c = codes.get(value)
-                if c.unresolved:
-                    left.setdefault(c.unresolved, [0, []])
-                    left[c.unresolved][0] += n
-                    left[c.unresolved][1].append(value)
-                if c.changed:
-                    changed.append((value, c.code, c.suffix))
-                    for kind in c.rewrites:
-                        kinds[kind] = kinds.get(kind, 0) + n
-            rewrites += [(f.name, kind, n) for kind, n in sorted(kinds.items())]
-            unresolved += [(f.name, why, n, tuple(sorted(ex)[:5])) for why, (n, ex) in sorted(left.items())]
-            if not changed:
-                continue
+        rows = self.con.execute(distinct_codes_sql(st, fields)).fetchall()
+        changed = code_plan(st, fields, rows, self._catalogue_codes)
+        joins, replaced, extra = [], [], []
+        for i, f, pairs in changed:
             cmap, col = f"cmap_{name}_{i}", quote_ident(f.name)
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {cmap} (raw VARCHAR, code VARCHAR, suffix VARCHAR)")
-            for lo in range(0, len(changed), 1000):
+            for lo in range(0, len(pairs), 1000):
                 self.con.execute(f"INSERT INTO {cmap} VALUES " + ", ".join(
                     "(" + ", ".join("NULL" if v is None else sql_str(v) for v in r) + ")"
-                    for r in changed[lo:lo + 1000]))
+                    for r in pairs[lo:lo + 1000]))
             joins.append(f"LEFT JOIN {cmap} m{i} ON m{i}.raw = CAST(s.{col} AS VARCHAR)")
             replaced.append(f"coalesce(m{i}.code, CAST(s.{col} AS VARCHAR)) AS {col}")
-            raw, *suffix = f.companions
-            extra.append(f"m{i}.raw AS {quote_ident(raw)}")
-            extra += [f"m{i}.suffix AS {quote_ident(c)}" for c in suffix]
-            st.raw_columns[f.name] = raw
-            st.companions.update(f.companions)
-            st.columns[f.name] = replace(st.columns[f.name], src_type="VARCHAR")
-        st.code_rewrites, st.code_unresolved = tuple(rewrites), tuple(unresolved)
+            extra.extend(canonical_companions_sql(f, f"m{i}"))
         if joins:
             view = f"cstg_{name}"
             self.con.execute(f"""
@@ -595,19 +561,9 @@ class _Run:
         A key may be in the warehouse all the same (a repeated key's first row loaded, a correction left
         in quarantine): the children look keys up here only when the warehouse lacks them.
         """
-        (key,) = st.spec.key  # parents are single-key tables
-        parts = []
-        if self._issue_count.get(st.spec.name):
-            parts.append(f"""
-                SELECT {st.columns[key].key_text} AS k,
-                       '在本批第' || i._row || '行被隔离（' || i.reasons || '）' AS why
-                FROM (SELECT _row, string_agg(DISTINCT reason_code, '、' ORDER BY reason_code) AS reasons
-                      FROM {issues} GROUP BY _row) i JOIN {st.relation} s USING (_row)""")
-        if st.rejects:
-            parts.append(f"SELECT row_key AS k, '在本批第' || _row || '行无法读取（' || reason_code || '）' AS why "
-                         f"FROM {st.rejects}")
-        if parts:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE qk_{st.spec.name} AS " + " UNION ALL ".join(parts))
+        sql = quarantined_keys_sql(st, issues if self._issue_count.get(st.spec.name) else None)
+        if sql:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE qk_{st.spec.name} AS {sql}")
             self._quarantined_keys.add(st.spec.name)
 
     def held_keys(self, parent: str) -> str | None:
@@ -1077,8 +1033,8 @@ class _Run:
                 JOIN main.{quote_ident(name)} w ON {parts}
                 WHERE w._ingest_batch = {int(self.batch_no)})""")
 
-    def _quarantine_sql(self, st: _Staged, issues: str) -> str:
-        """Candidate quarantine rows with ``is_new`` (not yet in the quarantine table)."""
+    def _quarantine_sql(self, st: _Staged, issues: str, *, known: str = "main.quarantine") -> str:
+        """Candidate quarantine rows with ``is_new`` (not yet in ``known``, the quarantine table)."""
         name = st.spec.name
         key = " || '|' || ".join(f"coalesce({st.columns[k].key_text}, '')" for k in st.spec.key)
         raw = "json_object(" + ", ".join(
@@ -1120,7 +1076,7 @@ class _Run:
                 QUALIFY row_number() OVER (PARTITION BY quarantine_id ORDER BY i._row) = 1
             )
             SELECT q.*, quarantine_id NOT IN (
-                SELECT quarantine_id FROM main.quarantine WHERE table_name = {sql_str(name)}
+                SELECT quarantine_id FROM {known} WHERE table_name = {sql_str(name)}
                 AND released_batch IS NULL) AS is_new
             FROM q"""
 
@@ -1232,6 +1188,84 @@ class _Run:
             pass
 
 
+def quarantined_keys_sql(st: _Staged, issues: str | None) -> str | None:
+    """The keys (``k``) of a parent table's rows this run quarantined (``issues``: its issue rows, None when
+    it has none) or could not read, with what happened to each (``why``); None when there are none."""
+    (key,) = st.spec.key  # parents are single-key tables
+    parts = []
+    if issues:
+        parts.append(f"""
+            SELECT {st.columns[key].key_text} AS k,
+                   '在本批第' || i._row || '行被隔离（' || i.reasons || '）' AS why
+            FROM (SELECT _row, string_agg(DISTINCT reason_code, '、' ORDER BY reason_code) AS reasons
+                  FROM {issues} GROUP BY _row) i JOIN {st.relation} s USING (_row)""")
+    if st.rejects:
+        parts.append(f"SELECT row_key AS k, '在本批第' || _row || '行无法读取（' || reason_code || '）' AS why "
+                     f"FROM {st.rejects}")
+    return " UNION ALL ".join(parts) or None
+
+
+def code_fields(st: _Staged) -> list[Field]:
+    """The code fields of ``st`` that are put in canonical form (text or integer columns)."""
+    return [f for f in st.spec.canonical_fields if f.name in st.columns
+            and (st.columns[f.name]._is_varchar
+                 or (st.columns[f.name]._is_numeric and not st.columns[f.name]._is_float))]
+
+
+def distinct_codes_sql(st: _Staged, fields: list[Field]) -> str:
+    """The distinct values of each of ``fields`` as text, with their row counts (one row per field and
+    value: the other fields NULL)."""
+    texts = {f.name: f"CAST({quote_ident(f.name)} AS VARCHAR)" for f in fields}
+    sets = ", ".join(f"({quote_ident(f.name)})" for f in fields)
+    return (f"SELECT {', '.join(quote_ident(f.name) for f in fields)}, count(*) AS n FROM "
+            f"(SELECT {', '.join(f'{t} AS {quote_ident(n)}' for n, t in texts.items())} FROM {st.relation}) "
+            f"GROUP BY GROUPING SETS ({sets})")
+
+
+def code_plan(st: _Staged, fields: list[Field], rows, known_codes: Callable[[], frozenset[str]]
+              ) -> list[tuple[int, Field, list[tuple[str, str, str | None]]]]:
+    """From the rows of :func:`distinct_codes_sql`: per field whose codes change, its number, the field and
+    the (code as written, canonical code, suffix) of each value that changes. Records the rewrites and the
+    codes left unresolved on ``st``, and marks the fields as canonicalised (``raw_columns``, companions, a
+    text type). ``known_codes()`` gives the catalogue's codes (read only when a list code needs them)."""
+    counts: dict[str, list[tuple[str, int]]] = {f.name: [] for f in fields}
+    for row in rows:
+        for f, value in zip(fields, row[:-1]):
+            if value is not None:
+                counts[f.name].append((value, row[-1]))
+    rewrites, unresolved, out = [], [], []
+    for i, f in enumerate(fields):
+        codes = CodeMap(f.canonical, known=known_codes() if f.canonical == "list" else None)
+        changed, kinds, left = [], {}, {}
+        for value, n in sorted(counts[f.name]):
+            c = codes.get(value)
+            if c.unresolved:
+                left.setdefault(c.unresolved, [0, []])
+                left[c.unresolved][0] += n
+                left[c.unresolved][1].append(value)
+            if c.changed:
+                changed.append((value, c.code, c.suffix))
+                for kind in c.rewrites:
+                    kinds[kind] = kinds.get(kind, 0) + n
+        rewrites += [(f.name, kind, n) for kind, n in sorted(kinds.items())]
+        unresolved += [(f.name, why, n, tuple(sorted(ex)[:5])) for why, (n, ex) in sorted(left.items())]
+        if not changed:
+            continue
+        out.append((i, f, changed))
+        st.raw_columns[f.name] = f.companions[0]
+        st.companions.update(f.companions)
+        st.columns[f.name] = replace(st.columns[f.name], src_type="VARCHAR")
+    st.code_rewrites, st.code_unresolved = tuple(rewrites), tuple(unresolved)
+    return out
+
+
+def canonical_companions_sql(f: Field, mapping: str) -> list[str]:
+    """The companion columns of a canonicalised field, from its mapping's row (alias ``mapping``): the code
+    as written, and the local suffix where the field keeps one."""
+    raw, *suffix = f.companions
+    return [f"{mapping}.raw AS {quote_ident(raw)}"] + [f"{mapping}.suffix AS {quote_ident(c)}" for c in suffix]
+
+
 def _loaded_value(spec: TableSpec, f: Field, c: Column, *, pseudonym: str) -> str | None:
     """SQL of the value the warehouse stores for field ``f`` of staged column ``c`` (in ``f.column``); None
     for what it never stores (names, ``setl_d.age``). ``pseudonym`` is the SQL of the resident ID's keyed
@@ -1269,7 +1303,27 @@ def _stage(con: duckdb.DuckDBPyConnection, src: TableSource) -> _Staged:
     return _stage_csv(con, spec, src.files)
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
+@dataclass(frozen=True)
+class ParquetLayout:
+    """What a table's Parquet files hold, from their footers only (both engines stage from it): the files
+    in row order, the first row number of each, the columns of their union (DuckDB types), the columns no
+    row group holds a NULL in, and the rows in all."""
+
+    paths: tuple[str, ...]
+    offsets: tuple[int, ...]
+    described: tuple[tuple[str, str], ...]
+    never_null: frozenset[str]
+    rows: int
+
+    @property
+    def renames(self) -> tuple[str, tuple[str, ...]]:
+        """The SELECT list of the source columns under their lower-case names, and those names."""
+        return _renames_of(self.described)
+
+
+def parquet_layout(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> ParquetLayout:
+    """Read the footers of ``files`` (``_TableError`` when one is not Parquet, is cut off, or lacks a
+    required column)."""
     paths = [str(p.resolve()) for p in files]
     for path in paths:
         _check_parquet_ends(path)
@@ -1285,9 +1339,9 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
     for path in paths:
         offsets.append(total)
         total += int(counts.get(path, 0))
-    # A lake's partition folders (month=…/region=…) are not columns: the files hold every field.
-    scan = f"read_parquet({file_list}, union_by_name = true, file_row_number = true, hive_partitioning = false)"
-    cols = _describe(con, f"SELECT * FROM {scan}", ", ".join(paths))
+    cols = _describe(con, f"SELECT * FROM read_parquet({file_list}, union_by_name = true, hive_partitioning = false)",
+                     ", ".join(paths))
+    _renames_of(cols, spec)  # two names for one column: refused before any row is read
     # Columns that every file has and whose statistics count no NULL in any row group.
     never_null = set()
     try:
@@ -1299,15 +1353,24 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
                 never_null.add(_norm(col))
     except duckdb.Error:
         pass  # no statistics: every column is checked for NULLs
-    select, source_columns = _renames(spec, cols)
-    offs = "[" + ", ".join(str(o) for o in offsets) + "]::BIGINT[]"
+    return ParquetLayout(tuple(paths), tuple(offsets), tuple(cols), frozenset(never_null), total)
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
+    layout = parquet_layout(con, spec, files)
+    file_list = "[" + ", ".join(sql_str(p) for p in layout.paths) + "]"
+    # A lake's partition folders (month=…/region=…) are not columns: the files hold every field.
+    scan = f"read_parquet({file_list}, union_by_name = true, file_row_number = true, hive_partitioning = false)"
+    select, source_columns = layout.renames
+    offs = "[" + ", ".join(str(o) for o in layout.offsets) + "]::BIGINT[]"
     rel = f"stg_{spec.name}"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {rel} AS
         SELECT list_extract({offs}, CAST(file_index AS INTEGER) + 1) + file_row_number + 1 AS _row,
                CAST(file_index AS INTEGER) AS _file, {select}
         FROM {scan}""")
-    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel, never_null=never_null), total)
+    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel, never_null=set(layout.never_null)),
+                   layout.rows)
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
@@ -1544,6 +1607,10 @@ def _require(spec: TableSpec, path: str, cols: list[tuple[str, str]]) -> None:
 
 def _renames(spec: TableSpec, cols: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
     """SELECT list renaming source columns to lower case; error when two names collide."""
+    return _renames_of(tuple(cols), spec)
+
+
+def _renames_of(cols, spec: TableSpec | None = None) -> tuple[str, tuple[str, ...]]:
     seen: dict[str, str] = {}
     items = []
     for c, _ in cols:
@@ -1551,7 +1618,7 @@ def _renames(spec: TableSpec, cols: list[tuple[str, str]]) -> tuple[str, tuple[s
         if n in _INTERNAL or c in ("file_index", "file_row_number"):
             continue
         if n in seen:
-            raise _TableError(f"表 {spec.name} 的列名重复 (duplicate column): {seen[n]!r} 和 {c!r}")
+            raise _TableError(f"表 {spec.name if spec else ''} 的列名重复 (duplicate column): {seen[n]!r} 和 {c!r}")
         seen[n] = c
         items.append(f"{quote_ident(c)} AS {quote_ident(n)}")
     return ", ".join(items), tuple(seen)

@@ -20,6 +20,13 @@ the two engines, never about one query:
 | ``to_hours(n)`` | ``make_dt_interval(0, n, 0, 0)`` | no such function |
 | ``OVER (w ROWS …)`` | the named window written out | Spark cannot extend a named window |
 | ``CAST(t AS TIME)`` | ``date_format(t, 'HH:mm:ss.SSSSSS')`` | sqlglot casts to TIMESTAMP: the date stays in |
+| ``regexp_full_match(x, p)`` | ``x RLIKE`` the pattern anchored: ``^(?:p)\\z`` | no such function; ``$`` would also match before a final line break |
+| ``isfinite(x)`` | ``abs(x) < infinity`` (NaN sorts above it; NULL stays NULL) | no such function |
+| ``try_strptime(t, '%Y-%m-%d')`` | ``try_to_timestamp(t, 'yyyy-M-d')`` | no such function |
+| ``ord(c)`` | ``ascii(c)`` (the first character's code point) | no such function |
+| ``list_extract(l, i)`` | ``try_element_at(l, i)`` | no such function (NULL out of range, as DuckDB) |
+| ``json_object(k, v, …)`` | ``to_json(named_struct(k, v, …))`` keeping NULL fields, times as ``yyyy-MM-dd HH:mm:ss`` | sqlglot writes ``JSON_OBJECT(k: v)``, which Spark lacks |
+| ``WITH x AS MATERIALIZED (…)`` | ``WITH x AS (…)`` | a DuckDB planning hint Spark does not parse |
 
 Anything else is sqlglot's Spark output as is; the equality tests (``tests/features/test_build_spark.py``,
 ``tests/serving/test_pipeline_spark.py``) run the whole SQL on both engines and compare the tables.
@@ -37,13 +44,22 @@ from dataclasses import dataclass
 from sqlglot import exp, parse_one
 from sqlglot.dialects.spark import Spark
 
-__all__ = ["to_spark", "to_spark_steps", "SparkStep", "SparkFromDuckDB"]
+__all__ = ["to_spark", "to_spark_expr", "to_spark_steps", "SparkStep", "SparkFromDuckDB"]
 
 
 def to_spark(sql: str) -> str:
     """Transpile one DuckDB SELECT to Spark SQL."""
     tree = _parsed(sql)
     return tree.sql(dialect=SparkFromDuckDB)
+
+
+def to_spark_expr(expr: str) -> str:
+    """Transpile one DuckDB expression (a condition, a value) to Spark SQL.
+
+    >>> print(to_spark_expr("regexp_full_match(x, '[0-9]+') AND isfinite(y)"))
+    (x RLIKE CONCAT('^(?:', '[0-9]+', ')\\\\z')) AND (ABS(y) < CAST('Infinity' AS DOUBLE))
+    """
+    return _parsed(f"SELECT {expr}").expressions[0].sql(dialect=SparkFromDuckDB)
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,14 @@ def to_spark_steps(sql: str, prefix: str) -> tuple[list[SparkStep], str]:
 
 def _parsed(sql: str) -> exp.Expression:
     """The DuckDB text as a tree, with the corrections that rewrite the tree rather than one node's text."""
-    return parse_one(sql, read="duckdb").transform(_inline_windows).transform(_unordered_sums)
+    return (parse_one(sql, read="duckdb").transform(_inline_windows).transform(_unordered_sums)
+            .transform(_unmaterialized))
+
+
+def _unmaterialized(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        node.set("materialized", None)
+    return node
 
 
 # Aggregates whose value does not depend on the order of their inputs but for a DOUBLE's last bits.
@@ -207,6 +230,11 @@ def _cast_sql(self, e: exp.Cast, safe_prefix=None) -> str:
     return Spark.Generator.cast_sql(self, e, safe_prefix)
 
 
+# strptime's fields as Spark's datetime pattern letters; a single letter parses one or two digits, as
+# DuckDB's %m, %d, %H, %M, %S do.
+_STRPTIME = {"%Y": "yyyy", "%m": "M", "%d": "d", "%H": "H", "%M": "m", "%S": "s"}
+
+
 def _anonymous_sql(self, e: exp.Anonymous) -> str:
     name = str(e.this).lower()
     args = e.expressions
@@ -214,12 +242,31 @@ def _anonymous_sql(self, e: exp.Anonymous) -> str:
         return f"{'ARRAY_MAX' if name == 'list_bool_or' else 'ARRAY_MIN'}({self.sql(args[0])})"
     if name == "to_hours" and len(args) == 1:
         return f"MAKE_DT_INTERVAL(0, {self.sql(args[0])}, 0, 0)"
+    if name == "try_strptime" and len(args) == 2 and isinstance(args[1], exp.Literal):
+        fmt = args[1].name
+        for c, java in _STRPTIME.items():
+            fmt = fmt.replace(c, java)
+        if "%" in fmt:
+            raise ValueError(f"try_strptime format not translated: {e.sql()}")
+        return f"TRY_TO_TIMESTAMP({self.sql(args[0])}, '{fmt}')"
+    if name == "ord" and len(args) == 1:
+        return f"ASCII({self.sql(args[0])})"
+    if name == "isfinite" and len(args) == 1:
+        return f"(ABS({self.sql(args[0])}) < CAST('Infinity' AS DOUBLE))"
+    if name == "list_extract" and len(args) == 2:
+        return f"TRY_ELEMENT_AT({self.sql(args[0])}, {self.sql(args[1])})"
     if name in ("date_sub", "datesub") and len(args) == 3 and isinstance(args[0], exp.Literal):
         part = args[0].name.lower()
         if part in ("year", "years", "y", "yr", "yrs"):  # complete years: DuckDB and months_between agree on month ends
             return f"CAST(MONTHS_BETWEEN({self.sql(args[2])}, {self.sql(args[1])}) / 12 AS INT)"
         raise ValueError(f"date_sub('{part}', …) is not translated (only 'year'): {e.sql()}")
     return Spark.Generator.anonymous_sql(self, e)
+
+
+def _json_object_sql(self, e: exp.JSONObject) -> str:
+    pairs = ", ".join(f"{self.sql(kv, 'this')}, {self.sql(kv, 'expression')}" for kv in e.expressions)
+    return (f"TO_JSON(NAMED_STRUCT({pairs}), MAP('ignoreNullFields', 'false', "
+            f"'timestampNTZFormat', 'yyyy-MM-dd HH:mm:ss', 'timestampFormat', 'yyyy-MM-dd HH:mm:ss'))")
 
 
 class SparkFromDuckDB(Spark):
@@ -233,6 +280,9 @@ class SparkFromDuckDB(Spark):
             exp.Filter: _filter_sql,
             exp.First: _first_sql,
             exp.Length: _length_sql,
+            exp.RegexpFullMatch: lambda self, e: (f"({self.sql(e, 'this')} RLIKE CONCAT('^(?:', "
+                                                  f"{self.sql(e, 'expression')}, ')\\\\z'))"),
+            exp.JSONObject: _json_object_sql,
             exp.DayOfWeekIso: lambda self, e: f"(DAYOFWEEK({self.sql(e, 'this')}) + 5) % 7 + 1",
             exp.Div: lambda self, e: (f"CAST({self.sql(e, 'this')} AS DOUBLE) / "
                                       f"CAST({self.sql(e, 'expression')} AS DOUBLE)"),

@@ -90,6 +90,9 @@ def run_command(
                       f"{st.seconds}" if i == 0 else "",
                       name, f"{info['rows']:,}" if "rows" in info else "", info.get("fingerprint", ""))
     console.print(t)
+    for st in report.stages:
+        if st.summary.get("spark_declined"):
+            console.print(f"{st.stage} 在 DuckDB 上运行 (ran on DuckDB): {st.summary['spark_declined']}")
     moments: dict[tuple, list[str]] = {}  # an incremental run: the moment the stages judged from, and why
     for st in report.stages:
         if "since" in st.summary:

@@ -5,16 +5,17 @@ runs the same stages through :func:`run_pipeline`:
 
 | stage | reads | writes |
 |---|---|---|
-| ``ingest`` | the extract folder | the contract tables, ``quarantine``, ``ingest_log`` |
+| ``ingest`` | the extract folder (on Spark: a Parquet lake) | the contract tables, ``quarantine``, ``ingest_log`` |
 | ``rules`` | claim tables, ``rule_pack``, ``rule_exemptions`` | ``rule_hits``, ``rule_hits_exempted``, ``rule_runs`` |
 | ``graph`` | claim tables, ``rule_hits`` | ``graph_*``, ``ring_candidates`` |
 | ``features`` | claim tables, ``rule_hits``, ``graph_*`` | ``feat_*`` |
 | ``screen`` | ``feat_*``, ``graph_*``, ``rule_hits`` and a model | ``setl_scores``, the clue list (clue store) |
 
 Engines: ``duckdb`` runs every stage on the warehouse file. ``spark`` runs on Spark what has a Spark path
-(``Stage.on_spark``: the rule SQL, the graph's inputs and projection pairs and the feature SQL, transpiled
-from the same DuckDB text, over one set of Parquet exports of the warehouse, and the settlement and entity
-scores in ``mapInPandas``; results written back into the warehouse) and the rest on DuckDB or the driver; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
+(``Stage.on_spark``: the ingest's checks of a Parquet lake's first load, the rule SQL, the graph's inputs
+and projection pairs and the feature SQL, transpiled from the same DuckDB text, over one set of Parquet
+exports of the warehouse, and the settlement and entity scores in ``mapInPandas``; results written back
+into the warehouse) and the rest on DuckDB or the driver; each stage's report names the engine that ran it (``docs/scale.md``). A Spark session passed as ``spark`` (a standalone cluster's,
 say) is used and left running; otherwise a local one is started for the stages that need it and stopped.
 
 An incremental run (``since``: a date, or ``"auto"``) judges only the settlements from then on in the stages
@@ -72,7 +73,10 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "导入", tuple(TABLES) + ("quarantine",), ()),
+    Stage("ingest", "导入", tuple(TABLES) + ("quarantine",), (),
+          "validation of a Parquet lake's first load (every one-row check, duplicate keys, parents, settlement "
+          "totals, refunds), code dialects, pseudonyms and quarantine, written to the warehouse's lake folder and "
+          "taken into the warehouse file by DuckDB; CSV sources and later loads run on DuckDB (the report says why)"),
     Stage("rules", "规则", ("rule_hits", "rule_hits_exempted"), ("ingest",),
           "the rule SQL (base views and every rule); hit ids, messages, exemptions and code coverage on DuckDB",
           "the settlements from then on are judged (history before it read where a rule needs it); their hits "
@@ -195,6 +199,7 @@ def _run_stages(order: list[Stage], reports: list[StageReport], settings: Settin
         if since is not None and stage.since:
             summary = summary | {"since": stage_since.isoformat(sep=" ") if stage_since else None,
                                  "since_note": note}
+        spark_stage = spark_stage and not summary.get("spark_declined")  # the stage ran on DuckDB after all
         report = StageReport(stage.name, "ran", round(time.perf_counter() - s0, 1),
                              _tables_of(settings.warehouse, stage, fingerprints=fingerprints), summary, inputs,
                              "spark" if spark_stage else "duckdb", stage.on_spark if spark_stage else "")
@@ -250,11 +255,21 @@ def clue_fingerprint(clues: list[dict]) -> str:
 # -- stages -----------------------------------------------------------------------------------------
 
 
-def _ingest(settings: Settings, *, source, progress, **_) -> dict:
+def _ingest(settings: Settings, *, source, progress, exports, **_) -> dict:
+    """On Spark when asked and the extract allows it (``features.ingest_spark``); otherwise on DuckDB, and
+    with ``--engine spark`` the summary's ``spark_declined`` says why."""
     from features.ingest import ingest
 
+    declined = None
+    if exports is not None:
+        from features.ingest_spark import ingest_spark, spark_ingest_blocker
+
+        declined = spark_ingest_blocker(Path(source), settings)
+        if declined is None:
+            return ingest_spark(Path(source), settings, exports.spark,
+                                progress=lambda t, d, n: progress(t, d, n)).to_dict()
     report = ingest(Path(source), settings, progress=lambda t, d, n: progress(t, d, n))
-    return report.to_dict()
+    return report.to_dict() | ({"spark_declined": declined} if declined else {})
 
 
 def _rules(settings: Settings, *, rules_config, progress, exports, since=None, **_) -> dict:

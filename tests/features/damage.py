@@ -32,11 +32,13 @@ BAD_BYTES = b"\xff\xfe"  # never valid in UTF-8
 Expected = dict[str, list[tuple[str, str, str]]]
 
 
-def damage_region(src: Path, dst: Path, *, seed: int, per_kind: int = 2) -> Expected:
+def damage_region(src: Path, dst: Path, *, seed: int, per_kind: int = 2, fmt: str = "csv") -> Expected:
     """Copy the region in ``src`` to ``dst`` as CSV, with about ``per_kind`` damaged rows per kind.
 
     Returns table -> [(row_key, field, reason_code)] of what ingest must quarantine. A kind that the
-    region cannot express (no refund settlement, no resident IDs, ...) is skipped.
+    region cannot express (no refund settlement, no resident IDs, ...) is skipped. ``fmt="parquet"``
+    writes Parquet files of text columns instead (as a lake that lands everything as strings would),
+    without the bytes that are not UTF-8, which Parquet text cannot hold.
     """
     with duckdb.connect() as con:
         tables = {name: df for name in TABLES if (df := _read(con, Path(src), name)) is not None}
@@ -53,14 +55,15 @@ def damage_region(src: Path, dst: Path, *, seed: int, per_kind: int = 2) -> Expe
         d.future_date()
         d.unknown_code()
         d.mojibake()
-        d.invalid_bytes()
+        if fmt == "csv":
+            d.invalid_bytes()
         d.bad_certno()
         d.duplicate_key()
     d.negative_settlement()
     for name, rows in d.extra_rows.items():  # duplicates go last: the original is the first occurrence
         d.tables[name] = pd.concat([d.tables[name], d.tables[name].loc[rows]], ignore_index=True)
     with duckdb.connect() as con:
-        _write(con, d.tables, d.raw_bytes, Path(dst))
+        _write(con, d.tables, d.raw_bytes, Path(dst), fmt=fmt)
     return {t: v for t, v in d.expected.items() if v}
 
 
@@ -327,12 +330,13 @@ def _read(con: duckdb.DuckDBPyConnection, src: Path, table: str) -> pd.DataFrame
 
 
 def _write(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], raw_bytes: dict[str, dict],
-           dst: Path) -> None:
+           dst: Path, *, fmt: str = "csv") -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
-        path = dst / f"{name}.csv"
+        path = dst / f"{name}.{fmt}"
         con.register("t", df)
-        con.execute(f"COPY (SELECT * FROM t) TO '{path}' (HEADER, DELIMITER ',')")
+        options = "FORMAT parquet" if fmt == "parquet" else "HEADER, DELIMITER ','"
+        con.execute(f"COPY (SELECT * FROM t) TO '{path}' ({options})")
         con.unregister("t")
         for marker in raw_bytes.get(name, {}).values():
             path.write_bytes(path.read_bytes().replace(marker, BAD_BYTES))
