@@ -105,10 +105,12 @@ def test_a_level_without_rows_screens_alike(on_duckdb, tiny_trained, spark, tmp_
 
 
 @pytest.mark.slow
-def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_trained, tmp_path, spark_test_conf):
-    """``yibao run --stages rules,graph,features,screen --engine spark --spark-master spark://…`` against a
-    master and a worker started here from the pyspark package (a process of its own: one SparkContext per
-    process); all of it stopped after. Every table of the first three stages as on DuckDB: for the graph,
+def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_region, tiny_trained, tmp_path,
+                                                           spark_test_conf):
+    """``yibao run --source … --engine spark --spark-master spark://…`` (every stage, into a new warehouse)
+    against a master and a worker started here from the pyspark package (a process of its own: one
+    SparkContext per process); all of it stopped after. Every table of the first four stages as on DuckDB:
+    the contract tables and the quarantine ingested on Spark; for the graph,
     ``graph_edges`` and ``graph_covisit_pairs`` (counted on Spark) and everything built from them on the
     driver (communities, membership, ring candidates, node features, the build log's counts); the screen's
     settlement scores and its clue list (fingerprint: every clue, rank, score, reason and piece of evidence)
@@ -119,8 +121,7 @@ def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_trai
         pytest.skip("Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)")
     reference, duck = on_duckdb
     out = tmp_path / "work"
-    out.mkdir()
-    copy_warehouse(reference, out / "warehouse.duckdb")  # ingested on DuckDB; rules, graph and features redone
+    out.mkdir()  # a new warehouse: the region ingested on the cluster too (typed Parquet, a first load)
     bundle = tiny_trained[1].bundle.save(tmp_path / "bundle.joblib")
     on_duck = tmp_path / "duck" / "warehouse.duckdb"
     on_duck.parent.mkdir()
@@ -130,8 +131,9 @@ def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_trai
     with cluster:
         assert len(cluster.alive()) >= 2  # a master and a worker
         conf = spark_test_conf | {"spark.sql.shuffle.partitions": "1", "spark.executor.memory": "1g"}
-        done = subprocess.run([str(Path(sys.executable).with_name("yibao")), "run", "--out", str(out),
-                               "--stages", "rules,graph,features,screen", "--engine", "spark", "--spark-master",
+        done = subprocess.run([str(Path(sys.executable).with_name("yibao")), "run", "--source", str(tiny_region),
+                               "--out", str(out), "--dev", "--stages", "ingest,rules,graph,features,screen",
+                               "--engine", "spark", "--spark-master",
                                cluster.master_url, "--force", "--json", "--bundle", str(bundle),
                                *[f"--spark-conf={k}={v}" for k, v in conf.items()]],
                               capture_output=True, text=True, timeout=900, cwd=tmp_path)
@@ -146,8 +148,8 @@ def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_trai
     stages = {st["stage"]: st for st in report["stages"]}
     per_stage = ", ".join(f"{n} {st['seconds']} s" for n, st in stages.items())
     print(f"\nstandalone cluster: yibao run {report['seconds']} s ({per_stage})")
-    assert {n: st["engine"] for n, st in stages.items()} == {"rules": "spark", "graph": "spark", "features": "spark",
-                                                             "screen": "spark"}
+    assert {n: st["engine"] for n, st in stages.items()} == {"ingest": "spark", "rules": "spark", "graph": "spark",
+                                                             "features": "spark", "screen": "spark"}
     screen = stages["screen"]
     assert screen["tables"]["setl_scores"] == duck_screen.tables["setl_scores"]
     assert (screen["summary"]["clues"], screen["summary"]["candidates"]) == (
@@ -156,7 +158,8 @@ def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_trai
     assert "DuckDB" in stages["rules"]["on_spark"]  # the part of the rule stage that is not on Spark is named
     assert "driver" in stages["graph"]["on_spark"]  # so is the graph's: communities and the rest
     assert stages["graph"]["summary"]["counts"]["visits"] == duck.stage("graph").summary["counts"]["visits"]
-    for stage in ("rules", "graph", "features"):
+    assert stages["ingest"]["summary"]["totals"] == duck.stage("ingest").summary["totals"]
+    for stage in ("ingest", "rules", "graph", "features"):
         want, got = duck.stage(stage).tables, stages[stage]["tables"]
         differ = sorted(t for t in set(want) | set(got) if want.get(t) != got.get(t))
         assert not differ, "; ".join(_differences(reference, out / "warehouse.duckdb", t) for t in differ)
