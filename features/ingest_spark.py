@@ -17,9 +17,11 @@ DuckDB ingest (``features.ingest``) runs, from the same SQL generated from the d
 - the quarantine rows with the same ids, reasons and masked raw copies as the DuckDB ingest writes.
 
 Spark writes the loaded rows, the held rows and the quarantine rows to Parquet under the warehouse's lake
-folder (:func:`lake_folder`: ``<warehouse>.lake/<table>/``, ``quarantine/<table>/``, ``held/<table>/``).
-The warehouse file then takes them in (DuckDB reads the Parquet; no row passes through Python), so the
-stages after ingest, and ``yibao quarantine``, find them as after a DuckDB ingest. The clear resident IDs,
+folder (``features.spark.lake_folder``: ``<warehouse>.lake/<table>/``, ``quarantine/<table>/``,
+``held/<table>/``). The warehouse file then takes them in (DuckDB reads the Parquet; no row passes through
+Python), so the stages after ingest, and ``yibao quarantine``, find them as after a DuckDB ingest; the Spark
+stages after it read the lake's tables themselves (``features.spark.current_lake``) instead of exports of
+the warehouse, as long as no other ingest run has changed the warehouse since. The clear resident IDs,
 names and birth dates go to the identity vault only, through a folder readable by the owner alone that is
 removed at once.
 
@@ -68,6 +70,7 @@ from features.ingest import (
     quarantined_keys_sql,
 )
 from features.pseudonym import key_check, pseudonymise
+from features.spark import LAKE_BATCH, lake_folder
 from features.spark_sql import to_spark, to_spark_expr
 from features.validate import (
     HELD_REASONS,
@@ -83,13 +86,7 @@ from features.validate import (
     sql_str,
 )
 
-__all__ = ["ingest_spark", "spark_ingest_blocker", "lake_folder"]
-
-
-def lake_folder(settings: Settings) -> Path:
-    """Where a Spark ingest writes the warehouse's tables as Parquet: next to the warehouse file."""
-    wh = Path(settings.warehouse)
-    return wh.with_name(wh.name + ".lake")
+__all__ = ["ingest_spark", "spark_ingest_blocker"]
 
 
 def spark_ingest_blocker(source: Path, settings: Settings) -> str | None:
@@ -127,7 +124,7 @@ def ingest_spark(source: Path, settings: Settings, spark, *, progress: Progress 
     started = datetime.now()
     run = _Run(settings=settings, batch_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
                ingested_at=started.replace(microsecond=0), as_of=_as_of(settings))
-    lake = lake_folder(settings)
+    lake = lake_folder(settings.warehouse)
     shutil.rmtree(lake, ignore_errors=True)  # a first load: nothing of an earlier one belongs here
     reports: dict[str, TableReport] = {}
     try:
@@ -168,6 +165,8 @@ def ingest_spark(source: Path, settings: Settings, spark, *, progress: Progress 
                     progress(name, done, len(LOAD_ORDER))
         finally:
             job.close()
+        lake.mkdir(parents=True, exist_ok=True)
+        (lake / LAKE_BATCH).write_text(str(run.batch_no))  # the lake holds what this run loaded
         finished = datetime.now()
         report = IngestReport(
             batch_id=run.batch_id, source=str(source.resolve()), warehouse=str(Path(settings.warehouse).resolve()),

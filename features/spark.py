@@ -34,7 +34,7 @@ from features.build import GRAPH_TABLE, RULE_HIT_COLUMNS, Engine, _has_table
 from features.contract import TABLES
 from features.spark_sql import to_spark, to_spark_steps
 
-__all__ = ["SparkEngine", "ParquetExports", "spark_session", "to_spark", "stepwise"]
+__all__ = ["SparkEngine", "ParquetExports", "spark_session", "to_spark", "stepwise", "lake_folder", "current_lake"]
 
 # Contract tables the feature SQL reads.
 SOURCE_TABLES = ("setl_d", "mdtrt_d", "fee_list_d", "psn_info", "fixmedins", "practitioner", "hilist", "stock_moves")
@@ -77,6 +77,7 @@ class ParquetExports:
         self.own_folder = folder is None
         self.folder = Path(tempfile.mkdtemp(prefix="yibao-spark-")) if folder is None else Path(folder)
         self.views: set[str] = set()
+        self.from_lake: set[str] = set()  # contract tables read from the Spark ingest's lake, not exported
 
     def export(self, con: duckdb.DuckDBPyConnection, name: str, select_sql: str | None = None, *,
                fresh: bool = False) -> None:
@@ -92,10 +93,19 @@ class ParquetExports:
     def contract(self, con: duckdb.DuckDBPyConnection, names) -> None:
         """Contract tables with their warehouse columns (``TableSpec.stored_fields``: the birth year, not the
         birth date); one the warehouse lacks (an extract without ``stock_moves``) as an empty table with
-        the warehouse types."""
+        the warehouse types. Where a Spark ingest wrote the warehouse's tables to its lake folder and no
+        ingest has run since (:func:`current_lake`), the views read the lake's Parquet: nothing is exported."""
+        lake = current_lake(con)
         for name in names:
             spec = TABLES[name]
-            if _has_table(con, name):
+            if name in self.views:
+                continue
+            if lake is not None and any((lake / name).glob("*.parquet")):
+                cols = [f.column for f in spec.stored_fields]
+                self.spark.read.parquet(str(lake / name)).select(*cols).createOrReplaceTempView(name)
+                self.views.add(name)
+                self.from_lake.add(name)
+            elif _has_table(con, name):
                 self.export(con, name, f"SELECT {', '.join(f.column for f in spec.stored_fields)} FROM {name}")
             else:
                 self.export(con, name, "SELECT " + ", ".join(f"CAST(NULL AS {f.column_type}) AS {f.column}"
@@ -111,6 +121,29 @@ class ParquetExports:
         self.views = set()
         if self.own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+LAKE_BATCH = "_batch"  # the file in a lake folder naming the ingest run that wrote it
+
+
+def lake_folder(warehouse: Path) -> Path:
+    """Where a Spark ingest writes the warehouse's tables as Parquet: ``<warehouse file>.lake``, beside it."""
+    return Path(warehouse).with_name(Path(warehouse).name + ".lake")
+
+
+def current_lake(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The lake folder a Spark ingest wrote the contract tables of ``con``'s warehouse to
+    (:func:`lake_folder`), when the warehouse's last ingest run is the one that wrote it
+    (a later run may have corrected, added or released rows): then it holds what the warehouse holds."""
+    (path,) = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    if not path:
+        return None
+    lake = lake_folder(Path(path))
+    marker = lake / LAKE_BATCH
+    if not marker.is_file() or not _has_table(con, "ingest_log"):
+        return None
+    (last,) = con.execute("SELECT max(batch_no) FROM ingest_log").fetchone()
+    return lake if last is not None and marker.read_text().strip() == str(last) else None
 
 
 @contextmanager

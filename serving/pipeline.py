@@ -200,6 +200,8 @@ def _run_stages(order: list[Stage], reports: list[StageReport], settings: Settin
             summary = summary | {"since": stage_since.isoformat(sep=" ") if stage_since else None,
                                  "since_note": note}
         spark_stage = spark_stage and not summary.get("spark_declined")  # the stage ran on DuckDB after all
+        if spark_stage and on_spark.exports().from_lake:  # contract tables read from the Spark ingest's lake
+            summary = summary | {"lake_tables": sorted(on_spark.exports().from_lake)}
         report = StageReport(stage.name, "ran", round(time.perf_counter() - s0, 1),
                              _tables_of(settings.warehouse, stage, fingerprints=fingerprints), summary, inputs,
                              "spark" if spark_stage else "duckdb", stage.on_spark if spark_stage else "")

@@ -44,7 +44,8 @@ def damaged_lake(tmp_path_factory):
 @pytest.mark.slow
 def test_spark_ingest_loads_and_quarantines_as_duckdb(damaged_lake, spark, tmp_path):
     from features.ingest import ingest
-    from features.ingest_spark import ingest_spark, lake_folder, spark_ingest_blocker
+    from features.ingest_spark import ingest_spark, spark_ingest_blocker
+    from features.spark import current_lake, lake_folder
 
     lake, expected = damaged_lake
     settings = {engine: load_settings(warehouse=tmp_path / engine / "warehouse.duckdb", as_of="2026-01-01")
@@ -77,6 +78,8 @@ def test_spark_ingest_loads_and_quarantines_as_duckdb(damaged_lake, spark, tmp_p
                                     "FROM psn_identity) p").fetchone())
     assert vaults[0] == vaults[1] and vaults[0][0] > 1000
     # Spark's own copy of what it loaded, in the warehouse's lake folder
-    assert (lake_folder(settings["spark"]) / "fee_list_d").is_dir()
+    assert (lake_folder(settings["spark"].warehouse) / "fee_list_d").is_dir()
+    with duckdb.connect(str(settings["spark"].warehouse), read_only=True) as con:
+        assert current_lake(con) == lake_folder(settings["spark"].warehouse)  # the later stages read it
     # a second load goes to DuckDB: the blocker says why
     assert "仓库已有数据" in spark_ingest_blocker(lake, settings["spark"])

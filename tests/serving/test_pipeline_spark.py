@@ -159,6 +159,7 @@ def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_regi
     assert "driver" in stages["graph"]["on_spark"]  # so is the graph's: communities and the rest
     assert stages["graph"]["summary"]["counts"]["visits"] == duck.stage("graph").summary["counts"]["visits"]
     assert stages["ingest"]["summary"]["totals"] == duck.stage("ingest").summary["totals"]
+    assert "fee_list_d" in stages["rules"]["summary"]["lake_tables"]  # read from the lake the ingest wrote
     for stage in ("ingest", "rules", "graph", "features"):
         want, got = duck.stage(stage).tables, stages[stage]["tables"]
         differ = sorted(t for t in set(want) | set(got) if want.get(t) != got.get(t))
