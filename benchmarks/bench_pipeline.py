@@ -8,10 +8,11 @@ Run on demand (never in the test suite):
 
 CITY is an extract folder or lake (``yibao simulate --preset city``), B a scorer bundle (the
 ``report/scorer_bundle.joblib`` of a ``yibao demo``). The extract is ingested once on DuckDB into
-``WORKDIR/base`` (ingest has no Spark path yet: ``docs/scale.md``) — or run through the ``--prepare``
-stages, to time the later ones alone; then, for each core count N, a copy of
-that warehouse runs the other stages with ``yibao run --engine spark --spark-master local[N] --force`` in
+``WORKDIR/base`` — or run through the ``--prepare`` stages, to time the later ones alone; then, for each
+core count N, a copy of that warehouse runs the other stages with ``yibao run --engine spark --spark-master local[N] --force`` in
 a child process (one SparkContext per process), and with ``--duckdb`` once more on DuckDB. ``local[N]``
+is one JVM whose executor has N cores. To time the ingest itself (on Spark: a Parquet lake's first load),
+give ``--stages ingest,… --prepare ''``: every run then starts from an empty folder. ``local[N]``
 is one JVM whose executor has N cores: the Spark parts of a stage scale with N, the parts the stage report
 says stay on the driver (``on_spark``) do not. Memory is the peak of the summed resident memory of the
 child's process tree (Python, the JVM, its Python workers), sampled every 0.2 s.
@@ -85,8 +86,11 @@ def _run(cmd: list[str], log: Path) -> tuple[dict, float, float]:
     return json.loads(out), wall, peak
 
 
-def _base(source: Path, workdir: Path, prepare: list[str]) -> Path:
-    """The extract run once on DuckDB through the ``prepare`` stages (reused when already there)."""
+def _base(source: Path, workdir: Path, prepare: list[str]) -> Path | None:
+    """The extract run once on DuckDB through the ``prepare`` stages (reused when already there); None when
+    there are none (every run starts from an empty folder)."""
+    if not prepare:
+        return None
     base = workdir / ("base" if prepare == ["ingest"] else "base-" + "-".join(prepare))
     if (base / "warehouse.duckdb").is_file():
         print(f"{','.join(prepare)}: reusing {base / 'warehouse.duckdb'}", flush=True)
@@ -98,10 +102,10 @@ def _base(source: Path, workdir: Path, prepare: list[str]) -> Path:
     return base
 
 
-def _copy(base: Path, to: Path) -> None:
+def _copy(base: Path | None, to: Path) -> None:
     shutil.rmtree(to, ignore_errors=True)
     to.mkdir(parents=True)
-    for f in base.iterdir():
+    for f in base.iterdir() if base is not None else ():
         if f.is_file() and f.name.startswith("warehouse."):  # the warehouse, its key and identity vault
             shutil.copy2(f, to / f.name)
 
@@ -134,8 +138,10 @@ def main() -> None:
         folder = args.workdir / name
         _copy(base, folder)
         load = os.getloadavg()[0]
-        report, wall, peak = _run([YIBAO, "run", "--out", str(folder), "--stages", ",".join(stages), *engine_args,
-                                   "--bundle", str(args.bundle), "--force", "--json"], args.workdir / f"{name}.log")
+        source = ["--source", str(args.source), "--dev"] if "ingest" in stages else []
+        report, wall, peak = _run([YIBAO, "run", *source, "--out", str(folder), "--stages", ",".join(stages),
+                                   *engine_args, "--bundle", str(args.bundle), "--force", "--json"],
+                                  args.workdir / f"{name}.log")
         per_stage = {s["stage"]: s["seconds"] for s in report["stages"]}
         tables = {t: v.get("fingerprint") for s in report["stages"] for t, v in s["tables"].items()}
         tables |= {"clue list": s["summary"]["clue_fingerprint"] for s in report["stages"]

@@ -61,6 +61,7 @@ from features.ingest import (
     _Staged,
     _TableError,
     _columns,
+    _count_rows,
     canonical_companions_sql,
     code_fields,
     code_plan,
@@ -152,13 +153,25 @@ def ingest_spark(source: Path, settings: Settings, spark, *, progress: Progress 
                     try:
                         run.staged[name] = job.stage(footers, sources[name])
                     except _TableError as exc:
-                        reports[name] = _refused(name, sources[name].files, str(exc), None)
-            for name in LOAD_ORDER:
+                        reports[name] = _refused(name, sources[name].files, str(exc),
+                                                 _count_rows(footers, sources[name]))
+            for name in LOAD_ORDER:  # parents first: the catalogue's codes are known before the fee lines'
                 if name in run.staged:
-                    job.canonicalise(name)
+                    try:
+                        job.canonicalise(name)
+                    except _SPARK_ERRORS as exc:
+                        st = run.staged.pop(name)
+                        reports[name] = _refused(name, st.files, f"编码标准化失败 (code normalisation failed): "
+                                                 f"{_first_line(exc)}", st.rows)
             for done, name in enumerate(LOAD_ORDER, start=1):
                 if name in run.staged:
-                    reports[name] = job.process(name)
+                    try:
+                        reports[name] = job.process(name)
+                    except _SPARK_ERRORS as exc:
+                        job.forget(name)
+                        st = run.staged[name]
+                        reports[name] = _refused(name, st.files, f"读取或入库失败 (failed to read or load): "
+                                                 f"{_first_line(exc)}", st.rows)
                 if reports[name].status == "error":
                     run.refused[name] = reports[name].error or ""
                 if progress is not None:
@@ -180,6 +193,15 @@ def ingest_spark(source: Path, settings: Settings, spark, *, progress: Progress 
     return report
 
 
+try:  # what a failing Spark query or warehouse write raises: the table is refused, the run goes on
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    _SPARK_ERRORS: tuple[type[BaseException], ...] = (PySparkException, Py4JJavaError, duckdb.Error)
+except ImportError:  # pyspark not installed: nothing here can run anyway
+    _SPARK_ERRORS = (duckdb.Error,)
+
+
 class _SparkIngest:
     """One Spark ingest: the staged tables as temp views, what each table left for the next."""
 
@@ -192,6 +214,13 @@ class _SparkIngest:
         self._view("known_quarantine", spark.sql(
             "SELECT CAST(NULL AS STRING) AS quarantine_id, CAST(NULL AS STRING) AS table_name, "
             "CAST(NULL AS BIGINT) AS released_batch WHERE 1 = 0"))
+
+    def forget(self, name: str) -> None:
+        """What a refused table left in the lake (the warehouse rolled its part back): its rows are not
+        there for the children's parent check, nor for the stages after."""
+        self.loaded.pop(name, None)
+        for folder in (self.lake / name, self.lake / "quarantine" / name, self.lake / "held" / name):
+            shutil.rmtree(folder, ignore_errors=True)
 
     # -- Spark helpers
 

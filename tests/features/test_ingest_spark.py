@@ -83,3 +83,39 @@ def test_spark_ingest_loads_and_quarantines_as_duckdb(damaged_lake, spark, tmp_p
         assert current_lake(con) == lake_folder(settings["spark"].warehouse)  # the later stages read it
     # a second load goes to DuckDB: the blocker says why
     assert "仓库已有数据" in spark_ingest_blocker(lake, settings["spark"])
+
+
+@pytest.mark.slow
+def test_a_refused_parent_holds_its_children_alike(tiny_region, spark, tmp_path):
+    """A lake whose ``fixmedins`` file was cut off in the copy: the table is refused with its cause, and
+    the doctors and stock books pointing at it are held (``parent_held``, naming the refusal), on both
+    engines alike."""
+    from features.ingest import ingest
+    from features.ingest_spark import ingest_spark
+
+    lake = tmp_path / "lake"
+    with duckdb.connect() as con:
+        for table in ("fixmedins", "practitioner", "stock_moves", "hilist"):
+            (lake / table).mkdir(parents=True)
+            con.execute(f"COPY (SELECT * FROM '{tiny_region / table}/*.parquet') "
+                        f"TO '{lake / table / 'part-00000.parquet'}' (FORMAT parquet)")
+    cut = lake / "fixmedins" / "part-00000.parquet"
+    cut.write_bytes(cut.read_bytes()[:-10])
+    reports, warehouses = {}, {}
+    for engine in ("duckdb", "spark"):
+        s = load_settings(warehouse=tmp_path / engine / "warehouse.duckdb", as_of="2026-01-01")
+        s.warehouse.parent.mkdir()
+        reports[engine] = ingest(lake, s) if engine == "duckdb" else ingest_spark(lake, s, spark)
+        warehouses[engine] = s.warehouse
+    on_duck, on_spark = reports["duckdb"], reports["spark"]
+    assert on_spark.tables == on_duck.tables
+    assert on_duck.table("fixmedins").status == "error" and "PAR1" in on_duck.table("fixmedins").error
+    assert on_duck.table("practitioner").held == on_duck.table("practitioner").rows_in > 0
+    with duckdb.connect(str(warehouses["duckdb"]), read_only=True) as a, \
+            duckdb.connect(str(warehouses["spark"]), read_only=True) as b:
+        assert fingerprint(a, "quarantine") == fingerprint(b, "quarantine")
+        why = "SELECT DISTINCT reason_code FROM quarantine WHERE table_name = 'practitioner'"
+        assert a.execute(why).fetchall() == b.execute(why).fetchall() == [("parent_held",)]
+        for table in ("practitioner", "stock_moves"):
+            held = f"SELECT count(*), sum(hash(h)) FROM (SELECT * EXCLUDE (_held_batch) FROM held.{table}) h"
+            assert a.execute(held).fetchone() == b.execute(held).fetchone(), table

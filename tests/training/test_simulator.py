@@ -200,10 +200,10 @@ def test_a_region_written_in_several_chunks_has_unique_keys(tmp_path):
     assert set(lab.loc[lab["label"] == 1, "fraud_type"]) == set(FRAUD_TYPES)
 
 
-def test_a_lake_holds_the_same_rows_in_month_and_region_partitions(tmp_path):
+def test_a_lake_holds_the_same_rows_in_month_and_region_partitions(tmp_path, monkeypatch):
     """``layout="lake"``: the claim tables in partition folders, each row where its settlement's month and
     the insured region put it, the same rows as the plain layout, several chunks in one file per
-    partition; ingest reads the lake into the same warehouse."""
+    partition (a new file after ``FILE_CHUNKS`` chunks); ingest reads the lake into the same warehouse."""
     from dataclasses import replace
 
     from features.config import Settings
@@ -212,13 +212,14 @@ def test_a_lake_holds_the_same_rows_in_month_and_region_partitions(tmp_path):
     from training.simulator.config import PRESETS
 
     preset = replace(PRESETS["tiny"], n_persons=900, chunk_persons=400)
+    monkeypatch.setattr("training.simulator._LakeWriter.FILE_CHUNKS", 2)  # a new file after two chunks
     plain = simulate(preset, seed=5, out=tmp_path / "plain")
     lake = simulate(preset, seed=5, out=tmp_path / "lake", layout="lake")
     assert lake.layout == "lake" and lake.rows == plain.rows
     assert lake.partitions["setl_d"] > 12 and lake.partitions["psn_info"] >= 2
     for table in ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info"):
         files = sorted((tmp_path / "lake" / table).rglob("*.parquet"))
-        assert files and all(f.name == "part-00000.parquet" for f in files), table
+        assert files and {f.name for f in files} == {"part-00000.parquet", "part-00001.parquet"}, table
         assert not list((tmp_path / "lake" / table).glob("*.parquet")), table  # only in partition folders
     setl = pd.concat(pd.read_parquet(f).assign(part=str(f.parent.relative_to(tmp_path / "lake" / "setl_d")))
                      for f in (tmp_path / "lake" / "setl_d").rglob("*.parquet"))
@@ -227,8 +228,9 @@ def test_a_lake_holds_the_same_rows_in_month_and_region_partitions(tmp_path):
                     for f in (tmp_path / "lake" / "fee_list_d").rglob("*.parquet"))
     placed = fee.merge(setl[["setl_id", "part"]], on="setl_id", suffixes=("", "_setl"))
     assert len(placed) == len(fee) and (placed["part"] == placed["part_setl"]).all()
-    # the chunks are appended to one file per partition, a row group each
-    assert max(pq_row_groups(f) for f in (tmp_path / "lake" / "fee_list_d").rglob("*.parquet")) == 3
+    # the chunks are appended to a partition's file, a row group each, and a new file begun after two
+    assert max(pq_row_groups(f) for f in (tmp_path / "lake" / "fee_list_d").rglob("part-00000.parquet")) == 2
+    assert max(pq_row_groups(f) for f in (tmp_path / "lake" / "fee_list_d").rglob("part-00001.parquet")) == 1
     with pytest.raises(ValueError, match="Parquet"):
         simulate(preset, seed=5, out=tmp_path / "csv", fmt="csv", layout="lake")
 

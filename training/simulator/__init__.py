@@ -63,8 +63,8 @@ def simulate(preset: str | Preset, *, seed: int, out: Path, fmt: str = "parquet"
     ``layout="lake"`` (the ``province`` preset's default; Parquet only) writes the claim tables and
     ``psn_info`` the way a province lands them in its data lake instead: one folder per settlement month
     and insured region, ``out/<table>/month=YYYY-MM/region=<insu_admdvs>/part-00000.parquet`` (``psn_info``
-    per region only), each chunk of persons appended to the partitions' files as row groups
-    (:class:`_LakeWriter`), so the claim rows in memory are one chunk's (the stock is summed per pharmacy,
+    per region only), each chunk of persons appended to the partitions' files as row groups, a new file
+    every 8 chunks (:class:`_LakeWriter`), so the claim rows in memory are one chunk's (the stock is summed per pharmacy,
     drug and month as the chunks come; the labels and clean samples kept for the end still grow with the
     persons, about 9.5 MB per 40,000); reference tables and labels as in ``folders``. A visit's fee lines and diagnoses sit in its settlement's partition.
 
@@ -204,18 +204,28 @@ class _Writer:
 
 
 class _LakeWriter(_Writer):
-    """The claim tables and ``psn_info`` in a lake's partition folders (``simulate(layout="lake")``): one
-    Parquet file per table and partition, open for the whole run, each chunk's rows of the partition
-    appended as a row group; the other tables as :class:`_Writer` writes them."""
+    """The claim tables and ``psn_info`` in a lake's partition folders (``simulate(layout="lake")``): per
+    table and partition one Parquet file for every ``FILE_CHUNKS`` chunks (``part-00000.parquet``,
+    ``part-00001.parquet``, …), each chunk's rows of the partition appended to it as a row group; the other
+    tables as :class:`_Writer` writes them. A file is closed after its chunks: an open Parquet writer keeps
+    the metadata of every row group it wrote (about 0.8 kB per column and row group), and a province has
+    about 3,000 partitions, so files open for the whole run would grow the memory with every chunk."""
 
     # the tables in partition folders (by their settlement's month and insured region; psn_info by region)
     PARTITIONED = ("setl_d", "mdtrt_d", "fee_list_d", "setl_list_diag_d", "psn_info")
+    FILE_CHUNKS = 8
 
     def __init__(self, out: Path, fmt: str, plan: DialectPlan | None = None):
         super().__init__(out, fmt, plan)
         self._open: dict[tuple[str, str], pq.ParquetWriter] = {}
+        self._partitions: set[tuple[str, str]] = set()
+        self._file_no = 0
 
     def write_chunk(self, tables: dict[str, pd.DataFrame], part: int) -> None:
+        if part // self.FILE_CHUNKS != self._file_no:  # the files of the last FILE_CHUNKS chunks are done
+            self.close()
+            self._open = {}
+            self._file_no = part // self.FILE_CHUNKS
         setl = tables.get("setl_d")
         by_setl = by_visit = None
         if setl is not None:
@@ -248,8 +258,9 @@ class _LakeWriter(_Writer):
         if writer is None:
             folder = self.out / name / key
             folder.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(folder / "part-00000.parquet", table.schema, compression="zstd")
+            writer = pq.ParquetWriter(folder / f"part-{self._file_no:05d}.parquet", table.schema, compression="zstd")
             self._open[(name, key)] = writer
+            self._partitions.add((name, key))
         writer.write_table(table.cast(writer.schema), row_group_size=1_000_000)
         self.rows[name] = self.rows.get(name, 0) + table.num_rows
 
@@ -259,7 +270,7 @@ class _LakeWriter(_Writer):
 
     def partitions(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for name, _ in self._open:
+        for name, _ in self._partitions:
             counts[name] = counts.get(name, 0) + 1
         return dict(sorted(counts.items()))
 
