@@ -276,6 +276,32 @@ def ingest(source: Path, settings: Settings, *, apply_corrections: bool = False,
     empty or truncated file) is refused and named in its :class:`TableReport`, the other tables go on,
     and the rows pointing at it are held until it loads.
     """
+    start = _start(source, settings, apply_corrections=apply_corrections)
+    with _connect(settings) as con:
+        migrated = _begin(con, start.run, start.source_name, start.started)
+        reports = _load_tables(_DuckDBLoader(start.run), start.sources, start.source_errors, progress)
+        if migrated:
+            reports["psn_info"] = replace(reports["psn_info"], notes=reports["psn_info"].notes + (
+                f"旧仓库已迁移：{migrated} 人的精确出生日期移入身份库，仓库只保留出生年份 "
+                f"(migrated: exact birth dates moved to the identity vault)",))
+        report = _finish(con, start, reports)
+    return report
+
+
+@dataclass
+class _Start:
+    """An ingest run about to begin: the extract's tables and the run's identity."""
+
+    sources: dict[str, TableSource]
+    source_errors: dict[str, str]
+    ignored: list[str]
+    run: _Run
+    source_name: str
+    started: datetime
+
+
+def _start(source: Path, settings: Settings, *, apply_corrections: bool = False) -> _Start:
+    """The extract's tables (:class:`IngestError` when ``source`` is no folder or holds none) and a new run."""
     source = Path(source)
     if not source.is_dir():
         raise IngestError(f"源目录不存在或不是文件夹 (source folder not found): {source}")
@@ -285,91 +311,138 @@ def ingest(source: Path, settings: Settings, *, apply_corrections: bool = False,
             f"{source} 中没有契约表 (no contract table found); 期望 <表名>.parquet、<表名>.csv 或 <表名>/ "
             f"文件夹, 表名: {', '.join(LOAD_ORDER)}"
         )
-    as_of = _as_of(settings)
-    source_name = str(source.resolve())
     started = datetime.now()
-    batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    run = _Run(settings=settings, batch_id=batch_id, ingested_at=started.replace(microsecond=0), as_of=as_of,
-               apply_corrections=apply_corrections)
-    reports: dict[str, TableReport] = {}
+    run = _Run(settings=settings, batch_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+               ingested_at=started.replace(microsecond=0), as_of=_as_of(settings), apply_corrections=apply_corrections)
+    return _Start(sources, source_errors, ignored, run, str(source.resolve()), started)
+
+
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     try:
-        connection = warehouse.connect(settings.warehouse)
+        return warehouse.connect(settings.warehouse)
     except duckdb.Error as exc:  # most often: another process has the warehouse open
         raise IngestError(f"无法打开仓库 (cannot open warehouse) {settings.warehouse}: {_first_line(exc)}") from exc
-    with connection as con:
-        warehouse.ensure_schema(con)
-        check = key_check(settings.pseudonym_key)
-        _same_key(con, check, settings)
-        migrated = warehouse.migrate_birth_dates(con, settings.identity_vault)
-        # The run is logged as it starts, so that a run that dies half-way still holds its number.
-        (run.batch_no,) = con.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingest_log").fetchone()
-        con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no, key_check) VALUES (?, ?, ?, ?, ?)",
-                    [batch_id, source_name, started, run.batch_no, check])
-        run.con = con
-        for name in LOAD_ORDER:
-            if name in source_errors:
-                reports[name] = _refused(name, (), source_errors[name])
-            elif name not in sources:
-                note = ("缺少理赔表 (claim table missing)" if name in CLAIM_TABLES
-                        else "可选表未提供 (optional table not provided)")
-                reports[name] = TableReport(name, "missing", notes=(note,))
-            else:
-                try:
-                    run.staged[name] = _stage(con, sources[name])
-                except _TableError as exc:
-                    reports[name] = _refused(name, sources[name].files, str(exc), _count_rows(con, sources[name]))
-        for name in LOAD_ORDER:  # parents first: the catalogue's codes are known before the fee lines'
-            if name in run.staged:
-                try:
-                    run.canonicalise(name)
-                except duckdb.Error as exc:
-                    st = run.staged.pop(name)
-                    reports[name] = _refused(name, st.files, f"编码标准化失败 (code normalisation failed): "
-                                             f"{_first_line(exc)}", st.rows + st.rejected)
+
+
+def _begin(con: duckdb.DuckDBPyConnection, run: _Run, source_name: str, started: datetime) -> int:
+    """Open the run on the warehouse: its schema, the pseudonym key's check, birth dates of an older
+    warehouse moved to the vault (returns how many persons'), and the run logged in ``ingest_log`` as it
+    starts, so that a run that dies half-way still holds its number."""
+    warehouse.ensure_schema(con)
+    check = key_check(run.settings.pseudonym_key)
+    _same_key(con, check, run.settings)
+    migrated = warehouse.migrate_birth_dates(con, run.settings.identity_vault)
+    (run.batch_no,) = con.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingest_log").fetchone()
+    con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no, key_check) VALUES (?, ?, ?, ?, ?)",
+                [run.batch_id, source_name, started, run.batch_no, check])
+    run.con = con
+    return migrated
+
+
+class _DuckDBLoader:
+    """How :func:`_load_tables` stages, checks and loads a table on DuckDB (``features.ingest_spark`` has
+    the Spark one)."""
+
+    errors: tuple[type[BaseException], ...] = (duckdb.Error,)
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+
+    def stage(self, src: TableSource) -> _Staged:
+        return _stage(self.run.con, src)
+
+    def count_rows(self, src: TableSource) -> int | None:
+        return _count_rows(self.run.con, src)
+
+    def canonicalise(self, name: str) -> None:
+        self.run.canonicalise(name)
+
+    def before_load(self) -> None:
         # Rows have no meaningful order in the warehouse (keys identify them, ``_row`` their source line):
         # not keeping the scan order lets the inserts write in parallel without re-ordering. The CSV
-        # stages above are already numbered, so this must come after them.
-        con.execute("SET preserve_insertion_order = false")
-        for done, name in enumerate(LOAD_ORDER, start=1):
-            if name in run.staged:
-                try:
-                    reports[name] = run.process(name)
-                except duckdb.Error as exc:
-                    st = run.staged[name]
-                    reports[name] = _refused(name, st.files, f"读取或入库失败 (failed to read or load): "
-                                             f"{_first_line(exc)}", st.rows + st.rejected)
-            if reports[name].status == "error":
-                run.refused[name] = reports[name].error or ""
-            # Rows held by earlier runs whose parents are in the warehouse now (perhaps since a moment ago:
-            # parents come first) are loaded; the children of this table then see them.
-            released = run.release(name)
-            if released:
-                reports[name] = replace(reports[name], released=released)
-            if progress is not None:
-                progress(name, done, len(LOAD_ORDER))
-        if migrated:
-            reports["psn_info"] = replace(reports["psn_info"], notes=reports["psn_info"].notes + (
-                f"旧仓库已迁移：{migrated} 人的精确出生日期移入身份库，仓库只保留出生年份 "
-                f"(migrated: exact birth dates moved to the identity vault)",))
-        finished = datetime.now()
-        rederive = run.rederived()
-        report = IngestReport(
-            batch_id=batch_id,
-            source=source_name,
-            warehouse=str(Path(settings.warehouse).resolve()),
-            started_at=started.isoformat(timespec="seconds"),
-            finished_at=finished.isoformat(timespec="seconds"),
-            as_of=as_of.isoformat(sep=" ", timespec="seconds"),
-            tables=tuple(reports[name] for name in LOAD_ORDER),
-            ignored_files=tuple(ignored),
-            batch_no=run.batch_no,
-            rederive=rederive[0],
-            rederive_examples=rederive[1],
-        )
-        if report.changed:
-            warehouse.note_ingest_change(con, finished)
-        con.execute("UPDATE ingest_log SET finished_at = ?, report = ? WHERE batch_no = ?",
-                    [finished, json.dumps(report.to_dict(), ensure_ascii=False), run.batch_no])
+        # stages are already numbered, so this must come after them.
+        self.run.con.execute("SET preserve_insertion_order = false")
+
+    def process(self, name: str) -> TableReport:
+        return self.run.process(name)
+
+    def forget(self, name: str) -> None:
+        """Nothing to undo: the table's transaction was rolled back."""
+
+    def release(self, name: str) -> int:
+        return self.run.release(name)
+
+
+def _load_tables(loader, sources: dict[str, TableSource], source_errors: dict[str, str],
+                 progress: Progress | None) -> dict[str, TableReport]:
+    """Every contract table of the run, parents first (``LOAD_ORDER``), through ``loader``: staged (refused
+    when it cannot be read), its codes put in canonical form, checked and loaded; the report of each."""
+    run = loader.run
+    reports: dict[str, TableReport] = {}
+    for name in LOAD_ORDER:
+        if name in source_errors:
+            reports[name] = _refused(name, (), source_errors[name])
+        elif name not in sources:
+            note = ("缺少理赔表 (claim table missing)" if name in CLAIM_TABLES
+                    else "可选表未提供 (optional table not provided)")
+            reports[name] = TableReport(name, "missing", notes=(note,))
+        else:
+            try:
+                run.staged[name] = loader.stage(sources[name])
+            except _TableError as exc:
+                reports[name] = _refused(name, sources[name].files, str(exc), loader.count_rows(sources[name]))
+    for name in LOAD_ORDER:  # parents first: the catalogue's codes are known before the fee lines'
+        if name in run.staged:
+            try:
+                loader.canonicalise(name)
+            except loader.errors as exc:
+                st = run.staged.pop(name)
+                reports[name] = _refused(name, st.files, f"编码标准化失败 (code normalisation failed): "
+                                         f"{_first_line(exc)}", st.rows + st.rejected)
+    loader.before_load()
+    for done, name in enumerate(LOAD_ORDER, start=1):
+        if name in run.staged:
+            try:
+                reports[name] = loader.process(name)
+            except loader.errors as exc:
+                loader.forget(name)
+                st = run.staged[name]
+                reports[name] = _refused(name, st.files, f"读取或入库失败 (failed to read or load): "
+                                         f"{_first_line(exc)}", st.rows + st.rejected)
+        if reports[name].status == "error":
+            run.refused[name] = reports[name].error or ""
+        # Rows held by earlier runs whose parents are in the warehouse now (perhaps since a moment ago:
+        # parents come first) are loaded; the children of this table then see them.
+        released = loader.release(name)
+        if released:
+            reports[name] = replace(reports[name], released=released)
+        if progress is not None:
+            progress(name, done, len(LOAD_ORDER))
+    return reports
+
+
+def _finish(con: duckdb.DuckDBPyConnection, start: _Start, reports: dict[str, TableReport]) -> IngestReport:
+    """The run's report, recorded in ``ingest_log`` (and the warehouse marked changed when it is)."""
+    run = start.run
+    finished = datetime.now()
+    rederive = run.rederived()
+    report = IngestReport(
+        batch_id=run.batch_id,
+        source=start.source_name,
+        warehouse=str(Path(run.settings.warehouse).resolve()),
+        started_at=start.started.isoformat(timespec="seconds"),
+        finished_at=finished.isoformat(timespec="seconds"),
+        as_of=run.as_of.isoformat(sep=" ", timespec="seconds"),
+        tables=tuple(reports[name] for name in LOAD_ORDER),
+        ignored_files=tuple(start.ignored),
+        batch_no=run.batch_no,
+        rederive=rederive[0],
+        rederive_examples=rederive[1],
+    )
+    if report.changed:
+        warehouse.note_ingest_change(con, finished)
+    con.execute("UPDATE ingest_log SET finished_at = ?, report = ? WHERE batch_no = ?",
+                [finished, json.dumps(report.to_dict(), ensure_ascii=False), run.batch_no])
     return report
 
 

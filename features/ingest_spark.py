@@ -33,12 +33,9 @@ So on Spark the ingest is the first load of a lake into a new warehouse.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
-import uuid
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -46,22 +43,24 @@ import pandas as pd
 
 from features import warehouse
 from features.config import Settings
-from features.contract import CLAIM_TABLES, LOAD_ORDER, TABLES
+from features.contract import TABLES
 from features.ingest import (
+    _PARENT_TABLES,
     IngestError,
     IngestReport,
     Progress,
     TableReport,
-    _as_of,
-    _first_line,
-    _refused,
-    _PARENT_TABLES,
-    _Run,
-    _same_key,
-    _Staged,
-    _TableError,
+    _begin,
     _columns,
+    _connect,
     _count_rows,
+    _finish,
+    _first_line,
+    _load_tables,
+    _Run,
+    _Staged,
+    _start,
+    _TableError,
     canonical_companions_sql,
     code_fields,
     code_plan,
@@ -70,7 +69,7 @@ from features.ingest import (
     parquet_layout,
     quarantined_keys_sql,
 )
-from features.pseudonym import key_check, pseudonymise
+from features.pseudonym import pseudonymise
 from features.spark import LAKE_BATCH, lake_folder
 from features.spark_sql import to_spark, to_spark_expr
 from features.validate import (
@@ -111,85 +110,25 @@ def spark_ingest_blocker(source: Path, settings: Settings) -> str | None:
 
 def ingest_spark(source: Path, settings: Settings, spark, *, progress: Progress | None = None) -> IngestReport:
     """Validate and load the Parquet extract in ``source`` into ``settings.warehouse`` on Spark (see the
-    module's docstring); the same report as :func:`features.ingest.ingest`. Raises :class:`IngestError`
-    where that does, and when :func:`spark_ingest_blocker` names a reason."""
-    source = Path(source)
-    if not source.is_dir():
-        raise IngestError(f"源目录不存在或不是文件夹 (source folder not found): {source}")
-    sources, source_errors, ignored = find_sources(source)
-    if not sources and not source_errors:
-        raise IngestError(f"{source} 中没有契约表 (no contract table found); 表名: {', '.join(LOAD_ORDER)}")
+    module's docstring); the same report as :func:`features.ingest.ingest`, by the same steps
+    (``features.ingest._load_tables``). Raises :class:`IngestError` where that does, and when
+    :func:`spark_ingest_blocker` names a reason."""
+    start = _start(source, settings)
     why = spark_ingest_blocker(source, settings)
     if why:
         raise IngestError(why)
-    started = datetime.now()
-    run = _Run(settings=settings, batch_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-               ingested_at=started.replace(microsecond=0), as_of=_as_of(settings))
     lake = lake_folder(settings.warehouse)
     shutil.rmtree(lake, ignore_errors=True)  # a first load: nothing of an earlier one belongs here
-    reports: dict[str, TableReport] = {}
-    try:
-        connection = warehouse.connect(settings.warehouse)
-    except duckdb.Error as exc:
-        raise IngestError(f"无法打开仓库 (cannot open warehouse) {settings.warehouse}: {_first_line(exc)}") from exc
-    with connection as con, duckdb.connect() as footers:
-        warehouse.ensure_schema(con)
-        check = key_check(settings.pseudonym_key)
-        _same_key(con, check, settings)
-        (run.batch_no,) = con.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingest_log").fetchone()
-        con.execute("INSERT INTO ingest_log (batch_id, source, started_at, batch_no, key_check) VALUES (?, ?, ?, ?, ?)",
-                    [run.batch_id, str(source.resolve()), started, run.batch_no, check])
-        run.con = con  # for the identity vault only: every other statement of this run is Spark's
-        job = _SparkIngest(spark, run, lake)
+    with _connect(settings) as con, duckdb.connect() as footers:
+        _begin(con, start.run, start.source_name, start.started)  # the vault's statement runs on con too
+        job = _SparkIngest(spark, start.run, lake, footers)
         try:
-            for name in LOAD_ORDER:
-                if name in source_errors:
-                    reports[name] = _refused(name, (), source_errors[name])
-                elif name not in sources:
-                    note = ("缺少理赔表 (claim table missing)" if name in CLAIM_TABLES
-                            else "可选表未提供 (optional table not provided)")
-                    reports[name] = TableReport(name, "missing", notes=(note,))
-                else:
-                    try:
-                        run.staged[name] = job.stage(footers, sources[name])
-                    except _TableError as exc:
-                        reports[name] = _refused(name, sources[name].files, str(exc),
-                                                 _count_rows(footers, sources[name]))
-            for name in LOAD_ORDER:  # parents first: the catalogue's codes are known before the fee lines'
-                if name in run.staged:
-                    try:
-                        job.canonicalise(name)
-                    except _SPARK_ERRORS as exc:
-                        st = run.staged.pop(name)
-                        reports[name] = _refused(name, st.files, f"编码标准化失败 (code normalisation failed): "
-                                                 f"{_first_line(exc)}", st.rows)
-            for done, name in enumerate(LOAD_ORDER, start=1):
-                if name in run.staged:
-                    try:
-                        reports[name] = job.process(name)
-                    except _SPARK_ERRORS as exc:
-                        job.forget(name)
-                        st = run.staged[name]
-                        reports[name] = _refused(name, st.files, f"读取或入库失败 (failed to read or load): "
-                                                 f"{_first_line(exc)}", st.rows)
-                if reports[name].status == "error":
-                    run.refused[name] = reports[name].error or ""
-                if progress is not None:
-                    progress(name, done, len(LOAD_ORDER))
+            reports = _load_tables(job, start.sources, start.source_errors, progress)
         finally:
             job.close()
         lake.mkdir(parents=True, exist_ok=True)
-        (lake / LAKE_BATCH).write_text(str(run.batch_no))  # the lake holds what this run loaded
-        finished = datetime.now()
-        report = IngestReport(
-            batch_id=run.batch_id, source=str(source.resolve()), warehouse=str(Path(settings.warehouse).resolve()),
-            started_at=started.isoformat(timespec="seconds"), finished_at=finished.isoformat(timespec="seconds"),
-            as_of=run.as_of.isoformat(sep=" ", timespec="seconds"),
-            tables=tuple(reports[name] for name in LOAD_ORDER), ignored_files=tuple(ignored), batch_no=run.batch_no)
-        if report.changed:
-            warehouse.note_ingest_change(con, finished)
-        con.execute("UPDATE ingest_log SET finished_at = ?, report = ? WHERE batch_no = ?",
-                    [finished, json.dumps(report.to_dict(), ensure_ascii=False), run.batch_no])
+        (lake / LAKE_BATCH).write_text(str(start.run.batch_no))  # the lake holds what this run loaded
+        report = _finish(con, start, reports)
     return report
 
 
@@ -203,10 +142,14 @@ except ImportError:  # pyspark not installed: nothing here can run anyway
 
 
 class _SparkIngest:
-    """One Spark ingest: the staged tables as temp views, what each table left for the next."""
+    """How ``features.ingest._load_tables`` stages, checks and loads a table on Spark: the staged tables as
+    temp views, what each table left for the next (``footers``: a DuckDB connection reading the Parquet
+    files' footers)."""
 
-    def __init__(self, spark, run: _Run, lake: Path) -> None:
-        self.spark, self.run, self.lake = spark, run, lake
+    errors = _SPARK_ERRORS
+
+    def __init__(self, spark, run: _Run, lake: Path, footers: duckdb.DuckDBPyConnection) -> None:
+        self.spark, self.run, self.lake, self.footers = spark, run, lake, footers
         self.views: list[str] = []
         self.kept: list = []
         self.loaded: dict[str, int] = {}  # table -> rows loaded (its rows are in the view wh_<table>)
@@ -244,8 +187,18 @@ class _SparkIngest:
 
     # -- staging
 
-    def stage(self, footers: duckdb.DuckDBPyConnection, src) -> _Staged:
-        spec = TABLES[src.table]
+    def count_rows(self, src) -> int | None:
+        return _count_rows(self.footers, src)
+
+    def before_load(self) -> None:
+        """Nothing: Spark keeps no insertion order."""
+
+    def release(self, name: str) -> int:
+        """Nothing is held from earlier runs in a first load."""
+        return 0
+
+    def stage(self, src) -> _Staged:
+        spec, footers = TABLES[src.table], self.footers
         empty = [str(p) for p in src.files if p.stat().st_size == 0]
         if empty:
             raise _TableError(f"文件为空 (empty file): {', '.join(empty)}")
