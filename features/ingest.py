@@ -937,16 +937,8 @@ class _Run:
                                 + missing_parent_values_sql(c, candidates, lookups)).fetchone()
         if not n:
             return None
-        held_why = None
-        if refused is not None:
-            cause = refused if len(refused) <= 160 else refused[:160] + "…"
-            held_why = sql_str(f"所在的表本批被拒收（{cause}）")
-        elif not lookups and parent not in self.processed:
-            st.notes.append(
-                f"上级表 {parent} 既不在本批数据中也不在仓库里：{fld} 指向它的行全部暂存，待 {parent} 入库后自动入库 "
-                f"(parent table {parent} not available: rows held)")
-        return missing_parent_rows_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], missing,
-                                       held=held, held_why=held_why)
+        return held_rows_sql(st, fld, parent, missing, refused=refused, held=held,
+                             nowhere=not lookups and parent not in self.processed)
 
     def _warehouse_has_rows(self, table: str) -> bool:
         if table not in self._has_rows:
@@ -1259,6 +1251,24 @@ class _Run:
             os.chmod(vault, 0o600)  # clear identities: readable by the owner only
         except OSError:
             pass
+
+
+def held_rows_sql(st: _Staged, fld: str, parent: str, missing: str, *, refused: str | None, held: str | None,
+                  nowhere: bool) -> str:
+    """Issue rows of the rows of ``st`` whose ``fld`` is one of the ``missing`` parent keys: held because
+    the parent table was refused (``refused``: why), its key is held back (``held``: keys and why), or it
+    is nowhere. ``nowhere``: the parent table is neither in this run nor in the warehouse (said in the
+    table's notes)."""
+    held_why = None
+    if refused is not None:
+        cause = refused if len(refused) <= 160 else refused[:160] + "…"
+        held_why = sql_str(f"所在的表本批被拒收（{cause}）")
+    elif nowhere:
+        st.notes.append(
+            f"上级表 {parent} 既不在本批数据中也不在仓库里：{fld} 指向它的行全部暂存，待 {parent} 入库后自动入库 "
+            f"(parent table {parent} not available: rows held)")
+    return missing_parent_rows_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], missing,
+                                   held=held, held_why=held_why)
 
 
 def quarantined_keys_sql(st: _Staged, issues: str | None) -> str | None:

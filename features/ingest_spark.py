@@ -65,6 +65,7 @@ from features.ingest import (
     code_fields,
     code_plan,
     distinct_codes_sql,
+    held_rows_sql,
     find_sources,
     parquet_layout,
     quarantined_keys_sql,
@@ -76,7 +77,6 @@ from features.validate import (
     HELD_REASONS,
     ISSUE_COLUMNS,
     duplicate_key_sql,
-    missing_parent_rows_sql,
     missing_parent_values_sql,
     negative_fee_sql,
     quote_ident,
@@ -331,16 +331,8 @@ class _SparkIngest:
             c, f"SELECT {c.key_text} AS v FROM {st.relation}", lookups)), keep=True)
         if not n:
             return None
-        held_why = None
-        if refused is not None:
-            cause = refused if len(refused) <= 160 else refused[:160] + "…"
-            held_why = sql_str(f"所在的表本批被拒收（{cause}）")
-        elif not lookups and parent not in self.run.staged:
-            st.notes.append(
-                f"上级表 {parent} 既不在本批数据中也不在仓库里：{fld} 指向它的行全部暂存，待 {parent} 入库后自动入库 "
-                f"(parent table {parent} not available: rows held)")
-        return missing_parent_rows_sql(st.spec, fld, st.relation, st.columns, TABLES[parent], missing,
-                                       held=held, held_why=held_why)
+        return held_rows_sql(st, fld, parent, missing, refused=refused, held=held,
+                             nowhere=not lookups and parent not in self.run.processed)
 
     # -- load
 
@@ -388,6 +380,7 @@ class _SparkIngest:
                 self._write_identities(st, relation, good)
             except duckdb.Error as exc:  # the rows are in; the vault catches up on the next ingest
                 st.notes.append(f"身份库未写入 (identity vault not written): {_first_line(exc)}")
+        run.processed.add(name)
         return TableReport(name, "ok", files=st.file_names, notes=tuple(st.notes), code_rewrites=st.code_rewrites,
                            code_unresolved=st.code_unresolved, rows_in=st.rows, loaded=int(loaded), corrected=0,
                            quarantined=int(new_rows), unchanged=int(issue_rows) - int(new_rows), held=int(held),
