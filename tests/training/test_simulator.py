@@ -198,6 +198,16 @@ def test_a_region_written_in_several_chunks_has_unique_keys(tmp_path):
         assert not df.duplicated(key).any(), table
     lab = _read(tmp_path, "labels")
     assert set(lab.loc[lab["label"] == 1, "fraud_type"]) == set(FRAUD_TYPES)
+    # a pharmacy's card pool is one set of cards, drawn in one chunk: not one pool per chunk that never
+    # swipe together (what a graph finds as several groups, and the truth had called one)
+    phantom = lab.loc[(lab["fraud_type"] == "phantom_purchase") & (lab["entity_type"] == "setl"), "entity_id"]
+    setl = _read(tmp_path, "setl_d")
+    swipes = setl[setl["setl_id"].isin(phantom) & setl["fixmedins_code"].str.startswith("P")]
+    # the pool as `yibao graph eval` takes it: the cards with two or more such swipes at the pharmacy
+    cards = swipes.groupby(["fixmedins_code", "psn_no"]).size().reset_index(name="n").query("n >= 2")
+    chunk = cards["psn_no"].str[-14:].astype(int) // preset.chunk_persons
+    per_shop = chunk.groupby(cards["fixmedins_code"]).nunique()
+    assert len(per_shop) > 0 and (per_shop == 1).all(), per_shop.to_dict()
 
 
 def test_a_lake_holds_the_same_rows_in_month_and_region_partitions(tmp_path, monkeypatch):

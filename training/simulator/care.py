@@ -623,15 +623,21 @@ def _fraud_encounters(world, sc, p, E: _Enc, rng, chunk_no, dial_centre, rehab_c
           tag=T["fake_treatment"], flag=F_FAKE)
 
     # phantom_purchase (空刷): in the evening an operator swipes cards from a pool collected from customers,
-    # one after the other (a card every one to four minutes), each for the session's basket at a round sum
+    # one after the other (a card every one to four minutes), each for the session's basket at a round sum.
+    # A shop has one pool: it is drawn in one chunk of persons (the chunk its number picks), and swiped as
+    # often as the whole region's customers of the shop would be; drawn in every chunk, a region of several
+    # chunks had several pools per shop that never swiped together (each chunk's persons are its own).
+    n_chunks = -(-world.preset.n_persons // world.preset.chunk_persons)
     ph = world.inst["phantom_purchase"].to_numpy()
     sel = np.flatnonzero((enc["kind"] == PHARM) & (ph[enc["inst"]] > 0) & (enc["tag"] < 0))
     for shop in np.unique(enc["inst"][sel]):
+        if shop % n_chunks != chunk_no % n_chunks:
+            continue
         mine = sel[enc["inst"][sel] == shop]
         customers = np.unique(enc["psn"][mine])
         customers = customers[p["die_day"][customers] < 0]  # the living: a dead card is 冒用, another scheme
         pool = rng.choice(customers, min(len(customers), int(rng.integers(20, 41))), replace=False)
-        to_swipe = int(rng.poisson(ph[shop] * len(mine)))
+        to_swipe = int(rng.poisson(ph[shop] * len(mine) * n_chunks))
         while to_swipe > 0 and len(pool):
             k = min(int(rng.integers(6, 15)), len(pool), max(to_swipe, 6))
             secs = int(rng.integers(19 * 3600, 21 * 3600)) + np.cumsum(rng.integers(60, 240, k))
