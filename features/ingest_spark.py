@@ -76,6 +76,7 @@ from features.spark_sql import to_spark, to_spark_expr
 from features.validate import (
     HELD_REASONS,
     ISSUE_COLUMNS,
+    checked_by_value,
     duplicate_key_sql,
     missing_parent_values_sql,
     negative_fee_sql,
@@ -298,12 +299,35 @@ class _SparkIngest:
         return f"iss_{name}", int(n)
 
     def _row_checks(self, st: _Staged):
-        """Every one-row check of ``st`` in one pass: per row, the checks that fail it, as issue rows."""
+        """Every one-row check of ``st``, as issue rows. As on DuckDB (``features.ingest._Run.scan``), one pass
+        finds the suspicious rows first: the checks of codes, flags and names (``checked_by_value``) run on
+        their distinct values, a few thousand, and rows are matched to the bad ones; the other checks are
+        conditions of that pass. Then every check is evaluated on the suspicious rows alone."""
+        name = st.spec.name
         checks = row_checks(st.spec, st.columns, as_of=self.run.as_of)
         if not checks:
             return self.spark.sql("SELECT CAST(NULL AS BIGINT) AS _row, CAST(NULL AS STRING) AS field, "
                                   "CAST(NULL AS STRING) AS reason_code, CAST(NULL AS STRING) AS check_id, "
                                   "CAST(NULL AS STRING) AS value, CAST(NULL AS STRING) AS detail WHERE 1 = 0")
+        by_value = {n: c for n, c in st.columns.items() if checked_by_value(c)}
+        conds = [to_spark_expr(f"({c.when})") for c in checks if not (c.value_only and c.field in by_value)]
+        bad_parts = []
+        for n, c in by_value.items():
+            when = [to_spark_expr(f"({k.when})") for k in checks if k.value_only and k.field == n]
+            if c.field.required and c.nullable:
+                conds.append(f"({to_spark_expr(c.ref)} IS NULL)")  # NULL is no distinct value to judge
+            if when:
+                ref = to_spark_expr(c.ref)
+                bad_parts.append(f"SELECT {to_spark_expr(sql_str(n))} AS col, {ref} AS v "
+                                 f"FROM (SELECT DISTINCT {ref} FROM {st.relation}) WHERE {' OR '.join(when)}")
+        if bad_parts:
+            self._view(f"bad_{name}", self.spark.sql(" UNION ALL ".join(bad_parts)), keep=True)
+            for (col,) in self.spark.sql(f"SELECT DISTINCT col FROM bad_{name}").collect():
+                conds.append(f"({to_spark_expr(st.columns[col].ref)} IN "
+                             f"(SELECT v FROM bad_{name} WHERE col = {to_spark_expr(sql_str(col))}))")
+        suspicious = f"sus_{name}"
+        self._view(suspicious, self.spark.sql(
+            f"SELECT * FROM {st.relation} WHERE {' OR '.join(conds) or 'false'}"), keep=True)
         found = ", ".join(
             f"IF({to_spark_expr(c.when)}, NAMED_STRUCT('field', {to_spark_expr(sql_str(c.field))}, "
             f"'reason_code', {to_spark_expr(sql_str(c.reason_code))}, 'check_id', {to_spark_expr(sql_str(c.check_id))}, "
@@ -311,7 +335,7 @@ class _SparkIngest:
             f"NULL)" for c in checks)
         return self.spark.sql(f"""
             SELECT _row, e.field, e.reason_code, e.check_id, e.value, e.detail
-            FROM (SELECT _row, EXPLODE(FILTER(ARRAY({found}), x -> x IS NOT NULL)) AS e FROM {st.relation})""")
+            FROM (SELECT _row, EXPLODE(FILTER(ARRAY({found}), x -> x IS NOT NULL)) AS e FROM {suspicious})""")
 
     def duplicates(self, st: _Staged) -> tuple[str, int]:
         view = f"dup_{st.spec.name}"
