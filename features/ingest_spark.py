@@ -7,8 +7,9 @@ DuckDB ingest (``features.ingest``) runs, from the same SQL generated from the d
 
 - the code dialects put in canonical form: each code field's distinct values (a few thousand) go to the
   driver, are mapped there by the same ``features.codes`` as on DuckDB, and the map is joined back;
-- every one-row check (required, type, code lists, encodings, future dates, amounts adding up), all of a
-  table's checks in one pass over its rows;
+- every one-row check (required, type, code lists, encodings, future dates, amounts adding up): as on
+  DuckDB, one pass finds the suspicious rows (codes, flags and names judged on their distinct values), and
+  every check then runs on those rows alone;
 - duplicate keys, parents (a child's parent looked up among the rows this run loaded; a parent quarantined
   makes its children ``parent_held``), settlement totals against their fee lines, negative lines outside
   refunds;
