@@ -43,6 +43,7 @@ import duckdb
 import pandas as pd
 
 from features import warehouse
+from features.codes import CodeMap
 from features.config import Settings
 from features.contract import TABLES
 from features.ingest import (
@@ -156,6 +157,7 @@ class _SparkIngest:
         self.kept: list = []
         self.loaded: dict[str, int] = {}  # table -> rows loaded (its rows are in the view wh_<table>)
         self._known: frozenset[str] | None = None
+        self._duplicates: dict[str, int] = {}
         self._view("known_quarantine", spark.sql(
             "SELECT CAST(NULL AS STRING) AS quarantine_id, CAST(NULL AS STRING) AS table_name, "
             "CAST(NULL AS BIGINT) AS released_batch WHERE 1 = 0"))
@@ -224,8 +226,8 @@ class _SparkIngest:
         self._view(f"src_{name}", raw)
         staged = self.sql(f"""
             SELECT f._yb_offset + s._yb_index + 1 AS _row, f._yb_file AS _file, {select}
-            FROM src_{name} s JOIN files_{name} f ON f._yb_uri = s._yb_uri""")
-        self._view(f"stg_{name}", staged.cache())
+            FROM src_{name} s JOIN files_{name} f ON f._yb_uri = s._yb_uri""").cache()
+        self._view(f"stg_{name}", staged)
         self.kept.append(staged)
         columns = _columns(spec, footers, "", list(layout.described), never_null=set(layout.never_null))
         # Every text column trimmed: on DuckDB only those the first pass finds padded (the same values).
@@ -250,15 +252,13 @@ class _SparkIngest:
             replaced[f.name] = f"coalesce(m{i}.code, CAST(s.{col} AS VARCHAR)) AS {col}"
             extra.extend(canonical_companions_sql(f, f"m{i}"))
         items = ["s._row", "s._file"] + [replaced.get(c, f"s.{quote_ident(c)}") for c in st.source_columns] + extra
-        df = self.sql(f"SELECT {', '.join(items)} FROM {st.relation} s {' '.join(joins)}").cache()
-        self.kept.append(df)
-        self._view(f"cstg_{name}", df)
+        self._view(f"cstg_{name}", self.sql(f"SELECT {', '.join(items)} FROM {st.relation} s {' '.join(joins)}"),
+                   keep=True)
+        self.spark.table(st.relation).unpersist()  # the rows as read: held once, in their canonical form
         st.relation = f"cstg_{name}"
 
     def _catalogue_codes(self) -> frozenset[str]:
         if self._known is None:
-            from features.codes import CodeMap
-
             known: set[str] = set()
             if "hilist" in self.run.staged:
                 codes = CodeMap("list")
@@ -339,10 +339,13 @@ class _SparkIngest:
             FROM (SELECT _row, EXPLODE(FILTER(ARRAY({found}), x -> x IS NOT NULL)) AS e FROM {suspicious})""")
 
     def duplicates(self, st: _Staged) -> tuple[str, int]:
+        """The view of ``st``'s duplicate-key issue rows and their number (worked out once: the settlements'
+        checks read the fee lines')."""
         view = f"dup_{st.spec.name}"
-        if view not in self.views:
-            self._view(view, self.sql(duplicate_key_sql(st.spec, st.relation, st.columns)), keep=True)
-        return view, self.spark.table(view).count()
+        if view not in self._duplicates:
+            self._duplicates[view] = int(self._view(
+                view, self.sql(duplicate_key_sql(st.spec, st.relation, st.columns)), keep=True))
+        return view, self._duplicates[view]
 
     def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
         """As :meth:`features.ingest._Run._parent_sql` for a first load: the parent's rows are those this
