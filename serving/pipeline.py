@@ -84,9 +84,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("graph", "关系图", ("graph_*", "ring_candidates"), ("ingest", "rules"),
           "the graph's inputs from the claims (visits, drug purchases, edges), the projection's pair counts "
           "(co-visit, same-counter and co-purchase self-joins with their null models), the communities and the "
-          "members' betweenness (blocks of whole components of the projection in applyInPandas); pair scores, "
-          "the components, community stats, PageRank and node features on the driver (Python, DuckDB), which "
-          "holds all edges"),
+          "members' betweenness (blocks of whole components of the projection in applyInPandas), graph_edges, "
+          "the node numbering and folds of PageRank and the node features (SQL on the edges where Spark holds "
+          "them); pair scores, the components, community stats and PageRank's walk on the driver (the walk on "
+          "numbers only: 16 bytes an edge)"),
     Stage("features", "特征", ("feat_*",), ("ingest", "rules", "graph"),
           "the feature SQL (staging, every level, rule-hit and graph joins)",
           "feat_setl's rows of the settlements from then on are replaced (earlier rows kept as they were "

@@ -24,8 +24,9 @@ Steps: ``edges`` (read the inputs from the claims), ``projection`` (count and sc
 temporary tables of the warehouse and the projection's self-joins run there
 (``features.graph.edges.WarehouseGraphInputs``); with ``exports`` (``yibao run --engine spark``) on Spark
 (``features.graph.spark``: the same SQL text, transpiled) and DuckDB reads the results back. Either way only
-the pairs, the edges, the drug purchases and the visits of the projection's persons come to pandas;
-scoring the pairs and every step after the projection run on the driver.
+the pairs, the drug purchases and the visits of the projection's persons come to pandas. The edges stay
+where they were computed: ``graph_edges`` and ``graph_node_features`` are written from there, and PageRank
+gets them as numbers (``features.graph.nodes``).
 """
 
 from __future__ import annotations
@@ -38,15 +39,14 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from features.graph.communities import component_communities, resolve_method
 from features.graph.edges import WarehouseGraphInputs
-from features.graph.pagerank import cross_fitted_pagerank
+from features.graph.nodes import node_features_in, write_edges
 from features.graph.projection import LAYERS, co_visit_graph, drug_oversupply, layer_pairs
 from features.graph.stats import block_membership, community_stats, ordered_subgraph, ring_candidates
-from features.warehouse import connect, cores
+from features.warehouse import connect
 
 __all__ = ["GraphConfig", "GraphReport", "build_graph", "build_in", "layer_options", "OUTPUT_TABLES", "STEPS"]
 
@@ -148,8 +148,8 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
     clock = _Clock(rep, progress or (lambda *_: None))
     with clock("edges"):
         inputs = open_inputs()
-        purchases, edges = inputs.table("drug_purchases"), inputs.table("edges")
-        n_visits = inputs.count("visits")
+        purchases = inputs.table("drug_purchases")
+        n_visits, n_edges = inputs.count("visits"), inputs.count("edges")
     with clock("projection"):
         pairs = layer_pairs(inputs, prefix=inputs.prefix, **layer_options(config))
         g = co_visit_graph(None, pairs=pairs)
@@ -173,13 +173,13 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
                                    leaders=dict(zip(brokers["community_id"], brokers["broker"])),
                                    map_blocks=inputs.map_blocks)  # betweenness per block, on Spark's executors
         cands = ring_candidates(stats, min_size=config.candidate_min_size, min_risk=config.candidate_min_risk)
-    with clock("pagerank"):
+    with clock("pagerank"):  # where the edges are; the walk itself on the driver, on numbers (features.graph.nodes)
         seeds = _fraud_seeds(con)
-        ppr = cross_fitted_pagerank(_ppr_edges(edges, pairs), seeds, n_folds=config.ppr_folds,
-                                    alpha=config.ppr_alpha)
-        nodes = node_features(edges, members, stats, cands, ppr)
+        node_features_in(inputs, pairs, _member_risks(members, stats, cands), seeds, n_folds=config.ppr_folds,
+                         alpha=config.ppr_alpha)
+        n_nodes = int(con.execute("SELECT count(*) FROM graph_node_features").fetchone()[0])
     layer_counts = pairs["layer"].value_counts()
-    rep.counts = {"visits": n_visits, "edges": len(edges), "projection_nodes": g.number_of_nodes(),
+    rep.counts = {"visits": n_visits, "edges": n_edges, "projection_nodes": g.number_of_nodes(),
                   "projection_edges": g.number_of_edges(),
                   "pairs_per_layer": {k: int(layer_counts.get(k, 0)) for k in LAYERS},
                   "oversupplied_buyers": int(oversupply["suspect"].sum()),
@@ -187,15 +187,14 @@ def _build(con: duckdb.DuckDBPyConnection, config: GraphConfig, *, progress: Pro
                                            .value_counts().sort_index().items()},
                   "communities": int((stats["size"] >= 2).sum()),
                   "communities_3plus": int((stats["size"] >= 3).sum()), "ring_candidates": len(cands),
-                  "ppr_seeds": len(seeds), "rule_hits_available": hits is not None, "nodes": len(nodes)}
+                  "ppr_seeds": len(seeds), "rule_hits_available": hits is not None, "nodes": n_nodes}
     with clock("write"):
         stats = stats.assign(in_ring_candidates=stats["community_id"].isin(cands["community_id"]))
-        _write(con, "graph_edges", edges)
+        write_edges(inputs)
         _write(con, "graph_covisit_pairs", pairs)
         _write(con, "graph_communities", stats)
         _write(con, "graph_membership", members)
         _write(con, "ring_candidates", cands)
-        _write(con, "graph_node_features", nodes)
         log = pd.DataFrame([{"built_at": datetime.now().isoformat(timespec="seconds"), "method": method,
                              "config": json.dumps(asdict(config)), "counts": json.dumps(rep.counts),
                              "seconds": json.dumps(rep.seconds)}])
@@ -222,66 +221,15 @@ def layer_options(config: GraphConfig) -> dict:
     }
 
 
-def node_features(edges: pd.DataFrame, members: pd.DataFrame, stats: pd.DataFrame, cands: pd.DataFrame,
-                  ppr: pd.Series) -> pd.DataFrame:
-    """One row per node of the heterogeneous graph, keyed by ``(node_type, node_id)``.
-
-    Persons carry their community's size and risk; doctors, institutions and pharmacies the highest risk
-    among their patients' communities of 3+ and how many of their patients are in ring candidates.
-    """
-    risk = stats.set_index("community_id")["risk_score"]
-    m = members.assign(community_risk=members["community_id"].map(risk).fillna(0.0),
-                       in_ring_candidate=members["community_id"].isin(set(cands["community_id"])))
-    nodes, prov = _edge_totals(edges, m)
-    nodes = nodes.merge(m.drop(columns=["community_id"]), on=["node_type", "node_id"], how="left")
-    nodes = nodes.merge(prov, on=["node_type", "node_id"], how="left")
-    is_psn = nodes["node_type"] == "psn"
-    nodes["community_risk"] = np.where(is_psn, nodes["community_risk"], nodes["patients_community_risk"])
-    nodes = nodes.drop(columns=["patients_community_risk"])
-    nodes["ring_patients"] = nodes["ring_patients"].fillna(0).astype("int64")
-    for col in ("community_size", "covisit_degree", "organiser_rank"):
-        nodes[col] = nodes[col].fillna(0).astype("int64")
-    for col in ("covisit_strength", "betweenness", "community_risk"):
-        nodes[col] = nodes[col].fillna(0.0).astype(float)
-    nodes["in_ring_candidate"] = nodes["in_ring_candidate"].astype("boolean").fillna(False).astype(bool)
-    nodes["ppr_fraud"] = ppr.reindex(pd.MultiIndex.from_frame(nodes[["node_type", "node_id"]])).fillna(0.0).to_numpy()
-    return nodes.sort_values(["node_type", "node_id"]).reset_index(drop=True)
-
-
 # -- private helpers ------------------------------------------------------------------------------
 
 
-def _edge_totals(edges: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per node of ``edges`` (both ends of every edge) its ``degree`` (distinct neighbours),
-    ``weighted_degree`` (events) and ``amount`` (money, counted once: a person's on its institution and
-    pharmacy edges, doctor edges repeat it; an institution's not on its doctors' works_at edges); and per
-    doctor, institution and pharmacy, over its patients in communities of 3 or more (``members`` with
-    ``community_risk`` and ``in_ring_candidate``), the highest community risk and how many there are
-    (once per edge). In DuckDB on every core: money summed as DECIMAL, exact in any order (on ``city``
-    the pandas version took 7 s of the PageRank step)."""
-    with duckdb.connect() as con:
-        con.execute(f"SET threads = {cores()}")
-        con.register("edges", edges[["src_type", "src_id", "dst_type", "dst_id", "kind", "n_events", "amount"]])
-        con.register("m", members[["node_id", "community_size", "community_risk", "in_ring_candidate"]])
-        con.execute("""
-            CREATE TEMP TABLE both_ends AS
-            SELECT src_type AS node_type, src_id AS node_id, dst_type AS other_type, dst_id AS other_id, kind,
-                   n_events, amount FROM edges
-            UNION ALL
-            SELECT dst_type, dst_id, src_type, src_id, kind, n_events, amount FROM edges""")
-        nodes = con.execute("""
-            SELECT node_type, node_id, count(DISTINCT other_id) AS degree, sum(n_events)::BIGINT AS weighted_degree,
-                   coalesce(sum(CASE WHEN (kind IN ('care', 'purchase') OR node_type <> 'psn')
-                                      AND NOT (kind = 'works_at' AND node_type = 'fixmedins')
-                                     THEN CAST(amount AS DECIMAL(18, 2)) END), 0)::DOUBLE AS amount
-            FROM both_ends GROUP BY node_type, node_id""").df()
-        prov = con.execute("""
-            SELECT b.node_type, b.node_id, max(m.community_risk) AS patients_community_risk,
-                   sum(CASE WHEN m.in_ring_candidate THEN 1 ELSE 0 END)::BIGINT AS ring_patients
-            FROM both_ends b JOIN m ON m.node_id = b.other_id
-            WHERE b.other_type = 'psn' AND b.node_type <> 'psn' AND m.community_size >= 3
-            GROUP BY b.node_type, b.node_id""").df()
-    return nodes, prov
+def _member_risks(members: pd.DataFrame, stats: pd.DataFrame, cands: pd.DataFrame) -> pd.DataFrame:
+    """The community members with their community's risk and whether it is a ring candidate
+    (``features.graph.nodes.MEMBER_SCHEMA``)."""
+    risk = stats.set_index("community_id")["risk_score"]
+    return members.assign(community_risk=members["community_id"].map(risk).fillna(0.0).astype(float),
+                          in_ring_candidate=members["community_id"].isin(set(cands["community_id"])))
 
 
 class _Clock:
@@ -341,13 +289,6 @@ def _fraud_seeds(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     for t, i in rows:
         out += [("fixmedins", i), ("pharmacy", i)] if t == "fixmedins" else [(t, i)]
     return out
-
-
-def _ppr_edges(edges: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """The heterogeneous graph plus the projection's person–person ties (PageRank walks both)."""
-    pp = pd.DataFrame({"src_type": "psn", "src_id": pairs["psn_a"], "dst_type": "psn", "dst_id": pairs["psn_b"],
-                       "n_events": (pairs["shared_days"] + pairs["shared_shops"]).astype(float)})
-    return pd.concat([edges[["src_type", "src_id", "dst_type", "dst_id", "n_events"]], pp], ignore_index=True)
 
 
 def _write(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> None:

@@ -55,6 +55,8 @@ Node types are ``psn`` (参保人), ``prac`` (医师/药师), ``fixmedins`` (hos
 
 from __future__ import annotations
 
+import zlib
+
 import duckdb
 import pandas as pd
 
@@ -211,13 +213,13 @@ class WarehouseGraphInputs:
     into pandas, their temporary table 3.1 s to write)."""
 
     prefix = "graph_in_"
-    _KEPT = ("visits", "drug_purchases", "drug_shops")  # read more than once: kept as temporary tables
+    _KEPT = ("visits", "drug_purchases", "drug_shops", "edges")  # read more than once: kept as temporary tables
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, min_spend: float) -> None:
         self.con, self.sql, self.tables = con, graph_inputs_sql(min_spend=min_spend), []
+        self._crc32 = _ensure_crc32(con)
         for name in self._KEPT:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {self.prefix}{name} AS {self.sql[name]}")
-            self.tables.append(self.prefix + name)
+            self.keep(self.prefix + name, self.sql[name])
 
     def table(self, name: str, *, persons: set[str] | None = None) -> pd.DataFrame:
         if persons is None:
@@ -242,13 +244,61 @@ class WarehouseGraphInputs:
     def __call__(self, sql: str) -> pd.DataFrame:
         return self.con.execute(f"SELECT * FROM ({sql}) ORDER BY psn_a, psn_b").df()
 
+    # the verbs of features.graph.nodes: SQL where the edges are
+
+    def keep(self, name: str, sql: str) -> None:
+        """The SELECT ``sql`` computed once, as the temporary table ``name``."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self.tables.append(name)
+
+    def frame(self, name: str, df: pd.DataFrame, schema: str) -> None:
+        """The rows of ``df`` as the temporary table ``name`` with the columns of ``schema`` (Spark's
+        ``name type, …``)."""
+        cols = [c.split() for c in schema.split(", ")]
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ("
+                         + ", ".join(f"{c} {_DUCK_TYPES[t]}" for c, t in cols) + ")")
+        self.tables.append(name)
+        self.con.register("_graph_frame", df[[c for c, _ in cols]])
+        try:
+            self.con.execute(f"INSERT INTO {name} SELECT * FROM _graph_frame")
+        finally:
+            self.con.unregister("_graph_frame")
+
+    def query(self, sql: str, *, order: str | None = None) -> pd.DataFrame:
+        """The rows of the SELECT ``sql`` (in ``order`` when given)."""
+        return self.con.execute(f"SELECT * FROM ({sql}) q" + (f" ORDER BY {order}" if order else "")).df()
+
+    def store(self, table: str, sql: str, columns: tuple[tuple[str, str], ...]) -> None:
+        """The rows of the SELECT ``sql`` as the warehouse table ``table`` (``columns``: names and types)."""
+        self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT "
+                         + ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in columns) + f" FROM ({sql}) q")
+
     def close(self) -> None:
         for table in self.tables:
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.tables = []
+        if self._crc32:
+            self.con.remove_function("crc32")
+            self._crc32 = False
 
     def _relation(self, name: str) -> str:
         return self.prefix + name if name in self._KEPT else f"({self.sql[name]})"
+
+
+_DUCK_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN", "int": "INTEGER"}
+
+
+def _ensure_crc32(con: duckdb.DuckDBPyConnection) -> bool:
+    """``crc32(BLOB)``, as Spark has it built in (the node folds of ``features.graph.nodes``); True when
+    registered here (and to be removed)."""
+    if con.execute("SELECT 1 FROM duckdb_functions() WHERE function_name = 'crc32'").fetchall():
+        return False
+    con.create_function("crc32", _crc32, [duckdb.sqltype("BLOB")], duckdb.sqltype("BIGINT"), side_effects=False)
+    return True
+
+
+def _crc32(data: bytes) -> int:
+    return zlib.crc32(data)
 
 
 def _read(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> pd.DataFrame:

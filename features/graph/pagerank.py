@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-__all__ = ["fold_of", "personalised_pagerank", "cross_fitted_pagerank"]
+__all__ = ["fold_of", "personalised_pagerank", "cross_fitted_pagerank", "cross_fitted_scores", "adjacency"]
 
 
 def fold_of(node_type: str, node_id: str, n_folds: int = 5) -> int:
@@ -77,17 +77,40 @@ def cross_fitted_pagerank(
     """
     index, a = _adjacency(edges, weight)
     seeds = list(seeds)
-    folds = np.array([fold_of(t, i, n_folds) for t, i in index])
-    seed_fold = {s: fold_of(*s, n_folds) for s in seeds}
+    folds = np.array([fold_of(t, i, n_folds) for t, i in index], dtype=np.int64)
+    pos = index.get_indexer(pd.MultiIndex.from_tuples(seeds)) if seeds and len(index) else np.array([], int)
+    out = cross_fitted_scores(a, folds, pos[pos >= 0], n_folds=n_folds, alpha=alpha)
+    return pd.Series(out, index=index, name="ppr_fraud")
+
+
+def cross_fitted_scores(a: sparse.spmatrix, folds: np.ndarray, seeds: np.ndarray, *, n_folds: int = 5,
+                        alpha: float = 0.85) -> np.ndarray:
+    """:func:`cross_fitted_pagerank` on numbers: ``a`` the symmetric weighted adjacency of ``n`` nodes
+    (:func:`adjacency`), ``folds`` each node's :func:`fold_of`, ``seeds`` the positions of the seed nodes.
+    One score per node (1.0 = the average node). What a graph too large for a table on one machine sends
+    to it: 16 bytes an edge (``features.graph.build``).
+
+    >>> a = adjacency(3, np.array([0, 1]), np.array([2, 2]), np.ones(2))
+    >>> cross_fitted_scores(a, np.array([0, 1, 0]), np.array([0, 1]), n_folds=2).round(3).tolist()
+    [0.586, 0.586, 1.378]
+    """
+    n = a.shape[0]
+    seeds = np.unique(np.asarray(seeds, dtype=np.int64))
     # all folds' walks at once: one pass over the matrix per step for every fold (a fold stops when it
     # converges, as it would alone)
-    r = _ppr_columns(index, a, [[s for s in seeds if seed_fold[s] != k] for k in range(n_folds)],
-                     alpha=alpha, tol=1e-10, max_iter=200)
-    out = np.zeros(len(index))
+    r = _ppr_columns(n, a, [seeds[folds[seeds] != k] for k in range(n_folds)], alpha=alpha, tol=1e-10, max_iter=200)
+    out = np.zeros(n)
     for k in range(n_folds):
         mine = folds == k
         out[mine] = r[mine, k]
-    return pd.Series(out, index=index, name="ppr_fraud")
+    return out
+
+
+def adjacency(n: int, i: np.ndarray, j: np.ndarray, w: np.ndarray) -> sparse.csr_matrix:
+    """The symmetric ``n`` × ``n`` adjacency of the edges ``i``–``j`` with weights ``w`` (parallel edges add
+    up; the sum is exact for whole-number weights, in whatever order the edges come)."""
+    a = sparse.coo_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))), shape=(n, n))
+    return a.tocsr()
 
 
 # -- private helpers ------------------------------------------------------------------------------
@@ -99,26 +122,25 @@ def _adjacency(edges: pd.DataFrame, weight: str) -> tuple[pd.MultiIndex, sparse.
     index = src.append(dst).unique().sort_values()
     i, j = index.get_indexer(src), index.get_indexer(dst)
     w = edges[weight].to_numpy(dtype=float) if weight in edges else np.ones(len(edges))
-    n = len(index)
-    a = sparse.coo_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))), shape=(n, n))
     index.names = ["node_type", "node_id"]
-    return index, a.tocsr()
+    return index, adjacency(len(index), i, j, w)
 
 
 def _ppr(index, a, seeds, *, alpha: float, tol: float, max_iter: int) -> pd.Series:
-    r = _ppr_columns(index, a, [list(seeds)], alpha=alpha, tol=tol, max_iter=max_iter)[:, 0]
+    seeds = list(seeds)
+    pos = index.get_indexer(pd.MultiIndex.from_tuples(seeds)) if seeds and len(index) else np.array([], int)
+    r = _ppr_columns(len(index), a, [pos[pos >= 0]], alpha=alpha, tol=tol, max_iter=max_iter)[:, 0]
     return pd.Series(r, index=index, name="ppr_fraud")
 
 
-def _ppr_columns(index, a, seed_sets: list[list], *, alpha: float, tol: float, max_iter: int) -> np.ndarray:
-    """One column per seed set: its PageRank restarted at the set (1.0 = the average node), each column
-    stopped when it converges; a set without a seed in the graph gives zeros."""
-    n, m = len(index), len(seed_sets)
+def _ppr_columns(n: int, a, seed_sets: list[np.ndarray], *, alpha: float, tol: float, max_iter: int) -> np.ndarray:
+    """One column per set of seed positions: its PageRank restarted at the set (1.0 = the average node),
+    each column stopped when it converges; a set without a seed gives zeros."""
+    m = len(seed_sets)
     s = np.zeros((n, m))
     live = np.zeros(m, dtype=bool)
-    for k, seeds in enumerate(seed_sets):
-        pos = index.get_indexer(pd.MultiIndex.from_tuples(seeds)) if seeds and n else np.array([], int)
-        pos = pos[pos >= 0]
+    for k, pos in enumerate(seed_sets):
+        pos = np.unique(pos)
         if len(pos):
             s[pos, k] = 1.0 / len(pos)
             live[k] = True

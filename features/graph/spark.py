@@ -8,12 +8,14 @@ transpiled (``features.spark_sql.to_spark``), over the Parquet exports of the wa
 feature stages read (``features.spark.ParquetExports``). Each result is written by Spark to Parquet and
 read back by DuckDB: nothing is collected to the driver through Spark.
 
-What comes back: the drug purchases (the resale evidence reads them), the edges (written as
-``graph_edges``; the node features and PageRank read them), per layer the counted person pairs with their
-expected counts, and — once the pairs are scored — the visits of the persons in the projection (the
-communities' statistics and evidence read those only; the set of persons is what goes to the executors). Scoring those pairs (a Poisson tail each), community
-detection, the communities' statistics, PageRank and the node features stay on the driver, in Python and
-DuckDB, as with ``--engine duckdb`` (``features.graph.build``).
+What comes back: the drug purchases (the resale evidence reads them), per layer the counted person pairs
+with their expected counts, and — once the pairs are scored — the visits of the persons in the projection
+(the communities' statistics and evidence read those only; the set of persons is what goes to the
+executors). Scoring those pairs (a Poisson tail each) and the communities' statistics stay on the driver,
+as with ``--engine duckdb`` (``features.graph.build``); community detection and the members' betweenness run
+per block of components on the executors (``map_blocks``). The edges stay on Spark: ``graph_edges``, the
+node numbering of PageRank and the node features are SQL there (``features.graph.nodes``: ``keep``,
+``frame``, ``query``, ``store``), and only PageRank's walk runs on the driver, on the edges as numbers.
 
 >>> VIEW_PREFIX + "visits"
 'graph_in_visits'
@@ -32,7 +34,7 @@ __all__ = ["SparkGraphInputs", "GRAPH_SOURCES", "VIEW_PREFIX"]
 
 GRAPH_SOURCES = ("setl_d", "mdtrt_d", "fee_list_d", "fixmedins")  # the contract tables the graph's SQL reads
 VIEW_PREFIX = "graph_in_"  # the Spark views of the graph's inputs: graph_in_visits, ...
-_CACHED = ("visits", "drug_purchases", "drug_shops")  # read more than once: written back and joined
+_CACHED = ("visits", "drug_purchases", "drug_shops", "edges")  # read more than once
 
 
 class SparkGraphInputs:
@@ -48,6 +50,7 @@ class SparkGraphInputs:
         exports.contract(con, GRAPH_SOURCES)
         self.sql = graph_inputs_sql(min_spend=min_spend)
         self.views: list[str] = []
+        self._kept: list = []
         self._written = 0
         for name in _CACHED:
             df = self.spark.sql(to_spark(self.sql[name])).cache()
@@ -90,15 +93,48 @@ class SparkGraphInputs:
         with stepwise(self.spark, sql, f"graph_{name}__") as final:
             return self._through_parquet(self.spark.sql(final), name, "psn_a, psn_b")
 
+    # the verbs of features.graph.nodes: SQL where the edges are
+
+    def keep(self, name: str, sql: str) -> None:
+        """The SELECT ``sql`` (DuckDB's dialect) computed once on Spark, as the temp view ``name``."""
+        df = self.spark.sql(to_spark(sql)).localCheckpoint(eager=True)
+        df.createOrReplaceTempView(name)
+        self.views.append(name)
+        self._kept.append(df)
+
+    def frame(self, name: str, df: pd.DataFrame, schema: str) -> None:
+        """The rows of ``df`` (small: node-sized at most) as the temp view ``name`` with ``schema``."""
+        cols = [c.split()[0] for c in schema.split(", ")]
+        self.spark.createDataFrame(df[cols], schema=schema).createOrReplaceTempView(name)
+        self.views.append(name)
+
+    def query(self, sql: str, *, order: str | None = None) -> pd.DataFrame:
+        """The rows of the SELECT ``sql`` computed on Spark, through Parquet (in ``order`` when given)."""
+        self._written += 1
+        return self._through_parquet(self.spark.sql(to_spark(sql)), f"query_{self._written}", order)
+
+    def store(self, table: str, sql: str, columns: tuple[tuple[str, str], ...]) -> None:
+        """The rows of the SELECT ``sql`` written by Spark to Parquet and taken into the warehouse table
+        ``table`` (``columns``: names and DuckDB types) by DuckDB, not through pandas."""
+        out = self.exports.out("graph", table)
+        self.spark.sql(to_spark(sql)).write.mode("overwrite").parquet(str(out))
+        self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT "
+                         + ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in columns)
+                         + f" FROM read_parquet('{out}/*.parquet')")
+
     def close(self) -> None:
         for view in self.views:
             try:
-                self.spark.catalog.uncacheTable(view)
+                if self.spark.catalog.isCached(view):
+                    self.spark.catalog.uncacheTable(view)
             finally:
                 self.spark.catalog.dropTempView(view)
-        self.views = []
+        for df in self._kept:
+            df.unpersist()
+        self.views, self._kept = [], []
 
-    def _through_parquet(self, df, name: str, order: str) -> pd.DataFrame:
+    def _through_parquet(self, df, name: str, order: str | None) -> pd.DataFrame:
         out = self.exports.out("graph", name)
         df.write.mode("overwrite").parquet(str(out))
-        return self.con.execute(f"SELECT * FROM read_parquet('{out}/*.parquet') ORDER BY {order}").df()
+        return self.con.execute(f"SELECT * FROM read_parquet('{out}/*.parquet')"
+                                + (f" ORDER BY {order}" if order else "")).df()

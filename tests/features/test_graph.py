@@ -146,6 +146,27 @@ def test_build_writes_the_graph_tables(tiny_graph_warehouse):
     assert comms["rule_hit_share"].isna().all()  # no rule_hits table in this warehouse
 
 
+def test_pagerank_where_the_edges_are_is_the_pandas_walk_to_the_bit(tiny_graph_warehouse):
+    """The build walks PageRank on node numbers and folds computed in SQL (``features.graph.nodes``: CRC-32 in
+    DuckDB as Spark has it); the scores are those of ``cross_fitted_pagerank`` on the pandas edge list."""
+    from features.graph.pagerank import cross_fitted_pagerank
+
+    with duckdb.connect(str(tiny_graph_warehouse), read_only=True) as con:
+        edges = con.execute("SELECT src_type, src_id, dst_type, dst_id, n_events FROM graph_edges").df()
+        pairs = con.execute("SELECT psn_a, psn_b, shared_days + shared_shops AS n FROM graph_covisit_pairs").df()
+        seeds = con.execute("SELECT DISTINCT entity_type, entity_id FROM labels WHERE label = 1 "
+                            "AND entity_type IN ('psn', 'prac', 'fixmedins')").fetchall()
+        nodes = con.execute("SELECT node_type, node_id, ppr_fraud FROM graph_node_features").df()
+    seeds = [s for t, i in seeds for s in ([("fixmedins", i), ("pharmacy", i)] if t == "fixmedins" else [(t, i)])]
+    walk = pd.concat([edges.assign(n_events=edges["n_events"].astype(float)),
+                      pd.DataFrame({"src_type": "psn", "src_id": pairs["psn_a"], "dst_type": "psn",
+                                    "dst_id": pairs["psn_b"], "n_events": pairs["n"].astype(float)})])
+    expected = cross_fitted_pagerank(walk, seeds)
+    got = nodes.set_index(["node_type", "node_id"])["ppr_fraud"]
+    assert len(seeds) > 10 and (got > 0).sum() > 100
+    assert got.to_dict() == expected.reindex(got.index).to_dict()
+
+
 def test_eval_runs_on_tiny(tiny_graph_warehouse):
     ev = evaluate_rings(tiny_graph_warehouse)
     print(f"\ntiny: ring recovery {ev.recovery:.0%} of {len(ev.rings)}; false rings {ev.false_ring_count} "
@@ -188,7 +209,7 @@ def test_rings_recovered_on_small(tmp_path):
     assert ev.false_ring_count <= 2
 
 
-@pytest.mark.parametrize("module", ["edges", "projection", "communities", "stats", "pagerank", "evaluate", "evidence",
+@pytest.mark.parametrize("module", ["edges", "projection", "communities", "stats", "pagerank", "nodes", "evaluate", "evidence",
                                     "build"])
 def test_docstring_examples(module):
     import doctest
@@ -197,3 +218,22 @@ def test_docstring_examples(module):
     mod = importlib.import_module(f"features.graph.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+def test_node_numbers_and_folds_on_spark_are_those_of_pandas(spark):
+    """PageRank's node numbering and folds, computed by Spark (``features.graph.nodes``): the pandas order
+    of (node_type, node_id) and ``fold_of``'s CRC-32, for ids in any script."""
+    from features.graph.nodes import _index_sql
+    from features.graph.pagerank import fold_of
+    from features.spark_sql import to_spark
+
+    ids = ["220100000000001202", "P2", "药店甲", "ＡＢ", "a b", "Z"]
+    spark.createDataFrame(pd.DataFrame({"src_type": "psn", "src_id": ids, "dst_type": ["prac", "fixmedins"] * 3,
+                                        "dst_id": ids[::-1]}), schema="src_type string, src_id string, "
+                          "dst_type string, dst_id string").createOrReplaceTempView("t_edges")
+    spark.createDataFrame(pd.DataFrame({"psn_a": ["Q1"], "psn_b": ["Q0"]}),
+                          schema="psn_a string, psn_b string").createOrReplaceTempView("t_pairs")
+    got = spark.sql(to_spark(_index_sql("t_", 5))).toPandas().sort_values("i")
+    nodes = sorted({("psn", i) for i in ids + ["Q1", "Q0"]} | {(t, i) for t, i in zip(["prac", "fixmedins"] * 3, ids[::-1])})
+    assert list(zip(got["node_type"], got["node_id"])) == nodes and got["i"].tolist() == list(range(len(nodes)))
+    assert got["fold"].tolist() == [fold_of(t, i, 5) for t, i in nodes]
