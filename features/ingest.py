@@ -101,6 +101,27 @@ __all__ = [
     "quarantine_counts",
     "find_sources",
     "TableSource",
+    # the steps and layouts an ingest engine shares (features.ingest_spark runs them with a loader of its own)
+    "start_run",
+    "connect_warehouse",
+    "begin_run",
+    "load_tables",
+    "finish_run",
+    "IngestRun",
+    "StagedTable",
+    "TableError",
+    "PARENT_TABLES",
+    "staged_columns",
+    "count_source_rows",
+    "first_line",
+    "parquet_layout",
+    "ParquetLayout",
+    "code_fields",
+    "distinct_codes_sql",
+    "code_plan",
+    "canonical_companions_sql",
+    "quarantined_keys_sql",
+    "held_rows_sql",
 ]
 
 list_quarantine = warehouse.list_quarantine
@@ -125,7 +146,7 @@ _REDERIVE = {
     "hilist": "SELECT c.k AS row_key, f.setl_id FROM {ck} c JOIN main.fee_list_d f ON f.hilist_code = c.k",
 }
 _FEE_SETTLEMENTS = "fee_settlements"  # temp table of settlement_lines_sql, made by the checks of setl_d
-_PARENT_TABLES = frozenset(parent for spec in TABLES.values() for _, parent, _ in spec.parents)
+PARENT_TABLES = frozenset(parent for spec in TABLES.values() for _, parent, _ in spec.parents)
 _CSV_OPTIONS = "all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"'"
 _CSV_ERRORS_ZH = {
     "TOO MANY COLUMNS": "列数多于表头",
@@ -276,15 +297,15 @@ def ingest(source: Path, settings: Settings, *, apply_corrections: bool = False,
     empty or truncated file) is refused and named in its :class:`TableReport`, the other tables go on,
     and the rows pointing at it are held until it loads.
     """
-    start = _start(source, settings, apply_corrections=apply_corrections)
-    with _connect(settings) as con:
-        migrated = _begin(con, start.run, start.source_name, start.started)
-        reports = _load_tables(_DuckDBLoader(start.run), start.sources, start.source_errors, progress)
+    start = start_run(source, settings, apply_corrections=apply_corrections)
+    with connect_warehouse(settings) as con:
+        migrated = begin_run(con, start.run, start.source_name, start.started)
+        reports = load_tables(_DuckDBLoader(start.run), start.sources, start.source_errors, progress)
         if migrated:
             reports["psn_info"] = replace(reports["psn_info"], notes=reports["psn_info"].notes + (
                 f"旧仓库已迁移：{migrated} 人的精确出生日期移入身份库，仓库只保留出生年份 "
                 f"(migrated: exact birth dates moved to the identity vault)",))
-        report = _finish(con, start, reports)
+        report = finish_run(con, start, reports)
     return report
 
 
@@ -295,12 +316,12 @@ class _Start:
     sources: dict[str, TableSource]
     source_errors: dict[str, str]
     ignored: list[str]
-    run: _Run
+    run: IngestRun
     source_name: str
     started: datetime
 
 
-def _start(source: Path, settings: Settings, *, apply_corrections: bool = False) -> _Start:
+def start_run(source: Path, settings: Settings, *, apply_corrections: bool = False) -> _Start:
     """The extract's tables (:class:`IngestError` when ``source`` is no folder or holds none) and a new run."""
     source = Path(source)
     if not source.is_dir():
@@ -312,19 +333,19 @@ def _start(source: Path, settings: Settings, *, apply_corrections: bool = False)
             f"文件夹, 表名: {', '.join(LOAD_ORDER)}"
         )
     started = datetime.now()
-    run = _Run(settings=settings, batch_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+    run = IngestRun(settings=settings, batch_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
                ingested_at=started.replace(microsecond=0), as_of=_as_of(settings), apply_corrections=apply_corrections)
     return _Start(sources, source_errors, ignored, run, str(source.resolve()), started)
 
 
-def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+def connect_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
     try:
         return warehouse.connect(settings.warehouse)
     except duckdb.Error as exc:  # most often: another process has the warehouse open
-        raise IngestError(f"无法打开仓库 (cannot open warehouse) {settings.warehouse}: {_first_line(exc)}") from exc
+        raise IngestError(f"无法打开仓库 (cannot open warehouse) {settings.warehouse}: {first_line(exc)}") from exc
 
 
-def _begin(con: duckdb.DuckDBPyConnection, run: _Run, source_name: str, started: datetime) -> int:
+def begin_run(con: duckdb.DuckDBPyConnection, run: IngestRun, source_name: str, started: datetime) -> int:
     """Open the run on the warehouse: its schema, the pseudonym key's check, birth dates of an older
     warehouse moved to the vault (returns how many persons'), and the run logged in ``ingest_log`` as it
     starts, so that a run that dies half-way still holds its number."""
@@ -340,19 +361,19 @@ def _begin(con: duckdb.DuckDBPyConnection, run: _Run, source_name: str, started:
 
 
 class _DuckDBLoader:
-    """How :func:`_load_tables` stages, checks and loads a table on DuckDB (``features.ingest_spark`` has
+    """How :func:`load_tables` stages, checks and loads a table on DuckDB (``features.ingest_spark`` has
     the Spark one)."""
 
     errors: tuple[type[BaseException], ...] = (duckdb.Error,)
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: IngestRun) -> None:
         self.run = run
 
-    def stage(self, src: TableSource) -> _Staged:
+    def stage(self, src: TableSource) -> StagedTable:
         return _stage(self.run.con, src)
 
     def count_rows(self, src: TableSource) -> int | None:
-        return _count_rows(self.run.con, src)
+        return count_source_rows(self.run.con, src)
 
     def canonicalise(self, name: str) -> None:
         self.run.canonicalise(name)
@@ -373,7 +394,7 @@ class _DuckDBLoader:
         return self.run.release(name)
 
 
-def _load_tables(loader, sources: dict[str, TableSource], source_errors: dict[str, str],
+def load_tables(loader, sources: dict[str, TableSource], source_errors: dict[str, str],
                  progress: Progress | None) -> dict[str, TableReport]:
     """Every contract table of the run, parents first (``LOAD_ORDER``), through ``loader``: staged (refused
     when it cannot be read), its codes put in canonical form, checked and loaded; the report of each."""
@@ -389,7 +410,7 @@ def _load_tables(loader, sources: dict[str, TableSource], source_errors: dict[st
         else:
             try:
                 run.staged[name] = loader.stage(sources[name])
-            except _TableError as exc:
+            except TableError as exc:
                 reports[name] = _refused(name, sources[name].files, str(exc), loader.count_rows(sources[name]))
     for name in LOAD_ORDER:  # parents first: the catalogue's codes are known before the fee lines'
         if name in run.staged:
@@ -398,7 +419,7 @@ def _load_tables(loader, sources: dict[str, TableSource], source_errors: dict[st
             except loader.errors as exc:
                 st = run.staged.pop(name)
                 reports[name] = _refused(name, st.files, f"编码标准化失败 (code normalisation failed): "
-                                         f"{_first_line(exc)}", st.rows + st.rejected)
+                                         f"{first_line(exc)}", st.rows + st.rejected)
     loader.before_load()
     for done, name in enumerate(LOAD_ORDER, start=1):
         if name in run.staged:
@@ -408,7 +429,7 @@ def _load_tables(loader, sources: dict[str, TableSource], source_errors: dict[st
                 loader.forget(name)
                 st = run.staged[name]
                 reports[name] = _refused(name, st.files, f"读取或入库失败 (failed to read or load): "
-                                         f"{_first_line(exc)}", st.rows + st.rejected)
+                                         f"{first_line(exc)}", st.rows + st.rejected)
         if reports[name].status == "error":
             run.refused[name] = reports[name].error or ""
         # Rows held by earlier runs whose parents are in the warehouse now (perhaps since a moment ago:
@@ -421,7 +442,7 @@ def _load_tables(loader, sources: dict[str, TableSource], source_errors: dict[st
     return reports
 
 
-def _finish(con: duckdb.DuckDBPyConnection, start: _Start, reports: dict[str, TableReport]) -> IngestReport:
+def finish_run(con: duckdb.DuckDBPyConnection, start: _Start, reports: dict[str, TableReport]) -> IngestReport:
     """The run's report, recorded in ``ingest_log`` (and the warehouse marked changed when it is)."""
     run = start.run
     finished = datetime.now()
@@ -513,12 +534,12 @@ def _part_files(folder: Path) -> list[Path]:
     return out
 
 
-class _TableError(Exception):
+class TableError(Exception):
     """A problem with one table that makes it impossible to load; the run goes on with the others."""
 
 
 @dataclass
-class _Staged:
+class StagedTable:
     spec: TableSpec
     relation: str  # temp view with _row, _file and the source columns (lower-case names)
     files: tuple[Path, ...]
@@ -529,7 +550,7 @@ class _Staged:
     rejected: int = 0
     reject_headers: dict[int, list[str]] = field(default_factory=dict)  # file number -> its CSV header
     notes: list[str] = field(default_factory=list)
-    # Canonical codes (``_Run.canonicalise``): field -> the view's column holding the code as written.
+    # Canonical codes (``IngestRun.canonicalise``): field -> the view's column holding the code as written.
     raw_columns: dict[str, str] = field(default_factory=dict)
     companions: set[str] = field(default_factory=set)  # companion columns the view provides
     code_rewrites: tuple[tuple[str, str, int], ...] = ()
@@ -547,14 +568,14 @@ class _Staged:
 
 
 @dataclass
-class _Run:
+class IngestRun:
     settings: Settings
     batch_id: str
     ingested_at: datetime
     as_of: datetime
     batch_no: int = 0
     con: duckdb.DuckDBPyConnection | None = None
-    staged: dict[str, _Staged] = field(default_factory=dict)
+    staged: dict[str, StagedTable] = field(default_factory=dict)
     processed: set[str] = field(default_factory=set)
     _duplicates: dict[str, tuple[str, int]] = field(default_factory=dict)  # table -> (issue rows table, count)
     _scanned: dict[str, tuple[str, int]] = field(default_factory=dict)  # table -> (suspicious rows table, count)
@@ -618,7 +639,7 @@ class _Run:
         st = self.staged[name]
         issues = self.issues(st)
         counts = self.load(st, issues)
-        if name in _PARENT_TABLES:
+        if name in PARENT_TABLES:
             self._keep_quarantined_keys(st, issues)
         self.processed.add(name)
         if name == "fee_list_d" and self._fee_settlements:
@@ -627,7 +648,7 @@ class _Run:
         return TableReport(name, "ok", files=st.file_names, notes=tuple(st.notes), code_rewrites=st.code_rewrites,
                            code_unresolved=st.code_unresolved, **counts)
 
-    def _keep_quarantined_keys(self, st: _Staged, issues: str) -> None:
+    def _keep_quarantined_keys(self, st: StagedTable, issues: str) -> None:
         """Keys of this extract's rows that went to quarantine, with what happened to them, for the
         children's parent check (``held_keys``). Made only when there are any (never for a clean extract).
 
@@ -722,7 +743,7 @@ class _Run:
 
     # -- checks
 
-    def scan(self, st: _Staged) -> tuple[str, int]:
+    def scan(self, st: StagedTable) -> tuple[str, int]:
         """The one pass over all rows of ``st``: a temp table of the rows that fail a one-row check or
         carry leading/trailing spaces in a text column, and its row count (computed once).
 
@@ -766,7 +787,7 @@ class _Run:
             self._scanned[name] = (suspicious, int(n))
         return self._scanned[name]
 
-    def duplicates(self, st: _Staged) -> tuple[str, int]:
+    def duplicates(self, st: StagedTable) -> tuple[str, int]:
         """Temp table of duplicate-key issue rows of ``st`` and their number (computed once, also used
         by other tables)."""
         name = st.spec.name
@@ -786,7 +807,7 @@ class _Run:
             self._duplicates[name] = (rel, int(n))
         return self._duplicates[name]
 
-    def issues(self, st: _Staged) -> str:
+    def issues(self, st: StagedTable) -> str:
         """Temp table of all issue rows of ``st`` (columns ``ISSUE_COLUMNS``)."""
         con, spec = self.con, st.spec
         suspicious, n_suspicious = self.scan(st)
@@ -848,7 +869,7 @@ class _Run:
             f"CREATE OR REPLACE TEMP TABLE {rel} AS {union}", params).fetchone()
         return rel
 
-    def _changed_rows_sql(self, st: _Staged) -> str | None:
+    def _changed_rows_sql(self, st: StagedTable) -> str | None:
         """The rows whose key is already in the warehouse with other content (更正数据): ``_row``, the
         ``key`` as text, the run that loaded it (``batch``) and the fields that differ (``changed``).
 
@@ -907,7 +928,7 @@ class _Run:
                     self.con.execute("DETACH vault_cmp")
         return self._vault_dates or None
 
-    def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
+    def _parent_sql(self, st: StagedTable, fld: str, parent: str, parent_field: str) -> str | None:
         """Issue rows of the rows of ``st`` whose ``fld`` names no row of the warehouse's ``parent`` table.
 
         Parents are processed first (``LOAD_ORDER``), so by now every good parent row of the extract is in
@@ -947,7 +968,7 @@ class _Run:
 
     # -- load
 
-    def load(self, st: _Staged, issues: str) -> dict:
+    def load(self, st: StagedTable, issues: str) -> dict:
         con, name = self.con, st.spec.name
         issue_rows = 0
         if self._issue_count.get(name):
@@ -996,7 +1017,7 @@ class _Run:
             try:
                 self._write_identities(st, issues, pseudonyms, corrections if corrected else None)
             except duckdb.Error as exc:  # the rows are in; the vault catches up on the next ingest
-                st.notes.append(f"身份库未写入 (identity vault not written): {_first_line(exc)}")
+                st.notes.append(f"身份库未写入 (identity vault not written): {first_line(exc)}")
         for temp in (cand, pseudonyms, holding, corrections):
             if temp:
                 con.execute(f"DROP TABLE {temp}")
@@ -1012,7 +1033,7 @@ class _Run:
             "reasons": tuple((code, int(n)) for code, n in reasons),
         }
 
-    def _hold(self, st: _Staged, holding: str, pseudonyms: str | None) -> int:
+    def _hold(self, st: StagedTable, holding: str, pseudonyms: str | None) -> int:
         """Keep the rows of ``st`` numbered in ``holding`` in ``held.<table>``, typed as they would be loaded,
         in place of any held row with the same key. A row whose key is loaded already is not kept: it is
         a correction whose parent is missing, and stays in quarantine only. Returns the rows kept."""
@@ -1028,7 +1049,7 @@ class _Run:
             WHERE NOT EXISTS (SELECT 1 FROM main.{quote_ident(name)} w WHERE {match})""").fetchone()
         return int(n)
 
-    def _correct(self, st: _Staged, corrections: str, pseudonyms: str | None) -> int:
+    def _correct(self, st: StagedTable, corrections: str, pseudonyms: str | None) -> int:
         """Apply the corrections of ``st`` (rows in ``corrections``, see ``_changed_rows_sql``): the loaded
         row goes to ``row_versions`` (version n, the run that loaded it, the fields that change, the whole
         row as JSON), the settlements that depend on it to ``ingest_rederive``, and the new content
@@ -1081,7 +1102,7 @@ class _Run:
             EXCEPT SELECT batch_no, table_name, row_key, setl_id FROM ingest_rederive WHERE batch_no = {int(self.batch_no)}""")
         self._rederive += 1
 
-    def _resolve_loaded(self, st: _Staged) -> None:
+    def _resolve_loaded(self, st: StagedTable) -> None:
         """Release the outstanding quarantine entries of earlier runs whose key this run loaded after all
         (the row sent again fixed, or corrected): what is left in quarantine is what still waits for a
         person. A repeated key's entries stay (the repeat itself was never loaded)."""
@@ -1098,7 +1119,7 @@ class _Run:
                 JOIN main.{quote_ident(name)} w ON {parts}
                 WHERE w._ingest_batch = {int(self.batch_no)})""")
 
-    def _quarantine_sql(self, st: _Staged, issues: str, *, known: str = "main.quarantine") -> str:
+    def _quarantine_sql(self, st: StagedTable, issues: str, *, known: str = "main.quarantine") -> str:
         """Candidate quarantine rows with ``is_new`` (not yet in ``known``, the quarantine table)."""
         name = st.spec.name
         key = " || '|' || ".join(f"coalesce({st.columns[k].key_text}, '')" for k in st.spec.key)
@@ -1145,7 +1166,7 @@ class _Run:
                 AND released_batch IS NULL) AS is_new
             FROM q"""
 
-    def _pseudonyms(self, st: _Staged, issues: str) -> str | None:
+    def _pseudonyms(self, st: StagedTable, issues: str) -> str | None:
         """Temp table (``_row``, ``certno_pseudonym``) of the keyed pseudonyms of the resident IDs of
         ``st``'s good rows, or None when ``st`` has no resident IDs. Computed once for both the warehouse
         and the identity vault: the two HMAC-SHA256 rounds per row are the costliest part of ``psn_info``.
@@ -1161,7 +1182,7 @@ class _Run:
             WHERE {good} AND {cert.text} IS NOT NULL""", hmac_params(self.settings.pseudonym_key))
         return rel
 
-    def _values(self, st: _Staged) -> list[str]:
+    def _values(self, st: StagedTable) -> list[str]:
         """SQL (alias ``s``, a row of ``_relation``) of every warehouse column of ``st``'s table but
         ``_ingest_batch``, in the order of ``spec.warehouse_columns``."""
         spec = st.spec
@@ -1175,14 +1196,14 @@ class _Run:
                    for c in spec.companion_columns]
         return values
 
-    def _relation(self, st: _Staged, pseudonyms: str | None) -> str:
+    def _relation(self, st: StagedTable, pseudonyms: str | None) -> str:
         """``st``'s staged rows, with the resident ID's pseudonym (``_certno_pseudonym``) when there is one."""
         if pseudonyms:
             return (f"(SELECT s.*, p.certno_pseudonym AS _certno_pseudonym FROM {st.relation} s "
                     f"LEFT JOIN {pseudonyms} p ON p._row = s._row)")
         return st.relation
 
-    def _insert_sql(self, st: _Staged, issues: str, pseudonyms: str | None) -> str:
+    def _insert_sql(self, st: StagedTable, issues: str, pseudonyms: str | None) -> str:
         """The INSERT of the good rows of ``st`` not yet in the warehouse (``pseudonyms``: see ``_pseudonyms``)."""
         spec = st.spec
         target = quote_ident(spec.name)
@@ -1201,7 +1222,7 @@ class _Run:
             FROM {source}
             WHERE {where}"""
 
-    def _write_identities(self, st: _Staged, issues: str, pseudonyms: str | None,
+    def _write_identities(self, st: StagedTable, issues: str, pseudonyms: str | None,
                           corrections: str | None = None) -> None:
         """Clear resident IDs, names and exact birth dates (``Field.vault``) of the loaded persons go to the
         identity vault only; a corrected person's (rows in ``corrections``) replace the vault's."""
@@ -1253,7 +1274,7 @@ class _Run:
             pass
 
 
-def held_rows_sql(st: _Staged, fld: str, parent: str, missing: str, *, refused: str | None, held: str | None,
+def held_rows_sql(st: StagedTable, fld: str, parent: str, missing: str, *, refused: str | None, held: str | None,
                   nowhere: bool) -> str:
     """Issue rows of the rows of ``st`` whose ``fld`` is one of the ``missing`` parent keys: held because
     the parent table was refused (``refused``: why), its key is held back (``held``: keys and why), or it
@@ -1271,7 +1292,7 @@ def held_rows_sql(st: _Staged, fld: str, parent: str, missing: str, *, refused: 
                                    held=held, held_why=held_why)
 
 
-def quarantined_keys_sql(st: _Staged, issues: str | None) -> str | None:
+def quarantined_keys_sql(st: StagedTable, issues: str | None) -> str | None:
     """The keys (``k``) of a parent table's rows this run quarantined (``issues``: its issue rows, None when
     it has none) or could not read, with what happened to each (``why``); None when there are none."""
     (key,) = st.spec.key  # parents are single-key tables
@@ -1288,14 +1309,14 @@ def quarantined_keys_sql(st: _Staged, issues: str | None) -> str | None:
     return " UNION ALL ".join(parts) or None
 
 
-def code_fields(st: _Staged) -> list[Field]:
+def code_fields(st: StagedTable) -> list[Field]:
     """The code fields of ``st`` that are put in canonical form (text or integer columns)."""
     return [f for f in st.spec.canonical_fields if f.name in st.columns
             and (st.columns[f.name]._is_varchar
                  or (st.columns[f.name]._is_numeric and not st.columns[f.name]._is_float))]
 
 
-def distinct_codes_sql(st: _Staged, fields: list[Field]) -> str:
+def distinct_codes_sql(st: StagedTable, fields: list[Field]) -> str:
     """The distinct values of each of ``fields`` as text, with their row counts (one row per field and
     value: the other fields NULL)."""
     texts = {f.name: f"CAST({quote_ident(f.name)} AS VARCHAR)" for f in fields}
@@ -1305,7 +1326,7 @@ def distinct_codes_sql(st: _Staged, fields: list[Field]) -> str:
             f"GROUP BY GROUPING SETS ({sets})")
 
 
-def code_plan(st: _Staged, fields: list[Field], rows, known_codes: Callable[[], frozenset[str]]
+def code_plan(st: StagedTable, fields: list[Field], rows, known_codes: Callable[[], frozenset[str]]
               ) -> list[tuple[int, Field, list[tuple[str, str, str | None]]]]:
     """From the rows of :func:`distinct_codes_sql`: per field whose codes change, its number, the field and
     the (code as written, canonical code, suffix) of each value that changes. Records the rewrites and the
@@ -1367,7 +1388,7 @@ def _key_text(spec: TableSpec, alias: str) -> str:
     return " || '|' || ".join(f"coalesce(CAST({alias}.{quote_ident(k)} AS VARCHAR), '')" for k in spec.key)
 
 
-def _warehouse_key_match(st: _Staged) -> tuple[str, str]:
+def _warehouse_key_match(st: StagedTable) -> tuple[str, str]:
     """SELECT items ``_k0, _k1, ...`` of the staged row's key, and the condition matching them (alias
     ``s``) with a warehouse row (alias ``w``). The keys are projected first: a correlated expression
     would make DuckDB deduplicate all keys."""
@@ -1376,11 +1397,11 @@ def _warehouse_key_match(st: _Staged) -> tuple[str, str]:
     return keys, match
 
 
-def _stage(con: duckdb.DuckDBPyConnection, src: TableSource) -> _Staged:
+def _stage(con: duckdb.DuckDBPyConnection, src: TableSource) -> StagedTable:
     spec = TABLES[src.table]
     empty = [str(p) for p in src.files if p.stat().st_size == 0]
     if empty:
-        raise _TableError(f"文件为空 (empty file): {', '.join(empty)}")
+        raise TableError(f"文件为空 (empty file): {', '.join(empty)}")
     if src.fmt == "parquet":
         return _stage_parquet(con, spec, src.files)
     return _stage_csv(con, spec, src.files)
@@ -1405,7 +1426,7 @@ class ParquetLayout:
 
 
 def parquet_layout(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> ParquetLayout:
-    """Read the footers of ``files`` (``_TableError`` when one is not Parquet, is cut off, or lacks a
+    """Read the footers of ``files`` (``TableError`` when one is not Parquet, is cut off, or lacks a
     required column)."""
     paths = [str(p.resolve()) for p in files]
     for path in paths:
@@ -1417,7 +1438,7 @@ def parquet_layout(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
     try:
         counts = dict(con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata({file_list})").fetchall())
     except duckdb.Error as exc:
-        raise _TableError(f"无法读取 Parquet 元数据 (cannot read Parquet metadata): {_first_line(exc)}") from exc
+        raise TableError(f"无法读取 Parquet 元数据 (cannot read Parquet metadata): {first_line(exc)}") from exc
     offsets, total = [], 0
     for path in paths:
         offsets.append(total)
@@ -1439,7 +1460,7 @@ def parquet_layout(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
     return ParquetLayout(tuple(paths), tuple(offsets), tuple(cols), frozenset(never_null), total)
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
+def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> StagedTable:
     layout = parquet_layout(con, spec, files)
     file_list = "[" + ", ".join(sql_str(p) for p in layout.paths) + "]"
     # A lake's partition folders (month=…/region=…) are not columns: the files hold every field.
@@ -1452,11 +1473,11 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple
         SELECT list_extract({offs}, CAST(file_index AS INTEGER) + 1) + file_row_number + 1 AS _row,
                CAST(file_index AS INTEGER) AS _file, {select}
         FROM {scan}""")
-    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel, never_null=set(layout.never_null)),
+    return StagedTable(spec, rel, files, source_columns, staged_columns(spec, con, rel, never_null=set(layout.never_null)),
                    layout.rows)
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> _Staged:
+def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Path, ...]) -> StagedTable:
     name = spec.name
     parts, reject_parts, offset, accepted, rejected = [], [], 0, 0, 0
     reject_headers: dict[int, list[str]] = {}
@@ -1471,8 +1492,8 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
                 CREATE OR REPLACE TEMP TABLE {part} AS SELECT * FROM read_csv({sql_str(readable)}, {_CSV_OPTIONS},
                     store_rejects = true, rejects_table = '{rej}', rejects_scan = '{scan}')""").fetchone()
         except duckdb.Error as exc:
-            raise _TableError(f"无法读取文件 (cannot read file) {path}: "
-                              f"{_first_line(exc).replace(readable, path)}") from exc
+            raise TableError(f"无法读取文件 (cannot read file) {path}: "
+                              f"{first_line(exc).replace(readable, path)}") from exc
         finally:
             copies.remove(readable)
         cols = _describe(con, f"SELECT * FROM {part}", path)
@@ -1484,7 +1505,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
             last = con.execute(f"SELECT CAST(error_type AS VARCHAR) FROM {rej} "
                                f"WHERE CAST(line AS BIGINT) - 1 = {n_ok + n_bad} LIMIT 1").fetchall()
             if last:
-                raise _TableError(
+                raise TableError(
                     f"文件 {path} 不完整 (truncated file): 最后一行没有换行符且无法解析（"
                     f"{_CSV_ERRORS_ZH.get(last[0][0], last[0][0])}），疑似复制或导出中断，请重新导出；"
                     f"整表未入库 (table refused)")
@@ -1515,7 +1536,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, spec: TableSpec, files: tuple[Pat
         con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} AS " + " UNION ALL ".join(reject_parts))
     types = _describe(con, f"SELECT * FROM {rel}", name)
     source_columns = tuple(_norm(c) for c, _ in types if c not in _INTERNAL)
-    return _Staged(spec, rel, files, source_columns, _columns(spec, con, rel, types), accepted, rejects, rejected,
+    return StagedTable(spec, rel, files, source_columns, staged_columns(spec, con, rel, types), accepted, rejects, rejected,
                    reject_headers)
 
 
@@ -1530,17 +1551,17 @@ class _Utf8Copies:
         self.made: set[str] = set()
 
     def readable(self, path: Path) -> tuple[TextEncoding, str]:
-        """How ``path`` is encoded and the path of a UTF-8 version of it; :class:`_TableError` when it is
+        """How ``path`` is encoded and the path of a UTF-8 version of it; :class:`TableError` when it is
         neither UTF-8 nor GB18030/GBK."""
         try:
             text = detect_encoding(path)
         except EncodingError as exc:
-            raise _TableError(str(exc)) from exc
+            raise TableError(str(exc)) from exc
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise _TableError(f"压缩文件不完整或已损坏 (truncated or damaged gzip file) {path.resolve()}: {exc}；"
+            raise TableError(f"压缩文件不完整或已损坏 (truncated or damaged gzip file) {path.resolve()}: {exc}；"
                               f"疑似复制或导出中断，请重新导出") from exc
         except OSError as exc:
-            raise _TableError(f"无法读取文件 (cannot read file) {path.resolve()}: {exc}") from exc
+            raise TableError(f"无法读取文件 (cannot read file) {path.resolve()}: {exc}") from exc
         if not text.needs_copy:
             return text, str(path.resolve())
         try:
@@ -1623,7 +1644,7 @@ def _check_csv_shape(spec: TableSpec, path: Path, readable: str) -> None:
         header = fh.readline(1 << 20).decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
     shown = _ID_LIKE.sub(r"\1***********\2", header[:120])
     if not header.strip():
-        raise _TableError(f"文件 {path.resolve()} 的首行为空，没有表头 (no header row)；整表未入库 (table refused)")
+        raise TableError(f"文件 {path.resolve()} 的首行为空，没有表头 (no header row)；整表未入库 (table refused)")
     names = [_norm(n).strip('"') for n in header.split(",")]
     known = set(spec.names)
     found = sum(n in known for n in names)
@@ -1631,16 +1652,16 @@ def _check_csv_shape(spec: TableSpec, path: Path, readable: str) -> None:
         for delim, label in _DELIMITERS:
             other = [_norm(n).strip('"') for n in header.split(delim)]
             if len(other) > 1 and sum(n in known for n in other) > found:
-                raise _TableError(
+                raise TableError(
                     f"文件 {path.resolve()} 的分隔符是{label}，不是逗号 (delimiter is {delim!r}, not ','): 表头按逗号只能"
                     f"读出 {len(names)} 列「{shown}」；请另存为逗号分隔的 CSV；整表未入库 (table refused)")
         if not found:
-            raise _TableError(f"文件 {path.resolve()} 的首行不是表头 (no header row): 其中没有 {spec.name} 的任何字段名"
+            raise TableError(f"文件 {path.resolve()} 的首行不是表头 (no header row): 其中没有 {spec.name} 的任何字段名"
                               f"（首行「{shown}」）；整表未入库 (table refused)")
     seen: dict[str, int] = {}
     for i, n in enumerate(names, start=1):
         if n and n in seen:
-            raise _TableError(
+            raise TableError(
                 f"文件 {path.resolve()} 的表头列名重复 (duplicate column in header): {n}（第 {seen[n]} 列和第 {i} 列），"
                 f"无法确定哪一列可信；整表未入库 (table refused)")
         seen.setdefault(n, i)
@@ -1666,9 +1687,9 @@ def _check_parquet_ends(path: str) -> None:
         fh.seek(max(0, size - 4))
         tail = fh.read(4)
     if head != b"PAR1":
-        raise _TableError(f"文件 {path} 不是 Parquet 文件 (not a Parquet file): 文件头没有 PAR1 标记；整表未入库 (table refused)")
+        raise TableError(f"文件 {path} 不是 Parquet 文件 (not a Parquet file): 文件头没有 PAR1 标记；整表未入库 (table refused)")
     if tail != b"PAR1" or size < 12:
-        raise _TableError(f"Parquet 文件 {path} 不完整 (truncated Parquet file): 文件尾没有 PAR1 标记（共 {size} 字节），"
+        raise TableError(f"Parquet 文件 {path} 不完整 (truncated Parquet file): 文件尾没有 PAR1 标记（共 {size} 字节），"
                           f"疑似复制或导出中断，请重新导出；整表未入库 (table refused)")
 
 
@@ -1676,14 +1697,14 @@ def _describe(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> list[tuple
     try:
         return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {sql}").fetchall()]
     except duckdb.Error as exc:
-        raise _TableError(f"无法读取文件 (cannot read file) {what}: {_first_line(exc)}") from exc
+        raise TableError(f"无法读取文件 (cannot read file) {what}: {first_line(exc)}") from exc
 
 
 def _require(spec: TableSpec, path: str, cols: list[tuple[str, str]]) -> None:
     have = {_norm(c) for c, _ in cols}
     missing = [f for f in spec.required if f not in have]
     if missing:
-        raise _TableError(
+        raise TableError(
             f"文件 {path} 缺少必填列 (required column(s) missing): {', '.join(missing)}；整表未入库 (table skipped)"
         )
 
@@ -1701,24 +1722,24 @@ def _renames_of(cols, spec: TableSpec | None = None) -> tuple[str, tuple[str, ..
         if n in _INTERNAL or c in ("file_index", "file_row_number"):
             continue
         if n in seen:
-            raise _TableError(f"表 {spec.name if spec else ''} 的列名重复 (duplicate column): {seen[n]!r} 和 {c!r}")
+            raise TableError(f"表 {spec.name if spec else ''} 的列名重复 (duplicate column): {seen[n]!r} 和 {c!r}")
         seen[n] = c
         items.append(f"{quote_ident(c)} AS {quote_ident(n)}")
     return ", ".join(items), tuple(seen)
 
 
-def _columns(
+def staged_columns(
     spec: TableSpec, con: duckdb.DuckDBPyConnection, rel: str, described: list[tuple[str, str]] | None = None,
     *, never_null: set[str] = frozenset(),
 ) -> dict[str, Column]:
-    """The contract fields in ``rel`` with their types, untrimmed (``_Run.scan`` finds padded columns);
+    """The contract fields in ``rel`` with their types, untrimmed (``IngestRun.scan`` finds padded columns);
     those named in ``never_null`` are known to hold no NULL."""
     # DuckDB keeps the source spelling of a column renamed to a case variant: match names lower-cased.
     types = {_norm(n): t for n, t in (described or _describe(con, f"SELECT * FROM {rel}", rel))}
     present = [f for f in spec.fields if f.name in types]
     lost = [f for f in spec.required if f not in types]
     if lost:
-        raise _TableError(f"表 {spec.name} 缺少必填列 (required column(s) missing): {', '.join(lost)}")
+        raise TableError(f"表 {spec.name} 缺少必填列 (required column(s) missing): {', '.join(lost)}")
     return {f.name: Column(f, str(types[f.name]), trim=False, nullable=f.name not in never_null) for f in present}
 
 
@@ -1738,7 +1759,7 @@ def _refused(name: str, files: tuple[Path, ...], error: str, rows: int | None = 
     return TableReport(name, "error", files=_names(files), error=error, rows_in=n, refused=n, notes=notes)
 
 
-def _count_rows(con: duckdb.DuckDBPyConnection, src: TableSource) -> int | None:
+def count_source_rows(con: duckdb.DuckDBPyConnection, src: TableSource) -> int | None:
     """Data rows of a refused table's files, as far as they can be counted: a CSV file's non-blank lines
     but one (the header; a last line without a line break counts), a Parquet file's row count from its
     footer; None when a file cannot be read at all."""
@@ -1775,7 +1796,7 @@ def _same_key(con: duckdb.DuckDBPyConnection, check: str, settings: Settings) ->
 _ID_LIKE = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})[0-9]{11}([0-9Xx])(?![0-9A-Za-z])")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """First line of an error, with anything shaped like a resident ID masked (errors reach reports)."""
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__

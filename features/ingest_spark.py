@@ -47,22 +47,22 @@ from features.codes import CodeMap
 from features.config import Settings
 from features.contract import TABLES
 from features.ingest import (
-    _PARENT_TABLES,
+    PARENT_TABLES,
     IngestError,
     IngestReport,
     Progress,
     TableReport,
-    _begin,
-    _columns,
-    _connect,
-    _count_rows,
-    _finish,
-    _first_line,
-    _load_tables,
-    _Run,
-    _Staged,
-    _start,
-    _TableError,
+    begin_run,
+    staged_columns,
+    connect_warehouse,
+    count_source_rows,
+    finish_run,
+    first_line,
+    load_tables,
+    IngestRun,
+    StagedTable,
+    start_run,
+    TableError,
     canonical_companions_sql,
     code_fields,
     code_plan,
@@ -114,24 +114,24 @@ def spark_ingest_blocker(source: Path, settings: Settings) -> str | None:
 def ingest_spark(source: Path, settings: Settings, spark, *, progress: Progress | None = None) -> IngestReport:
     """Validate and load the Parquet extract in ``source`` into ``settings.warehouse`` on Spark (see the
     module's docstring); the same report as :func:`features.ingest.ingest`, by the same steps
-    (``features.ingest._load_tables``). Raises :class:`IngestError` where that does, and when
+    (``features.ingest.load_tables``). Raises :class:`IngestError` where that does, and when
     :func:`spark_ingest_blocker` names a reason."""
-    start = _start(source, settings)
+    start = start_run(source, settings)
     why = spark_ingest_blocker(source, settings)
     if why:
         raise IngestError(why)
     lake = lake_folder(settings.warehouse)
     shutil.rmtree(lake, ignore_errors=True)  # a first load: nothing of an earlier one belongs here
-    with _connect(settings) as con, duckdb.connect() as footers:
-        _begin(con, start.run, start.source_name, start.started)  # the vault's statement runs on con too
+    with connect_warehouse(settings) as con, duckdb.connect() as footers:
+        begin_run(con, start.run, start.source_name, start.started)  # the vault's statement runs on con too
         job = _SparkIngest(spark, start.run, lake, footers)
         try:
-            reports = _load_tables(job, start.sources, start.source_errors, progress)
+            reports = load_tables(job, start.sources, start.source_errors, progress)
         finally:
             job.close()
         lake.mkdir(parents=True, exist_ok=True)
         (lake / LAKE_BATCH).write_text(str(start.run.batch_no))  # the lake holds what this run loaded
-        report = _finish(con, start, reports)
+        report = finish_run(con, start, reports)
     return report
 
 
@@ -145,13 +145,13 @@ except ImportError:  # pyspark not installed: nothing here can run anyway
 
 
 class _SparkIngest:
-    """How ``features.ingest._load_tables`` stages, checks and loads a table on Spark: the staged tables as
+    """How ``features.ingest.load_tables`` stages, checks and loads a table on Spark: the staged tables as
     temp views, what each table left for the next (``footers``: a DuckDB connection reading the Parquet
     files' footers)."""
 
     errors = _SPARK_ERRORS
 
-    def __init__(self, spark, run: _Run, lake: Path, footers: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, spark, run: IngestRun, lake: Path, footers: duckdb.DuckDBPyConnection) -> None:
         self.spark, self.run, self.lake, self.footers = spark, run, lake, footers
         self.views: list[str] = []
         self.kept: list = []
@@ -192,7 +192,7 @@ class _SparkIngest:
     # -- staging
 
     def count_rows(self, src) -> int | None:
-        return _count_rows(self.footers, src)
+        return count_source_rows(self.footers, src)
 
     def before_load(self) -> None:
         """Nothing: Spark keeps no insertion order."""
@@ -201,11 +201,11 @@ class _SparkIngest:
         """Nothing is held from earlier runs in a first load."""
         return 0
 
-    def stage(self, src) -> _Staged:
+    def stage(self, src) -> StagedTable:
         spec, footers = TABLES[src.table], self.footers
         empty = [str(p) for p in src.files if p.stat().st_size == 0]
         if empty:
-            raise _TableError(f"文件为空 (empty file): {', '.join(empty)}")
+            raise TableError(f"文件为空 (empty file): {', '.join(empty)}")
         layout = parquet_layout(footers, spec, src.files)
         select, source_columns = layout.renames
         # Spark names each row's file by its qualified URI: the files' numbers and first rows by that name.
@@ -229,13 +229,13 @@ class _SparkIngest:
             FROM src_{name} s JOIN files_{name} f ON f._yb_uri = s._yb_uri""").cache()
         self._view(f"stg_{name}", staged)
         self.kept.append(staged)
-        columns = _columns(spec, footers, "", list(layout.described), never_null=set(layout.never_null))
+        columns = staged_columns(spec, footers, "", list(layout.described), never_null=set(layout.never_null))
         # Every text column trimmed: on DuckDB only those the first pass finds padded (the same values).
         columns = {k: replace(c, trim=True) for k, c in columns.items()}
-        return _Staged(spec, f"stg_{name}", src.files, source_columns, columns, layout.rows)
+        return StagedTable(spec, f"stg_{name}", src.files, source_columns, columns, layout.rows)
 
     def canonicalise(self, name: str) -> None:
-        """As :meth:`features.ingest._Run.canonicalise`: codes mapped on the driver, the map joined back."""
+        """As :meth:`features.ingest.IngestRun.canonicalise`: codes mapped on the driver, the map joined back."""
         st = self.run.staged[name]
         fields = code_fields(st)
         if not fields:
@@ -269,7 +269,7 @@ class _SparkIngest:
 
     # -- checks
 
-    def issues(self, st: _Staged) -> tuple[str, int]:
+    def issues(self, st: StagedTable) -> tuple[str, int]:
         """The temp view of every issue row of ``st`` (``ISSUE_COLUMNS``) and their number."""
         spec, name = st.spec, st.spec.name
         parts = [f"SELECT * FROM {self.duplicates(st)[0]}"]
@@ -299,8 +299,8 @@ class _SparkIngest:
         n = self._view(f"iss_{name}", issues, keep=True)
         return f"iss_{name}", int(n)
 
-    def _row_checks(self, st: _Staged):
-        """Every one-row check of ``st``, as issue rows. As on DuckDB (``features.ingest._Run.scan``), one pass
+    def _row_checks(self, st: StagedTable):
+        """Every one-row check of ``st``, as issue rows. As on DuckDB (``features.ingest.IngestRun.scan``), one pass
         finds the suspicious rows first: the checks of codes, flags and names (``checked_by_value``) run on
         their distinct values, a few thousand, and rows are matched to the bad ones; the other checks are
         conditions of that pass. Then every check is evaluated on the suspicious rows alone."""
@@ -338,7 +338,7 @@ class _SparkIngest:
             SELECT _row, e.field, e.reason_code, e.check_id, e.value, e.detail
             FROM (SELECT _row, EXPLODE(FILTER(ARRAY({found}), x -> x IS NOT NULL)) AS e FROM {suspicious})""")
 
-    def duplicates(self, st: _Staged) -> tuple[str, int]:
+    def duplicates(self, st: StagedTable) -> tuple[str, int]:
         """The view of ``st``'s duplicate-key issue rows and their number (worked out once: the settlements'
         checks read the fee lines')."""
         view = f"dup_{st.spec.name}"
@@ -347,8 +347,8 @@ class _SparkIngest:
                 view, self.sql(duplicate_key_sql(st.spec, st.relation, st.columns)), keep=True))
         return view, self._duplicates[view]
 
-    def _parent_sql(self, st: _Staged, fld: str, parent: str, parent_field: str) -> str | None:
-        """As :meth:`features.ingest._Run._parent_sql` for a first load: the parent's rows are those this
+    def _parent_sql(self, st: StagedTable, fld: str, parent: str, parent_field: str) -> str | None:
+        """As :meth:`features.ingest.IngestRun._parent_sql` for a first load: the parent's rows are those this
         run loaded, its quarantined keys those this run quarantined."""
         c = st.columns[fld]
         lookups = [(f"wh_{parent}", f"p.{quote_ident(parent_field)}")] if self.loaded.get(parent) else []
@@ -398,7 +398,7 @@ class _SparkIngest:
                           f"WHERE {picked}")
             df.write.parquet(str(held_folder))
             held = self.spark.read.parquet(str(held_folder)).count()
-        if name in _PARENT_TABLES:
+        if name in PARENT_TABLES:
             sql = quarantined_keys_sql(st, issues if n_issues else None)
             if sql:
                 self._view(f"qk_{name}", self.sql(sql), keep=True)
@@ -407,14 +407,14 @@ class _SparkIngest:
             try:
                 self._write_identities(st, relation, good)
             except duckdb.Error as exc:  # the rows are in; the vault catches up on the next ingest
-                st.notes.append(f"身份库未写入 (identity vault not written): {_first_line(exc)}")
+                st.notes.append(f"身份库未写入 (identity vault not written): {first_line(exc)}")
         run.processed.add(name)
         return TableReport(name, "ok", files=st.file_names, notes=tuple(st.notes), code_rewrites=st.code_rewrites,
                            code_unresolved=st.code_unresolved, rows_in=st.rows, loaded=int(loaded), corrected=0,
                            quarantined=int(new_rows), unchanged=int(issue_rows) - int(new_rows), held=int(held),
                            reasons=reasons)
 
-    def _take_in(self, st: _Staged, table: Path, quarantine: Path | None, held: Path | None) -> None:
+    def _take_in(self, st: StagedTable, table: Path, quarantine: Path | None, held: Path | None) -> None:
         """The warehouse file takes in what Spark wrote for ``st``'s table, in one transaction."""
         con, spec = self.run.con, st.spec
         names = ", ".join(quote_ident(n) for n in spec.warehouse_columns)
@@ -434,7 +434,7 @@ class _SparkIngest:
             con.execute("ROLLBACK")
             raise
 
-    def _with_pseudonyms(self, st: _Staged, issues: str | None) -> str:
+    def _with_pseudonyms(self, st: StagedTable, issues: str | None) -> str:
         """``st``'s staged rows as a view, with the keyed pseudonym of the resident ID (``_certno_pseudonym``,
         computed in the executors) when the table has one."""
         cert = st.columns.get("certno") if st.spec.name == "psn_info" else None
@@ -448,7 +448,7 @@ class _SparkIngest:
         self._view(view, df, keep=True)
         return view
 
-    def _write_identities(self, st: _Staged, relation: str, good: str) -> None:
+    def _write_identities(self, st: StagedTable, relation: str, good: str) -> None:
         """The loaded persons' clear identities to the vault, by the DuckDB ingest's own statement, from a
         copy of their rows in a folder only the owner can read, removed at once."""
         wanted = [c for c in ("psn_no", "certno", "psn_name", "brdy") if c in st.source_columns]

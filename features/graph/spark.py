@@ -35,6 +35,7 @@ __all__ = ["SparkGraphInputs", "GRAPH_SOURCES", "VIEW_PREFIX"]
 GRAPH_SOURCES = ("setl_d", "mdtrt_d", "fee_list_d", "fixmedins")  # the contract tables the graph's SQL reads
 VIEW_PREFIX = "graph_in_"  # the Spark views of the graph's inputs: graph_in_visits, ...
 _CACHED = ("visits", "drug_purchases", "drug_shops", "edges")  # read more than once
+_WRITTEN = ("edges",)  # of those, computed once into Parquet and read from there (not held in Spark's memory)
 _ARROW_TYPES = {"string": "string", "long": "int64", "double": "float64", "boolean": "bool", "int": "int32"}
 
 
@@ -54,7 +55,13 @@ class SparkGraphInputs:
         self._kept: list = []
         self._written = 0
         for name in _CACHED:
-            df = self.spark.sql(to_spark(self.sql[name])).cache()
+            df = self.spark.sql(to_spark(self.sql[name]))
+            if name in _WRITTEN:  # the edges: claim-sized, read by the last steps only
+                out = exports.out("graph", f"input_{name}")
+                df.write.mode("overwrite").parquet(str(out))
+                df = self.spark.read.parquet(str(out))
+            else:
+                df = df.cache()
             df.createOrReplaceTempView(VIEW_PREFIX + name)
             self.views.append(VIEW_PREFIX + name)
 
