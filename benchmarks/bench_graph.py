@@ -71,7 +71,7 @@ def main() -> None:
     import networkx as nx
     import pandas as pd
 
-    from features.graph.build import GraphConfig, _fraud_seeds, _ppr_edges, layer_options
+    from features.graph.build import GraphConfig, _fraud_seeds, layer_options
     from features.graph.communities import available_methods, detect_communities, layered_communities
     from features.graph.edges import read_drug_purchases, read_drug_shops, read_edges, read_visits
     from features.graph.pagerank import cross_fitted_pagerank
@@ -128,7 +128,12 @@ def main() -> None:
     _step(out, "stats + evidence + organisers", lambda: (
         community_stats(g, comms, visits, layer_of=layer_of, purchases=purchases, oversupply=oversupply),
         membership(g, comms, seed=args.seed)))
-    _step(out, "pagerank (5 folds)", lambda: cross_fitted_pagerank(_ppr_edges(edges, pairs), seeds))
+    walk = pd.concat([edges[["src_type", "src_id", "dst_type", "dst_id", "n_events"]],
+                      pd.DataFrame({"src_type": "psn", "src_id": pairs["psn_a"], "dst_type": "psn",
+                                    "dst_id": pairs["psn_b"],
+                                    "n_events": (pairs["shared_days"] + pairs["shared_shops"]).astype(float)})],
+                     ignore_index=True)  # the heterogeneous graph plus the projection's ties, as the build walks
+    _step(out, "pagerank (5 folds)", lambda: cross_fitted_pagerank(walk, seeds))
 
     _doctor_graph_methods(args, out)
     if not args.skip_build:
