@@ -237,3 +237,21 @@ def test_node_numbers_and_folds_on_spark_are_those_of_pandas(spark):
     nodes = sorted({("psn", i) for i in ids + ["Q1", "Q0"]} | {(t, i) for t, i in zip(["prac", "fixmedins"] * 3, ids[::-1])})
     assert list(zip(got["node_type"], got["node_id"])) == nodes and got["i"].tolist() == list(range(len(nodes)))
     assert got["fold"].tolist() == [fold_of(t, i, 5) for t, i in nodes]
+
+
+def test_a_region_without_visits_builds_empty_graph_tables(tiny_graph_warehouse, tmp_path):
+    """No settlement in the warehouse yet (an extract whose claims were all quarantined): every graph table
+    is written, empty, with its columns (the pandas node features failed on an empty edge list)."""
+    wh = tmp_path / "empty.duckdb"
+    with duckdb.connect(str(wh)) as con:
+        con.execute(f"ATTACH '{tiny_graph_warehouse}' AS s (READ_ONLY)")
+        for t in ("setl_d", "mdtrt_d", "fee_list_d", "fixmedins", "labels"):
+            con.execute(f"CREATE TABLE {t} AS SELECT * FROM s.main.{t} WHERE false")
+        con.execute("DETACH s")
+    report = build_graph(wh, GraphConfig(seed=0))
+    assert report.counts["edges"] == 0 and report.counts["nodes"] == 0
+    with duckdb.connect(str(wh), read_only=True) as con:
+        for table in ("graph_edges", "graph_node_features"):
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+        assert [c for c, *_ in con.execute("DESCRIBE graph_node_features").fetchall()][-2:] == ["ring_patients",
+                                                                                                  "ppr_fraud"]
