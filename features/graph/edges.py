@@ -251,6 +251,12 @@ class WarehouseGraphInputs:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         self.tables.append(name)
 
+    def number(self, name: str, sql: str, order: str) -> None:
+        """The rows of the SELECT ``sql`` as the temporary table ``name``, numbered ``i`` from 0 in ``order``
+        (NULLs last)."""
+        keys = ", ".join(f"{k.strip()} NULLS LAST" for k in order.split(","))
+        self.keep(name, f"SELECT *, row_number() OVER (ORDER BY {keys}) - 1 AS i FROM ({sql}) q")
+
     def frame(self, name: str, df: pd.DataFrame, schema: str) -> None:
         """The rows of ``df`` as the temporary table ``name`` with the columns of ``schema`` (Spark's
         ``name type, …``)."""

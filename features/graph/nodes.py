@@ -5,9 +5,10 @@ The edges grow with the claims (on ``city`` 1.8 M; a province tens of millions),
 graph's inputs were computed: temporary tables of the warehouse (``--engine duckdb``) or Spark views
 (``--engine spark``). What this module asks of the engine (``features.graph.edges.WarehouseGraphInputs``,
 ``features.graph.spark.SparkGraphInputs``) is SQL in DuckDB's dialect over those relations, and four
-verbs: ``frame`` (a small pandas frame as a relation there), ``keep`` (a SELECT computed once, as a
-relation), ``query`` (a SELECT's rows to pandas) and ``store`` (a SELECT's rows into a warehouse table,
-without passing through pandas).
+verbs: ``frame`` (a small pandas frame as a relation there), ``number`` (a SELECT's rows computed once,
+as a relation, numbered ``i`` from 0 in an order: on Spark without moving them to one partition),
+``query`` (a SELECT's rows to pandas) and ``store`` (a SELECT's rows into a warehouse table, without
+passing through pandas).
 
 PageRank is the one step that needs the whole graph at once (a walk crosses it in every step), and it
 runs on the driver as before, on numbers only: the engine numbers the nodes in the order the pandas
@@ -66,7 +67,7 @@ def node_features_in(inputs, pairs: pd.DataFrame, members: pd.DataFrame, seeds: 
     inputs.frame(f"{p}pairs", pd.DataFrame({
         "psn_a": pairs["psn_a"], "psn_b": pairs["psn_b"],
         "w": (pairs["shared_days"] + pairs["shared_shops"]).astype(float)}), _PAIR_SCHEMA)
-    inputs.keep(f"{p}node_index", _index_sql(p, n_folds))
+    inputs.number(f"{p}node_index", _nodes_sql(p, n_folds), "node_type, node_id")
     n = int(inputs.query(f"SELECT count(*) AS n FROM {p}node_index")["n"].iloc[0])
     scores = np.zeros(n)
     if n:
@@ -87,12 +88,11 @@ def node_features_in(inputs, pairs: pd.DataFrame, members: pd.DataFrame, seeds: 
 # -- private helpers ------------------------------------------------------------------------------
 
 
-def _index_sql(p: str, n_folds: int) -> str:
-    """Every node of the walk (both ends of the edges and of the projection's pairs) numbered in
-    (node_type, node_id) order from 0, with its fold (``features.graph.pagerank.fold_of``)."""
+def _nodes_sql(p: str, n_folds: int) -> str:
+    """Every node of the walk (both ends of the edges and of the projection's pairs), with its fold
+    (``features.graph.pagerank.fold_of``); the engine numbers them in (node_type, node_id) order."""
     return f"""
-    SELECT node_type, node_id, row_number() OVER (ORDER BY node_type, node_id NULLS LAST) - 1 AS i,
-           crc32(CAST(concat(node_type, ':', node_id) AS BLOB)) % {int(n_folds)} AS fold
+    SELECT node_type, node_id, crc32(CAST(concat(node_type, ':', node_id) AS BLOB)) % {int(n_folds)} AS fold
     FROM (SELECT src_type AS node_type, src_id AS node_id FROM {p}edges
           UNION SELECT dst_type, dst_id FROM {p}edges
           UNION SELECT 'psn', psn_a FROM {p}pairs
@@ -128,11 +128,16 @@ def _node_features_sql(p: str) -> str:
                                            AND NOT (kind = 'works_at' AND node_type = 'fixmedins')
                                       THEN CAST(amount AS DECIMAL(18, 2)) END), 0) AS DOUBLE) AS amount
         FROM both_ends GROUP BY node_type, node_id),
-    prov AS (
+    prov AS (  -- the provider ends of person edges (both_ends' rows with a person at the other end, read
+               -- from the edges themselves so that both_ends is read once and Spark need not keep it)
         SELECT b.node_type, b.node_id, max(m.community_risk) AS patients_community_risk,
                CAST(sum(CASE WHEN m.in_ring_candidate THEN 1 ELSE 0 END) AS BIGINT) AS ring_patients
-        FROM both_ends b JOIN {p}members m ON m.node_id = b.other_id
-        WHERE b.other_type = 'psn' AND b.node_type <> 'psn' AND m.community_size >= 3
+        FROM (SELECT dst_type AS node_type, dst_id AS node_id, src_id AS other_id FROM {p}edges
+              WHERE src_type = 'psn' AND dst_type <> 'psn'
+              UNION ALL
+              SELECT src_type, src_id, dst_id FROM {p}edges WHERE dst_type = 'psn' AND src_type <> 'psn') b
+        JOIN {p}members m ON m.node_id = b.other_id
+        WHERE m.community_size >= 3
         GROUP BY b.node_type, b.node_id)
     SELECT t.node_type, t.node_id, t.degree, t.weighted_degree, t.amount,
            coalesce(m.community_size, 0) AS community_size, coalesce(m.covisit_degree, 0) AS covisit_degree,

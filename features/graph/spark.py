@@ -14,7 +14,7 @@ with their expected counts, and — once the pairs are scored — the visits of 
 executors). Scoring those pairs (a Poisson tail each) and the communities' statistics stay on the driver,
 as with ``--engine duckdb`` (``features.graph.build``); community detection and the members' betweenness run
 per block of components on the executors (``map_blocks``). The edges stay on Spark: ``graph_edges``, the
-node numbering of PageRank and the node features are SQL there (``features.graph.nodes``: ``keep``,
+node numbering of PageRank and the node features are SQL there (``features.graph.nodes``: ``number``,
 ``frame``, ``query``, ``store``), and only PageRank's walk runs on the driver, on the edges as numbers.
 
 >>> VIEW_PREFIX + "visits"
@@ -30,13 +30,36 @@ from features.graph.edges import INPUT_ORDER, graph_inputs_sql, typed_input
 from features.spark import stepwise
 from features.spark_sql import to_spark
 
-__all__ = ["SparkGraphInputs", "GRAPH_SOURCES", "VIEW_PREFIX"]
+__all__ = ["SparkGraphInputs", "GRAPH_SOURCES", "VIEW_PREFIX", "numbered"]
 
 GRAPH_SOURCES = ("setl_d", "mdtrt_d", "fee_list_d", "fixmedins")  # the contract tables the graph's SQL reads
 VIEW_PREFIX = "graph_in_"  # the Spark views of the graph's inputs: graph_in_visits, ...
 _CACHED = ("visits", "drug_purchases", "drug_shops", "edges")  # read more than once
 _WRITTEN = ("edges",)  # of those, computed once into Parquet and read from there (not held in Spark's memory)
 _ARROW_TYPES = {"string": "string", "long": "int64", "double": "float64", "boolean": "bool", "int": "int32"}
+
+
+def numbered(df, keys: list[str]):
+    """``df`` with a column ``i``: each row's place, from 0, in the order of ``keys`` (ascending, NULLs last;
+    the keys must tell every row apart), computed once (``localCheckpoint``). As ``row_number() OVER (ORDER
+    BY keys) - 1`` without moving every row to one partition (which that window does): a sort into ranges,
+    each range's row count (one row per partition to the driver), and each row's place in its range plus
+    the rows of the ranges before it."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    order = [F.col(k).asc_nulls_last() for k in keys]
+    ranged = df.orderBy(*order).withColumn("_range", F.spark_partition_id()).localCheckpoint(eager=True)
+    offsets, before = [], 0
+    for part, rows in sorted(tuple(r) for r in ranged.groupBy("_range").count().collect()):
+        offsets.append((part, before))
+        before += rows
+    spark = df.sparkSession
+    offset = spark.createDataFrame(offsets, schema="_range int, _before long")
+    out = (ranged.join(F.broadcast(offset), "_range")
+           .withColumn("i", F.col("_before") + F.row_number().over(Window.partitionBy("_range").orderBy(*order)) - 1)
+           .drop("_range", "_before"))
+    return out.localCheckpoint(eager=True)
 
 
 class SparkGraphInputs:
@@ -103,9 +126,10 @@ class SparkGraphInputs:
 
     # the verbs of features.graph.nodes: SQL where the edges are
 
-    def keep(self, name: str, sql: str) -> None:
-        """The SELECT ``sql`` (DuckDB's dialect) computed once on Spark, as the temp view ``name``."""
-        df = self.spark.sql(to_spark(sql)).localCheckpoint(eager=True)
+    def number(self, name: str, sql: str, order: str) -> None:
+        """The rows of the SELECT ``sql`` computed once on Spark as the temp view ``name``, numbered ``i`` from 0
+        in ``order`` (:func:`numbered`)."""
+        df = numbered(self.spark.sql(to_spark(sql)), [k.strip() for k in order.split(",")])
         df.createOrReplaceTempView(name)
         self.views.append(name)
         self._kept.append(df)

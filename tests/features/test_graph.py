@@ -221,10 +221,12 @@ def test_docstring_examples(module):
 
 
 def test_node_numbers_and_folds_on_spark_are_those_of_pandas(spark):
-    """PageRank's node numbering and folds, computed by Spark (``features.graph.nodes``): the pandas order
-    of (node_type, node_id) and ``fold_of``'s CRC-32, for ids in any script."""
-    from features.graph.nodes import _index_sql
+    """PageRank's node numbering and folds, computed by Spark (``features.graph.nodes``, numbered in ranges by
+    ``features.graph.spark.numbered``): the pandas order of (node_type, node_id) and ``fold_of``'s CRC-32, for
+    ids in any script."""
+    from features.graph.nodes import _nodes_sql
     from features.graph.pagerank import fold_of
+    from features.graph.spark import numbered
     from features.spark_sql import to_spark
 
     ids = ["220100000000001202", "P2", "药店甲", "ＡＢ", "a b", "Z"]
@@ -233,7 +235,12 @@ def test_node_numbers_and_folds_on_spark_are_those_of_pandas(spark):
                           "dst_type string, dst_id string").createOrReplaceTempView("t_edges")
     spark.createDataFrame(pd.DataFrame({"psn_a": ["Q1"], "psn_b": ["Q0"]}),
                           schema="psn_a string, psn_b string").createOrReplaceTempView("t_pairs")
-    got = spark.sql(to_spark(_index_sql("t_", 5))).toPandas().sort_values("i")
+    parts = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "3")  # numbered over several ranges, as on a cluster
+    try:
+        got = numbered(spark.sql(to_spark(_nodes_sql("t_", 5))), ["node_type", "node_id"]).toPandas().sort_values("i")
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", parts)
     nodes = sorted({("psn", i) for i in ids + ["Q1", "Q0"]} | {(t, i) for t, i in zip(["prac", "fixmedins"] * 3, ids[::-1])})
     assert list(zip(got["node_type"], got["node_id"])) == nodes and got["i"].tolist() == list(range(len(nodes)))
     assert got["fold"].tolist() == [fold_of(t, i, 5) for t, i in nodes]
