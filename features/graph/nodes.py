@@ -59,7 +59,7 @@ def node_features_in(inputs, pairs: pd.DataFrame, members: pd.DataFrame, seeds: 
                      n_folds: int, alpha: float) -> None:
     """Write ``graph_node_features`` (one row per node of ``edges``, keyed by ``(node_type, node_id)``;
     ``members`` as :data:`MEMBER_SCHEMA`) with the cross-fitted PageRank walked over the edges and the
-    projection's ``pairs``, restarted at ``seeds``. Returns the number of nodes.
+    projection's ``pairs``, restarted at ``seeds``.
 
     Persons carry their community's size and risk; doctors, institutions and pharmacies the highest risk
     among their patients' communities of 3+ and how many of their patients are in ring candidates."""
@@ -68,10 +68,10 @@ def node_features_in(inputs, pairs: pd.DataFrame, members: pd.DataFrame, seeds: 
         "psn_a": pairs["psn_a"], "psn_b": pairs["psn_b"],
         "w": (pairs["shared_days"] + pairs["shared_shops"]).astype(float)}), _PAIR_SCHEMA)
     inputs.number(f"{p}node_index", _nodes_sql(p, n_folds), "node_type, node_id")
-    n = int(inputs.query(f"SELECT count(*) AS n FROM {p}node_index")["n"].iloc[0])
+    folds = inputs.query(f"SELECT i, fold FROM {p}node_index", order="i")["fold"].to_numpy(dtype=np.int64)
+    n = len(folds)
     scores = np.zeros(n)
     if n:
-        folds = inputs.query(f"SELECT i, fold FROM {p}node_index", order="i")["fold"].to_numpy(dtype=np.int64)
         inputs.frame(f"{p}seeds", pd.DataFrame(seeds, columns=["node_type", "node_id"], dtype=object), _SEED_SCHEMA)
         pos = inputs.query(f"SELECT x.i FROM {p}node_index x JOIN {p}seeds s "
                            "ON s.node_type = x.node_type AND s.node_id = x.node_id")["i"].to_numpy(dtype=np.int64)
