@@ -16,7 +16,9 @@ no copy. Then, each in a child process with ``--force`` off:
 3. with ``--whole``, ``yibao run`` over the whole lake in a fresh folder, for comparison.
 
 Prints the time per stage of each run, the share of the whole run the month cost, and the peak memory (the
-summed resident memory of the child's process tree); record the figures in docs/benchmarks.md.
+summed resident memory of the child's process tree); record the figures in docs/benchmarks.md. Each run's
+stderr and its whole ``yibao run --json`` report are kept in the workdir (``run<i>.log``, ``run<i>.json``);
+the rules' time per rule is in the warehouse's ``rule_runs``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def main() -> None:
         load = os.getloadavg()[0]
         report, wall, peak = _run([YIBAO, "run", "--source", str(source), "--out", str(out), *common, *extra],
                                   args.workdir / f"run{i}.log")
+        # the whole report (each stage's tables and summary) beside the log, to read a stage's parts later
+        (args.workdir / f"run{i}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
         stages = {s["stage"]: s for s in report["stages"]}
         rows = stages["ingest"]["summary"].get("tables", {}).get("setl_d", {})
         runs[name] = {"seconds": report["seconds"], "wall": round(wall, 1), "peak_gib": round(peak, 2),

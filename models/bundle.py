@@ -29,7 +29,8 @@ import pandas as pd
 from models.explain import Reason, top_reasons
 from models.scorers import FraudScorer
 
-__all__ = ["ScorerBundle", "RegionScale", "BUNDLE_FILE", "MODEL_NAME", "load_registered"]
+__all__ = ["ScorerBundle", "RegionScale", "BUNDLE_FILE", "MODEL_NAME", "ModelNotRegistered", "load_registered",
+           "shown_uri"]
 
 BUNDLE_FILE = "scorer_bundle.joblib"
 MODEL_NAME = "yibao-fraud"
@@ -176,11 +177,9 @@ def require_tracking_server(tracking_uri: str, *, timeout: float = 5.0) -> None:
     import urllib.parse
     import urllib.request
 
-    parts = urllib.parse.urlsplit(tracking_uri)
-    if parts.scheme not in ("http", "https"):
+    if urllib.parse.urlsplit(tracking_uri).scheme not in ("http", "https"):
         return
-    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
-    shown = urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    shown = shown_uri(tracking_uri)
     try:
         with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=timeout):
             return
@@ -192,13 +191,45 @@ def require_tracking_server(tracking_uri: str, *, timeout: float = 5.0) -> None:
                                   "检查 MLFLOW_TRACKING_URI / --tracking-uri 与服务器是否运行") from None
 
 
+class ModelNotRegistered(LookupError):
+    """The registry has no such model, version or alias (a new registry: nothing trained and promoted yet)."""
+
+
+def shown_uri(uri: str) -> str:
+    """``uri`` without the user and password of its network location, for messages.
+
+    >>> shown_uri("http://user:secret@mlflow.example:5000/x"), shown_uri("sqlite:///mlruns/mlflow.db")
+    ('http://mlflow.example:5000/x', 'sqlite:///mlruns/mlflow.db')
+    """
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.netloc:
+        return uri
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+
+
 def load_registered(tracking_uri: str, ref: str = "champion", *, name: str = MODEL_NAME) -> ScorerBundle:
-    """Load a registered bundle: ``ref`` is an alias (``champion``) or a version number."""
+    """Load a registered bundle: ``ref`` is an alias (``champion``) or a version number. Raises
+    :class:`ModelNotRegistered`, saying how to register one, when the registry has no such model, version or
+    alias (MLflow's own error names neither the registry nor what to do)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     require_tracking_server(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    mv = client.get_model_version(name, ref) if str(ref).isdigit() else client.get_model_version_by_alias(name, ref)
+    try:
+        mv = client.get_model_version(name, ref) if str(ref).isdigit() else client.get_model_version_by_alias(name, ref)
+    except MlflowException as e:
+        if e.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        what = f"版本 (version) {ref}" if str(ref).isdigit() else f"别名 (alias) {ref}"
+        raise ModelNotRegistered(
+            f"模型登记处 {shown_uri(tracking_uri)} 没有模型 {name} 的{what} (no such registered model): "
+            f"先训练并晋级一个模型 (train and promote one first): yibao train --warehouse W, "
+            f"然后 yibao promote --yes; 或用 --bundle 指定评分包文件 (or pass a scorer bundle file with --bundle). "
+            f"MLflow: {str(e).splitlines()[0][:200]}") from None
     mlflow.set_tracking_uri(tracking_uri)
     local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"bundle/{BUNDLE_FILE}")
     return ScorerBundle.load(Path(local))

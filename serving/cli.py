@@ -43,13 +43,16 @@ def _options(verbose: bool = typer.Option(False, "--verbose", help="Show the lib
 
 def quiet_libraries(quiet: bool = True) -> None:
     """Keep library noise out of the user's terminal: MLflow's INFO/WARNING lines (uv export, CloudPickle,
-    pip version) and its schema hints, which say nothing the user can act on. Errors still show."""
+    pip version), its schema hints and its download bars, which say nothing the user can act on. Errors still
+    show."""
     import logging
     import warnings
 
     level = logging.ERROR if quiet else logging.INFO
     # MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is imported (later, by the command)
     os.environ["MLFLOW_LOGGING_LEVEL"] = logging.getLevelName(level)
+    # and its "Downloading artifacts: 100%" bar, drawn over the command's own progress when the model is loaded
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false" if quiet else "true"
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(level)
     if quiet:

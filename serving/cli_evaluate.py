@@ -91,7 +91,7 @@ def calibrate_command(
     try:
         b = ScorerBundle.load(bundle) if bundle else load_registered(tracking_uri or s.tracking_uri, model)
         cal = calibrate_region(s.warehouse, b, sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
-    except (FileNotFoundError, ValueError, ConnectionError) as e:
+    except (FileNotFoundError, LookupError, ValueError, ConnectionError) as e:
         _fail(str(e))
     if as_json:
         return _emit(cal.to_dict() | {"warehouse": str(s.warehouse)}, True)

@@ -66,7 +66,7 @@ def run_command(
             report = run_pipeline(s, source=source, stages=names, engine=engine, bundle_path=bundle, model_ref=model,
                                   tracking_uri=tracking_uri, force=force, spark=spark, since=since,
                                   progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
-        except (PipelineError, FileNotFoundError, ValueError, ConnectionError) as e:
+        except (PipelineError, FileNotFoundError, LookupError, ValueError, ConnectionError) as e:
             _fail(str(e))
         finally:
             if spark is not None:
@@ -75,21 +75,7 @@ def run_command(
         st.summary.pop("clue_list", None)
     if as_json:
         return _emit(report.to_dict(), True)
-    t = Table(title=f"流水线 pipeline → {report.warehouse} ({report.seconds} s)")
-    for c in ("阶段 stage", "状态", "引擎 engine", "用时 s", "表 table", "行数 rows", "指纹 fingerprint"):
-        t.add_column(c, justify="right" if c.startswith(("用时", "行数")) else "left")
-    for st in report.stages:
-        status = {"ran": "已运行", "skipped": "已是最新"}.get(st.status, st.status)
-        rows = list(st.tables.items())
-        if "clue_fingerprint" in st.summary:  # the clue list (in the clue store): its count and fingerprint
-            rows.append(("clue_list", {"rows": st.summary.get("clues", 0),
-                                           "fingerprint": st.summary["clue_fingerprint"]}))
-        rows = rows or [("", {})]
-        for i, (name, info) in enumerate(rows):
-            t.add_row(st.stage if i == 0 else "", status if i == 0 else "", st.engine if i == 0 else "",
-                      f"{st.seconds}" if i == 0 else "",
-                      name, f"{info['rows']:,}" if "rows" in info else "", info.get("fingerprint", ""))
-    console.print(t)
+    console.print(_stage_table(report, narrow=console.width < 100))
     for st in report.stages:
         if st.summary.get("spark_declined"):
             console.print(f"{st.stage} 在 DuckDB 上运行 (ran on DuckDB): {st.summary['spark_declined']}")
@@ -100,3 +86,35 @@ def run_command(
     for (since, note), names in moments.items():
         console.print(f"增量 incremental ({', '.join(names)}): 自 from {since or '全量 all'}"
                       + (f" — {note}" if note else ""))
+
+
+def _stage_table(report, *, narrow: bool) -> Table:
+    """The run's tables per stage. On a terminal narrower than 100 columns (80 is common) the status and
+    engine go under the stage's name (its second row) and the fingerprint is cut to its first 8 characters (``--json`` has
+    it whole), so that every table's name is shown in full: ``feat_setl`` and ``feat_setl_peer_stats``
+    must not both read ``feat_se…``."""
+    t = Table(title=f"流水线 pipeline → {report.warehouse} ({report.seconds} s)")
+    heads = (("阶段 stage", "用时 s", "表 table", "行数 rows", "指纹") if narrow else
+             ("阶段 stage", "状态", "引擎 engine", "用时 s", "表 table", "行数 rows", "指纹 fingerprint"))
+    for c in heads:
+        t.add_column(c, justify="right" if c.startswith(("用时", "行数")) else "left",
+                     no_wrap=c.startswith("表"))
+    for st in report.stages:
+        status = {"ran": "已运行", "skipped": "已是最新"}.get(st.status, st.status)
+        rows = list(st.tables.items())
+        if "clue_fingerprint" in st.summary:  # the clue list (in the clue store): its count and fingerprint
+            rows.append(("clue_list", {"rows": st.summary.get("clues", 0),
+                                           "fingerprint": st.summary["clue_fingerprint"]}))
+        rows = rows or [("", {})]
+        for i, (name, info) in enumerate(rows):
+            count = f"{info['rows']:,}" if "rows" in info else ""
+            seconds = f"{st.seconds}" if i == 0 else ""
+            if narrow:
+                state = f"{status} {st.engine}".rstrip()  # on the stage's second row (under its name)
+                stage = (st.stage if len(rows) > 1 else f"{st.stage}\n{state}") if i == 0 else state if i == 1 else ""
+                t.add_row(stage, seconds, name, count, info.get("fingerprint", "")[:8])
+            else:
+                t.add_row(st.stage if i == 0 else "", status if i == 0 else "", st.engine if i == 0 else "",
+                          seconds, name, count, info.get("fingerprint", ""))
+    return t
+

@@ -94,13 +94,8 @@ def screen_command(
                                            max_clues=max_clues, min_p=min_p,
                                            progress=lambda st, d, n: bar.update(task, completed=d, total=n,
                                                                                 description=st))
-        except (LookupError, FileNotFoundError, ValueError, ConnectionError) as e:
+        except (LookupError, FileNotFoundError, ValueError, ConnectionError) as e:  # LookupError: no such model
             _fail(f"{e}")
-        except Exception as e:  # MLflow: no registered model or alias yet
-            if type(e).__name__ == "MlflowException":
-                _fail(f"没有可用的模型 (no model '{model}' registered): 先运行 yibao train 和 yibao promote --yes "
-                      f"({str(e).splitlines()[0][:200]})")
-            raise
     if as_json:
         return _emit(summary, True)
     print_clues(clues)

@@ -138,6 +138,48 @@ def test_the_ingest_table_reads_at_80_columns(tmp_path):
     assert "各表均为 0" in r.output  # the all-zero columns are named, not shown
 
 
+def test_the_run_table_reads_at_80_columns():
+    """`yibao run`'s table at 80 columns: every table's name whole (``feat_setl`` and ``feat_setl_peer_stats``
+    told apart), the status and engine under the stage, the fingerprint cut to 8 characters; wide terminals
+    get the whole fingerprint and a column each."""
+    import io
+
+    from rich.console import Console
+
+    from serving.cli_run import _stage_table
+    from serving.pipeline import PipelineReport, StageReport
+
+    tables = {name: {"rows": 1_234_567, "fingerprint": "0123456789abcdef"}
+              for name in ("feat_setl", "feat_setl_peer_stats", "rule_hits_exempted")}
+    report = PipelineReport("/data/work/warehouse.duckdb", "spark", [
+        StageReport("features", "ran", 31.3, tables, engine="spark"),
+        StageReport("screen", "skipped", 0.0, {"setl_scores": tables["feat_setl"]})], 42.0)
+    for width, narrow in ((80, True), (160, False)):
+        out = Console(width=width, record=True, file=io.StringIO())
+        out.print(_stage_table(report, narrow=narrow))
+        text = out.export_text()
+        assert all(len(line) <= width for line in text.splitlines())
+        assert all(name in text for name in tables)
+        assert ("0123456789abcdef" in text) == (not narrow) and "01234567" in text
+        assert "已运行 spark" in text if narrow else "已运行" in text and "spark" in text
+        assert "已是最新" in text
+
+
+def test_a_run_without_a_registered_model_says_what_to_do(tiny_warehouse, tmp_path):
+    """A bureau's first `yibao run` reaches the screen stage before anyone trained a model: a clear error that
+    names the registry and the commands that register one (MLflow's own was a traceback), exit code 2."""
+    from features.warehouse import copy_warehouse
+
+    work = tmp_path / "work"
+    work.mkdir()
+    copy_warehouse(tiny_warehouse, work / "warehouse.duckdb")
+    registry = f"sqlite:///{tmp_path / 'empty-registry.db'}"
+    r = runner.invoke(app, ["run", "--out", str(work), "--stages", "screen", "--tracking-uri", registry, "--dev"])
+    assert r.exit_code == 2, r.output
+    assert "没有模型 yibao-fraud" in r.output and "yibao train" in r.output and "--bundle" in r.output
+    assert "empty-registry.db" in r.output and "Traceback" not in r.output
+
+
 def test_the_command_line_runs_as_a_module_too():
     # `python -m serving.cli` once failed on a circular import (the sub-command modules import serving.cli)
     import subprocess
