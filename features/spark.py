@@ -37,13 +37,14 @@ from features.spark_sql import to_spark, to_spark_steps
 __all__ = ["SparkEngine", "ParquetExports", "spark_session", "to_spark", "stepwise", "lake_folder", "current_lake"]
 
 # Contract tables the feature SQL reads.
+DRIVER_LOG_CONFIG = Path(__file__).with_name("spark_log4j2.properties")  # errors only: no start-up notes
 SOURCE_TABLES = ("setl_d", "mdtrt_d", "fee_list_d", "psn_info", "fixmedins", "practitioner", "hilist", "stock_moves")
 
 
 def spark_session(master: str = "local[2]", *, app_name: str = "yibao-features", shuffle_partitions: int = 8,
                   conf: dict[str, str] | None = None):
-    """A SparkSession configured for the transpiled SQL (UTC session, NTZ timestamps, no UI); ``conf`` adds
-    or overrides settings."""
+    """A SparkSession configured for the transpiled SQL (UTC session, NTZ timestamps, no UI, the driver logging
+    errors only: :data:`DRIVER_LOG_CONFIG`); ``conf`` adds or overrides settings."""
     from pyspark.sql import SparkSession
 
     builder = (SparkSession.builder.master(master).appName(app_name)
@@ -54,7 +55,12 @@ def spark_session(master: str = "local[2]", *, app_name: str = "yibao-features",
                .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
                .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
                .config("spark.driver.memory", "2g"))
-    for k, v in (conf or {}).items():
+    conf = dict(conf or {})
+    # the driver's log: errors only (features/spark_log4j2.properties), unless the options name a file of their own
+    options = conf.get("spark.driver.extraJavaOptions", "")
+    if "log4j2.configurationFile" not in options:
+        conf["spark.driver.extraJavaOptions"] = f"{options} -Dlog4j2.configurationFile={DRIVER_LOG_CONFIG.as_uri()}".strip()
+    for k, v in conf.items():
         builder = builder.config(k, v)
     # The Python of the executors' workers (mapInPandas) is read from PYSPARK_PYTHON when the context
     # starts (default: whatever `python3` is on PATH): make it this one, with LightGBM and joblib. On a

@@ -139,6 +139,8 @@ def test_a_standalone_spark_cluster_runs_the_pipeline_alike(on_duckdb, tiny_regi
                               capture_output=True, text=True, timeout=900, cwd=tmp_path)
         log = "\n".join((cluster.root / f"{n}.log").read_text(errors="replace")[-2000:] for n in ("master", "worker0"))
         assert done.returncode == 0, done.stderr[-4000:] + log
+        # the driver's start-up notes stay out of the user's terminal (features/spark_log4j2.properties)
+        assert "Setting default log level" not in done.stderr and "NativeCodeLoader" not in done.stderr, done.stderr
         assert "Launching executor" in log or "Asked to launch executor" in log  # the work ran on the worker
     assert cluster.alive() == []  # master, worker and executors are gone
 
