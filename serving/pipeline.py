@@ -292,6 +292,7 @@ def _rules(settings: Settings, *, rules_config, progress, exports, since=None, *
         t["rules"].append(r.rule_id)
     return {"run_id": report.run_id, "pack_version": report.pack_version, "hits": report.hits,
             "amount_at_risk": float(report.amount_at_risk), "exempted": report.exempted, "typologies": typologies,
+            "shared_seconds": report.shared_seconds,
             "silent_rules": [r.message_zh for r in report.silent_rules if r.level == "warning"]}
 
 
