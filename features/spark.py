@@ -36,8 +36,8 @@ from features.spark_sql import to_spark, to_spark_steps
 
 __all__ = ["SparkEngine", "ParquetExports", "spark_session", "to_spark", "stepwise", "lake_folder", "current_lake"]
 
-# Contract tables the feature SQL reads.
 DRIVER_LOG_CONFIG = Path(__file__).with_name("spark_log4j2.properties")  # errors only: no start-up notes
+# Contract tables the feature SQL reads.
 SOURCE_TABLES = ("setl_d", "mdtrt_d", "fee_list_d", "psn_info", "fixmedins", "practitioner", "hilist", "stock_moves")
 
 

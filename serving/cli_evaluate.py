@@ -82,7 +82,7 @@ def calibrate_command(
     as_json: bool = JSON_OPT,
 ) -> None:
     """本地校准: fit the model's probabilities to this region's verified outcomes (at least 20)."""
-    from models.bundle import ScorerBundle, load_registered
+    from models.bundle import ModelNotRegistered, ScorerBundle, load_registered
     from training.calibrate import calibrate_region
 
     s = _settings(warehouse)
@@ -91,7 +91,7 @@ def calibrate_command(
     try:
         b = ScorerBundle.load(bundle) if bundle else load_registered(tracking_uri or s.tracking_uri, model)
         cal = calibrate_region(s.warehouse, b, sources=tuple(x.strip() for x in sources.split(",") if x.strip()))
-    except (FileNotFoundError, LookupError, ValueError, ConnectionError) as e:
+    except (FileNotFoundError, ModelNotRegistered, ValueError, ConnectionError) as e:
         _fail(str(e))
     if as_json:
         return _emit(cal.to_dict() | {"warehouse": str(s.warehouse)}, True)

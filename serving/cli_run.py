@@ -38,6 +38,7 @@ def run_command(
     as_json: bool = JSON_OPT,
 ) -> None:
     """流水线: ingest → rules → graph → features → screen, each stage once, skipping what is up to date."""
+    from models.bundle import ModelNotRegistered
     from serving.pipeline import PipelineError, run_pipeline
 
     s = _settings(out / "warehouse.duckdb")
@@ -66,7 +67,7 @@ def run_command(
             report = run_pipeline(s, source=source, stages=names, engine=engine, bundle_path=bundle, model_ref=model,
                                   tracking_uri=tracking_uri, force=force, spark=spark, since=since,
                                   progress=lambda st, d, n: bar.update(task, completed=d, total=n, description=st))
-        except (PipelineError, FileNotFoundError, LookupError, ValueError, ConnectionError) as e:
+        except (PipelineError, FileNotFoundError, ModelNotRegistered, ValueError, ConnectionError) as e:
             _fail(str(e))
         finally:
             if spark is not None:
