@@ -242,7 +242,7 @@ def _print_run(report) -> None:
     for r in report.rules:
         t.add_row(r.rule_id, f"{r.typology_id} {FRAUD_TYPES[r.typology_id][0]}", f"{r.hits:,}",
                   f"{r.amount_at_risk:,.2f}", f"{r.seconds:.2f}")
-    t.add_row("共享视图 shared views", "结算、就诊、费用明细 (每条规则都读)", "", "", f"{report.shared_seconds:.2f}")
+    t.add_row("共享视图 shared views", "各规则共读 read by all", "", "", f"{report.shared_seconds:.2f}")
     t.add_row("合计 total", "", f"{report.hits:,}", f"{report.amount_at_risk:,.2f}", f"{report.seconds:.1f}")
     console.print(t)
     console.print(f"两库版本 pack {report.pack_version}; 配置 config {report.config_path} ({report.config_version})")
