@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, slow tests included: 13 min 51 s on the 2-core machine of 2026-12-08 in a fresh clone
-# (892 tests, two workers; 12 min 14 s for 888 tests the evening before on a quieter machine; 14 min 2 s for 886
+# The whole test suite, slow tests included: 10 min 26 s on the 2-core machine of 2026-12-08 03:07 in a fresh
+# clone (898 tests, two workers); 13 min 51 s on the machine of 2026-12-08 00:30 (892 tests; 12 min 14 s for 888 tests the evening before on a quieter machine; 14 min 2 s for 886
 # tests on 2026-12-07 evening; 14 min 47 s that afternoon, before setup compiled the bytecode; a run in which
 # a test waited four minutes on a stopped MLflow server, since fixed, took 19 min); the slowest: the Spark cluster test (rules,
 # graph, features and screen on both engines) 210 s, the small demo fixture 113 s, the pre-check-only service
